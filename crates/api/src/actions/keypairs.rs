@@ -1,0 +1,172 @@
+//! CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPair.
+
+use base64::Engine;
+use control::filter::Filter;
+use control::keypairs::KeyType;
+use control::tags::{tags_from_specifications, TagSpecification};
+use control::ResourceKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{input, write_tag_set, Response};
+use crate::{ApiContext, ApiError};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateKeyPair {
+    key_name: String,
+    key_type: Option<String>,
+    key_format: Option<String>,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn key_pair_tags(specifications: &[TagSpecification]) -> Result<control::Tags, ApiError> {
+    Ok(tags_from_specifications(
+        specifications,
+        &[ResourceKind::KeyPair],
+        ResourceKind::KeyPair,
+    )?)
+}
+
+pub async fn create_key_pair(
+    context: &ApiContext,
+    request: Value,
+    response: Response<'_>,
+) -> Result<String, ApiError> {
+    let request: CreateKeyPair = input(request)?;
+    if request
+        .key_format
+        .as_deref()
+        .is_some_and(|format| format != "pem")
+    {
+        return Err(ApiError::invalid_value(
+            "KeyFormat ppk is not supported by nimbus; use pem.",
+        ));
+    }
+    let key_type = KeyType::parse(request.key_type.as_deref().unwrap_or("rsa"))?;
+    let tags = key_pair_tags(&request.tag_specifications)?;
+    let control = context.control.clone();
+    // RSA key generation takes a while: keep it off the request threads.
+    let (key_pair, private_key) = tokio::task::spawn_blocking(move || {
+        control.create_key_pair(&request.key_name, key_type, tags, request.dry_run)
+    })
+    .await
+    .map_err(|e| ApiError::from(control::Error::Internal(e.to_string())))??;
+    response.render(|xml| {
+        xml.leaf("keyName", &key_pair.key_name);
+        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
+        xml.leaf("keyMaterial", &private_key);
+        xml.leaf("keyPairId", &key_pair.key_pair_id);
+        write_tag_set(xml, &key_pair.tags);
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ImportKeyPair {
+    key_name: String,
+    public_key_material: String,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn import_key_pair(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ImportKeyPair = input(request)?;
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(request.public_key_material.as_bytes())
+        .map_err(|_| ApiError::invalid_value("PublicKeyMaterial must be base64-encoded."))?;
+    let tags = key_pair_tags(&request.tag_specifications)?;
+    let key_pair =
+        context
+            .control
+            .import_key_pair(&request.key_name, &material, tags, request.dry_run)?;
+    response.render(|xml| {
+        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
+        xml.leaf("keyName", &key_pair.key_name);
+        xml.leaf("keyPairId", &key_pair.key_pair_id);
+        write_tag_set(xml, &key_pair.tags);
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeKeyPairs {
+    #[serde(default)]
+    key_names: Vec<String>,
+    #[serde(default)]
+    key_pair_ids: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    #[serde(default)]
+    include_public_key: bool,
+}
+
+pub fn describe_key_pairs(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeKeyPairs = input(request)?;
+    let key_pairs = context.control.describe_key_pairs(
+        &request.key_names,
+        &request.key_pair_ids,
+        &request.filters,
+    )?;
+    response.render(|xml| {
+        xml.start("keySet");
+        for key_pair in &key_pairs {
+            xml.start("item");
+            xml.leaf("keyPairId", &key_pair.key_pair_id);
+            xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
+            xml.leaf("keyName", &key_pair.key_name);
+            xml.leaf("keyType", key_pair.key_type.as_str());
+            write_tag_set(xml, &key_pair.tags);
+            if request.include_public_key {
+                xml.leaf("publicKey", &key_pair.public_key);
+            }
+            xml.leaf(
+                "createTime",
+                &nimbus_core::iso8601_millis(key_pair.create_time),
+            );
+            xml.end();
+        }
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteKeyPair {
+    key_name: Option<String>,
+    key_pair_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn delete_key_pair(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteKeyPair = input(request)?;
+    let deleted = context.control.delete_key_pair(
+        request.key_name.as_deref(),
+        request.key_pair_id.as_deref(),
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("return", "true");
+        if let Some(id) = &deleted {
+            xml.leaf("keyPairId", id);
+        }
+    })
+}

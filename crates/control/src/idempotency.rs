@@ -1,0 +1,84 @@
+//! ClientToken idempotency: the same token with the same parameters returns the first call's
+//! answer; the same token with other parameters is `IdempotentParameterMismatch`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::filter::Filterable;
+use crate::{Error, Resource, ResourceKind, Result, State, Tags, Txn};
+
+/// What the first call with a token produced, keyed by `action:token`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientTokenRecord {
+    pub key: String,
+    pub parameters_digest: String,
+    pub result: serde_json::Value,
+}
+
+impl Filterable for ClientTokenRecord {
+    fn filter_values(&self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
+}
+
+impl Resource for ClientTokenRecord {
+    const KIND: ResourceKind = ResourceKind::ClientToken;
+    fn id(&self) -> &str {
+        &self.key
+    }
+    fn tags_mut(&mut self) -> Option<&mut Tags> {
+        None
+    }
+    fn table(state: &State) -> &BTreeMap<String, Self> {
+        &state.client_tokens
+    }
+    fn table_mut(state: &mut State) -> &mut BTreeMap<String, Self> {
+        &mut state.client_tokens
+    }
+}
+
+/// A client token checked for AWS's limits, bound to the action and the request's parameters.
+#[derive(Clone, Debug)]
+pub struct ClientToken {
+    key: String,
+    token: String,
+    parameters_digest: String,
+}
+
+impl ClientToken {
+    /// `parameters` is the decoded request without the token itself.
+    pub fn new(action: &str, token: &str, parameters: &serde_json::Value) -> Result<ClientToken> {
+        if token.is_empty() || token.len() > 64 || !token.is_ascii() {
+            return Err(Error::InvalidParameterValue(
+                "The client token must be 1 to 64 ASCII characters.".into(),
+            ));
+        }
+        Ok(ClientToken {
+            key: format!("{action}:{token}"),
+            token: token.to_owned(),
+            parameters_digest: hex::encode(Sha256::digest(parameters.to_string())),
+        })
+    }
+
+    /// The first call's result when this is a replay.
+    pub fn replay(&self, state: &State) -> Result<Option<serde_json::Value>> {
+        match state.get::<ClientTokenRecord>(&self.key) {
+            Some(record) if record.parameters_digest == self.parameters_digest => {
+                Ok(Some(record.result.clone()))
+            }
+            Some(_) => Err(Error::IdempotentParameterMismatch(self.token.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers `result` in the same transaction that created the resources.
+    pub fn remember(&self, txn: &mut Txn, result: serde_json::Value) -> Result<()> {
+        txn.put(ClientTokenRecord {
+            key: self.key.clone(),
+            parameters_digest: self.parameters_digest.clone(),
+            result,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! Shared vocabulary of nimbus: resource IDs, timestamps and the server configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// A new AWS-style resource ID: `prefix-` followed by 17 lowercase hex digits (`vol-0a1b…`).
+pub fn new_id(prefix: &str) -> String {
+    let mut rng = rand::thread_rng();
+    let digits: String = (0..17)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!("{prefix}-{digits}")
+}
+
+/// Whether `id` has the shape `prefix-<8 or 17 lowercase hex digits>`, as AWS IDs do.
+pub fn is_valid_id(id: &str, prefix: &str) -> bool {
+    match id
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+    {
+        Some(hex) => {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+        None => false,
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// ISO 8601 UTC with milliseconds, as EC2 writes timestamps: `2026-11-23T06:20:00.000Z`.
+pub fn iso8601_millis(unix_millis: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(unix_millis as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        at.month() as u8,
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// One access key the API accepts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// When set, requests must carry this value as `X-Amz-Security-Token` (temporary credentials).
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+/// Server configuration, read from a TOML file; every field has a default.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub zones: Vec<String>,
+    pub credentials: Vec<Credential>,
+    /// Optional TCP address for the NBD server, besides the unix socket in the data dir.
+    pub nbd_listen: Option<SocketAddr>,
+    /// Where snapshot chunks go: unset means `<data_dir>/objects`.
+    pub object_store: Option<ObjectStoreConfig>,
+}
+
+/// An S3-compatible bucket for snapshot data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
+            data_dir: default_data_dir(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            zones: ["a", "b", "c"]
+                .iter()
+                .map(|z| format!("us-east-1{z}"))
+                .collect(),
+            credentials: vec![Credential {
+                access_key_id: "test".into(),
+                secret_access_key: "test".into(),
+                session_token: None,
+            }],
+            nbd_listen: None,
+            object_store: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// `~/.local/share/nimbus`, or `./nimbus-data` when there is no home directory.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".local/share/nimbus"))
+        .unwrap_or_else(|| PathBuf::from("nimbus-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_aws_shape() {
+        let id = new_id("vol");
+        assert_eq!(id.len(), 4 + 17);
+        assert!(is_valid_id(&id, "vol"));
+        assert!(!is_valid_id(&id, "snap"));
+        assert!(!is_valid_id("vol-XYZ", "vol"));
+        assert!(is_valid_id("vol-0123abcd", "vol"));
+    }
+
+    #[test]
+    fn timestamps_have_millis() {
+        assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601_millis(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn config_parses_partial_file() {
+        let config: Config = toml::from_str("region = \"eu-west-1\"\n").expect("parse");
+        assert_eq!(config.region, "eu-west-1");
+        assert_eq!(config.credentials[0].access_key_id, "test");
+    }
+}
