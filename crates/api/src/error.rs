@@ -76,6 +76,34 @@ impl From<ControlError> for ApiError {
             ControlError::TagLimitExceeded(_) => (StatusCode::BAD_REQUEST, "TagLimitExceeded"),
             ControlError::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
             ControlError::InvalidKeyFormat(_) => (StatusCode::BAD_REQUEST, "InvalidKey.Format"),
+            ControlError::InvalidZone(_) => (StatusCode::BAD_REQUEST, "InvalidZone.NotFound"),
+            ControlError::IncorrectState(_) => (StatusCode::BAD_REQUEST, "IncorrectState"),
+            ControlError::IncorrectModificationState(_) => {
+                (StatusCode::BAD_REQUEST, "IncorrectModificationState")
+            }
+            ControlError::VolumeInUse(_) => (StatusCode::BAD_REQUEST, "VolumeInUse"),
+            ControlError::SnapshotInUse(_) => (StatusCode::BAD_REQUEST, "InvalidSnapshot.InUse"),
+            ControlError::DuplicateImageName(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate")
+            }
+            ControlError::InvalidAmiIdMalformed(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed")
+            }
+            ControlError::InstanceLimitExceeded(_) => {
+                (StatusCode::BAD_REQUEST, "InstanceLimitExceeded")
+            }
+            ControlError::IncorrectInstanceState(_) => {
+                (StatusCode::BAD_REQUEST, "IncorrectInstanceState")
+            }
+            ControlError::ZoneMismatch(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidVolume.ZoneMismatch")
+            }
+            ControlError::InvalidAttachmentNotFound(_) => {
+                (StatusCode::BAD_REQUEST, "InvalidAttachment.NotFound")
+            }
+            ControlError::OperationNotPermitted(_) => {
+                (StatusCode::BAD_REQUEST, "OperationNotPermitted")
+            }
             ControlError::Store(_) | ControlError::Internal(_) => {
                 tracing::error!(%error, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")

@@ -3,6 +3,7 @@
 //! credential scope.
 
 mod actions;
+mod ebs;
 mod error;
 
 use std::sync::Arc;
@@ -141,6 +142,7 @@ async fn dispatch(
             Ok((action, xml)) => (action, xml_response(StatusCode::OK, xml)),
             Err((action, error)) => (action, error_response(error, request_id)),
         },
+        "ebs" => ebs::handle(context, method, uri.path(), raw_query, headers, body).await,
         other => (
             "-".to_owned(),
             error_response(

@@ -17,8 +17,8 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-/// Percent-decodes one key or value (`+` is a space).
-pub(crate) fn decode_component(input: &[u8], plus_is_space: bool) -> Result<String, ProtoError> {
+/// Percent-decodes one key or value; `+` is a space, as in every form and query AWS clients send.
+fn decode_component(input: &[u8]) -> Result<String, ProtoError> {
     let mut bytes = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -32,7 +32,7 @@ pub(crate) fn decode_component(input: &[u8], plus_is_space: bool) -> Result<Stri
                 }
                 i += 3;
             }
-            b'+' if plus_is_space => {
+            b'+' => {
                 bytes.push(b' ');
                 i += 1;
             }
@@ -55,7 +55,7 @@ pub fn parse_form(input: &[u8]) -> Result<Vec<(String, String)>, ProtoError> {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            Ok((decode_component(key, true)?, decode_component(value, true)?))
+            Ok((decode_component(key)?, decode_component(value)?))
         })
         .collect()
 }
@@ -86,5 +86,22 @@ mod tests {
         assert_eq!(parse_form(b"a=%G1"), Err(ProtoError::BadEscape));
         assert_eq!(parse_form(b"a=%FF"), Err(ProtoError::InvalidUtf8));
         assert_eq!(parse_form(b"\xff=1"), Err(ProtoError::InvalidUtf8));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(input in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = parse_form(&input);
+        }
+
+        #[test]
+        fn decodes_what_an_encoder_wrote(pairs in proptest::collection::vec(("\\PC+", "\\PC*"), 0..6)) {
+            use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+            let encoded: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+                .collect();
+            proptest::prop_assert_eq!(parse_form(encoded.join("&").as_bytes()), Ok(pairs));
+        }
     }
 }

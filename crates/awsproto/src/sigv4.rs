@@ -6,14 +6,14 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::form::decode_component;
-
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const MAX_SKEW_SECONDS: i64 = 15 * 60;
 const MAX_PRESIGN_EXPIRES: u64 = 7 * 24 * 3600;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const EC2_AUTH_FAILURE: &str = "AWS was not able to validate the provided access credentials";
 
-/// The parts of an HTTP request that SigV4 covers. Header names must be lowercase.
+/// The parts of an HTTP request that SigV4 covers, as received (path and query still
+/// percent-encoded). Header names must be lowercase; a header may appear several times.
 pub struct HttpRequestParts<'a> {
     pub method: &'a str,
     pub raw_path: &'a str,
@@ -30,28 +30,39 @@ pub struct SigV4Auth {
     pub date: String,
     pub region: String,
     pub service: String,
+    /// Lowercase names, in the order the client listed them.
     pub signed_headers: Vec<String>,
     pub signature: String,
     /// `X-Amz-Date` as sent (`yyyymmddThhmmssZ`).
     pub amz_date: String,
     pub request_time: OffsetDateTime,
+    /// `X-Amz-Security-Token` (header or query), for temporary credentials.
     pub security_token: Option<String>,
     /// Seconds of validity of a presigned URL; `None` for the header form.
     pub presigned_expires: Option<u64>,
 }
 
+/// Why a request is not authenticated. [`AuthError::aws_code`] and [`AuthError::http_status`]
+/// give what EC2 answers.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
-    #[error("Request is missing Authentication Token")]
+    /// Neither an `Authorization` header nor a presigned query string.
+    #[error("{EC2_AUTH_FAILURE}")]
     Missing,
+    /// The `Authorization` header, credential scope or presigned parameters cannot be read.
     #[error("{0}")]
     Malformed(String),
-    #[error("AWS was not able to validate the provided access credentials")]
+    /// The access key is not known; the caller decides this after [`parse_sigv4`].
+    #[error("{EC2_AUTH_FAILURE}")]
     UnknownAccessKey,
+    /// The session token does not belong to the access key; the caller decides this.
+    /// EC2 answers `AuthFailure` (401) here, where IAM and STS would say `InvalidClientTokenId`:
+    /// SDKs treat both as "bad credentials", and we answer as the service we emulate.
     #[error("The security token included in the request is invalid.")]
     InvalidSecurityToken,
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")]
     SignatureMismatch,
+    /// More than 15 minutes of clock skew, or a presigned URL past its expiry.
     #[error("{0}")]
     Expired(String),
 }
@@ -59,10 +70,10 @@ pub enum AuthError {
 impl AuthError {
     pub fn aws_code(&self) -> &'static str {
         match self {
-            AuthError::Missing => "MissingAuthenticationToken",
+            AuthError::Missing | AuthError::UnknownAccessKey | AuthError::InvalidSecurityToken => {
+                "AuthFailure"
+            }
             AuthError::Malformed(_) => "IncompleteSignature",
-            // EC2 answers AuthFailure for an unknown key and for a bad session token alike.
-            AuthError::UnknownAccessKey | AuthError::InvalidSecurityToken => "AuthFailure",
             AuthError::SignatureMismatch => "SignatureDoesNotMatch",
             AuthError::Expired(_) => "RequestExpired",
         }
@@ -102,8 +113,16 @@ fn parse_amz_date(text: &str) -> Result<OffsetDateTime, AuthError> {
         })
 }
 
+/// The credential scope: access key, date, region, service.
+struct Scope {
+    access_key_id: String,
+    date: String,
+    region: String,
+    service: String,
+}
+
 /// `AKID/yyyymmdd/region/service/aws4_request`
-fn parse_credential(credential: &str) -> Result<(String, String, String, String), AuthError> {
+fn parse_credential(credential: &str) -> Result<Scope, AuthError> {
     let parts: Vec<&str> = credential.split('/').collect();
     match parts.as_slice() {
         [key, date, region, service, "aws4_request"]
@@ -113,12 +132,12 @@ fn parse_credential(credential: &str) -> Result<(String, String, String, String)
                 && !region.is_empty()
                 && !service.is_empty() =>
         {
-            Ok((
-                key.to_string(),
-                date.to_string(),
-                region.to_string(),
-                service.to_string(),
-            ))
+            Ok(Scope {
+                access_key_id: key.to_string(),
+                date: date.to_string(),
+                region: region.to_string(),
+                service: service.to_string(),
+            })
         }
         _ => Err(malformed(format!(
             "Credential should be scoped to a valid region and service: '{credential}'"
@@ -127,17 +146,8 @@ fn parse_credential(credential: &str) -> Result<(String, String, String, String)
 }
 
 fn query_pairs(raw_query: &str) -> Result<Vec<(String, String)>, AuthError> {
-    raw_query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((
-                decode_component(key.as_bytes(), false).map_err(|e| malformed(e.to_string()))?,
-                decode_component(value.as_bytes(), false).map_err(|e| malformed(e.to_string()))?,
-            ))
-        })
-        .collect()
+    crate::form::parse_form(raw_query.as_bytes())
+        .map_err(|e| malformed(format!("The query string is malformed: {e}")))
 }
 
 /// Reads who signed the request and for what, without checking the signature yet.
@@ -145,7 +155,10 @@ pub fn parse_sigv4(request: &HttpRequestParts) -> Result<SigV4Auth, AuthError> {
     if let Some(authorization) = header(request, "authorization") {
         return parse_header_form(request, authorization);
     }
-    let query = query_pairs(request.raw_query).unwrap_or_default();
+    if request.raw_query.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    let query = query_pairs(request.raw_query)?;
     let get = |name: &str| {
         query
             .iter()
@@ -159,21 +172,21 @@ pub fn parse_sigv4(request: &HttpRequestParts) -> Result<SigV4Auth, AuthError> {
     }
     let required =
         |name: &str| get(name).ok_or_else(|| malformed(format!("Missing query parameter {name}")));
-    let (access_key_id, date, region, service) = parse_credential(required("X-Amz-Credential")?)?;
+    let scope = parse_credential(required("X-Amz-Credential")?)?;
     let amz_date = required("X-Amz-Date")?.to_owned();
     let expires: u64 = required("X-Amz-Expires")?
         .parse()
         .map_err(|_| malformed("X-Amz-Expires must be a number of seconds"))?;
-    if expires == 0 || expires > MAX_PRESIGN_EXPIRES {
+    if expires > MAX_PRESIGN_EXPIRES {
         return Err(malformed(
-            "X-Amz-Expires must be between 1 and 604800 seconds",
+            "X-Amz-Expires must be less than a week (604800 seconds)",
         ));
     }
     Ok(SigV4Auth {
-        access_key_id,
-        date,
-        region,
-        service,
+        access_key_id: scope.access_key_id,
+        date: scope.date,
+        region: scope.region,
+        service: scope.service,
         signed_headers: split_signed_headers(required("X-Amz-SignedHeaders")?)?,
         signature: required("X-Amz-Signature")?.to_owned(),
         request_time: parse_amz_date(&amz_date)?,
@@ -184,11 +197,8 @@ pub fn parse_sigv4(request: &HttpRequestParts) -> Result<SigV4Auth, AuthError> {
 }
 
 fn split_signed_headers(text: &str) -> Result<Vec<String>, AuthError> {
-    let headers: Vec<String> = text
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    if headers.iter().any(|h| h.is_empty()) {
+    let headers: Vec<String> = text.split(';').map(str::to_ascii_lowercase).collect();
+    if headers.iter().any(|h| h.is_empty() || h.contains(' ')) {
         return Err(malformed(
             "SignedHeaders must be a ';'-separated list of header names",
         ));
@@ -213,29 +223,33 @@ fn parse_header_form(
             .trim()
             .split_once('=')
             .ok_or_else(|| malformed("Authorization header is malformed"))?;
-        match key {
-            "Credential" => credential = Some(value),
-            "SignedHeaders" => signed_headers = Some(value),
-            "Signature" => signature = Some(value),
+        let slot = match key {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
             _ => {
                 return Err(malformed(format!(
                     "Authorization header has an unknown component '{key}'"
                 )))
             }
+        };
+        if slot.replace(value).is_some() {
+            return Err(malformed(format!(
+                "Authorization header repeats the '{key}' component"
+            )));
         }
     }
     let missing =
         |name: &str| malformed(format!("Authorization header requires '{name}' parameter"));
-    let (access_key_id, date, region, service) =
-        parse_credential(credential.ok_or_else(|| missing("Credential"))?)?;
+    let scope = parse_credential(credential.ok_or_else(|| missing("Credential"))?)?;
     let amz_date = header(request, "x-amz-date")
         .ok_or_else(|| malformed("Authorization requires the X-Amz-Date header"))?
         .to_owned();
     Ok(SigV4Auth {
-        access_key_id,
-        date,
-        region,
-        service,
+        access_key_id: scope.access_key_id,
+        date: scope.date,
+        region: scope.region,
+        service: scope.service,
         signed_headers: split_signed_headers(
             signed_headers.ok_or_else(|| missing("SignedHeaders"))?,
         )?,
@@ -247,23 +261,24 @@ fn parse_header_form(
     })
 }
 
-/// RFC 3986 encoding as SigV4 wants it: unreserved characters stay, everything else is %XX.
-fn uri_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
+/// RFC 3986 encoding as SigV4 wants it: unreserved characters stay, every other byte is %XX.
+fn uri_encode_into(out: &mut String, text: &str, keep_slash: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in text.bytes() {
         let unreserved = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~');
         if unreserved || (keep_slash && byte == b'/') {
-            out.push(byte as char);
+            out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
-    out
 }
 
-/// The path with dot segments and empty segments removed, encoded once more (as botocore does
-/// for every service but S3).
-fn canonical_uri(raw_path: &str) -> String {
+/// The path with dot segments and empty segments removed (RFC 3986 5.2.4, plus the `//`
+/// merging AWS does), then encoded once more, as every AWS SDK does for every service but S3.
+fn canonical_uri_into(out: &mut String, raw_path: &str) {
     let mut segments: Vec<&str> = Vec::new();
     for segment in raw_path.split('/') {
         match segment {
@@ -274,33 +289,78 @@ fn canonical_uri(raw_path: &str) -> String {
             other => segments.push(other),
         }
     }
-    let mut path = format!("/{}", segments.join("/"));
-    if raw_path.ends_with('/') && path != "/" {
-        path.push('/');
+    out.push('/');
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        uri_encode_into(out, segment, false);
     }
-    uri_encode(&path, true)
+    let trailing_slash = ["/", "/.", "/.."].iter().any(|end| raw_path.ends_with(end));
+    if trailing_slash && !segments.is_empty() {
+        out.push('/');
+    }
 }
 
-fn canonical_query(raw_query: &str, presigned: bool) -> Result<String, AuthError> {
+fn canonical_query_into(
+    out: &mut String,
+    raw_query: &str,
+    presigned: bool,
+) -> Result<(), AuthError> {
     let mut pairs: Vec<(String, String)> = query_pairs(raw_query)?
         .into_iter()
         .filter(|(key, _)| !(presigned && key == "X-Amz-Signature"))
-        .map(|(key, value)| (uri_encode(&key, false), uri_encode(&value, false)))
+        .map(|(key, value)| {
+            let (mut encoded_key, mut encoded_value) = (String::new(), String::new());
+            uri_encode_into(&mut encoded_key, &key, false);
+            uri_encode_into(&mut encoded_value, &value, false);
+            (encoded_key, encoded_value)
+        })
         .collect();
-    pairs.sort();
-    Ok(pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&"))
+    pairs.sort_unstable();
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    Ok(())
 }
 
-fn canonical_header_value(values: &[&str]) -> String {
-    values
+/// Values trimmed, inner runs of whitespace made one space, repeated headers joined by ",".
+fn canonical_header_into(
+    out: &mut String,
+    request: &HttpRequestParts,
+    name: &str,
+) -> Result<(), AuthError> {
+    out.push_str(name);
+    out.push(':');
+    let mut found = false;
+    for (_, value) in request
+        .headers
         .iter()
-        .map(|value| value.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join(",")
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+    {
+        if found {
+            out.push(',');
+        }
+        found = true;
+        for (i, word) in value.split_ascii_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    if !found {
+        return Err(malformed(format!(
+            "The signed header '{name}' is not in the request"
+        )));
+    }
+    out.push('\n');
+    Ok(())
 }
 
 fn canonical_request(
@@ -308,41 +368,36 @@ fn canonical_request(
     auth: &SigV4Auth,
     payload_hash: &str,
 ) -> Result<String, AuthError> {
-    let mut canonical_headers = String::new();
+    let mut out = String::with_capacity(256 + request.raw_query.len() * 2);
+    out.push_str(request.method);
+    out.push('\n');
+    canonical_uri_into(&mut out, request.raw_path);
+    out.push('\n');
+    canonical_query_into(
+        &mut out,
+        request.raw_query,
+        auth.presigned_expires.is_some(),
+    )?;
+    out.push('\n');
     for name in &auth.signed_headers {
-        let values: Vec<&str> = request
-            .headers
-            .iter()
-            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-            .collect();
-        if values.is_empty() {
-            return Err(malformed(format!(
-                "The signed header '{name}' is not in the request"
-            )));
-        }
-        canonical_headers.push_str(&format!("{name}:{}\n", canonical_header_value(&values)));
+        canonical_header_into(&mut out, request, name)?;
     }
-    Ok(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        request.method,
-        canonical_uri(request.raw_path),
-        canonical_query(request.raw_query, auth.presigned_expires.is_some())?,
-        canonical_headers,
-        auth.signed_headers.join(";"),
-        payload_hash
-    ))
+    out.push('\n');
+    out.push_str(&auth.signed_headers.join(";"));
+    out.push('\n');
+    out.push_str(payload_hash);
+    Ok(out)
 }
 
-fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+fn hmac(key: &[u8], data: &str) -> [u8; 32] {
     // HMAC accepts keys of any length, so construction cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     mac.update(data.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac.finalize().into_bytes().into()
 }
 
 /// The SigV4 signing key for a secret and a credential scope.
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date);
     let k_region = hmac(&k_date, region);
     let k_service = hmac(&k_region, service);
@@ -370,49 +425,70 @@ fn signature_for(
     )))
 }
 
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the signature, the credential date and the request's age against `now`.
+fn check_time(auth: &SigV4Auth, now: OffsetDateTime) -> Result<(), AuthError> {
+    let age = (now - auth.request_time).whole_seconds();
+    if let Some(expires) = auth.presigned_expires {
+        if age > i64::try_from(expires).unwrap_or(i64::MAX) {
+            return Err(AuthError::Expired(format!(
+                "Request has expired: it was presigned at {} for {expires} seconds.",
+                auth.amz_date
+            )));
+        }
+    }
+    // A presigned URL may be used long after signing, but neither form may come from the future.
+    let too_old = auth.presigned_expires.is_none() && age > MAX_SKEW_SECONDS;
+    if too_old || age < -MAX_SKEW_SECONDS {
+        return Err(AuthError::Expired(format!(
+            "Request timestamp {} is more than 15 minutes from the server time.",
+            auth.amz_date
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the request's age against `now`, then the signature with the caller's secret.
+///
+/// The payload hash is `x-amz-content-sha256` when sent (it must then match the body, unless
+/// it is `UNSIGNED-PAYLOAD`), else the body's SHA-256: EC2 clients send no such header. A
+/// presigned URL may also have been signed with `UNSIGNED-PAYLOAD`.
 pub fn verify_sigv4(
     request: &HttpRequestParts,
     auth: &SigV4Auth,
     secret_access_key: &str,
     now: OffsetDateTime,
 ) -> Result<(), AuthError> {
+    check_time(auth, now)?;
     if !auth.amz_date.starts_with(&auth.date) {
-        return Err(malformed("The credential date does not match X-Amz-Date"));
+        return Err(malformed(format!(
+            "The credential date {} does not match X-Amz-Date {}",
+            auth.date, auth.amz_date
+        )));
     }
-    let age = (now - auth.request_time).whole_seconds();
-    match auth.presigned_expires {
-        Some(expires) if age > expires as i64 => {
-            return Err(AuthError::Expired(format!(
-                "Request has expired (signed at {}).",
-                auth.amz_date
-            )))
+    let body_hash = || hex::encode(Sha256::digest(request.body));
+    let candidates = match header(request, "x-amz-content-sha256") {
+        Some(UNSIGNED_PAYLOAD) => vec![UNSIGNED_PAYLOAD.to_owned()],
+        Some(streaming) if streaming.starts_with("STREAMING-") => {
+            return Err(malformed(
+                "Chunked (STREAMING-*) payload signing is not supported: sign the whole body.",
+            ))
         }
-        _ if age.abs() > MAX_SKEW_SECONDS && (auth.presigned_expires.is_none() || age < 0) => {
-            return Err(AuthError::Expired(format!(
-                "Request timestamp {} is more than 15 minutes from the server time.",
-                auth.amz_date
-            )))
+        Some(claimed) => {
+            let actual = body_hash();
+            if claimed != actual {
+                return Err(AuthError::SignatureMismatch);
+            }
+            vec![actual]
         }
-        _ => {}
-    }
-    let body_hash = hex::encode(Sha256::digest(request.body));
-    let claimed_hash = header(request, "x-amz-content-sha256");
-    let mut candidates = vec![claimed_hash.unwrap_or(&body_hash).to_owned()];
-    if auth.presigned_expires.is_some() && claimed_hash.is_none() {
-        candidates.push(UNSIGNED_PAYLOAD.to_owned());
-    }
-    // A signed body hash that is not the body's hash means a tampered body.
-    if let Some(claimed) = claimed_hash {
-        if claimed != UNSIGNED_PAYLOAD && !claimed.starts_with("STREAMING-") && claimed != body_hash
-        {
-            return Err(AuthError::SignatureMismatch);
+        None if auth.presigned_expires.is_some() => {
+            vec![body_hash(), UNSIGNED_PAYLOAD.to_owned()]
         }
-    }
+        None => vec![body_hash()],
+    };
     for payload_hash in candidates {
         let expected = signature_for(request, auth, secret_access_key, &payload_hash)?;
         if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
@@ -426,6 +502,8 @@ pub fn verify_sigv4(
 mod tests {
     use super::*;
 
+    const EXAMPLE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -433,17 +511,26 @@ mod tests {
             .collect()
     }
 
-    /// AWS's documented example (IAM ListUsers, "Create a signed AWS API request").
+    fn request<'a>(headers: &'a [(String, String)], query: &'a str) -> HttpRequestParts<'a> {
+        HttpRequestParts {
+            method: "GET",
+            raw_path: "/",
+            raw_query: query,
+            headers,
+            body: b"",
+        }
+    }
+
+    /// The values of AWS's worked example in the SigV4 documentation ("Examples of how to
+    /// derive a signing key", and the IAM `ListUsers` request of "Create a signed request").
     #[test]
     fn aws_documented_example() {
-        let key = signing_key(
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "20150830",
-            "us-east-1",
-            "iam",
+        assert_eq!(
+            hex::encode(signing_key(EXAMPLE_SECRET, "20120215", "us-east-1", "iam")),
+            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
         );
         assert_eq!(
-            hex::encode(&key),
+            hex::encode(signing_key(EXAMPLE_SECRET, "20150830", "us-east-1", "iam")),
             "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
         );
         let h = headers(&[
@@ -453,26 +540,18 @@ mod tests {
             ),
             ("host", "iam.amazonaws.com"),
             ("x-amz-date", "20150830T123600Z"),
+            ("authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"),
         ]);
-        let request = HttpRequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: "Action=ListUsers&Version=2010-05-08",
-            headers: &h,
-            body: b"",
-        };
-        let auth = SigV4Auth {
-            access_key_id: "AKIDEXAMPLE".into(),
-            date: "20150830".into(),
-            region: "us-east-1".into(),
-            service: "iam".into(),
-            signed_headers: vec!["content-type".into(), "host".into(), "x-amz-date".into()],
-            signature: "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7".into(),
-            amz_date: "20150830T123600Z".into(),
-            request_time: parse_amz_date("20150830T123600Z").expect("date"),
-            security_token: None,
-            presigned_expires: None,
-        };
+        let request = request(&h, "Action=ListUsers&Version=2010-05-08");
+        let auth = parse_sigv4(&request).expect("parse");
+        assert_eq!(
+            (
+                auth.access_key_id.as_str(),
+                auth.region.as_str(),
+                auth.service.as_str()
+            ),
+            ("AKIDEXAMPLE", "us-east-1", "iam")
+        );
         let canonical = canonical_request(&request, &auth, &hex::encode(Sha256::digest(b"")))
             .expect("canonical");
         assert_eq!(
@@ -480,36 +559,53 @@ mod tests {
             "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
         let at = auth.request_time;
+        assert_eq!(verify_sigv4(&request, &auth, EXAMPLE_SECRET, at), Ok(()));
         assert_eq!(
-            verify_sigv4(
-                &request,
-                &auth,
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                at
-            ),
-            Ok(())
+            verify_sigv4(&request, &auth, "wrong", at),
+            Err(AuthError::SignatureMismatch)
         );
         let mut wrong = auth.clone();
         wrong.signature.replace_range(0..1, "6");
         assert_eq!(
-            verify_sigv4(
-                &request,
-                &wrong,
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                at
-            ),
+            verify_sigv4(&request, &wrong, EXAMPLE_SECRET, at),
             Err(AuthError::SignatureMismatch)
         );
-        let late = at + time::Duration::minutes(16);
-        assert!(matches!(
-            verify_sigv4(
+        for skew in [16, -16] {
+            let error = verify_sigv4(
                 &request,
                 &auth,
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                late
-            ),
-            Err(AuthError::Expired(_))
-        ));
+                EXAMPLE_SECRET,
+                at + time::Duration::minutes(skew),
+            )
+            .expect_err("skewed");
+            assert_eq!(
+                (error.aws_code(), error.http_status()),
+                ("RequestExpired", 400)
+            );
+        }
+        for skew in [14, -14] {
+            let now = at + time::Duration::minutes(skew);
+            assert_eq!(verify_sigv4(&request, &auth, EXAMPLE_SECRET, now), Ok(()));
+        }
+    }
+
+    #[test]
+    fn error_codes_are_ec2s() {
+        let cases = [
+            (AuthError::Missing, "AuthFailure", 401),
+            (AuthError::UnknownAccessKey, "AuthFailure", 401),
+            (AuthError::InvalidSecurityToken, "AuthFailure", 401),
+            (malformed("x"), "IncompleteSignature", 400),
+            (AuthError::SignatureMismatch, "SignatureDoesNotMatch", 403),
+            (AuthError::Expired("x".into()), "RequestExpired", 400),
+        ];
+        for (error, code, status) in cases {
+            assert_eq!((error.aws_code(), error.http_status()), (code, status));
+        }
+        assert_eq!(
+            AuthError::Missing.to_string(),
+            "AWS was not able to validate the provided access credentials"
+        );
     }
 
     #[test]
@@ -519,38 +615,141 @@ mod tests {
             ("x-amz-date", "20261123T010203Z"),
             ("host", "localhost"),
         ]);
-        let request = HttpRequestParts {
-            method: "POST",
-            raw_path: "/",
-            raw_query: "",
-            headers: &h,
-            body: b"",
-        };
-        let auth = parse_sigv4(&request).expect("parse");
+        let auth = parse_sigv4(&request(&h, "")).expect("parse");
         assert_eq!(
             (auth.access_key_id.as_str(), auth.service.as_str()),
             ("test", "ec2")
         );
         for bad in [
+            "",
             "AWS4-HMAC-SHA256",
+            "AWS4-HMAC-SHA256 ",
+            "AWS4-HMAC-SHA256Credential=a/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1",
             "AWS4-HMAC-SHA256 Credential=",
             "Basic dGVzdDp0ZXN0",
             "AWS4-HMAC-SHA256 Credential=test/2/3/4/5/6, SignedHeaders=, Signature=zz",
             "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, SignedHeaders=x-amz-date, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, SignedHeaders=host;;x-amz-date, Signature=1",
             "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request,,, Signature",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, SignedHeaders=host",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, Signature=1",
+            "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/2026112/r/s/aws4_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/2026112x/r/s/aws4_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/20261123//s/aws4_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws5_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1, Extra=2",
+            "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, Credential=a/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1",
+            "AWS4-HMAC-SHA1 Credential=a/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1",
         ] {
             let h = headers(&[("authorization", bad), ("x-amz-date", "20261123T010203Z"), ("host", "h")]);
-            let request = HttpRequestParts { method: "POST", raw_path: "/", raw_query: "", headers: &h, body: b"" };
-            assert!(parse_sigv4(&request).is_err(), "{bad}");
+            let error = parse_sigv4(&request(&h, "")).expect_err(bad);
+            assert_eq!(error.aws_code(), "IncompleteSignature", "{bad}");
         }
-        let none = HttpRequestParts {
-            method: "POST",
-            raw_path: "/",
-            raw_query: "",
-            headers: &[],
-            body: b"",
+        let good = "AWS4-HMAC-SHA256 Credential=a/20261123/r/s/aws4_request, SignedHeaders=host, Signature=1";
+        for date in ["", "20261123", "20261123T250000Z", "2026-11-23T01:02:03Z"] {
+            let h = headers(&[("authorization", good), ("x-amz-date", date), ("host", "h")]);
+            assert!(parse_sigv4(&request(&h, "")).is_err(), "{date}");
+        }
+        let h = headers(&[("authorization", good), ("host", "h")]);
+        assert!(parse_sigv4(&request(&h, "")).is_err(), "no x-amz-date");
+        assert_eq!(parse_sigv4(&request(&[], "")), Err(AuthError::Missing));
+        assert_eq!(
+            parse_sigv4(&request(&[], "Action=DescribeRegions")),
+            Err(AuthError::Missing)
+        );
+    }
+
+    #[test]
+    fn parses_presigned_form_and_rejects_garbage() {
+        let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=test%2F20261123%2Fus-east-1%2Fec2%2Faws4_request&X-Amz-Date=20261123T010203Z&X-Amz-SignedHeaders=host&X-Amz-Signature=ab";
+        let auth = parse_sigv4(&request(
+            &[],
+            &format!("{base}&X-Amz-Expires=300&X-Amz-Security-Token=t%2Bk"),
+        ))
+        .expect("parse");
+        assert_eq!(auth.presigned_expires, Some(300));
+        assert_eq!(auth.security_token.as_deref(), Some("t+k"));
+        for bad in [
+            base.to_owned(),
+            format!("{base}&X-Amz-Expires=soon"),
+            format!("{base}&X-Amz-Expires=-1"),
+            format!("{base}&X-Amz-Expires=604801"),
+            format!("{base}&X-Amz-Expires=1&%zz"),
+            base.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256") + "&X-Amz-Expires=1",
+            base.replace("X-Amz-Date=20261123T010203Z", "X-Amz-Date=yesterday")
+                + "&X-Amz-Expires=1",
+            base.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=x-amz-date")
+                + "&X-Amz-Expires=1",
+            base.replace("&X-Amz-Signature=ab", "") + "&X-Amz-Expires=1",
+        ] {
+            assert!(parse_sigv4(&request(&[], &bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn presigned_urls_expire() {
+        let auth = SigV4Auth {
+            access_key_id: "a".into(),
+            date: "20261123".into(),
+            region: "r".into(),
+            service: "s".into(),
+            signed_headers: vec!["host".into()],
+            signature: String::new(),
+            amz_date: "20261123T000000Z".into(),
+            request_time: parse_amz_date("20261123T000000Z").expect("date"),
+            security_token: None,
+            presigned_expires: Some(3600),
         };
-        assert_eq!(parse_sigv4(&none), Err(AuthError::Missing));
+        let at = auth.request_time;
+        assert_eq!(check_time(&auth, at + time::Duration::minutes(59)), Ok(()));
+        for now in [
+            at + time::Duration::minutes(61),
+            at - time::Duration::minutes(16),
+        ] {
+            assert!(matches!(check_time(&auth, now), Err(AuthError::Expired(_))));
+        }
+    }
+
+    #[test]
+    fn body_hash_header_must_match_the_body() {
+        let h = headers(&[
+            ("host", "h"),
+            ("x-amz-date", "20261123T010203Z"),
+            ("x-amz-content-sha256", "00"),
+        ]);
+        let auth = SigV4Auth {
+            access_key_id: "a".into(),
+            date: "20261123".into(),
+            region: "r".into(),
+            service: "s".into(),
+            signed_headers: vec!["host".into(), "x-amz-date".into()],
+            signature: String::new(),
+            amz_date: "20261123T010203Z".into(),
+            request_time: parse_amz_date("20261123T010203Z").expect("date"),
+            security_token: None,
+            presigned_expires: None,
+        };
+        let at = auth.request_time;
+        assert_eq!(
+            verify_sigv4(&request(&h, ""), &auth, "k", at),
+            Err(AuthError::SignatureMismatch)
+        );
+        let h = headers(&[
+            ("host", "h"),
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+        ]);
+        assert!(matches!(
+            verify_sigv4(&request(&h, ""), &auth, "k", at),
+            Err(AuthError::Malformed(_))
+        ));
+    }
+
+    fn canonical_uri(raw_path: &str) -> String {
+        let mut out = String::new();
+        canonical_uri_into(&mut out, raw_path);
+        out
     }
 
     #[test]
@@ -558,6 +757,64 @@ mod tests {
         assert_eq!(canonical_uri("/"), "/");
         assert_eq!(canonical_uri(""), "/");
         assert_eq!(canonical_uri("/a/./b/../c//d"), "/a/c/d");
-        assert_eq!(canonical_uri("/a%20b"), "/a%2520b");
+        assert_eq!(canonical_uri("/a/b/.."), "/a/");
+        assert_eq!(canonical_uri("/a/b/."), "/a/b/");
+        assert_eq!(canonical_uri("/a/b/"), "/a/b/");
+        assert_eq!(canonical_uri("/../.."), "/");
+        assert_eq!(canonical_uri("/a%20b/~c d"), "/a%2520b/~c%20d");
+    }
+
+    #[test]
+    fn canonical_query_sorts_and_encodes() {
+        let mut out = String::new();
+        canonical_query_into(
+            &mut out,
+            "b=2&a=%7e+x&a=1&c&X-Amz-Signature=s&%C3%A9=*",
+            true,
+        )
+        .expect("query");
+        // Sorted by the encoded key: "%" sorts before letters.
+        assert_eq!(out, "%C3%A9=%2A&a=1&a=~%20x&b=2&c=");
+    }
+
+    /// Builds Authorization headers from pieces that look almost right.
+    fn authorization_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("AWS4-HMAC-SHA256 ".to_owned()),
+            Just("Credential=".to_owned()),
+            Just("a/20261123/r/s/aws4_request".to_owned()),
+            Just("SignedHeaders=".to_owned()),
+            Just("host;x-amz-date".to_owned()),
+            Just("Signature=".to_owned()),
+            Just(", ".to_owned()),
+            Just("/".to_owned()),
+            Just("=".to_owned()),
+            Just(";".to_owned()),
+            "\\PC{0,8}",
+            ".{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn malformed_requests_never_panic(
+            authorization in authorization_strategy(),
+            date in "[0-9TZ]{0,17}",
+            path in "\\PC{0,16}",
+            query in "\\PC{0,32}",
+            host in ".{0,8}",
+        ) {
+            let h = headers(&[("authorization", &authorization), ("x-amz-date", &date), ("host", &host)]);
+            let request = HttpRequestParts { method: "POST", raw_path: &path, raw_query: &query, headers: &h, body: b"x" };
+            if let Ok(auth) = parse_sigv4(&request) {
+                proptest::prop_assert!(verify_sigv4(&request, &auth, "k", auth.request_time).is_err());
+            }
+            let presigned = HttpRequestParts { headers: &h[1..], ..request };
+            if let Ok(auth) = parse_sigv4(&presigned) {
+                proptest::prop_assert!(verify_sigv4(&presigned, &auth, "k", auth.request_time).is_err());
+            }
+        }
     }
 }

@@ -1,58 +1,104 @@
 //! A small XML writer for EC2 responses, writing into one `String`.
-
-use std::fmt::Write;
+//!
+//! Element names come from code and are written as given; text is escaped, and characters
+//! that XML 1.0 forbids are dropped (a client's parser would reject the whole document).
 
 pub const EC2_XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Writes nested elements; `end` closes the most recently started one.
 #[derive(Default)]
 pub struct XmlWriter {
     out: String,
-    open: Vec<String>,
+    /// Names of the open elements, back to back, so that nesting allocates nothing per element.
+    open_names: String,
+    /// Where each open element's name starts in `open_names`.
+    open_starts: Vec<usize>,
 }
 
-/// Escapes text for element content; characters XML 1.0 forbids are dropped.
+/// What `c` becomes in element text: itself, an entity, or nothing.
+fn escaped(c: char) -> Option<&'static str> {
+    match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '"' => Some("&quot;"),
+        '\'' => Some("&apos;"),
+        // A literal CR would be read back as LF; the reference keeps it.
+        '\r' => Some("&#xD;"),
+        '\t' | '\n' => None,
+        c if u32::from(c) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => Some(""),
+        _ => None,
+    }
+}
+
 fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
+    let mut copied_up_to = 0;
+    for (at, c) in text.char_indices() {
+        if let Some(replacement) = escaped(c) {
+            out.push_str(&text[copied_up_to..at]);
+            out.push_str(replacement);
+            copied_up_to = at + c.len_utf8();
         }
     }
+    out.push_str(&text[copied_up_to..]);
 }
 
 impl XmlWriter {
     pub fn new() -> XmlWriter {
-        XmlWriter::default()
+        XmlWriter {
+            out: String::with_capacity(1024),
+            ..XmlWriter::default()
+        }
     }
 
+    fn open_tag(&mut self, name: &str) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+
+    fn close_tag(&mut self, name: &str) {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+
+    /// `<name>`, closed by the matching [`XmlWriter::end`].
     pub fn start(&mut self, name: &str) {
-        let _ = write!(self.out, "<{name}>");
-        self.open.push(name.to_owned());
+        self.open_tag(name);
+        self.open_starts.push(self.open_names.len());
+        self.open_names.push_str(name);
     }
 
+    /// Closes the most recently started element (nothing if none is open).
     pub fn end(&mut self) {
-        if let Some(name) = self.open.pop() {
-            let _ = write!(self.out, "</{name}>");
+        if let Some(start) = self.open_starts.pop() {
+            self.out.push_str("</");
+            self.out.push_str(&self.open_names[start..]);
+            self.out.push('>');
+            self.open_names.truncate(start);
         }
     }
 
     /// `<name>text</name>`
     pub fn leaf(&mut self, name: &str, text: &str) {
-        let _ = write!(self.out, "<{name}>");
+        self.open_tag(name);
         escape_into(&mut self.out, text);
-        let _ = write!(self.out, "</{name}>");
+        self.close_tag(name);
+    }
+
+    /// `<name>text</name>` when there is a text, nothing otherwise (EC2 omits absent fields).
+    pub fn leaf_opt(&mut self, name: &str, text: Option<&str>) {
+        if let Some(text) = text {
+            self.leaf(name, text);
+        }
     }
 
     /// Closes whatever is still open and returns the document.
     pub fn finish(mut self) -> String {
-        while !self.open.is_empty() {
+        while !self.open_starts.is_empty() {
             self.end();
         }
         self.out
@@ -62,22 +108,26 @@ impl XmlWriter {
 /// `<?xml?><{Action}Response xmlns=…><requestId>…</requestId>…</{Action}Response>`
 pub fn ec2_response(action: &str, request_id: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
     let mut xml = XmlWriter::new();
-    let _ = write!(
-        xml.out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{EC2_XMLNS}\">"
-    );
+    xml.out.push_str(XML_DECLARATION);
+    xml.out.push('<');
+    xml.out.push_str(action);
+    xml.out.push_str("Response xmlns=\"");
+    xml.out.push_str(EC2_XMLNS);
+    xml.out.push_str("\">");
     xml.leaf("requestId", request_id);
     body(&mut xml);
     let mut out = xml.finish();
-    let _ = write!(out, "</{action}Response>");
+    out.push_str("</");
+    out.push_str(action);
+    out.push_str("Response>");
     out
 }
 
-/// The EC2 error envelope.
+/// The EC2 error envelope:
+/// `<?xml?><Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>`
 pub fn ec2_error(code: &str, message: &str, request_id: &str) -> String {
     let mut xml = XmlWriter::new();
-    xml.out
-        .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.out.push_str(XML_DECLARATION);
     xml.start("Response");
     xml.start("Errors");
     xml.start("Error");
@@ -98,17 +148,45 @@ mod tests {
         let xml = ec2_response("DescribeRegions", "req-1", |w| {
             w.start("regionInfo");
             w.start("item");
-            w.leaf("regionName", "a<b>&\"c'\u{1}d");
+            w.leaf("regionName", "a<b>&\"c'\u{1}d\u{FFFF}\r\n\té");
+            w.leaf_opt("optInStatus", None);
+            w.leaf_opt("endpoint", Some("e"));
             w.end();
-            w.end();
+            w.start("item");
+            // Left open: finish closes it.
         });
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
-             <requestId>req-1</requestId><regionInfo><item><regionName>a&lt;b&gt;&amp;&quot;c&apos;d</regionName></item></regionInfo>\
-             </DescribeRegionsResponse>"
+             <requestId>req-1</requestId><regionInfo><item><regionName>a&lt;b&gt;&amp;&quot;c&apos;d&#xD;\n\té</regionName>\
+             <endpoint>e</endpoint></item><item></item></regionInfo></DescribeRegionsResponse>"
         );
         let error = ec2_error("AuthFailure", "no & no", "r");
-        assert!(error.ends_with("<Response><Errors><Error><Code>AuthFailure</Code><Message>no &amp; no</Message></Error></Errors><RequestID>r</RequestID></Response>"));
+        assert_eq!(
+            error,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>AuthFailure</Code>\
+             <Message>no &amp; no</Message></Error></Errors><RequestID>r</RequestID></Response>"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, the document is well formed and gives the text back.
+        #[test]
+        fn any_text_round_trips(text in "\\PC*|.*") {
+            let mut xml = XmlWriter::new();
+            xml.leaf("a", &text);
+            let written = xml.finish();
+            let inner = &written[3..written.len() - 4];
+            proptest::prop_assert!(!inner.contains('<') && !inner.contains('>'));
+            let unescaped = inner
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&#xD;", "\r")
+                .replace("&amp;", "&");
+            let allowed: String = text.chars().filter(|&c| escaped(c) != Some("")).collect();
+            proptest::prop_assert_eq!(unescaped, allowed);
+        }
     }
 }

@@ -1,1 +1,26 @@
-//! blockstore
+//! blockstore: the EBS data path of nimbus.
+//!
+//! Thin-provisioned, crash-safe volumes stored as sparse files; instant point-in-time
+//! snapshots persisted incrementally as content-addressed zstd chunks in an object store;
+//! volumes created lazily from snapshots; EBS direct API primitives; per-volume I/O
+//! limits; and an NBD server that QEMU and the libnbd tools connect to.
+//! See `docs/blockstore.md` for the design.
+
+mod direct;
+mod error;
+mod limits;
+mod nbd;
+mod objects;
+mod snapshot;
+mod store;
+mod volume;
+
+pub use direct::{BlockRef, ChangedBlock};
+pub use error::{Error, Result};
+pub use limits::IoLimits;
+pub use nbd::bind_nbd_unix;
+pub use objects::{ObjectStoreSpec, SnapshotState};
+pub use store::{BlockStore, BlockStoreOptions, SnapshotStatus, VolumeInfo};
+
+/// Block size of the EBS direct APIs and the default snapshot chunk size: 512 KiB.
+pub const EBS_BLOCK_SIZE: u64 = 512 << 10;

@@ -1,13 +1,11 @@
 //! ClientToken idempotency: the same token with the same parameters returns the first call's
 //! answer; the same token with other parameters is `IdempotentParameterMismatch`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::filter::Filterable;
-use crate::{Error, Resource, ResourceKind, Result, State, Tags, Txn};
+use crate::{Error, Resource, ResourceKind, Result, State, Txn};
 
 /// What the first call with a token produced, keyed by `action:token`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,13 +26,13 @@ impl Resource for ClientTokenRecord {
     fn id(&self) -> &str {
         &self.key
     }
-    fn tags_mut(&mut self) -> Option<&mut Tags> {
+    fn tags_mut(&mut self) -> Option<&mut crate::Tags> {
         None
     }
-    fn table(state: &State) -> &BTreeMap<String, Self> {
+    fn table(state: &State) -> &std::collections::BTreeMap<String, Self> {
         &state.client_tokens
     }
-    fn table_mut(state: &mut State) -> &mut BTreeMap<String, Self> {
+    fn table_mut(state: &mut State) -> &mut std::collections::BTreeMap<String, Self> {
         &mut state.client_tokens
     }
 }

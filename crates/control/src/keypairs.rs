@@ -1,8 +1,6 @@
 //! Key pairs: CreateKeyPair (real RSA-2048 and ED25519 keys), ImportKeyPair, DescribeKeyPairs,
 //! DeleteKeyPair, with AWS's fingerprint formats.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use md5::Md5;
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -12,7 +10,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::filter::{self, Filter, Filterable};
-use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags};
+use crate::{Control, Error, ResourceKind, Result, State, Tags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,21 +66,7 @@ impl Filterable for KeyPair {
     }
 }
 
-impl Resource for KeyPair {
-    const KIND: ResourceKind = ResourceKind::KeyPair;
-    fn id(&self) -> &str {
-        &self.key_pair_id
-    }
-    fn tags_mut(&mut self) -> Option<&mut Tags> {
-        Some(&mut self.tags)
-    }
-    fn table(state: &State) -> &BTreeMap<String, Self> {
-        &state.key_pairs
-    }
-    fn table_mut(state: &mut State) -> &mut BTreeMap<String, Self> {
-        &mut state.key_pairs
-    }
-}
+crate::resource!(KeyPair, ResourceKind::KeyPair, key_pair_id, key_pairs);
 
 /// Key material made for CreateKeyPair.
 struct GeneratedKey {

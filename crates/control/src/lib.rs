@@ -6,13 +6,23 @@
 //! in one store transaction before the lock is released. A failed commit reloads the working
 //! set from the store, so memory never runs ahead of what is durable.
 
+pub mod attachments;
 pub mod catalog;
+pub mod direct;
 pub mod filter;
 pub mod idempotency;
+pub mod images;
+pub mod instance_reconciler;
+pub mod instances;
 pub mod keypairs;
+pub mod metadata;
 pub mod pagination;
+pub mod reconciler;
 pub mod resource;
+pub mod snapshots;
 pub mod tags;
+pub mod volume_types;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -53,6 +63,30 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     InvalidKeyFormat(String),
+    #[error("The zone '{0}' does not exist.")]
+    InvalidZone(String),
+    #[error("{0}")]
+    IncorrectState(String),
+    #[error("{0}")]
+    IncorrectModificationState(String),
+    #[error("{0}")]
+    VolumeInUse(String),
+    #[error("{0}")]
+    SnapshotInUse(String),
+    #[error("AMI name '{0}' is already in use by an AMI owned by this account.")]
+    DuplicateImageName(String),
+    #[error("Invalid id: \"{0}\" (expecting \"ami-...\")")]
+    InvalidAmiIdMalformed(String),
+    #[error("{0}")]
+    InstanceLimitExceeded(String),
+    #[error("{0}")]
+    IncorrectInstanceState(String),
+    #[error("{0}")]
+    ZoneMismatch(String),
+    #[error("{0}")]
+    InvalidAttachmentNotFound(String),
+    #[error("{0}")]
+    OperationNotPermitted(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -98,16 +132,33 @@ pub struct Control {
     config: Config,
     store: Arc<dyn Store>,
     state: RwLock<State>,
+    engine: blockstore::BlockStore,
+    reconcile_signal: tokio::sync::Notify,
+    hypervisor: instance_reconciler::Hypervisor,
+    accel: tokio::sync::OnceCell<compute::Accel>,
 }
 
 impl Control {
-    pub fn open(config: Config, store: Arc<dyn Store>) -> Result<Control> {
+    pub fn open(
+        config: Config,
+        store: Arc<dyn Store>,
+        engine: blockstore::BlockStore,
+    ) -> Result<Control> {
         let state = State::load(store.as_ref())?;
         Ok(Control {
             config,
             store,
             state: RwLock::new(state),
+            engine,
+            reconcile_signal: tokio::sync::Notify::new(),
+            hypervisor: instance_reconciler::Hypervisor::default(),
+            accel: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The block store holding every volume's and snapshot's data.
+    pub fn engine(&self) -> &blockstore::BlockStore {
+        &self.engine
     }
 
     pub fn config(&self) -> &Config {

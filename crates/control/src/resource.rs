@@ -8,7 +8,11 @@ use store::Store;
 
 use crate::filter::Filterable;
 use crate::idempotency::ClientTokenRecord;
+use crate::images::Image;
+use crate::instances::Instance;
 use crate::keypairs::KeyPair;
+use crate::snapshots::Snapshot;
+use crate::volumes::Volume;
 use crate::{Error, Result, Tags};
 
 /// Every kind of resource, with its ID prefix and its EC2 `resource-type` name.
@@ -81,10 +85,39 @@ pub trait Resource: Serialize + DeserializeOwned + Clone + Filterable {
     fn table_mut(state: &mut State) -> &mut BTreeMap<String, Self>;
 }
 
+/// Implements [`Resource`] for a tagged type (tags in a `tags` field) kept in
+/// `State::$table` and identified by its `$id` field.
+#[macro_export]
+macro_rules! resource {
+    ($type:ty, $kind:expr, $id:ident, $table:ident) => {
+        impl $crate::Resource for $type {
+            const KIND: $crate::ResourceKind = $kind;
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn tags_mut(&mut self) -> Option<&mut $crate::Tags> {
+                Some(&mut self.tags)
+            }
+            fn table(state: &$crate::State) -> &std::collections::BTreeMap<String, Self> {
+                &state.$table
+            }
+            fn table_mut(
+                state: &mut $crate::State,
+            ) -> &mut std::collections::BTreeMap<String, Self> {
+                &mut state.$table
+            }
+        }
+    };
+}
+
 /// The working set: every resource, by kind, by ID.
 #[derive(Default)]
 pub struct State {
     pub key_pairs: BTreeMap<String, KeyPair>,
+    pub volumes: BTreeMap<String, Volume>,
+    pub snapshots: BTreeMap<String, Snapshot>,
+    pub images: BTreeMap<String, Image>,
+    pub instances: BTreeMap<String, Instance>,
     pub client_tokens: BTreeMap<String, ClientTokenRecord>,
 }
 
@@ -92,6 +125,10 @@ impl State {
     pub fn load(store: &dyn Store) -> Result<State> {
         let mut state = State::default();
         load_table(store, &mut state.key_pairs)?;
+        load_table(store, &mut state.volumes)?;
+        load_table(store, &mut state.snapshots)?;
+        load_table(store, &mut state.images)?;
+        load_table(store, &mut state.instances)?;
         load_table(store, &mut state.client_tokens)?;
         Ok(state)
     }

@@ -3,9 +3,13 @@
 use serde::Deserialize;
 
 use crate::filter::{self, Filter, Filterable};
+use crate::images::Image;
+use crate::instances::Instance;
 use crate::keypairs::KeyPair;
 use crate::pagination::{paginate, PageBounds};
 use crate::resource::TAGGABLE;
+use crate::snapshots::Snapshot;
+use crate::volumes::Volume;
 use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags, Txn};
 
 const MAX_TAGS_PER_RESOURCE: usize = 50;
@@ -124,7 +128,11 @@ fn update_tags(txn: &mut Txn, id: &str, change: &dyn Fn(&mut Tags)) -> Result<()
     let kind = ResourceKind::of_id(id).ok_or_else(|| Error::InvalidId(id.to_owned()))?;
     match kind {
         ResourceKind::KeyPair => update_tags_of::<KeyPair>(txn, id, change),
-        _ => Err(Error::NotFound {
+        ResourceKind::Volume => update_tags_of::<Volume>(txn, id, change),
+        ResourceKind::Snapshot => update_tags_of::<Snapshot>(txn, id, change),
+        ResourceKind::Image => update_tags_of::<Image>(txn, id, change),
+        ResourceKind::Instance => update_tags_of::<Instance>(txn, id, change),
+        ResourceKind::ClientToken => Err(Error::NotFound {
             kind,
             id: id.to_owned(),
         }),
@@ -259,8 +267,13 @@ impl Control {
 }
 
 fn collect_tags(state: &State, kind: ResourceKind, sink: &mut dyn FnMut(TagDescription)) {
-    if kind == ResourceKind::KeyPair {
-        collect_tags_of::<KeyPair>(state, sink);
+    match kind {
+        ResourceKind::KeyPair => collect_tags_of::<KeyPair>(state, sink),
+        ResourceKind::Volume => collect_tags_of::<Volume>(state, sink),
+        ResourceKind::Snapshot => collect_tags_of::<Snapshot>(state, sink),
+        ResourceKind::Image => collect_tags_of::<Image>(state, sink),
+        ResourceKind::Instance => collect_tags_of::<Instance>(state, sink),
+        ResourceKind::ClientToken => {}
     }
 }
 

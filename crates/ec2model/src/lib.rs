@@ -1,6 +1,7 @@
 //! botocore's EC2 model (a committed subset, `model/ec2.json`, made by
-//! `scripts/gen-ec2model.py`) and a decoder driven by it: EC2 Query forms become JSON keyed by
-//! the model's member names, checked for unknown keys, missing members and malformed values.
+//! `scripts/gen-ec2model.py`) and what it drives: a decoder that turns EC2 Query forms into
+//! JSON keyed by the model's member names, checked for unknown keys, missing members and
+//! malformed values, and a checker of response bodies for tests.
 
 mod check;
 mod decode;
@@ -23,6 +24,7 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// The EC2 error code a client should see.
     pub fn aws_code(&self) -> &'static str {
         match self {
             DecodeError::UnknownParameter(_) => "UnknownParameter",

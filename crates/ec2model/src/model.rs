@@ -1,6 +1,7 @@
-//! The embedded model, parsed once, with per-structure lookup tables for decoding.
+//! The embedded model, parsed once into shapes indexed by number, with per-structure lookup
+//! tables for the decoder (wire key → member) and the output checker (XML name → member).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -9,7 +10,7 @@ use serde::Deserialize;
 struct RawModel {
     operations: BTreeSet<String>,
     modeled: HashMap<String, RawOperation>,
-    shapes: HashMap<String, RawShape>,
+    shapes: BTreeMap<String, RawShape>,
 }
 
 #[derive(Deserialize)]
@@ -19,195 +20,231 @@ struct RawOperation {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct RawMember {
-    pub shape: String,
+struct RawMember {
+    shape: String,
     #[serde(rename = "locationName")]
-    pub location_name: Option<String>,
+    location_name: Option<String>,
     #[serde(rename = "queryName")]
-    pub query_name: Option<String>,
+    query_name: Option<String>,
 }
 
 #[derive(Deserialize)]
-pub(crate) struct RawShape {
+struct RawShape {
     #[serde(rename = "type")]
-    pub kind: String,
+    kind: String,
     #[serde(default)]
-    pub members: std::collections::BTreeMap<String, RawMember>,
+    members: BTreeMap<String, RawMember>,
     #[serde(default)]
-    pub required: Vec<String>,
-    pub member: Option<RawMember>,
+    required: Vec<String>,
+    member: Option<RawMember>,
     #[serde(rename = "enum")]
-    pub enum_values: Option<Vec<String>>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
+    enum_values: Option<Vec<String>>,
+    min: Option<i64>,
+    max: Option<i64>,
 }
 
-/// A structure member as the decoder and the checker need it.
+pub(crate) type ShapeId = usize;
+
+/// Inclusive bounds from the model: a value for integers, a length for strings and lists.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Limits {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl Limits {
+    pub fn admits(self, value: i64) -> bool {
+        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
+    }
+
+    pub fn describe(self) -> String {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => format!("between {min} and {max}"),
+            (Some(min), None) => format!("at least {min}"),
+            (None, Some(max)) => format!("at most {max}"),
+            (None, None) => "unbounded".to_owned(),
+        }
+    }
+}
+
 pub(crate) struct Member {
+    /// The member name: the JSON key handlers deserialize from.
     pub name: String,
-    pub shape: usize,
+    pub shape: ShapeId,
+    /// The key in requests (botocore's EC2 serializer rules).
+    pub wire_key: String,
     /// The element name in responses.
     pub xml_name: String,
 }
 
+pub(crate) struct Structure {
+    pub members: Vec<Member>,
+    pub by_wire_key: HashMap<String, usize>,
+    pub by_xml_name: HashMap<String, usize>,
+    pub required: Vec<usize>,
+}
+
 pub(crate) enum Kind {
-    Structure {
-        /// Wire key (query name) → member.
-        by_query_key: HashMap<String, Member>,
-        /// Element name → member.
-        by_xml_name: HashMap<String, usize>,
-        members: Vec<Member>,
-        /// Query keys of required members.
-        required: Vec<String>,
-    },
+    Structure(Structure),
     List {
-        member: usize,
+        member: ShapeId,
+        /// Element name of each item in responses (`item` in EC2).
         xml_item: String,
+        length: Limits,
     },
     String {
-        allowed: Option<BTreeSet<String>>,
+        allowed: Option<HashSet<String>>,
+        length: Limits,
     },
-    Integer {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
+    Integer(Limits),
     Boolean,
     Double,
     Timestamp,
     Blob,
 }
 
+pub(crate) struct Shape {
+    pub name: String,
+    pub kind: Kind,
+}
+
 pub(crate) struct Model {
-    pub operations: BTreeSet<String>,
-    pub inputs: HashMap<String, Option<usize>>,
-    pub outputs: HashMap<String, Option<usize>>,
-    pub shapes: Vec<Kind>,
+    operations: BTreeSet<String>,
+    /// Modeled action → (input shape, output shape).
+    modeled: HashMap<String, (Option<ShapeId>, Option<ShapeId>)>,
+    shapes: Vec<Shape>,
+}
+
+impl Model {
+    pub fn shape(&self, id: ShapeId) -> &Shape {
+        // Ids come only from `build`, which checked every reference.
+        &self.shapes[id]
+    }
+
+    pub fn input(&self, action: &str) -> Option<Option<ShapeId>> {
+        self.modeled.get(action).map(|(input, _)| *input)
+    }
+
+    pub fn output(&self, action: &str) -> Option<Option<ShapeId>> {
+        self.modeled.get(action).map(|(_, output)| *output)
+    }
 }
 
 /// botocore's EC2 serializer: `queryName`, else `locationName` capitalized, else the name.
-fn query_key(name: &str, member: &RawMember) -> String {
+fn wire_key(name: &str, member: &RawMember) -> String {
     if let Some(query_name) = &member.query_name {
         return query_name.clone();
     }
-    match &member.location_name {
-        Some(location) => {
-            let mut chars = location.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
-        None => name.to_owned(),
-    }
+    let Some(location) = &member.location_name else {
+        return name.to_owned();
+    };
+    let mut chars = location.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
-fn build() -> Model {
-    // The embedded file is generated and checked by tests; failing here is a build defect.
-    let raw: RawModel =
-        serde_json::from_str(include_str!("../model/ec2.json")).expect("model/ec2.json is valid");
-    let names: Vec<&String> = raw.shapes.keys().collect();
-    let index: HashMap<&str, usize> = names
-        .iter()
+fn build(json: &str) -> Result<Model, String> {
+    let raw: RawModel = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let index: HashMap<&str, ShapeId> = raw
+        .shapes
+        .keys()
         .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
+        .map(|(id, name)| (name.as_str(), id))
         .collect();
-    let shape_index = |name: &str| index.get(name).copied().unwrap_or(usize::MAX);
-    let shapes = names
-        .iter()
-        .map(|name| {
-            let shape = &raw.shapes[*name];
-            match shape.kind.as_str() {
-                "structure" => {
-                    let members: Vec<Member> = shape
-                        .members
-                        .iter()
-                        .map(|(member_name, member)| Member {
-                            name: member_name.clone(),
-                            shape: shape_index(&member.shape),
-                            xml_name: member
-                                .location_name
-                                .clone()
-                                .unwrap_or_else(|| member_name.clone()),
-                        })
-                        .collect();
-                    let by_query_key = shape
-                        .members
-                        .iter()
-                        .map(|(member_name, member)| {
-                            (
-                                query_key(member_name, member),
-                                Member {
-                                    name: member_name.clone(),
-                                    shape: shape_index(&member.shape),
-                                    xml_name: String::new(),
-                                },
-                            )
-                        })
-                        .collect();
-                    let by_xml_name = members
-                        .iter()
-                        .enumerate()
-                        .map(|(i, m)| (m.xml_name.clone(), i))
-                        .collect();
-                    let required = shape
-                        .members
-                        .iter()
-                        .filter(|(member_name, _)| shape.required.contains(member_name))
-                        .map(|(member_name, member)| query_key(member_name, member))
-                        .collect();
-                    Kind::Structure {
-                        by_query_key,
-                        by_xml_name,
-                        members,
-                        required,
+    let resolve = |name: &str| {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("shape {name} is referenced but not in the model"))
+    };
+    let mut shapes = Vec::with_capacity(raw.shapes.len());
+    for (name, shape) in &raw.shapes {
+        let kind = match shape.kind.as_str() {
+            "structure" => {
+                let mut structure = Structure {
+                    members: Vec::with_capacity(shape.members.len()),
+                    by_wire_key: HashMap::new(),
+                    by_xml_name: HashMap::new(),
+                    required: Vec::new(),
+                };
+                for (position, (member_name, member)) in shape.members.iter().enumerate() {
+                    let wire_key = wire_key(member_name, member);
+                    let xml_name = member.location_name.as_deref().unwrap_or(member_name);
+                    structure.by_wire_key.insert(wire_key.clone(), position);
+                    structure.by_xml_name.insert(xml_name.to_owned(), position);
+                    if shape.required.contains(member_name) {
+                        structure.required.push(position);
                     }
+                    structure.members.push(Member {
+                        name: member_name.clone(),
+                        shape: resolve(&member.shape)?,
+                        wire_key,
+                        xml_name: xml_name.to_owned(),
+                    });
                 }
-                "list" => {
-                    let member = shape.member.as_ref();
-                    Kind::List {
-                        member: member.map(|m| shape_index(&m.shape)).unwrap_or(usize::MAX),
-                        xml_item: member
-                            .and_then(|m| m.location_name.clone())
-                            .unwrap_or_else(|| "member".into()),
-                    }
-                }
-                "integer" | "long" => Kind::Integer {
-                    min: shape.min.map(|v| v as i64),
-                    max: shape.max.map(|v| v as i64),
-                },
-                "boolean" => Kind::Boolean,
-                "double" | "float" => Kind::Double,
-                "timestamp" => Kind::Timestamp,
-                "blob" => Kind::Blob,
-                _ => Kind::String {
-                    allowed: shape
-                        .enum_values
-                        .as_ref()
-                        .map(|v| v.iter().cloned().collect()),
-                },
+                Kind::Structure(structure)
             }
-        })
-        .collect();
-    let lookup = |name: &Option<String>| name.as_deref().map(shape_index);
-    Model {
-        operations: raw.operations,
-        inputs: raw
-            .modeled
-            .iter()
-            .map(|(action, op)| (action.clone(), lookup(&op.input)))
-            .collect(),
-        outputs: raw
-            .modeled
-            .iter()
-            .map(|(action, op)| (action.clone(), lookup(&op.output)))
-            .collect(),
-        shapes,
+            "list" => {
+                let member = shape
+                    .member
+                    .as_ref()
+                    .ok_or_else(|| format!("list {name} has no member"))?;
+                Kind::List {
+                    member: resolve(&member.shape)?,
+                    xml_item: member.location_name.clone().unwrap_or("member".into()),
+                    length: Limits {
+                        min: shape.min,
+                        max: shape.max,
+                    },
+                }
+            }
+            "string" => Kind::String {
+                allowed: shape
+                    .enum_values
+                    .as_ref()
+                    .map(|v| v.iter().cloned().collect()),
+                length: Limits {
+                    min: shape.min,
+                    max: shape.max,
+                },
+            },
+            "integer" | "long" => Kind::Integer(Limits {
+                min: shape.min,
+                max: shape.max,
+            }),
+            "boolean" => Kind::Boolean,
+            "double" | "float" => Kind::Double,
+            "timestamp" => Kind::Timestamp,
+            "blob" => Kind::Blob,
+            other => return Err(format!("shape {name} has unsupported type {other}")),
+        };
+        shapes.push(Shape {
+            name: name.clone(),
+            kind,
+        });
     }
+    let mut modeled = HashMap::with_capacity(raw.modeled.len());
+    for (action, operation) in &raw.modeled {
+        let input = operation.input.as_deref().map(resolve).transpose()?;
+        let output = operation.output.as_deref().map(resolve).transpose()?;
+        modeled.insert(action.clone(), (input, output));
+    }
+    Ok(Model {
+        operations: raw.operations,
+        modeled,
+        shapes,
+    })
 }
 
 pub(crate) fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(build)
+    MODEL.get_or_init(|| {
+        // The embedded file is generated and a test builds it: failing here is a build defect.
+        build(include_str!("../model/ec2.json"))
+            .unwrap_or_else(|e| panic!("model/ec2.json is not a usable model: {e}"))
+    })
 }
 
 /// Whether `action` is an operation of the EC2 API at all.
@@ -217,5 +254,43 @@ pub fn operation_exists(action: &str) -> bool {
 
 /// Whether nimbus carries the model of `action` (and so may implement it).
 pub fn is_modeled(action: &str) -> bool {
-    model().inputs.contains_key(action)
+    model().modeled.contains_key(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_model_builds_and_knows_its_operations() {
+        let model = build(include_str!("../model/ec2.json")).expect("the embedded model builds");
+        assert!(model.operations.len() > 700);
+        let listed = include_str!("../model/actions.txt")
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'));
+        for action in listed {
+            assert!(
+                is_modeled(action),
+                "{action} is in actions.txt but not modeled"
+            );
+        }
+        assert!(operation_exists("CreateVpc") && !is_modeled("CreateVpc"));
+        assert!(!operation_exists("CreateVolumes"));
+    }
+
+    #[test]
+    fn wire_keys_follow_the_ec2_serializer() {
+        let member = |location: Option<&str>, query: Option<&str>| RawMember {
+            shape: String::new(),
+            location_name: location.map(str::to_owned),
+            query_name: query.map(str::to_owned),
+        };
+        assert_eq!(wire_key("Filters", &member(Some("Filter"), None)), "Filter");
+        assert_eq!(wire_key("DryRun", &member(Some("dryRun"), None)), "DryRun");
+        assert_eq!(
+            wire_key("UserData", &member(Some("x"), Some("Data"))),
+            "Data"
+        );
+        assert_eq!(wire_key("KeyName", &member(None, None)), "KeyName");
+    }
 }

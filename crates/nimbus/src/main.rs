@@ -23,6 +23,33 @@ struct Cli {
 enum Command {
     /// Runs the API server (EC2 Query and EBS direct APIs on one endpoint).
     Serve(ServeArgs),
+    /// Builds and registers the default images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Pipes stdin/stdout to an instance's metadata socket (QEMU runs this per guest connection).
+    #[command(hide = true)]
+    ImdsPipe { socket: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Builds `nimbus-minimal` from Debian packages and registers it as an AMI in the data dir.
+    Build(ImageBuildArgs),
+}
+
+#[derive(clap::Args)]
+struct ImageBuildArgs {
+    /// The data dir of the nimbus that will serve the image (default ~/.local/share/nimbus).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where built artifacts are cached between builds (default <data-dir>/image-cache).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// A TOML configuration file (for the object store of snapshots).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +101,23 @@ fn main() -> anyhow::Result<()> {
             let config = args.config()?;
             runtime()?.block_on(serve(config))
         }
+        Command::Image {
+            command: ImageCommand::Build(args),
+        } => {
+            let mut config = match &args.config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            if let Some(dir) = &args.data_dir {
+                config.data_dir = dir.clone();
+            }
+            let cache_dir = args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("image-cache"));
+            runtime()?.block_on(build_images(config, cache_dir))
+        }
+        Command::ImdsPipe { socket } => Ok(compute::imds_pipe(&socket)?),
     }
 }
 
@@ -97,11 +141,96 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     Ok(lock)
 }
 
+async fn open_control(config: Config) -> anyhow::Result<Arc<control::Control>> {
+    let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
+    let objects = match &config.object_store {
+        Some(s3) => blockstore::ObjectStoreSpec::S3(s3.clone()),
+        None => blockstore::ObjectStoreSpec::Local(config.data_dir.join("objects")),
+    };
+    let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
+    Ok(Arc::new(control::Control::open(config, store, engine)?))
+}
+
+async fn build_images(config: Config, cache_dir: PathBuf) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let images_dir = config
+        .data_dir
+        .join("images")
+        .join(control::images::DEFAULT_IMAGE_NAME);
+    let progress = indicatif::ProgressBar::new(100);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let artifacts =
+        compute::build_minimal_image(&cache_dir, |step: &str, done: u64, total: u64| {
+            progress.set_length(total.max(1));
+            progress.set_position(done);
+            progress.set_message(step.to_owned());
+        })
+        .await?;
+    progress.finish_with_message("image built");
+    std::fs::create_dir_all(&images_dir)?;
+    let kernel = images_dir.join("vmlinuz");
+    let initrd = images_dir.join("initrd.img");
+    std::fs::copy(&artifacts.kernel, &kernel)?;
+    std::fs::copy(&artifacts.initrd, &initrd)?;
+    let control = open_control(config).await?;
+    let boot = control::images::BootFiles {
+        kernel: kernel.display().to_string(),
+        initrd: initrd.display().to_string(),
+        cmdline: artifacts.kernel_cmdline.clone(),
+    };
+    // The image is registered once per build of its inputs: rerunning is a no-op.
+    let digest_file = images_dir.join("digest");
+    let registered = control
+        .read()
+        .image_by_name(control::images::DEFAULT_IMAGE_NAME)
+        .is_some();
+    if registered
+        && std::fs::read_to_string(&digest_file).ok().as_deref() == Some(artifacts.digest.as_str())
+    {
+        println!("{} is up to date", control::images::DEFAULT_IMAGE_NAME);
+        return Ok(());
+    }
+    let image = control
+        .import_image(
+            control::images::DEFAULT_IMAGE_NAME,
+            "Debian cloud kernel, busybox and dropbear; runs user data from IMDS",
+            &artifacts.root_fs,
+            boot,
+        )
+        .await?;
+    std::fs::write(&digest_file, &artifacts.digest)?;
+    println!("{} registered as {}", image.name, image.image_id);
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let lock = lock_data_dir(&config)?;
     let listen = config.listen;
-    let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
-    let control = Arc::new(control::Control::open(config, store)?);
+    let nbd_listen = config.nbd_listen;
+    let nbd_socket = config.data_dir.join("nbd.sock");
+    let control = open_control(config).await?;
+    let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
+    let engine = control.engine().clone();
+    tokio::spawn(async move {
+        if let Err(error) = engine.serve_nbd_unix(unix_listener).await {
+            tracing::error!(%error, "NBD server (unix socket) stopped");
+        }
+    });
+    if let Some(address) = nbd_listen {
+        let tcp_listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for NBD on {address}"))?;
+        let engine = control.engine().clone();
+        tokio::spawn(async move {
+            if let Err(error) = engine.serve_nbd_tcp(tcp_listener).await {
+                tracing::error!(%error, "NBD server (TCP) stopped");
+            }
+        });
+    }
+    tokio::spawn(control.clone().run_reconciler());
     let context = Arc::new(api::ApiContext { control });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

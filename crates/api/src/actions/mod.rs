@@ -1,8 +1,12 @@
 //! EC2 Query protocol: decode the form by the EC2 model, run the action, render its XML.
 
 mod catalog;
+mod images;
+mod instances;
 mod keypairs;
+mod snapshots;
 mod tags;
+mod volumes;
 
 use axum::http::Method;
 use serde::de::DeserializeOwned;
@@ -94,6 +98,38 @@ async fn run(
         "CreateTags" => tags::create_tags(context, input, response),
         "DeleteTags" => tags::delete_tags(context, input, response),
         "DescribeTags" => tags::describe_tags(context, input, response),
+        "CreateVolume" => volumes::create_volume(context, input, response),
+        "DescribeVolumes" => volumes::describe_volumes(context, input, response),
+        "DeleteVolume" => volumes::delete_volume(context, input, response),
+        "ModifyVolume" => volumes::modify_volume(context, input, response),
+        "DescribeVolumesModifications" => {
+            volumes::describe_volumes_modifications(context, input, response)
+        }
+        "CreateSnapshot" => snapshots::create_snapshot(context, input, response).await,
+        "DescribeSnapshots" => snapshots::describe_snapshots(context, input, response),
+        "DeleteSnapshot" => snapshots::delete_snapshot(context, input, response).await,
+        "CopySnapshot" => snapshots::copy_snapshot(context, input, response).await,
+        "AttachVolume" => volumes::attach_volume(context, input, response),
+        "DetachVolume" => volumes::detach_volume(context, input, response),
+        "DescribeImages" => images::describe_images(context, input, response),
+        "RegisterImage" => images::register_image(context, input, response),
+        "DeregisterImage" => images::deregister_image(context, input, response),
+        "CreateImage" => images::create_image(context, input, response).await,
+        "RunInstances" => instances::run_instances(context, input, response),
+        "DescribeInstances" => instances::describe_instances(context, input, response),
+        "DescribeInstanceStatus" => instances::describe_instance_status(context, input, response),
+        "StartInstances" => instances::start_instances(context, input, response),
+        "StopInstances" => instances::stop_instances(context, input, response),
+        "RebootInstances" => instances::reboot_instances(context, input, response),
+        "TerminateInstances" => instances::terminate_instances(context, input, response),
+        "DescribeInstanceAttribute" => {
+            instances::describe_instance_attribute(context, input, response)
+        }
+        "ModifyInstanceAttribute" => instances::modify_instance_attribute(context, input, response),
+        "ModifyInstanceMetadataOptions" => {
+            instances::modify_instance_metadata_options(context, input, response)
+        }
+        "GetConsoleOutput" => instances::get_console_output(context, input, response),
         _ => return Err(unsupported(action)),
     }?;
     // Read-only actions honour DryRun after the request proved valid; mutating actions check
@@ -148,6 +184,26 @@ struct Response<'a> {
 impl Response<'_> {
     fn render(self, body: impl FnOnce(&mut awsproto::XmlWriter)) -> Result<String, ApiError> {
         Ok(awsproto::ec2_response(self.action, self.request_id, body))
+    }
+}
+
+/// `<set><item>…</item>…</set>` and the `nextToken` of a page, as every Describe answers.
+fn write_page<T>(
+    xml: &mut awsproto::XmlWriter,
+    set: &str,
+    items: &[T],
+    next_token: Option<&str>,
+    mut write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
+) {
+    xml.start(set);
+    for item in items {
+        xml.start("item");
+        write_item(xml, item);
+        xml.end();
+    }
+    xml.end();
+    if let Some(token) = next_token {
+        xml.leaf("nextToken", token);
     }
 }
 

@@ -1,0 +1,673 @@
+//! RunInstances, DescribeInstances, DescribeInstanceStatus, Start/Stop/Reboot/TerminateInstances,
+//! Describe/ModifyInstanceAttribute, ModifyInstanceMetadataOptions, GetConsoleOutput.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use control::filter::Filter;
+use control::idempotency::ClientToken;
+use control::instances::{
+    BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
+};
+use control::tags::{tags_from_specifications, TagSpecification};
+use control::ResourceKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{input, unsupported_parameter, write_tag_set, Response};
+use crate::{ApiContext, ApiError};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct MetadataOptionsInput {
+    http_tokens: Option<String>,
+    http_put_response_hop_limit: Option<i64>,
+    http_endpoint: Option<String>,
+    instance_metadata_tags: Option<String>,
+    http_protocol_ipv6: Option<String>,
+}
+
+impl MetadataOptionsInput {
+    fn apply(&self, options: &mut MetadataOptions) -> Result<(), ApiError> {
+        if self
+            .http_protocol_ipv6
+            .as_deref()
+            .is_some_and(|v| v == "enabled")
+        {
+            return Err(unsupported_parameter("HttpProtocolIpv6=enabled"));
+        }
+        if let Some(v) = &self.http_tokens {
+            options.http_tokens = v.clone();
+        }
+        if let Some(v) = self.http_put_response_hop_limit {
+            options.http_put_response_hop_limit = v;
+        }
+        if let Some(v) = &self.http_endpoint {
+            options.http_endpoint = v.clone();
+        }
+        if let Some(v) = &self.instance_metadata_tags {
+            options.instance_metadata_tags = v.clone();
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct PlacementInput {
+    availability_zone: Option<String>,
+    tenancy: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct RunInstances {
+    image_id: Option<String>,
+    instance_type: Option<String>,
+    min_count: i64,
+    max_count: i64,
+    key_name: Option<String>,
+    user_data: Option<String>,
+    #[serde(default)]
+    block_device_mappings: Vec<BlockDeviceMappingInput>,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    client_token: Option<String>,
+    metadata_options: Option<MetadataOptionsInput>,
+    placement: Option<PlacementInput>,
+    instance_initiated_shutdown_behavior: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn run_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let mut without_token = request.clone();
+    if let Some(object) = without_token.as_object_mut() {
+        object.remove("ClientToken");
+    }
+    let request: RunInstances = input(request)?;
+    let image_id = request.image_id.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "MissingParameter",
+            "The request must contain the parameter ImageId",
+        )
+    })?;
+    if let Some(placement) = &request.placement {
+        if placement.tenancy.as_deref().is_some_and(|t| t != "default") {
+            return Err(unsupported_parameter("Placement.Tenancy"));
+        }
+    }
+    let mut metadata_options = MetadataOptions::default();
+    if let Some(options) = &request.metadata_options {
+        options.apply(&mut metadata_options)?;
+    }
+    let allowed = [ResourceKind::Instance, ResourceKind::Volume];
+    let client_token = request
+        .client_token
+        .as_deref()
+        .map(|token| ClientToken::new("RunInstances", token, &without_token))
+        .transpose()?;
+    let instances = context.control.run_instances(RunInstancesRequest {
+        image_id,
+        instance_type: request.instance_type,
+        min_count: request.min_count,
+        max_count: request.max_count,
+        key_name: request.key_name,
+        user_data: request.user_data,
+        block_device_mappings: request.block_device_mappings,
+        instance_tags: tags_from_specifications(
+            &request.tag_specifications,
+            &allowed,
+            ResourceKind::Instance,
+        )?,
+        volume_tags: tags_from_specifications(
+            &request.tag_specifications,
+            &allowed,
+            ResourceKind::Volume,
+        )?,
+        client_token,
+        client_token_text: request.client_token,
+        metadata_options,
+        availability_zone: request.placement.and_then(|p| p.availability_zone),
+        shutdown_behavior: request.instance_initiated_shutdown_behavior,
+        dry_run: request.dry_run,
+    })?;
+    let owner = context.control.config().account_id.clone();
+    let state = context.control.read();
+    response.render(|xml| {
+        let reservation_id = instances
+            .first()
+            .map(|i| i.reservation_id.as_str())
+            .unwrap_or_default();
+        xml.leaf("reservationId", reservation_id);
+        xml.leaf("ownerId", &owner);
+        xml.start("groupSet");
+        xml.end();
+        xml.start("instancesSet");
+        for instance in &instances {
+            xml.start("item");
+            write_instance(xml, instance, &state);
+            xml.end();
+        }
+        xml.end();
+    })
+}
+
+fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {
+    xml.start(element);
+    xml.leaf("code", &state.code().to_string());
+    xml.leaf("name", state.as_str());
+    xml.end();
+}
+
+fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &control::State) {
+    let running = !matches!(instance.state, InstanceState::Terminated);
+    xml.leaf("instanceId", &instance.instance_id);
+    xml.leaf("imageId", &instance.image_id);
+    write_state(xml, "instanceState", instance.state);
+    xml.leaf(
+        "privateDnsName",
+        if running {
+            instance.private_dns_name()
+        } else {
+            String::new()
+        }
+        .as_str(),
+    );
+    xml.leaf("dnsName", "");
+    xml.leaf("reason", &instance.state_transition_reason);
+    if let Some(key) = &instance.key_name {
+        xml.leaf("keyName", key);
+    }
+    xml.leaf("amiLaunchIndex", &instance.ami_launch_index.to_string());
+    xml.start("productCodes");
+    xml.end();
+    xml.leaf("instanceType", &instance.instance_type);
+    xml.leaf(
+        "launchTime",
+        &nimbus_core::iso8601_millis(instance.launch_time),
+    );
+    xml.start("placement");
+    xml.leaf("availabilityZone", &instance.availability_zone);
+    xml.leaf("groupName", "");
+    xml.leaf("tenancy", "default");
+    xml.end();
+    xml.start("monitoring");
+    xml.leaf("state", "disabled");
+    xml.end();
+    if running {
+        xml.leaf("privateIpAddress", &instance.private_ip);
+    }
+    if let Some(reason) = &instance.state_reason {
+        xml.start("stateReason");
+        xml.leaf("code", reason);
+        xml.leaf("message", reason);
+        xml.end();
+    }
+    xml.leaf("architecture", "x86_64");
+    xml.leaf("rootDeviceType", "ebs");
+    xml.leaf("rootDeviceName", &instance.root_device_name);
+    xml.start("blockDeviceMapping");
+    for disk in &instance.disks {
+        let Some(volume) = state.volumes.get(&disk.volume_id) else {
+            continue;
+        };
+        let Some(attachment) = volume.attachments.first() else {
+            continue;
+        };
+        xml.start("item");
+        xml.leaf("deviceName", &disk.device_name);
+        xml.start("ebs");
+        xml.leaf("volumeId", &disk.volume_id);
+        xml.leaf("status", &attachment.state);
+        xml.leaf(
+            "attachTime",
+            &nimbus_core::iso8601_millis(attachment.attach_time),
+        );
+        xml.leaf(
+            "deleteOnTermination",
+            &attachment.delete_on_termination.to_string(),
+        );
+        xml.end();
+        xml.end();
+    }
+    xml.end();
+    xml.leaf("virtualizationType", "hvm");
+    if let Some(token) = &instance.client_token {
+        xml.leaf("clientToken", token);
+    }
+    write_tag_set(xml, &instance.tags);
+    xml.leaf("hypervisor", "xen");
+    xml.leaf("ebsOptimized", "false");
+    xml.leaf("enaSupport", "true");
+    if let Some(instance_type) = control::catalog::find_instance_type(&instance.instance_type) {
+        xml.start("cpuOptions");
+        xml.leaf("coreCount", &instance_type.vcpus.div_ceil(2).to_string());
+        xml.leaf(
+            "threadsPerCore",
+            if instance_type.vcpus > 1 { "2" } else { "1" },
+        );
+        xml.end();
+    }
+    write_metadata_options(xml, "metadataOptions", &instance.metadata_options);
+}
+
+fn write_metadata_options(xml: &mut awsproto::XmlWriter, element: &str, options: &MetadataOptions) {
+    xml.start(element);
+    xml.leaf("state", "applied");
+    xml.leaf("httpTokens", &options.http_tokens);
+    xml.leaf(
+        "httpPutResponseHopLimit",
+        &options.http_put_response_hop_limit.to_string(),
+    );
+    xml.leaf("httpEndpoint", &options.http_endpoint);
+    xml.leaf("httpProtocolIpv6", "disabled");
+    xml.leaf("instanceMetadataTags", &options.instance_metadata_tags);
+    xml.end();
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeInstances {
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub fn describe_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeInstances = input(request)?;
+    let (instances, next_token) = context.control.describe_instances(
+        &request.instance_ids,
+        &request.filters,
+        request.max_results,
+        request.next_token.as_deref(),
+    )?;
+    let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
+    for instance in &instances {
+        reservations
+            .entry(&instance.reservation_id)
+            .or_default()
+            .push(instance);
+    }
+    let owner = context.control.config().account_id.clone();
+    let state = context.control.read();
+    response.render(|xml| {
+        xml.start("reservationSet");
+        for (reservation_id, members) in &reservations {
+            xml.start("item");
+            xml.leaf("reservationId", reservation_id);
+            xml.leaf("ownerId", &owner);
+            xml.start("groupSet");
+            xml.end();
+            xml.start("instancesSet");
+            for instance in members {
+                xml.start("item");
+                write_instance(xml, instance, &state);
+                xml.end();
+            }
+            xml.end();
+            xml.end();
+        }
+        xml.end();
+        if let Some(token) = &next_token {
+            xml.leaf("nextToken", token);
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeInstanceStatus {
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    #[serde(default)]
+    include_all_instances: bool,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub fn describe_instance_status(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeInstanceStatus = input(request)?;
+    let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
+        request.filters.into_iter().partition(|f| {
+            f.name.starts_with("instance-status.") || f.name.starts_with("system-status.")
+        });
+    let (instances, next_token) = context.control.describe_instances(
+        &request.instance_ids,
+        &filters,
+        request.max_results,
+        request.next_token.as_deref(),
+    )?;
+    let status_of = |name: &str| match name {
+        "instance-status.status" | "system-status.status" => "ok",
+        _ => "passed",
+    };
+    let shown: Vec<&Instance> = instances
+        .iter()
+        .filter(|i| request.include_all_instances || i.state == InstanceState::Running)
+        .filter(|_| {
+            status_filters.iter().all(|f| {
+                f.values
+                    .iter()
+                    .any(|v| control::filter::wildcard_match(v, status_of(&f.name)))
+            })
+        })
+        .collect();
+    response.render(|xml| {
+        xml.start("instanceStatusSet");
+        for instance in &shown {
+            let running = instance.state == InstanceState::Running;
+            xml.start("item");
+            xml.leaf("instanceId", &instance.instance_id);
+            xml.leaf("availabilityZone", &instance.availability_zone);
+            write_state(xml, "instanceState", instance.state);
+            for element in ["systemStatus", "instanceStatus"] {
+                xml.start(element);
+                xml.leaf("status", if running { "ok" } else { "not-applicable" });
+                xml.start("details");
+                xml.start("item");
+                xml.leaf("name", "reachability");
+                xml.leaf("status", if running { "passed" } else { "not-applicable" });
+                xml.end();
+                xml.end();
+                xml.end();
+            }
+            xml.end();
+        }
+        xml.end();
+        if let Some(token) = &next_token {
+            xml.leaf("nextToken", token);
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct InstanceIds {
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    hibernate: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn render_transitions(
+    response: Response,
+    changes: &[(String, InstanceState, InstanceState)],
+) -> Result<String, ApiError> {
+    response.render(|xml| {
+        xml.start("instancesSet");
+        for (id, before, after) in changes {
+            xml.start("item");
+            xml.leaf("instanceId", id);
+            write_state(xml, "currentState", *after);
+            write_state(xml, "previousState", *before);
+            xml.end();
+        }
+        xml.end();
+    })
+}
+
+pub fn start_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: InstanceIds = input(request)?;
+    reject_stop_options(&request)?;
+    let changes = context
+        .control
+        .start_instances(&request.instance_ids, request.dry_run)?;
+    render_transitions(response, &changes)
+}
+
+pub fn stop_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: InstanceIds = input(request)?;
+    if request.hibernate {
+        return Err(unsupported_parameter("Hibernate"));
+    }
+    let changes =
+        context
+            .control
+            .stop_instances(&request.instance_ids, request.force, request.dry_run)?;
+    render_transitions(response, &changes)
+}
+
+pub fn terminate_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: InstanceIds = input(request)?;
+    reject_stop_options(&request)?;
+    let changes = context
+        .control
+        .terminate_instances(&request.instance_ids, request.dry_run)?;
+    render_transitions(response, &changes)
+}
+
+pub fn reboot_instances(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: InstanceIds = input(request)?;
+    reject_stop_options(&request)?;
+    context
+        .control
+        .reboot_instances(&request.instance_ids, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+/// Force and Hibernate belong to StopInstances only.
+fn reject_stop_options(request: &InstanceIds) -> Result<(), ApiError> {
+    if request.force {
+        return Err(unsupported_parameter("Force"));
+    }
+    if request.hibernate {
+        return Err(unsupported_parameter("Hibernate"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeInstanceAttribute {
+    instance_id: String,
+    attribute: String,
+}
+
+pub fn describe_instance_attribute(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeInstanceAttribute = input(request)?;
+    let (instances, _) = context.control.describe_instances(
+        std::slice::from_ref(&request.instance_id),
+        &[],
+        None,
+        None,
+    )?;
+    let Some(instance) = instances.first() else {
+        return Err(control::Error::NotFound {
+            kind: ResourceKind::Instance,
+            id: request.instance_id,
+        }
+        .into());
+    };
+    let value = match request.attribute.as_str() {
+        "instanceType" => Some(instance.instance_type.clone()),
+        "userData" => instance.user_data.clone(),
+        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.clone()),
+        "rootDeviceName" => Some(instance.root_device_name.clone()),
+        "disableApiTermination" | "disableApiStop" => Some("false".into()),
+        other => {
+            return Err(ApiError::bad_request(
+                "UnsupportedOperation",
+                format!("The instance attribute {other} is not supported by nimbus."),
+            ))
+        }
+    };
+    response.render(|xml| {
+        xml.leaf("instanceId", &instance.instance_id);
+        xml.start(&request.attribute);
+        if let Some(value) = &value {
+            xml.leaf("value", value);
+        }
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttributeValue {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyInstanceAttribute {
+    instance_id: String,
+    instance_type: Option<AttributeValue>,
+    user_data: Option<AttributeValue>,
+    attribute: Option<String>,
+    value: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn modify_instance_attribute(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ModifyInstanceAttribute = input(request)?;
+    let control = &context.control;
+    let (attribute, value) = match (
+        &request.instance_type,
+        &request.user_data,
+        &request.attribute,
+    ) {
+        (Some(v), None, None) => ("instanceType", v.value.clone()),
+        (None, Some(v), None) => ("userData", v.value.clone()),
+        (None, None, Some(name)) => (name.as_str(), request.value.clone()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "InvalidParameterCombination",
+                "Exactly one attribute can be modified per call.",
+            ))
+        }
+    };
+    match attribute {
+        "instanceType" => {
+            let value = value
+                .ok_or_else(|| ApiError::bad_request("MissingParameter", "InstanceType.Value"))?;
+            control.modify_instance_type(&request.instance_id, &value, request.dry_run)?;
+        }
+        "userData" => {
+            // The wire value is base64 (a blob); an empty value clears the user data.
+            let value = value.filter(|v| !v.is_empty());
+            control.modify_user_data(&request.instance_id, value, request.dry_run)?;
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "UnsupportedOperation",
+                format!("Modifying the instance attribute {other} is not supported by nimbus."),
+            ))
+        }
+    }
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyInstanceMetadataOptions {
+    instance_id: String,
+    #[serde(flatten)]
+    options: MetadataOptionsInput,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn modify_instance_metadata_options(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ModifyInstanceMetadataOptions = input(request)?;
+    let mut probe = MetadataOptions::default();
+    request.options.apply(&mut probe)?;
+    let instance = context.control.modify_metadata_options(
+        &request.instance_id,
+        |options| {
+            // Already validated against a probe above, so applying cannot fail here.
+            let _ = request.options.apply(options);
+        },
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("instanceId", &instance.instance_id);
+        write_metadata_options(xml, "instanceMetadataOptions", &instance.metadata_options);
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct GetConsoleOutput {
+    instance_id: String,
+    /// The answer is always the most recent output, which is what `Latest` asks for.
+    #[serde(default, rename = "Latest")]
+    _latest: bool,
+}
+
+pub fn get_console_output(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: GetConsoleOutput = input(request)?;
+    let output = context.control.console_output(&request.instance_id)?;
+    // EC2 returns at most 64 KiB: the most recent output.
+    let limit = 64 * 1024;
+    let tail = if output.len() > limit {
+        &output[output.len() - limit..]
+    } else {
+        &output[..]
+    };
+    response.render(|xml| {
+        xml.leaf("instanceId", &request.instance_id);
+        xml.leaf(
+            "timestamp",
+            &nimbus_core::iso8601_millis(nimbus_core::now_millis()),
+        );
+        xml.leaf(
+            "output",
+            &base64::engine::general_purpose::STANDARD.encode(tail),
+        );
+    })
+}

@@ -1,0 +1,333 @@
+//! CreateVolume, DescribeVolumes, DeleteVolume, ModifyVolume, DescribeVolumesModifications.
+
+use control::filter::Filter;
+use control::idempotency::ClientToken;
+use control::tags::{tags_from_specifications, TagSpecification};
+use control::volumes::{CreateVolumeRequest, ModifyVolumeRequest, Volume};
+use control::ResourceKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{input, write_page, write_tag_set, Response};
+use crate::{ApiContext, ApiError};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateVolume {
+    availability_zone: Option<String>,
+    size: Option<u64>,
+    snapshot_id: Option<String>,
+    volume_type: Option<String>,
+    iops: Option<u64>,
+    throughput: Option<u64>,
+    #[serde(default)]
+    encrypted: bool,
+    #[serde(default)]
+    multi_attach_enabled: bool,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    client_token: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn create_volume(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let mut without_token = request.clone();
+    if let Some(object) = without_token.as_object_mut() {
+        object.remove("ClientToken");
+    }
+    let request: CreateVolume = input(request)?;
+    if request.multi_attach_enabled {
+        return Err(super::unsupported_parameter("MultiAttachEnabled"));
+    }
+    let client_token = request
+        .client_token
+        .as_deref()
+        .map(|token| ClientToken::new("CreateVolume", token, &without_token))
+        .transpose()?;
+    let volume = context.control.create_volume(CreateVolumeRequest {
+        size_gib: request.size,
+        snapshot_id: request.snapshot_id,
+        availability_zone: request.availability_zone,
+        volume_type: request.volume_type,
+        iops: request.iops,
+        throughput: request.throughput,
+        encrypted: request.encrypted,
+        tags: tags_from_specifications(
+            &request.tag_specifications,
+            &[ResourceKind::Volume],
+            ResourceKind::Volume,
+        )?,
+        client_token,
+        dry_run: request.dry_run,
+    })?;
+    response.render(|xml| write_volume(xml, &volume))
+}
+
+fn write_volume(xml: &mut awsproto::XmlWriter, volume: &Volume) {
+    xml.start("attachmentSet");
+    for attachment in &volume.attachments {
+        xml.start("item");
+        xml.leaf(
+            "attachTime",
+            &nimbus_core::iso8601_millis(attachment.attach_time),
+        );
+        xml.leaf("device", &attachment.device);
+        xml.leaf("instanceId", &attachment.instance_id);
+        xml.leaf("status", &attachment.state);
+        xml.leaf("volumeId", &volume.volume_id);
+        xml.leaf(
+            "deleteOnTermination",
+            &attachment.delete_on_termination.to_string(),
+        );
+        xml.end();
+    }
+    xml.end();
+    xml.leaf("availabilityZone", &volume.availability_zone);
+    xml.leaf(
+        "createTime",
+        &nimbus_core::iso8601_millis(volume.create_time),
+    );
+    xml.leaf("encrypted", "false");
+    xml.leaf("size", &volume.size_gib.to_string());
+    xml.leaf("snapshotId", volume.snapshot_id.as_deref().unwrap_or(""));
+    xml.leaf("status", volume.state.as_str());
+    xml.leaf("volumeId", &volume.volume_id);
+    if let Some(iops) = volume.reported_iops() {
+        xml.leaf("iops", &iops.to_string());
+    }
+    write_tag_set(xml, &volume.tags);
+    xml.leaf("volumeType", volume.volume_type.as_str());
+    xml.leaf("multiAttachEnabled", "false");
+    if let Some(throughput) = volume.reported_throughput() {
+        xml.leaf("throughput", &throughput.to_string());
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeVolumes {
+    #[serde(default)]
+    volume_ids: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub fn describe_volumes(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeVolumes = input(request)?;
+    let (volumes, next_token) = context.control.describe_volumes(
+        &request.volume_ids,
+        &request.filters,
+        request.max_results,
+        request.next_token.as_deref(),
+    )?;
+    response.render(|xml| {
+        write_page(
+            xml,
+            "volumeSet",
+            &volumes,
+            next_token.as_deref(),
+            write_volume,
+        );
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteVolume {
+    volume_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn delete_volume(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteVolume = input(request)?;
+    context
+        .control
+        .delete_volume(&request.volume_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyVolume {
+    volume_id: String,
+    size: Option<u64>,
+    volume_type: Option<String>,
+    iops: Option<u64>,
+    throughput: Option<u64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn modify_volume(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ModifyVolume = input(request)?;
+    let volume = context.control.modify_volume(
+        &request.volume_id,
+        ModifyVolumeRequest {
+            size_gib: request.size,
+            volume_type: request.volume_type,
+            iops: request.iops,
+            throughput: request.throughput,
+            dry_run: request.dry_run,
+        },
+    )?;
+    response.render(|xml| {
+        xml.start("volumeModification");
+        write_modification(xml, &volume);
+        xml.end();
+    })
+}
+
+fn write_modification(xml: &mut awsproto::XmlWriter, volume: &Volume) {
+    let Some(m) = &volume.modification else {
+        return;
+    };
+    xml.leaf("volumeId", &volume.volume_id);
+    xml.leaf("modificationState", &m.state);
+    xml.leaf("targetSize", &m.target_size_gib.to_string());
+    xml.leaf("targetIops", &m.target_performance.iops.to_string());
+    xml.leaf("targetVolumeType", m.target_type.as_str());
+    xml.leaf(
+        "targetThroughput",
+        &m.target_performance.throughput_mib.to_string(),
+    );
+    xml.leaf("targetMultiAttachEnabled", "false");
+    xml.leaf("originalSize", &m.original_size_gib.to_string());
+    xml.leaf("originalIops", &m.original_performance.iops.to_string());
+    xml.leaf("originalVolumeType", m.original_type.as_str());
+    xml.leaf(
+        "originalThroughput",
+        &m.original_performance.throughput_mib.to_string(),
+    );
+    xml.leaf("originalMultiAttachEnabled", "false");
+    xml.leaf("progress", if m.state == "completed" { "100" } else { "0" });
+    xml.leaf("startTime", &nimbus_core::iso8601_millis(m.start_time));
+    if let Some(end) = m.end_time {
+        xml.leaf("endTime", &nimbus_core::iso8601_millis(end));
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeVolumesModifications {
+    #[serde(default)]
+    volume_ids: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub fn describe_volumes_modifications(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DescribeVolumesModifications = input(request)?;
+    let (volumes, next_token) = context.control.describe_volumes_modifications(
+        &request.volume_ids,
+        &request.filters,
+        request.max_results,
+        request.next_token.as_deref(),
+    )?;
+    response.render(|xml| {
+        write_page(
+            xml,
+            "volumeModificationSet",
+            &volumes,
+            next_token.as_deref(),
+            write_modification,
+        );
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttachVolume {
+    volume_id: String,
+    instance_id: String,
+    device: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn write_attachment(
+    xml: &mut awsproto::XmlWriter,
+    volume_id: &str,
+    attachment: &control::volumes::Attachment,
+) {
+    xml.leaf(
+        "attachTime",
+        &nimbus_core::iso8601_millis(attachment.attach_time),
+    );
+    xml.leaf("device", &attachment.device);
+    xml.leaf("instanceId", &attachment.instance_id);
+    xml.leaf("status", &attachment.state);
+    xml.leaf("volumeId", volume_id);
+    xml.leaf(
+        "deleteOnTermination",
+        &attachment.delete_on_termination.to_string(),
+    );
+}
+
+pub fn attach_volume(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AttachVolume = input(request)?;
+    let attachment = context.control.attach_volume(
+        &request.volume_id,
+        &request.instance_id,
+        &request.device,
+        request.dry_run,
+    )?;
+    response.render(|xml| write_attachment(xml, &request.volume_id, &attachment))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DetachVolume {
+    volume_id: String,
+    instance_id: Option<String>,
+    device: Option<String>,
+    /// Detaching always unplugs the device from the VM; a forced detach is the same operation.
+    #[serde(default, rename = "Force")]
+    _force: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn detach_volume(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DetachVolume = input(request)?;
+    let (_, attachment) = context.control.detach_volume(
+        &request.volume_id,
+        request.instance_id.as_deref(),
+        request.device.as_deref(),
+        request.dry_run,
+    )?;
+    response.render(|xml| write_attachment(xml, &request.volume_id, &attachment))
+}

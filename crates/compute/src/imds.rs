@@ -1,0 +1,308 @@
+//! The instance metadata service, one per instance on a unix socket that the guest reaches at
+//! 169.254.169.254:80. IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
+//! `PUT /latest/api/token` (TTL 1–21600 s), 401 for a bad token or, when tokens are required,
+//! for none; a PUT carrying `X-Forwarded-For` is refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// What the metadata service says about one instance, read fresh for every request.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceMetadata {
+    pub instance_id: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub launch_index: u32,
+    pub reservation_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub availability_zone: String,
+    pub local_hostname: String,
+    pub local_ipv4: String,
+    pub mac: String,
+    pub launch_time: String,
+    /// (key name, OpenSSH public key)
+    pub public_key: Option<(String, String)>,
+    /// (name such as `ami`, `root`, `ebs1`; guest-visible device)
+    pub block_devices: Vec<(String, String)>,
+    pub user_data: Option<Vec<u8>>,
+    pub tokens_required: bool,
+    pub endpoint_enabled: bool,
+    /// Present when the instance exposes its tags to the metadata service.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// Where the metadata comes from (the control plane); `None` once the instance is gone.
+pub trait MetadataSource: Send + Sync + 'static {
+    fn metadata(&self) -> Option<InstanceMetadata>;
+}
+
+const MAX_TOKEN_TTL: u64 = 21600;
+const MAX_TOKENS: usize = 10_000;
+
+struct Service {
+    source: Arc<dyn MetadataSource>,
+    tokens: Mutex<HashMap<String, Instant>>,
+}
+
+/// Serves the metadata of one instance on `socket` until the task is dropped.
+pub async fn serve_imds(socket: &Path, source: Arc<dyn MetadataSource>) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(socket);
+    let listener = tokio::net::UnixListener::bind(socket)?;
+    let service = Arc::new(Service {
+        source,
+        tokens: Mutex::new(HashMap::new()),
+    });
+    let app = axum::Router::new().fallback(move |request: Request<Body>| {
+        let service = service.clone();
+        async move { service.handle(request) }
+    });
+    axum::serve(listener, app).await
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, [("content-type", "text/plain")], body.into()).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Service {
+    fn handle(&self, request: Request<Body>) -> Response {
+        let Some(metadata) = self.source.metadata() else {
+            return text(StatusCode::NOT_FOUND, "Not Found");
+        };
+        if !metadata.endpoint_enabled {
+            return text(StatusCode::FORBIDDEN, "Forbidden");
+        }
+        let path = request.uri().path().to_owned();
+        let headers = request.headers();
+        if path == "/latest/api/token" {
+            return match *request.method() {
+                Method::PUT => self.issue_token(headers),
+                _ => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+            };
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        }
+        match header(headers, "x-aws-ec2-metadata-token") {
+            Some(token) if !self.token_valid(token) => {
+                return text(StatusCode::UNAUTHORIZED, "Unauthorized")
+            }
+            None if metadata.tokens_required => {
+                return text(StatusCode::UNAUTHORIZED, "Unauthorized")
+            }
+            _ => {}
+        }
+        match lookup(&metadata, &path) {
+            Some(Entry::Value(body)) => {
+                (StatusCode::OK, [("content-type", "text/plain")], body).into_response()
+            }
+            Some(Entry::Listing(names)) => text(StatusCode::OK, names.join("\n")),
+            None => text(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    }
+
+    fn issue_token(&self, headers: &HeaderMap) -> Response {
+        if headers.contains_key("x-forwarded-for") {
+            return text(StatusCode::FORBIDDEN, "Forbidden");
+        }
+        let ttl = header(headers, "x-aws-ec2-metadata-token-ttl-seconds")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let Some(ttl) = ttl.filter(|t| (1..=MAX_TOKEN_TTL).contains(t)) else {
+            return text(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        let token: String = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        tokens.retain(|_, expiry| *expiry > now);
+        if tokens.len() >= MAX_TOKENS {
+            return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        }
+        tokens.insert(token.clone(), now + Duration::from_secs(ttl));
+        (
+            StatusCode::OK,
+            [
+                ("content-type", "text/plain"),
+                ("x-aws-ec2-metadata-token-ttl-seconds", &ttl.to_string()),
+            ],
+            token,
+        )
+            .into_response()
+    }
+
+    fn token_valid(&self, token: &str) -> bool {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(token)
+            .is_some_and(|expiry| *expiry > Instant::now())
+    }
+}
+
+enum Entry {
+    Value(Vec<u8>),
+    Listing(Vec<String>),
+}
+
+/// Every leaf of the metadata tree, by path below `/latest/`.
+fn leaves(m: &InstanceMetadata) -> BTreeMap<String, Vec<u8>> {
+    let mut leaves: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut put = |path: &str, value: &str| {
+        leaves.insert(path.to_owned(), value.as_bytes().to_vec());
+    };
+    put("meta-data/ami-id", &m.image_id);
+    put("meta-data/ami-launch-index", &m.launch_index.to_string());
+    put("meta-data/hostname", &m.local_hostname);
+    put("meta-data/instance-id", &m.instance_id);
+    put("meta-data/instance-type", &m.instance_type);
+    put("meta-data/local-hostname", &m.local_hostname);
+    put("meta-data/local-ipv4", &m.local_ipv4);
+    put("meta-data/mac", &m.mac);
+    put(
+        "meta-data/placement/availability-zone",
+        &m.availability_zone,
+    );
+    put("meta-data/placement/region", &m.region);
+    put("meta-data/reservation-id", &m.reservation_id);
+    put("meta-data/security-groups", "default");
+    put("meta-data/services/domain", "amazonaws.com");
+    for (name, device) in &m.block_devices {
+        put(&format!("meta-data/block-device-mapping/{name}"), device);
+    }
+    if let Some((name, key)) = &m.public_key {
+        put(&format!("meta-data/public-keys/0={name}"), "");
+        put("meta-data/public-keys/0/openssh-key", key);
+    }
+    if let Some(tags) = &m.tags {
+        for (key, value) in tags {
+            put(&format!("meta-data/tags/instance/{key}"), value);
+        }
+    }
+    let document = serde_json::json!({
+        "accountId": m.account_id,
+        "architecture": "x86_64",
+        "availabilityZone": m.availability_zone,
+        "imageId": m.image_id,
+        "instanceId": m.instance_id,
+        "instanceType": m.instance_type,
+        "pendingTime": m.launch_time,
+        "privateIp": m.local_ipv4,
+        "region": m.region,
+        "version": "2017-09-30",
+    });
+    put(
+        "dynamic/instance-identity/document",
+        &serde_json::to_string_pretty(&document).unwrap_or_default(),
+    );
+    if let Some(user_data) = &m.user_data {
+        leaves.insert("user-data".into(), user_data.clone());
+    }
+    leaves
+}
+
+fn lookup(metadata: &InstanceMetadata, path: &str) -> Option<Entry> {
+    let relative = match path {
+        "/" => return Some(Entry::Listing(vec!["latest".into()])),
+        _ => path.strip_prefix("/latest")?.trim_start_matches('/'),
+    };
+    let leaves = leaves(metadata);
+    let wanted = relative.trim_end_matches('/');
+    if let Some(value) = leaves.get(wanted) {
+        if !relative.ends_with('/') {
+            return Some(Entry::Value(value.clone()));
+        }
+    }
+    // A directory: list the next path segment of everything below it.
+    let prefix = if wanted.is_empty() {
+        String::new()
+    } else {
+        format!("{wanted}/")
+    };
+    let mut names: Vec<String> = Vec::new();
+    for key in leaves.keys().filter(|k| k.starts_with(&prefix)) {
+        let name = match key[prefix.len()..].split_once('/') {
+            Some((first, _)) => format!("{first}/"),
+            None => key[prefix.len()..].to_owned(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    // EC2 lists a public key as `0=name` only; its `0/` directory is implied.
+    let keyed: Vec<String> = names
+        .iter()
+        .filter_map(|n| n.split_once('=').map(|(i, _)| format!("{i}/")))
+        .collect();
+    names.retain(|n| !keyed.contains(n));
+    (!names.is_empty()).then_some(Entry::Listing(names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata() -> InstanceMetadata {
+        InstanceMetadata {
+            instance_id: "i-0123456789abcdef0".into(),
+            public_key: Some(("demo".into(), "ssh-ed25519 AAAA demo".into())),
+            block_devices: vec![
+                ("ami".into(), "/dev/xvda".into()),
+                ("root".into(), "/dev/xvda".into()),
+            ],
+            user_data: Some(b"#!/bin/sh\necho hi\n".to_vec()),
+            endpoint_enabled: true,
+            ..InstanceMetadata::default()
+        }
+    }
+
+    fn get(path: &str) -> Option<String> {
+        match lookup(&metadata(), path)? {
+            Entry::Value(v) => Some(String::from_utf8_lossy(&v).into_owned()),
+            Entry::Listing(names) => Some(names.join("\n")),
+        }
+    }
+
+    #[test]
+    fn tree_lookups() {
+        assert_eq!(
+            get("/latest/meta-data/instance-id").as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(
+            get("/latest/meta-data/public-keys/").as_deref(),
+            Some("0=demo")
+        );
+        assert_eq!(
+            get("/latest/meta-data/public-keys/0/openssh-key").as_deref(),
+            Some("ssh-ed25519 AAAA demo")
+        );
+        assert_eq!(
+            get("/latest/meta-data/block-device-mapping/").as_deref(),
+            Some("ami\nroot")
+        );
+        assert_eq!(
+            get("/latest/user-data").as_deref(),
+            Some("#!/bin/sh\necho hi\n")
+        );
+        assert!(get("/latest/meta-data/")
+            .is_some_and(|l| l.contains("instance-id") && l.contains("placement/")));
+        assert!(
+            get("/latest/").is_some_and(|l| l.contains("meta-data/") && l.contains("user-data"))
+        );
+        assert!(get("/latest/dynamic/instance-identity/document")
+            .is_some_and(|d| d.contains("\"instanceId\"")));
+        assert_eq!(get("/latest/meta-data/nothing"), None);
+        assert_eq!(get("/elsewhere"), None);
+    }
+}

@@ -1,0 +1,102 @@
+//! A small QMP client: the greeting, `qmp_capabilities`, commands with IDs, and events.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use crate::{Error, Result};
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Qmp {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_id: u64,
+    /// Events received while waiting for replies.
+    events: Vec<Value>,
+}
+
+impl Qmp {
+    pub async fn connect(socket: &Path) -> Result<Qmp> {
+        let stream = UnixStream::connect(socket).await?;
+        let (reader, writer) = stream.into_split();
+        let mut qmp = Qmp {
+            reader: BufReader::new(reader),
+            writer,
+            next_id: 0,
+            events: Vec::new(),
+        };
+        let greeting = qmp.read_message().await?;
+        if greeting.get("QMP").is_none() {
+            return Err(Error::Qmp(format!("unexpected greeting: {greeting}")));
+        }
+        qmp.execute("qmp_capabilities", json!({})).await?;
+        Ok(qmp)
+    }
+
+    async fn read_message(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        let read = tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_line(&mut line))
+            .await
+            .map_err(|_| Error::Qmp("QEMU did not answer in time".into()))??;
+        if read == 0 {
+            return Err(Error::Qmp("QEMU closed the QMP socket".into()));
+        }
+        serde_json::from_str(&line).map_err(|e| Error::Qmp(format!("bad QMP message: {e}")))
+    }
+
+    /// Runs a command and returns its `return` value.
+    pub async fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({ "execute": command, "id": id });
+        if arguments.as_object().is_some_and(|a| !a.is_empty()) {
+            message["arguments"] = arguments;
+        }
+        let mut text = message.to_string();
+        text.push('\n');
+        self.writer.write_all(text.as_bytes()).await?;
+        loop {
+            let reply = self.read_message().await?;
+            if reply.get("event").is_some() {
+                self.events.push(reply);
+                continue;
+            }
+            if reply.get("id").and_then(Value::as_u64) != Some(id) {
+                continue;
+            }
+            if let Some(error) = reply.get("error") {
+                return Err(Error::Qmp(format!(
+                    "{command}: {}",
+                    error["desc"].as_str().unwrap_or("failed")
+                )));
+            }
+            return Ok(reply.get("return").cloned().unwrap_or(Value::Null));
+        }
+    }
+
+    /// Waits for an event matching `matches` (already received ones count).
+    pub async fn wait_event(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        if let Some(position) = self.events.iter().position(&matches) {
+            return Ok(self.events.remove(position));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = tokio::time::timeout(remaining, self.read_message())
+                .await
+                .map_err(|_| Error::Qmp("the expected QMP event did not come".into()))??;
+            if message.get("event").is_some() && matches(&message) {
+                return Ok(message);
+            }
+        }
+    }
+}

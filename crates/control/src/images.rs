@@ -1,0 +1,409 @@
+//! AMIs: every image is an EBS snapshot plus a root block-device mapping, and for direct
+//! kernel boot the kernel and initramfs it starts with (EC2's kernel-id / ramdisk-id).
+//! DescribeImages, RegisterImage, DeregisterImage; CreateImage lives with instances.
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::{Filter, Filterable};
+use crate::snapshots::{Snapshot, SnapshotState};
+use crate::volumes::{existing, select_by_ids};
+use crate::{Control, Error, ResourceKind, Result, State, Tags};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageBlockDevice {
+    pub device_name: String,
+    pub snapshot_id: Option<String>,
+    pub volume_size_gib: u64,
+    pub volume_type: String,
+    pub delete_on_termination: bool,
+}
+
+/// How an image boots: the kernel and initramfs files nimbus keeps for it, and the command line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BootFiles {
+    pub kernel: String,
+    pub initrd: String,
+    pub cmdline: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Image {
+    pub image_id: String,
+    pub name: String,
+    pub description: String,
+    /// available | pending | failed
+    pub state: String,
+    pub root_device_name: String,
+    pub block_devices: Vec<ImageBlockDevice>,
+    pub boot: Option<BootFiles>,
+    pub creation_time: i64,
+    pub tags: Tags,
+}
+
+impl Image {
+    pub fn root_device(&self) -> Option<&ImageBlockDevice> {
+        self.block_devices
+            .iter()
+            .find(|d| d.device_name == self.root_device_name)
+    }
+}
+
+impl Filterable for Image {
+    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
+        let devices = |f: &dyn Fn(&ImageBlockDevice) -> String| {
+            Some(self.block_devices.iter().map(f).collect())
+        };
+        let one = |v: &str| Some(vec![v.to_owned()]);
+        match name {
+            "image-id" => one(&self.image_id),
+            "name" => one(&self.name),
+            "description" => one(&self.description),
+            "state" => one(&self.state),
+            "architecture" => one("x86_64"),
+            "image-type" => one("machine"),
+            "is-public" => one("false"),
+            "root-device-type" => one("ebs"),
+            "root-device-name" => one(&self.root_device_name),
+            "virtualization-type" => one("hvm"),
+            "hypervisor" => one("xen"),
+            "owner-alias" => one(""),
+            "owner-id" => None, // answered by the caller with the configured account
+            "block-device-mapping.device-name" => devices(&|d| d.device_name.clone()),
+            "block-device-mapping.snapshot-id" => {
+                devices(&|d| d.snapshot_id.clone().unwrap_or_default())
+            }
+            "block-device-mapping.volume-size" => devices(&|d| d.volume_size_gib.to_string()),
+            "block-device-mapping.volume-type" => devices(&|d| d.volume_type.clone()),
+            "block-device-mapping.delete-on-termination" => {
+                devices(&|d| d.delete_on_termination.to_string())
+            }
+            _ => None,
+        }
+    }
+    fn tags(&self) -> Option<&Tags> {
+        Some(&self.tags)
+    }
+}
+
+crate::resource!(Image, ResourceKind::Image, image_id, images);
+
+impl State {
+    /// IDs of images whose block devices use `snapshot_id`.
+    pub fn images_using_snapshot<'a>(
+        &'a self,
+        snapshot_id: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.images
+            .values()
+            .filter(move |image| {
+                image
+                    .block_devices
+                    .iter()
+                    .any(|d| d.snapshot_id.as_deref() == Some(snapshot_id))
+            })
+            .map(|image| image.image_id.as_str())
+    }
+
+    pub fn image_by_name(&self, name: &str) -> Option<&Image> {
+        self.images.values().find(|image| image.name == name)
+    }
+}
+
+/// What RegisterImage asks for.
+pub struct RegisterImageRequest {
+    pub name: String,
+    pub description: String,
+    pub root_device_name: String,
+    pub block_devices: Vec<ImageBlockDevice>,
+    pub boot: Option<BootFiles>,
+    pub tags: Tags,
+    pub dry_run: bool,
+}
+
+fn validate_image_name(name: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c);
+    if name.len() < 3 || name.len() > 128 || !name.chars().all(allowed) {
+        return Err(Error::InvalidParameterValue(format!(
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_': {name}"
+        )));
+    }
+    Ok(())
+}
+
+impl Control {
+    pub fn register_image(&self, request: RegisterImageRequest) -> Result<Image> {
+        validate_image_name(&request.name)?;
+        self.mutate(|txn| {
+            if txn.state().image_by_name(&request.name).is_some() {
+                return Err(Error::DuplicateImageName(request.name.clone()));
+            }
+            if !request.block_devices.iter().any(|d| d.device_name == request.root_device_name) {
+                return Err(Error::InvalidParameterValue(format!(
+                    "The root device name {} has no block device mapping.",
+                    request.root_device_name
+                )));
+            }
+            for device in &request.block_devices {
+                if let Some(snapshot_id) = &device.snapshot_id {
+                    let snapshot = existing::<Snapshot>(txn.state(), snapshot_id)?;
+                    if snapshot.state != SnapshotState::Completed {
+                        return Err(Error::IncorrectState(format!("Snapshot {snapshot_id} is not completed.")));
+                    }
+                    if device.volume_size_gib < snapshot.volume_size_gib {
+                        return Err(Error::InvalidParameterValue(format!(
+                            "Volume of {} GiB for {} is smaller than snapshot {snapshot_id} ({} GiB).",
+                            device.volume_size_gib, device.device_name, snapshot.volume_size_gib
+                        )));
+                    }
+                }
+            }
+            if request.dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            let image = Image {
+                image_id: nimbus_core::new_id("ami"),
+                name: request.name.clone(),
+                description: request.description.clone(),
+                state: "available".into(),
+                root_device_name: request.root_device_name.clone(),
+                block_devices: request.block_devices.clone(),
+                boot: request.boot.clone(),
+                creation_time: nimbus_core::now_millis(),
+                tags: request.tags.clone(),
+            };
+            txn.put(image.clone())?;
+            Ok(image)
+        })
+    }
+
+    pub fn describe_images(
+        &self,
+        ids: &[String],
+        owners: &[String],
+        filters: &[Filter],
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<Image>, Option<String>)> {
+        let account = &self.config().account_id;
+        if !owners.is_empty() && !owners.iter().any(|o| o == "self" || o == account) {
+            return Ok((Vec::new(), None));
+        }
+        let (owner_filters, filters): (Vec<Filter>, Vec<Filter>) =
+            filters.iter().cloned().partition(|f| f.name == "owner-id");
+        if owner_filters.iter().any(|f| {
+            !f.values
+                .iter()
+                .any(|v| crate::filter::wildcard_match(v, account))
+        }) {
+            return Ok((Vec::new(), None));
+        }
+        let state = self.read();
+        let found = select_by_ids::<Image>(&state, ids, &filters)?;
+        crate::pagination::paginate(
+            found,
+            |i| i.image_id.as_str(),
+            max_results,
+            next_token,
+            crate::pagination::PageBounds { min: 5, max: 1000 },
+        )
+    }
+
+    /// Forgets the image; its snapshots stay (as in EC2, they are deleted separately).
+    pub fn deregister_image(&self, id: &str, dry_run: bool) -> Result<()> {
+        self.mutate(|txn| {
+            existing::<Image>(txn.state(), id)?;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.delete::<Image>(id);
+            Ok(())
+        })
+    }
+}
+
+/// The image every boot falls back to when an AMI carries no kernel of its own.
+pub const DEFAULT_IMAGE_NAME: &str = "nimbus-minimal";
+
+impl Control {
+    /// The kernel and initramfs of the built default image, for AMIs registered from bare snapshots.
+    pub fn default_boot_files(&self) -> Option<BootFiles> {
+        self.read()
+            .image_by_name(DEFAULT_IMAGE_NAME)
+            .and_then(|image| image.boot.clone())
+    }
+
+    /// Imports a built root filesystem as a completed snapshot and registers an AMI for it,
+    /// replacing an earlier image of the same name (used by `nimbus image build`).
+    pub async fn import_image(
+        &self,
+        name: &str,
+        description: &str,
+        root_fs: &std::path::Path,
+        boot: BootFiles,
+    ) -> Result<Image> {
+        let snapshot_id = nimbus_core::new_id("snap");
+        let size_bytes = self
+            .engine()
+            .import_raw_image(&snapshot_id, root_fs)
+            .await
+            .map_err(crate::snapshots::engine_error)?;
+        let size_gib = size_bytes.div_ceil(crate::volumes::GIB).max(1);
+        let now = nimbus_core::now_millis();
+        let snapshot = Snapshot {
+            snapshot_id: snapshot_id.clone(),
+            volume_id: "vol-ffffffff".into(),
+            volume_size_gib: size_gib,
+            state: SnapshotState::Completed,
+            progress: 100,
+            start_time: now,
+            description: format!("Root filesystem of {name}"),
+            source: crate::snapshots::SnapshotSource::Image,
+            state_message: None,
+            tags: Tags::new(),
+        };
+        let image = Image {
+            image_id: nimbus_core::new_id("ami"),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            state: "available".into(),
+            root_device_name: "/dev/xvda".into(),
+            block_devices: vec![ImageBlockDevice {
+                device_name: "/dev/xvda".into(),
+                snapshot_id: Some(snapshot_id),
+                volume_size_gib: size_gib,
+                volume_type: "gp3".into(),
+                delete_on_termination: true,
+            }],
+            boot: Some(boot),
+            creation_time: now,
+            tags: Tags::new(),
+        };
+        self.mutate(|txn| {
+            if let Some(old) = txn.state().image_by_name(name).map(|i| i.image_id.clone()) {
+                txn.delete::<Image>(&old);
+            }
+            txn.put(snapshot.clone())?;
+            txn.put(image.clone())
+        })?;
+        Ok(image)
+    }
+
+    /// CreateImage: snapshots every volume of the instance (crash-consistent, at once) and
+    /// registers a `pending` AMI that becomes `available` when the snapshots complete.
+    pub async fn create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        description: String,
+        image_tags: Tags,
+        snapshot_tags: Tags,
+        dry_run: bool,
+    ) -> Result<Image> {
+        validate_image_name(name)?;
+        let (instance, source_image, volumes) = {
+            let state = self.read();
+            let instance = existing::<crate::instances::Instance>(&state, instance_id)?.clone();
+            if !matches!(
+                instance.state,
+                crate::instances::InstanceState::Running | crate::instances::InstanceState::Stopped
+            ) {
+                return Err(Error::IncorrectInstanceState(format!(
+                    "Instance '{instance_id}' is not 'running' or 'stopped'."
+                )));
+            }
+            if state.image_by_name(name).is_some() {
+                return Err(Error::DuplicateImageName(name.to_owned()));
+            }
+            let volumes: Vec<(String, crate::volumes::Volume)> = instance
+                .disks
+                .iter()
+                .filter_map(|d| {
+                    state
+                        .volumes
+                        .get(&d.volume_id)
+                        .map(|v| (d.device_name.clone(), v.clone()))
+                })
+                .collect();
+            (
+                instance.clone(),
+                state.images.get(&instance.image_id).cloned(),
+                volumes,
+            )
+        };
+        if dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        let image_id = nimbus_core::new_id("ami");
+        let mut block_devices = Vec::new();
+        for (device_name, volume) in &volumes {
+            let snapshot = self
+                .create_snapshot(
+                    &volume.volume_id,
+                    format!("Created by CreateImage({instance_id}) for {image_id}"),
+                    snapshot_tags.clone(),
+                    false,
+                )
+                .await?;
+            block_devices.push(ImageBlockDevice {
+                device_name: device_name.clone(),
+                snapshot_id: Some(snapshot.snapshot_id),
+                volume_size_gib: volume.size_gib,
+                volume_type: volume.volume_type.as_str().to_owned(),
+                delete_on_termination: volume
+                    .attachments
+                    .first()
+                    .is_none_or(|a| a.delete_on_termination),
+            });
+        }
+        let image = Image {
+            image_id,
+            name: name.to_owned(),
+            description,
+            state: "pending".into(),
+            root_device_name: instance.root_device_name.clone(),
+            block_devices,
+            boot: source_image
+                .and_then(|i| i.boot)
+                .or_else(|| self.default_boot_files()),
+            creation_time: nimbus_core::now_millis(),
+            tags: image_tags,
+        };
+        self.mutate(|txn| txn.put(image.clone()))?;
+        self.wake_reconciler();
+        Ok(image)
+    }
+
+    /// Pending images become available when all their snapshots completed (failed if one failed).
+    pub(crate) fn reconcile_images(&self) -> Result<()> {
+        let pending: Vec<(String, String)> = {
+            let state = self.read();
+            state
+                .images
+                .values()
+                .filter(|i| i.state == "pending")
+                .filter_map(|i| {
+                    let states: Vec<Option<SnapshotState>> = i
+                        .block_devices
+                        .iter()
+                        .filter_map(|d| d.snapshot_id.as_ref())
+                        .map(|s| state.snapshots.get(s).map(|s| s.state))
+                        .collect();
+                    if states
+                        .iter()
+                        .any(|s| matches!(s, None | Some(SnapshotState::Error)))
+                    {
+                        Some((i.image_id.clone(), "failed".to_owned()))
+                    } else if states.iter().all(|s| *s == Some(SnapshotState::Completed)) {
+                        Some((i.image_id.clone(), "available".to_owned()))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        for (id, new_state) in pending {
+            self.update::<Image>(&id, |i| i.state = new_state.clone())?;
+        }
+        Ok(())
+    }
+}

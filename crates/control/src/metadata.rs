@@ -1,0 +1,112 @@
+//! What each instance's metadata service serves, read from the working set on every request.
+
+use std::sync::{Arc, Weak};
+
+use crate::instance_reconciler::compute_error;
+use crate::{Control, Result};
+
+struct InstanceMetadataSource {
+    control: Weak<Control>,
+    instance_id: String,
+}
+
+impl compute::MetadataSource for InstanceMetadataSource {
+    fn metadata(&self) -> Option<compute::InstanceMetadata> {
+        let control = self.control.upgrade()?;
+        let config = control.config();
+        let state = control.read();
+        let instance = state.instances.get(&self.instance_id)?;
+        let mut block_devices = vec![
+            ("ami".to_owned(), instance.root_device_name.clone()),
+            ("root".to_owned(), instance.root_device_name.clone()),
+        ];
+        let extra = instance
+            .disks
+            .iter()
+            .filter(|d| d.device_name != instance.root_device_name);
+        for (index, disk) in extra.enumerate() {
+            block_devices.push((
+                format!("ebs{}", index + 1),
+                disk.device_name.trim_start_matches("/dev/").to_owned(),
+            ));
+        }
+        Some(compute::InstanceMetadata {
+            instance_id: instance.instance_id.clone(),
+            image_id: instance.image_id.clone(),
+            instance_type: instance.instance_type.clone(),
+            launch_index: instance.ami_launch_index,
+            reservation_id: instance.reservation_id.clone(),
+            account_id: config.account_id.clone(),
+            region: config.region.clone(),
+            availability_zone: instance.availability_zone.clone(),
+            local_hostname: instance.private_dns_name(),
+            local_ipv4: instance.private_ip.clone(),
+            mac: mac_address(&instance.instance_id),
+            launch_time: nimbus_core::iso8601_millis(instance.launch_time),
+            public_key: state
+                .key_for_instance(instance)
+                .map(|key| (key.key_name.clone(), key.public_key.clone())),
+            block_devices,
+            user_data: instance.decoded_user_data(),
+            tokens_required: instance.metadata_options.http_tokens == "required",
+            endpoint_enabled: instance.metadata_options.http_endpoint == "enabled",
+            tags: (instance.metadata_options.instance_metadata_tags == "enabled")
+                .then(|| instance.tags.clone()),
+        })
+    }
+}
+
+/// A stable, locally administered MAC address derived from the instance ID.
+fn mac_address(instance_id: &str) -> String {
+    let digest = blake3::hash(instance_id.as_bytes());
+    let bytes = digest.as_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]
+    )
+}
+
+impl Control {
+    /// Starts the metadata service of one instance on its socket.
+    pub(crate) fn spawn_imds(
+        self: &Arc<Self>,
+        instance_id: &str,
+    ) -> Result<tokio::task::JoinHandle<()>> {
+        let run_dir = self.config().data_dir.join("instances").join(instance_id);
+        std::fs::create_dir_all(&run_dir).map_err(compute_error)?;
+        let socket = run_dir.join("imds.sock");
+        let source = Arc::new(InstanceMetadataSource {
+            control: Arc::downgrade(self),
+            instance_id: instance_id.to_owned(),
+        });
+        let id = instance_id.to_owned();
+        Ok(tokio::spawn(async move {
+            if let Err(error) = compute::serve_imds(&socket, source).await {
+                tracing::warn!(instance = id, %error, "metadata service stopped");
+            }
+        }))
+    }
+
+    /// The accelerator for VMs: probed once per host (see `compute::probe_accel`).
+    pub(crate) async fn accel(&self) -> compute::Accel {
+        *self
+            .accel
+            .get_or_init(|| async {
+                match self.default_boot_files() {
+                    Some(boot) => {
+                        compute::probe_accel(boot.kernel.as_ref(), boot.initrd.as_ref()).await
+                    }
+                    None => compute::Accel::Tcg,
+                }
+            })
+            .await
+    }
+
+    /// What QEMU runs per guest connection to the metadata address: this binary's `imds-pipe`.
+    pub(crate) fn imds_command(&self) -> Vec<String> {
+        let binary = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "nimbus".into());
+        vec![binary, "imds-pipe".into()]
+    }
+}

@@ -1,0 +1,259 @@
+//! EBS snapshots: CreateSnapshot (instant; data persisted in the background), DescribeSnapshots,
+//! DeleteSnapshot, CopySnapshot. Life: `pending → completed` (or `error`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::{Filter, Filterable};
+use crate::pagination::{paginate, PageBounds};
+use crate::volumes::{existing, select_by_ids, Volume, VolumeState};
+use crate::{Control, Error, ResourceKind, Result, Tags};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+}
+
+impl SnapshotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Pending => "pending",
+            SnapshotState::Completed => "completed",
+            SnapshotState::Error => "error",
+        }
+    }
+}
+
+/// Where a snapshot's data comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotSource {
+    Volume,
+    Copy {
+        source_snapshot_id: String,
+    },
+    /// Written block by block through the EBS direct APIs (StartSnapshot / PutSnapshotBlock).
+    Direct,
+    /// Imported from a built image by `nimbus image build`.
+    Image,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub snapshot_id: String,
+    /// `vol-ffffffff` for snapshots not taken from a volume, as AWS reports them.
+    pub volume_id: String,
+    pub volume_size_gib: u64,
+    pub state: SnapshotState,
+    pub progress: u8,
+    pub start_time: i64,
+    pub description: String,
+    pub source: SnapshotSource,
+    pub state_message: Option<String>,
+    pub tags: Tags,
+}
+
+impl Filterable for Snapshot {
+    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
+        let value = match name {
+            "snapshot-id" => self.snapshot_id.clone(),
+            "volume-id" => self.volume_id.clone(),
+            "volume-size" => self.volume_size_gib.to_string(),
+            "status" => self.state.as_str().to_owned(),
+            "progress" => format!("{}%", self.progress),
+            "start-time" => nimbus_core::iso8601_millis(self.start_time),
+            "description" => self.description.clone(),
+            "encrypted" => "false".into(),
+            "storage-tier" => "standard".into(),
+            "owner-alias" => String::new(),
+            // The owner is the one configured account; the filter value is checked by the caller.
+            "owner-id" => return Some(vec![OWNER_PLACEHOLDER.into()]),
+            _ => return None,
+        };
+        Some(vec![value])
+    }
+    fn tags(&self) -> Option<&Tags> {
+        Some(&self.tags)
+    }
+}
+
+const OWNER_PLACEHOLDER: &str = "\u{0}owner";
+
+crate::resource!(Snapshot, ResourceKind::Snapshot, snapshot_id, snapshots);
+
+/// Filters with `owner-id` rewritten to match the configured account.
+fn owner_aware(filters: &[Filter], account_id: &str) -> Vec<Filter> {
+    filters
+        .iter()
+        .map(|f| match f.name.as_str() {
+            "owner-id" => Filter {
+                name: f.name.clone(),
+                values: f
+                    .values
+                    .iter()
+                    .map(|v| {
+                        if crate::filter::wildcard_match(v, account_id) {
+                            OWNER_PLACEHOLDER.to_owned()
+                        } else {
+                            v.clone()
+                        }
+                    })
+                    .collect(),
+            },
+            _ => f.clone(),
+        })
+        .collect()
+}
+
+impl Control {
+    /// Captures the volume now (the block store freezes its state at once) and records the
+    /// snapshot as `pending`; the reconciler follows the upload to `completed`.
+    pub async fn create_snapshot(
+        &self,
+        volume_id: &str,
+        description: String,
+        tags: Tags,
+        dry_run: bool,
+    ) -> Result<Snapshot> {
+        let volume = existing::<Volume>(&self.read(), volume_id)?.clone();
+        if !matches!(volume.state, VolumeState::Available | VolumeState::InUse) {
+            return Err(Error::IncorrectState(format!(
+                "Volume {volume_id} is in state {} and cannot be snapshotted.",
+                volume.state.as_str()
+            )));
+        }
+        if dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        let snapshot = Snapshot {
+            snapshot_id: nimbus_core::new_id("snap"),
+            volume_id: volume_id.to_owned(),
+            volume_size_gib: volume.size_gib,
+            state: SnapshotState::Pending,
+            progress: 0,
+            start_time: nimbus_core::now_millis(),
+            description,
+            source: SnapshotSource::Volume,
+            state_message: None,
+            tags,
+        };
+        self.engine()
+            .create_snapshot(&snapshot.snapshot_id, volume_id)
+            .await
+            .map_err(engine_error)?;
+        self.mutate(|txn| txn.put(snapshot.clone()))?;
+        self.wake_reconciler();
+        Ok(snapshot)
+    }
+
+    pub fn describe_snapshots(
+        &self,
+        ids: &[String],
+        owners: &[String],
+        filters: &[Filter],
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<Snapshot>, Option<String>)> {
+        if !ids.is_empty() && max_results.is_some() {
+            return Err(Error::InvalidParameterCombination(
+                "The parameter snapshotSet cannot be used with the parameter maxResults".into(),
+            ));
+        }
+        let account = &self.config().account_id;
+        // Every snapshot here belongs to the one account: other owners (or `amazon`) own nothing.
+        if owners.iter().any(|o| o != "self" && o != account)
+            && !owners.iter().any(|o| o == "self" || o == account)
+        {
+            return Ok((Vec::new(), None));
+        }
+        let filters = owner_aware(filters, account);
+        let state = self.read();
+        let found = select_by_ids::<Snapshot>(&state, ids, &filters)?;
+        paginate(
+            found,
+            |s| s.snapshot_id.as_str(),
+            max_results,
+            next_token,
+            PageBounds { min: 5, max: 1000 },
+        )
+    }
+
+    pub async fn delete_snapshot(&self, id: &str, dry_run: bool) -> Result<()> {
+        {
+            let state = self.read();
+            let snapshot = existing::<Snapshot>(&state, id)?;
+            if let Some(image) = state.images_using_snapshot(id).next() {
+                return Err(Error::SnapshotInUse(format!(
+                    "The snapshot {id} is currently in use by {image}"
+                )));
+            }
+            if snapshot.state == SnapshotState::Pending {
+                return Err(Error::IncorrectState(format!(
+                    "Snapshot {id} is still pending."
+                )));
+            }
+        }
+        if dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        self.mutate(|txn| {
+            txn.delete::<Snapshot>(id);
+            Ok(())
+        })?;
+        // The record is gone first: if freeing the data fails, the orphaned chunks are
+        // collected by the next garbage collection rather than leaving a broken snapshot.
+        if let Err(error) = self.engine().delete_snapshot(id).await {
+            tracing::warn!(snapshot = id, %error, "snapshot data not freed yet");
+        }
+        Ok(())
+    }
+
+    pub async fn copy_snapshot(
+        &self,
+        source_id: &str,
+        source_region: &str,
+        description: Option<String>,
+        tags: Tags,
+        dry_run: bool,
+    ) -> Result<Snapshot> {
+        if source_region != self.config().region {
+            return Err(Error::InvalidParameterValue(format!(
+                "Source region {source_region} is not available in nimbus (only {}).",
+                self.config().region
+            )));
+        }
+        let source = existing::<Snapshot>(&self.read(), source_id)?.clone();
+        if source.state != SnapshotState::Completed {
+            return Err(Error::IncorrectState(format!(
+                "Snapshot {source_id} is not completed yet."
+            )));
+        }
+        if dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        let copy = Snapshot {
+            snapshot_id: nimbus_core::new_id("snap"),
+            volume_id: "vol-ffffffff".into(),
+            volume_size_gib: source.volume_size_gib,
+            state: SnapshotState::Pending,
+            progress: 0,
+            start_time: nimbus_core::now_millis(),
+            description: description
+                .unwrap_or_else(|| format!("[Copied {source_id} from {source_region}]")),
+            source: SnapshotSource::Copy {
+                source_snapshot_id: source_id.to_owned(),
+            },
+            state_message: None,
+            tags,
+        };
+        self.mutate(|txn| txn.put(copy.clone()))?;
+        self.wake_reconciler();
+        Ok(copy)
+    }
+}
+
+pub fn engine_error(error: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("block store: {error}"))
+}

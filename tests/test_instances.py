@@ -1,0 +1,201 @@
+"""Real instances: QEMU VMs booted from the nimbus-minimal AMI, user data via IMDS, console,
+lifecycle, hot attach/detach, SSH and restarts — all driven through boto3."""
+
+import base64
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Nimbus
+from test_foundation import error_code
+from test_volumes import qemu_io, wait_for, wait_volume
+
+IMAGE_CACHE = os.environ.get("NIMBUS_TEST_IMAGE_DIR", "/tmp/nimbus-test-images")
+
+USER_DATA = """#!/bin/sh
+# IMDSv2: a session token (imds-token speaks HTTP PUT with nc, busybox wget cannot PUT).
+TOKEN=$(imds-token 60)
+ID=$(wget -q -O - --header "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)
+V1=$(wget -q -O - http://169.254.169.254/latest/meta-data/instance-id 2>&1 || true)
+echo "NIMBUS-MARKER id=$ID cpus=$(nproc) mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo) v1=[$V1]" > /dev/console
+while [ ! -b /dev/vdb ]; do sleep 0.2; done
+echo "volume-marker-$ID" | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null
+echo "NIMBUS-WROTE-VOLUME" > /dev/console
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    """A nimbus with the default image built (cached across runs) on its data dir."""
+    with tempfile.TemporaryDirectory(prefix="nimbus-vm-test-") as data_dir:
+        build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
+                                "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
+                               capture_output=True, text=True, timeout=1200)
+        assert build.returncode == 0, build.stdout + build.stderr
+        server = Nimbus(data_dir).start()
+        yield server
+        ec2 = server.client()
+        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        server.stop()
+        leftovers = subprocess.run(["pgrep", "-f", f"qemu-system.*{data_dir}"], capture_output=True, text=True)
+        assert leftovers.stdout.strip() == "", "QEMU processes left behind"
+
+
+@pytest.fixture(scope="module")
+def ec2vm(cloud):
+    return cloud.client()
+
+
+@pytest.fixture(scope="module")
+def minimal_ami(ec2vm):
+    images = ec2vm.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["nimbus-minimal"]}])["Images"]
+    assert len(images) == 1, images
+    return images[0]["ImageId"]
+
+
+def console(ec2, instance_id):
+    output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output", "")
+    return output
+
+
+def wait_console(ec2, instance_id, pattern, timeout=300):
+    return wait_for(lambda: re.search(pattern, console(ec2, instance_id)), timeout=timeout, interval=1)
+
+
+def test_images_listed(ec2vm, minimal_ami):
+    image = ec2vm.describe_images(ImageIds=[minimal_ami])["Images"][0]
+    assert image["State"] == "available" and image["RootDeviceType"] == "ebs"
+    root = image["BlockDeviceMappings"][0]
+    assert root["DeviceName"] == image["RootDeviceName"] and root["Ebs"]["SnapshotId"].startswith("snap-")
+
+
+def test_launch_user_data_attach_detach_lifecycle(cloud, ec2vm, minimal_ami):
+    key = ec2vm.create_key_pair(KeyName="vm-key", KeyType="ed25519")
+    reservation = ec2vm.run_instances(
+        ImageId=minimal_ami, InstanceType="t3.nano", MinCount=1, MaxCount=1, KeyName="vm-key",
+        UserData=USER_DATA, MetadataOptions={"HttpTokens": "required"},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "web"}]}])
+    instance = reservation["Instances"][0]
+    instance_id = instance["InstanceId"]
+    assert instance["State"]["Name"] == "pending" and instance["InstanceType"] == "t3.nano"
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    marker = wait_console(ec2vm, instance_id, r"NIMBUS-MARKER id=(\S+) cpus=(\d+) mem=(\d+) v1=\[(.*)\]")
+    assert marker.group(1) == instance_id
+    assert "401" in marker.group(4)  # HttpTokens=required: no token, no metadata
+    assert int(marker.group(2)) == 2
+    assert 400_000 < int(marker.group(3)) <= 512 * 1024  # t3.nano: 512 MiB
+    described = ec2vm.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["web"]}])["Reservations"]
+    assert described[0]["Instances"][0]["InstanceId"] == instance_id
+    root_volume = described[0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+
+    # Hot-attach a volume: the user data waits for /dev/vdb and writes a marker to it.
+    volume_id = ec2vm.create_volume(AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
+    wait_volume(ec2vm, volume_id)
+    ec2vm.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    ec2vm.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    wait_console(ec2vm, instance_id, "NIMBUS-WROTE-VOLUME")
+    ec2vm.detach_volume(VolumeId=volume_id)
+    ec2vm.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    dump = qemu_io(cloud, volume_id, "read -v 0 64")
+    rows = [line.split(":", 1)[1].split()[:16] for line in dump.splitlines() if re.match(r"^[0-9a-f]{8}:", line)]
+    data = bytes(int(byte, 16) for row in rows for byte in row)
+    assert data.startswith(f"volume-marker-{instance_id}".encode()), data
+
+    # Stop and start keep the root volume; reboot works.
+    ec2vm.stop_instances(InstanceIds=[instance_id])
+    ec2vm.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    ec2vm.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.micro"})
+    ec2vm.start_instances(InstanceIds=[instance_id])
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    wait_console(ec2vm, instance_id, r"NIMBUS-MARKER id=\S+ cpus=2 mem=(9\d{5}|10\d{5})")
+    ec2vm.reboot_instances(InstanceIds=[instance_id])
+    wait_for(lambda: len(re.findall("NIMBUS-MARKER", console(ec2vm, instance_id))) >= 3, timeout=300, interval=1)
+
+    # Terminate deletes the DeleteOnTermination root volume and leaves the instance visible.
+    ec2vm.terminate_instances(InstanceIds=[instance_id])
+    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    wait_for(lambda: not ec2vm.describe_volumes(Filters=[{"Name": "volume-id", "Values": [root_volume]}])["Volumes"])
+    with pytest.raises(ClientError) as e:
+        ec2vm.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdg")
+    assert error_code(e) == "IncorrectInstanceState"
+
+
+def test_bad_launches(ec2vm, minimal_ami):
+    with pytest.raises(ClientError) as e:
+        ec2vm.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1)
+    assert error_code(e) == "InvalidAMIID.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2vm.run_instances(ImageId=minimal_ami, InstanceType="t3.colossal", MinCount=1, MaxCount=1)
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec2vm.run_instances(ImageId=minimal_ami, MinCount=1, MaxCount=1, UserData="x" * 17000)
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec2vm.run_instances(ImageId=minimal_ami, MinCount=1, MaxCount=1, KeyName="nope")
+    assert error_code(e) == "InvalidKeyPair.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2vm.run_instances(ImageId=minimal_ami, MinCount=1, MaxCount=1, DryRun=True)
+    assert error_code(e) == "DryRunOperation"
+
+
+def test_ssh_with_created_key(ec2vm, minimal_ami, tmp_path):
+    key = ec2vm.create_key_pair(KeyName="ssh-key", KeyType="ed25519")
+    path = tmp_path / "key.pem"
+    path.write_text(key["KeyMaterial"])
+    path.chmod(0o600)
+    instance_id = ec2vm.run_instances(ImageId=minimal_ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                      KeyName="ssh-key")["Instances"][0]["InstanceId"]
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    wait_console(ec2vm, instance_id, "ssh ready")
+    instance = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    address = {t["Key"]: t["Value"] for t in instance["Tags"]}["nimbus:ssh"]
+    host, port = address.split(":")
+
+    def ssh_ok():
+        result = subprocess.run(["ssh", "-i", str(path), "-p", port, "-o", "StrictHostKeyChecking=no",
+                                 "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes",
+                                 f"root@{host}", "cat /proc/cpuinfo | grep -c processor; hostname"],
+                                capture_output=True, text=True, timeout=60)
+        return result.returncode == 0 and result.stdout
+    output = wait_for(ssh_ok, timeout=120, interval=2)
+    assert output.split()[0] == "2"
+    ec2vm.terminate_instances(InstanceIds=[instance_id])
+
+
+def test_kill9_readopts_running_instance(minimal_ami, tmp_path):
+    """A nimbus killed with -9 takes its running VMs back when it restarts."""
+    build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
+                            "--data-dir", str(tmp_path), "--cache-dir", IMAGE_CACHE], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    server = Nimbus(str(tmp_path)).start()
+    try:
+        ec2 = server.client()
+        ami = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+        instance_id = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                        UserData="#!/bin/sh\nwhile true; do echo tick > /dev/console; sleep 1; done\n")["Instances"][0]["InstanceId"]
+        ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        wait_console(ec2, instance_id, "tick")
+        pid = open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip()
+        server.kill9()
+        server.start()
+        ec2 = server.client()
+        state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+        assert state == "running"
+        assert open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip() == pid
+        before = console(ec2, instance_id).count("tick")
+        wait_for(lambda: console(ec2, instance_id).count("tick") > before + 2, timeout=60)
+        ec2.stop_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        assert not os.path.exists(os.path.join(str(tmp_path), "instances", instance_id))
+    finally:
+        server.stop()
