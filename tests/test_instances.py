@@ -102,6 +102,8 @@ def test_launch_user_data_attach_detach_lifecycle(cloud, ec2vm, minimal_ami):
     ec2vm.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
     ec2vm.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
     wait_console(ec2vm, instance_id, "NIMBUS-WROTE-VOLUME")
+    status = ec2vm.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"][0]
+    assert status["InstanceState"]["Name"] == "running" and status["InstanceStatus"]["Status"] == "ok"
     ec2vm.detach_volume(VolumeId=volume_id)
     ec2vm.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
     dump = qemu_io(cloud, volume_id, "read -v 0 64")
@@ -199,3 +201,46 @@ def test_kill9_readopts_running_instance(minimal_ami, tmp_path):
         assert not os.path.exists(os.path.join(str(tmp_path), "instances", instance_id))
     finally:
         server.stop()
+
+
+def test_register_image_from_ebs_direct_snapshot_and_create_image(cloud, ec2vm, minimal_ami):
+    """An AMI registered from a snapshot written block by block boots; CreateImage of an
+    instance gives an AMI whose instances see the original's files."""
+    import base64
+    import hashlib
+    ebs = cloud.client("ebs")
+    cached = [d for d in os.listdir(IMAGE_CACHE) if d.startswith("nimbus-minimal-")]
+    rootfs = os.path.join(IMAGE_CACHE, sorted(cached)[-1], "rootfs.img")
+    block = 512 * 1024
+    snapshot_id = ebs.start_snapshot(VolumeSize=1, Description="root fs via EBS direct")["SnapshotId"]
+    written = 0
+    with open(rootfs, "rb") as f:
+        index = 0
+        while True:
+            data = f.read(block)
+            if not data:
+                break
+            data = data.ljust(block, b"\0")
+            if data.strip(b"\0"):
+                ebs.put_snapshot_block(SnapshotId=snapshot_id, BlockIndex=index, BlockData=data, DataLength=block,
+                                       Checksum=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                                       ChecksumAlgorithm="SHA256")
+                written += 1
+            index += 1
+    ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=written)
+    ec2vm.get_waiter("snapshot_completed").wait(SnapshotIds=[snapshot_id], WaiterConfig={"Delay": 1})
+    ami = ec2vm.register_image(Name="direct-root", RootDeviceName="/dev/xvda",
+                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
+    user_data = "#!/bin/sh\necho persisted > /root/from-first; sync; echo NIMBUS-DIRECT-BOOT > /dev/console\n"
+    first = ec2vm.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                UserData=user_data)["Instances"][0]["InstanceId"]
+    wait_console(ec2vm, first, "NIMBUS-DIRECT-BOOT")
+    image = ec2vm.create_image(InstanceId=first, Name="from-instance")["ImageId"]
+    ec2vm.get_waiter("image_available").wait(ImageIds=[image], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    second = ec2vm.run_instances(ImageId=image, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                 UserData="#!/bin/sh\necho NIMBUS-SAW-$(cat /root/from-first) > /dev/console\n")["Instances"][0]["InstanceId"]
+    wait_console(ec2vm, second, "NIMBUS-SAW-persisted")
+    ec2vm.terminate_instances(InstanceIds=[first, second])
+    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[first, second], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    ec2vm.deregister_image(ImageId=image)
+    assert ec2vm.describe_images(ImageIds=[], Filters=[{"Name": "name", "Values": ["from-instance"]}])["Images"] == []

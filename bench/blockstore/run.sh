@@ -16,8 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --quiet --release -p blockstore --examples --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/examples"
+cargo build --quiet --release -p blockstore --bins --examples --manifest-path "$ROOT/Cargo.toml"
+BIN="$ROOT/target/release"
 
 ENGINE=io_uring
 if ! fio --name=probe --ioengine=io_uring --filename="$WORK/probe" --size=1M --rw=read \
@@ -70,13 +70,13 @@ for w in "${WORKLOADS[@]}"; do
 done
 
 # 4. nimbus blockstore
-"$BIN/nbd_server" "$WORK/nimbus" "$WORK/nimbus.sock" vol-bench $((SIZE_MIB << 20)) >/dev/null &
+"$BIN/blockstore-nbd-server" "$WORK/nimbus" "$WORK/nimbus.sock" vol-bench $((SIZE_MIB << 20)) >/dev/null &
 PIDS+=($!)
 wait_socket "$WORK/nimbus.sock"
 measure nimbus --ioengine=nbd --uri="nbd+unix:///vol-bench?socket=$WORK/nimbus.sock"
 
 # 5. snapshots
-SNAP=$("$BIN/snapshot_bench" "$WORK/snap" "$SIZE_MIB")
+SNAP=$("$BIN/examples/snapshot_bench" "$WORK/snap" "$SIZE_MIB")
 get() { awk -v k="$1" '$1 == k { print $2 }' <<<"$SNAP"; }
 QCOW_START=$(date +%s%N)
 qemu-img create -q -f qcow2 -b "$WORK/raw.img" -F raw "$WORK/snap-overlay.qcow2"

@@ -169,9 +169,11 @@ impl Objects {
                 .await?
                 .bytes()
                 .await?;
-            let manifest = serde_json::from_slice(&body)
-                .map_err(|e| Error::CorruptMetadata(name.clone(), e.to_string()))?;
-            manifests.push(manifest);
+            // One damaged manifest must not keep the store from opening.
+            match serde_json::from_slice::<Manifest>(&body) {
+                Ok(m) if valid_chunk_size(m.chunk_size) => manifests.push(m),
+                _ => tracing::warn!(manifest = %name, "skipping an unreadable snapshot manifest"),
+            }
         }
         Ok(manifests)
     }
@@ -184,6 +186,11 @@ impl Objects {
             .filter_map(|m| m.location.filename().map(str::to_string))
             .collect())
     }
+}
+
+/// Chunk sizes the store accepts: a power of two from 4 KiB to 4 MiB.
+pub(crate) fn valid_chunk_size(size: u64) -> bool {
+    size.is_power_of_two() && (4096..=4 << 20).contains(&size)
 }
 
 fn ignore_missing(result: object_store::Result<()>) -> Result<()> {

@@ -57,7 +57,7 @@ impl BlockStore {
         if snapshots.contains_key(snapshot_id) {
             return Err(Error::SnapshotExists(snapshot_id.to_string()));
         }
-        let mut entry = SnapshotEntry::finished(Manifest {
+        let mut entry = SnapshotEntry::new(Manifest {
             id: snapshot_id.to_string(),
             volume_id: volume_id.map(str::to_string),
             parent: None,
@@ -204,10 +204,7 @@ impl BlockStore {
             if snapshots.contains_key(new_id) {
                 return Err(Error::SnapshotExists(new_id.to_string()));
             }
-            snapshots.insert(
-                new_id.to_string(),
-                SnapshotEntry::finished(manifest.clone()),
-            );
+            snapshots.insert(new_id.to_string(), SnapshotEntry::new(manifest.clone()));
         }
         if let Err(e) = self.inner.objects.put_manifest(&manifest).await {
             self.snapshots_guard().remove(new_id);

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::limits::IoLimits;
-use crate::objects::{Manifest, ObjectStoreSpec, Objects, SnapshotState};
+use crate::objects::{valid_chunk_size, Manifest, ObjectStoreSpec, Objects, SnapshotState};
 use crate::volume::{Volume, VolumeMeta};
 
 /// Tunables of a [`BlockStore`].
@@ -99,7 +99,7 @@ impl BlockStore {
         options: BlockStoreOptions,
     ) -> Result<Self> {
         let cs = options.chunk_size;
-        if !cs.is_power_of_two() || !(4096..=4 << 20).contains(&cs) {
+        if !valid_chunk_size(cs) {
             return Err(Error::InvalidSize(format!(
                 "the chunk size {cs} is not a power of two from 4 KiB to 4 MiB"
             )));
@@ -126,7 +126,7 @@ impl BlockStore {
                     Some("The service restarted before the snapshot completed.".into());
                 objects.put_manifest(&manifest).await?;
             }
-            snapshots.insert(manifest.id.clone(), SnapshotEntry::finished(manifest));
+            snapshots.insert(manifest.id.clone(), SnapshotEntry::new(manifest));
         }
         let store = BlockStore {
             inner: Arc::new(Inner {
@@ -373,7 +373,7 @@ impl BlockStore {
 }
 
 impl SnapshotEntry {
-    pub fn finished(manifest: Manifest) -> Self {
+    pub fn new(manifest: Manifest) -> Self {
         SnapshotEntry {
             manifest,
             done: 0,

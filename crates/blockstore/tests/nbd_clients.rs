@@ -60,6 +60,12 @@ async fn run(program: &str, args: &[&str]) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nbdinfo_and_qemu_img_see_the_export() {
     let server = start().await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
     let (ok, out) = run("nbdinfo", &[&uri(&server.socket)]).await;
     assert!(ok, "{out}");
     assert!(out.contains(&SIZE.to_string()), "{out}");
@@ -82,6 +88,45 @@ async fn nbdinfo_and_qemu_img_see_the_export() {
     let missing = format!("nbd+unix:///vol-nope?socket={}", server.socket.display());
     let (ok, _) = run("nbdinfo", &[&missing]).await;
     assert!(!ok, "an unknown export must be refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_export_serves_qemu_io() {
+    let server = start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind tcp");
+    let port = listener.local_addr().expect("address").port();
+    let serving = server.store.clone();
+    tokio::spawn(async move { serving.serve_nbd_tcp(listener).await });
+    let tcp_uri = format!("nbd://127.0.0.1:{port}/{VOLUME}");
+    let (ok, out) = run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x11 4k 8k",
+            "-c",
+            "read -P 0x11 4k 8k",
+            &tcp_uri,
+        ],
+    )
+    .await;
+    assert!(ok && !out.contains("fail"), "{out}");
+    // The unix socket sees the same volume.
+    let (ok, out) = run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "read -P 0x11 4k 8k",
+            &uri(&server.socket),
+        ],
+    )
+    .await;
+    assert!(ok && !out.contains("fail"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,12 @@ async fn incremental_snapshots_gc_and_restart() {
     store.flush("vol-a").await.expect("flush");
     let expected = store.read("vol-a", 0, SIZE as u32).await.expect("read");
     drop(store);
+    // A damaged manifest is skipped, not fatal.
+    std::fs::write(
+        dir.path().join("objects/snapshots/snap-bad.json"),
+        b"{not json",
+    )
+    .expect("bad manifest");
     let store = common::open_local(dir.path(), CHUNK).await;
     assert_eq!(store.list_volumes(), vec!["vol-a".to_string()]);
     assert!(store.read("vol-a", 0, SIZE as u32).await.expect("read") == expected);

@@ -205,17 +205,6 @@ impl Vm {
         self.save_ports();
         Ok(())
     }
-
-    /// Tells QEMU an attached volume grew, so the guest sees the new size.
-    pub async fn resize_disk(&self, device_name: &str, size: u64) -> Result<()> {
-        let node = format!("node-{}", device_key(device_name));
-        self.qmp
-            .lock()
-            .await
-            .execute("block_resize", json!({ "node-name": node, "size": size }))
-            .await
-            .map(|_| ())
-    }
 }
 
 /// Starts QEMU for `spec` and connects to it.

@@ -44,22 +44,6 @@ impl Control {
         self.config().data_dir.join("nbd.sock")
     }
 
-    /// Tells a running VM that one of its volumes grew (QMP `block_resize`).
-    pub(crate) async fn resize_attached(&self, volume: &Volume, size: u64) -> Result<()> {
-        let Some(attachment) = volume.attachments.first() else {
-            return Ok(());
-        };
-        let vms = self.hypervisor.vms.lock().await;
-        match vms.get(&attachment.instance_id) {
-            Some(running) => running
-                .vm
-                .resize_disk(&attachment.device, size)
-                .await
-                .map_err(compute_error),
-            None => Ok(()),
-        }
-    }
-
     /// The serial console log of an instance (empty before its first boot).
     pub fn console_output(&self, instance_id: &str) -> Result<String> {
         crate::volumes::existing::<Instance>(&self.read(), instance_id)?;

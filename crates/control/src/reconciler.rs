@@ -115,7 +115,6 @@ impl Control {
                         .resize_volume(id, target_bytes)
                         .await
                         .map_err(engine_error)?;
-                    self.resize_attached(&volume, target_bytes).await?;
                 }
                 engine
                     .set_limits(id, limits(&modification.target_performance))

@@ -1,6 +1,6 @@
-//! Serves one volume over NBD, for the crash test and the benchmark.
+//! Serves one volume over NBD: used by the crash test and the benchmark, and handy by hand.
 //!
-//! `nbd_server DATA_DIR SOCKET VOLUME_ID SIZE_BYTES [IMAGE]`: opens the store in DATA_DIR
+//! `blockstore-nbd-server DATA_DIR SOCKET VOLUME_ID SIZE_BYTES [IMAGE]`: opens the store in DATA_DIR
 //! (objects in DATA_DIR/objects), creates the volume if it does not exist yet (from IMAGE,
 //! imported as snapshot `snap-image`, when given), serves NBD on SOCKET and prints `ready`.
 
@@ -12,7 +12,9 @@ use blockstore::{BlockStore, IoLimits, ObjectStoreSpec};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, data, socket, volume, size, rest @ ..] = args.as_slice() else {
-        return Err("usage: nbd_server DATA_DIR SOCKET VOLUME_ID SIZE_BYTES [IMAGE]".into());
+        return Err(
+            "usage: blockstore-nbd-server DATA_DIR SOCKET VOLUME_ID SIZE_BYTES [IMAGE]".into(),
+        );
     };
     let data = PathBuf::from(data);
     let store = BlockStore::open(&data, ObjectStoreSpec::Local(data.join("objects"))).await?;

@@ -1,0 +1,168 @@
+"""Launch benchmark: RunInstances → user-data marker on the console, against a bare
+qemu-system-x86_64 boot of the same kernel, initramfs and root filesystem (same vCPUs, memory,
+machine type and accelerator) to the same point of the guest init; host memory per VM; and
+instances per minute with MaxCount=10. Results are appended to bench/RESULTS.md."""
+
+import datetime
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.path.join(ROOT, "target", "release", "nimbus")
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+BOOT_MARKER = b"nimbus-minimal: booted kernel"
+USER_DATA_MARKER = b"BENCH-USER-DATA"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_file_contains(path, marker, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(path, "rb") as f:
+                if marker in f.read():
+                    return time.time()
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{marker!r} did not appear in {path}")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def accelerator():
+    probe = [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("nimbus-accel-probe-")]
+    if probe:
+        return open(os.path.join(tempfile.gettempdir(), probe[0])).read().strip()
+    return os.environ.get("NIMBUS_ACCEL", "tcg")
+
+
+def bare_boot(image_dir, workdir, accel):
+    """The same VM without nimbus: QEMU reads the root filesystem from a raw file."""
+    root = os.path.join(workdir, "bare-root.img")
+    shutil.copy(os.path.join(image_dir, "rootfs.img"), root)
+    log = os.path.join(workdir, "bare-serial.log")
+    if os.path.exists(log):
+        os.remove(log)
+    cmdline = open(os.path.join(image_dir, "cmdline")).read().strip()
+    started = time.time()
+    process = subprocess.Popen([
+        "qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-cpu", "max" if accel == "tcg" else "host",
+        "-smp", "2", "-m", "512M", "-nodefaults", "-no-user-config", "-display", "none",
+        "-kernel", os.path.join(image_dir, "vmlinuz"), "-initrd", os.path.join(image_dir, "initrd.img"),
+        "-append", cmdline, "-chardev", f"file,id=console,path={log}", "-serial", "chardev:console",
+        "-device", "pcie-root-port,id=rp0,chassis=1", "-device", "pcie-root-port,id=rp1,chassis=2",
+        "-drive", f"file={root},format=raw,if=none,id=root", "-device", "virtio-blk-pci,drive=root,bus=rp0",
+        "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=,bus=rp1",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        booted = wait_file_contains(log, BOOT_MARKER) - started
+        time.sleep(3)
+        return booted, rss_kib(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix="nimbus-launch-bench-")
+    data_dir = os.path.join(workdir, "data")
+    cache = os.environ.get("NIMBUS_TEST_IMAGE_DIR", "/tmp/nimbus-test-images")
+    subprocess.run([BINARY, "image", "build", "--data-dir", data_dir, "--cache-dir", cache], check=True,
+                   stdout=subprocess.DEVNULL)
+    image_dir = next(os.path.join(cache, d) for d in sorted(os.listdir(cache)) if d.startswith("nimbus-minimal-")
+                     and os.path.exists(os.path.join(cache, d, "done")))
+    port = free_port()
+    server = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_nimbus/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        ami = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+        user_data = f"#!/bin/sh\necho {USER_DATA_MARKER.decode()} > /dev/console\n"
+        # Warm-up launch: the accelerator probe and first-time costs are not part of a launch.
+        warm = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        wait_file_contains(os.path.join(data_dir, "instances", warm, "serial.log"), BOOT_MARKER)
+        ec2.terminate_instances(InstanceIds=[warm])
+        accel = accelerator()
+        nimbus_boot, nimbus_user_data, nimbus_rss, bare_times, bare_rss = [], [], [], [], []
+        for _ in range(RUNS):
+            started = time.time()
+            instance = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                         UserData=user_data)["Instances"][0]["InstanceId"]
+            log = os.path.join(data_dir, "instances", instance, "serial.log")
+            nimbus_boot.append(wait_file_contains(log, BOOT_MARKER) - started)
+            nimbus_user_data.append(wait_file_contains(log, USER_DATA_MARKER) - started)
+            time.sleep(1)
+            pid = int(open(os.path.join(data_dir, "instances", instance, "qemu.pid")).read())
+            nimbus_rss.append(rss_kib(pid))
+            ec2.terminate_instances(InstanceIds=[instance])
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance], WaiterConfig={"Delay": 1})
+            booted, rss = bare_boot(image_dir, workdir, accel)
+            bare_times.append(booted)
+            bare_rss.append(rss)
+        started = time.time()
+        ten = [i["InstanceId"] for i in ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=10, MaxCount=10,
+                                                        UserData=user_data)["Instances"]]
+        for instance in ten:
+            wait_file_contains(os.path.join(data_dir, "instances", instance, "serial.log"), USER_DATA_MARKER, timeout=900)
+        ten_seconds = time.time() - started
+        ec2.terminate_instances(InstanceIds=ten)
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=ten, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
+        report(accel, nimbus_boot, nimbus_user_data, bare_times, nimbus_rss, bare_rss, ten_seconds)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(accel, nimbus_boot, nimbus_user_data, bare, nimbus_rss, bare_rss, ten_seconds):
+    median = statistics.median
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    lines = [
+        f"## Instance launch — {datetime.date.today().isoformat()}",
+        "",
+        f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; accelerator {accel}; t3.nano (2 vCPU, "
+        f"512 MiB), q35, nimbus-minimal image; median of {len(bare)} runs.",
+        "",
+        "| measure | nimbus | bare qemu-system-x86_64 | ratio |",
+        "|---|---|---|---|",
+        f"| start → guest init running (`{BOOT_MARKER.decode()}`) | {median(nimbus_boot):.2f} s (from RunInstances) | "
+        f"{median(bare):.2f} s (from exec) | {median(nimbus_boot) / median(bare):.2f}x |",
+        f"| RunInstances → user-data marker (user data fetched from IMDS) | {median(nimbus_user_data):.2f} s | — | — |",
+        f"| host memory (QEMU RSS) | {median(nimbus_rss) / 1024:.1f} MiB | {median(bare_rss) / 1024:.1f} MiB | "
+        f"{(median(nimbus_rss) - median(bare_rss)) / 1024:+.1f} MiB |",
+        f"| MaxCount=10, RunInstances → all 10 user-data markers | {ten_seconds:.1f} s = "
+        f"{10 * 60 / ten_seconds:.1f} instances/min | — | — |",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(os.path.join(ROOT, "bench", "RESULTS.md"), "a") as f:
+        f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
