@@ -14,6 +14,7 @@ build-release: deps
 	$(CARGO) build --release --bin nimbus
 
 run: build-release
+	./target/release/nimbus image build --data-dir $(DATA_DIR)
 	./target/release/nimbus serve --data-dir $(DATA_DIR)
 
 build: deps
@@ -29,3 +30,5 @@ lint:
 
 bench: build-release
 	bash bench/api/run.sh
+	bash bench/blockstore/run.sh
+	bash bench/launch/run.sh
