@@ -1,6 +1,7 @@
 //! Instances as real VMs: QEMU driven over QMP, the default image, the accelerator probe and
 //! the instance metadata service. See `docs/compute.md`.
 
+mod cgroup;
 mod image;
 mod imds;
 mod qmp;
@@ -10,6 +11,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+pub use cgroup::release_vm;
 pub use image::{build_minimal_image, ImageArtifacts};
 pub use imds::{serve_imds, InstanceMetadata, MetadataSource};
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec};

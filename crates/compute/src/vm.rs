@@ -304,9 +304,11 @@ pub async fn launch(spec: &VmSpec) -> Result<Vm> {
         spec.run_dir.join("ports.json"),
         serde_json::to_string(&ports).unwrap_or_default(),
     )?;
-    adopt(&spec.run_dir)
+    let vm = adopt(&spec.run_dir)
         .await?
-        .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))
+        .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))?;
+    crate::cgroup::limit_vm(&spec.instance_id, vm.pid, spec.vcpus, spec.memory_mib);
+    Ok(vm)
 }
 
 /// Reconnects to the QEMU of `run_dir` if it is still running.

@@ -157,6 +157,7 @@ impl Control {
                     running.imds.abort();
                 }
                 drop(vms);
+                compute::release_vm(&id);
                 self.release_volumes(&instance)?;
                 let _ = std::fs::remove_dir_all(self.instance_run_dir(&id));
                 self.update::<Instance>(&id, |i| {
