@@ -244,3 +244,25 @@ def test_register_image_from_ebs_direct_snapshot_and_create_image(cloud, ec2vm, 
     ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[first, second], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
     ec2vm.deregister_image(ImageId=image)
     assert ec2vm.describe_images(ImageIds=[], Filters=[{"Name": "name", "Values": ["from-instance"]}])["Images"] == []
+
+
+def test_debian12_with_cloud_init(tmp_path):
+    """The debian-12 image: systemd and cloud-init with its real EC2 datasource run the user data."""
+    build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build", "--debian-12",
+                            "--data-dir", str(tmp_path), "--cache-dir", IMAGE_CACHE],
+                           capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stdout + build.stderr
+    server = Nimbus(str(tmp_path)).start()
+    try:
+        ec2 = server.client()
+        ami = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["debian-12"]}])["Images"][0]["ImageId"]
+        user_data = "#!/bin/sh\necho NIMBUS-DEBIAN $(cloud-init query v1.instance_id) $(cloud-init query v1.cloud_name) > /dev/console\n"
+        instance_id = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                                        UserData=user_data)["Instances"][0]["InstanceId"]
+        marker = wait_console(ec2, instance_id, r"NIMBUS-DEBIAN (\S+) (\S+)", timeout=900)
+        assert marker.group(1) == instance_id  # read by cloud-init from the metadata service
+        assert "systemd" in console(ec2, instance_id)
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 300})
+    finally:
+        server.stop()

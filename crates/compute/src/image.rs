@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::{Error, Result};
 
 const BUILD_SCRIPT: &str = include_str!("../image/build-minimal.sh");
+const DEBIAN_SCRIPT: &str = include_str!("../image/build-debian12.sh");
 
 /// What an image boots with: the kernel and initramfs are kept with the AMI, the root
 /// filesystem becomes its snapshot.
@@ -48,32 +49,35 @@ fn inputs_digest() -> String {
     hasher.finalize().to_hex()[..16].to_owned()
 }
 
-fn artifacts(dir: &Path, digest: &str) -> Result<ImageArtifacts> {
+/// The boot files of `boot_dir` with the root filesystem and command line of `root_dir`.
+fn artifacts(boot_dir: &Path, root_dir: &Path, digest: &str) -> Result<ImageArtifacts> {
     Ok(ImageArtifacts {
-        kernel: dir.join("vmlinuz"),
-        initrd: dir.join("initrd.img"),
-        root_fs: dir.join("rootfs.img"),
-        kernel_cmdline: std::fs::read_to_string(dir.join("cmdline"))?
+        kernel: boot_dir.join("vmlinuz"),
+        initrd: boot_dir.join("initrd.img"),
+        root_fs: root_dir.join("rootfs.img"),
+        kernel_cmdline: std::fs::read_to_string(root_dir.join("cmdline"))?
             .trim()
             .to_owned(),
         digest: digest.to_owned(),
     })
 }
 
-/// Builds (or finds in `cache_dir`) the `nimbus-minimal` image; `progress(step, done, total)`.
-pub async fn build_minimal_image(
+/// Runs an image script (cached in `cache_dir/<name>-<digest>`), reporting its steps.
+async fn run_build(
     cache_dir: &Path,
-    progress: impl Fn(&str, u64, u64),
-) -> Result<ImageArtifacts> {
-    let digest = inputs_digest();
-    let dir = cache_dir.join(format!("nimbus-minimal-{digest}"));
+    name: &str,
+    script_text: &str,
+    digest: &str,
+    progress: &impl Fn(&str, u64, u64),
+) -> Result<PathBuf> {
+    let dir = cache_dir.join(format!("{name}-{digest}"));
     if dir.join("done").exists() {
-        progress("cached", 4, 4);
-        return artifacts(&dir, &digest);
+        progress("cached", 1, 1);
+        return Ok(dir);
     }
     std::fs::create_dir_all(cache_dir)?;
-    let script = cache_dir.join("build-minimal.sh");
-    std::fs::write(&script, BUILD_SCRIPT)?;
+    let script = cache_dir.join(format!("build-{name}.sh"));
+    std::fs::write(&script, script_text)?;
     let mut child = tokio::process::Command::new("bash")
         .arg(&script)
         .arg(&dir)
@@ -85,11 +89,11 @@ pub async fn build_minimal_image(
         while let Some(line) = lines.next_line().await? {
             // "step N/T name"
             let mut words = line.split_whitespace().skip(1);
-            let (Some(fraction), Some(name)) = (words.next(), words.next()) else {
+            let (Some(fraction), Some(step)) = (words.next(), words.next()) else {
                 continue;
             };
             if let Some((done, total)) = fraction.split_once('/') {
-                progress(name, done.parse().unwrap_or(0), total.parse().unwrap_or(1));
+                progress(step, done.parse().unwrap_or(0), total.parse().unwrap_or(1));
             }
         }
     }
@@ -99,6 +103,43 @@ pub async fn build_minimal_image(
             String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         ));
     }
-    std::fs::write(dir.join("done"), &digest)?;
-    artifacts(&dir, &digest)
+    std::fs::write(dir.join("done"), digest)?;
+    Ok(dir)
+}
+
+/// Builds (or finds in `cache_dir`) the `nimbus-minimal` image; `progress(step, done, total)`.
+pub async fn build_minimal_image(
+    cache_dir: &Path,
+    progress: impl Fn(&str, u64, u64),
+) -> Result<ImageArtifacts> {
+    let digest = inputs_digest();
+    let dir = run_build(
+        cache_dir,
+        "nimbus-minimal",
+        BUILD_SCRIPT,
+        &digest,
+        &progress,
+    )
+    .await?;
+    artifacts(&dir, &dir, &digest)
+}
+
+/// Builds (or finds) the `debian-12` image: a debootstrapped root filesystem with systemd and
+/// cloud-init, booting with the `nimbus-minimal` kernel and initramfs.
+pub async fn build_debian12_image(
+    cache_dir: &Path,
+    progress: impl Fn(&str, u64, u64),
+) -> Result<ImageArtifacts> {
+    let minimal_digest = inputs_digest();
+    let minimal = run_build(
+        cache_dir,
+        "nimbus-minimal",
+        BUILD_SCRIPT,
+        &minimal_digest,
+        &progress,
+    )
+    .await?;
+    let digest = blake3::hash(DEBIAN_SCRIPT.as_bytes()).to_hex()[..16].to_owned();
+    let dir = run_build(cache_dir, "debian-12", DEBIAN_SCRIPT, &digest, &progress).await?;
+    artifacts(&minimal, &dir, &digest)
 }

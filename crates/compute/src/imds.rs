@@ -44,6 +44,36 @@ pub trait MetadataSource: Send + Sync + 'static {
 }
 
 const MAX_TOKEN_TTL: u64 = 21600;
+/// Dated API versions EC2 serves besides `latest` (cloud-init asks for some of them).
+const API_VERSIONS: &[&str] = &[
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-09-24",
+];
 const MAX_TOKENS: usize = 10_000;
 
 struct Service {
@@ -212,10 +242,20 @@ fn leaves(m: &InstanceMetadata) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn lookup(metadata: &InstanceMetadata, path: &str) -> Option<Entry> {
-    let relative = match path {
-        "/" => return Some(Entry::Listing(vec!["latest".into()])),
-        _ => path.strip_prefix("/latest")?.trim_start_matches('/'),
-    };
+    if path == "/" {
+        let mut versions: Vec<String> = API_VERSIONS.iter().map(|v| v.to_string()).collect();
+        versions.push("latest".into());
+        return Some(Entry::Listing(versions));
+    }
+    // `/latest/…` and the dated API versions (`/2009-04-04/…`) serve the same tree.
+    let (version, rest) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path.trim_start_matches('/'), ""));
+    if version != "latest" && !API_VERSIONS.contains(&version) {
+        return None;
+    }
+    let relative = rest;
     let leaves = leaves(metadata);
     let wanted = relative.trim_end_matches('/');
     if let Some(value) = leaves.get(wanted) {
@@ -304,5 +344,10 @@ mod tests {
             .is_some_and(|d| d.contains("\"instanceId\"")));
         assert_eq!(get("/latest/meta-data/nothing"), None);
         assert_eq!(get("/elsewhere"), None);
+        assert_eq!(
+            get("/2009-04-04/meta-data/instance-id").as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert!(get("/").is_some_and(|l| l.ends_with("latest")));
     }
 }

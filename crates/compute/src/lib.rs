@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use cgroup::release_vm;
-pub use image::{build_minimal_image, ImageArtifacts};
+pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{serve_imds, InstanceMetadata, MetadataSource};
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec};
 
@@ -128,7 +128,9 @@ pub fn imds_pipe(socket: &Path) -> std::io::Result<()> {
         std::process::exit(0);
     });
     let mut from_socket = stream;
-    let mut stdout = std::io::stdout();
+    // Rust's stdout is line-buffered: answers to keep-alive clients would wait for a newline.
+    let mut stdout =
+        std::fs::File::from(std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned()?);
     std::io::copy(&mut from_socket, &mut stdout)?;
-    stdout.flush()
+    Ok(())
 }

@@ -50,6 +50,9 @@ struct ImageBuildArgs {
     /// A TOML configuration file (for the object store of snapshots).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Also build `debian-12` (debootstrap from the Debian mirror: systemd, cloud-init, sshd).
+    #[arg(long)]
+    debian_12: bool,
 }
 
 #[derive(clap::Args)]
@@ -115,7 +118,7 @@ fn main() -> anyhow::Result<()> {
                 .cache_dir
                 .clone()
                 .unwrap_or_else(|| config.data_dir.join("image-cache"));
-            runtime()?.block_on(build_images(config, cache_dir))
+            runtime()?.block_on(build_images(config, cache_dir, args.debian_12))
         }
         Command::ImdsPipe { socket } => Ok(compute::imds_pipe(&socket)?),
     }
@@ -151,58 +154,77 @@ async fn open_control(config: Config) -> anyhow::Result<Arc<control::Control>> {
     Ok(Arc::new(control::Control::open(config, store, engine)?))
 }
 
-async fn build_images(config: Config, cache_dir: PathBuf) -> anyhow::Result<()> {
+async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&config)?;
-    let images_dir = config
-        .data_dir
-        .join("images")
-        .join(control::images::DEFAULT_IMAGE_NAME);
     let progress = indicatif::ProgressBar::new(100);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let artifacts =
-        compute::build_minimal_image(&cache_dir, |step: &str, done: u64, total: u64| {
-            progress.set_length(total.max(1));
-            progress.set_position(done);
-            progress.set_message(step.to_owned());
-        })
+    let report = |step: &str, done: u64, total: u64| {
+        progress.set_length(total.max(1));
+        progress.set_position(done);
+        progress.set_message(step.to_owned());
+    };
+    let mut built = vec![(
+        control::images::DEFAULT_IMAGE_NAME,
+        "Debian cloud kernel, busybox and dropbear; runs user data from IMDS",
+        compute::build_minimal_image(&cache_dir, report).await?,
+    )];
+    if debian {
+        built.push((
+            "debian-12",
+            "Debian 12 with systemd, cloud-init (EC2 datasource), openssh-server and python3",
+            compute::build_debian12_image(&cache_dir, report).await?,
+        ));
+    }
+    progress.finish_with_message("images built");
+    let data_dir = config.data_dir.clone();
+    let control = open_control(config).await?;
+    for (name, description, artifacts) in built {
+        register_image(
+            &control,
+            &data_dir.join("images").join(name),
+            name,
+            description,
+            &artifacts,
+        )
         .await?;
-    progress.finish_with_message("image built");
-    std::fs::create_dir_all(&images_dir)?;
+    }
+    Ok(())
+}
+
+/// Registers a built image as an AMI, once per build of its inputs (rerunning is a no-op).
+async fn register_image(
+    control: &control::Control,
+    images_dir: &std::path::Path,
+    name: &str,
+    description: &str,
+    artifacts: &compute::ImageArtifacts,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(images_dir)?;
     let kernel = images_dir.join("vmlinuz");
     let initrd = images_dir.join("initrd.img");
     std::fs::copy(&artifacts.kernel, &kernel)?;
     std::fs::copy(&artifacts.initrd, &initrd)?;
-    let control = open_control(config).await?;
+    let digest_file = images_dir.join("digest");
+    let registered = control.read().image_by_name(name).is_some();
+    if registered
+        && std::fs::read_to_string(&digest_file).ok().as_deref() == Some(artifacts.digest.as_str())
+    {
+        println!("{name} is up to date");
+        return Ok(());
+    }
     let boot = control::images::BootFiles {
         kernel: kernel.display().to_string(),
         initrd: initrd.display().to_string(),
         cmdline: artifacts.kernel_cmdline.clone(),
     };
-    // The image is registered once per build of its inputs: rerunning is a no-op.
-    let digest_file = images_dir.join("digest");
-    let registered = control
-        .read()
-        .image_by_name(control::images::DEFAULT_IMAGE_NAME)
-        .is_some();
-    if registered
-        && std::fs::read_to_string(&digest_file).ok().as_deref() == Some(artifacts.digest.as_str())
-    {
-        println!("{} is up to date", control::images::DEFAULT_IMAGE_NAME);
-        return Ok(());
-    }
     let image = control
-        .import_image(
-            control::images::DEFAULT_IMAGE_NAME,
-            "Debian cloud kernel, busybox and dropbear; runs user data from IMDS",
-            &artifacts.root_fs,
-            boot,
-        )
+        .import_image(name, description, &artifacts.root_fs, boot)
         .await?;
     std::fs::write(&digest_file, &artifacts.digest)?;
-    println!("{} registered as {}", image.name, image.image_id);
+    println!("{name} registered as {}", image.image_id);
     Ok(())
 }
 
