@@ -291,6 +291,90 @@ fn lookup(metadata: &InstanceMetadata, path: &str) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Fixed(InstanceMetadata);
+    impl MetadataSource for Fixed {
+        fn metadata(&self) -> Option<InstanceMetadata> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// One raw HTTP/1.0 exchange over the socket; returns the status code and body.
+    async fn exchange(socket: &Path, request: &str) -> (u16, String) {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    }
+
+    async fn serve(metadata: InstanceMetadata) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("imds.sock");
+        let path = socket.clone();
+        tokio::spawn(async move { serve_imds(&path, Arc::new(Fixed(metadata))).await });
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (dir, socket)
+    }
+
+    #[tokio::test]
+    async fn imdsv2_rules_over_a_real_socket() {
+        let (_dir, socket) = serve(InstanceMetadata {
+            tokens_required: true,
+            ..metadata()
+        })
+        .await;
+        let put = |extra: &str| format!("PUT /latest/api/token HTTP/1.0\r\n{extra}\r\n");
+        let (status, token) = exchange(
+            &socket,
+            &put("X-aws-ec2-metadata-token-ttl-seconds: 60\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let forwarded =
+            put("X-aws-ec2-metadata-token-ttl-seconds: 60\r\nX-Forwarded-For: 10.0.0.1\r\n");
+        assert_eq!(exchange(&socket, &forwarded).await.0, 403);
+        assert_eq!(
+            exchange(&socket, &put("X-aws-ec2-metadata-token-ttl-seconds: 0\r\n"))
+                .await
+                .0,
+            400
+        );
+        assert_eq!(exchange(&socket, &put("")).await.0, 400);
+        let get = |token: &str| {
+            format!("GET /latest/meta-data/instance-id HTTP/1.0\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n")
+        };
+        assert_eq!(
+            exchange(&socket, &get(&token)).await,
+            (200, "i-0123456789abcdef0".to_owned())
+        );
+        assert_eq!(exchange(&socket, &get("forged")).await.0, 401);
+        let without_token = "GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n";
+        assert_eq!(exchange(&socket, without_token).await.0, 401);
+
+        let (_dir, optional) = serve(metadata()).await;
+        assert_eq!(exchange(&optional, without_token).await.0, 200);
+        let (_dir, disabled) = serve(InstanceMetadata {
+            endpoint_enabled: false,
+            ..metadata()
+        })
+        .await;
+        assert_eq!(exchange(&disabled, without_token).await.0, 403);
+    }
 
     fn metadata() -> InstanceMetadata {
         InstanceMetadata {
