@@ -185,7 +185,7 @@ impl Control {
         next_token: Option<&str>,
     ) -> Result<(Vec<Image>, Option<String>)> {
         let account = &self.config().account_id;
-        if !owners.is_empty() && !owners.iter().any(|o| o == "self" || o == account) {
+        if !self.owners_include_account(owners) {
             return Ok((Vec::new(), None));
         }
         let (owner_filters, filters): (Vec<Filter>, Vec<Filter>) =

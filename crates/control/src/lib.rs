@@ -165,6 +165,15 @@ impl Control {
         &self.config
     }
 
+    /// Whether an `Owners`/`OwnerIds` list includes this account (an empty list means any
+    /// owner): every resource here belongs to the one configured account.
+    pub fn owners_include_account(&self, owners: &[String]) -> bool {
+        owners.is_empty()
+            || owners
+                .iter()
+                .any(|o| o == "self" || *o == self.config.account_id)
+    }
+
     /// A consistent read view of every resource.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-mutated in a way the store

@@ -163,9 +163,7 @@ impl Control {
         }
         let account = &self.config().account_id;
         // Every snapshot here belongs to the one account: other owners (or `amazon`) own nothing.
-        if owners.iter().any(|o| o != "self" && o != account)
-            && !owners.iter().any(|o| o == "self" || o == account)
-        {
+        if !self.owners_include_account(owners) {
             return Ok((Vec::new(), None));
         }
         let filters = owner_aware(filters, account);

@@ -14,7 +14,7 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, unsupported_parameter, write_tag_set, Response};
+use super::{input, unsupported_parameter, write_page, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize, Default)]
@@ -138,23 +138,28 @@ pub fn run_instances(
     })?;
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
-    response.render(|xml| {
-        let reservation_id = instances
-            .first()
-            .map(|i| i.reservation_id.as_str())
-            .unwrap_or_default();
-        xml.leaf("reservationId", reservation_id);
-        xml.leaf("ownerId", &owner);
-        xml.start("groupSet");
-        xml.end();
-        xml.start("instancesSet");
-        for instance in &instances {
-            xml.start("item");
-            write_instance(xml, instance, &state);
-            xml.end();
-        }
-        xml.end();
-    })
+    let members: Vec<&Instance> = instances.iter().collect();
+    response.render(|xml| write_reservation(xml, &members, &owner, &state))
+}
+
+/// One reservation: its ID and owner, and its instances.
+fn write_reservation(
+    xml: &mut awsproto::XmlWriter,
+    members: &[&Instance],
+    owner: &str,
+    state: &control::State,
+) {
+    let reservation_id = members
+        .first()
+        .map(|i| i.reservation_id.as_str())
+        .unwrap_or_default();
+    xml.leaf("reservationId", reservation_id);
+    xml.leaf("ownerId", owner);
+    xml.start("groupSet");
+    xml.end();
+    write_page(xml, "instancesSet", members, None, |xml, instance| {
+        write_instance(xml, instance, state)
+    });
 }
 
 fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {
@@ -302,27 +307,15 @@ pub fn describe_instances(
     }
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
+    let reservations: Vec<Vec<&Instance>> = reservations.into_values().collect();
     response.render(|xml| {
-        xml.start("reservationSet");
-        for (reservation_id, members) in &reservations {
-            xml.start("item");
-            xml.leaf("reservationId", reservation_id);
-            xml.leaf("ownerId", &owner);
-            xml.start("groupSet");
-            xml.end();
-            xml.start("instancesSet");
-            for instance in members {
-                xml.start("item");
-                write_instance(xml, instance, &state);
-                xml.end();
-            }
-            xml.end();
-            xml.end();
-        }
-        xml.end();
-        if let Some(token) = &next_token {
-            xml.leaf("nextToken", token);
-        }
+        write_page(
+            xml,
+            "reservationSet",
+            &reservations,
+            next_token.as_deref(),
+            |xml, members| write_reservation(xml, members, &owner, &state),
+        )
     })
 }
 
@@ -371,30 +364,29 @@ pub fn describe_instance_status(
         })
         .collect();
     response.render(|xml| {
-        xml.start("instanceStatusSet");
-        for instance in &shown {
-            let running = instance.state == InstanceState::Running;
-            xml.start("item");
-            xml.leaf("instanceId", &instance.instance_id);
-            xml.leaf("availabilityZone", &instance.availability_zone);
-            write_state(xml, "instanceState", instance.state);
-            for element in ["systemStatus", "instanceStatus"] {
-                xml.start(element);
-                xml.leaf("status", if running { "ok" } else { "not-applicable" });
-                xml.start("details");
-                xml.start("item");
-                xml.leaf("name", "reachability");
-                xml.leaf("status", if running { "passed" } else { "not-applicable" });
-                xml.end();
-                xml.end();
-                xml.end();
-            }
-            xml.end();
-        }
-        xml.end();
-        if let Some(token) = &next_token {
-            xml.leaf("nextToken", token);
-        }
+        write_page(
+            xml,
+            "instanceStatusSet",
+            &shown,
+            next_token.as_deref(),
+            |xml, instance| {
+                let running = instance.state == InstanceState::Running;
+                xml.leaf("instanceId", &instance.instance_id);
+                xml.leaf("availabilityZone", &instance.availability_zone);
+                write_state(xml, "instanceState", instance.state);
+                for element in ["systemStatus", "instanceStatus"] {
+                    xml.start(element);
+                    xml.leaf("status", if running { "ok" } else { "not-applicable" });
+                    xml.start("details");
+                    xml.start("item");
+                    xml.leaf("name", "reachability");
+                    xml.leaf("status", if running { "passed" } else { "not-applicable" });
+                    xml.end();
+                    xml.end();
+                    xml.end();
+                }
+            },
+        )
     })
 }
 

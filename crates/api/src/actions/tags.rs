@@ -5,7 +5,7 @@ use control::tags::TagInput;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, Response};
+use super::{input, write_page, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
@@ -64,18 +64,11 @@ pub fn describe_tags(
         request.next_token.as_deref(),
     )?;
     response.render(|xml| {
-        xml.start("tagSet");
-        for row in &rows {
-            xml.start("item");
+        write_page(xml, "tagSet", &rows, next_token.as_deref(), |xml, row| {
             xml.leaf("key", &row.key);
             xml.leaf("resourceId", &row.resource_id);
             xml.leaf("resourceType", row.resource_type.as_str());
             xml.leaf("value", &row.value);
-            xml.end();
-        }
-        xml.end();
-        if let Some(token) = &next_token {
-            xml.leaf("nextToken", token);
-        }
+        })
     })
 }
