@@ -4,7 +4,8 @@ verification headers; after every restart, fio re-reads everything each round wr
 fio saves its verify state when the connection dies. The only blocks allowed to fail
 verification are writes still in flight at the kill (at most `IODEPTH`, the last ones
 fio issued): they were never acknowledged. A snapshot is taken during every round, so
-crashes also hit the copy-on-write path of a pending snapshot."""
+crashes also hit the copy-on-write path of a pending snapshot, which must resume and
+complete after the restart."""
 
 import os
 import re
@@ -76,5 +77,8 @@ def test_kill9_during_fio_verify_loses_no_acknowledged_write(fresh_nimbus, tmp_p
         # Every round so far, not only the last, still holds what fio wrote.
         for earlier in range(round_index + 1):
             verify_round(nimbus, volume_id, earlier, tmp_path / f"round{earlier}", in_flight[earlier])
+    # Snapshots cut short by a kill resume after the restart.
     snapshots = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume_id]}])["Snapshots"]
     assert len(snapshots) == ROUNDS
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[s["SnapshotId"] for s in snapshots],
+                                              WaiterConfig={"Delay": 1, "MaxAttempts": 120})

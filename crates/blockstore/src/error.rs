@@ -39,12 +39,17 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("A background task failed: {0}")]
     Task(String),
+    #[error("The work was cut short because the service is stopping.")]
+    Stopping,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<tokio::task::JoinError> for Error {
     fn from(e: tokio::task::JoinError) -> Self {
+        if e.is_cancelled() {
+            return Error::Stopping;
+        }
         Error::Task(e.to_string())
     }
 }

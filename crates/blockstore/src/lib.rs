@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod nbd;
 mod objects;
+mod pending;
 mod snapshot;
 mod store;
 mod volume;

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::objects::{Manifest, SnapshotState};
+use crate::pending::PendingRecord;
 use crate::store::{check_id, BlockStore, SnapshotEntry, SnapshotStatus, TRANSFER_CONCURRENCY};
 use crate::volume::Volume;
 
@@ -22,10 +23,27 @@ impl BlockStore {
         self.register_pending(snapshot_id, Some(volume_id), 0, volume.chunk_size, false)?;
         let frozen_volume = volume.clone();
         let id = snapshot_id.to_string();
-        let (frozen, size) = tokio::task::spawn_blocking(move || frozen_volume.freeze(&id)).await?;
-        if let Some(entry) = self.snapshots_guard().get_mut(snapshot_id) {
-            entry.manifest.size = size;
-            entry.total = frozen.len() as u64;
+        let created = self.manifest_of(snapshot_id)?.created_millis;
+        let frozen = tokio::task::spawn_blocking(move || frozen_volume.freeze(&id, created))
+            .await
+            .map_err(Error::from)
+            .and_then(|frozen| frozen);
+        let record = match frozen {
+            Ok(record) => record,
+            Err(e) => {
+                self.snapshots_guard().remove(snapshot_id);
+                return Err(e);
+            }
+        };
+        self.queue_snapshot_job(volume, record);
+        Ok(())
+    }
+
+    /// Uploads a frozen snapshot after the volume's earlier snapshot jobs.
+    pub(crate) fn queue_snapshot_job(&self, volume: Arc<Volume>, record: PendingRecord) {
+        if let Some(entry) = self.snapshots_guard().get_mut(&record.snapshot_id) {
+            entry.manifest.size = record.size;
+            entry.total = record.chunks.len() as u64;
         }
         let mut last_job = volume
             .last_snapshot_job
@@ -33,15 +51,15 @@ impl BlockStore {
             .unwrap_or_else(|p| p.into_inner());
         let previous = last_job.take();
         let store = self.clone();
-        let id = snapshot_id.to_string();
         let job_volume = volume.clone();
         *last_job = Some(tokio::spawn(async move {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }
-            store.run_snapshot_job(job_volume, id, frozen, size).await;
+            store
+                .run_snapshot_job(job_volume, record.snapshot_id, record.chunks, record.size)
+                .await;
         }));
-        Ok(())
     }
 
     /// Adds a pending snapshot to the catalog, failing if the ID is taken.
@@ -77,6 +95,9 @@ impl BlockStore {
     async fn run_snapshot_job(&self, volume: Arc<Volume>, id: String, frozen: Vec<u64>, size: u64) {
         let _gc = self.inner.gc_lock.read().await;
         let outcome = self.upload_frozen(&volume, &id, &frozen, size).await;
+        if matches!(outcome, Err(Error::Stopping)) {
+            return; // it resumes at the next start
+        }
         let (map, result) = match outcome {
             Ok(manifest) => {
                 let map = manifest.chunks.clone();
@@ -138,11 +159,15 @@ impl BlockStore {
                 let volume = volume.clone();
                 let id = id.to_string();
                 async move {
+                    let reader = volume.clone();
+                    let snapshot = id.clone();
                     let data = tokio::task::spawn_blocking(move || {
-                        volume.take_frozen_chunk(&id, chunk, size)
+                        reader.frozen_chunk(&snapshot, chunk, size)
                     })
                     .await??;
-                    self.store_chunk(chunk, data).await
+                    let stored = self.store_chunk(chunk, data).await?;
+                    volume.release_frozen_chunk(&id, chunk);
+                    Ok::<_, Error>(stored)
                 }
             })
             .buffer_unordered(TRANSFER_CONCURRENCY);

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::limits::IoLimits;
 use crate::objects::{valid_chunk_size, Manifest, ObjectStoreSpec, Objects, SnapshotState};
+use crate::pending::PendingRecord;
 use crate::volume::{Volume, VolumeMeta};
 
 /// Tunables of a [`BlockStore`].
@@ -91,8 +92,9 @@ impl BlockStore {
         Self::open_with(data_dir, objects, BlockStoreOptions::default()).await
     }
 
-    /// Opens (or creates) the store, re-opening its volumes and snapshots. Snapshots that
-    /// were pending when the process stopped cannot finish and turn to `error`.
+    /// Opens (or creates) the store, re-opening its volumes and snapshots. Snapshots of
+    /// volumes that were pending when the process stopped resume their upload; EBS direct
+    /// snapshots left pending cannot finish and turn to `error`.
     pub async fn open_with(
         data_dir: &Path,
         objects: ObjectStoreSpec,
@@ -108,6 +110,7 @@ impl BlockStore {
         let volumes_dir = data_dir.join("volumes");
         std::fs::create_dir_all(&volumes_dir)?;
         let mut volumes = HashMap::new();
+        let mut frozen = HashMap::new();
         for entry in std::fs::read_dir(&volumes_dir)? {
             let dir = entry?.path();
             if !dir.join("meta.json").exists() {
@@ -116,15 +119,29 @@ impl BlockStore {
                 continue;
             }
             let volume = Arc::new(Volume::open(dir)?);
+            for record in volume.pending_snapshots() {
+                frozen.insert(record.snapshot_id.clone(), (volume.clone(), record));
+            }
             volumes.insert(volume.id.clone(), volume);
         }
         let mut snapshots = HashMap::new();
         for mut manifest in objects.load_manifests().await? {
-            if manifest.state == SnapshotState::Pending {
-                manifest.state = SnapshotState::Error;
-                manifest.error =
-                    Some("The service restarted before the snapshot completed.".into());
-                objects.put_manifest(&manifest).await?;
+            match frozen.get(&manifest.id) {
+                Some(_) if manifest.state == SnapshotState::Pending => {}
+                Some((volume, record)) => {
+                    // It finished just before the stop: only the volume's record is left.
+                    let map =
+                        (manifest.state == SnapshotState::Completed).then_some(&manifest.chunks);
+                    volume.finish_snapshot(&manifest.id, map, &record.chunks)?;
+                    frozen.remove(&manifest.id);
+                }
+                None if manifest.state == SnapshotState::Pending => {
+                    manifest.state = SnapshotState::Error;
+                    manifest.error =
+                        Some("The service restarted before the snapshot completed.".into());
+                    objects.put_manifest(&manifest).await?;
+                }
+                None => {}
             }
             snapshots.insert(manifest.id.clone(), SnapshotEntry::new(manifest));
         }
@@ -138,6 +155,26 @@ impl BlockStore {
                 gc_lock: tokio::sync::RwLock::new(()),
             }),
         };
+        let mut resumed: Vec<(Arc<Volume>, PendingRecord)> = frozen.into_values().collect();
+        resumed.sort_by(|a, b| {
+            (a.1.created_millis, &a.1.snapshot_id).cmp(&(b.1.created_millis, &b.1.snapshot_id))
+        });
+        for (volume, record) in resumed {
+            if store.snapshot_status(&record.snapshot_id).is_none() {
+                // Frozen before its upload wrote a first manifest.
+                store.register_pending(
+                    &record.snapshot_id,
+                    Some(&volume.id),
+                    0,
+                    volume.chunk_size,
+                    false,
+                )?;
+                if let Some(entry) = store.snapshots_guard().get_mut(&record.snapshot_id) {
+                    entry.manifest.created_millis = record.created_millis;
+                }
+            }
+            store.queue_snapshot_job(volume, record);
+        }
         for volume in store.volumes_guard().values() {
             store.start_hydration(volume.clone());
         }

@@ -4,7 +4,8 @@
 //! written locally before any read or write touches them (and by a background task).
 //! `dirty` marks chunks written since the last snapshot froze the volume. A snapshot
 //! freezes the dirty set into a [`Frozen`] generation; a write to a frozen chunk first
-//! copies its old content into memory, so the snapshot keeps the moment it was taken.
+//! copies its old content into memory and a durable log (see `pending.rs`), so the
+//! snapshot keeps the moment it was taken, also across a crash.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::limits::{IoLimits, Throttle};
 use crate::objects::Objects;
+use crate::pending::{self, PendingRecord, SavedLog};
 
 /// The durable description of a volume (`meta.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,10 +40,12 @@ pub(crate) struct VolumeMeta {
 }
 
 /// One snapshot's view of chunks that were dirty when it was taken. `None`: the chunk is
-/// still unchanged in the data file; `Some`: its content, saved before a later write.
+/// still unchanged in the data file; `Some`: its content, saved (also in `log`) before a
+/// later write.
 pub(crate) struct Frozen {
-    pub snapshot_id: String,
+    pub record: PendingRecord,
     pub chunks: HashMap<u64, Option<Arc<Vec<u8>>>>,
+    log: SavedLog,
 }
 
 pub(crate) struct VolumeState {
@@ -89,9 +93,10 @@ impl Volume {
         Ok(Self::assemble(dir, file, meta, base))
     }
 
-    /// Re-opens a volume after a restart. Which chunks changed since the last snapshot is
-    /// not known after a crash, so every local chunk counts as dirty (content addressing
-    /// makes re-uploading unchanged ones cheap).
+    /// Re-opens a volume after a restart, with the snapshots still pending on it (see
+    /// [`Volume::pending_snapshots`]). Which chunks changed since the last snapshot is not
+    /// known after a crash, so every local chunk that holds data or had data in the base
+    /// counts as dirty (content addressing makes re-uploading unchanged ones cheap).
     pub fn open(dir: PathBuf) -> Result<Self> {
         let meta: VolumeMeta = from_json(&dir.join(META_FILE))?;
         let base: BTreeMap<u64, String> = from_json(&dir.join(BASE_FILE))?;
@@ -99,14 +104,43 @@ impl Volume {
             .read(true)
             .write(true)
             .open(dir.join(DATA_FILE))?;
+        let pending = pending::load(&dir)?;
         let volume = Self::assemble(dir, file, meta, base);
-        if let Ok(mut state) = volume.state.lock() {
-            let missing = state.meta.missing.clone();
-            for (chunk, dirty) in state.dirty.iter_mut().enumerate() {
-                *dirty = !missing.contains(&(chunk as u64));
+        {
+            let mut state = volume.state();
+            let allocated = allocated_chunks(&volume.file, state.meta.size, volume.chunk_size)?;
+            let VolumeState {
+                meta, base, dirty, ..
+            } = &mut *state;
+            for (chunk, dirty) in dirty.iter_mut().enumerate() {
+                let index = chunk as u64;
+                // A hole where the base had data was zeroed since: dirty too.
+                *dirty = !meta.missing.contains(&index)
+                    && (allocated[chunk] || base.contains_key(&index));
+            }
+            for (record, log, mut saved) in pending {
+                let chunks = record
+                    .chunks
+                    .iter()
+                    .map(|c| (*c, saved.remove(c)))
+                    .collect();
+                state.frozen.push(Frozen {
+                    record,
+                    chunks,
+                    log,
+                });
             }
         }
         Ok(volume)
+    }
+
+    /// The snapshots frozen on this volume whose upload has not finished, oldest first.
+    pub fn pending_snapshots(&self) -> Vec<PendingRecord> {
+        self.state()
+            .frozen
+            .iter()
+            .map(|f| f.record.clone())
+            .collect()
     }
 
     fn assemble(dir: PathBuf, file: File, meta: VolumeMeta, base: BTreeMap<u64, String>) -> Self {
@@ -233,6 +267,7 @@ impl Volume {
                 let saved = Arc::new(self.read_chunk_locked(&state, chunk)?);
                 for frozen in &mut state.frozen {
                     if let Some(slot @ None) = frozen.chunks.get_mut(&chunk) {
+                        frozen.log.append(chunk, &saved)?;
                         *slot = Some(saved.clone());
                     }
                 }
@@ -250,40 +285,60 @@ impl Volume {
         Ok(buf)
     }
 
-    /// Takes the content of a frozen chunk for snapshot `snapshot_id`, releasing it.
-    pub fn take_frozen_chunk(&self, snapshot_id: &str, chunk: u64, size: u64) -> Result<Vec<u8>> {
-        let mut state = self.state();
-        let position = state
+    /// The content a frozen chunk had when snapshot `snapshot_id` was taken. It stays
+    /// frozen (later writes keep copying it) until [`Volume::release_frozen_chunk`].
+    pub fn frozen_chunk(&self, snapshot_id: &str, chunk: u64, size: u64) -> Result<Vec<u8>> {
+        let state = self.state();
+        let saved = state
             .frozen
             .iter()
-            .position(|f| f.snapshot_id == snapshot_id);
-        let saved = position.and_then(|p| state.frozen[p].chunks.remove(&chunk).flatten());
+            .find(|f| f.record.snapshot_id == snapshot_id)
+            .and_then(|f| f.chunks.get(&chunk).cloned().flatten());
         let mut data = match saved {
-            Some(data) => Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone()),
+            Some(data) => data.to_vec(),
             None => self.read_chunk_locked(&state, chunk)?,
         };
         data.truncate(size.saturating_sub(chunk * self.chunk_size) as usize);
         Ok(data)
     }
 
+    /// Unfreezes a chunk whose content the object store now holds.
+    pub fn release_frozen_chunk(&self, snapshot_id: &str, chunk: u64) {
+        let mut state = self.state();
+        if let Some(frozen) = state
+            .frozen
+            .iter_mut()
+            .find(|f| f.record.snapshot_id == snapshot_id)
+        {
+            frozen.chunks.remove(&chunk);
+        }
+    }
+
     /// Freezes the chunks written since the last snapshot for a new snapshot, waiting for
-    /// writes in flight to land. Returns the frozen chunk indexes and the size.
-    pub fn freeze(&self, snapshot_id: &str) -> (Vec<u64>, u64) {
+    /// writes in flight to land, and records it durably. Returns what was frozen.
+    pub fn freeze(&self, snapshot_id: &str, created_millis: i64) -> Result<PendingRecord> {
         let _gate = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
         let mut state = self.state();
-        let chunks: Vec<u64> = state
-            .dirty
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| **d)
-            .map(|(c, _)| c as u64)
-            .collect();
+        let record = PendingRecord {
+            snapshot_id: snapshot_id.to_string(),
+            created_millis,
+            size: state.meta.size,
+            chunks: state
+                .dirty
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| **d)
+                .map(|(c, _)| c as u64)
+                .collect(),
+        };
+        let log = pending::create(&self.dir, &record)?;
         state.dirty.iter_mut().for_each(|d| *d = false);
         state.frozen.push(Frozen {
-            snapshot_id: snapshot_id.to_string(),
-            chunks: chunks.iter().map(|c| (*c, None)).collect(),
+            chunks: record.chunks.iter().map(|c| (*c, None)).collect(),
+            record: record.clone(),
+            log,
         });
-        (chunks, state.meta.size)
+        Ok(record)
     }
 
     /// Ends a snapshot job: on success its chunk map becomes the new base; on failure its
@@ -296,7 +351,7 @@ impl Volume {
     ) -> Result<()> {
         {
             let mut state = self.state();
-            state.frozen.retain(|f| f.snapshot_id != snapshot_id);
+            state.frozen.retain(|f| f.record.snapshot_id != snapshot_id);
             match outcome {
                 Some(map) => {
                     // Chunks still missing keep their base content, so the map agrees.
@@ -309,11 +364,14 @@ impl Volume {
                             *d = true;
                         }
                     }
-                    return Ok(());
                 }
             }
         }
-        self.persist(true)
+        if outcome.is_some() {
+            self.persist(true)?;
+        }
+        let _order = self.lock_for_persist()?;
+        pending::remove(&self.dir, snapshot_id)
     }
 
     /// Copies missing chunks in the range from the base snapshot into the data file.
@@ -483,6 +541,28 @@ fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> bool {
     let length = buf.len();
     let flags = rustix::io::ReadWriteFlags::NOWAIT;
     matches!(rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(buf)], offset, flags), Ok(n) if n == length)
+}
+
+/// Which chunks of the data file hold allocated extents (the rest are holes).
+fn allocated_chunks(file: &File, size: u64, chunk_size: u64) -> Result<Vec<bool>> {
+    use rustix::fs::{seek, SeekFrom};
+    let mut allocated = vec![false; size.div_ceil(chunk_size) as usize];
+    let mut offset = 0;
+    while offset < size {
+        let start = match seek(file, SeekFrom::Data(offset)) {
+            Ok(start) if start < size => start,
+            Ok(_) | Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(Error::Io(e.into())),
+        };
+        let end = seek(file, SeekFrom::Hole(start))
+            .map_err(|e| Error::Io(e.into()))?
+            .min(size);
+        for chunk in start / chunk_size..end.div_ceil(chunk_size) {
+            allocated[chunk as usize] = true;
+        }
+        offset = end.max(start + 1);
+    }
+    Ok(allocated)
 }
 
 fn punch_hole(file: &File, offset: u64, length: u64) -> Result<()> {

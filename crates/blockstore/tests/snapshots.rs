@@ -355,3 +355,64 @@ fn nimbus_core_config(endpoint: &str) -> nimbus_core::ObjectStoreConfig {
         prefix: "blockstore".into(),
     }
 }
+
+/// A stop in the middle of an upload (the runtime is torn down, as by `kill -9`) after the
+/// volume was overwritten: after the restart the snapshot resumes and keeps its moment.
+#[test]
+fn a_snapshot_cut_short_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = 64 << 20;
+    let old = common::pattern(1, size as usize);
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let first = runtime();
+    first.block_on(async {
+        let store = common::open_local(dir.path(), CHUNK).await;
+        store
+            .create_volume("vol-a", size, None, IoLimits::UNLIMITED)
+            .await
+            .expect("create");
+        store
+            .write("vol-a", 0, old.clone(), false)
+            .await
+            .expect("write");
+        store.flush("vol-a").await.expect("flush");
+        store
+            .create_snapshot("snap-1", "vol-a")
+            .await
+            .expect("snapshot");
+        // The last chunk is uploaded last: overwrite it while the upload runs.
+        let last = size - CHUNK;
+        store
+            .write("vol-a", last, vec![0xee; CHUNK as usize], true)
+            .await
+            .expect("overwrite");
+    });
+    first.shutdown_background();
+    runtime().block_on(async {
+        let store = common::open_local(dir.path(), CHUNK).await;
+        assert_eq!(
+            common::wait_snapshot(&store, "snap-1").await,
+            SnapshotState::Completed
+        );
+        store
+            .create_volume("vol-b", size, Some("snap-1"), IoLimits::UNLIMITED)
+            .await
+            .expect("restore");
+        let restored = store.read("vol-b", 0, size as u32).await.expect("read");
+        let differing: Vec<usize> = (0..(size / CHUNK) as usize)
+            .filter(|c| {
+                let range = c * CHUNK as usize..(c + 1) * CHUNK as usize;
+                restored[range.clone()] != old[range]
+            })
+            .collect();
+        assert!(differing.is_empty(), "chunks differ: {differing:?}");
+        let pending = dir.path().join("data/volumes/vol-a/pending");
+        assert_eq!(std::fs::read_dir(pending).expect("pending dir").count(), 0);
+    });
+}
