@@ -5,7 +5,7 @@ set -euo pipefail
 
 DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static dropbear-bin
-  e2fsprogs cpio fio libnbd-bin nbdkit iproute2 openssh-client
+  e2fsprogs cpio fio libnbd-bin nbdkit iproute2 openssh-client debootstrap socat
 )
 PYTHON_PACKAGES=(boto3 awscli 'moto[server]' pytest)
 
@@ -17,6 +17,11 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# QEMU drops to this user when nimbus runs as root (docs/compute.md).
+if [[ $(id -u) -eq 0 ]] && ! id -u nimbus-qemu >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nimbus-qemu
 fi
 
 python3 - <<'PY' || python3 -m pip install -q "${PYTHON_PACKAGES[@]}"

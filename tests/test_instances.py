@@ -3,7 +3,9 @@ lifecycle, hot attach/detach, SSH and restarts — all driven through boto3."""
 
 import base64
 import os
+import pwd
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -70,6 +72,33 @@ def wait_console(ec2, instance_id, pattern, timeout=300):
     return wait_for(lambda: re.search(pattern, console(ec2, instance_id)), timeout=timeout, interval=1)
 
 
+def metadata_answer(instance_id, uid):
+    """What a local user gets from an instance's metadata socket (abstract, so only the
+    peer's uid check stands in the way of other users)."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        answer = b""
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(f"\0nimbus-imds/{instance_id}")
+                s.sendall(b"GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n")
+                while chunk := s.recv(4096):
+                    answer += chunk
+        except OSError:
+            pass
+        finally:
+            os.write(write_end, answer)
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as f:
+        return f.read()
+
+
 def test_images_listed(ec2vm, minimal_ami):
     image = ec2vm.describe_images(ImageIds=[minimal_ami])["Images"][0]
     assert image["State"] == "available" and image["RootDeviceType"] == "ebs"
@@ -92,6 +121,15 @@ def test_launch_user_data_attach_detach_lifecycle(cloud, ec2vm, minimal_ami):
     assert "401" in marker.group(4)  # HttpTokens=required: no token, no metadata
     assert int(marker.group(2)) == 2
     assert 400_000 < int(marker.group(3)) <= 512 * 1024  # t3.nano: 512 MiB
+    if os.geteuid() == 0:
+        # QEMU drops to an unprivileged user, and the metadata socket refuses other users.
+        with open(os.path.join(cloud.data_dir, "instances", instance_id, "qemu.pid")) as f:
+            pid = f.read().strip()
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        assert set(uids) == {str(pwd.getpwnam("nimbus-qemu").pw_uid)}
+        assert metadata_answer(instance_id, 0).startswith(b"HTTP/1.0 401")  # tokens required
+        assert metadata_answer(instance_id, pwd.getpwnam("nobody").pw_uid) == b""
     described = ec2vm.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["web"]}])["Reservations"]
     assert described[0]["Instances"][0]["InstanceId"] == instance_id
     root_volume = described[0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
@@ -148,7 +186,7 @@ def test_bad_launches(ec2vm, minimal_ami):
     assert error_code(e) == "DryRunOperation"
 
 
-def test_ssh_with_created_key(ec2vm, minimal_ami, tmp_path):
+def test_ssh_with_created_key_and_online_volume_growth(ec2vm, minimal_ami, tmp_path):
     key = ec2vm.create_key_pair(KeyName="ssh-key", KeyType="ed25519")
     path = tmp_path / "key.pem"
     path.write_text(key["KeyMaterial"])
@@ -161,14 +199,26 @@ def test_ssh_with_created_key(ec2vm, minimal_ami, tmp_path):
     address = {t["Key"]: t["Value"] for t in instance["Tags"]}["nimbus:ssh"]
     host, port = address.split(":")
 
-    def ssh_ok():
+    def ssh(command):
         result = subprocess.run(["ssh", "-i", str(path), "-p", port, "-o", "StrictHostKeyChecking=no",
                                  "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes",
-                                 f"root@{host}", "cat /proc/cpuinfo | grep -c processor; hostname"],
+                                 f"root@{host}", command],
                                 capture_output=True, text=True, timeout=60)
         return result.returncode == 0 and result.stdout
-    output = wait_for(ssh_ok, timeout=120, interval=2)
+    output = wait_for(lambda: ssh("cat /proc/cpuinfo | grep -c processor; hostname"), timeout=120, interval=2)
     assert output.split()[0] == "2"
+
+    # ModifyVolume grows an attached volume and the running guest sees the new size.
+    volume_id = ec2vm.create_volume(AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
+    wait_volume(ec2vm, volume_id)
+    ec2vm.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    ec2vm.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
+    sectors = lambda: (ssh("cat /sys/block/vdb/size") or "").strip()
+    assert wait_for(lambda: sectors() == str(2 << 20), timeout=120, interval=1)
+    ssh("echo grown-marker > /dev/vdb && sync")
+    ec2vm.modify_volume(VolumeId=volume_id, Size=3)
+    assert wait_for(lambda: sectors() == str(6 << 20), timeout=120, interval=1)
+    assert ssh("head -c 12 /dev/vdb") == "grown-marker"
     ec2vm.terminate_instances(InstanceIds=[instance_id])
 
 

@@ -1,10 +1,9 @@
-//! The instance metadata service, one per instance on a unix socket that the guest reaches at
-//! 169.254.169.254:80. IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
+//! The instance metadata service, one per instance on an abstract unix socket that the
+//! guest reaches at 169.254.169.254:80 (see `vm.rs`: QEMU pipes each guest connection to it). IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
 //! `PUT /latest/api/token` (TTL 1–21600 s), 401 for a bad token or, when tokens are required,
 //! for none; a PUT carrying `X-Forwarded-For` is refused.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,10 +80,62 @@ struct Service {
     tokens: Mutex<HashMap<String, Instant>>,
 }
 
-/// Serves the metadata of one instance on `socket` until the task is dropped.
-pub async fn serve_imds(socket: &Path, source: Arc<dyn MetadataSource>) -> std::io::Result<()> {
-    let _ = std::fs::remove_file(socket);
-    let listener = tokio::net::UnixListener::bind(socket)?;
+/// The abstract unix socket name of an instance's metadata service.
+pub fn imds_socket_name(instance_id: &str) -> String {
+    format!("nimbus-imds/{instance_id}")
+}
+
+/// Accepts connections only from QEMU's user (the guest's connections come through QEMU)
+/// and this process's own: abstract sockets have no file permissions.
+struct GuestListener {
+    inner: tokio::net::UnixListener,
+    allowed_uids: Vec<u32>,
+}
+
+impl axum::serve::Listener for GuestListener {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, address) = axum::serve::Listener::accept(&mut self.inner).await;
+            if stream
+                .peer_cred()
+                .is_ok_and(|peer| self.allowed_uids.contains(&peer.uid()))
+            {
+                return (stream, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Serves the metadata of one instance on the abstract socket `name` until the task is
+/// dropped.
+pub async fn serve_imds(name: &str, source: Arc<dyn MetadataSource>) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    // The service of the instance's previous run may still be letting go of the name.
+    let mut attempts = 0;
+    let listener = loop {
+        match std::os::unix::net::UnixListener::bind_addr(&address) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            bound => break bound?,
+        }
+    };
+    listener.set_nonblocking(true)?;
+    let mut allowed_uids = vec![rustix::process::geteuid().as_raw()];
+    allowed_uids.extend(crate::vm::qemu_uid());
+    let listener = GuestListener {
+        inner: tokio::net::UnixListener::from_std(listener)?,
+        allowed_uids,
+    };
     let service = Arc::new(Service {
         source,
         tokens: Mutex::new(HashMap::new()),
@@ -301,10 +352,12 @@ mod tests {
     }
 
     /// One raw HTTP/1.0 exchange over the socket; returns the status code and body.
-    async fn exchange(socket: &Path, request: &str) -> (u16, String) {
-        let mut stream = tokio::net::UnixStream::connect(socket)
-            .await
-            .expect("connect");
+    async fn exchange(name: &str, request: &str) -> (u16, String) {
+        use std::os::linux::net::SocketAddrExt;
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name).expect("name");
+        let stream = std::os::unix::net::UnixStream::connect_addr(&address).expect("connect");
+        stream.set_nonblocking(true).expect("nonblocking");
+        let mut stream = tokio::net::UnixStream::from_std(stream).expect("tokio stream");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.expect("read");
@@ -317,23 +370,26 @@ mod tests {
         (status, body)
     }
 
-    async fn serve(metadata: InstanceMetadata) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("imds.sock");
-        let path = socket.clone();
-        tokio::spawn(async move { serve_imds(&path, Arc::new(Fixed(metadata))).await });
+    async fn serve(metadata: InstanceMetadata) -> String {
+        use std::os::linux::net::SocketAddrExt;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = imds_socket_name(&format!("test-{}-{serial}", std::process::id()));
+        let served = name.clone();
+        tokio::spawn(async move { serve_imds(&served, Arc::new(Fixed(metadata))).await });
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).expect("name");
         for _ in 0..100 {
-            if socket.exists() {
+            if std::os::unix::net::UnixStream::connect_addr(&address).is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (dir, socket)
+        name
     }
 
     #[tokio::test]
     async fn imdsv2_rules_over_a_real_socket() {
-        let (_dir, socket) = serve(InstanceMetadata {
+        let socket = serve(InstanceMetadata {
             tokens_required: true,
             ..metadata()
         })
@@ -366,9 +422,9 @@ mod tests {
         let without_token = "GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n";
         assert_eq!(exchange(&socket, without_token).await.0, 401);
 
-        let (_dir, optional) = serve(metadata()).await;
+        let optional = serve(metadata()).await;
         assert_eq!(exchange(&optional, without_token).await.0, 200);
-        let (_dir, disabled) = serve(InstanceMetadata {
+        let disabled = serve(InstanceMetadata {
             endpoint_enabled: false,
             ..metadata()
         })

@@ -7,14 +7,13 @@ mod imds;
 mod qmp;
 mod vm;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 pub use cgroup::release_vm;
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
-pub use imds::{serve_imds, InstanceMetadata, MetadataSource};
-pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec};
+pub use imds::{imds_socket_name, serve_imds, InstanceMetadata, MetadataSource};
+pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec, QEMU_USER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -99,38 +98,4 @@ async fn probe_boot(kernel: &Path, initrd: &Path) -> bool {
         Ok(Ok(output)) => String::from_utf8_lossy(&output.stdout).contains("nimbus-probe-ok"),
         _ => false,
     }
-}
-
-/// How long the pipe keeps waiting for the answer once the guest stopped sending.
-const PIPE_LINGER: Duration = Duration::from_secs(10);
-
-/// Pipes this process's stdin and stdout to the metadata socket: QEMU runs it for each guest
-/// connection to 169.254.169.254:80. The guest's half-close is not passed on (HTTP servers
-/// drop half-closed connections, and busybox wget half-closes after its request): the pipe
-/// ends when the server closes, or a while after the guest stopped sending.
-pub fn imds_pipe(socket: &Path) -> std::io::Result<()> {
-    let stream = std::os::unix::net::UnixStream::connect(socket)?;
-    let mut to_socket = stream.try_clone()?;
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin();
-        let mut buffer = [0u8; 8192];
-        loop {
-            match stdin.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_socket.write_all(&buffer[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        std::thread::sleep(PIPE_LINGER);
-        std::process::exit(0);
-    });
-    let mut from_socket = stream;
-    // Rust's stdout is line-buffered: answers to keep-alive clients would wait for a newline.
-    let mut stdout =
-        std::fs::File::from(std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned()?);
-    std::io::copy(&mut from_socket, &mut stdout)?;
-    Ok(())
 }

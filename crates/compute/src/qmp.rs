@@ -1,5 +1,8 @@
 //! A small QMP client: the greeting, `qmp_capabilities`, commands with IDs, and events.
 
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,6 +54,25 @@ impl Qmp {
 
     /// Runs a command and returns its `return` value.
     pub async fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
+        self.run(command, arguments, None).await
+    }
+
+    /// Runs a command with a file descriptor attached (SCM_RIGHTS), as `getfd` takes one.
+    pub async fn execute_passing_fd(
+        &mut self,
+        command: &str,
+        arguments: Value,
+        fd: BorrowedFd<'_>,
+    ) -> Result<Value> {
+        self.run(command, arguments, Some(fd)).await
+    }
+
+    async fn run(
+        &mut self,
+        command: &str,
+        arguments: Value,
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({ "execute": command, "id": id });
@@ -59,7 +81,10 @@ impl Qmp {
         }
         let mut text = message.to_string();
         text.push('\n');
-        self.writer.write_all(text.as_bytes()).await?;
+        match fd {
+            None => self.writer.write_all(text.as_bytes()).await?,
+            Some(fd) => self.send_with_fd(text.as_bytes(), fd).await?,
+        }
         loop {
             let reply = self.read_message().await?;
             if reply.get("event").is_some() {
@@ -76,6 +101,33 @@ impl Qmp {
                 )));
             }
             return Ok(reply.get("return").cloned().unwrap_or(Value::Null));
+        }
+    }
+
+    async fn send_with_fd(&self, bytes: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
+        use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        let stream: &UnixStream = self.writer.as_ref();
+        let fds = [fd];
+        loop {
+            stream.writable().await?;
+            let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
+                let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let mut ancillary = SendAncillaryBuffer::new(&mut space);
+                ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+                sendmsg(
+                    stream,
+                    &[IoSlice::new(bytes)],
+                    &mut ancillary,
+                    SendFlags::empty(),
+                )
+                .map_err(std::io::Error::from)
+            });
+            match sent {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(Error::Qmp("a short write passing a descriptor".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

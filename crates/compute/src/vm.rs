@@ -50,12 +50,33 @@ pub struct VmSpec {
     /// The root disk first.
     pub disks: Vec<DiskSpec>,
     pub run_dir: PathBuf,
-    pub imds_socket: PathBuf,
+    /// The abstract unix socket of the instance's metadata service.
+    pub imds_socket_name: String,
     pub ssh_host_port: Option<u16>,
     pub accel: Accel,
-    /// The program (and its arguments before the socket path) that QEMU runs for each guest
-    /// connection to the metadata address; it must pipe stdio to the socket.
-    pub imds_command: Vec<String>,
+}
+
+/// The unprivileged user QEMU runs as when nimbus runs as root (`scripts/install-deps.sh`
+/// creates it). It can open nothing of nimbus's: disks are handed over as connected file
+/// descriptors, and the metadata service is an abstract socket that checks the peer's uid.
+pub const QEMU_USER: &str = "nimbus-qemu";
+
+/// What QEMU runs for each guest connection to 169.254.169.254:80. The guest's half-close
+/// is not passed on (`shut-none`: busybox wget half-closes after its request, and the HTTP
+/// server would drop the connection); the pipe ends when the server closes, or 10 s after
+/// the guest stopped sending.
+const IMDS_PIPE: &str = "/usr/bin/socat -t 10 STDIO ABSTRACT-CONNECT:";
+
+/// The uid of [`QEMU_USER`], if the user exists.
+pub(crate) fn qemu_uid() -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != QEMU_USER {
+            return None;
+        }
+        fields.nth(1)?.parse().ok()
+    })
 }
 
 /// A running VM.
@@ -88,13 +109,69 @@ fn pid_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-fn blockdev(disk: &DiskSpec) -> serde_json::Value {
+/// A disk is a `raw` format node (`node-<key>`, what the device uses) over an NBD
+/// connection node (`nbd-<key>-<generation>`). Growing a volume swaps in a new connection,
+/// which learns the new size, under the same format node.
+fn nbd_node_name(disk: &DiskSpec, generation: u64) -> String {
+    format!("nbd-{}-{generation}", device_key(&disk.device_name))
+}
+
+fn nbd_node(disk: &DiskSpec, generation: u64, server: serde_json::Value) -> serde_json::Value {
     json!({
         "driver": "nbd",
-        "node-name": format!("node-{}", device_key(&disk.device_name)),
-        "server": { "type": "unix", "path": disk.nbd_socket },
+        "node-name": nbd_node_name(disk, generation),
+        "server": server,
         "export": disk.export,
     })
+}
+
+/// Adds an NBD connection node on a connection nimbus opens and hands to QEMU, which may
+/// not open the block store's socket itself once it runs unprivileged.
+async fn add_nbd_node(qmp: &mut Qmp, disk: &DiskSpec, generation: u64) -> Result<()> {
+    use std::os::fd::AsFd;
+    let name = nbd_node_name(disk, generation);
+    let connection = std::os::unix::net::UnixStream::connect(&disk.nbd_socket)?;
+    qmp.execute_passing_fd("getfd", json!({ "fdname": name }), connection.as_fd())
+        .await?;
+    let server = json!({ "type": "fd", "str": name });
+    let added = qmp
+        .execute("blockdev-add", nbd_node(disk, generation, server))
+        .await;
+    if added.is_err() {
+        let _ = qmp.execute("closefd", json!({ "fdname": name })).await;
+    }
+    added.map(|_| ())
+}
+
+fn format_node(disk: &DiskSpec, generation: u64) -> serde_json::Value {
+    let key = device_key(&disk.device_name);
+    json!({ "driver": "raw", "node-name": format!("node-{key}"), "file": format!("nbd-{key}-{generation}") })
+}
+
+/// The names of a disk's NBD connection nodes, with their generations.
+async fn nbd_nodes(qmp: &mut Qmp, key: &str) -> Result<Vec<(String, u64)>> {
+    let prefix = format!("nbd-{key}-");
+    let nodes = qmp
+        .execute("query-named-block-nodes", json!({ "flat": true }))
+        .await?;
+    Ok(nodes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node["node-name"].as_str())
+        .filter_map(|name| {
+            let generation = name.strip_prefix(&prefix)?.parse().ok()?;
+            Some((name.to_string(), generation))
+        })
+        .collect())
+}
+
+async fn delete_nodes(qmp: &mut Qmp, names: impl IntoIterator<Item = String>) -> Result<()> {
+    for name in names {
+        qmp.execute("blockdev-del", json!({ "node-name": name }))
+            .await?;
+    }
+    Ok(())
 }
 
 impl Vm {
@@ -157,20 +234,21 @@ impl Vm {
         };
         let key = device_key(&disk.device_name);
         let mut qmp = self.qmp.lock().await;
-        qmp.execute("blockdev-add", blockdev(disk)).await?;
-        let added = qmp
-            .execute(
-                "device_add",
-                json!({ "driver": "virtio-blk-pci", "id": format!("disk-{key}"), "drive": format!("node-{key}"), "bus": format!("rp{port}") }),
-            )
-            .await;
-        if let Err(error) = added {
-            let _ = qmp
+        add_nbd_node(&mut qmp, disk, 0).await?;
+        let mut added = qmp.execute("blockdev-add", format_node(disk, 0)).await;
+        if added.is_ok() {
+            added = qmp
                 .execute(
-                    "blockdev-del",
-                    json!({ "node-name": format!("node-{key}") }),
+                    "device_add",
+                    json!({ "driver": "virtio-blk-pci", "id": format!("disk-{key}"), "drive": format!("node-{key}"), "bus": format!("rp{port}") }),
                 )
                 .await;
+            if added.is_err() {
+                let _ = delete_nodes(&mut qmp, [format!("node-{key}")]).await;
+            }
+        }
+        if let Err(error) = added {
+            let _ = delete_nodes(&mut qmp, [format!("nbd-{key}-0")]).await;
             return Err(error);
         }
         drop(qmp);
@@ -180,6 +258,34 @@ impl Vm {
             .insert(disk.device_name.clone(), port);
         self.save_ports();
         Ok(())
+    }
+
+    /// Shows the guest a volume that grew: a new NBD connection (which sees the new size)
+    /// replaces the old one under the disk's format node, then the disk is resized, which
+    /// tells the guest (virtio capacity change).
+    pub async fn grow_disk(&self, disk: &DiskSpec, new_size: u64) -> Result<()> {
+        let key = device_key(&disk.device_name);
+        let mut qmp = self.qmp.lock().await;
+        let old = nbd_nodes(&mut qmp, &key).await?;
+        let generation = old.iter().map(|(_, g)| g + 1).max().unwrap_or(0);
+        add_nbd_node(&mut qmp, disk, generation).await?;
+        let swapped = qmp
+            .execute(
+                "blockdev-reopen",
+                json!({ "options": [format_node(disk, generation)] }),
+            )
+            .await;
+        if let Err(error) = swapped {
+            let _ = delete_nodes(&mut qmp, [format!("nbd-{key}-{generation}")]).await;
+            return Err(error);
+        }
+        delete_nodes(&mut qmp, old.into_iter().map(|(name, _)| name)).await?;
+        qmp.execute(
+            "block_resize",
+            json!({ "node-name": format!("node-{key}"), "size": new_size }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Unplugs a volume: the guest releases the device, then QEMU closes the NBD connection.
@@ -192,11 +298,9 @@ impl Vm {
             event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id.as_str()
         })
         .await?;
-        qmp.execute(
-            "blockdev-del",
-            json!({ "node-name": format!("node-{key}") }),
-        )
-        .await?;
+        let connections = nbd_nodes(&mut qmp, &key).await?;
+        delete_nodes(&mut qmp, [format!("node-{key}")]).await?;
+        delete_nodes(&mut qmp, connections.into_iter().map(|(name, _)| name)).await?;
         drop(qmp);
         self.ports
             .lock()
@@ -257,6 +361,15 @@ pub async fn launch(spec: &VmSpec) -> Result<Vm> {
         "-sandbox".into(),
         "on,obsolete=deny".into(),
     ];
+    if rustix::process::geteuid().is_root() {
+        if qemu_uid().is_none() {
+            return Err(Error::Qemu(format!(
+                "the user {QEMU_USER} that QEMU runs as does not exist: run scripts/install-deps.sh"
+            )));
+        }
+        // QEMU opens its files, sockets and disks as root, then drops to this user.
+        args.extend(["-runas".into(), QEMU_USER.into()]);
+    }
     for port in 0..=DISK_PORTS {
         args.push("-device".into());
         args.push(format!(
@@ -268,17 +381,20 @@ pub async fn launch(spec: &VmSpec) -> Result<Vm> {
     let mut ports = BTreeMap::new();
     for (index, disk) in spec.disks.iter().enumerate().take(DISK_PORTS) {
         let key = device_key(&disk.device_name);
-        args.push("-blockdev".into());
-        args.push(blockdev(disk).to_string());
+        let server = json!({ "type": "unix", "path": disk.nbd_socket });
+        for node in [nbd_node(disk, 0, server), format_node(disk, 0)] {
+            args.push("-blockdev".into());
+            args.push(node.to_string());
+        }
         args.push("-device".into());
         args.push(format!(
             "virtio-blk-pci,id=disk-{key},drive=node-{key},bus=rp{index}"
         ));
         ports.insert(disk.device_name.clone(), index);
     }
-    let mut imds = spec.imds_command.clone();
-    imds.push(spec.imds_socket.display().to_string());
-    let mut netdev = format!("user,id=net0,net=169.254.0.0/16,host=169.254.0.1,dhcpstart=169.254.0.15,hostname=ip-169-254-0-15,guestfwd=tcp:169.254.169.254:80-cmd:{}", imds.join(" "));
+    // Commas in a -netdev value are doubled.
+    let imds = format!("{IMDS_PIPE}{},,shut-none", spec.imds_socket_name);
+    let mut netdev = format!("user,id=net0,net=169.254.0.0/16,host=169.254.0.1,dhcpstart=169.254.0.15,hostname=ip-169-254-0-15,guestfwd=tcp:169.254.169.254:80-cmd:{imds}");
     if let Some(port) = spec.ssh_host_port {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
     }

@@ -50,6 +50,28 @@ impl Control {
         Ok(compute::console_output(&self.instance_run_dir(instance_id)))
     }
 
+    /// Shows running guests that an attached volume grew (a stopped instance sees the new
+    /// size when it boots). A guest that cannot be told keeps the old size until it reboots.
+    pub(crate) async fn grow_attached_disks(&self, volume: &Volume, new_size: u64) {
+        let vms = self.hypervisor.vms.lock().await;
+        for attachment in &volume.attachments {
+            let Some(running) = vms.get(&attachment.instance_id) else {
+                continue;
+            };
+            if !running.plugged.contains(&attachment.device) {
+                continue;
+            }
+            let disk = compute::DiskSpec {
+                device_name: attachment.device.clone(),
+                nbd_socket: self.nbd_socket(),
+                export: volume.volume_id.clone(),
+            };
+            if let Err(error) = running.vm.grow_disk(&disk, new_size).await {
+                tracing::warn!(volume = volume.volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
+            }
+        }
+    }
+
     pub(crate) async fn reconcile_instances(self: &Arc<Self>) -> Result<()> {
         let instances: Vec<Instance> = self
             .read()
@@ -88,7 +110,7 @@ impl Control {
                     id.clone(),
                     RunningVm {
                         vm,
-                        imds: self.spawn_imds(&id)?,
+                        imds: self.spawn_imds(&id),
                         powerdown_sent: None,
                         plugged,
                     },
@@ -215,7 +237,7 @@ impl Control {
         let run_dir = self.instance_run_dir(id);
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", run_dir.display())))?;
-        let imds = self.spawn_imds(id)?;
+        let imds = self.spawn_imds(id);
         let ssh_port = instance.ssh_port.or_else(free_local_port);
         let spec = compute::VmSpec {
             instance_id: id.clone(),
@@ -226,10 +248,9 @@ impl Control {
             cmdline: boot.cmdline.clone(),
             disks: self.disk_specs(instance),
             run_dir: run_dir.clone(),
-            imds_socket: run_dir.join("imds.sock"),
+            imds_socket_name: compute::imds_socket_name(id),
             ssh_host_port: ssh_port,
             accel: self.accel().await,
-            imds_command: self.imds_command(),
         };
         let vm = match compute::launch(&spec).await {
             Ok(vm) => vm,

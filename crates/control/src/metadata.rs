@@ -2,8 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::instance_reconciler::compute_error;
-use crate::{Control, Result};
+use crate::Control;
 
 struct InstanceMetadataSource {
     control: Weak<Control>,
@@ -68,23 +67,18 @@ fn mac_address(instance_id: &str) -> String {
 
 impl Control {
     /// Starts the metadata service of one instance on its socket.
-    pub(crate) fn spawn_imds(
-        self: &Arc<Self>,
-        instance_id: &str,
-    ) -> Result<tokio::task::JoinHandle<()>> {
-        let run_dir = self.config().data_dir.join("instances").join(instance_id);
-        std::fs::create_dir_all(&run_dir).map_err(compute_error)?;
-        let socket = run_dir.join("imds.sock");
+    pub(crate) fn spawn_imds(self: &Arc<Self>, instance_id: &str) -> tokio::task::JoinHandle<()> {
+        let socket = compute::imds_socket_name(instance_id);
         let source = Arc::new(InstanceMetadataSource {
             control: Arc::downgrade(self),
             instance_id: instance_id.to_owned(),
         });
         let id = instance_id.to_owned();
-        Ok(tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(error) = compute::serve_imds(&socket, source).await {
                 tracing::warn!(instance = id, %error, "metadata service stopped");
             }
-        }))
+        })
     }
 
     /// The accelerator for VMs: probed once per host (see `compute::probe_accel`).
@@ -100,13 +94,5 @@ impl Control {
                 }
             })
             .await
-    }
-
-    /// What QEMU runs per guest connection to the metadata address: this binary's `imds-pipe`.
-    pub(crate) fn imds_command(&self) -> Vec<String> {
-        let binary = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "nimbus".into());
-        vec![binary, "imds-pipe".into()]
     }
 }

@@ -28,9 +28,6 @@ enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
-    /// Pipes stdin/stdout to an instance's metadata socket (QEMU runs this per guest connection).
-    #[command(hide = true)]
-    ImdsPipe { socket: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -120,7 +117,6 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| config.data_dir.join("image-cache"));
             runtime()?.block_on(build_images(config, cache_dir, args.debian_12))
         }
-        Command::ImdsPipe { socket } => Ok(compute::imds_pipe(&socket)?),
     }
 }
 
