@@ -207,6 +207,8 @@ def test_ssh_with_created_key_and_online_volume_growth(ec2vm, minimal_ami, tmp_p
         return result.returncode == 0 and result.stdout
     output = wait_for(lambda: ssh("cat /proc/cpuinfo | grep -c processor; hostname"), timeout=120, interval=2)
     assert output.split()[0] == "2"
+    # The guest has the private address DescribeInstances reports.
+    assert f"inet {instance['PrivateIpAddress']}/" in ssh("ip -4 addr show eth0")
 
     # ModifyVolume grows an attached volume and the running guest sees the new size.
     volume_id = ec2vm.create_volume(AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]

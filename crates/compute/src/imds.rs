@@ -1,5 +1,6 @@
 //! The instance metadata service, one per instance on an abstract unix socket that the
-//! guest reaches at 169.254.169.254:80 (see `vm.rs`: QEMU pipes each guest connection to it). IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
+//! guest reaches at 169.254.169.254:80 (see `vm.rs`: QEMU pipes each guest connection to
+//! it). IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
 //! `PUT /latest/api/token` (TTL 1–21600 s), 401 for a bad token or, when tokens are required,
 //! for none; a PUT carrying `X-Forwarded-For` is refused.
 

@@ -52,6 +52,8 @@ pub struct VmSpec {
     pub run_dir: PathBuf,
     /// The abstract unix socket of the instance's metadata service.
     pub imds_socket_name: String,
+    /// The address the guest gets by DHCP (in 172.31.0.0/16, EC2's default VPC).
+    pub private_ip: std::net::Ipv4Addr,
     pub ssh_host_port: Option<u16>,
     pub accel: Accel,
 }
@@ -394,7 +396,11 @@ pub async fn launch(spec: &VmSpec) -> Result<Vm> {
     }
     // Commas in a -netdev value are doubled.
     let imds = format!("{IMDS_PIPE}{},,shut-none", spec.imds_socket_name);
-    let mut netdev = format!("user,id=net0,net=169.254.0.0/16,host=169.254.0.1,dhcpstart=169.254.0.15,hostname=ip-169-254-0-15,guestfwd=tcp:169.254.169.254:80-cmd:{imds}");
+    // slirp forwards only addresses inside its network: 168.0.0.0/5 holds both the
+    // instance's 172.31.x.y and the metadata address 169.254.169.254.
+    let ip = spec.private_ip;
+    let hostname = ip.to_string().replace('.', "-");
+    let mut netdev = format!("user,id=net0,net=168.0.0.0/5,host=172.31.0.1,dns=172.31.0.2,dhcpstart={ip},hostname=ip-{hostname},guestfwd=tcp:169.254.169.254:80-cmd:{imds}");
     if let Some(port) = spec.ssh_host_port {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
     }

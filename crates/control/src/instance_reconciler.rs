@@ -249,6 +249,9 @@ impl Control {
             disks: self.disk_specs(instance),
             run_dir: run_dir.clone(),
             imds_socket_name: compute::imds_socket_name(id),
+            private_ip: instance.private_ip.parse().map_err(|_| {
+                Error::Internal(format!("bad private address {}", instance.private_ip))
+            })?,
             ssh_host_port: ssh_port,
             accel: self.accel().await,
         };

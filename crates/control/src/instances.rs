@@ -398,7 +398,7 @@ fn next_private_ip(state: &State) -> String {
         .filter(|i| i.state != InstanceState::Terminated)
         .map(|i| i.private_ip.as_str())
         .collect();
-    (10u32..65000)
+    (10u32..64000)
         .map(|n| format!("172.31.{}.{}", n / 250, n % 250 + 4))
         .find(|ip| !used.contains(&ip.as_str()))
         .unwrap_or_else(|| "172.31.255.254".into())
