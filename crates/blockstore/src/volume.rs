@@ -74,6 +74,8 @@ pub(crate) struct Volume {
 }
 
 const DATA_FILE: &str = "data.raw";
+/// Writes up to this size run on the calling task (see [`Volume::write`]).
+const INLINE_WRITE_MAX: usize = 64 << 10;
 const META_FILE: &str = "meta.json";
 const BASE_FILE: &str = "base.json";
 
@@ -234,22 +236,36 @@ impl Volume {
             .admit(if data.is_some() { length } else { 0 })
             .await;
         self.hydrate_range(objects, offset, length).await?;
+        let small = data.as_ref().is_some_and(|d| d.len() <= INLINE_WRITE_MAX);
+        if small && !fua && self.state().frozen.is_empty() {
+            // A small buffered write only copies into the page cache: doing it here saves
+            // the hand-off to the blocking pool, which costs more than the write.
+            return self.write_blocking(offset, length, data, false);
+        }
         let volume = self.clone();
-        tokio::task::spawn_blocking(move || {
-            {
-                let _gate = volume.write_gate.read().unwrap_or_else(|p| p.into_inner());
-                volume.prepare_write(offset, length)?;
-                match data {
-                    Some(data) => volume.file.write_all_at(&data, offset)?,
-                    None => punch_hole(&volume.file, offset, length)?,
-                }
+        tokio::task::spawn_blocking(move || volume.write_blocking(offset, length, data, fua))
+            .await?
+    }
+
+    fn write_blocking(
+        &self,
+        offset: u64,
+        length: u64,
+        data: Option<Vec<u8>>,
+        fua: bool,
+    ) -> Result<()> {
+        {
+            let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
+            self.prepare_write(offset, length)?;
+            match data {
+                Some(data) => self.file.write_all_at(&data, offset)?,
+                None => punch_hole(&self.file, offset, length)?,
             }
-            if fua {
-                volume.flush_blocking()?;
-            }
-            Ok(())
-        })
-        .await?
+        }
+        if fua {
+            self.flush_blocking()?;
+        }
+        Ok(())
     }
 
     /// Marks the chunks dirty and saves the content of chunks a pending snapshot still needs.
