@@ -16,7 +16,7 @@ import time
 from test_volumes import ZONE, nbd_uri, wait_volume
 
 ROUNDS = 4
-REGION = 64 << 20
+REGION = 512 << 20
 IODEPTH = 8
 BLOCK = 4096
 

@@ -1,16 +1,23 @@
 //! NBD server (fixed newstyle handshake, simple replies) exporting every volume by its ID.
 //! Protocol: NetworkBlockDevice/nbd `doc/proto.md`.
 //!
-//! Per connection one task reads requests and spawns one task per request, so requests
-//! run concurrently; one writer task sends the replies in completion order.
+//! Per connection one task reads requests and runs them concurrently as futures it polls
+//! itself: a request that needs no waiting (a page-cache read, a small write) completes on
+//! its first poll, with no hand-off to another thread; slower ones (disk reads, flushes,
+//! throttling) wake the task when done. One writer task sends the replies in completion
+//! order.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+    BufWriter,
+};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
@@ -241,7 +248,7 @@ impl BlockStore {
 
     async fn transmission<R, W>(&self, volume: Arc<Volume>, mut reader: R, writer: W) -> Result<()>
     where
-        R: AsyncRead + Unpin,
+        R: AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (replies, mut queue) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
@@ -257,9 +264,24 @@ impl BlockStore {
             }
             Ok::<_, std::io::Error>(())
         });
-        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut running = FuturesUnordered::new();
         let mut header = [0u8; 28];
         let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(reply) = running.next(), if !running.is_empty() => {
+                    if replies.send(reply).await.is_err() {
+                        break Ok(());
+                    }
+                    continue;
+                }
+                // Cancel-safe: it only waits for the next request's first bytes.
+                filled = reader.fill_buf(), if running.len() < MAX_IN_FLIGHT => match filled {
+                    Ok([]) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e.into()),
+                },
+            }
             if let Err(e) = reader.read_exact(&mut header).await {
                 break Err(e.into());
             }
@@ -283,20 +305,14 @@ impl BlockStore {
             if request.command == CMD_DISC {
                 break Ok(());
             }
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                break Ok(());
-            };
-            let store = self.clone();
             let volume = volume.clone();
-            let replies = replies.clone();
-            tokio::spawn(async move {
-                let reply = store.execute(&volume, &request, payload).await;
-                let _ = replies.send(reply).await;
-                drop(permit);
-            });
+            running.push(async move { self.execute(&volume, &request, payload).await });
         };
-        drop(replies);
         // Requests already received still get their replies.
+        while let Some(reply) = running.next().await {
+            let _ = replies.send(reply).await;
+        }
+        drop(replies);
         let written = writer_task.await?;
         outcome.and(written.map_err(Error::from))
     }
