@@ -30,6 +30,8 @@ wait_socket() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; don
 # run_fio RW BS TARGET_ARGS... -> prints "iops bw_bytes" (the nbd engine prints a line before the JSON)
 run_fio() {
     local rw=$1 bs=$2; shift 2
+    # Every job starts with no dirty pages of earlier jobs left to write back.
+    sync
     fio --name=bench --rw="$rw" --bs="$bs" --iodepth=16 --time_based --runtime="$RUNTIME" \
         --size="${SIZE_MIB}M" --output-format=json "$@" 2>/dev/null |
         python3 -c 'import json,sys; s=sys.stdin.read(); j=json.loads(s[s.index("{"):])["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round(d["iops"]), d["bw_bytes"])'
