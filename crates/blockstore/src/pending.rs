@@ -3,10 +3,14 @@
 //! replaces it, so a snapshot whose upload a crash cut short resumes after the restart with
 //! exactly the content it captured.
 //!
+//! Chunks already in the object store are recorded too (their hash), before writes stop
+//! copying them, so a resumed upload neither redoes them nor reads their newer content.
+//!
 //! Files, in `<volume dir>/pending/`: `<snapshot>.json` (a [`PendingRecord`]) and
-//! `<snapshot>.saved`, entries of `chunk (u64 LE) | length (u32 LE) | data | blake3 of
-//! the three`. A torn entry at the end (a crash while appending) is dropped: the write it
-//! protected had not started.
+//! `<snapshot>.saved`, entries of `chunk (u64 LE) | length (u32 LE) | payload | blake3 of
+//! the three`: a saved chunk's content, or, when the length has its top bit set, the hex
+//! hash a stored chunk got (empty for an all-zero chunk). A torn entry at the end (a crash
+//! while appending) is dropped: what it protected had not started.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -34,8 +38,17 @@ pub(crate) struct SavedLog {
     file: File,
 }
 
-/// Saved chunk contents by chunk index.
-pub(crate) type SavedChunks = HashMap<u64, Arc<Vec<u8>>>;
+/// What a pending snapshot's log holds.
+#[derive(Default)]
+pub(crate) struct Logged {
+    /// Old contents of chunks overwritten since the snapshot, by chunk index.
+    pub saved: HashMap<u64, Arc<Vec<u8>>>,
+    /// Chunks already in the object store: their hash, `None` for an all-zero chunk.
+    pub stored: HashMap<u64, Option<String>>,
+}
+
+/// The length bit that marks a stored-chunk entry.
+const STORED: u32 = 1 << 31;
 
 fn paths(volume_dir: &Path, snapshot_id: &str) -> (PathBuf, PathBuf) {
     let dir = volume_dir.join(PENDING_DIR);
@@ -74,7 +87,7 @@ pub(crate) fn remove(volume_dir: &Path, snapshot_id: &str) -> Result<()> {
 }
 
 /// The pending snapshots of a volume with their saved chunks, oldest first.
-pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, SavedChunks)>> {
+pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, Logged)>> {
     let dir = volume_dir.join(PENDING_DIR);
     if !dir.exists() {
         return Ok(Vec::new());
@@ -88,8 +101,8 @@ pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, Sa
         let bytes = std::fs::read(&path)?;
         let record: PendingRecord = serde_json::from_slice(&bytes)
             .map_err(|e| Error::CorruptMetadata(path.display().to_string(), e.to_string()))?;
-        let (log, saved) = SavedLog::open(&paths(volume_dir, &record.snapshot_id).1)?;
-        found.push((record, log, saved));
+        let (log, logged) = SavedLog::open(&paths(volume_dir, &record.snapshot_id).1)?;
+        found.push((record, log, logged));
     }
     found.sort_by(|a, b| {
         (a.0.created_millis, &a.0.snapshot_id).cmp(&(b.0.created_millis, &b.0.snapshot_id))
@@ -99,7 +112,7 @@ pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, Sa
 
 impl SavedLog {
     /// Reads every whole entry and cuts off a torn one at the end.
-    fn open(path: &Path) -> Result<(SavedLog, SavedChunks)> {
+    fn open(path: &Path) -> Result<(SavedLog, Logged)> {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -107,42 +120,71 @@ impl SavedLog {
             .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let mut saved = SavedChunks::new();
+        let mut logged = Logged::default();
         let mut at = 0;
-        while let Some((chunk, data, next)) = parse_entry(&bytes, at) {
-            saved.insert(chunk, Arc::new(data.to_vec()));
+        while let Some((chunk, stored, payload, next)) = parse_entry(&bytes, at) {
+            if stored {
+                let hash = String::from_utf8_lossy(payload).into_owned();
+                logged
+                    .stored
+                    .insert(chunk, Some(hash).filter(|h| !h.is_empty()));
+            } else {
+                logged.saved.insert(chunk, Arc::new(payload.to_vec()));
+            }
             at = next;
         }
         if at < bytes.len() {
             file.set_len(at as u64)?;
             file.sync_all()?;
         }
-        Ok((SavedLog { file }, saved))
+        Ok((SavedLog { file }, logged))
     }
 
-    /// Appends a chunk's content durably.
+    /// Appends a chunk's old content durably.
     pub fn append(&mut self, chunk: u64, data: &[u8]) -> Result<()> {
-        let mut entry = Vec::with_capacity(data.len() + 44);
-        entry.extend_from_slice(&chunk.to_le_bytes());
-        entry.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        entry.extend_from_slice(data);
-        let hash = blake3::hash(&entry);
-        entry.extend_from_slice(hash.as_bytes());
-        self.file.write_all(&entry)?;
+        self.file.write_all(&entry(chunk, 0, data))?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Records durably that chunks are in the object store, with their hashes.
+    pub fn append_stored(&mut self, chunks: &[(u64, Option<String>)]) -> Result<()> {
+        let mut entries = Vec::new();
+        for (chunk, hash) in chunks {
+            entries.extend(entry(
+                *chunk,
+                STORED,
+                hash.as_deref().unwrap_or("").as_bytes(),
+            ));
+        }
+        self.file.write_all(&entries)?;
         self.file.sync_data()?;
         Ok(())
     }
 }
 
-/// One entry at `at`: (chunk, data, offset of the next entry), if whole and intact.
-fn parse_entry(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
+fn entry(chunk: u64, flags: u32, payload: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(payload.len() + 44);
+    entry.extend_from_slice(&chunk.to_le_bytes());
+    entry.extend_from_slice(&(payload.len() as u32 | flags).to_le_bytes());
+    entry.extend_from_slice(payload);
+    let hash = blake3::hash(&entry);
+    entry.extend_from_slice(hash.as_bytes());
+    entry
+}
+
+/// One entry at `at`: (chunk, whether it records a stored chunk, payload, offset of the
+/// next entry), if whole and intact.
+fn parse_entry(bytes: &[u8], at: usize) -> Option<(u64, bool, &[u8], usize)> {
     let header = bytes.get(at..at + 12)?;
     let chunk = u64::from_le_bytes(header[..8].try_into().ok()?);
-    let length = u32::from_le_bytes(header[8..].try_into().ok()?) as usize;
-    let body_end = at + 12 + length;
+    let length = u32::from_le_bytes(header[8..].try_into().ok()?);
+    let body_end = at + 12 + (length & !STORED) as usize;
     let hash = bytes.get(body_end..body_end + 32)?;
-    (blake3::hash(&bytes[at..body_end]).as_bytes() == hash)
-        .then(|| (chunk, &bytes[at + 12..body_end], body_end + 32))
+    (blake3::hash(&bytes[at..body_end]).as_bytes() == hash).then(|| {
+        let payload = &bytes[at + 12..body_end];
+        (chunk, length & STORED != 0, payload, body_end + 32)
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +202,8 @@ mod tests {
         };
         let mut log = create(dir.path(), &record).expect("create");
         log.append(0, &[7; 100]).expect("append");
+        log.append_stored(&[(2, Some("ab".repeat(32))), (3, None)])
+            .expect("append stored");
         log.append(1, &[8; 100]).expect("append");
         let log_path = paths(dir.path(), "snap-1").1;
         let full = std::fs::metadata(&log_path).expect("stat").len();
@@ -170,14 +214,16 @@ mod tests {
             .expect("tear");
         let mut loaded = load(dir.path()).expect("load");
         assert_eq!(loaded.len(), 1);
-        let (found, mut log, saved) = loaded.remove(0);
+        let (found, mut log, logged) = loaded.remove(0);
         assert_eq!(found.chunks, vec![0, 1]);
-        assert_eq!(saved.len(), 1);
-        assert_eq!(saved[&0].as_slice(), &[7; 100]);
+        assert_eq!(logged.saved.len(), 1);
+        assert_eq!(logged.saved[&0].as_slice(), &[7; 100]);
+        assert_eq!(logged.stored[&2], Some("ab".repeat(32)));
+        assert_eq!(logged.stored[&3], None);
         log.append(1, &[9; 100])
             .expect("append after the torn entry");
-        let (_, _, saved) = load(dir.path()).expect("load").remove(0);
-        assert_eq!(saved[&1].as_slice(), &[9; 100]);
+        let (_, _, logged) = load(dir.path()).expect("load").remove(0);
+        assert_eq!(logged.saved[&1].as_slice(), &[9; 100]);
         remove(dir.path(), "snap-1").expect("remove");
         assert!(load(dir.path()).expect("load").is_empty());
     }

@@ -5,12 +5,19 @@ use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::objects::{Manifest, SnapshotState};
 use crate::pending::PendingRecord;
+
+/// How often a failed upload is retried (after 2, 4, 8 and 16 s) before the snapshot fails;
+/// a stop during the waits leaves it to resume at the next start.
+const UPLOAD_RETRIES: u32 = 4;
+/// Stored chunks are recorded (one log sync) and released from copy-on-write this many at once.
+const RELEASE_BATCH: usize = 16;
 use crate::store::{check_id, BlockStore, SnapshotEntry, SnapshotStatus, TRANSFER_CONCURRENCY};
 use crate::volume::Volume;
 
@@ -94,10 +101,19 @@ impl BlockStore {
 
     async fn run_snapshot_job(&self, volume: Arc<Volume>, id: String, frozen: Vec<u64>, size: u64) {
         let _gc = self.inner.gc_lock.read().await;
-        let outcome = self.upload_frozen(&volume, &id, &frozen, size).await;
-        if matches!(outcome, Err(Error::Stopping)) {
-            return; // it resumes at the next start
-        }
+        let mut retries = 0;
+        let outcome = loop {
+            match self.upload_frozen(&volume, &id, size).await {
+                // The stored chunks are recorded: the next start resumes from there.
+                Err(Error::Stopping) => return,
+                Err(e) if retries < UPLOAD_RETRIES => {
+                    retries += 1;
+                    tracing::warn!(snapshot = %id, error = %e, retries, "snapshot upload failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1 << retries)).await;
+                }
+                outcome => break outcome,
+            }
+        };
         let (map, result) = match outcome {
             Ok(manifest) => {
                 let map = manifest.chunks.clone();
@@ -131,56 +147,72 @@ impl BlockStore {
         }
     }
 
-    /// Uploads the frozen chunks and returns the completed manifest.
-    async fn upload_frozen(
-        &self,
-        volume: &Arc<Volume>,
-        id: &str,
-        frozen: &[u64],
-        size: u64,
-    ) -> Result<Manifest> {
+    /// Uploads the frozen chunks not stored yet and returns the completed manifest.
+    async fn upload_frozen(&self, volume: &Arc<Volume>, id: &str, size: u64) -> Result<Manifest> {
         let (mut chunks, parent) = {
             let state = volume.state();
             (state.base.clone(), state.meta.base_snapshot.clone())
         };
         let chunk_count = size.div_ceil(volume.chunk_size);
         chunks.retain(|index, _| *index < chunk_count);
+        let (remaining, stored) = volume
+            .frozen_progress(id)
+            .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
         let mut manifest = {
             let mut snapshots = self.snapshots_guard();
             let entry = snapshots
                 .get_mut(id)
                 .ok_or_else(|| Error::SnapshotNotFound(id.to_string()))?;
             entry.manifest.parent = parent;
+            entry.done = stored.len() as u64;
             entry.manifest.clone()
         };
         self.inner.objects.put_manifest(&manifest).await?;
-        let uploads = futures::stream::iter(frozen.iter().copied())
+        let uploads = futures::stream::iter(remaining)
             .map(|chunk| {
                 let volume = volume.clone();
                 let id = id.to_string();
                 async move {
-                    let reader = volume.clone();
-                    let snapshot = id.clone();
-                    let data = tokio::task::spawn_blocking(move || {
-                        reader.frozen_chunk(&snapshot, chunk, size)
-                    })
-                    .await??;
-                    let stored = self.store_chunk(chunk, data).await?;
-                    volume.release_frozen_chunk(&id, chunk);
-                    Ok::<_, Error>(stored)
+                    let data =
+                        tokio::task::spawn_blocking(move || volume.frozen_chunk(&id, chunk, size))
+                            .await??;
+                    self.store_chunk(chunk, data).await
                 }
             })
             .buffer_unordered(TRANSFER_CONCURRENCY);
         futures::pin_mut!(uploads);
-        while let Some((chunk, hash, stored)) = uploads.try_next().await? {
+        let mut all_stored = stored;
+        let mut unreleased = Vec::new();
+        loop {
+            let next = uploads.try_next().await?;
+            let finished = next.is_none();
+            if let Some((chunk, hash, bytes)) = next {
+                manifest.stored_bytes += bytes;
+                unreleased.push((chunk, hash));
+                if let Some(entry) = self.snapshots_guard().get_mut(id) {
+                    entry.done += 1;
+                }
+            }
+            // Released in batches: each release syncs the snapshot's log once.
+            if unreleased.len() >= RELEASE_BATCH || (finished && !unreleased.is_empty()) {
+                let batch = std::mem::take(&mut unreleased);
+                all_stored.extend(batch.iter().cloned());
+                let releasing = volume.clone();
+                let snapshot = id.to_string();
+                tokio::task::spawn_blocking(move || {
+                    releasing.release_frozen_chunks(&snapshot, batch)
+                })
+                .await??;
+            }
+            if finished {
+                break;
+            }
+        }
+        for (chunk, hash) in all_stored {
             match hash {
                 Some(hash) => chunks.insert(chunk, hash),
                 None => chunks.remove(&chunk),
             };
-            manifest.stored_bytes += stored;
-            if let Some(entry) = self.snapshots_guard().get_mut(id) {
-                entry.done += 1;
-            }
         }
         manifest.chunks = chunks;
         manifest.state = SnapshotState::Completed;

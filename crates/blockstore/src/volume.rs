@@ -39,12 +39,18 @@ pub(crate) struct VolumeMeta {
     pub missing: BTreeSet<u64>,
 }
 
+/// Chunks in the object store by index, with their hashes (`None`: all zeros, not stored).
+pub(crate) type StoredChunks = BTreeMap<u64, Option<String>>;
+
 /// One snapshot's view of chunks that were dirty when it was taken. `None`: the chunk is
 /// still unchanged in the data file; `Some`: its content, saved (also in `log`) before a
 /// later write.
 pub(crate) struct Frozen {
     pub record: PendingRecord,
+    /// The frozen chunks not yet in the object store.
     pub chunks: HashMap<u64, Option<Arc<Vec<u8>>>>,
+    /// The frozen chunks already in the object store.
+    pub stored: StoredChunks,
     log: SavedLog,
 }
 
@@ -120,15 +126,17 @@ impl Volume {
                 *dirty = !meta.missing.contains(&index)
                     && (allocated[chunk] || base.contains_key(&index));
             }
-            for (record, log, mut saved) in pending {
+            for (record, log, mut logged) in pending {
                 let chunks = record
                     .chunks
                     .iter()
-                    .map(|c| (*c, saved.remove(c)))
+                    .filter(|c| !logged.stored.contains_key(c))
+                    .map(|c| (*c, logged.saved.remove(c)))
                     .collect();
                 state.frozen.push(Frozen {
                     record,
                     chunks,
+                    stored: logged.stored.into_iter().collect(),
                     log,
                 });
             }
@@ -302,7 +310,7 @@ impl Volume {
     }
 
     /// The content a frozen chunk had when snapshot `snapshot_id` was taken. It stays
-    /// frozen (later writes keep copying it) until [`Volume::release_frozen_chunk`].
+    /// frozen (later writes keep copying it) until [`Volume::release_frozen_chunks`].
     pub fn frozen_chunk(&self, snapshot_id: &str, chunk: u64, size: u64) -> Result<Vec<u8>> {
         let state = self.state();
         let saved = state
@@ -318,16 +326,40 @@ impl Volume {
         Ok(data)
     }
 
-    /// Unfreezes a chunk whose content the object store now holds.
-    pub fn release_frozen_chunk(&self, snapshot_id: &str, chunk: u64) {
+    /// What is left of a snapshot's upload: the chunks still to store, and the hashes of
+    /// those already stored.
+    pub fn frozen_progress(&self, snapshot_id: &str) -> Option<(Vec<u64>, StoredChunks)> {
+        let state = self.state();
+        let frozen = state
+            .frozen
+            .iter()
+            .find(|f| f.record.snapshot_id == snapshot_id)?;
+        let mut remaining: Vec<u64> = frozen.chunks.keys().copied().collect();
+        remaining.sort_unstable();
+        Some((remaining, frozen.stored.clone()))
+    }
+
+    /// Unfreezes chunks whose content the object store now holds, once that is recorded
+    /// durably (a resumed upload must not read their newer content).
+    pub fn release_frozen_chunks(
+        &self,
+        snapshot_id: &str,
+        stored: Vec<(u64, Option<String>)>,
+    ) -> Result<()> {
         let mut state = self.state();
-        if let Some(frozen) = state
+        let Some(frozen) = state
             .frozen
             .iter_mut()
             .find(|f| f.record.snapshot_id == snapshot_id)
-        {
+        else {
+            return Ok(());
+        };
+        frozen.log.append_stored(&stored)?;
+        for (chunk, hash) in stored {
             frozen.chunks.remove(&chunk);
+            frozen.stored.insert(chunk, hash);
         }
+        Ok(())
     }
 
     /// Freezes the chunks written since the last snapshot for a new snapshot, waiting for
@@ -351,6 +383,7 @@ impl Volume {
         state.dirty.iter_mut().for_each(|d| *d = false);
         state.frozen.push(Frozen {
             chunks: record.chunks.iter().map(|c| (*c, None)).collect(),
+            stored: BTreeMap::new(),
             record: record.clone(),
             log,
         });

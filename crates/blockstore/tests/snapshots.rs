@@ -356,12 +356,13 @@ fn nimbus_core_config(endpoint: &str) -> nimbus_core::ObjectStoreConfig {
     }
 }
 
-/// A stop in the middle of an upload (the runtime is torn down, as by `kill -9`) after the
-/// volume was overwritten: after the restart the snapshot resumes and keeps its moment.
+/// A stop in the middle of an upload (the runtime is torn down, as by `kill -9`) after a
+/// chunk already uploaded and one still waiting were overwritten:
+/// after the restart the snapshot resumes and keeps its moment.
 #[test]
 fn a_snapshot_cut_short_resumes_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let size = 64 << 20;
+    let size = 256 << 20;
     let old = common::pattern(1, size as usize);
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
@@ -386,12 +387,20 @@ fn a_snapshot_cut_short_resumes_after_a_restart() {
             .create_snapshot("snap-1", "vol-a")
             .await
             .expect("snapshot");
-        // The last chunk is uploaded last: overwrite it while the upload runs.
-        let last = size - CHUNK;
-        store
-            .write("vol-a", last, vec![0xee; CHUNK as usize], true)
-            .await
-            .expect("overwrite");
+        for _ in 0..1000 {
+            let status = store.snapshot_status("snap-1").expect("status");
+            if status.progress_percent >= 20 || status.state != SnapshotState::Pending {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Chunks go up in order: the first is stored (and released), the last is not.
+        for offset in [0, size - CHUNK] {
+            store
+                .write("vol-a", offset, vec![0xee; CHUNK as usize], true)
+                .await
+                .expect("overwrite");
+        }
     });
     first.shutdown_background();
     runtime().block_on(async {
