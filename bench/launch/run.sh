@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/install-deps.sh
-[ -x target/release/nimbus ] || cargo build --release --bin nimbus
+cargo build --quiet --release --bin nimbus
 python3 bench/launch/bench.py
