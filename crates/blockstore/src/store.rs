@@ -110,7 +110,8 @@ impl BlockStore {
         let volumes_dir = data_dir.join("volumes");
         std::fs::create_dir_all(&volumes_dir)?;
         let mut volumes = HashMap::new();
-        let mut frozen = HashMap::new();
+        // Snapshots frozen on each volume, in that volume's order (its jobs run in turn).
+        let mut frozen: Vec<(Arc<Volume>, PendingRecord)> = Vec::new();
         for entry in std::fs::read_dir(&volumes_dir)? {
             let dir = entry?.path();
             if !dir.join("meta.json").exists() {
@@ -120,20 +121,23 @@ impl BlockStore {
             }
             let volume = Arc::new(Volume::open(dir)?);
             for record in volume.pending_snapshots() {
-                frozen.insert(record.snapshot_id.clone(), (volume.clone(), record));
+                frozen.push((volume.clone(), record));
             }
             volumes.insert(volume.id.clone(), volume);
         }
         let mut snapshots = HashMap::new();
         for mut manifest in objects.load_manifests().await? {
-            match frozen.get(&manifest.id) {
+            let position = frozen
+                .iter()
+                .position(|(_, record)| record.snapshot_id == manifest.id);
+            match position {
                 Some(_) if manifest.state == SnapshotState::Pending => {}
-                Some((volume, record)) => {
+                Some(position) => {
                     // It finished just before the stop: only the volume's record is left.
+                    let (volume, record) = frozen.remove(position);
                     let map =
                         (manifest.state == SnapshotState::Completed).then_some(&manifest.chunks);
                     volume.finish_snapshot(&manifest.id, map, &record.chunks)?;
-                    frozen.remove(&manifest.id);
                 }
                 None if manifest.state == SnapshotState::Pending => {
                     manifest.state = SnapshotState::Error;
@@ -155,11 +159,7 @@ impl BlockStore {
                 gc_lock: tokio::sync::RwLock::new(()),
             }),
         };
-        let mut resumed: Vec<(Arc<Volume>, PendingRecord)> = frozen.into_values().collect();
-        resumed.sort_by(|a, b| {
-            (a.1.created_millis, &a.1.snapshot_id).cmp(&(b.1.created_millis, &b.1.snapshot_id))
-        });
-        for (volume, record) in resumed {
+        for (volume, record) in frozen {
             if store.snapshot_status(&record.snapshot_id).is_none() {
                 // Frozen before its upload wrote a first manifest.
                 store.register_pending(
