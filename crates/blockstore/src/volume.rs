@@ -266,7 +266,7 @@ impl Volume {
             let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
             self.prepare_write(offset, length)?;
             match data {
-                Some(data) => self.file.write_all_at(&data, offset)?,
+                Some(data) => write_in_pieces(&self.file, &data, offset)?,
                 None => punch_hole(&self.file, offset, length)?,
             }
         }
@@ -463,9 +463,8 @@ impl Volume {
             if state.meta.missing.remove(&chunk) {
                 let start = chunk * volume.chunk_size;
                 let end = (start + data.len() as u64).min(state.meta.size);
-                volume
-                    .file
-                    .write_all_at(&data[..end.saturating_sub(start) as usize], start)?;
+                let length = end.saturating_sub(start) as usize;
+                write_in_pieces(&volume.file, &data[..length], start)?;
                 state.missing_changed = true;
             }
             Ok(())
@@ -583,9 +582,21 @@ impl Volume {
     }
 }
 
+/// Buffered writes go to the data file at most this many bytes per call. The page cache
+/// sizes its folios by the write: one 1 MiB write leaves a 1 MiB folio, and every later
+/// 4 KiB write into it walks all 256 of its block buffers (ext4), which made random writes
+/// after a sequential fill 3-4x slower. Small pieces keep folios small, at one syscall each.
+const WRITE_PIECE: usize = 64 << 10;
+
+fn write_in_pieces(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    for (index, piece) in data.chunks(WRITE_PIECE).enumerate() {
+        file.write_all_at(piece, offset + (index * WRITE_PIECE) as u64)?;
+    }
+    Ok(())
+}
+
 /// Reads from the page cache without blocking (RWF_NOWAIT), so cached reads run in the
-/// calling task instead of paying a hand-off to the blocking thread pool. (Writes always
-/// go to the pool: buffered RWF_NOWAIT writes are unsupported on common kernels.)
+/// calling task instead of paying a hand-off to the blocking thread pool.
 fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> bool {
     let length = buf.len();
     let flags = rustix::io::ReadWriteFlags::NOWAIT;
