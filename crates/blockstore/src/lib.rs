@@ -6,6 +6,7 @@
 //! limits; and an NBD server that QEMU and the libnbd tools connect to.
 //! See `docs/blockstore.md` for the design.
 
+mod data_file;
 mod direct;
 mod error;
 mod limits;

@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data_file::DataFile;
 use crate::error::{Error, Result};
 use crate::limits::{IoLimits, Throttle};
 use crate::objects::Objects;
@@ -66,7 +66,7 @@ pub(crate) struct Volume {
     pub id: String,
     pub chunk_size: u64,
     dir: PathBuf,
-    file: File,
+    file: DataFile,
     state: Mutex<VolumeState>,
     /// Writes hold it shared while they run; a snapshot takes it exclusively for an instant
     /// so that it sees no half-done write.
@@ -116,7 +116,9 @@ impl Volume {
         let volume = Self::assemble(dir, file, meta, base);
         {
             let mut state = volume.state();
-            let allocated = allocated_chunks(&volume.file, state.meta.size, volume.chunk_size)?;
+            let allocated = volume
+                .file
+                .allocated_chunks(state.meta.size, volume.chunk_size)?;
             let VolumeState {
                 meta, base, dirty, ..
             } = &mut *state;
@@ -159,7 +161,7 @@ impl Volume {
             id: meta.id.clone(),
             chunk_size: meta.chunk_size,
             dir,
-            file,
+            file: DataFile::new(file),
             throttle: Throttle::new(meta.limits),
             state: Mutex::new(VolumeState {
                 meta,
@@ -219,7 +221,7 @@ impl Volume {
         self.throttle.admit(length as u64).await;
         self.hydrate_range(objects, offset, length as u64).await?;
         let mut buf = vec![0; length as usize];
-        if read_cached(&self.file, &mut buf, offset) {
+        if self.file.read_cached(&mut buf, offset) {
             return Ok(buf);
         }
         let volume = self.clone();
@@ -266,8 +268,8 @@ impl Volume {
             let _gate = self.write_gate.read().unwrap_or_else(|p| p.into_inner());
             self.prepare_write(offset, length)?;
             match data {
-                Some(data) => write_in_pieces(&self.file, &data, offset)?,
-                None => punch_hole(&self.file, offset, length)?,
+                Some(data) => self.file.write_all_at(&data, offset)?,
+                None => self.file.punch_hole(offset, length)?,
             }
         }
         if fua {
@@ -464,7 +466,7 @@ impl Volume {
                 let start = chunk * volume.chunk_size;
                 let end = (start + data.len() as u64).min(state.meta.size);
                 let length = end.saturating_sub(start) as usize;
-                write_in_pieces(&volume.file, &data[..length], start)?;
+                volume.file.write_all_at(&data[..length], start)?;
                 state.missing_changed = true;
             }
             Ok(())
@@ -577,66 +579,8 @@ impl Volume {
     }
 
     pub fn allocated_bytes(&self) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        self.file.metadata().map(|m| m.blocks() * 512).unwrap_or(0)
+        self.file.allocated_bytes()
     }
-}
-
-/// Buffered writes go to the data file at most this many bytes per call. The page cache
-/// sizes its folios by the write: one 1 MiB write leaves a 1 MiB folio, and every later
-/// 4 KiB write into it walks all 256 of its block buffers (ext4), which made random writes
-/// after a sequential fill 3-4x slower. Small pieces keep folios small, at one syscall each.
-const WRITE_PIECE: usize = 64 << 10;
-
-fn write_in_pieces(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    for (index, piece) in data.chunks(WRITE_PIECE).enumerate() {
-        file.write_all_at(piece, offset + (index * WRITE_PIECE) as u64)?;
-    }
-    Ok(())
-}
-
-/// Reads from the page cache without blocking (RWF_NOWAIT), so cached reads run in the
-/// calling task instead of paying a hand-off to the blocking thread pool.
-fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> bool {
-    let length = buf.len();
-    let flags = rustix::io::ReadWriteFlags::NOWAIT;
-    matches!(rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(buf)], offset, flags), Ok(n) if n == length)
-}
-
-/// Which chunks of the data file hold allocated extents (the rest are holes).
-fn allocated_chunks(file: &File, size: u64, chunk_size: u64) -> Result<Vec<bool>> {
-    use rustix::fs::{seek, SeekFrom};
-    let mut allocated = vec![false; size.div_ceil(chunk_size) as usize];
-    let mut offset = 0;
-    while offset < size {
-        let start = match seek(file, SeekFrom::Data(offset)) {
-            Ok(start) if start < size => start,
-            Ok(_) | Err(rustix::io::Errno::NXIO) => break,
-            Err(e) => return Err(Error::Io(e.into())),
-        };
-        let end = seek(file, SeekFrom::Hole(start))
-            .map_err(|e| Error::Io(e.into()))?
-            .min(size);
-        for chunk in start / chunk_size..end.div_ceil(chunk_size) {
-            allocated[chunk as usize] = true;
-        }
-        offset = end.max(start + 1);
-    }
-    Ok(allocated)
-}
-
-fn punch_hole(file: &File, offset: u64, length: u64) -> Result<()> {
-    use rustix::fs::{fallocate, FallocateFlags};
-    if length == 0 {
-        return Ok(());
-    }
-    fallocate(
-        file,
-        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-        offset,
-        length,
-    )
-    .map_err(|e| Error::Io(e.into()))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
