@@ -42,6 +42,16 @@ fn uri(socket: &Path) -> String {
     format!("nbd+unix:///{VOLUME}?socket={}", socket.display())
 }
 
+/// Runs qemu-io's `commands` on the raw export at `uri`.
+async fn qemu_io(uri: &str, commands: &[&str]) -> (bool, String) {
+    let mut args = vec!["-f", "raw"];
+    for command in commands {
+        args.extend(["-c", command]);
+    }
+    args.push(uri);
+    run("qemu-io", &args).await
+}
+
 /// Runs a client with a timeout; returns its exit success and combined output.
 async fn run(program: &str, args: &[&str]) -> (bool, String) {
     let child = Command::new(program).args(args).kill_on_drop(true).output();
@@ -100,62 +110,28 @@ async fn tcp_export_serves_qemu_io() {
     let serving = server.store.clone();
     tokio::spawn(async move { serving.serve_nbd_tcp(listener).await });
     let tcp_uri = format!("nbd://127.0.0.1:{port}/{VOLUME}");
-    let (ok, out) = run(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            "-c",
-            "write -P 0x11 4k 8k",
-            "-c",
-            "read -P 0x11 4k 8k",
-            &tcp_uri,
-        ],
-    )
-    .await;
+    let (ok, out) = qemu_io(&tcp_uri, &["write -P 0x11 4k 8k", "read -P 0x11 4k 8k"]).await;
     assert!(ok && !out.contains("fail"), "{out}");
     // The unix socket sees the same volume.
-    let (ok, out) = run(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            "-c",
-            "read -P 0x11 4k 8k",
-            &uri(&server.socket),
-        ],
-    )
-    .await;
+    let (ok, out) = qemu_io(&uri(&server.socket), &["read -P 0x11 4k 8k"]).await;
     assert!(ok && !out.contains("fail"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_io_writes_and_reads_back() {
     let server = start().await;
-    let (ok, out) = run(
-        "qemu-io",
+    let (ok, out) = qemu_io(
+        &uri(&server.socket),
         &[
-            "-f",
-            "raw",
-            "-c",
             "write -P 0xab 0 1M",
-            "-c",
             "write -P 0xcd -f 1M 64k",
-            "-c",
             "flush",
-            "-c",
             "read -P 0xab 0 1M",
-            "-c",
             "read -P 0xcd 1M 64k",
-            "-c",
             "write -z 2M 128k",
-            "-c",
             "read -P 0 2M 128k",
-            "-c",
             "discard 0 64k",
-            "-c",
             "read -P 0 0 64k",
-            &uri(&server.socket),
         ],
     )
     .await;
@@ -266,17 +242,7 @@ fn request(command: u16, offset: u64, length: u32) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_neither_crashes_nor_damages() {
     let server = start().await;
-    let (ok, out) = run(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            "-c",
-            "write -P 0x5a 0 1M",
-            &uri(&server.socket),
-        ],
-    )
-    .await;
+    let (ok, out) = qemu_io(&uri(&server.socket), &["write -P 0x5a 0 1M"]).await;
     assert!(ok, "{out}");
     let flags = 3u32.to_be_bytes();
     let handshake = |rest: &[u8]| [&flags[..], rest].concat();
@@ -312,10 +278,6 @@ async fn malformed_input_neither_crashes_nor_damages() {
     for case in &cases {
         poke(&server.socket, case).await;
     }
-    let (ok, out) = run(
-        "qemu-io",
-        &["-f", "raw", "-c", "read -P 0x5a 0 1M", &uri(&server.socket)],
-    )
-    .await;
+    let (ok, out) = qemu_io(&uri(&server.socket), &["read -P 0x5a 0 1M"]).await;
     assert!(ok && !out.contains("fail"), "{out}");
 }

@@ -23,15 +23,7 @@ fn chunk_files(dir: &Path) -> usize {
 async fn snapshot_keeps_the_moment_it_was_taken() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::open_local(dir.path(), CHUNK).await;
-    store
-        .create_volume("vol-a", SIZE, None, IoLimits::UNLIMITED)
-        .await
-        .expect("create");
-    let old = common::pattern(1, SIZE as usize);
-    store
-        .write("vol-a", 0, old.clone(), false)
-        .await
-        .expect("write");
+    let old = common::volume_with_pattern(&store, "vol-a", SIZE, 1).await;
     store
         .create_snapshot("snap-1", "vol-a")
         .await
@@ -63,22 +55,8 @@ async fn snapshot_keeps_the_moment_it_was_taken() {
 async fn incremental_snapshots_gc_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = common::open_local(dir.path(), CHUNK).await;
-    store
-        .create_volume("vol-a", SIZE, None, IoLimits::UNLIMITED)
-        .await
-        .expect("create");
-    store
-        .write("vol-a", 0, common::pattern(1, SIZE as usize), false)
-        .await
-        .expect("write");
-    store
-        .create_snapshot("snap-1", "vol-a")
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        common::wait_snapshot(&store, "snap-1").await,
-        SnapshotState::Completed
-    );
+    common::volume_with_pattern(&store, "vol-a", SIZE, 1).await;
+    common::completed_snapshot(&store, "snap-1", "vol-a").await;
     let first_chunks = chunk_files(dir.path());
     assert_eq!(first_chunks as u64, SIZE / CHUNK);
     // Two chunks change: only those are uploaded.
@@ -90,14 +68,7 @@ async fn incremental_snapshots_gc_and_restart() {
         .write("vol-a", 5 * CHUNK, vec![8; 100 * 512], false)
         .await
         .expect("write");
-    store
-        .create_snapshot("snap-2", "vol-a")
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        common::wait_snapshot(&store, "snap-2").await,
-        SnapshotState::Completed
-    );
+    common::completed_snapshot(&store, "snap-2", "vol-a").await;
     assert_eq!(chunk_files(dir.path()), first_chunks + 2);
     let changed = store
         .list_changed_blocks(Some("snap-1"), "snap-2")
@@ -302,23 +273,8 @@ async fn s3_object_store_against_moto() {
     let store = BlockStore::open_with(&dir.path().join("data"), spec.clone(), options.clone())
         .await
         .expect("open");
-    store
-        .create_volume("vol-s3", SIZE, None, IoLimits::UNLIMITED)
-        .await
-        .expect("create");
-    let content = common::pattern(3, SIZE as usize);
-    store
-        .write("vol-s3", 0, content.clone(), true)
-        .await
-        .expect("write");
-    store
-        .create_snapshot("snap-s3", "vol-s3")
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        common::wait_snapshot(&store, "snap-s3").await,
-        SnapshotState::Completed
-    );
+    let content = common::volume_with_pattern(&store, "vol-s3", SIZE, 3).await;
+    common::completed_snapshot(&store, "snap-s3", "vol-s3").await;
     drop(store);
     // A second store on another data dir sees the snapshot through the bucket.
     let other = tempfile::tempdir().expect("tempdir");

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use blockstore::{BlockStore, BlockStoreOptions, ObjectStoreSpec, SnapshotState};
+use blockstore::{BlockStore, BlockStoreOptions, IoLimits, ObjectStoreSpec, SnapshotState};
 
 pub async fn open_local(dir: &Path, chunk_size: u64) -> BlockStore {
     BlockStore::open_with(
@@ -49,4 +49,28 @@ pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| seed.wrapping_add((i / 512) as u8).wrapping_mul(31) ^ (i >> 17) as u8)
         .collect()
+}
+
+/// Creates an unthrottled volume of `size` bytes filled with `pattern(seed, size)`, and
+/// returns that content.
+pub async fn volume_with_pattern(store: &BlockStore, id: &str, size: u64, seed: u8) -> Vec<u8> {
+    store
+        .create_volume(id, size, None, IoLimits::UNLIMITED)
+        .await
+        .expect("create volume");
+    let content = pattern(seed, size as usize);
+    store
+        .write(id, 0, content.clone(), false)
+        .await
+        .expect("write pattern");
+    content
+}
+
+/// Takes a snapshot of `volume` and waits until it has completed.
+pub async fn completed_snapshot(store: &BlockStore, id: &str, volume: &str) {
+    store
+        .create_snapshot(id, volume)
+        .await
+        .expect("create snapshot");
+    assert_eq!(wait_snapshot(store, id).await, SnapshotState::Completed);
 }
