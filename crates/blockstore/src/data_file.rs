@@ -128,32 +128,41 @@ impl DataFile {
 mod tests {
     use super::*;
 
+    /// Both read modes: with `RWF_DONTCACHE` where this kernel has it, and without.
     #[test]
     fn reads_what_was_written_in_pieces_and_zeros_after_a_hole_is_punched() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("data"))
-            .expect("open");
-        file.set_len(4 << 20).expect("set_len");
-        let data_file = DataFile::new(file);
-        let data: Vec<u8> = (0..3 * WRITE_PIECE + 123)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        data_file.write_all_at(&data, 4096 + 7).expect("write");
-        let mut back = vec![0; data.len()];
-        data_file.read_exact_at(&mut back, 4096 + 7).expect("read");
-        assert_eq!(back, data);
-        data_file.punch_hole(0, 1 << 20).expect("punch");
-        let mut zeros = vec![1; 4096];
-        data_file.read_exact_at(&mut zeros, 8192).expect("read");
-        assert!(zeros.iter().all(|b| *b == 0));
-        let mut past_end = vec![0; 8192];
-        assert!(data_file
-            .read_exact_at(&mut past_end, (4 << 20) - 4096)
-            .is_err());
+        for uncached_read in [DONTCACHE, ReadWriteFlags::empty()] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(dir.path().join("data"))
+                .expect("open");
+            file.set_len(4 << 20).expect("set_len");
+            let data_file = DataFile::new(file);
+            let data_file = DataFile {
+                uncached_read: uncached_read & data_file.uncached_read,
+                ..data_file
+            };
+            let data: Vec<u8> = (0..3 * WRITE_PIECE + 123)
+                .map(|i| (i % 251) as u8)
+                .collect();
+            data_file.write_all_at(&data, 4096 + 7).expect("write");
+            let mut back = vec![0; data.len()];
+            data_file.read_exact_at(&mut back, 4096 + 7).expect("read");
+            assert_eq!(back, data);
+            let mut cached = vec![0; 4096];
+            assert!(data_file.read_cached(&mut cached, 8192));
+            assert_eq!(cached, data[8192 - 4096 - 7..][..4096]);
+            data_file.punch_hole(0, 1 << 20).expect("punch");
+            let mut zeros = vec![1; 4096];
+            data_file.read_exact_at(&mut zeros, 8192).expect("read");
+            assert!(zeros.iter().all(|b| *b == 0));
+            let mut past_end = vec![0; 8192];
+            assert!(data_file
+                .read_exact_at(&mut past_end, (4 << 20) - 4096)
+                .is_err());
+        }
     }
 }
