@@ -175,6 +175,7 @@ async fn start_snapshot(context: &ApiContext, body: &[u8]) -> Result<Response, A
             request.description.unwrap_or_default(),
             tags,
             client_token,
+            request.timeout,
         )
         .await?;
     let tags: Vec<Value> = snapshot

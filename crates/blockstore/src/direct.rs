@@ -1,6 +1,7 @@
 //! EBS direct API primitives: build a snapshot block by block, list and read its blocks.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::objects::{Manifest, SnapshotState};
@@ -25,14 +26,24 @@ pub struct ChangedBlock {
 
 const MAX_VOLUME_GIB: u64 = 64 * 1024;
 
+/// A snapshot started with the EBS direct API that still takes blocks. As in AWS, it fails
+/// when no block is written to it, or it is not completed, within its timeout.
+pub(crate) struct OpenSnapshot {
+    timeout: Duration,
+    idle_since: Instant,
+}
+
 impl BlockStore {
     /// Starts an empty snapshot of `volume_size_gib` GiB, or one that starts as a copy of a
-    /// completed `parent` (which must use 512 KiB blocks), to be filled with [`Self::put_block`].
+    /// completed `parent` (which must use 512 KiB blocks), to be filled with
+    /// [`Self::put_block`] and failed by [`Self::expire_idle_snapshots`] once idle longer
+    /// than `timeout`.
     pub async fn start_snapshot(
         &self,
         snapshot_id: &str,
         volume_size_gib: u64,
         parent: Option<&str>,
+        timeout: Duration,
     ) -> Result<()> {
         check_id(snapshot_id)?;
         if volume_size_gib == 0 || volume_size_gib > MAX_VOLUME_GIB {
@@ -54,7 +65,11 @@ impl BlockStore {
             }
             None => None,
         };
-        self.register_pending(snapshot_id, None, size, EBS_BLOCK_SIZE, true)?;
+        let open = OpenSnapshot {
+            timeout,
+            idle_since: Instant::now(),
+        };
+        self.register_pending(snapshot_id, None, size, EBS_BLOCK_SIZE, Some(open))?;
         let manifest = {
             let mut snapshots = self.snapshots_guard();
             let entry = snapshots
@@ -79,7 +94,7 @@ impl BlockStore {
     fn pending_direct(&self, snapshot_id: &str) -> Result<Manifest> {
         match self.snapshots_guard().get(snapshot_id) {
             None => Err(Error::SnapshotNotFound(snapshot_id.to_string())),
-            Some(e) if e.manifest.state != SnapshotState::Pending || !e.accepts_blocks => {
+            Some(e) if e.manifest.state != SnapshotState::Pending || e.open.is_none() => {
                 Err(Error::SnapshotNotPending(snapshot_id.to_string()))
             }
             Some(e) => Ok(e.manifest.clone()),
@@ -109,6 +124,9 @@ impl BlockStore {
         };
         entry.manifest.stored_bytes += stored;
         entry.written.insert(index);
+        if let Some(open) = &mut entry.open {
+            open.idle_since = Instant::now();
+        }
         Ok(())
     }
 
@@ -123,7 +141,7 @@ impl BlockStore {
             let mut snapshots = self.snapshots_guard();
             let entry = snapshots
                 .get_mut(snapshot_id)
-                .filter(|e| e.manifest.state == SnapshotState::Pending && e.accepts_blocks)
+                .filter(|e| e.manifest.state == SnapshotState::Pending && e.open.is_some())
                 .ok_or_else(|| Error::SnapshotNotPending(snapshot_id.to_string()))?;
             let written = entry.written.len() as u64;
             if written != changed_blocks_count {
@@ -139,9 +157,42 @@ impl BlockStore {
         self.inner.objects.put_manifest(&manifest).await?;
         if let Some(entry) = self.snapshots_guard().get_mut(snapshot_id) {
             entry.manifest = manifest;
-            entry.accepts_blocks = false;
+            entry.open = None;
         }
         Ok(())
+    }
+
+    /// Fails the open snapshots that have been idle longer than their timeout at `now`, and
+    /// returns their IDs. Their blocks are freed when they are deleted.
+    pub async fn expire_idle_snapshots(&self, now: Instant) -> Vec<String> {
+        let expired: Vec<Manifest> = {
+            let mut snapshots = self.snapshots_guard();
+            snapshots
+                .values_mut()
+                .filter(|e| e.manifest.state == SnapshotState::Pending)
+                .filter_map(|entry| {
+                    let open = entry.open.as_ref()?;
+                    let idle = now.saturating_duration_since(open.idle_since);
+                    if idle <= open.timeout {
+                        return None;
+                    }
+                    let minutes = open.timeout.as_secs() / 60;
+                    entry.open = None;
+                    entry.manifest.state = SnapshotState::Error;
+                    entry.manifest.error = Some(format!(
+                        "The snapshot was not completed within its timeout of {minutes} minutes."
+                    ));
+                    Some(entry.manifest.clone())
+                })
+                .collect()
+        };
+        for manifest in &expired {
+            // A restart fails a pending direct snapshot anyway; this only records why.
+            if let Err(error) = self.inner.objects.put_manifest(manifest).await {
+                tracing::warn!(snapshot = %manifest.id, %error, "expired snapshot not recorded");
+            }
+        }
+        expired.into_iter().map(|m| m.id).collect()
     }
 
     /// The non-zero blocks of a completed snapshot, in index order.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 
+use crate::direct::OpenSnapshot;
 use crate::error::{Error, Result};
 use crate::objects::{Manifest, SnapshotState};
 use crate::pending::PendingRecord;
@@ -27,7 +28,7 @@ impl BlockStore {
     pub async fn create_snapshot(&self, snapshot_id: &str, volume_id: &str) -> Result<()> {
         check_id(snapshot_id)?;
         let volume = self.volume(volume_id)?;
-        self.register_pending(snapshot_id, Some(volume_id), 0, volume.chunk_size, false)?;
+        self.register_pending(snapshot_id, Some(volume_id), 0, volume.chunk_size, None)?;
         let frozen_volume = volume.clone();
         let id = snapshot_id.to_string();
         let created = self.manifest_of(snapshot_id)?.created_millis;
@@ -76,7 +77,7 @@ impl BlockStore {
         volume_id: Option<&str>,
         size: u64,
         chunk_size: u64,
-        accepts_blocks: bool,
+        open: Option<OpenSnapshot>,
     ) -> Result<()> {
         let mut snapshots = self.snapshots_guard();
         if snapshots.contains_key(snapshot_id) {
@@ -94,7 +95,7 @@ impl BlockStore {
             stored_bytes: 0,
             error: None,
         });
-        entry.accepts_blocks = accepts_blocks;
+        entry.open = open;
         snapshots.insert(snapshot_id.to_string(), entry);
         Ok(())
     }
@@ -317,7 +318,7 @@ impl BlockStore {
             return Err(Error::InvalidSize("the image file is empty".into()));
         }
         let chunk_size = self.inner.options.chunk_size;
-        self.register_pending(snapshot_id, None, size, chunk_size, false)?;
+        self.register_pending(snapshot_id, None, size, chunk_size, None)?;
         let chunk_count = size.div_ceil(chunk_size);
         if let Some(entry) = self.snapshots_guard().get_mut(snapshot_id) {
             entry.total = chunk_count;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use futures::StreamExt;
 
+use crate::direct::OpenSnapshot;
 use crate::error::{Error, Result};
 use crate::limits::IoLimits;
 use crate::objects::{valid_chunk_size, Manifest, ObjectStoreSpec, Objects, SnapshotState};
@@ -64,8 +65,8 @@ pub(crate) struct SnapshotEntry {
     pub total: u64,
     /// EBS direct API: block indexes written since the snapshot was started.
     pub written: HashSet<u64>,
-    /// Whether the snapshot was started with the EBS direct API and takes blocks.
-    pub accepts_blocks: bool,
+    /// Set while a snapshot started with the EBS direct API takes blocks.
+    pub open: Option<OpenSnapshot>,
 }
 
 pub(crate) struct Inner {
@@ -167,7 +168,7 @@ impl BlockStore {
                     Some(&volume.id),
                     0,
                     volume.chunk_size,
-                    false,
+                    None,
                 )?;
                 if let Some(entry) = store.snapshots_guard().get_mut(&record.snapshot_id) {
                     entry.manifest.created_millis = record.created_millis;
@@ -416,7 +417,7 @@ impl SnapshotEntry {
             done: 0,
             total: 0,
             written: HashSet::new(),
-            accepts_blocks: false,
+            open: None,
         }
     }
 

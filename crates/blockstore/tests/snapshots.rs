@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use blockstore::{
     BlockStore, BlockStoreOptions, IoLimits, ObjectStoreSpec, SnapshotState, EBS_BLOCK_SIZE,
@@ -126,7 +126,7 @@ async fn ebs_direct_api_builds_usable_snapshots() {
     let store = common::open_local(dir.path(), CHUNK).await;
     let block = |seed: u8| common::pattern(seed, EBS_BLOCK_SIZE as usize);
     store
-        .start_snapshot("snap-d1", 1, None)
+        .start_snapshot("snap-d1", 1, None, HOUR)
         .await
         .expect("start");
     store.put_block("snap-d1", 0, block(1)).await.expect("put");
@@ -151,7 +151,7 @@ async fn ebs_direct_api_builds_usable_snapshots() {
     assert!(store.get_block("snap-d1", 5).await.expect("get") == vec![0; EBS_BLOCK_SIZE as usize]);
 
     store
-        .start_snapshot("snap-d2", 1, Some("snap-d1"))
+        .start_snapshot("snap-d2", 1, Some("snap-d1"), HOUR)
         .await
         .expect("start child");
     store.put_block("snap-d2", 0, block(9)).await.expect("put");
@@ -193,6 +193,61 @@ async fn ebs_direct_api_builds_usable_snapshots() {
             .await
             .expect("read")
             == block(2)
+    );
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_direct_snapshot_fails_after_its_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open_local(dir.path(), CHUNK).await;
+    let timeout = Duration::from_secs(10 * 60);
+    let before_idle = Instant::now();
+    store
+        .start_snapshot("snap-idle", 1, None, timeout)
+        .await
+        .expect("start");
+    let idle_started = Instant::now();
+    store
+        .start_snapshot("snap-busy", 1, None, timeout)
+        .await
+        .expect("start");
+    let before_block = Instant::now();
+    store
+        .put_block("snap-busy", 0, vec![1; EBS_BLOCK_SIZE as usize])
+        .await
+        .expect("put");
+    // Neither has been idle longer than its timeout yet.
+    let not_yet = store.expire_idle_snapshots(before_idle + timeout).await;
+    assert!(not_yet.is_empty());
+    // The block written restarted the busy one's clock: only the idle one fails.
+    let expired = store
+        .expire_idle_snapshots(idle_started + timeout + Duration::from_nanos(1))
+        .await;
+    assert_eq!(expired, vec!["snap-idle".to_string()]);
+    let status = store.snapshot_status("snap-idle").expect("status");
+    assert_eq!(status.state, SnapshotState::Error);
+    assert!(status.error.expect("message").contains("10 minutes"));
+    assert!(store
+        .put_block("snap-idle", 1, vec![2; EBS_BLOCK_SIZE as usize])
+        .await
+        .is_err());
+    assert!(store.complete_snapshot("snap-idle", 0).await.is_err());
+    store
+        .delete_snapshot("snap-idle")
+        .await
+        .expect("delete failed snapshot");
+    // The other one still completes.
+    store
+        .complete_snapshot("snap-busy", 1)
+        .await
+        .expect("complete");
+    let much_later = before_block + 2 * timeout;
+    assert!(store.expire_idle_snapshots(much_later).await.is_empty());
+    assert_eq!(
+        store.snapshot_status("snap-busy").expect("status").state,
+        SnapshotState::Completed
     );
 }
 

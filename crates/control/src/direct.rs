@@ -2,6 +2,8 @@
 //! PutSnapshotBlock, CompleteSnapshot) and the block listings and reads of any snapshot.
 //! Blocks are 512 KiB, as in AWS.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -13,6 +15,8 @@ use crate::{Control, Error, Result, Tags};
 pub const BLOCK_SIZE: u64 = 512 * 1024;
 /// AWS's limit for a snapshot started with the EBS direct APIs: 64 TiB.
 const MAX_VOLUME_SIZE_GIB: u64 = 64 * 1024;
+/// StartSnapshot's default `Timeout`: an open snapshot idle this long fails, as in AWS.
+const DEFAULT_TIMEOUT_MINUTES: u64 = 60;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BlockEntry {
@@ -59,6 +63,7 @@ impl Control {
         description: String,
         tags: Tags,
         client_token: Option<ClientToken>,
+        timeout_minutes: Option<u64>,
     ) -> Result<Snapshot> {
         if volume_size_gib == 0 || volume_size_gib > MAX_VOLUME_SIZE_GIB {
             return Err(Error::InvalidParameterValue(format!(
@@ -84,6 +89,7 @@ impl Control {
                 ));
             }
         }
+        let timeout = Duration::from_secs(60 * timeout_minutes.unwrap_or(DEFAULT_TIMEOUT_MINUTES));
         let snapshot = Snapshot {
             snapshot_id: nimbus_core::new_id("snap"),
             volume_id: "vol-ffffffff".into(),
@@ -97,7 +103,7 @@ impl Control {
             tags,
         };
         self.engine()
-            .start_snapshot(&snapshot.snapshot_id, volume_size_gib, parent)
+            .start_snapshot(&snapshot.snapshot_id, volume_size_gib, parent, timeout)
             .await
             .map_err(engine_error)?;
         self.mutate(|txn| {

@@ -39,6 +39,11 @@ impl Control {
 
     /// One pass over everything that is not in its resting state.
     pub async fn reconcile_once(&self) -> Result<()> {
+        // Open EBS direct snapshots idle past their timeout fail in the engine; the pass
+        // over pending snapshots below records that.
+        self.engine()
+            .expire_idle_snapshots(std::time::Instant::now())
+            .await;
         let (volumes, snapshots): (Vec<Volume>, Vec<Snapshot>) = {
             let state = self.read();
             (
