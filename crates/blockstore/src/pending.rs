@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::volume::write_atomic;
+use crate::volume::{from_json, write_atomic};
 
 const PENDING_DIR: &str = "pending";
 
@@ -98,9 +98,7 @@ pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, Lo
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let bytes = std::fs::read(&path)?;
-        let record: PendingRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::CorruptMetadata(path.display().to_string(), e.to_string()))?;
+        let record: PendingRecord = from_json(&path)?;
         let (log, logged) = SavedLog::open(&paths(volume_dir, &record.snapshot_id).1)?;
         found.push((record, log, logged));
     }

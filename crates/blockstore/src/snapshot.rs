@@ -13,14 +13,14 @@ use crate::direct::OpenSnapshot;
 use crate::error::{Error, Result};
 use crate::objects::{Manifest, SnapshotState};
 use crate::pending::PendingRecord;
+use crate::store::{check_id, BlockStore, SnapshotEntry, SnapshotStatus, TRANSFER_CONCURRENCY};
+use crate::volume::Volume;
 
 /// How often a failed upload is retried (after 2, 4, 8 and 16 s) before the snapshot fails;
 /// a stop during the waits leaves it to resume at the next start.
 const UPLOAD_RETRIES: u32 = 4;
 /// Stored chunks are recorded (one log sync) and released from copy-on-write this many at once.
 const RELEASE_BATCH: usize = 16;
-use crate::store::{check_id, BlockStore, SnapshotEntry, SnapshotStatus, TRANSFER_CONCURRENCY};
-use crate::volume::Volume;
 
 impl BlockStore {
     /// Captures the volume as it is now and returns at once; the changed chunks are

@@ -587,7 +587,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::CorruptMetadata("volume".into(), e.to_string()))
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::CorruptMetadata(path.display().to_string(), e.to_string()))

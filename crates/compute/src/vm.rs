@@ -147,7 +147,7 @@ async fn add_nbd_node(qmp: &mut Qmp, disk: &DiskSpec, generation: u64) -> Result
 
 fn format_node(disk: &DiskSpec, generation: u64) -> serde_json::Value {
     let key = device_key(&disk.device_name);
-    json!({ "driver": "raw", "node-name": format!("node-{key}"), "file": format!("nbd-{key}-{generation}") })
+    json!({ "driver": "raw", "node-name": format!("node-{key}"), "file": nbd_node_name(disk, generation) })
 }
 
 /// The names of a disk's NBD connection nodes, with their generations.
@@ -250,7 +250,7 @@ impl Vm {
             }
         }
         if let Err(error) = added {
-            let _ = delete_nodes(&mut qmp, [format!("nbd-{key}-0")]).await;
+            let _ = delete_nodes(&mut qmp, [nbd_node_name(disk, 0)]).await;
             return Err(error);
         }
         drop(qmp);
@@ -278,7 +278,7 @@ impl Vm {
             )
             .await;
         if let Err(error) = swapped {
-            let _ = delete_nodes(&mut qmp, [format!("nbd-{key}-{generation}")]).await;
+            let _ = delete_nodes(&mut qmp, [nbd_node_name(disk, generation)]).await;
             return Err(error);
         }
         delete_nodes(&mut qmp, old.into_iter().map(|(name, _)| name)).await?;

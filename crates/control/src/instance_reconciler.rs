@@ -40,8 +40,13 @@ impl Control {
         self.config().data_dir.join("instances").join(instance_id)
     }
 
-    fn nbd_socket(&self) -> PathBuf {
-        self.config().data_dir.join("nbd.sock")
+    /// How a VM reaches a volume: the block store's NBD export named by the volume ID.
+    fn disk_spec(&self, device_name: &str, volume_id: &str) -> compute::DiskSpec {
+        compute::DiskSpec {
+            device_name: device_name.to_owned(),
+            nbd_socket: self.config().data_dir.join("nbd.sock"),
+            export: volume_id.to_owned(),
+        }
     }
 
     /// The serial console log of an instance (empty before its first boot).
@@ -61,11 +66,7 @@ impl Control {
             if !running.plugged.contains(&attachment.device) {
                 continue;
             }
-            let disk = compute::DiskSpec {
-                device_name: attachment.device.clone(),
-                nbd_socket: self.nbd_socket(),
-                export: volume.volume_id.clone(),
-            };
+            let disk = self.disk_spec(&attachment.device, &volume.volume_id);
             if let Err(error) = running.vm.grow_disk(&disk, new_size).await {
                 tracing::warn!(volume = volume.volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
             }
@@ -295,11 +296,7 @@ impl Control {
                         .is_some_and(|a| a.state != "detaching")
                 })
             })
-            .map(|d| compute::DiskSpec {
-                device_name: d.device_name.clone(),
-                nbd_socket: self.nbd_socket(),
-                export: d.volume_id.clone(),
-            })
+            .map(|d| self.disk_spec(&d.device_name, &d.volume_id))
             .collect()
     }
 
@@ -331,11 +328,7 @@ impl Control {
             match attachment.state.as_str() {
                 "attaching" => {
                     if !running.plugged.contains(&attachment.device) {
-                        let disk = compute::DiskSpec {
-                            device_name: attachment.device.clone(),
-                            nbd_socket: self.nbd_socket(),
-                            export: volume.volume_id.clone(),
-                        };
+                        let disk = self.disk_spec(&attachment.device, &volume.volume_id);
                         running
                             .vm
                             .hotplug_disk(&disk)
