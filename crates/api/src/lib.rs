@@ -3,6 +3,7 @@
 //! credential scope.
 
 mod actions;
+mod auth;
 mod ebs;
 mod error;
 
@@ -133,7 +134,7 @@ async fn dispatch(
         headers: &header_pairs,
         body,
     };
-    let auth = match authenticate(context, &request) {
+    let auth = match auth::authenticate(context, &request) {
         Ok(auth) => auth,
         Err(error) => return ("-".to_owned(), error_response(error, request_id)),
     };
@@ -154,28 +155,4 @@ async fn dispatch(
             ),
         ),
     }
-}
-
-fn authenticate(
-    context: &ApiContext,
-    request: &awsproto::HttpRequestParts,
-) -> Result<awsproto::SigV4Auth, ApiError> {
-    let auth = awsproto::parse_sigv4(request)?;
-    let credential = context
-        .control
-        .config()
-        .credentials
-        .iter()
-        .find(|c| c.access_key_id == auth.access_key_id)
-        .ok_or_else(|| ApiError::from(awsproto::AuthError::UnknownAccessKey))?;
-    if credential.session_token != auth.security_token {
-        return Err(awsproto::AuthError::InvalidSecurityToken.into());
-    }
-    awsproto::verify_sigv4(
-        request,
-        &auth,
-        &credential.secret_access_key,
-        time::OffsetDateTime::now_utc(),
-    )?;
-    Ok(auth)
 }
