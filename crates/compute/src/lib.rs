@@ -2,6 +2,9 @@
 //! the instance metadata service. See `docs/compute.md`.
 
 mod cgroup;
+mod driver;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod image;
 mod imds;
 mod qmp;
@@ -10,7 +13,7 @@ mod vm;
 use std::path::Path;
 use std::time::Duration;
 
-pub use cgroup::release_vm;
+pub use driver::{Hypervisor, Qemu, VmHandle};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{imds_socket_name, serve_imds, InstanceMetadata, MetadataSource};
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec, QEMU_USER};

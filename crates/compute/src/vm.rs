@@ -55,7 +55,6 @@ pub struct VmSpec {
     /// The address the guest gets by DHCP (in 172.31.0.0/16, EC2's default VPC).
     pub private_ip: std::net::Ipv4Addr,
     pub ssh_host_port: Option<u16>,
-    pub accel: Accel,
 }
 
 /// The unprivileged user QEMU runs as when nimbus runs as root (`scripts/install-deps.sh`
@@ -313,8 +312,8 @@ impl Vm {
     }
 }
 
-/// Starts QEMU for `spec` and connects to it.
-pub async fn launch(spec: &VmSpec) -> Result<Vm> {
+/// Starts QEMU for `spec` on `accel` and connects to it.
+pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let qmp_socket = spec.run_dir.join("qmp.sock");
     let pid_file = spec.run_dir.join("qemu.pid");
@@ -324,9 +323,9 @@ pub async fn launch(spec: &VmSpec) -> Result<Vm> {
         "-name".into(),
         format!("{},process=nimbus-{}", spec.instance_id, spec.instance_id),
         "-machine".into(),
-        format!("q35,accel={}", spec.accel.as_str()),
+        format!("q35,accel={}", accel.as_str()),
         "-cpu".into(),
-        if spec.accel == Accel::Kvm {
+        if accel == Accel::Kvm {
             "host"
         } else {
             "max"

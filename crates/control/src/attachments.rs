@@ -1,6 +1,7 @@
 //! AttachVolume and DetachVolume. The call records `attaching` / `detaching`; the reconciler
 //! hot-plugs or unplugs the disk of a running VM (a stopped instance just gets the volume on
-//! its next start) and settles the volume `in-use` or `available`.
+//! its next start) and settles the volume `in-use` or `available`. A detach is refused while
+//! the attachment is still `attaching`, as EC2 does, so a late hot-plug never undoes it.
 
 use crate::instances::{Instance, InstanceDisk, InstanceState};
 use crate::volumes::{existing, Attachment, Volume, VolumeState};
@@ -104,8 +105,15 @@ impl Control {
                     instance.instance_id
                 )));
             }
-            if attachment.state == "detaching" {
-                return Ok((instance.instance_id.clone(), attachment));
+            match attachment.state.as_str() {
+                "detaching" => return Ok((instance.instance_id.clone(), attachment)),
+                // As in EC2: an attachment still being made cannot be undone yet.
+                "attaching" => {
+                    return Err(Error::IncorrectState(format!(
+                        "Volume '{volume_id}' is in the 'attaching' state."
+                    )))
+                }
+                _ => {}
             }
             if dry_run {
                 return Err(Error::DryRunOperation);

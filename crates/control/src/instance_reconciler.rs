@@ -1,19 +1,29 @@
-//! Drives VMs toward the recorded instance states (see `instances.rs`), one small step per
-//! reconcile pass so that no instance holds up another: launch `pending` instances whose
-//! volumes are ready, power off `stopping` ones (forced after a grace period), kill
-//! `shutting-down` ones and release their volumes, hot-plug `attaching` and unplug `detaching`
-//! volumes, reset on reboot requests, and notice guests that powered themselves off.
+//! Drives VMs toward the recorded instance states (see `instances.rs`): launch `pending`
+//! instances whose volumes are ready, power off `stopping` ones (forced after a grace
+//! period), kill `shutting-down` ones and release their volumes, hot-plug `attaching` and
+//! unplug `detaching` volumes, reset on reboot requests, and notice guests that powered
+//! themselves off.
+//!
+//! Each pass starts one step per instance as its own task, and an instance with a step still
+//! in flight is skipped, so a VM that takes long to boot holds up no other instance. No lock
+//! is held across a hypervisor call: the VM table is locked only to look up or swap entries.
+//!
+//! A step works from the record it read, which may be stale by the time a slow hypervisor
+//! call returns. Its outcome is therefore *fenced*: it is written only if the instance's
+//! `generation` (bumped by every request that changes what the user wants) is still the one
+//! the step read. Otherwise the outcome is dropped and the next pass works toward the newer
+//! request from what it observes (a VM launched for an instance since terminated is killed).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::catalog::find_instance_type;
 use crate::images::Image;
 use crate::instances::{Instance, InstanceState};
 use crate::volumes::{Volume, VolumeState};
-use crate::{Control, Error, Result};
+use crate::{Control, Error, Result, Txn};
 
 /// The tag that tells where the instance's SSH port is forwarded.
 pub const SSH_TAG: &str = "nimbus:ssh";
@@ -23,16 +33,98 @@ const POWERDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// A VM nimbus started (or re-adopted), with what the reconciler knows about it.
 pub struct RunningVm {
-    vm: compute::Vm,
+    vm: Box<dyn compute::VmHandle>,
     imds: tokio::task::JoinHandle<()>,
-    powerdown_sent: Option<Instant>,
-    plugged: HashSet<String>,
+    powerdown_sent: Mutex<Option<Instant>>,
+    plugged: Mutex<HashSet<String>>,
 }
 
-/// The VMs of this host, by instance ID. Not persisted: rebuilt by adoption after a restart.
+impl RunningVm {
+    fn plugged(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.plugged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When ACPI power-off was first asked for, asking now if it was not.
+    async fn powerdown_once(&self) -> Result<Instant> {
+        let sent = *self
+            .powerdown_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(sent) = sent {
+            return Ok(sent);
+        }
+        self.vm.powerdown().await.map_err(compute_error)?;
+        let now = Instant::now();
+        *self
+            .powerdown_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(now);
+        Ok(now)
+    }
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        // The metadata service lives exactly as long as the VM is in the table.
+        self.imds.abort();
+    }
+}
+
+/// The VMs of this host by instance ID, and the instances with a step in flight. Not
+/// persisted: rebuilt by adoption after a restart.
 #[derive(Default)]
-pub struct Hypervisor {
-    vms: tokio::sync::Mutex<HashMap<String, RunningVm>>,
+pub struct VmTable {
+    running: Mutex<HashMap<String, Arc<RunningVm>>>,
+    busy: Mutex<HashSet<String>>,
+}
+
+impl VmTable {
+    fn running(&self) -> MutexGuard<'_, HashMap<String, Arc<RunningVm>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn busy(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, instance_id: &str) -> Option<Arc<RunningVm>> {
+        self.running().get(instance_id).cloned()
+    }
+
+    fn insert(&self, instance_id: &str, vm: RunningVm) -> Arc<RunningVm> {
+        let vm = Arc::new(vm);
+        self.running().insert(instance_id.to_owned(), vm.clone());
+        vm
+    }
+
+    fn remove(&self, instance_id: &str) {
+        self.running().remove(instance_id);
+    }
+}
+
+/// The right to run the one step of an instance; given back when dropped.
+struct StepClaim {
+    control: Arc<Control>,
+    instance_id: String,
+}
+
+impl StepClaim {
+    fn take(control: &Arc<Control>, instance_id: &str) -> Option<StepClaim> {
+        control
+            .vms
+            .busy()
+            .insert(instance_id.to_owned())
+            .then(|| StepClaim {
+                control: control.clone(),
+                instance_id: instance_id.to_owned(),
+            })
+    }
+}
+
+impl Drop for StepClaim {
+    fn drop(&mut self) {
+        self.control.vms.busy().remove(&self.instance_id);
+    }
 }
 
 impl Control {
@@ -58,12 +150,11 @@ impl Control {
     /// Shows running guests that an attached volume grew (a stopped instance sees the new
     /// size when it boots). A guest that cannot be told keeps the old size until it reboots.
     pub(crate) async fn grow_attached_disks(&self, volume: &Volume, new_size: u64) {
-        let vms = self.hypervisor.vms.lock().await;
         for attachment in &volume.attachments {
-            let Some(running) = vms.get(&attachment.instance_id) else {
+            let Some(running) = self.vms.get(&attachment.instance_id) else {
                 continue;
             };
-            if !running.plugged.contains(&attachment.device) {
+            if !running.plugged().contains(&attachment.device) {
                 continue;
             }
             let disk = self.disk_spec(&attachment.device, &volume.volume_id);
@@ -73,7 +164,15 @@ impl Control {
         }
     }
 
-    pub(crate) async fn reconcile_instances(self: &Arc<Self>) -> Result<()> {
+    /// Starts a step for every live instance that has none in flight, and forgets instances
+    /// terminated long ago. The steps run on their own; the handles let a caller wait.
+    pub fn start_instance_steps(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        if let Err(error) = self.mutate(|txn| {
+            self.purge_terminated(txn);
+            Ok(())
+        }) {
+            tracing::warn!(%error, "terminated instances not purged; will retry");
+        }
         let instances: Vec<Instance> = self
             .read()
             .instances
@@ -81,122 +180,179 @@ impl Control {
             .filter(|i| i.state != InstanceState::Terminated)
             .cloned()
             .collect();
-        for instance in instances {
-            let id = instance.instance_id.clone();
-            if let Err(error) = self.reconcile_instance(instance).await {
-                tracing::warn!(instance = id, %error, "instance step failed; will retry");
-            }
-        }
-        self.mutate(|txn| {
-            self.purge_terminated(txn);
-            Ok(())
-        })
+        instances
+            .into_iter()
+            .filter_map(|instance| {
+                let claim = StepClaim::take(self, &instance.instance_id)?;
+                Some(tokio::spawn(async move {
+                    let id = instance.instance_id.clone();
+                    if let Err(error) = claim.control.reconcile_instance(instance).await {
+                        tracing::warn!(instance = id, %error, "instance step failed; will retry");
+                    }
+                    drop(claim);
+                }))
+            })
+            .collect()
     }
 
     async fn reconcile_instance(self: &Arc<Self>, instance: Instance) -> Result<()> {
-        let id = instance.instance_id.clone();
-        let mut vms = self.hypervisor.vms.lock().await;
-        if !vms.contains_key(&id) {
-            // After a restart, a QEMU that is still running is taken back rather than rebooted.
-            if let Some(vm) = compute::adopt(&self.instance_run_dir(&id))
-                .await
-                .map_err(compute_error)?
-            {
-                let plugged = instance
-                    .disks
-                    .iter()
-                    .map(|d| d.device_name.clone())
-                    .collect();
-                vms.insert(
-                    id.clone(),
-                    RunningVm {
-                        vm,
-                        imds: self.spawn_imds(&id),
-                        powerdown_sent: None,
-                        plugged,
-                    },
-                );
-            }
-        }
+        let id = instance.instance_id.as_str();
+        let vm = match self.vms.get(id) {
+            Some(vm) => Some(vm),
+            None => self.adopt(&instance).await?,
+        };
         match instance.state {
             InstanceState::Pending => {
-                if vms.contains_key(&id) {
-                    return self.update::<Instance>(&id, |i| i.state = InstanceState::Running);
-                }
-                if !self.volumes_ready(&instance) {
-                    return Ok(());
-                }
-                let running = self.launch(&instance).await?;
-                vms.insert(id.clone(), running);
-                self.mark_disks_attached(&instance)?;
-                self.update::<Instance>(&id, |i| i.state = InstanceState::Running)
-            }
-            InstanceState::Running => {
-                let Some(running) = vms.get_mut(&id) else {
-                    // QEMU is gone: the guest shut itself down (or crashed).
-                    return self.guest_stopped(&instance);
-                };
-                if running.vm.has_exited() {
-                    let gone = vms.remove(&id);
-                    if let Some(gone) = gone {
-                        gone.imds.abort();
-                    }
-                    return self.guest_stopped(&instance);
-                }
-                if instance.reboot_requested {
-                    running.vm.reset().await.map_err(compute_error)?;
-                    self.update::<Instance>(&id, |i| i.reboot_requested = false)?;
-                }
-                self.sync_hotplug(&instance, running).await
-            }
-            InstanceState::Stopping => {
-                if let Some(running) = vms.get_mut(&id) {
-                    let sent = *running.powerdown_sent.get_or_insert_with(Instant::now);
-                    if sent.elapsed() < Duration::from_millis(10) && !instance.force_stop {
-                        running.vm.powerdown().await.map_err(compute_error)?;
-                    }
-                    if !running.vm.has_exited()
-                        && (instance.force_stop || sent.elapsed() > POWERDOWN_GRACE)
-                    {
-                        running.vm.kill().await.map_err(compute_error)?;
-                    }
-                    if !running.vm.has_exited() {
+                if vm.is_none() {
+                    if !self.volumes_ready(&instance) {
                         return Ok(());
                     }
-                    if let Some(gone) = vms.remove(&id) {
-                        gone.imds.abort();
+                    let (running, ssh_port) = self.launch(&instance).await?;
+                    self.vms.insert(id, running);
+                    return self.settle_launch(&instance, ssh_port);
+                }
+                // Adopted after a restart: the VM already runs.
+                self.settle_launch(&instance, instance.ssh_port)
+            }
+            InstanceState::Running => {
+                let Some(running) = vm.filter(|vm| !vm.vm.has_exited()) else {
+                    // QEMU is gone: the guest shut itself down (or crashed).
+                    self.vms.remove(id);
+                    return self.guest_stopped(&instance);
+                };
+                if instance.reboot_requested {
+                    running.vm.reset().await.map_err(compute_error)?;
+                    self.settle_instance(&instance, |i| i.reboot_requested = false)?;
+                }
+                self.sync_hotplug(&instance, &running).await
+            }
+            InstanceState::Stopping => {
+                if let Some(running) = vm {
+                    if !self.power_off(&instance, &running).await? {
+                        return Ok(());
                     }
                 }
                 self.settle_detached_while_stopped(&instance)?;
-                self.update::<Instance>(&id, |i| {
+                self.settle_instance(&instance, |i| {
                     i.state = InstanceState::Stopped;
                     i.force_stop = false;
                     i.reboot_requested = false;
                 })
             }
             InstanceState::ShuttingDown => {
-                if let Some(running) = vms.remove(&id) {
+                if let Some(running) = vm {
                     running.vm.kill().await.map_err(compute_error)?;
-                    running.imds.abort();
+                    self.vms.remove(id);
                 }
-                drop(vms);
-                compute::release_vm(&id);
-                self.release_volumes(&instance)?;
-                let _ = std::fs::remove_dir_all(self.instance_run_dir(&id));
-                self.update::<Instance>(&id, |i| {
-                    i.state = InstanceState::Terminated;
-                    i.terminated_at = Some(nimbus_core::now_millis());
-                    i.ssh_port = None;
-                })
+                self.hypervisor().release(id);
+                let _ = std::fs::remove_dir_all(self.instance_run_dir(id));
+                self.mutate(|txn| finish_termination(txn, &instance))?;
+                self.wake_reconciler();
+                Ok(())
             }
-            InstanceState::Stopped => self.settle_detached_while_stopped(&instance),
+            InstanceState::Stopped => {
+                // A VM that runs for a stopped instance is stopped, whatever left it up.
+                if let Some(running) = vm {
+                    running.vm.kill().await.map_err(compute_error)?;
+                    self.vms.remove(id);
+                }
+                self.settle_detached_while_stopped(&instance)
+            }
             InstanceState::Terminated => Ok(()),
         }
     }
 
+    /// The VM of an instance still running from before a restart, taken back into the table.
+    async fn adopt(self: &Arc<Self>, instance: &Instance) -> Result<Option<Arc<RunningVm>>> {
+        let id = instance.instance_id.as_str();
+        let adopted = self
+            .hypervisor()
+            .adopt(id, &self.instance_run_dir(id))
+            .await
+            .map_err(compute_error)?;
+        Ok(adopted.map(|vm| {
+            let plugged = instance
+                .disks
+                .iter()
+                .map(|d| d.device_name.clone())
+                .collect();
+            self.vms.insert(
+                id,
+                RunningVm {
+                    vm,
+                    imds: self.spawn_imds(id),
+                    powerdown_sent: Mutex::new(None),
+                    plugged: Mutex::new(plugged),
+                },
+            )
+        }))
+    }
+
+    /// Asks the guest to power off, forcing it with `force_stop` or after the grace period.
+    /// True once the VM is gone.
+    async fn power_off(&self, instance: &Instance, running: &RunningVm) -> Result<bool> {
+        if !running.vm.has_exited() {
+            let sent = if instance.force_stop {
+                Instant::now()
+            } else {
+                running.powerdown_once().await?
+            };
+            if instance.force_stop || sent.elapsed() > POWERDOWN_GRACE {
+                running.vm.kill().await.map_err(compute_error)?;
+            }
+        }
+        if !running.vm.has_exited() {
+            return Ok(false);
+        }
+        self.vms.remove(&instance.instance_id);
+        Ok(true)
+    }
+
+    /// Applies `change` to the instance only if no request changed what the user wants
+    /// since `seen` was read.
+    fn settle_instance(&self, seen: &Instance, change: impl FnOnce(&mut Instance)) -> Result<()> {
+        self.mutate(|txn| {
+            let Some(mut current) = still_wanted(txn, seen) else {
+                return Ok(());
+            };
+            change(&mut current);
+            txn.put(current)
+        })
+    }
+
+    /// Records a launched VM: the instance `running`, its launch volumes attached.
+    fn settle_launch(&self, seen: &Instance, ssh_port: Option<u16>) -> Result<()> {
+        self.mutate(|txn| {
+            let Some(mut instance) = still_wanted(txn, seen) else {
+                return Ok(());
+            };
+            instance.state = InstanceState::Running;
+            instance.ssh_port = ssh_port;
+            // Where SSH reaches the guest: user-mode networking forwards a local port.
+            if let Some(port) = ssh_port {
+                instance
+                    .tags
+                    .insert(SSH_TAG.into(), format!("127.0.0.1:{port}"));
+            }
+            for disk in &instance.disks {
+                let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
+                    continue;
+                };
+                volume.state = VolumeState::InUse;
+                for attachment in &mut volume.attachments {
+                    if attachment.state == "attaching" {
+                        attachment.state = "attached".into();
+                    }
+                }
+                txn.put(volume)?;
+            }
+            txn.put(instance)
+        })
+    }
+
     fn guest_stopped(&self, instance: &Instance) -> Result<()> {
         let terminate = instance.shutdown_behavior == "terminate";
-        self.update::<Instance>(&instance.instance_id, |i| {
+        self.settle_instance(instance, |i| {
             i.state = if terminate {
                 InstanceState::ShuttingDown
             } else {
@@ -219,7 +375,8 @@ impl Control {
         })
     }
 
-    async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<RunningVm> {
+    /// Boots the instance's VM; returns it and the host port forwarded to its SSH.
+    async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<(RunningVm, Option<u16>)> {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();
@@ -238,7 +395,6 @@ impl Control {
         let run_dir = self.instance_run_dir(id);
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", run_dir.display())))?;
-        let imds = self.spawn_imds(id);
         let ssh_port = instance.ssh_port.or_else(free_local_port);
         let spec = compute::VmSpec {
             instance_id: id.clone(),
@@ -254,33 +410,27 @@ impl Control {
                 Error::Internal(format!("bad private address {}", instance.private_ip))
             })?,
             ssh_host_port: ssh_port,
-            accel: self.accel().await,
         };
-        let vm = match compute::launch(&spec).await {
+        let imds = self.spawn_imds(id);
+        let vm = match self.hypervisor().launch(&spec).await {
             Ok(vm) => vm,
             Err(error) => {
                 imds.abort();
                 return Err(compute_error(error));
             }
         };
-        self.update::<Instance>(id, |i| {
-            i.ssh_port = ssh_port;
-            // Where SSH reaches the guest: user-mode networking forwards a local port.
-            if let Some(port) = ssh_port {
-                i.tags.insert(SSH_TAG.into(), format!("127.0.0.1:{port}"));
-            }
-        })?;
         let plugged = instance
             .disks
             .iter()
             .map(|d| d.device_name.clone())
             .collect();
-        Ok(RunningVm {
+        let running = RunningVm {
             vm,
             imds,
-            powerdown_sent: None,
-            plugged,
-        })
+            powerdown_sent: Mutex::new(None),
+            plugged: Mutex::new(plugged),
+        };
+        Ok((running, ssh_port))
     }
 
     fn disk_specs(&self, instance: &Instance) -> Vec<compute::DiskSpec> {
@@ -300,19 +450,7 @@ impl Control {
             .collect()
     }
 
-    fn mark_disks_attached(&self, instance: &Instance) -> Result<()> {
-        for disk in &instance.disks {
-            self.update::<Volume>(&disk.volume_id, |v| {
-                v.state = VolumeState::InUse;
-                for attachment in &mut v.attachments {
-                    attachment.state = "attached".into();
-                }
-            })?;
-        }
-        Ok(())
-    }
-
-    async fn sync_hotplug(&self, instance: &Instance, running: &mut RunningVm) -> Result<()> {
+    async fn sync_hotplug(&self, instance: &Instance, running: &RunningVm) -> Result<()> {
         let volumes: Vec<Volume> = {
             let state = self.read();
             instance
@@ -325,31 +463,28 @@ impl Control {
             let Some(attachment) = volume.attachments.first() else {
                 continue;
             };
+            let device = attachment.device.clone();
             match attachment.state.as_str() {
                 "attaching" => {
-                    if !running.plugged.contains(&attachment.device) {
-                        let disk = self.disk_spec(&attachment.device, &volume.volume_id);
+                    if !running.plugged().contains(&device) {
+                        let disk = self.disk_spec(&device, &volume.volume_id);
                         running
                             .vm
                             .hotplug_disk(&disk)
                             .await
                             .map_err(compute_error)?;
-                        running.plugged.insert(attachment.device.clone());
+                        running.plugged().insert(device.clone());
                     }
-                    self.update::<Volume>(&volume.volume_id, |v| {
-                        for a in &mut v.attachments {
-                            a.state = "attached".into();
-                        }
-                    })?;
+                    self.settle_attachment(&volume.volume_id, instance, &device)?;
                 }
                 "detaching" => {
-                    if running.plugged.contains(&attachment.device) {
+                    if running.plugged().contains(&device) {
                         running
                             .vm
-                            .unplug_disk(&attachment.device)
+                            .unplug_disk(&device)
                             .await
                             .map_err(compute_error)?;
-                        running.plugged.remove(&attachment.device);
+                        running.plugged().remove(&device);
                     }
                     self.finish_detach(&volume.volume_id, &instance.instance_id)?;
                 }
@@ -359,34 +494,46 @@ impl Control {
         Ok(())
     }
 
-    /// Detaches that were requested while the VM went away complete without an unplug.
+    /// Marks an attachment `attached` if it is still the one being attached.
+    fn settle_attachment(&self, volume_id: &str, instance: &Instance, device: &str) -> Result<()> {
+        self.mutate(|txn| {
+            let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() else {
+                return Ok(());
+            };
+            let Some(attachment) = volume.attachments.first_mut().filter(|a| {
+                a.instance_id == instance.instance_id && a.device == device && a.state == "attaching"
+            }) else {
+                return Ok(());
+            };
+            attachment.state = "attached".into();
+            txn.put(volume)
+        })
+    }
+
+    /// Settles attachments requested while the VM went away: attaches complete as they are
+    /// (the volume is there at the next boot), detaches complete without an unplug.
     fn settle_detached_while_stopped(&self, instance: &Instance) -> Result<()> {
-        let detaching: Vec<String> = {
+        let unsettled: Vec<(String, String, String)> = {
             let state = self.read();
             instance
                 .disks
                 .iter()
-                .filter(|d| {
-                    state.volumes.get(&d.volume_id).is_some_and(|v| {
-                        v.attachments.first().is_some_and(|a| a.state != "attached")
+                .filter_map(|d| {
+                    let volume = state.volumes.get(&d.volume_id)?;
+                    let attachment = volume.attachments.first()?;
+                    (attachment.state != "attached").then(|| {
+                        (
+                            d.volume_id.clone(),
+                            attachment.device.clone(),
+                            attachment.state.clone(),
+                        )
                     })
                 })
-                .map(|d| d.volume_id.clone())
                 .collect()
         };
-        for volume_id in detaching {
-            let attaching = self
-                .read()
-                .volumes
-                .get(&volume_id)
-                .and_then(|v| v.attachments.first().map(|a| a.state == "attaching"))
-                .unwrap_or(false);
-            if attaching {
-                self.update::<Volume>(&volume_id, |v| {
-                    v.attachments
-                        .iter_mut()
-                        .for_each(|a| a.state = "attached".into())
-                })?;
+        for (volume_id, device, state) in unsettled {
+            if state == "attaching" {
+                self.settle_attachment(&volume_id, instance, &device)?;
             } else {
                 self.finish_detach(&volume_id, &instance.instance_id)?;
             }
@@ -394,13 +541,22 @@ impl Control {
         Ok(())
     }
 
+    /// Completes a detach that is still requested: the volume is `available` again.
     fn finish_detach(&self, volume_id: &str, instance_id: &str) -> Result<()> {
         self.mutate(|txn| {
-            if let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() {
-                volume.attachments.clear();
-                volume.state = VolumeState::Available;
-                txn.put(volume)?;
+            let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() else {
+                return Ok(());
+            };
+            let detaching = volume
+                .attachments
+                .first()
+                .is_some_and(|a| a.instance_id == instance_id && a.state == "detaching");
+            if !detaching {
+                return Ok(());
             }
+            volume.attachments.clear();
+            volume.state = VolumeState::Available;
+            txn.put(volume)?;
             if let Some(mut instance) = txn.state().instances.get(instance_id).cloned() {
                 instance.disks.retain(|d| d.volume_id != volume_id);
                 txn.put(instance)?;
@@ -408,31 +564,49 @@ impl Control {
             Ok(())
         })
     }
+}
 
-    /// On termination: DeleteOnTermination volumes are deleted, the others detached.
-    fn release_volumes(&self, instance: &Instance) -> Result<()> {
-        self.mutate(|txn| {
-            for disk in &instance.disks {
-                let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
-                    continue;
-                };
-                let delete = volume
-                    .attachments
-                    .first()
-                    .is_some_and(|a| a.delete_on_termination);
-                volume.attachments.clear();
-                volume.state = if delete {
-                    VolumeState::Deleting
-                } else {
-                    VolumeState::Available
-                };
-                txn.put(volume)?;
-            }
-            Ok(())
-        })?;
-        self.wake_reconciler();
-        Ok(())
+/// The current record of `seen`'s instance if no request changed what the user wants since
+/// `seen` was read; `None` means a step's outcome is stale and must be dropped.
+fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
+    let current = txn.state().instances.get(&seen.instance_id)?;
+    if current.generation != seen.generation {
+        tracing::info!(
+            instance = seen.instance_id,
+            "a newer request superseded this step; its outcome is dropped"
+        );
+        return None;
     }
+    Some(current.clone())
+}
+
+/// The VM is gone: the instance is `terminated`, its DeleteOnTermination volumes are deleted
+/// and the others detached. A volume whose data is still being created keeps `creating`
+/// (the reconciler finishes it, then it is `available`) unless it is to be deleted.
+fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
+    let Some(mut instance) = still_wanted(txn, seen) else {
+        return Ok(());
+    };
+    for disk in &instance.disks {
+        let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
+            continue;
+        };
+        let delete = volume
+            .attachments
+            .first()
+            .is_some_and(|a| a.delete_on_termination);
+        volume.attachments.clear();
+        volume.state = match volume.state {
+            _ if delete => VolumeState::Deleting,
+            VolumeState::Creating => VolumeState::Creating,
+            _ => VolumeState::Available,
+        };
+        txn.put(volume)?;
+    }
+    instance.state = InstanceState::Terminated;
+    instance.terminated_at = Some(nimbus_core::now_millis());
+    instance.ssh_port = None;
+    txn.put(instance)
 }
 
 fn free_local_port() -> Option<u16> {

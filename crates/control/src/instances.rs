@@ -119,9 +119,19 @@ pub struct Instance {
     pub ssh_port: Option<u16>,
     pub terminated_at: Option<i64>,
     pub tags: Tags,
+    /// Bumped by every request that changes what the user wants of the instance (its state,
+    /// a forced stop, a reboot); a reconciler step records its outcome only if the
+    /// generation is still the one it started from (see `instance_reconciler.rs`).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Instance {
+    /// What the user wants of the instance, as far as the reconciler acts on it.
+    fn wish(&self) -> (InstanceState, bool, bool) {
+        (self.state, self.force_stop, self.reboot_requested)
+    }
+
     pub fn private_dns_name(&self) -> String {
         format!("ip-{}.ec2.internal", self.private_ip.replace('.', "-"))
     }
@@ -544,6 +554,7 @@ impl Control {
                     ssh_port: None,
                     terminated_at: None,
                     tags: request.instance_tags.clone(),
+                    generation: 0,
                 };
                 txn.put(instance.clone())?;
                 instances.push(instance);
@@ -582,7 +593,9 @@ impl Control {
     }
 
     /// Applies a state change to each instance after checking every one can take it.
-    /// Returns (id, previous state, new state) per instance, in request order.
+    /// Returns (id, previous state, new state) per instance, in request order. A change of
+    /// what the user wants bumps the instance's generation, which fences off the outcome of
+    /// any reconciler step still working toward the previous wish.
     fn transition(
         &self,
         ids: &[String],
@@ -597,7 +610,11 @@ impl Control {
             for id in ids {
                 let mut instance = existing::<Instance>(txn.state(), id)?.clone();
                 let before = instance.state;
+                let wished = instance.wish();
                 change(&mut instance)?;
+                if instance.wish() != wished {
+                    instance.generation += 1;
+                }
                 changed.push((instance, before));
             }
             if dry_run {
@@ -637,8 +654,9 @@ impl Control {
         force: bool,
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
+        // As in EC2, a `pending` instance cannot be stopped yet (it can be terminated).
         self.transition(ids, dry_run, |instance| match instance.state {
-            InstanceState::Running | InstanceState::Pending => {
+            InstanceState::Running => {
                 instance.state = InstanceState::Stopping;
                 instance.force_stop = force;
                 instance.state_transition_reason = format!(

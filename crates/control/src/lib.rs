@@ -9,6 +9,9 @@
 pub mod attachments;
 pub mod catalog;
 pub mod direct;
+pub mod drivers;
+#[cfg(test)]
+mod fake_blocks;
 pub mod filter;
 pub mod idempotency;
 pub mod images;
@@ -30,6 +33,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use nimbus_core::Config;
 use store::{Change, Store, StoreError};
 
+pub use drivers::{BlockDriver, Drivers};
 pub use resource::{Resource, ResourceKind, State};
 
 /// Tags of one resource, ordered by key.
@@ -132,33 +136,31 @@ pub struct Control {
     config: Config,
     store: Arc<dyn Store>,
     state: RwLock<State>,
-    engine: blockstore::BlockStore,
+    drivers: Drivers,
     reconcile_signal: tokio::sync::Notify,
-    hypervisor: instance_reconciler::Hypervisor,
-    accel: tokio::sync::OnceCell<compute::Accel>,
+    vms: instance_reconciler::VmTable,
 }
 
 impl Control {
-    pub fn open(
-        config: Config,
-        store: Arc<dyn Store>,
-        engine: blockstore::BlockStore,
-    ) -> Result<Control> {
+    pub fn open(config: Config, store: Arc<dyn Store>, drivers: Drivers) -> Result<Control> {
         let state = State::load(store.as_ref())?;
         Ok(Control {
             config,
             store,
             state: RwLock::new(state),
-            engine,
+            drivers,
             reconcile_signal: tokio::sync::Notify::new(),
-            hypervisor: instance_reconciler::Hypervisor::default(),
-            accel: tokio::sync::OnceCell::new(),
+            vms: instance_reconciler::VmTable::default(),
         })
     }
 
     /// The block store holding every volume's and snapshot's data.
-    pub fn engine(&self) -> &blockstore::BlockStore {
-        &self.engine
+    pub fn engine(&self) -> &dyn BlockDriver {
+        self.drivers.blocks.as_ref()
+    }
+
+    fn hypervisor(&self) -> &dyn compute::Hypervisor {
+        self.drivers.hypervisor.as_ref()
     }
 
     pub fn config(&self) -> &Config {

@@ -80,19 +80,4 @@ impl Control {
             }
         })
     }
-
-    /// The accelerator for VMs: probed once per host (see `compute::probe_accel`).
-    pub(crate) async fn accel(&self) -> compute::Accel {
-        *self
-            .accel
-            .get_or_init(|| async {
-                match self.default_boot_files() {
-                    Some(boot) => {
-                        compute::probe_accel(boot.kernel.as_ref(), boot.initrd.as_ref()).await
-                    }
-                    None => compute::Accel::Tcg,
-                }
-            })
-            .await
-    }
 }

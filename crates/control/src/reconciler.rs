@@ -1,7 +1,13 @@
-//! The reconciler drives the block store (and later compute) towards the state recorded in
-//! the store: volumes `creating` get their data, `deleting` ones lose it, modifications are
-//! applied, pending snapshots are followed to completion. It runs after every change and on a
-//! short tick, so a restart finishes whatever was half done.
+//! The reconciler drives the drivers toward the state recorded in the store: volumes
+//! `creating` get their data, `deleting` ones lose it, modifications are applied, pending
+//! snapshots are followed to completion, and instances' VMs follow their records (see
+//! `instance_reconciler.rs`). It runs after every change and on a short tick, so a restart
+//! finishes whatever was half done. A resource whose step fails is retried on the next pass
+//! and never stops the pass for the others.
+//!
+//! The records hold what the user wants; the drivers hold what is. A step's outcome is
+//! written only if the record still asks for what the step did, so a slow step that
+//! finishes late never overwrites a newer request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +27,12 @@ impl Control {
     /// Runs forever; spawn it once per server.
     pub async fn run_reconciler(self: Arc<Self>) {
         loop {
-            if let Err(error) = self.reconcile_once().await {
-                tracing::warn!(%error, "reconcile pass failed; retrying");
-            }
+            self.reconcile_storage().await;
             if let Err(error) = self.reconcile_images() {
                 tracing::warn!(%error, "image reconcile failed; retrying");
             }
-            if let Err(error) = self.reconcile_instances().await {
-                tracing::warn!(%error, "instance reconcile failed; retrying");
-            }
+            // Instance steps run on their own: a booting VM does not hold up this loop.
+            drop(self.start_instance_steps());
             tokio::select! {
                 _ = self.reconcile_signal.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
@@ -37,8 +40,8 @@ impl Control {
         }
     }
 
-    /// One pass over everything that is not in its resting state.
-    pub async fn reconcile_once(&self) -> Result<()> {
+    /// One pass over every volume and snapshot that is not in its resting state.
+    pub async fn reconcile_storage(&self) {
         // Open EBS direct snapshots idle past their timeout fail in the engine; the pass
         // over pending snapshots below records that.
         self.engine()
@@ -67,12 +70,17 @@ impl Control {
             )
         };
         for volume in volumes {
-            self.reconcile_volume(volume).await?;
+            let id = volume.volume_id.clone();
+            if let Err(error) = self.reconcile_volume(volume).await {
+                tracing::warn!(volume = id, %error, "volume step failed; will retry");
+            }
         }
         for snapshot in snapshots {
-            self.reconcile_snapshot(snapshot).await?;
+            let id = snapshot.snapshot_id.clone();
+            if let Err(error) = self.reconcile_snapshot(snapshot).await {
+                tracing::warn!(snapshot = id, %error, "snapshot step failed; will retry");
+            }
         }
-        Ok(())
     }
 
     async fn reconcile_volume(&self, volume: Volume) -> Result<()> {
@@ -80,7 +88,7 @@ impl Control {
         let id = volume.volume_id.as_str();
         match volume.state {
             VolumeState::Creating => {
-                let outcome = if engine.volume_info(id).is_some() {
+                let outcome = if engine.volume_exists(id) {
                     Ok(())
                 } else {
                     engine
@@ -92,7 +100,10 @@ impl Control {
                         )
                         .await
                 };
+                // Meanwhile the volume may have been released for deletion (its instance was
+                // terminated): then the outcome is not recorded and the next pass deletes it.
                 self.update::<Volume>(id, |v| match &outcome {
+                    _ if v.state != VolumeState::Creating => {}
                     Ok(()) if v.attachments.is_empty() => v.state = VolumeState::Available,
                     Ok(()) => v.state = VolumeState::InUse,
                     Err(error) => {
@@ -102,7 +113,7 @@ impl Control {
                 })
             }
             VolumeState::Deleting => {
-                if engine.volume_info(id).is_some() {
+                if engine.volume_exists(id) {
                     engine.delete_volume(id).await.map_err(engine_error)?;
                 }
                 self.mutate(|txn| {

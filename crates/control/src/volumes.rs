@@ -265,7 +265,13 @@ impl Control {
         self.mutate(|txn| {
             let mut volume = existing::<Volume>(txn.state(), id)?.clone();
             match volume.state {
-                VolumeState::Available | VolumeState::Error | VolumeState::Creating => {}
+                VolumeState::Available | VolumeState::Error => {}
+                // As in EC2: only a volume whose creation finished (or failed) can be deleted.
+                VolumeState::Creating => {
+                    return Err(Error::IncorrectState(format!(
+                        "The volume '{id}' is in the 'creating' state."
+                    )))
+                }
                 VolumeState::InUse => {
                     return Err(Error::VolumeInUse(format!(
                         "Volume {id} is currently attached to {}",

@@ -140,14 +140,19 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
     Ok(lock)
 }
 
-async fn open_control(config: Config) -> anyhow::Result<Arc<control::Control>> {
+/// The control plane over this host's drivers, and the block store, whose NBD server the
+/// caller may start.
+async fn open_control(
+    config: Config,
+) -> anyhow::Result<(Arc<control::Control>, blockstore::BlockStore)> {
     let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
     let objects = match &config.object_store {
         Some(s3) => blockstore::ObjectStoreSpec::S3(s3.clone()),
         None => blockstore::ObjectStoreSpec::Local(config.data_dir.join("objects")),
     };
     let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
-    Ok(Arc::new(control::Control::open(config, store, engine)?))
+    let drivers = control::Drivers::on_host(engine.clone());
+    Ok((Arc::new(control::Control::open(config, store, drivers)?), engine))
 }
 
 async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyhow::Result<()> {
@@ -176,7 +181,7 @@ async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyho
     }
     progress.finish_with_message("images built");
     let data_dir = config.data_dir.clone();
-    let control = open_control(config).await?;
+    let (control, _) = open_control(config).await?;
     for (name, description, artifacts) in built {
         register_image(
             &control,
@@ -229,11 +234,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let nbd_listen = config.nbd_listen;
     let nbd_socket = config.data_dir.join("nbd.sock");
-    let control = open_control(config).await?;
+    let (control, engine) = open_control(config).await?;
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
-    let engine = control.engine().clone();
+    let unix_engine = engine.clone();
     tokio::spawn(async move {
-        if let Err(error) = engine.serve_nbd_unix(unix_listener).await {
+        if let Err(error) = unix_engine.serve_nbd_unix(unix_listener).await {
             tracing::error!(%error, "NBD server (unix socket) stopped");
         }
     });
@@ -241,7 +246,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let tcp_listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen for NBD on {address}"))?;
-        let engine = control.engine().clone();
         tokio::spawn(async move {
             if let Err(error) = engine.serve_nbd_tcp(tcp_listener).await {
                 tracing::error!(%error, "NBD server (TCP) stopped");

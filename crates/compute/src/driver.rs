@@ -1,0 +1,89 @@
+//! The hypervisor as the control plane sees it: launch a VM, take back one that survived a
+//! restart, and act on a running one. `control` depends only on these traits, so its rules
+//! and reconciler are unit-tested on the in-memory fake (`compute::fake`, feature `fake`)
+//! while nimbus itself runs [`Qemu`].
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use crate::vm::{Accel, DiskSpec, Vm, VmSpec};
+use crate::Result;
+
+/// Starts and adopts VMs on this host.
+#[async_trait]
+pub trait Hypervisor: Send + Sync {
+    /// Boots a VM; it runs when this returns.
+    async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>>;
+    /// The VM of `instance_id` still running from before a restart, if any.
+    async fn adopt(&self, instance_id: &str, run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>>;
+    /// Frees what the host kept for a VM that is gone for good.
+    fn release(&self, instance_id: &str);
+}
+
+/// One running VM.
+#[async_trait]
+pub trait VmHandle: Send + Sync {
+    fn has_exited(&self) -> bool;
+    /// ACPI power button: the guest shuts down cleanly (or ignores it).
+    async fn powerdown(&self) -> Result<()>;
+    async fn reset(&self) -> Result<()>;
+    /// Stops the VM at once and waits for it to be gone.
+    async fn kill(&self) -> Result<()>;
+    async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()>;
+    /// Tells the guest that the volume behind `disk` is now `new_size` bytes.
+    async fn grow_disk(&self, disk: &DiskSpec, new_size: u64) -> Result<()>;
+    async fn unplug_disk(&self, device_name: &str) -> Result<()>;
+}
+
+/// QEMU processes on this host (see `vm.rs`), on the accelerator probed at the first launch.
+#[derive(Default)]
+pub struct Qemu {
+    accel: tokio::sync::OnceCell<Accel>,
+}
+
+#[async_trait]
+impl Hypervisor for Qemu {
+    async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
+        let accel = *self
+            .accel
+            .get_or_init(|| crate::probe_accel(&spec.kernel, &spec.initrd))
+            .await;
+        Ok(Box::new(crate::vm::launch(spec, accel).await?))
+    }
+
+    async fn adopt(&self, _instance_id: &str, run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>> {
+        Ok(crate::vm::adopt(run_dir)
+            .await?
+            .map(|vm| Box::new(vm) as Box<dyn VmHandle>))
+    }
+
+    fn release(&self, instance_id: &str) {
+        crate::cgroup::release_vm(instance_id);
+    }
+}
+
+#[async_trait]
+impl VmHandle for Vm {
+    fn has_exited(&self) -> bool {
+        Vm::has_exited(self)
+    }
+    async fn powerdown(&self) -> Result<()> {
+        Vm::powerdown(self).await
+    }
+    async fn reset(&self) -> Result<()> {
+        Vm::reset(self).await
+    }
+    async fn kill(&self) -> Result<()> {
+        Vm::kill(self).await
+    }
+    async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()> {
+        Vm::hotplug_disk(self, disk).await
+    }
+    async fn grow_disk(&self, disk: &DiskSpec, new_size: u64) -> Result<()> {
+        Vm::grow_disk(self, disk, new_size).await
+    }
+    async fn unplug_disk(&self, device_name: &str) -> Result<()> {
+        Vm::unplug_disk(self, device_name).await
+    }
+}

@@ -1,0 +1,163 @@
+//! An in-memory [`Hypervisor`] for unit tests of the control plane: VMs are records that
+//! "run" until killed or powered off. Slow steps yield to the runtime a few times, so a test
+//! on a single-threaded runtime can land API calls in the middle of a launch.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::driver::{Hypervisor, VmHandle};
+use crate::vm::{DiskSpec, VmSpec};
+use crate::{Error, Result};
+
+/// How many times a launch yields before the VM runs.
+const LAUNCH_YIELDS: usize = 3;
+
+#[derive(Default)]
+struct FakeVm {
+    exited: AtomicBool,
+    disks: Mutex<BTreeSet<String>>,
+}
+
+impl FakeVm {
+    fn disks(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.disks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeHypervisor {
+    vms: Mutex<HashMap<String, Arc<FakeVm>>>,
+    failing: Mutex<HashSet<String>>,
+    launches: AtomicUsize,
+}
+
+impl FakeHypervisor {
+    fn vms(&self) -> MutexGuard<'_, HashMap<String, Arc<FakeVm>>> {
+        self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the instance's VM is up.
+    pub fn is_running(&self, instance_id: &str) -> bool {
+        self.vms()
+            .get(instance_id)
+            .is_some_and(|vm| !vm.exited.load(Ordering::SeqCst))
+    }
+
+    /// How many VMs were launched, ever.
+    pub fn launches(&self) -> usize {
+        self.launches.load(Ordering::SeqCst)
+    }
+
+    /// The devices plugged into the instance's VM.
+    pub fn disks(&self, instance_id: &str) -> Vec<String> {
+        self.vms()
+            .get(instance_id)
+            .map(|vm| vm.disks().iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The guest shuts itself down.
+    pub fn power_off(&self, instance_id: &str) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.exited.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Every later launch of this instance fails.
+    pub fn fail_launches_of(&self, instance_id: &str) {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance_id.to_owned());
+    }
+}
+
+#[async_trait]
+impl Hypervisor for FakeHypervisor {
+    async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
+        for _ in 0..LAUNCH_YIELDS {
+            tokio::task::yield_now().await;
+        }
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&spec.instance_id);
+        if failing {
+            return Err(Error::Qemu(format!("{} failed to boot", spec.instance_id)));
+        }
+        let vm = Arc::new(FakeVm::default());
+        vm.disks()
+            .extend(spec.disks.iter().map(|d| d.device_name.clone()));
+        if let Some(previous) = self.vms().insert(spec.instance_id.clone(), vm.clone()) {
+            assert!(
+                previous.exited.load(Ordering::SeqCst),
+                "{} launched while its previous VM still runs",
+                spec.instance_id
+            );
+        }
+        self.launches.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(FakeVmHandle(vm)))
+    }
+
+    async fn adopt(&self, instance_id: &str, _run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>> {
+        Ok(self
+            .vms()
+            .get(instance_id)
+            .filter(|vm| !vm.exited.load(Ordering::SeqCst))
+            .map(|vm| Box::new(FakeVmHandle(vm.clone())) as Box<dyn VmHandle>))
+    }
+
+    fn release(&self, _instance_id: &str) {}
+}
+
+struct FakeVmHandle(Arc<FakeVm>);
+
+impl FakeVmHandle {
+    fn check_running(&self) -> Result<()> {
+        if self.0.exited.load(Ordering::SeqCst) {
+            return Err(Error::Qmp("the VM is not running".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VmHandle for FakeVmHandle {
+    fn has_exited(&self) -> bool {
+        self.0.exited.load(Ordering::SeqCst)
+    }
+    async fn powerdown(&self) -> Result<()> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        self.0.exited.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn reset(&self) -> Result<()> {
+        self.check_running()
+    }
+    async fn kill(&self) -> Result<()> {
+        tokio::task::yield_now().await;
+        self.0.exited.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        self.0.disks().insert(disk.device_name.clone());
+        Ok(())
+    }
+    async fn grow_disk(&self, _disk: &DiskSpec, _new_size: u64) -> Result<()> {
+        self.check_running()
+    }
+    async fn unplug_disk(&self, device_name: &str) -> Result<()> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        self.0.disks().remove(device_name);
+        Ok(())
+    }
+}
