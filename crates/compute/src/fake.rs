@@ -28,11 +28,23 @@ impl FakeVm {
     }
 }
 
-#[derive(Default)]
 pub struct FakeHypervisor {
     vms: Mutex<HashMap<String, Arc<FakeVm>>>,
     failing: Mutex<HashSet<String>>,
     launches: AtomicUsize,
+    /// While true, launches wait (see [`FakeHypervisor::hold_launches`]).
+    launches_held: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for FakeHypervisor {
+    fn default() -> Self {
+        FakeHypervisor {
+            vms: Mutex::default(),
+            failing: Mutex::default(),
+            launches: AtomicUsize::default(),
+            launches_held: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl FakeHypervisor {
@@ -67,6 +79,15 @@ impl FakeHypervisor {
         }
     }
 
+    /// Launches wait until [`FakeHypervisor::release_launches`]: a VM that takes long to boot.
+    pub fn hold_launches(&self) {
+        self.launches_held.send_replace(true);
+    }
+
+    pub fn release_launches(&self) {
+        self.launches_held.send_replace(false);
+    }
+
     /// Every later launch of this instance fails.
     pub fn fail_launches_of(&self, instance_id: &str) {
         self.failing
@@ -82,6 +103,8 @@ impl Hypervisor for FakeHypervisor {
         for _ in 0..LAUNCH_YIELDS {
             tokio::task::yield_now().await;
         }
+        // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = self.launches_held.subscribe().wait_for(|held| !held).await;
         let failing = self
             .failing
             .lock()

@@ -325,12 +325,7 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         "-machine".into(),
         format!("q35,accel={}", accel.as_str()),
         "-cpu".into(),
-        if accel == Accel::Kvm {
-            "host"
-        } else {
-            "max"
-        }
-        .into(),
+        if accel == Accel::Kvm { "host" } else { "max" }.into(),
         "-smp".into(),
         spec.vcpus.to_string(),
         "-m".into(),

@@ -56,8 +56,7 @@ pub trait BlockDriver: Send + Sync {
         timeout: Duration,
     ) -> Result<()>;
     async fn put_block(&self, snapshot_id: &str, index: u64, data: Vec<u8>) -> Result<()>;
-    async fn complete_snapshot(&self, snapshot_id: &str, changed_blocks_count: u64)
-        -> Result<()>;
+    async fn complete_snapshot(&self, snapshot_id: &str, changed_blocks_count: u64) -> Result<()>;
     fn list_blocks(&self, snapshot_id: &str) -> Result<Vec<BlockRef>>;
     fn list_changed_blocks(&self, first: Option<&str>, second: &str) -> Result<Vec<ChangedBlock>>;
     async fn get_block(&self, snapshot_id: &str, index: u64) -> Result<Vec<u8>>;
@@ -115,11 +114,7 @@ impl BlockDriver for BlockStore {
     async fn put_block(&self, snapshot_id: &str, index: u64, data: Vec<u8>) -> Result<()> {
         BlockStore::put_block(self, snapshot_id, index, data).await
     }
-    async fn complete_snapshot(
-        &self,
-        snapshot_id: &str,
-        changed_blocks_count: u64,
-    ) -> Result<()> {
+    async fn complete_snapshot(&self, snapshot_id: &str, changed_blocks_count: u64) -> Result<()> {
         BlockStore::complete_snapshot(self, snapshot_id, changed_blocks_count).await
     }
     fn list_blocks(&self, snapshot_id: &str) -> Result<Vec<BlockRef>> {

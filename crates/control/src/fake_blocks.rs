@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use blockstore::{
-    BlockRef, ChangedBlock, Error, IoLimits, Result, SnapshotState, SnapshotStatus,
-    EBS_BLOCK_SIZE,
+    BlockRef, ChangedBlock, Error, IoLimits, Result, SnapshotState, SnapshotStatus, EBS_BLOCK_SIZE,
 };
 
 use crate::drivers::BlockDriver;
@@ -39,7 +38,11 @@ impl FakeBlocks {
             volume_id: volume_id.map(str::to_owned),
             parent: None,
             state,
-            progress_percent: if state == SnapshotState::Completed { 100 } else { 0 },
+            progress_percent: if state == SnapshotState::Completed {
+                100
+            } else {
+                0
+            },
             size_bytes: size,
             block_size: EBS_BLOCK_SIZE,
             stored_bytes: 0,

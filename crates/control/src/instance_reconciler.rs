@@ -501,7 +501,9 @@ impl Control {
                 return Ok(());
             };
             let Some(attachment) = volume.attachments.first_mut().filter(|a| {
-                a.instance_id == instance.instance_id && a.device == device && a.state == "attaching"
+                a.instance_id == instance.instance_id
+                    && a.device == device
+                    && a.state == "attaching"
             }) else {
                 return Ok(());
             };
@@ -618,4 +620,192 @@ fn free_local_port() -> Option<u16> {
 
 pub fn compute_error(error: impl std::fmt::Display) -> Error {
     Error::Internal(format!("compute: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::instances::InstanceState;
+    use crate::testkit::Harness;
+    use crate::volumes::VolumeState;
+
+    fn ids(id: &str) -> Vec<String> {
+        vec![id.to_owned()]
+    }
+
+    #[tokio::test]
+    async fn launch_runs_the_instance_with_its_volumes_attached() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let instance = h.instance(&id);
+        assert_eq!(instance.state, InstanceState::Running);
+        assert!(h.hypervisor.is_running(&id));
+        let root = &h.control.read().volumes[&instance.disks[0].volume_id];
+        assert_eq!(root.state, VolumeState::InUse);
+        assert_eq!(root.attachments[0].state, "attached");
+        assert_eq!(
+            h.hypervisor.disks(&id),
+            vec![instance.root_device_name.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn terminate_during_a_launch_ends_terminated_without_a_vm() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.control.reconcile_storage().await;
+        let steps = h.control.start_instance_steps();
+        // The launch is under way (the fake yields inside it) when the user terminates.
+        tokio::task::yield_now().await;
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        for step in steps {
+            step.await.unwrap();
+        }
+        assert_eq!(h.hypervisor.launches(), 1, "the launch was in flight");
+        assert_eq!(h.instance(&id).state, InstanceState::ShuttingDown);
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Terminated);
+        assert!(!h.hypervisor.is_running(&id));
+        assert!(
+            h.control.read().volumes.is_empty(),
+            "DeleteOnTermination root deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn terminate_during_a_stop_ends_terminated() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        h.control.stop_instances(&ids(&id), false, false).unwrap();
+        let steps = h.control.start_instance_steps();
+        // The guest is powering off (the fake yields) when the user terminates.
+        tokio::task::yield_now().await;
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        for step in steps {
+            step.await.unwrap();
+        }
+        assert_eq!(h.instance(&id).state, InstanceState::ShuttingDown);
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Terminated);
+        assert!(!h.hypervisor.is_running(&id));
+    }
+
+    #[tokio::test]
+    async fn a_booting_instance_does_not_hold_up_another() {
+        let h = Harness::new().await;
+        let running = h.run_instance().instance_id;
+        h.settle().await;
+        h.control
+            .stop_instances(&ids(&running), false, false)
+            .unwrap();
+        let booting = h.run_instance().instance_id;
+        h.control.reconcile_storage().await;
+        h.hypervisor.hold_launches();
+        let steps = h.control.start_instance_steps();
+        // The stop completes while the other VM is still booting.
+        let stopped = async {
+            while h.instance(&running).state != InstanceState::Stopped {
+                tokio::task::yield_now().await;
+            }
+        };
+        stopped.await;
+        assert_eq!(h.instance(&booting).state, InstanceState::Pending);
+        h.hypervisor.release_launches();
+        for step in steps {
+            step.await.unwrap();
+        }
+        assert_eq!(h.instance(&booting).state, InstanceState::Running);
+    }
+
+    #[tokio::test]
+    async fn one_failing_launch_does_not_stop_the_others() {
+        let h = Harness::new().await;
+        let failing = h.run_instance().instance_id;
+        let fine = h.run_instance().instance_id;
+        h.hypervisor.fail_launches_of(&failing);
+        h.settle().await;
+        assert_eq!(h.instance(&failing).state, InstanceState::Pending);
+        assert_eq!(h.instance(&fine).state, InstanceState::Running);
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_powers_off_is_stopped_or_terminated_by_its_shutdown_behavior() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        h.hypervisor.power_off(&id);
+        h.settle().await;
+        let instance = h.instance(&id);
+        assert_eq!(instance.state, InstanceState::Stopped);
+        assert!(instance
+            .state_transition_reason
+            .contains("InstanceInitiatedShutdown"));
+        h.control.start_instances(&ids(&id), false).unwrap();
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+        assert_eq!(h.hypervisor.launches(), 2);
+    }
+
+    #[tokio::test]
+    async fn hot_attach_and_detach() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        let volume = h.create_volume();
+        h.settle().await;
+        let attachment = h
+            .control
+            .attach_volume(&volume, &id, "/dev/sdf", false)
+            .unwrap();
+        assert_eq!(attachment.state, "attaching");
+        // Detaching what is still being attached is refused, as in EC2.
+        let refused = h.control.detach_volume(&volume, None, None, false);
+        assert!(
+            matches!(refused, Err(crate::Error::IncorrectState(_))),
+            "{refused:?}"
+        );
+        h.settle().await;
+        assert_eq!(
+            h.control.read().volumes[&volume].attachments[0].state,
+            "attached"
+        );
+        assert!(h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));
+        h.control.detach_volume(&volume, None, None, false).unwrap();
+        h.settle().await;
+        assert_eq!(
+            h.control.read().volumes[&volume].state,
+            VolumeState::Available
+        );
+        assert!(!h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));
+        assert_eq!(h.instance(&id).disks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reboot_resets_once() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        h.control.reboot_instances(&ids(&id), false).unwrap();
+        assert!(h.instance(&id).reboot_requested);
+        h.settle().await;
+        assert!(!h.instance(&id).reboot_requested);
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+    }
+
+    #[tokio::test]
+    async fn a_restart_adopts_running_vms_instead_of_relaunching() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let reopened = h.reopen();
+        reopened.settle().await;
+        assert_eq!(reopened.instance(&id).state, InstanceState::Running);
+        assert_eq!(h.hypervisor.launches(), 1);
+        reopened
+            .control
+            .stop_instances(&ids(&id), false, false)
+            .unwrap();
+        reopened.settle().await;
+        assert!(!h.hypervisor.is_running(&id));
+    }
 }

@@ -24,6 +24,8 @@ pub mod reconciler;
 pub mod resource;
 pub mod snapshots;
 pub mod tags;
+#[cfg(test)]
+mod testkit;
 pub mod volume_types;
 pub mod volumes;
 

@@ -152,7 +152,10 @@ async fn open_control(
     };
     let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
     let drivers = control::Drivers::on_host(engine.clone());
-    Ok((Arc::new(control::Control::open(config, store, drivers)?), engine))
+    Ok((
+        Arc::new(control::Control::open(config, store, drivers)?),
+        engine,
+    ))
 }
 
 async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyhow::Result<()> {

@@ -1,0 +1,135 @@
+//! A control plane on the in-memory drivers, for unit tests of the rules and the reconciler.
+
+use std::sync::Arc;
+
+use compute::fake::FakeHypervisor;
+
+use crate::fake_blocks::FakeBlocks;
+use crate::images::BootFiles;
+use crate::instances::{Instance, RunInstancesRequest};
+use crate::volumes::CreateVolumeRequest;
+use crate::{Control, Drivers};
+
+/// How many reconcile rounds may pass before the state must have stopped changing.
+const MAX_ROUNDS: usize = 50;
+
+pub struct Harness {
+    pub control: Arc<Control>,
+    pub hypervisor: Arc<FakeHypervisor>,
+    pub blocks: Arc<FakeBlocks>,
+    pub image_id: String,
+    dir: Arc<tempfile::TempDir>,
+}
+
+fn open_control(dir: &tempfile::TempDir, drivers: Drivers) -> Arc<Control> {
+    let store = Arc::new(store::SqliteStore::open(&dir.path().join("state.db")).expect("store"));
+    let config = nimbus_core::Config {
+        data_dir: dir.path().to_owned(),
+        ..nimbus_core::Config::default()
+    };
+    Arc::new(Control::open(config, store, drivers).expect("control"))
+}
+
+impl Harness {
+    /// A control plane on fakes with one bootable image registered.
+    pub async fn new() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let hypervisor = Arc::new(FakeHypervisor::default());
+        let blocks = Arc::new(FakeBlocks::default());
+        let drivers = Drivers {
+            blocks: blocks.clone(),
+            hypervisor: hypervisor.clone(),
+        };
+        let control = open_control(&dir, drivers);
+        let root_fs = dir.path().join("root.img");
+        std::fs::write(&root_fs, vec![1u8; 4096]).expect("root fs");
+        let boot = BootFiles {
+            kernel: "/nonexistent/vmlinuz".into(),
+            initrd: "/nonexistent/initrd".into(),
+            cmdline: String::new(),
+        };
+        let image = control
+            .import_image("test-image", "for tests", &root_fs, boot)
+            .await
+            .expect("image");
+        Harness {
+            control,
+            hypervisor,
+            blocks,
+            image_id: image.image_id,
+            dir: Arc::new(dir),
+        }
+    }
+
+    /// A second control plane on the same store and drivers, as after a restart of nimbus
+    /// (the VMs and block data survive it).
+    pub fn reopen(&self) -> Harness {
+        let drivers = Drivers {
+            blocks: self.blocks.clone(),
+            hypervisor: self.hypervisor.clone(),
+        };
+        Harness {
+            control: open_control(&self.dir, drivers),
+            hypervisor: self.hypervisor.clone(),
+            blocks: self.blocks.clone(),
+            image_id: self.image_id.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// One reconcile round: volumes and snapshots, then one step per instance, awaited.
+    pub async fn round(&self) {
+        self.control.reconcile_storage().await;
+        for step in self.control.start_instance_steps() {
+            step.await.expect("instance step panicked");
+        }
+    }
+
+    /// Reconciles until nothing changes any more.
+    pub async fn settle(&self) {
+        let mut last = self.fingerprint();
+        let mut quiet_rounds = 0;
+        for _ in 0..MAX_ROUNDS {
+            self.round().await;
+            let now = self.fingerprint();
+            quiet_rounds = if now == last { quiet_rounds + 1 } else { 0 };
+            if quiet_rounds == 2 {
+                return;
+            }
+            last = now;
+        }
+        panic!("the reconciler did not settle in {MAX_ROUNDS} rounds");
+    }
+
+    fn fingerprint(&self) -> String {
+        let state = self.control.read();
+        serde_json::json!([state.instances, state.volumes, state.snapshots]).to_string()
+    }
+
+    pub fn run_instance(&self) -> Instance {
+        let request = RunInstancesRequest {
+            image_id: self.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            ..RunInstancesRequest::default()
+        };
+        let mut launched = self.control.run_instances(request).expect("run");
+        launched.remove(0)
+    }
+
+    pub fn instance(&self, id: &str) -> Instance {
+        self.control.read().instances[id].clone()
+    }
+
+    pub fn create_volume(&self) -> String {
+        let request = CreateVolumeRequest {
+            size_gib: Some(1),
+            availability_zone: Some("us-east-1a".into()),
+            ..CreateVolumeRequest::default()
+        };
+        self.control
+            .create_volume(request)
+            .expect("volume")
+            .volume_id
+    }
+}
