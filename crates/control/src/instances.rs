@@ -796,3 +796,129 @@ impl State {
             .and_then(|name| self.key_pair_by_name(name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::InstanceState;
+    use crate::testkit::Harness;
+    use crate::Error;
+
+    fn ids(id: &str) -> Vec<String> {
+        vec![id.to_owned()]
+    }
+
+    #[tokio::test]
+    async fn a_pending_instance_cannot_be_stopped_but_can_be_terminated() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        let refused = h.control.stop_instances(&ids(&id), false, false);
+        assert!(
+            matches!(refused, Err(Error::IncorrectInstanceState(_))),
+            "{refused:?}"
+        );
+        let changed = h.control.terminate_instances(&ids(&id), false).unwrap();
+        assert_eq!(
+            changed,
+            vec![(
+                id.clone(),
+                InstanceState::Pending,
+                InstanceState::ShuttingDown
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn start_and_stop_follow_ec2s_state_machine() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let stopping = h.control.stop_instances(&ids(&id), false, false).unwrap();
+        assert_eq!(stopping[0].2, InstanceState::Stopping);
+        let refused = h.control.start_instances(&ids(&id), false);
+        assert!(
+            matches!(refused, Err(Error::IncorrectInstanceState(_))),
+            "{refused:?}"
+        );
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Stopped);
+        // Stopping a stopped instance is a no-op, as in EC2.
+        let again = h.control.stop_instances(&ids(&id), false, false).unwrap();
+        assert_eq!(again[0].2, InstanceState::Stopped);
+        let started = h.control.start_instances(&ids(&id), false).unwrap();
+        assert_eq!(started[0].2, InstanceState::Pending);
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        h.settle().await;
+        let refused = h.control.start_instances(&ids(&id), false);
+        assert!(
+            matches!(refused, Err(Error::IncorrectInstanceState(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_change_of_wish_bumps_the_generation() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let before = h.instance(&id).generation;
+        h.control
+            .modify_metadata_options(&id, |m| m.http_tokens = "required".into(), false)
+            .unwrap();
+        assert_eq!(
+            h.instance(&id).generation,
+            before,
+            "an attribute is no wish"
+        );
+        h.control.reboot_instances(&ids(&id), false).unwrap();
+        assert_eq!(h.instance(&id).generation, before + 1);
+        h.control.stop_instances(&ids(&id), false, false).unwrap();
+        assert_eq!(h.instance(&id).generation, before + 2);
+        h.control.stop_instances(&ids(&id), false, false).unwrap();
+        assert_eq!(
+            h.instance(&id).generation,
+            before + 2,
+            "repeating it changes nothing"
+        );
+        h.control.stop_instances(&ids(&id), true, false).unwrap();
+        assert_eq!(h.instance(&id).generation, before + 3, "forcing it does");
+    }
+
+    #[tokio::test]
+    async fn dry_run_changes_nothing() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        let refused = h.control.terminate_instances(&ids(&id), true);
+        assert!(
+            matches!(refused, Err(Error::DryRunOperation)),
+            "{refused:?}"
+        );
+        assert_eq!(h.instance(&id).state, InstanceState::Pending);
+        assert_eq!(h.instance(&id).generation, 0);
+    }
+
+    #[tokio::test]
+    async fn terminated_instances_release_their_volumes() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        let data = h.create_volume();
+        h.settle().await;
+        h.control
+            .attach_volume(&data, &id, "/dev/sdf", false)
+            .unwrap();
+        h.settle().await;
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        h.settle().await;
+        let state = h.control.read();
+        assert_eq!(
+            state.volumes.len(),
+            1,
+            "the DeleteOnTermination root volume is gone"
+        );
+        assert_eq!(
+            state.volumes[&data].state,
+            crate::volumes::VolumeState::Available
+        );
+        assert!(state.volumes[&data].attachments.is_empty());
+        assert_eq!(h.blocks.volume_size(&data), Some(crate::volumes::GIB));
+    }
+}

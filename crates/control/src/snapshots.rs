@@ -255,3 +255,125 @@ impl Control {
 pub fn engine_error(error: impl std::fmt::Display) -> Error {
     Error::Internal(format!("block store: {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SnapshotState;
+    use crate::testkit::Harness;
+    use crate::Error;
+
+    #[tokio::test]
+    async fn a_snapshot_is_pending_until_its_upload_completes() {
+        let h = Harness::new().await;
+        let volume = h.create_volume();
+        let refused = h
+            .control
+            .create_snapshot(&volume, String::new(), Default::default(), false)
+            .await;
+        assert!(
+            matches!(refused, Err(Error::IncorrectState(_))),
+            "creating: {refused:?}"
+        );
+        h.settle().await;
+        let snapshot = h
+            .control
+            .create_snapshot(&volume, "daily".into(), Default::default(), false)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.state, SnapshotState::Pending);
+        let refused = h
+            .control
+            .delete_snapshot(&snapshot.snapshot_id, false)
+            .await;
+        assert!(
+            matches!(refused, Err(Error::IncorrectState(_))),
+            "pending: {refused:?}"
+        );
+        h.settle().await;
+        let stored = h.control.read().snapshots[&snapshot.snapshot_id].clone();
+        assert_eq!(
+            (stored.state, stored.progress),
+            (SnapshotState::Completed, 100)
+        );
+        h.control
+            .delete_snapshot(&snapshot.snapshot_id, false)
+            .await
+            .unwrap();
+        assert!(!h
+            .control
+            .read()
+            .snapshots
+            .contains_key(&snapshot.snapshot_id));
+    }
+
+    #[tokio::test]
+    async fn a_copy_completes_and_the_source_must_be_completed() {
+        let h = Harness::new().await;
+        let volume = h.create_volume();
+        h.settle().await;
+        let source = h
+            .control
+            .create_snapshot(&volume, String::new(), Default::default(), false)
+            .await
+            .unwrap();
+        let refused = h
+            .control
+            .copy_snapshot(
+                &source.snapshot_id,
+                "us-east-1",
+                None,
+                Default::default(),
+                false,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(Error::IncorrectState(_))),
+            "{refused:?}"
+        );
+        h.settle().await;
+        let copy = h
+            .control
+            .copy_snapshot(
+                &source.snapshot_id,
+                "us-east-1",
+                None,
+                Default::default(),
+                false,
+            )
+            .await
+            .unwrap();
+        h.settle().await;
+        assert_eq!(
+            h.control.read().snapshots[&copy.snapshot_id].state,
+            SnapshotState::Completed
+        );
+        let elsewhere = h
+            .control
+            .copy_snapshot(
+                &source.snapshot_id,
+                "eu-west-1",
+                None,
+                Default::default(),
+                false,
+            )
+            .await;
+        assert!(
+            matches!(elsewhere, Err(Error::InvalidParameterValue(_))),
+            "{elsewhere:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_an_image_uses_cannot_be_deleted() {
+        let h = Harness::new().await;
+        let snapshot_id = h.control.read().images[&h.image_id].block_devices[0]
+            .snapshot_id
+            .clone()
+            .unwrap();
+        let refused = h.control.delete_snapshot(&snapshot_id, false).await;
+        assert!(
+            matches!(refused, Err(Error::SnapshotInUse(_))),
+            "{refused:?}"
+        );
+    }
+}

@@ -462,3 +462,121 @@ pub fn select_by_ids<T: Resource>(
         .cloned()
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CreateVolumeRequest, ModifyVolumeRequest, VolumeState, GIB};
+    use crate::testkit::Harness;
+    use crate::Error;
+
+    #[tokio::test]
+    async fn a_volume_is_created_then_deleted() {
+        let h = Harness::new().await;
+        let id = h.create_volume();
+        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Creating);
+        h.settle().await;
+        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Available);
+        assert_eq!(h.blocks.volume_size(&id), Some(GIB));
+        h.control.delete_volume(&id, false).unwrap();
+        let again = h.control.delete_volume(&id, false);
+        assert!(matches!(again, Err(Error::IncorrectState(_))), "{again:?}");
+        h.settle().await;
+        assert!(!h.control.read().volumes.contains_key(&id));
+        assert_eq!(h.blocks.volume_size(&id), None);
+    }
+
+    #[tokio::test]
+    async fn a_creating_volume_cannot_be_deleted_yet() {
+        let h = Harness::new().await;
+        let id = h.create_volume();
+        let refused = h.control.delete_volume(&id, false);
+        assert!(
+            matches!(refused, Err(Error::IncorrectState(_))),
+            "{refused:?}"
+        );
+        h.settle().await;
+        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Available);
+    }
+
+    #[tokio::test]
+    async fn an_attached_volume_cannot_be_deleted() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        h.settle().await;
+        let root = &instance.disks[0].volume_id;
+        let refused = h.control.delete_volume(root, false);
+        assert!(matches!(refused, Err(Error::VolumeInUse(_))), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_volume_from_a_snapshot_takes_its_size() {
+        let h = Harness::new().await;
+        let source = h.create_volume();
+        h.settle().await;
+        let snapshot = h
+            .control
+            .create_snapshot(&source, String::new(), Default::default(), false)
+            .await
+            .unwrap();
+        h.settle().await;
+        let request = CreateVolumeRequest {
+            snapshot_id: Some(snapshot.snapshot_id.clone()),
+            availability_zone: Some("us-east-1b".into()),
+            ..CreateVolumeRequest::default()
+        };
+        let id = h.control.create_volume(request).unwrap().volume_id;
+        h.settle().await;
+        let volume = h.control.read().volumes[&id].clone();
+        assert_eq!((volume.state, volume.size_gib), (VolumeState::Available, 1));
+        let smaller = CreateVolumeRequest {
+            snapshot_id: Some(snapshot.snapshot_id),
+            size_gib: Some(0),
+            availability_zone: Some("us-east-1b".into()),
+            ..CreateVolumeRequest::default()
+        };
+        let refused = h.control.create_volume(smaller);
+        assert!(
+            matches!(refused, Err(Error::InvalidParameterValue(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_modification_grows_the_volume_and_completes() {
+        let h = Harness::new().await;
+        let id = h.create_volume();
+        h.settle().await;
+        let request = ModifyVolumeRequest {
+            size_gib: Some(3),
+            ..ModifyVolumeRequest::default()
+        };
+        h.control.modify_volume(&id, request.clone()).unwrap();
+        let refused = h.control.modify_volume(&id, request);
+        assert!(
+            matches!(refused, Err(Error::IncorrectModificationState(_))),
+            "{refused:?}"
+        );
+        h.settle().await;
+        let volume = h.control.read().volumes[&id].clone();
+        assert_eq!(volume.size_gib, 3);
+        assert_eq!(
+            volume.modification.map(|m| m.state),
+            Some("completed".into())
+        );
+        assert_eq!(h.blocks.volume_size(&id), Some(3 * GIB));
+    }
+
+    #[tokio::test]
+    async fn volumes_of_an_instance_terminated_while_pending_are_settled() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        let root = instance.disks[0].volume_id.clone();
+        h.control
+            .terminate_instances(&[instance.instance_id.clone()], false)
+            .unwrap();
+        h.settle().await;
+        assert!(!h.control.read().volumes.contains_key(&root));
+        assert_eq!(h.blocks.volume_size(&root), None, "no data left behind");
+        assert_eq!(h.hypervisor.launches(), 0);
+    }
+}
