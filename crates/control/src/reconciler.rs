@@ -207,3 +207,228 @@ pub fn limits(performance: &crate::volume_types::Performance) -> blockstore::IoL
         throughput_bytes_per_sec: Some(performance.throughput_mib * 1024 * 1024),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A randomized test: API calls land between and in the middle of reconcile rounds, and
+    //! once the reconciler settles, every resource is what the last accepted call asked for.
+
+    use proptest::prelude::*;
+
+    use crate::instances::InstanceState;
+    use crate::testkit::Harness;
+    use crate::volumes::VolumeState;
+
+    const INSTANCES: usize = 2;
+    const VOLUMES: usize = 2;
+
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start(usize),
+        Stop { instance: usize, force: bool },
+        Reboot(usize),
+        Terminate(usize),
+        Attach { volume: usize, instance: usize },
+        Detach(usize),
+        DeleteVolume(usize),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Move {
+        /// A call between reconcile rounds.
+        Between(Call),
+        /// A call that lands `turns` scheduler turns into a reconcile round.
+        During(Call, u8),
+        Round,
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        let instance = 0..INSTANCES;
+        let volume = 0..VOLUMES;
+        prop_oneof![
+            1 => instance.clone().prop_map(Call::Start),
+            2 => (instance.clone(), any::<bool>())
+                .prop_map(|(instance, force)| Call::Stop { instance, force }),
+            1 => instance.clone().prop_map(Call::Reboot),
+            2 => instance.clone().prop_map(Call::Terminate),
+            1 => (volume.clone(), instance)
+                .prop_map(|(volume, instance)| Call::Attach { volume, instance }),
+            1 => volume.clone().prop_map(Call::Detach),
+            1 => volume.prop_map(Call::DeleteVolume),
+        ]
+    }
+
+    fn moves() -> impl Strategy<Value = Vec<Move>> {
+        // Calls in the middle of a round are where late steps could overwrite them: favour them.
+        let one = prop_oneof![
+            2 => call().prop_map(Move::Between),
+            4 => (call(), 0u8..10).prop_map(|(call, turns)| Move::During(call, turns)),
+            1 => Just(Move::Round),
+        ];
+        proptest::collection::vec(one, 1..24)
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum VolumeWish {
+        Available,
+        AttachedTo(usize),
+        Deleted,
+    }
+
+    /// What the accepted calls asked for.
+    struct Wishes {
+        instances: Vec<InstanceState>,
+        volumes: Vec<VolumeWish>,
+    }
+
+    struct World {
+        h: Harness,
+        instances: Vec<String>,
+        volumes: Vec<String>,
+    }
+
+    impl World {
+        fn device(volume: usize) -> String {
+            format!("/dev/sd{}", char::from(b'f' + volume as u8))
+        }
+
+        /// Makes the call; if it is accepted, records what it asks for.
+        fn apply(&self, call: &Call, wishes: &mut Wishes) {
+            let control = &self.h.control;
+            let one = |i: usize| vec![self.instances[i].clone()];
+            match *call {
+                Call::Start(i) => {
+                    if control.start_instances(&one(i), false).is_ok() {
+                        wishes.instances[i] = InstanceState::Running;
+                    }
+                }
+                Call::Stop { instance, force } => {
+                    if control.stop_instances(&one(instance), force, false).is_ok() {
+                        wishes.instances[instance] = InstanceState::Stopped;
+                    }
+                }
+                Call::Reboot(i) => {
+                    let _ = control.reboot_instances(&one(i), false);
+                }
+                Call::Terminate(i) => {
+                    if control.terminate_instances(&one(i), false).is_ok() {
+                        wishes.instances[i] = InstanceState::Terminated;
+                        for wish in &mut wishes.volumes {
+                            if *wish == VolumeWish::AttachedTo(i) {
+                                *wish = VolumeWish::Available;
+                            }
+                        }
+                    }
+                }
+                Call::Attach { volume, instance } => {
+                    let attached = control.attach_volume(
+                        &self.volumes[volume],
+                        &self.instances[instance],
+                        &Self::device(volume),
+                        false,
+                    );
+                    if attached.is_ok() {
+                        wishes.volumes[volume] = VolumeWish::AttachedTo(instance);
+                    }
+                }
+                Call::Detach(v) => {
+                    if control
+                        .detach_volume(&self.volumes[v], None, None, false)
+                        .is_ok()
+                    {
+                        wishes.volumes[v] = VolumeWish::Available;
+                    }
+                }
+                Call::DeleteVolume(v) => {
+                    if control.delete_volume(&self.volumes[v], false).is_ok() {
+                        wishes.volumes[v] = VolumeWish::Deleted;
+                    }
+                }
+            }
+        }
+
+        fn check(&self, wishes: &Wishes) {
+            for (i, id) in self.instances.iter().enumerate() {
+                let wanted = wishes.instances[i];
+                assert_eq!(self.h.instance(id).state, wanted, "instance {i}");
+                assert_eq!(
+                    self.h.hypervisor.is_running(id),
+                    wanted == InstanceState::Running,
+                    "VM of instance {i}"
+                );
+            }
+            let state = self.h.control.read();
+            for (v, id) in self.volumes.iter().enumerate() {
+                let volume = state.volumes.get(id);
+                match wishes.volumes[v] {
+                    VolumeWish::Deleted => {
+                        assert!(volume.is_none(), "volume {v} record");
+                        assert_eq!(self.h.blocks.volume_size(id), None, "volume {v} data");
+                    }
+                    VolumeWish::Available => {
+                        let volume = volume.expect("volume");
+                        assert_eq!(volume.state, VolumeState::Available, "volume {v}");
+                        assert!(volume.attachments.is_empty(), "volume {v}");
+                    }
+                    VolumeWish::AttachedTo(i) => {
+                        let volume = volume.expect("volume");
+                        assert_eq!(volume.state, VolumeState::InUse, "volume {v}");
+                        let attachment = &volume.attachments[0];
+                        assert_eq!(attachment.instance_id, self.instances[i], "volume {v}");
+                        assert_eq!(attachment.state, "attached", "volume {v}");
+                        if wishes.instances[i] == InstanceState::Running {
+                            let disks = self.h.hypervisor.disks(&self.instances[i]);
+                            assert!(disks.contains(&Self::device(v)), "volume {v} plugged");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn play(moves: Vec<Move>) {
+        let h = Harness::new().await;
+        let instances = (0..INSTANCES)
+            .map(|_| h.run_instance().instance_id)
+            .collect();
+        let volumes = (0..VOLUMES).map(|_| h.create_volume()).collect();
+        let world = World {
+            h,
+            instances,
+            volumes,
+        };
+        let mut wishes = Wishes {
+            instances: vec![InstanceState::Running; INSTANCES],
+            volumes: vec![VolumeWish::Available; VOLUMES],
+        };
+        for step in moves {
+            match step {
+                Move::Between(call) => world.apply(&call, &mut wishes),
+                Move::Round => world.h.round().await,
+                Move::During(call, turns) => {
+                    let late_call = async {
+                        for _ in 0..turns {
+                            tokio::task::yield_now().await;
+                        }
+                        world.apply(&call, &mut wishes);
+                    };
+                    tokio::join!(world.h.round(), late_call);
+                }
+            }
+        }
+        world.h.settle().await;
+        world.check(&wishes);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_last_accepted_intent_wins(moves in moves()) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(play(moves));
+        }
+    }
+}
