@@ -572,7 +572,7 @@ mod tests {
         let instance = h.run_instance();
         let root = instance.disks[0].volume_id.clone();
         h.control
-            .terminate_instances(&[instance.instance_id.clone()], false)
+            .terminate_instances(std::slice::from_ref(&instance.instance_id), false)
             .unwrap();
         h.settle().await;
         assert!(!h.control.read().volumes.contains_key(&root));
