@@ -266,10 +266,7 @@ mod tests {
     async fn a_snapshot_is_pending_until_its_upload_completes() {
         let h = Harness::new().await;
         let volume = h.create_volume();
-        let refused = h
-            .control
-            .create_snapshot(&volume, String::new(), Default::default(), false)
-            .await;
+        let refused = h.snapshot(&volume).await;
         assert!(
             matches!(refused, Err(Error::IncorrectState(_))),
             "creating: {refused:?}"
@@ -311,52 +308,20 @@ mod tests {
         let h = Harness::new().await;
         let volume = h.create_volume();
         h.settle().await;
-        let source = h
-            .control
-            .create_snapshot(&volume, String::new(), Default::default(), false)
-            .await
-            .unwrap();
-        let refused = h
-            .control
-            .copy_snapshot(
-                &source.snapshot_id,
-                "us-east-1",
-                None,
-                Default::default(),
-                false,
-            )
-            .await;
+        let source = h.snapshot(&volume).await.unwrap();
+        let refused = h.copy(&source.snapshot_id, "us-east-1").await;
         assert!(
             matches!(refused, Err(Error::IncorrectState(_))),
             "{refused:?}"
         );
         h.settle().await;
-        let copy = h
-            .control
-            .copy_snapshot(
-                &source.snapshot_id,
-                "us-east-1",
-                None,
-                Default::default(),
-                false,
-            )
-            .await
-            .unwrap();
+        let copy = h.copy(&source.snapshot_id, "us-east-1").await.unwrap();
         h.settle().await;
         assert_eq!(
             h.control.read().snapshots[&copy.snapshot_id].state,
             SnapshotState::Completed
         );
-        let elsewhere = h
-            .control
-            .copy_snapshot(
-                &source.snapshot_id,
-                "eu-west-1",
-                None,
-                Default::default(),
-                false,
-            )
-            .await;
+        let elsewhere = h.copy(&source.snapshot_id, "eu-west-1").await;
         assert!(
             matches!(elsewhere, Err(Error::InvalidParameterValue(_))),
             "{elsewhere:?}"

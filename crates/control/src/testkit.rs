@@ -121,6 +121,24 @@ impl Harness {
         self.control.read().instances[id].clone()
     }
 
+    /// CreateSnapshot of `volume_id`.
+    pub async fn snapshot(&self, volume_id: &str) -> crate::Result<crate::snapshots::Snapshot> {
+        self.control
+            .create_snapshot(volume_id, String::new(), Default::default(), false)
+            .await
+    }
+
+    /// CopySnapshot of `snapshot_id` from `region`.
+    pub async fn copy(
+        &self,
+        snapshot_id: &str,
+        region: &str,
+    ) -> crate::Result<crate::snapshots::Snapshot> {
+        self.control
+            .copy_snapshot(snapshot_id, region, None, Default::default(), false)
+            .await
+    }
+
     pub fn create_volume(&self) -> String {
         let request = CreateVolumeRequest {
             size_gib: Some(1),

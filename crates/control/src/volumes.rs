@@ -513,11 +513,7 @@ mod tests {
         let h = Harness::new().await;
         let source = h.create_volume();
         h.settle().await;
-        let snapshot = h
-            .control
-            .create_snapshot(&source, String::new(), Default::default(), false)
-            .await
-            .unwrap();
+        let snapshot = h.snapshot(&source).await.unwrap();
         h.settle().await;
         let request = CreateVolumeRequest {
             snapshot_id: Some(snapshot.snapshot_id.clone()),
