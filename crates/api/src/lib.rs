@@ -1,11 +1,13 @@
-//! The HTTP front door: SigV4 authentication, the EC2 Query protocol, action dispatch and the
-//! AWS error envelope. One endpoint serves every service; the service is read from the SigV4
-//! credential scope.
+//! The HTTP front door: SigV4 authentication, then the router. One endpoint serves every
+//! service; the service is read from the SigV4 credential scope and answers behind the one
+//! [`service::Service`] trait, in its own protocol.
 
 mod actions;
 mod auth;
 mod ebs;
 mod error;
+mod service;
+mod services;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -138,21 +140,31 @@ async fn dispatch(
         Ok(auth) => auth,
         Err(error) => return ("-".to_owned(), error_response(error, request_id)),
     };
-    match auth.service.as_str() {
-        "ec2" => match actions::ec2_query(context, method, raw_query, body, request_id).await {
-            Ok((action, xml)) => (action, xml_response(StatusCode::OK, xml)),
-            Err((action, error)) => (action, error_response(error, request_id)),
-        },
-        "ebs" => ebs::handle(context, method, uri.path(), raw_query, headers, body).await,
-        other => (
-            "-".to_owned(),
-            error_response(
-                ApiError::bad_request(
-                    "UnsupportedOperation",
-                    format!("The service '{other}' is not supported by nimbus."),
-                ),
-                request_id,
-            ),
-        ),
+    let request = service::ServiceRequest {
+        method,
+        uri,
+        headers,
+        header_pairs: &header_pairs,
+        body,
+        request_id,
+        caller: &auth,
+    };
+    match service_for(&auth.service) {
+        Some(service) => service.handle(context, &request).await,
+        None => service::unknown_service(&auth.service, &request),
     }
+}
+
+/// The service signed for, by SigV4 signing name.
+fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
+    Some(match signing_name {
+        "ec2" => &service::Ec2,
+        "ebs" => &service::Ebs,
+        "sts" => &services::sts::Sts,
+        "iam" => &services::iam::Iam,
+        "monitoring" => &service::NotYetServed("monitoring"),
+        "autoscaling" => &service::NotYetServed("autoscaling"),
+        "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
+        _ => return None,
+    })
 }

@@ -90,17 +90,23 @@ mod tests {
             assert!(model.operations().count() > 5, "{name}");
         }
         let sts = service("sts").expect("sts");
-        assert!(sts.is_modeled("GetCallerIdentity") && !sts.is_modeled("DecodeAuthorizationMessage"));
+        assert!(
+            sts.is_modeled("GetCallerIdentity") && !sts.is_modeled("DecodeAuthorizationMessage")
+        );
         for list in [
             include_str!("../model/sts.txt"),
             include_str!("../model/iam.txt"),
             include_str!("../model/monitoring.txt"),
         ] {
-            let lines = list.lines().filter(|l| !l.is_empty() && !l.starts_with('#'));
+            let lines = list
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'));
             for operation in lines {
                 assert!(
-                    MODELS.iter().any(|(name, _)| service(name)
-                        .is_some_and(|model| model.is_modeled(operation))),
+                    MODELS
+                        .iter()
+                        .any(|(name, _)| service(name)
+                            .is_some_and(|model| model.is_modeled(operation))),
                     "{operation} is listed but not modeled"
                 );
             }

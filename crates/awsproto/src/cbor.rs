@@ -15,7 +15,9 @@ use crate::timestamp;
 const EPOCH_TAG: u64 = 1;
 
 fn malformed(why: &str) -> InputError {
-    InputError::InvalidValue(format!("The body is not valid CBOR for this operation: {why}."))
+    InputError::InvalidValue(format!(
+        "The body is not valid CBOR for this operation: {why}."
+    ))
 }
 
 /// CBOR → JSON as the JSON protocol would carry it (bytes as base64, tag 1 as a number), so
@@ -86,7 +88,12 @@ impl OutputEncoding for CborEncoding {
     type Node = Cbor;
 
     fn object(&self, entries: Vec<(String, Cbor)>) -> Cbor {
-        Cbor::Map(entries.into_iter().map(|(k, v)| (Cbor::Text(k), v)).collect())
+        Cbor::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (Cbor::Text(k), v))
+                .collect(),
+        )
     }
 
     fn array(&self, elements: Vec<Cbor>) -> Cbor {

@@ -94,9 +94,8 @@ pub fn detect(request: &WireRequest) -> Option<Protocol> {
         return Some(Protocol::Json(version));
     }
     let form = content_type.starts_with("application/x-www-form-urlencoded");
-    let has_action = |bytes: &[u8]| {
-        bytes.starts_with(b"Action=") || bytes.windows(8).any(|w| w == b"&Action=")
-    };
+    let has_action =
+        |bytes: &[u8]| bytes.starts_with(b"Action=") || bytes.windows(8).any(|w| w == b"&Action=");
     (form || has_action(request.raw_query.as_bytes()) || has_action(request.body))
         .then_some(Protocol::Query)
 }

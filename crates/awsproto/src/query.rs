@@ -167,7 +167,13 @@ pub fn encode_output(
     xml.finish()
 }
 
-fn write_value(xml: &mut XmlWriter, model: &ServiceModel, shape: ShapeId, name: &str, value: &Value) {
+fn write_value(
+    xml: &mut XmlWriter,
+    model: &ServiceModel,
+    shape: ShapeId,
+    name: &str,
+    value: &Value,
+) {
     match (&model.shape(shape).kind, value) {
         (_, Value::Null) => {}
         (Kind::Structure { members, .. }, Value::Object(object)) => {

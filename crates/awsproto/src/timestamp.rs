@@ -10,9 +10,7 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(|t| t.assume_utc()))
-        .or_else(|_| {
-            time::Date::parse(text, &Iso8601::DEFAULT).map(|d| d.midnight().assume_utc())
-        })
+        .or_else(|_| time::Date::parse(text, &Iso8601::DEFAULT).map(|d| d.midnight().assume_utc()))
         .ok()
         .or_else(|| text.parse::<f64>().ok().and_then(from_epoch))
 }
