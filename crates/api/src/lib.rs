@@ -135,7 +135,10 @@ async fn dispatch(
         body,
     };
     let auth = match auth::authenticate(context, &request) {
-        Ok(auth) => auth,
+        Ok(authenticated) => {
+            tracing::debug!(caller = %authenticated.caller.arn, "authenticated");
+            authenticated.auth
+        }
         Err(error) => return ("-".to_owned(), error_response(error, request_id)),
     };
     match auth.service.as_str() {
