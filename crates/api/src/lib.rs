@@ -136,22 +136,32 @@ async fn dispatch(
         headers: &header_pairs,
         body,
     };
-    let auth = match auth::authenticate(context, &request) {
-        Ok(auth) => auth,
-        Err(error) => return ("-".to_owned(), error_response(error, request_id)),
+    let authenticated = match auth::authenticate(context, &request) {
+        Ok(authenticated) => authenticated,
+        Err(error) => {
+            // The answer goes in the protocol of the service the request was signed for.
+            let response = match awsproto::parse_sigv4(&request) {
+                Ok(auth) if !matches!(auth.service.as_str(), "ec2" | "ebs") => {
+                    service::error_in_protocol(&auth.service, &request, request_id, &error)
+                }
+                _ => error_response(error, request_id),
+            };
+            return ("-".to_owned(), response);
+        }
     };
+    tracing::debug!(caller = %authenticated.caller.arn, "authenticated");
+    let signing_name = authenticated.auth.service.as_str();
     let request = service::ServiceRequest {
         method,
         uri,
         headers,
-        header_pairs: &header_pairs,
-        body,
+        wire: &request,
         request_id,
-        caller: &auth,
+        caller: &authenticated.caller,
     };
-    match service_for(&auth.service) {
+    match service_for(signing_name) {
         Some(service) => service.handle(context, &request).await,
-        None => service::unknown_service(&auth.service, &request),
+        None => service::unknown_service(signing_name, &request),
     }
 }
 

@@ -13,9 +13,10 @@ use awsproto::{Answer, ErrorStyle, Protocol, RequestError, ServiceModel, WireErr
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
+use control::credentials::Caller;
 use serde_json::Value;
 
-use crate::{actions, ebs, error_response, xml_response, ApiContext};
+use crate::{actions, ebs, error_response, xml_response, ApiContext, ApiError};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -27,22 +28,10 @@ pub(crate) struct ServiceRequest<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
-    /// The headers as text, for the protocol codecs.
-    pub header_pairs: &'a [(String, String)],
-    pub body: &'a [u8],
+    /// The request as the protocol codecs read it (headers as text, the body).
+    pub wire: &'a awsproto::HttpRequestParts<'a>,
     pub request_id: &'a str,
-    pub caller: &'a awsproto::SigV4Auth,
-}
-
-impl ServiceRequest<'_> {
-    fn wire(&self) -> awsproto::WireRequest<'_> {
-        awsproto::WireRequest {
-            path: self.uri.path(),
-            raw_query: self.uri.query().unwrap_or(""),
-            headers: self.header_pairs,
-            body: self.body,
-        }
-    }
+    pub caller: &'a Caller,
 }
 
 pub(crate) trait Service: Sync {
@@ -70,7 +59,7 @@ pub(crate) trait ModelService: Sync {
     fn call<'a>(
         &'a self,
         context: &'a ApiContext,
-        caller: &'a awsproto::SigV4Auth,
+        caller: &'a Caller,
         operation: &'a str,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, Self::Error>>;
@@ -94,7 +83,7 @@ fn style(model: &ServiceModel) -> ErrorStyle<'_> {
 }
 
 /// The protocol the client spoke, when the model lists it; else the model's own.
-fn protocol_of(model: &ServiceModel, request: &awsproto::WireRequest) -> Protocol {
+fn protocol_of(model: &ServiceModel, request: &awsproto::HttpRequestParts) -> Protocol {
     let listed = |protocol: Protocol| {
         let mut names = model.metadata.protocols.iter().map(String::as_str);
         let name = match protocol {
@@ -127,8 +116,8 @@ impl<S: ModelService> Service for S {
             let Some(model) = awsmodel::service(self.signing_name()) else {
                 return unknown_service(self.signing_name(), request);
             };
-            let wire = request.wire();
-            let protocol = protocol_of(model, &wire);
+            let wire = request.wire;
+            let protocol = protocol_of(model, wire);
             let error = |status: StatusCode, code: &str, message: &str| {
                 let error = WireError {
                     status: status.as_u16(),
@@ -139,7 +128,7 @@ impl<S: ModelService> Service for S {
                     awsproto::encode_error(protocol, style(model), &error, request.request_id);
                 into_response(answer)
             };
-            let decoded = match awsproto::decode(model, protocol, &wire) {
+            let decoded = match awsproto::decode(model, protocol, wire) {
                 Ok(decoded) => decoded,
                 Err(failure) => {
                     let code = failure.aws_code(protocol);
@@ -176,6 +165,13 @@ impl<S: ModelService> Service for S {
     }
 }
 
+/// Reads a service's input into the parameters it honours. A modeled parameter the service
+/// does not honour is refused by name (serde's `deny_unknown_fields`), never ignored.
+pub(crate) fn honoured<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, String> {
+    serde_json::from_value(input)
+        .map_err(|e| format!("This request has a parameter nimbus does not support: {e}."))
+}
+
 /// `UnsupportedOperation` for every operation of a service nimbus carries the model of but
 /// does not serve yet (CloudWatch, Auto Scaling, ELBv2): the request is still decoded and
 /// checked, and the error comes back in the protocol the client spoke.
@@ -201,7 +197,7 @@ impl ModelService for NotYetServed {
     fn call<'a>(
         &'a self,
         _context: &'a ApiContext,
-        _caller: &'a awsproto::SigV4Auth,
+        _caller: &'a Caller,
         operation: &'a str,
         _input: Value,
     ) -> BoxFuture<'a, Result<Value, Self::Error>> {
@@ -224,7 +220,7 @@ impl Service for Ec2 {
                 context,
                 request.method,
                 raw_query,
-                request.body,
+                request.wire.body,
                 request.request_id,
             )
             .await;
@@ -251,7 +247,7 @@ impl Service for Ebs {
             request.uri.path(),
             request.uri.query().unwrap_or(""),
             request.headers,
-            request.body,
+            request.wire.body,
         ))
     }
 }
@@ -259,17 +255,29 @@ impl Service for Ebs {
 /// A service nimbus does not have (ssm, kms, sqs, s3…): `UnsupportedOperation` in that
 /// service's own protocol, so that its client shows the code.
 pub(crate) fn unknown_service(signing_name: &str, request: &ServiceRequest) -> Handled {
+    let message = format!("The service '{signing_name}' is not supported by nimbus.");
+    let error = ApiError::bad_request("UnsupportedOperation", message);
+    let response = error_in_protocol(signing_name, request.wire, request.request_id, &error);
+    ("-".to_owned(), response)
+}
+
+/// `error` in the protocol the request speaks, or else the one the signed-for service's model
+/// prefers (AWS Query when nimbus knows neither).
+pub(crate) fn error_in_protocol(
+    signing_name: &str,
+    request: &awsproto::HttpRequestParts,
+    request_id: &str,
+    error: &ApiError,
+) -> Response {
     let known = awsmodel::wire(signing_name);
-    let protocol = awsproto::detect(&request.wire())
+    let protocol = awsproto::detect(request)
         .or(known.as_ref().map(|wire| wire.protocol))
         .unwrap_or(Protocol::Query);
     let style = known.map(|wire| wire.style).unwrap_or_default();
-    let message = format!("The service '{signing_name}' is not supported by nimbus.");
     let error = WireError {
-        status: StatusCode::BAD_REQUEST.as_u16(),
-        code: "UnsupportedOperation",
-        message: &message,
+        status: error.status.as_u16(),
+        code: &error.code,
+        message: &error.message,
     };
-    let answer = awsproto::encode_error(protocol, style, &error, request.request_id);
-    ("-".to_owned(), into_response(answer))
+    into_response(awsproto::encode_error(protocol, style, &error, request_id))
 }

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use awsproto::{decode, detect, Protocol, RequestError, WireRequest};
+use awsproto::{decode, detect, HttpRequestParts, Protocol, RequestError};
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -99,9 +99,10 @@ impl Captured {
         }
     }
 
-    fn wire(&self) -> WireRequest<'_> {
-        WireRequest {
-            path: &self.path,
+    fn wire(&self) -> HttpRequestParts<'_> {
+        HttpRequestParts {
+            method: "POST",
+            raw_path: &self.path,
             raw_query: &self.query,
             headers: &self.headers,
             body: &self.body,
@@ -161,8 +162,8 @@ fn botocore_serialized_requests_decode_to_their_parameters() {
             _ => Protocol::Json(awsproto::JsonVersion::V1_0),
         };
         assert_eq!(protocol, expected_protocol, "{line}");
-        let decoded = decode(model, protocol, &captured.wire())
-            .unwrap_or_else(|e| panic!("{e} for {line}"));
+        let decoded =
+            decode(model, protocol, &captured.wire()).unwrap_or_else(|e| panic!("{e} for {line}"));
         assert_eq!(decoded.operation.name, line["operation"], "{line}");
         assert!(
             same(&line["params"], &decoded.input),
@@ -207,8 +208,9 @@ fn query_request(body: &str) -> Result<Value, RequestError> {
         "Content-Type".to_owned(),
         "application/x-www-form-urlencoded".to_owned(),
     )];
-    let wire = WireRequest {
-        path: "/",
+    let wire = HttpRequestParts {
+        method: "POST",
+        raw_path: "/",
         raw_query: "",
         headers: &headers,
         body: body.as_bytes(),
@@ -233,7 +235,10 @@ fn query_validation_names_the_parameter_with_aws_codes() {
         missing.expect_err("missing").to_string(),
         "The request must contain the parameter RoleArn."
     );
-    assert_eq!(code("Action=NoSuchThing&Version=2011-06-15"), "InvalidAction");
+    assert_eq!(
+        code("Action=NoSuchThing&Version=2011-06-15"),
+        "InvalidAction"
+    );
     assert_eq!(code("Version=2011-06-15"), "MissingAction");
     assert_eq!(
         code("Action=GetCallerIdentity&Version=2011-06-15&Extra=1"),
@@ -258,7 +263,10 @@ fn query_validation_names_the_parameter_with_aws_codes() {
         "The parameter TransitiveTagKeys.member.2 is not recognized."
     );
     let empty = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/r&RoleSessionName=s&TransitiveTagKeys=";
-    assert_eq!(query_request(empty).expect("empty list")["TransitiveTagKeys"], json!([]));
+    assert_eq!(
+        query_request(empty).expect("empty list")["TransitiveTagKeys"],
+        json!([])
+    );
 }
 
 #[test]
@@ -307,9 +315,10 @@ fn outputs_and_errors_are_written_in_each_protocol() {
         json_error.body,
         br#"{"__type":"UnsupportedOperation","message":"no"}"#
     );
-    assert!(json_error
-        .headers
-        .contains(&("x-amzn-query-error", "UnsupportedOperation;Sender".to_owned())));
+    assert!(json_error.headers.contains(&(
+        "x-amzn-query-error",
+        "UnsupportedOperation;Sender".to_owned()
+    )));
     let cbor_error = awsproto::encode_error(Protocol::RpcV2Cbor, style, &error, "r");
     let decoded: ciborium::Value = ciborium::from_reader(&cbor_error.body[..]).expect("cbor");
     assert_eq!(

@@ -19,8 +19,8 @@ pub use input::InputError;
 pub use model::{Kind, Lookup, Member, Metadata, ModelError, Operation, ServiceModel, ShapeId};
 pub use protocol::{
     decode, detect, encode_error, encode_output, Answer, Decoded, ErrorStyle, JsonVersion,
-    Protocol, RequestError, WireError, WireRequest,
+    Protocol, RequestError, WireError,
 };
-pub use sigv4::{parse_sigv4, verify_sigv4, AuthError, HttpRequestParts, SigV4Auth};
+pub use sigv4::{parse_sigv4, verify_sigv4, AuthDialect, AuthError, HttpRequestParts, SigV4Auth};
 pub use timestamp::iso8601;
 pub use xml::{ec2_error, ec2_response, XmlWriter, EC2_XMLNS};

@@ -11,7 +11,7 @@ use crate::form::parse_form;
 use crate::input::InputError;
 use crate::model::{Lookup, Operation, ServiceModel};
 use crate::query::Params;
-use crate::{cbor, json, query};
+use crate::{cbor, json, query, HttpRequestParts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -55,15 +55,7 @@ impl Protocol {
     }
 }
 
-/// What the codecs need of an HTTP request.
-pub struct WireRequest<'a> {
-    pub path: &'a str,
-    pub raw_query: &'a str,
-    pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
-}
-
-impl WireRequest<'_> {
+impl HttpRequestParts<'_> {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -77,7 +69,7 @@ impl WireRequest<'_> {
 }
 
 /// The protocol a request speaks, when its headers or body say so.
-pub fn detect(request: &WireRequest) -> Option<Protocol> {
+pub fn detect(request: &HttpRequestParts) -> Option<Protocol> {
     if request
         .header("smithy-protocol")
         .is_some_and(|p| p.eq_ignore_ascii_case("rpc-v2-cbor"))
@@ -153,7 +145,7 @@ pub struct Decoded<'m> {
 pub fn decode<'m>(
     model: &'m ServiceModel,
     protocol: Protocol,
-    request: &WireRequest,
+    request: &HttpRequestParts,
 ) -> Result<Decoded<'m>, RequestError> {
     match protocol {
         Protocol::Query => {
@@ -186,7 +178,7 @@ pub fn decode<'m>(
         }
         Protocol::RpcV2Cbor => {
             let name = request
-                .path
+                .raw_path
                 .rsplit_once("/operation/")
                 .map(|(_, name)| name)
                 .ok_or(RequestError::MissingOperation)?;
@@ -207,7 +199,7 @@ fn modeled<'m>(model: &'m ServiceModel, name: &str) -> Result<Operation<'m>, Req
 }
 
 /// The form of a Query request: the query string and the body together, each key once.
-fn query_params(request: &WireRequest) -> Result<Params, RequestError> {
+fn query_params(request: &HttpRequestParts) -> Result<Params, RequestError> {
     let bad = |e: crate::ProtoError| RequestError::Input(InputError::InvalidValue(e.to_string()));
     let mut pairs = parse_form(request.raw_query.as_bytes()).map_err(bad)?;
     pairs.extend(parse_form(request.body).map_err(bad)?);
