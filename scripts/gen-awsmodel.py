@@ -75,7 +75,8 @@ def slim_shape(name, shape):
 
 
 def compact(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    # botocore's own key order: member order is the order of XML elements in responses.
+    return json.dumps(value, separators=(",", ":"))
 
 
 def block(items):

@@ -27,7 +27,7 @@ query = {"MetricDataQueries": [{"Id": "q1", "MetricStat": {"Metric": {"Namespace
          {"Id": "q2", "Expression": "q1 * 2", "Label": "double"}], "StartTime": at, "EndTime": at, "MaxDatapoints": 100}
 requests = [
     ("sts", "query", "GetCallerIdentity", {}),
-    ("sts", "query", "AssumeRole", {"RoleArn": "arn:aws:iam::000000000000:role/r", "RoleSessionName": "s",
+    ("sts", "query", "AssumeRole", {"RoleArn": "arn:aws:iam::000000000000:role/r", "RoleSessionName": "session",
                                     "DurationSeconds": 900, "Policy": "{\"a\": \"b&c=d\"}",
                                     "PolicyArns": [{"arn": "arn:aws:iam::aws:policy/p1"}, {"arn": "arn:aws:iam::aws:policy/p2"}],
                                     "Tags": [{"Key": "team", "Value": "x y"}], "TransitiveTagKeys": ["team"]}),
@@ -227,10 +227,10 @@ fn query_validation_names_the_parameter_with_aws_codes() {
             .aws_code(Protocol::Query)
     };
     assert_eq!(
-        code("Action=AssumeRole&Version=2011-06-15&RoleSessionName=s"),
+        code("Action=AssumeRole&Version=2011-06-15&RoleSessionName=session"),
         "MissingParameter"
     );
-    let missing = query_request("Action=AssumeRole&Version=2011-06-15&RoleSessionName=s");
+    let missing = query_request("Action=AssumeRole&Version=2011-06-15&RoleSessionName=session");
     assert_eq!(
         missing.expect_err("missing").to_string(),
         "The request must contain the parameter RoleArn."
@@ -257,12 +257,12 @@ fn query_validation_names_the_parameter_with_aws_codes() {
         "UnsupportedOperation"
     );
     // Gaps in a list leave the later elements unclaimed: refused by name, not dropped.
-    let gap = "Action=AssumeRole&Version=2011-06-15&RoleArn=a&RoleSessionName=s&TransitiveTagKeys.member.2=x";
+    let gap = "Action=AssumeRole&Version=2011-06-15&RoleArn=a&RoleSessionName=session&TransitiveTagKeys.member.2=x";
     assert_eq!(
         query_request(gap).expect_err("gap").to_string(),
         "The parameter TransitiveTagKeys.member.2 is not recognized."
     );
-    let empty = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/r&RoleSessionName=s&TransitiveTagKeys=";
+    let empty = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/r&RoleSessionName=session&TransitiveTagKeys=";
     assert_eq!(
         query_request(empty).expect("empty list")["TransitiveTagKeys"],
         json!([])

@@ -54,8 +54,9 @@ struct RawMember {
 struct RawShape {
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
-    members: BTreeMap<String, RawMember>,
+    /// In the model's order, which is the order of XML elements in responses.
+    #[serde(default, deserialize_with = "in_order")]
+    members: Vec<(String, RawMember)>,
     #[serde(default)]
     required: Vec<String>,
     member: Option<RawMember>,
@@ -67,6 +68,30 @@ struct RawShape {
     max: Option<f64>,
     #[serde(default)]
     flattened: bool,
+}
+
+/// A JSON object's entries in document order (serde_json's map would sort them).
+fn in_order<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, RawMember)>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(String, RawMember)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of members")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_map(Entries)
 }
 
 pub type ShapeId = usize;
