@@ -40,6 +40,15 @@ pub(crate) trait Service: Sync {
         context: &'a ApiContext,
         request: &'a ServiceRequest<'a>,
     ) -> BoxFuture<'a, Handled>;
+
+    /// `error` (one the request never reached the service with, such as a failed signature)
+    /// in this service's protocol.
+    fn error(
+        &self,
+        request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response;
 }
 
 /// An error a service answers: its AWS code and HTTP status, chosen in one place per service.
@@ -163,6 +172,15 @@ impl<S: ModelService> Service for S {
             }
         })
     }
+
+    fn error(
+        &self,
+        request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response {
+        error_in_protocol(self.signing_name(), request, request_id, &error)
+    }
 }
 
 /// Reads a service's input into the parameters it honours. A modeled parameter the service
@@ -209,6 +227,15 @@ impl ModelService for NotYetServed {
 pub(crate) struct Ec2;
 
 impl Service for Ec2 {
+    fn error(
+        &self,
+        _request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response {
+        error_response(error, request_id)
+    }
+
     fn handle<'a>(
         &'a self,
         context: &'a ApiContext,
@@ -236,6 +263,15 @@ impl Service for Ec2 {
 pub(crate) struct Ebs;
 
 impl Service for Ebs {
+    fn error(
+        &self,
+        _request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response {
+        error_response(error, request_id)
+    }
+
     fn handle<'a>(
         &'a self,
         context: &'a ApiContext,
