@@ -128,15 +128,6 @@ def test_cloudwatch_answers_in_each_protocol_its_model_lists(nimbus, protocol):
 
 
 def test_an_sts_authentication_failure_comes_in_the_query_envelope(nimbus):
-    import boto3
-
-    sts = boto3.client(
-        "sts",
-        endpoint_url=nimbus.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="wrong",
-    )
-    error = error_of(sts.get_caller_identity)
+    error = error_of(nimbus.client("sts", secret="wrong").get_caller_identity)
     assert error["Code"] == "SignatureDoesNotMatch"
     assert error["Type"] == "Sender"

@@ -42,13 +42,15 @@ pub(crate) trait Service: Sync {
     ) -> BoxFuture<'a, Handled>;
 
     /// `error` (one the request never reached the service with, such as a failed signature)
-    /// in this service's protocol.
+    /// in this service's protocol; EC2's envelope unless the service says otherwise.
     fn error(
         &self,
-        request: &awsproto::HttpRequestParts,
+        _request: &awsproto::HttpRequestParts,
         request_id: &str,
         error: ApiError,
-    ) -> Response;
+    ) -> Response {
+        error_response(error, request_id)
+    }
 }
 
 /// An error a service answers: its AWS code and HTTP status, chosen in one place per service.
@@ -227,15 +229,6 @@ impl ModelService for NotYetServed {
 pub(crate) struct Ec2;
 
 impl Service for Ec2 {
-    fn error(
-        &self,
-        _request: &awsproto::HttpRequestParts,
-        request_id: &str,
-        error: ApiError,
-    ) -> Response {
-        error_response(error, request_id)
-    }
-
     fn handle<'a>(
         &'a self,
         context: &'a ApiContext,
@@ -263,15 +256,6 @@ impl Service for Ec2 {
 pub(crate) struct Ebs;
 
 impl Service for Ebs {
-    fn error(
-        &self,
-        _request: &awsproto::HttpRequestParts,
-        request_id: &str,
-        error: ApiError,
-    ) -> Response {
-        error_response(error, request_id)
-    }
-
     fn handle<'a>(
         &'a self,
         context: &'a ApiContext,
