@@ -126,18 +126,8 @@ fn wire_key(name: &str, member: &RawMember) -> String {
 
 fn build(json: &str) -> Result<Model, String> {
     let raw: RawModel = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    let index: HashMap<&str, ShapeId> = raw
-        .shapes
-        .keys()
-        .enumerate()
-        .map(|(id, name)| (name.as_str(), id))
-        .collect();
-    let resolve = |name: &str| {
-        index
-            .get(name)
-            .copied()
-            .ok_or_else(|| format!("shape {name} is referenced but not in the model"))
-    };
+    let index = awsproto::ShapeIndex::new(raw.shapes.keys());
+    let resolve = |name: &str| index.resolve(name);
     let mut shapes = Vec::with_capacity(raw.shapes.len());
     for (name, shape) in &raw.shapes {
         let kind = match shape.kind.as_str() {
