@@ -8,6 +8,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::find_instance_type;
+use crate::credentials::{
+    resolve_instance_profile, InstanceProfileAssociation, InstanceProfileSpecification,
+};
 use crate::filter::{Filter, Filterable};
 use crate::idempotency::ClientToken;
 use crate::images::Image;
@@ -124,6 +127,9 @@ pub struct Instance {
     /// generation is still the one it started from (see `instance_reconciler.rs`).
     #[serde(default)]
     pub generation: u64,
+    /// Absent in records written before instance profiles existed.
+    #[serde(default)]
+    pub iam_instance_profile: Option<InstanceProfileAssociation>,
 }
 
 impl Instance {
@@ -222,6 +228,7 @@ pub struct RunInstancesRequest {
     pub availability_zone: Option<String>,
     pub shutdown_behavior: Option<String>,
     pub dry_run: bool,
+    pub iam_instance_profile: Option<InstanceProfileSpecification>,
 }
 
 /// A volume to create at launch for one device.
@@ -478,6 +485,11 @@ impl Control {
                     });
                 }
             }
+            let iam_instance_profile = request
+                .iam_instance_profile
+                .as_ref()
+                .map(|spec| resolve_instance_profile(txn.state(), spec))
+                .transpose()?;
             let planned = plan_volumes(txn.state(), &image, &request.block_device_mappings)?;
             let live = txn
                 .state()
@@ -555,6 +567,7 @@ impl Control {
                     terminated_at: None,
                     tags: request.instance_tags.clone(),
                     generation: 0,
+                    iam_instance_profile: iam_instance_profile.clone(),
                 };
                 txn.put(instance.clone())?;
                 instances.push(instance);
