@@ -273,7 +273,46 @@ fn validate_tags(tags: &[(String, String)]) -> IdentityResult<Tags> {
     Ok(map)
 }
 
-fn page<T: Clone>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<IamPage<T>> {
+/// What List* actions page through: named things below a path.
+trait Listed {
+    fn path(&self) -> &str;
+    fn name(&self) -> &str;
+}
+
+impl Listed for Role {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn name(&self) -> &str {
+        &self.role_name
+    }
+}
+
+impl Listed for InstanceProfile {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn name(&self) -> &str {
+        &self.instance_profile_name
+    }
+}
+
+/// One page of `items` below `PathPrefix`, by name regardless of case, shown through `view`.
+fn list<'a, S: Listed + 'a, T>(
+    items: impl Iterator<Item = &'a S>,
+    view: impl Fn(&S) -> T,
+    input: &ListInput,
+) -> IdentityResult<IamPage<T>> {
+    let prefix = input.path_prefix.as_deref().unwrap_or("");
+    let mut items: Vec<(String, T)> = items
+        .filter(|item| item.path().starts_with(prefix))
+        .map(|item| (name_key(item.name()), view(item)))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    page(items, input)
+}
+
+fn page<T>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<IamPage<T>> {
     let max_items = input.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
     if !MAX_ITEMS_RANGE.contains(&max_items) {
         return Err(constraint(
@@ -294,10 +333,6 @@ fn page<T: Clone>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<
         is_truncated: marker.is_some(),
         marker,
     })
-}
-
-fn matches_prefix(path: &str, prefix: Option<&str>) -> bool {
-    prefix.is_none_or(|p| path.starts_with(p))
 }
 
 /// The case-insensitive key IAM names are unique and listed by.
@@ -406,15 +441,7 @@ impl Control {
 
     /// ListRoles, by name, optionally below a path prefix.
     pub fn list_roles(&self, input: &ListInput) -> IdentityResult<IamPage<Role>> {
-        let state = self.read();
-        let mut roles: Vec<(String, Role)> = state
-            .roles
-            .values()
-            .filter(|role| matches_prefix(&role.path, input.path_prefix.as_deref()))
-            .map(|role| (name_key(&role.role_name), role.clone()))
-            .collect();
-        roles.sort_by(|a, b| a.0.cmp(&b.0));
-        page(roles, input)
+        list(self.read().roles.values(), Role::clone, input)
     }
 
     /// DeleteRole: refused with `DeleteConflict` while an instance profile holds the role.
@@ -540,19 +567,8 @@ impl Control {
         input: &ListInput,
     ) -> IdentityResult<IamPage<InstanceProfileView>> {
         let state = self.read();
-        let mut profiles: Vec<(String, InstanceProfileView)> = state
-            .instance_profiles
-            .values()
-            .filter(|p| matches_prefix(&p.path, input.path_prefix.as_deref()))
-            .map(|p| {
-                (
-                    name_key(&p.instance_profile_name),
-                    profile_view(&state.roles, p),
-                )
-            })
-            .collect();
-        profiles.sort_by(|a, b| a.0.cmp(&b.0));
-        page(profiles, input)
+        let view = |profile: &InstanceProfile| profile_view(&state.roles, profile);
+        list(state.instance_profiles.values(), view, input)
     }
 
     /// DeleteInstanceProfile: refused with `DeleteConflict` while it holds a role.
