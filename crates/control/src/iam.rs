@@ -242,10 +242,11 @@ pub(crate) fn normalize_policy_document(document: &str) -> IdentityResult<String
     }
 }
 
-fn validate_tags(tags: &[(String, String)]) -> IdentityResult<Tags> {
+/// Tags of a new role or instance profile; `quota` names IAM's limit in its message.
+fn validate_tags(tags: &[(String, String)], quota: &str) -> IdentityResult<Tags> {
     if tags.len() > MAX_TAGS {
         return Err(IdentityError::LimitExceeded(format!(
-            "Cannot exceed quota for TagsPerRole: {MAX_TAGS}."
+            "Cannot exceed quota for {quota}: {MAX_TAGS}."
         )));
     }
     let mut map = Tags::new();
@@ -264,11 +265,12 @@ fn validate_tags(tags: &[(String, String)]) -> IdentityResult<Tags> {
                 "Member must have length less than or equal to 256",
             ));
         }
-        if map.insert(key.clone(), value.clone()).is_some() {
+        if map.keys().any(|seen| seen.eq_ignore_ascii_case(key)) {
             return Err(IdentityError::Validation(format!(
                 "Duplicate tag keys found. Please note that Tag keys are case insensitive: {key}"
             )));
         }
+        map.insert(key.clone(), value.clone());
     }
     Ok(map)
 }
@@ -405,7 +407,7 @@ impl Control {
                 "The requested MaxSessionDuration {max_session_duration} is invalid: it must be between 3600 and 43200 seconds."
             )));
         }
-        let tags = validate_tags(&input.tags)?;
+        let tags = validate_tags(&input.tags, "TagsPerRole")?;
         let role = Role {
             role_id: new_unique_id("AROA", 17),
             arn: format!(
@@ -494,7 +496,7 @@ impl Control {
             path,
             create_date: nimbus_core::now_millis(),
             role_id: None,
-            tags: validate_tags(&input.tags)?,
+            tags: validate_tags(&input.tags, "TagsPerInstanceProfile")?,
         };
         self.mutate_with(|txn| {
             if let Some(existing) = find_profile(
@@ -653,6 +655,21 @@ mod tests {
             assert!(matches!(error, IdentityError::Validation(_)), "{bad}");
         }
         assert!(validate_name("a", "roleSessionName", 2..=64).is_err());
+    }
+
+    #[test]
+    fn tags_keys_are_unique_regardless_of_case_and_limited_to_fifty() {
+        let tag = |k: &str| (k.to_owned(), "v".to_owned());
+        assert!(validate_tags(&[tag("team"), tag("env")], "TagsPerRole").is_ok());
+        assert!(matches!(
+            validate_tags(&[tag("team"), tag("TEAM")], "TagsPerRole"),
+            Err(IdentityError::Validation(_))
+        ));
+        let many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"))).collect();
+        assert!(matches!(
+            validate_tags(&many, "TagsPerRole"),
+            Err(IdentityError::LimitExceeded(_))
+        ));
     }
 
     #[test]
