@@ -519,18 +519,16 @@ impl Control {
         instance_profile_name: &str,
         role_name: &str,
     ) -> IdentityResult<()> {
-        self.mutate_with(|txn| {
-            let mut profile = existing_profile(txn, instance_profile_name)?;
-            let role = existing_role(txn, role_name)?;
-            if profile.role_id.is_some() {
-                return Err(IdentityError::LimitExceeded(
+        self.change_profile_role(
+            instance_profile_name,
+            role_name,
+            |profile, role| match profile.role_id {
+                Some(_) => Err(IdentityError::LimitExceeded(
                     "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1".into(),
-                ));
-            }
-            profile.role_id = Some(role.role_id);
-            txn.put(profile)?;
-            Ok(())
-        })
+                )),
+                None => Ok(Some(role.role_id.clone())),
+            },
+        )
     }
 
     pub fn remove_role_from_instance_profile(
@@ -538,16 +536,29 @@ impl Control {
         instance_profile_name: &str,
         role_name: &str,
     ) -> IdentityResult<()> {
+        self.change_profile_role(instance_profile_name, role_name, |profile, role| {
+            if profile.role_id.as_deref() == Some(role.role_id.as_str()) {
+                Ok(None)
+            } else {
+                Err(IdentityError::NoSuchEntity(format!(
+                    "The role with name {} cannot be found in instance profile {}.",
+                    role.role_name, profile.instance_profile_name
+                )))
+            }
+        })
+    }
+
+    /// Finds a profile and a role by name and stores the profile's role that `decide` picks.
+    fn change_profile_role(
+        &self,
+        instance_profile_name: &str,
+        role_name: &str,
+        decide: impl FnOnce(&InstanceProfile, &Role) -> IdentityResult<Option<String>>,
+    ) -> IdentityResult<()> {
         self.mutate_with(|txn| {
             let mut profile = existing_profile(txn, instance_profile_name)?;
             let role = existing_role(txn, role_name)?;
-            if profile.role_id.as_deref() != Some(role.role_id.as_str()) {
-                return Err(IdentityError::NoSuchEntity(format!(
-                    "The role with name {} cannot be found in instance profile {}.",
-                    role.role_name, profile.instance_profile_name
-                )));
-            }
-            profile.role_id = None;
+            profile.role_id = decide(&profile, &role)?;
             txn.put(profile)?;
             Ok(())
         })
