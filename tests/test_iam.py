@@ -153,6 +153,8 @@ def test_instance_reads_its_role_credentials_from_imds(cloud, ec2vm, minimal_ami
     assert instance["IamInstanceProfile"] == shown
     described = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert described["IamInstanceProfile"] == shown
+    by_profile = ec2vm.describe_instances(Filters=[{"Name": "iam-instance-profile.arn", "Values": [profile["Arn"]]}])
+    assert [i["InstanceId"] for r in by_profile["Reservations"] for i in r["Instances"]] == [instance_id]
 
     seen = wait_console(ec2vm, instance_id, r"NIMBUS-IAM role=\[(.*?)\] info=(.*?) creds=(.*?) END")
     assert seen.group(1) == "e2e-instance-role"

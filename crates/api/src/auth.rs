@@ -74,3 +74,36 @@ fn auth_error(error: &awsproto::AuthError, dialect: awsproto::AuthDialect) -> Ap
         message,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_for(service: &str, region: &str) -> awsproto::SigV4Auth {
+        awsproto::SigV4Auth {
+            access_key_id: "test".into(),
+            date: "20261129".into(),
+            region: region.into(),
+            service: service.into(),
+            signed_headers: vec!["host".into()],
+            signature: String::new(),
+            amz_date: "20261129T000000Z".into(),
+            request_time: time::OffsetDateTime::UNIX_EPOCH,
+            security_token: None,
+            presigned_expires: None,
+        }
+    }
+
+    #[test]
+    fn regional_services_take_only_their_region_and_global_ones_also_us_east_1() {
+        let served = |service, region| region_served("eu-west-1", &signed_for(service, region));
+        assert!(served("ec2", "eu-west-1"));
+        assert!(!served("ec2", "us-east-1"));
+        assert!(!served("ebs", "us-west-2"));
+        for global in ["iam", "sts"] {
+            assert!(served(global, "eu-west-1"));
+            assert!(served(global, "us-east-1"));
+            assert!(!served(global, "us-west-2"));
+        }
+    }
+}

@@ -669,6 +669,34 @@ mod tests {
     }
 
     #[test]
+    fn iam_and_sts_answer_their_own_codes() {
+        let iam = |error: AuthError| {
+            let (code, status, _) = error.answer(AuthDialect::Iam);
+            (code, status)
+        };
+        assert_eq!(
+            iam(AuthError::UnknownAccessKey),
+            ("InvalidClientTokenId", 403)
+        );
+        assert_eq!(
+            iam(AuthError::InvalidSecurityToken),
+            ("InvalidClientTokenId", 403)
+        );
+        assert_eq!(iam(AuthError::ExpiredToken), ("ExpiredToken", 403));
+        assert_eq!(iam(AuthError::Missing), ("MissingAuthenticationToken", 403));
+        assert_eq!(
+            iam(AuthError::WrongRegion("eu-west-1".into())),
+            ("SignatureDoesNotMatch", 403)
+        );
+        assert_eq!(
+            AuthError::ExpiredToken.answer(AuthDialect::Ec2),
+            ("RequestExpired", 400, "Request has expired.".to_owned())
+        );
+        assert_eq!(AuthDialect::of_service("ebs"), AuthDialect::Ec2);
+        assert_eq!(AuthDialect::of_service("sts"), AuthDialect::Iam);
+    }
+
+    #[test]
     fn parses_header_form_and_rejects_garbage() {
         let h = headers(&[
             ("authorization", "AWS4-HMAC-SHA256 Credential=test/20261123/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"),

@@ -420,6 +420,16 @@ impl Control {
         instance_id: &str,
         now: i64,
     ) -> IdentityResult<Option<InstanceRoleCredentials>> {
+        // Most metadata requests find current credentials: those need only the shared lock.
+        {
+            let state = self.read();
+            let Some(role) = instance_role(&state, instance_id) else {
+                return Ok(None);
+            };
+            if let Some(current) = fresh_session(&state, &role, instance_id, now) {
+                return Ok(Some(instance_credentials(&role, current)));
+            }
+        }
         let account_id = self.config().account_id.clone();
         self.mutate_with(|txn| match instance_role(txn.state(), instance_id) {
             Some(role) => instance_session(txn, &account_id, &role, instance_id, now).map(Some),
@@ -439,16 +449,14 @@ fn instance_role(state: &crate::State, instance_id: &str) -> Option<Role> {
     state.roles.get(role_id).cloned()
 }
 
-/// The instance's current session of `role`, or a new one when none has 15 minutes left.
-fn instance_session(
-    txn: &mut Txn,
-    account_id: &str,
+/// The instance's session of `role` with more than 15 minutes left, if any.
+fn fresh_session(
+    state: &crate::State,
     role: &Role,
     instance_id: &str,
     now: i64,
-) -> IdentityResult<InstanceRoleCredentials> {
-    let fresh = txn
-        .state()
+) -> Option<TemporaryCredential> {
+    state
         .temporary_credentials
         .values()
         .filter(|c| {
@@ -457,8 +465,26 @@ fn instance_session(
                 && c.expiration - INSTANCE_REFRESH_BEFORE_MILLIS > now
         })
         .max_by_key(|c| c.expiration)
-        .cloned();
-    let issued = match fresh {
+        .cloned()
+}
+
+fn instance_credentials(role: &Role, issued: TemporaryCredential) -> InstanceRoleCredentials {
+    InstanceRoleCredentials {
+        role_name: role.role_name.clone(),
+        credentials: issued.credentials(),
+        issued: issued.issued,
+    }
+}
+
+/// The instance's current session of `role`, or a new one when none has 15 minutes left.
+fn instance_session(
+    txn: &mut Txn,
+    account_id: &str,
+    role: &Role,
+    instance_id: &str,
+    now: i64,
+) -> IdentityResult<InstanceRoleCredentials> {
+    let issued = match fresh_session(txn.state(), role, instance_id, now) {
         Some(credential) => credential,
         None => {
             let (arn, user_id) = role_session(account_id, role, instance_id);
@@ -473,11 +499,7 @@ fn instance_session(
             issue(txn, grant, now)?
         }
     };
-    Ok(InstanceRoleCredentials {
-        role_name: role.role_name.clone(),
-        credentials: issued.credentials(),
-        issued: issued.issued,
-    })
+    Ok(instance_credentials(role, issued))
 }
 
 /// The instance profile named in RunInstances `IamInstanceProfile`, by ARN or by name.

@@ -242,10 +242,11 @@ pub(crate) fn normalize_policy_document(document: &str) -> IdentityResult<String
     }
 }
 
-fn validate_tags(tags: &[(String, String)]) -> IdentityResult<Tags> {
+/// Tags of a new role or instance profile; `quota` names IAM's limit in its message.
+fn validate_tags(tags: &[(String, String)], quota: &str) -> IdentityResult<Tags> {
     if tags.len() > MAX_TAGS {
         return Err(IdentityError::LimitExceeded(format!(
-            "Cannot exceed quota for TagsPerRole: {MAX_TAGS}."
+            "Cannot exceed quota for {quota}: {MAX_TAGS}."
         )));
     }
     let mut map = Tags::new();
@@ -264,16 +265,56 @@ fn validate_tags(tags: &[(String, String)]) -> IdentityResult<Tags> {
                 "Member must have length less than or equal to 256",
             ));
         }
-        if map.insert(key.clone(), value.clone()).is_some() {
+        if map.keys().any(|seen| seen.eq_ignore_ascii_case(key)) {
             return Err(IdentityError::Validation(format!(
                 "Duplicate tag keys found. Please note that Tag keys are case insensitive: {key}"
             )));
         }
+        map.insert(key.clone(), value.clone());
     }
     Ok(map)
 }
 
-fn page<T: Clone>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<IamPage<T>> {
+/// What List* actions page through: named things below a path.
+trait Listed {
+    fn path(&self) -> &str;
+    fn name(&self) -> &str;
+}
+
+impl Listed for Role {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn name(&self) -> &str {
+        &self.role_name
+    }
+}
+
+impl Listed for InstanceProfile {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn name(&self) -> &str {
+        &self.instance_profile_name
+    }
+}
+
+/// One page of `items` below `PathPrefix`, by name regardless of case, shown through `view`.
+fn list<'a, S: Listed + 'a, T>(
+    items: impl Iterator<Item = &'a S>,
+    view: impl Fn(&S) -> T,
+    input: &ListInput,
+) -> IdentityResult<IamPage<T>> {
+    let prefix = input.path_prefix.as_deref().unwrap_or("");
+    let mut items: Vec<(String, T)> = items
+        .filter(|item| item.path().starts_with(prefix))
+        .map(|item| (name_key(item.name()), view(item)))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    page(items, input)
+}
+
+fn page<T>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<IamPage<T>> {
     let max_items = input.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
     if !MAX_ITEMS_RANGE.contains(&max_items) {
         return Err(constraint(
@@ -294,10 +335,6 @@ fn page<T: Clone>(items: Vec<(String, T)>, input: &ListInput) -> IdentityResult<
         is_truncated: marker.is_some(),
         marker,
     })
-}
-
-fn matches_prefix(path: &str, prefix: Option<&str>) -> bool {
-    prefix.is_none_or(|p| path.starts_with(p))
 }
 
 /// The case-insensitive key IAM names are unique and listed by.
@@ -370,7 +407,7 @@ impl Control {
                 "The requested MaxSessionDuration {max_session_duration} is invalid: it must be between 3600 and 43200 seconds."
             )));
         }
-        let tags = validate_tags(&input.tags)?;
+        let tags = validate_tags(&input.tags, "TagsPerRole")?;
         let role = Role {
             role_id: new_unique_id("AROA", 17),
             arn: format!(
@@ -406,15 +443,7 @@ impl Control {
 
     /// ListRoles, by name, optionally below a path prefix.
     pub fn list_roles(&self, input: &ListInput) -> IdentityResult<IamPage<Role>> {
-        let state = self.read();
-        let mut roles: Vec<(String, Role)> = state
-            .roles
-            .values()
-            .filter(|role| matches_prefix(&role.path, input.path_prefix.as_deref()))
-            .map(|role| (name_key(&role.role_name), role.clone()))
-            .collect();
-        roles.sort_by(|a, b| a.0.cmp(&b.0));
-        page(roles, input)
+        list(self.read().roles.values(), Role::clone, input)
     }
 
     /// DeleteRole: refused with `DeleteConflict` while an instance profile holds the role.
@@ -467,7 +496,7 @@ impl Control {
             path,
             create_date: nimbus_core::now_millis(),
             role_id: None,
-            tags: validate_tags(&input.tags)?,
+            tags: validate_tags(&input.tags, "TagsPerInstanceProfile")?,
         };
         self.mutate_with(|txn| {
             if let Some(existing) = find_profile(
@@ -490,18 +519,16 @@ impl Control {
         instance_profile_name: &str,
         role_name: &str,
     ) -> IdentityResult<()> {
-        self.mutate_with(|txn| {
-            let mut profile = existing_profile(txn, instance_profile_name)?;
-            let role = existing_role(txn, role_name)?;
-            if profile.role_id.is_some() {
-                return Err(IdentityError::LimitExceeded(
+        self.change_profile_role(
+            instance_profile_name,
+            role_name,
+            |profile, role| match profile.role_id {
+                Some(_) => Err(IdentityError::LimitExceeded(
                     "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1".into(),
-                ));
-            }
-            profile.role_id = Some(role.role_id);
-            txn.put(profile)?;
-            Ok(())
-        })
+                )),
+                None => Ok(Some(role.role_id.clone())),
+            },
+        )
     }
 
     pub fn remove_role_from_instance_profile(
@@ -509,16 +536,29 @@ impl Control {
         instance_profile_name: &str,
         role_name: &str,
     ) -> IdentityResult<()> {
+        self.change_profile_role(instance_profile_name, role_name, |profile, role| {
+            if profile.role_id.as_deref() == Some(role.role_id.as_str()) {
+                Ok(None)
+            } else {
+                Err(IdentityError::NoSuchEntity(format!(
+                    "The role with name {} cannot be found in instance profile {}.",
+                    role.role_name, profile.instance_profile_name
+                )))
+            }
+        })
+    }
+
+    /// Finds a profile and a role by name and stores the profile's role that `decide` picks.
+    fn change_profile_role(
+        &self,
+        instance_profile_name: &str,
+        role_name: &str,
+        decide: impl FnOnce(&InstanceProfile, &Role) -> IdentityResult<Option<String>>,
+    ) -> IdentityResult<()> {
         self.mutate_with(|txn| {
             let mut profile = existing_profile(txn, instance_profile_name)?;
             let role = existing_role(txn, role_name)?;
-            if profile.role_id.as_deref() != Some(role.role_id.as_str()) {
-                return Err(IdentityError::NoSuchEntity(format!(
-                    "The role with name {} cannot be found in instance profile {}.",
-                    role.role_name, profile.instance_profile_name
-                )));
-            }
-            profile.role_id = None;
+            profile.role_id = decide(&profile, &role)?;
             txn.put(profile)?;
             Ok(())
         })
@@ -540,19 +580,8 @@ impl Control {
         input: &ListInput,
     ) -> IdentityResult<IamPage<InstanceProfileView>> {
         let state = self.read();
-        let mut profiles: Vec<(String, InstanceProfileView)> = state
-            .instance_profiles
-            .values()
-            .filter(|p| matches_prefix(&p.path, input.path_prefix.as_deref()))
-            .map(|p| {
-                (
-                    name_key(&p.instance_profile_name),
-                    profile_view(&state.roles, p),
-                )
-            })
-            .collect();
-        profiles.sort_by(|a, b| a.0.cmp(&b.0));
-        page(profiles, input)
+        let view = |profile: &InstanceProfile| profile_view(&state.roles, profile);
+        list(state.instance_profiles.values(), view, input)
     }
 
     /// DeleteInstanceProfile: refused with `DeleteConflict` while it holds a role.
@@ -637,6 +666,21 @@ mod tests {
             assert!(matches!(error, IdentityError::Validation(_)), "{bad}");
         }
         assert!(validate_name("a", "roleSessionName", 2..=64).is_err());
+    }
+
+    #[test]
+    fn tags_keys_are_unique_regardless_of_case_and_limited_to_fifty() {
+        let tag = |k: &str| (k.to_owned(), "v".to_owned());
+        assert!(validate_tags(&[tag("team"), tag("env")], "TagsPerRole").is_ok());
+        assert!(matches!(
+            validate_tags(&[tag("team"), tag("TEAM")], "TagsPerRole"),
+            Err(IdentityError::Validation(_))
+        ));
+        let many: Vec<_> = (0..51).map(|i| tag(&format!("k{i}"))).collect();
+        assert!(matches!(
+            validate_tags(&many, "TagsPerRole"),
+            Err(IdentityError::LimitExceeded(_))
+        ));
     }
 
     #[test]

@@ -179,6 +179,12 @@ impl Filterable for Instance {
             "block-device-mapping.volume-id" => {
                 Some(self.disks.iter().map(|d| d.volume_id.clone()).collect())
             }
+            "iam-instance-profile.arn" => Some(
+                self.iam_instance_profile
+                    .iter()
+                    .map(|p| p.arn.clone())
+                    .collect(),
+            ),
             _ => None,
         }
     }
