@@ -2,8 +2,9 @@
 //! hot-plugs or unplugs the disk of a running VM (a stopped instance just gets the volume on
 //! its next start) and settles the volume `in-use` or `available`.
 
+use crate::describe::existing;
 use crate::instances::{Instance, InstanceDisk, InstanceState};
-use crate::volumes::{existing, Attachment, Volume, VolumeState};
+use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result};
 
 fn valid_device_name(device: &str) -> bool {
@@ -40,7 +41,7 @@ impl Control {
                 )));
             }
             if volume.availability_zone != instance.availability_zone {
-                return Err(Error::ZoneMismatch(format!(
+                return Err(Error::VolumeInOtherZone(format!(
                     "The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'"
                 )));
             }
@@ -56,7 +57,11 @@ impl Control {
             let attachment = Attachment {
                 instance_id: instance_id.to_owned(),
                 device: device.to_owned(),
-                state: if running { "attaching" } else { "attached" }.into(),
+                state: if running {
+                    AttachmentState::Attaching
+                } else {
+                    AttachmentState::Attached
+                },
                 attach_time: nimbus_core::now_millis(),
                 delete_on_termination: false,
             };
@@ -91,7 +96,7 @@ impl Control {
             if instance_id.is_some_and(|id| id != attachment.instance_id)
                 || device.is_some_and(|d| d != attachment.device)
             {
-                return Err(Error::InvalidAttachmentNotFound(format!(
+                return Err(Error::NotAttached(format!(
                     "Volume '{volume_id}' is not attached to the given instance or device."
                 )));
             }
@@ -104,7 +109,7 @@ impl Control {
                     instance.instance_id
                 )));
             }
-            if attachment.state == "detaching" {
+            if attachment.state == AttachmentState::Detaching {
                 return Ok((instance.instance_id.clone(), attachment));
             }
             if dry_run {
@@ -112,9 +117,9 @@ impl Control {
             }
             let running = instance.state == InstanceState::Running;
             let mut reported = attachment.clone();
-            reported.state = "detaching".into();
+            reported.state = AttachmentState::Detaching;
             if running {
-                volume.attachments[0].state = "detaching".into();
+                volume.attachments[0].state = AttachmentState::Detaching;
             } else {
                 volume.attachments.clear();
                 volume.state = VolumeState::Available;

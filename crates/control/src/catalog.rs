@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::filter::{self, Filter, Filterable};
+use crate::filter::{self, Filter, FilterField, Filterable};
 use crate::pagination::{paginate, PageBounds};
 use crate::{Control, Error, Result};
 
@@ -13,14 +13,11 @@ pub struct Region {
 }
 
 impl Filterable for Region {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        match name {
-            "region-name" => Some(vec![self.region_name.clone()]),
-            "endpoint" => Some(vec![self.endpoint.clone()]),
-            "opt-in-status" => Some(vec!["opt-in-not-required".into()]),
-            _ => None,
-        }
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("region-name", |r, _| vec![r.region_name.clone()]),
+        ("endpoint", |r, _| vec![r.endpoint.clone()]),
+        ("opt-in-status", |_, _| vec!["opt-in-not-required".into()]),
+    ];
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -31,18 +28,16 @@ pub struct AvailabilityZone {
 }
 
 impl Filterable for AvailabilityZone {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "zone-name" => self.zone_name.clone(),
-            "zone-id" => self.zone_id.clone(),
-            "region-name" | "group-name" | "network-border-group" => self.region_name.clone(),
-            "state" => "available".into(),
-            "zone-type" => "availability-zone".into(),
-            "opt-in-status" => "opt-in-not-required".into(),
-            _ => return None,
-        };
-        Some(vec![value])
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("zone-name", |z, _| vec![z.zone_name.clone()]),
+        ("zone-id", |z, _| vec![z.zone_id.clone()]),
+        ("region-name", |z, _| vec![z.region_name.clone()]),
+        ("group-name", |z, _| vec![z.region_name.clone()]),
+        ("network-border-group", |z, _| vec![z.region_name.clone()]),
+        ("state", |_, _| vec!["available".into()]),
+        ("zone-type", |_, _| vec!["availability-zone".into()]),
+        ("opt-in-status", |_, _| vec!["opt-in-not-required".into()]),
+    ];
 }
 
 /// One instance type: its vCPUs and memory are the VM's real size.
@@ -61,24 +56,28 @@ impl InstanceType {
 }
 
 impl Filterable for InstanceType {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "instance-type" => self.name.to_owned(),
-            "vcpu-info.default-vcpus" => self.vcpus.to_string(),
-            "memory-info.size-in-mib" => self.memory_mib.to_string(),
-            "current-generation" => "true".into(),
-            "burstable-performance-supported" => self.burstable.to_string(),
-            "processor-info.supported-architecture" => "x86_64".into(),
-            "supported-root-device-type" => "ebs".into(),
-            "supported-virtualization-type" => "hvm".into(),
-            "hypervisor" => "nitro".into(),
-            "bare-metal" | "free-tier-eligible" | "instance-storage-supported" => {
-                (self.name == "t3.micro" && name == "free-tier-eligible").to_string()
-            }
-            _ => return None,
-        };
-        Some(vec![value])
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("instance-type", |t, _| vec![t.name.to_owned()]),
+        ("vcpu-info.default-vcpus", |t, _| vec![t.vcpus.to_string()]),
+        ("memory-info.size-in-mib", |t, _| {
+            vec![t.memory_mib.to_string()]
+        }),
+        ("current-generation", |_, _| vec!["true".into()]),
+        ("burstable-performance-supported", |t, _| {
+            vec![t.burstable.to_string()]
+        }),
+        ("processor-info.supported-architecture", |_, _| {
+            vec!["x86_64".into()]
+        }),
+        ("supported-root-device-type", |_, _| vec!["ebs".into()]),
+        ("supported-virtualization-type", |_, _| vec!["hvm".into()]),
+        ("hypervisor", |_, _| vec!["nitro".into()]),
+        ("bare-metal", |_, _| vec!["false".into()]),
+        ("instance-storage-supported", |_, _| vec!["false".into()]),
+        ("free-tier-eligible", |t, _| {
+            vec![(t.name == "t3.micro").to_string()]
+        }),
+    ];
 }
 
 const fn instance_type(name: &'static str, vcpus: u32, memory_mib: u64) -> InstanceType {
@@ -124,15 +123,14 @@ pub const ACCOUNT_ATTRIBUTES: &[(&str, &[&str])] = &[
 ];
 
 fn select<T: Filterable + Clone>(
+    config: &nimbus_core::Config,
     items: Vec<T>,
     wanted: &[String],
     name_of: impl Fn(&T) -> &str,
     filters: &[Filter],
     unknown: impl Fn(&str) -> Error,
 ) -> Result<Vec<T>> {
-    if let Some(sample) = items.first() {
-        filter::validate_filters(filters, sample)?;
-    }
+    filter::validate_filters::<T>(filters, false)?;
     if let Some(missing) = wanted
         .iter()
         .find(|w| !items.iter().any(|i| name_of(i) == w.as_str()))
@@ -142,7 +140,7 @@ fn select<T: Filterable + Clone>(
     Ok(items
         .into_iter()
         .filter(|item| wanted.is_empty() || wanted.iter().any(|w| w == name_of(item)))
-        .filter(|item| filter::matches(item, filters))
+        .filter(|item| filter::matches(item, None, filters, config))
         .collect())
 }
 
@@ -153,6 +151,7 @@ impl Control {
             endpoint: format!("ec2.{}.amazonaws.com", self.config().region),
         };
         select(
+            self.config(),
             vec![region],
             names,
             |r| &r.region_name,
@@ -193,13 +192,14 @@ impl Control {
         let unknown =
             |zone: &str| Error::InvalidParameterValue(format!("The zone '{zone}' does not exist."));
         let by_name = select(
+            self.config(),
             self.availability_zones(),
             names,
             |z| &z.zone_name,
             filters,
             unknown,
         )?;
-        select(by_name, ids, |z| &z.zone_id, &[], unknown)
+        select(self.config(), by_name, ids, |z| &z.zone_id, &[], unknown)
     }
 
     pub fn describe_account_attributes(
@@ -234,14 +234,15 @@ impl Control {
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
-            return Err(Error::InvalidInstanceType(unknown.join(", ")));
+            return Err(Error::UnknownInstanceType(unknown.join(", ")));
         }
         let selected = select(
+            self.config(),
             INSTANCE_TYPES.to_vec(),
             names,
             |t| t.name,
             filters,
-            |n| Error::InvalidInstanceType(n.to_owned()),
+            |n| Error::UnknownInstanceType(n.to_owned()),
         )?;
         paginate(
             selected,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::find_instance_type;
 use crate::images::Image;
 use crate::instances::{Instance, InstanceState};
-use crate::volumes::{Volume, VolumeState};
+use crate::volumes::{AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result};
 
 /// The tag that tells where the instance's SSH port is forwarded.
@@ -51,7 +51,7 @@ impl Control {
 
     /// The serial console log of an instance (empty before its first boot).
     pub fn console_output(&self, instance_id: &str) -> Result<String> {
-        crate::volumes::existing::<Instance>(&self.read(), instance_id)?;
+        crate::describe::existing::<Instance>(&self.read(), instance_id)?;
         Ok(compute::console_output(&self.instance_run_dir(instance_id)))
     }
 
@@ -293,7 +293,7 @@ impl Control {
                 self.read().volumes.get(&d.volume_id).is_some_and(|v| {
                     v.attachments
                         .first()
-                        .is_some_and(|a| a.state != "detaching")
+                        .is_some_and(|a| a.state != AttachmentState::Detaching)
                 })
             })
             .map(|d| self.disk_spec(&d.device_name, &d.volume_id))
@@ -305,7 +305,7 @@ impl Control {
             self.update::<Volume>(&disk.volume_id, |v| {
                 v.state = VolumeState::InUse;
                 for attachment in &mut v.attachments {
-                    attachment.state = "attached".into();
+                    attachment.state = AttachmentState::Attached;
                 }
             })?;
         }
@@ -325,8 +325,8 @@ impl Control {
             let Some(attachment) = volume.attachments.first() else {
                 continue;
             };
-            match attachment.state.as_str() {
-                "attaching" => {
+            match attachment.state {
+                AttachmentState::Attaching => {
                     if !running.plugged.contains(&attachment.device) {
                         let disk = self.disk_spec(&attachment.device, &volume.volume_id);
                         running
@@ -338,11 +338,11 @@ impl Control {
                     }
                     self.update::<Volume>(&volume.volume_id, |v| {
                         for a in &mut v.attachments {
-                            a.state = "attached".into();
+                            a.state = AttachmentState::Attached;
                         }
                     })?;
                 }
-                "detaching" => {
+                AttachmentState::Detaching => {
                     if running.plugged.contains(&attachment.device) {
                         running
                             .vm
@@ -368,7 +368,9 @@ impl Control {
                 .iter()
                 .filter(|d| {
                     state.volumes.get(&d.volume_id).is_some_and(|v| {
-                        v.attachments.first().is_some_and(|a| a.state != "attached")
+                        v.attachments
+                            .first()
+                            .is_some_and(|a| a.state != AttachmentState::Attached)
                     })
                 })
                 .map(|d| d.volume_id.clone())
@@ -379,13 +381,17 @@ impl Control {
                 .read()
                 .volumes
                 .get(&volume_id)
-                .and_then(|v| v.attachments.first().map(|a| a.state == "attaching"))
+                .and_then(|v| {
+                    v.attachments
+                        .first()
+                        .map(|a| a.state == AttachmentState::Attaching)
+                })
                 .unwrap_or(false);
             if attaching {
                 self.update::<Volume>(&volume_id, |v| {
                     v.attachments
                         .iter_mut()
-                        .for_each(|a| a.state = "attached".into())
+                        .for_each(|a| a.state = AttachmentState::Attached)
                 })?;
             } else {
                 self.finish_detach(&volume_id, &instance.instance_id)?;

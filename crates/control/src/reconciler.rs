@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::snapshots::{engine_error, Snapshot, SnapshotSource, SnapshotState};
-use crate::volumes::{Volume, VolumeState};
+use crate::volumes::{ModificationState, Volume, VolumeState};
 use crate::{Control, Result};
 
 const TICK: Duration = Duration::from_millis(500);
@@ -54,7 +54,7 @@ impl Control {
                         matches!(v.state, VolumeState::Creating | VolumeState::Deleting)
                             || v.modification
                                 .as_ref()
-                                .is_some_and(|m| m.state == "modifying")
+                                .is_some_and(|m| m.state == ModificationState::Modifying)
                     })
                     .cloned()
                     .collect(),
@@ -130,7 +130,7 @@ impl Control {
                     v.volume_type = modification.target_type;
                     v.performance = modification.target_performance;
                     if let Some(m) = &mut v.modification {
-                        m.state = "completed".into();
+                        m.state = ModificationState::Completed;
                         m.end_time = Some(nimbus_core::now_millis());
                     }
                 })

@@ -14,7 +14,10 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, unsupported_parameter, write_page, write_tag_set, Response};
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_page, write_tag_set,
+    NoOtherParameters, Response,
+};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize, Default)]
@@ -209,8 +212,8 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
     }
     if let Some(reason) = &instance.state_reason {
         xml.start("stateReason");
-        xml.leaf("code", reason);
-        xml.leaf("message", reason);
+        xml.leaf("code", &reason.code);
+        xml.leaf("message", &reason.message);
         xml.end();
     }
     xml.leaf("architecture", "x86_64");
@@ -228,7 +231,7 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
         xml.leaf("deviceName", &disk.device_name);
         xml.start("ebs");
         xml.leaf("volumeId", &disk.volume_id);
-        xml.leaf("status", &attachment.state);
+        xml.leaf("status", attachment.state.as_str());
         xml.leaf(
             "attachTime",
             &nimbus_core::iso8601_millis(attachment.attach_time),
@@ -275,29 +278,13 @@ fn write_metadata_options(xml: &mut awsproto::XmlWriter, element: &str, options:
     xml.end();
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeInstances {
-    #[serde(default)]
-    instance_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 pub fn describe_instances(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeInstances = input(request)?;
-    let (instances, next_token) = context.control.describe_instances(
-        &request.instance_ids,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
+    let (query, NoOtherParameters {}) = describe_request(request, "InstanceIds")?;
+    let (instances, next_token) = context.control.describe_instances(&query)?;
     let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
     for instance in &instances {
         reservations
@@ -305,31 +292,28 @@ pub fn describe_instances(
             .or_default()
             .push(instance);
     }
+    let reservations: Vec<Vec<&Instance>> = reservations
+        .into_values()
+        .map(|mut members| {
+            members.sort_by_key(|i| i.ami_launch_index);
+            members
+        })
+        .collect();
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
-    let reservations: Vec<Vec<&Instance>> = reservations.into_values().collect();
-    response.render(|xml| {
-        write_page(
-            xml,
-            "reservationSet",
-            &reservations,
-            next_token.as_deref(),
-            |xml, members| write_reservation(xml, members, &owner, &state),
-        )
-    })
+    render_page(
+        response,
+        "reservationSet",
+        (reservations, next_token),
+        |xml, members| write_reservation(xml, members, &owner, &state),
+    )
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeInstanceStatus {
     #[serde(default)]
-    instance_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    #[serde(default)]
     include_all_instances: bool,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub fn describe_instance_status(
@@ -337,17 +321,14 @@ pub fn describe_instance_status(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeInstanceStatus = input(request)?;
+    let (mut query, request): (_, DescribeInstanceStatus) =
+        describe_request(request, "InstanceIds")?;
     let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
-        request.filters.into_iter().partition(|f| {
+        query.filters.into_iter().partition(|f| {
             f.name.starts_with("instance-status.") || f.name.starts_with("system-status.")
         });
-    let (instances, next_token) = context.control.describe_instances(
-        &request.instance_ids,
-        &filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
+    query.filters = filters;
+    let (instances, next_token) = context.control.describe_instances(&query)?;
     let status_of = |name: &str| match name {
         "instance-status.status" | "system-status.status" => "ok",
         _ => "passed",
@@ -499,19 +480,7 @@ pub fn describe_instance_attribute(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: DescribeInstanceAttribute = input(request)?;
-    let (instances, _) = context.control.describe_instances(
-        std::slice::from_ref(&request.instance_id),
-        &[],
-        None,
-        None,
-    )?;
-    let Some(instance) = instances.first() else {
-        return Err(control::Error::NotFound {
-            kind: ResourceKind::Instance,
-            id: request.instance_id,
-        }
-        .into());
-    };
+    let instance = context.control.instance(&request.instance_id)?;
     let value = match request.attribute.as_str() {
         "instanceType" => Some(instance.instance_type.clone()),
         "userData" => instance.user_data.clone(),

@@ -9,7 +9,10 @@ mod tags;
 mod volumes;
 
 use axum::http::Method;
+use control::describe::{Page, Query};
+use control::filter::Filter;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{ApiContext, ApiError};
@@ -187,6 +190,50 @@ impl Response<'_> {
     }
 }
 
+/// The part of a request every Describe action shares: its ID list (named `ids_member` in the
+/// model), `Filters`, `MaxResults` and `NextToken`. The rest of the request is decoded into
+/// `Rest`, which denies unknown fields, so a modeled parameter nimbus does not honour is
+/// refused by name.
+fn describe_request<Rest: DeserializeOwned>(
+    mut request: Value,
+    ids_member: &str,
+) -> Result<(Query, Rest), ApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Shared {
+        #[serde(default)]
+        ids: Vec<String>,
+        #[serde(default)]
+        filters: Vec<Filter>,
+        max_results: Option<i64>,
+        next_token: Option<String>,
+    }
+    let mut shared = serde_json::Map::new();
+    if let Some(object) = request.as_object_mut() {
+        for member in ["Filters", "MaxResults", "NextToken"] {
+            if let Some(value) = object.remove(member) {
+                shared.insert(member.to_owned(), value);
+            }
+        }
+        if let Some(ids) = object.remove(ids_member) {
+            shared.insert("Ids".to_owned(), ids);
+        }
+    }
+    let shared: Shared = input(Value::Object(shared))?;
+    let query = Query {
+        ids: shared.ids,
+        filters: shared.filters,
+        max_results: shared.max_results,
+        next_token: shared.next_token,
+    };
+    Ok((query, input(request)?))
+}
+
+/// A Describe action with no parameters beyond the shared ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOtherParameters {}
+
 /// `<set><item>…</item>…</set>` and the `nextToken` of a page, as every Describe answers.
 fn write_page<T>(
     xml: &mut awsproto::XmlWriter,
@@ -207,7 +254,21 @@ fn write_page<T>(
     }
 }
 
+/// A Describe answer: one page of items in `set`.
+fn render_page<T>(
+    response: Response,
+    set: &str,
+    (items, next_token): Page<T>,
+    write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
+) -> Result<String, ApiError> {
+    response.render(|xml| write_page(xml, set, &items, next_token.as_deref(), write_item))
+}
+
+/// A resource's tags; AWS omits the element for an untagged resource.
 fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
+    if tags.is_empty() {
+        return;
+    }
     xml.start("tagSet");
     for (key, value) in tags {
         xml.start("item");

@@ -1,11 +1,10 @@
 //! CreateTags, DeleteTags, DescribeTags.
 
-use control::filter::Filter;
 use control::tags::TagInput;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, write_page, Response};
+use super::{describe_request, input, render_page, NoOtherParameters, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
@@ -43,32 +42,18 @@ pub fn delete_tags(
     response.render(|xml| xml.leaf("return", "true"))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeTags {
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 pub fn describe_tags(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeTags = input(request)?;
-    let (rows, next_token) = context.control.describe_tags(
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
-    response.render(|xml| {
-        write_page(xml, "tagSet", &rows, next_token.as_deref(), |xml, row| {
-            xml.leaf("key", &row.key);
-            xml.leaf("resourceId", &row.resource_id);
-            xml.leaf("resourceType", row.resource_type.as_str());
-            xml.leaf("value", &row.value);
-        })
+    // DescribeTags has no ID list; the name below matches no member of its model.
+    let (query, NoOtherParameters {}) = describe_request(request, "-")?;
+    let page = context.control.describe_tags(&query)?;
+    render_page(response, "tagSet", page, |xml, row| {
+        xml.leaf("key", &row.key);
+        xml.leaf("resourceId", &row.resource_id);
+        xml.leaf("resourceType", row.resource_type.as_str());
+        xml.leaf("value", &row.value);
     })
 }
