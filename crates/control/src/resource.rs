@@ -364,6 +364,95 @@ mod tests {
         assert_eq!(ResourceKind::of_id("nothing"), None);
     }
 
+    /// A store holding records in memory, as a test double for SQLite.
+    #[derive(Default)]
+    struct MemoryStore(std::sync::Mutex<Vec<Record>>);
+
+    impl Store for MemoryStore {
+        fn load_kind(&self, kind: &str) -> store::Result<Vec<Record>> {
+            let records = self.0.lock().map_err(|_| store::StoreError::Poisoned)?;
+            Ok(records.iter().filter(|r| r.kind == kind).cloned().collect())
+        }
+        fn commit(&self, changes: &[Change]) -> store::Result<()> {
+            let mut records = self.0.lock().map_err(|_| store::StoreError::Poisoned)?;
+            for change in changes {
+                if let Change::Put(record) = change {
+                    records.retain(|r| !(r.kind == record.kind && r.id == record.id));
+                    records.push(record.clone());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// An instance as the release before format versions wrote it.
+    fn instance_format_1(state_reason: serde_json::Value) -> Record {
+        Record {
+            kind: "instance".into(),
+            id: "i-0123456789abcdef0".into(),
+            format: 1,
+            body: serde_json::json!({
+                "ami_launch_index": 0, "availability_zone": "us-east-1a", "client_token": null,
+                "disks": [], "force_stop": false, "image_id": "ami-0123456789abcdef0",
+                "instance_id": "i-0123456789abcdef0", "instance_type": "t3.micro",
+                "key_name": null, "launch_time": 1, "metadata_options": {
+                    "http_endpoint": "enabled", "http_put_response_hop_limit": 1,
+                    "http_tokens": "optional", "instance_metadata_tags": "disabled"},
+                "private_ip": "172.31.0.4", "reboot_requested": false,
+                "reservation_id": "r-0123456789abcdef0", "root_device_name": "/dev/xvda",
+                "shutdown_behavior": "stop", "ssh_port": null, "state": "stopped",
+                "state_reason": state_reason, "state_transition_reason": "",
+                "tags": {}, "terminated_at": null, "user_data": null
+            }),
+        }
+    }
+
+    #[test]
+    fn older_formats_are_migrated_on_load_and_written_back() {
+        let store = MemoryStore::default();
+        store
+            .commit(&[Change::Put(instance_format_1(serde_json::json!(
+                "Client.UserInitiatedShutdown: User initiated shutdown"
+            )))])
+            .expect("seed");
+        let state = State::load(&store).expect("load");
+        let instance = state.instances.values().next().expect("instance");
+        let reason = instance.state_reason.as_ref().expect("reason");
+        assert_eq!(reason.code, "Client.UserInitiatedShutdown");
+        assert_eq!(
+            reason.message,
+            "Client.UserInitiatedShutdown: User initiated shutdown"
+        );
+        let stored = store.load_kind("instance").expect("stored");
+        assert_eq!(stored[0].format, ResourceKind::Instance.spec().format());
+        assert_eq!(
+            stored[0].body["state_reason"]["code"],
+            "Client.UserInitiatedShutdown"
+        );
+        // Loading again finds nothing left to upgrade.
+        let again = State::load(&store).expect("reload");
+        assert_eq!(again.instances.len(), 1);
+    }
+
+    #[test]
+    fn a_record_without_a_reason_migrates_unchanged() {
+        let store = MemoryStore::default();
+        store
+            .commit(&[Change::Put(instance_format_1(serde_json::Value::Null))])
+            .expect("seed");
+        let state = State::load(&store).expect("load");
+        assert!(state.instances.values().all(|i| i.state_reason.is_none()));
+    }
+
+    #[test]
+    fn a_format_newer_than_known_is_refused() {
+        let store = MemoryStore::default();
+        let mut record = instance_format_1(serde_json::Value::Null);
+        record.format = ResourceKind::Instance.spec().format() + 1;
+        store.commit(&[Change::Put(record)]).expect("seed");
+        assert!(matches!(State::load(&store), Err(Error::Internal(_))));
+    }
+
     #[test]
     fn every_kind_has_its_own_name_and_prefix() {
         for (i, a) in ResourceKind::ALL.iter().enumerate() {
