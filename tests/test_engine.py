@@ -8,6 +8,7 @@ import sqlite3
 import tempfile
 import time
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -243,3 +244,16 @@ def test_reservation_lists_instances_in_launch_index_order():
             server.stop()
     assert len(reservations) == 1
     assert [i["AmiLaunchIndex"] for i in reservations[0]["Instances"]] == [0, 1, 2]
+
+
+def test_ebs_direct_errors_carry_the_ebs_model_codes(empty_ec2):
+    ebs = boto3.client("ebs", endpoint_url=empty_ec2.meta.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    with pytest.raises(ClientError) as missing:
+        ebs.list_snapshot_blocks(SnapshotId="snap-0123456789abcdef0")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert missing.value.response["Reason"] == "SNAPSHOT_NOT_FOUND"
+    with pytest.raises(ClientError) as malformed:
+        ebs.list_snapshot_blocks(SnapshotId="foo-missing")
+    assert malformed.value.response["Error"]["Code"] == "ValidationException"
+    assert malformed.value.response["Reason"] == "INVALID_SNAPSHOT_ID"

@@ -33,8 +33,27 @@ impl ApiError {
     }
 }
 
+/// What went wrong in an EC2 Query request.
+#[derive(Debug, thiserror::Error)]
+pub enum Ec2Error {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{0}")]
+    MalformedQueryString(String),
+    #[error("The request must contain the parameter Action")]
+    MissingAction,
+    #[error("The action {0} is not valid for this web service.")]
+    UnknownAction(String),
+}
+
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> ApiError {
+        Ec2Error::Control(error).into()
+    }
+}
+
+impl From<Ec2Error> for ApiError {
+    fn from(error: Ec2Error) -> ApiError {
         let (status, code) = ec2_code(&error);
         if status.is_server_error() {
             tracing::error!(%error, "internal error");
@@ -43,9 +62,17 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// EC2's AWS code and HTTP status for each control error: chosen here and nowhere else.
-/// A kind's NotFound and Malformed codes come from its declaration in `control::resource`.
-pub fn ec2_code(error: &ControlError) -> (StatusCode, &'static str) {
+/// EC2's AWS code and HTTP status for each error: chosen here and nowhere else. A kind's
+/// NotFound and Malformed codes come from its declaration in `control::resource`.
+pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
+    let error = match error {
+        Ec2Error::Control(error) => error,
+        Ec2Error::MalformedQueryString(_) => {
+            return (StatusCode::BAD_REQUEST, "MalformedQueryString")
+        }
+        Ec2Error::MissingAction => return (StatusCode::BAD_REQUEST, "MissingAction"),
+        Ec2Error::UnknownAction(_) => return (StatusCode::BAD_REQUEST, "InvalidAction"),
+    };
     let code = match error {
         ControlError::NotFound { kind, .. } => kind.spec().not_found_code,
         ControlError::MalformedId {

@@ -96,10 +96,14 @@ fn image_devices(mappings: &[BlockDeviceMappingInput]) -> Result<Vec<ImageBlockD
         .filter(|m| m.no_device.is_none())
         .map(|m| {
             let device_name = m.device_name.clone().ok_or_else(|| {
-                ApiError::bad_request("MissingParameter", "BlockDeviceMapping.N.DeviceName")
+                ApiError::from(control::Error::MissingParameter(
+                    "BlockDeviceMapping.N.DeviceName".into(),
+                ))
             })?;
             let ebs = m.ebs.clone().ok_or_else(|| {
-                ApiError::invalid_value(format!("Device {device_name} needs an Ebs mapping."))
+                ApiError::from(control::Error::InvalidParameterValue(format!(
+                    "Device {device_name} needs an Ebs mapping."
+                )))
             })?;
             if ebs.encrypted == Some(true) {
                 return Err(unsupported_parameter("Ebs.Encrypted"));
@@ -169,12 +173,10 @@ pub fn register_image(
         ));
     }
     let mut block_devices = image_devices(&request.block_device_mappings)?;
-    let root_device_name = request.root_device_name.clone().ok_or_else(|| {
-        ApiError::bad_request(
-            "MissingParameter",
-            "The request must contain the parameter RootDeviceName",
-        )
-    })?;
+    let root_device_name = request
+        .root_device_name
+        .clone()
+        .ok_or_else(|| ApiError::from(control::Error::MissingParameter("RootDeviceName".into())))?;
     // A size left out means the snapshot's size.
     for device in &mut block_devices {
         if device.volume_size_gib == 0 {

@@ -93,12 +93,10 @@ pub fn run_instances(
         object.remove("ClientToken");
     }
     let request: RunInstances = input(request)?;
-    let image_id = request.image_id.clone().ok_or_else(|| {
-        ApiError::bad_request(
-            "MissingParameter",
-            "The request must contain the parameter ImageId",
-        )
-    })?;
+    let image_id = request
+        .image_id
+        .clone()
+        .ok_or_else(|| ApiError::from(control::Error::MissingParameter("ImageId".into())))?;
     if let Some(placement) = &request.placement {
         if placement.tenancy.as_deref().is_some_and(|t| t != "default") {
             return Err(unsupported_parameter("Placement.Tenancy"));
@@ -488,10 +486,9 @@ pub fn describe_instance_attribute(
         "rootDeviceName" => Some(instance.root_device_name.clone()),
         "disableApiTermination" | "disableApiStop" => Some("false".into()),
         other => {
-            return Err(ApiError::bad_request(
-                "UnsupportedOperation",
-                format!("The instance attribute {other} is not supported by nimbus."),
-            ))
+            return Err(ApiError::from(control::Error::Unsupported(format!(
+                "The instance attribute {other} is not supported by nimbus."
+            ))))
         }
     };
     response.render(|xml| {
@@ -538,16 +535,18 @@ pub fn modify_instance_attribute(
         (None, Some(v), None) => ("userData", v.value.clone()),
         (None, None, Some(name)) => (name.as_str(), request.value.clone()),
         _ => {
-            return Err(ApiError::bad_request(
-                "InvalidParameterCombination",
-                "Exactly one attribute can be modified per call.",
-            ))
+            return Err(ApiError::from(control::Error::InvalidParameterCombination(
+                "Exactly one attribute can be modified per call.".into(),
+            )))
         }
     };
     match attribute {
         "instanceType" => {
-            let value = value
-                .ok_or_else(|| ApiError::bad_request("MissingParameter", "InstanceType.Value"))?;
+            let value = value.ok_or_else(|| {
+                ApiError::from(control::Error::MissingParameter(
+                    "InstanceType.Value".into(),
+                ))
+            })?;
             control.modify_instance_type(&request.instance_id, &value, request.dry_run)?;
         }
         "userData" => {
@@ -556,10 +555,9 @@ pub fn modify_instance_attribute(
             control.modify_user_data(&request.instance_id, value, request.dry_run)?;
         }
         other => {
-            return Err(ApiError::bad_request(
-                "UnsupportedOperation",
-                format!("Modifying the instance attribute {other} is not supported by nimbus."),
-            ))
+            return Err(ApiError::from(control::Error::Unsupported(format!(
+                "Modifying the instance attribute {other} is not supported by nimbus."
+            ))))
         }
     }
     response.render(|xml| xml.leaf("return", "true"))

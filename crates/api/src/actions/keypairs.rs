@@ -42,9 +42,9 @@ pub async fn create_key_pair(
         .as_deref()
         .is_some_and(|format| format != "pem")
     {
-        return Err(ApiError::invalid_value(
-            "KeyFormat ppk is not supported by nimbus; use pem.",
-        ));
+        return Err(ApiError::from(control::Error::InvalidParameterValue(
+            "KeyFormat ppk is not supported by nimbus; use pem.".into(),
+        )));
     }
     let key_type = KeyType::parse(request.key_type.as_deref().unwrap_or("rsa"))?;
     let tags = key_pair_tags(&request.tag_specifications)?;
@@ -83,7 +83,11 @@ pub fn import_key_pair(
     let request: ImportKeyPair = input(request)?;
     let material = base64::engine::general_purpose::STANDARD
         .decode(request.public_key_material.as_bytes())
-        .map_err(|_| ApiError::invalid_value("PublicKeyMaterial must be base64-encoded."))?;
+        .map_err(|_| {
+            ApiError::from(control::Error::InvalidParameterValue(
+                "PublicKeyMaterial must be base64-encoded.".into(),
+            ))
+        })?;
     let tags = key_pair_tags(&request.tag_specifications)?;
     let key_pair =
         context

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::Ec2Error;
 use crate::{ApiContext, ApiError};
 
 /// Runs one EC2 Query request. Returns the action name (for the log) with the XML answer.
@@ -33,20 +34,12 @@ pub async fn ec2_query(
     let form = awsproto::parse_form(source).map_err(|e| {
         (
             "-".to_owned(),
-            ApiError::bad_request("MalformedQueryString", e.to_string()),
+            ApiError::from(Ec2Error::MalformedQueryString(e.to_string())),
         )
     })?;
     let action = match form.iter().find(|(key, _)| key == "Action") {
         Some((_, action)) => action.clone(),
-        None => {
-            return Err((
-                "-".to_owned(),
-                ApiError::bad_request(
-                    "MissingAction",
-                    "The request must contain the parameter Action",
-                ),
-            ))
-        }
+        None => return Err(("-".to_owned(), ApiError::from(Ec2Error::MissingAction))),
     };
     let params: Vec<(String, String)> = form
         .into_iter()
@@ -65,10 +58,7 @@ async fn run(
     request_id: &str,
 ) -> Result<String, ApiError> {
     if !ec2model::operation_exists(action) {
-        return Err(ApiError::bad_request(
-            "InvalidAction",
-            format!("The action {action} is not valid for this web service."),
-        ));
+        return Err(Ec2Error::UnknownAction(action.to_owned()).into());
     }
     if !ec2model::is_modeled(action) {
         return Err(unsupported(action));
@@ -148,18 +138,16 @@ fn is_read_only(action: &str) -> bool {
 }
 
 fn unsupported(action: &str) -> ApiError {
-    ApiError::bad_request(
-        "UnsupportedOperation",
-        format!("The action {action} is not supported by nimbus."),
-    )
+    ApiError::from(control::Error::Unsupported(format!(
+        "The action {action} is not supported by nimbus."
+    )))
 }
 
 /// A parameter of the EC2 model that nimbus does not honour: rejected, never ignored.
 fn unsupported_parameter(name: &str) -> ApiError {
-    ApiError::bad_request(
-        "UnsupportedOperation",
-        format!("The parameter {name} is not supported by nimbus (see docs/compatibility.md)."),
-    )
+    ApiError::from(control::Error::Unsupported(format!(
+        "The parameter {name} is not supported by nimbus (see docs/compatibility.md)."
+    )))
 }
 
 /// Decodes the model-shaped request into an action's input struct. Input structs deny unknown
@@ -172,7 +160,9 @@ fn input<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             .and_then(|rest| rest.split('`').next())
         {
             Some(field) => unsupported_parameter(field),
-            None => ApiError::invalid_value(format!("Invalid request: {message}")),
+            None => ApiError::from(control::Error::InvalidParameterValue(format!(
+                "Invalid request: {message}"
+            ))),
         }
     })
 }

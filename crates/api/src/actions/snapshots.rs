@@ -156,8 +156,8 @@ pub async fn copy_snapshot(
     }
     if let Some(region) = &request.destination_region {
         if *region != context.control.config().region {
-            return Err(ApiError::invalid_value(format!(
-                "Destination region {region} is not served by nimbus."
+            return Err(ApiError::from(control::Error::InvalidParameterValue(
+                format!("Destination region {region} is not served by nimbus."),
             )));
         }
     }
