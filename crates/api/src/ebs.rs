@@ -166,7 +166,9 @@ struct StartSnapshot {
     #[serde(default)]
     tags: Vec<TagInput>,
     description: Option<String>,
-    client_token: Option<String>,
+    /// Read by `ClientToken::of_request`, with the other parameters it is bound to.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     encrypted: bool,
     kms_key_arn: Option<String>,
@@ -184,10 +186,7 @@ struct TagInput {
 async fn start_snapshot(context: &ApiContext, body: &[u8]) -> Result<Response, EbsError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| EbsError::InvalidRequest(format!("Malformed JSON body: {e}")))?;
-    let mut without_token = value.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+    let client_token = ClientToken::of_request("StartSnapshot", &value)?;
     let request: StartSnapshot = serde_json::from_value(value)
         .map_err(|e| EbsError::InvalidRequest(format!("Invalid StartSnapshot request: {e}")))?;
     if request.encrypted || request.kms_key_arn.is_some() {
@@ -201,11 +200,6 @@ async fn start_snapshot(context: &ApiContext, body: &[u8]) -> Result<Response, E
             "Timeout must be between 10 and 4320 minutes.".into(),
         ));
     }
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("StartSnapshot", token, &without_token))
-        .transpose()?;
     let tags = request
         .tags
         .iter()

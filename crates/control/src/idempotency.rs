@@ -43,6 +43,22 @@ impl ClientToken {
         })
     }
 
+    /// The `ClientToken` member of a decoded request (JSON keyed by model member names), bound
+    /// to the request's other parameters; `None` when the request has no token.
+    pub fn of_request(action: &str, request: &serde_json::Value) -> Result<Option<ClientToken>> {
+        let Some(token) = request.get("ClientToken") else {
+            return Ok(None);
+        };
+        let token = token.as_str().ok_or_else(|| {
+            Error::InvalidParameterValue("The client token must be a string.".into())
+        })?;
+        let mut parameters = request.clone();
+        if let Some(object) = parameters.as_object_mut() {
+            object.remove("ClientToken");
+        }
+        ClientToken::new(action, token, &parameters).map(Some)
+    }
+
     /// The first call's result when this is a replay.
     pub fn replay(&self, state: &State) -> Result<Option<serde_json::Value>> {
         match state.get::<ClientTokenRecord>(&self.key) {

@@ -175,18 +175,8 @@ impl Control {
             return Err(Error::MissingParameter("Tag.N".into()));
         }
         let tags = validate_tags(inputs)?;
-        self.mutate(|txn| {
-            for id in resources {
-                // Validate every resource before changing any, so a bad ID changes nothing.
-                update_tags(txn, id, &|_| ())?;
-            }
-            if dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            for id in resources {
-                update_tags(txn, id, &|existing| existing.extend(tags.clone()))?;
-            }
-            Ok(())
+        self.change_tags(resources, dry_run, &|existing| {
+            existing.extend(tags.clone())
         })
     }
 
@@ -201,6 +191,31 @@ impl Control {
         for input in inputs {
             validate_key(input.key.as_deref().unwrap_or_default())?;
         }
+        self.change_tags(resources, dry_run, &|existing| {
+            if inputs.is_empty() {
+                existing.clear();
+            }
+            for input in inputs {
+                let key = input.key.as_deref().unwrap_or_default();
+                let matches = match &input.value {
+                    Some(value) => existing.get(key) == Some(value),
+                    None => true,
+                };
+                if matches {
+                    existing.remove(key);
+                }
+            }
+        })
+    }
+
+    /// Applies `change` to the tags of every resource, after checking that every one exists,
+    /// so a bad ID changes nothing.
+    fn change_tags(
+        &self,
+        resources: &[String],
+        dry_run: bool,
+        change: &dyn Fn(&mut Tags),
+    ) -> Result<()> {
         self.mutate(|txn| {
             for id in resources {
                 update_tags(txn, id, &|_| ())?;
@@ -209,21 +224,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             for id in resources {
-                update_tags(txn, id, &|existing| {
-                    if inputs.is_empty() {
-                        existing.clear();
-                    }
-                    for input in inputs {
-                        let key = input.key.as_deref().unwrap_or_default();
-                        let matches = match &input.value {
-                            Some(value) => existing.get(key) == Some(value),
-                            None => true,
-                        };
-                        if matches {
-                            existing.remove(key);
-                        }
-                    }
-                })?;
+                update_tags(txn, id, change)?;
             }
             Ok(())
         })

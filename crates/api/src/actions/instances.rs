@@ -10,7 +10,7 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
-use control::ResourceKind;
+use control::{Control, ResourceKind};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,6 +19,9 @@ use super::{
     NoOtherParameters, Response,
 };
 use crate::{ApiContext, ApiError};
+
+/// One instance's ID with its state before and after a change.
+type Transition = (String, InstanceState, InstanceState);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -88,10 +91,7 @@ pub fn run_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let mut without_token = request.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+    let client_token = ClientToken::of_request("RunInstances", &request)?;
     let request: RunInstances = input(request)?;
     let image_id = request
         .image_id
@@ -107,11 +107,6 @@ pub fn run_instances(
         options.apply(&mut metadata_options)?;
     }
     let allowed = [ResourceKind::Instance, ResourceKind::Volume];
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("RunInstances", token, &without_token))
-        .transpose()?;
     let instances = context.control.run_instances(RunInstancesRequest {
         image_id,
         instance_type: request.instance_type,
@@ -382,10 +377,7 @@ struct InstanceIds {
     dry_run: bool,
 }
 
-fn render_transitions(
-    response: Response,
-    changes: &[(String, InstanceState, InstanceState)],
-) -> Result<String, ApiError> {
+fn render_transitions(response: Response, changes: &[Transition]) -> Result<String, ApiError> {
     response.render(|xml| {
         xml.start("instancesSet");
         for (id, before, after) in changes {
@@ -404,11 +396,19 @@ pub fn start_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
+    transition(context, request, response, Control::start_instances)
+}
+
+/// StartInstances and TerminateInstances: a transition with no options.
+fn transition(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    change: fn(&Control, &[String], bool) -> control::Result<Vec<Transition>>,
+) -> Result<String, ApiError> {
     let request: InstanceIds = input(request)?;
     reject_stop_options(&request)?;
-    let changes = context
-        .control
-        .start_instances(&request.instance_ids, request.dry_run)?;
+    let changes = change(&context.control, &request.instance_ids, request.dry_run)?;
     render_transitions(response, &changes)
 }
 
@@ -433,12 +433,7 @@ pub fn terminate_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: InstanceIds = input(request)?;
-    reject_stop_options(&request)?;
-    let changes = context
-        .control
-        .terminate_instances(&request.instance_ids, request.dry_run)?;
-    render_transitions(response, &changes)
+    transition(context, request, response, Control::terminate_instances)
 }
 
 pub fn reboot_instances(

@@ -1,6 +1,7 @@
 //! CreateTags, DeleteTags, DescribeTags.
 
 use control::tags::TagInput;
+use control::Control;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,11 +24,7 @@ pub fn create_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: ChangeTags = input(request)?;
-    context
-        .control
-        .create_tags(&request.resources, &request.tags, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    change_tags(context, request, response, Control::create_tags)
 }
 
 pub fn delete_tags(
@@ -35,10 +32,24 @@ pub fn delete_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
+    change_tags(context, request, response, Control::delete_tags)
+}
+
+type TagChange = fn(&Control, &[String], &[TagInput], bool) -> control::Result<()>;
+
+fn change_tags(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    change: TagChange,
+) -> Result<String, ApiError> {
     let request: ChangeTags = input(request)?;
-    context
-        .control
-        .delete_tags(&request.resources, &request.tags, request.dry_run)?;
+    change(
+        &context.control,
+        &request.resources,
+        &request.tags,
+        request.dry_run,
+    )?;
     response.render(|xml| xml.leaf("return", "true"))
 }
 

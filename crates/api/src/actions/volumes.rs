@@ -27,7 +27,9 @@ struct CreateVolume {
     multi_attach_enabled: bool,
     #[serde(default)]
     tag_specifications: Vec<TagSpecification>,
-    client_token: Option<String>,
+    /// Read by `ClientToken::of_request`, with the other parameters it is bound to.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -37,19 +39,11 @@ pub fn create_volume(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let mut without_token = request.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+    let client_token = ClientToken::of_request("CreateVolume", &request)?;
     let request: CreateVolume = input(request)?;
     if request.multi_attach_enabled {
         return Err(super::unsupported_parameter("MultiAttachEnabled"));
     }
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("CreateVolume", token, &without_token))
-        .transpose()?;
     let volume = context.control.create_volume(CreateVolumeRequest {
         size_gib: request.size,
         snapshot_id: request.snapshot_id,
