@@ -411,3 +411,33 @@ async fn get_block(
     );
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_reasons_follow_the_ebs_model() {
+        let missing = EbsError::Control(control::Error::NotFound {
+            kind: ResourceKind::Snapshot,
+            id: "snap-0123456789abcdef0".into(),
+        });
+        assert_eq!(
+            ebs_code(&missing),
+            (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND"))
+        );
+        let reused = EbsError::Control(control::Error::ClientTokenReused("t".into()));
+        assert_eq!(ebs_code(&reused).1, "ConflictException");
+        let header = EbsError::InvalidRequest("The header x is required.".into());
+        assert_eq!(
+            ebs_code(&header),
+            (
+                StatusCode::BAD_REQUEST,
+                VALIDATION,
+                Some("INVALID_PARAMETER_VALUE")
+            )
+        );
+        let internal = EbsError::Control(control::Error::Internal("boom".into()));
+        assert_eq!(ebs_code(&internal).1, "InternalServerException");
+    }
+}

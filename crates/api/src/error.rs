@@ -126,3 +126,45 @@ impl From<awsproto::AuthError> for ApiError {
         ApiError::new(status, error.aws_code(), error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_codes_come_from_the_declarations() {
+        let not_found = ControlError::NotFound {
+            kind: ResourceKind::Image,
+            id: "ami-0123456789abcdef0".into(),
+        };
+        assert_eq!(
+            ec2_code(&not_found.into()),
+            (StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound")
+        );
+        let malformed = ResourceKind::Image
+            .check_id("foo-missing")
+            .expect_err("malformed");
+        assert_eq!(
+            ec2_code(&malformed.into()),
+            (StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed")
+        );
+        let unknown_kind = ControlError::MalformedId {
+            kind: None,
+            id: "foo".into(),
+        };
+        assert_eq!(ec2_code(&unknown_kind.into()).1, "InvalidID");
+    }
+
+    #[test]
+    fn only_internal_failures_are_server_errors() {
+        let internal = ControlError::Internal("boom".into());
+        assert_eq!(
+            ec2_code(&internal.into()).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let dry_run = ControlError::DryRunOperation;
+        assert_eq!(ec2_code(&dry_run.into()).0, StatusCode::PRECONDITION_FAILED);
+        let invalid = ControlError::InvalidParameterValue("bad".into());
+        assert_eq!(ec2_code(&invalid.into()).0, StatusCode::BAD_REQUEST);
+    }
+}
