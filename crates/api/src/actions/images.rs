@@ -29,7 +29,7 @@ pub fn describe_images(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, request): (_, DescribeImages) = describe_request(request, "ImageIds")?;
+    let (query, request): (_, DescribeImages) = describe_request(request, Some("ImageIds"))?;
     let account = context.control.config().account_id.clone();
     let (images, next_token) = context.control.describe_images(&query, &request.owners)?;
     // Only the account itself can launch its images: other users see nothing.

@@ -276,7 +276,7 @@ pub fn describe_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, NoOtherParameters {}) = describe_request(request, "InstanceIds")?;
+    let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceIds"))?;
     let (instances, next_token) = context.control.describe_instances(&query)?;
     let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
     for instance in &instances {
@@ -315,7 +315,7 @@ pub fn describe_instance_status(
     response: Response,
 ) -> Result<String, ApiError> {
     let (mut query, request): (_, DescribeInstanceStatus) =
-        describe_request(request, "InstanceIds")?;
+        describe_request(request, Some("InstanceIds"))?;
     let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
         query.filters.into_iter().partition(|f| {
             f.name.starts_with("instance-status.") || f.name.starts_with("system-status.")

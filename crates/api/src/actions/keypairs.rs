@@ -115,7 +115,7 @@ pub fn describe_key_pairs(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, request): (_, DescribeKeyPairs) = describe_request(request, "KeyPairIds")?;
+    let (query, request): (_, DescribeKeyPairs) = describe_request(request, Some("KeyPairIds"))?;
     let key_pairs = context
         .control
         .describe_key_pairs(&request.key_names, &query)?;

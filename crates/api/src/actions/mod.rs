@@ -181,12 +181,12 @@ impl Response<'_> {
 }
 
 /// The part of a request every Describe action shares: its ID list (named `ids_member` in the
-/// model), `Filters`, `MaxResults` and `NextToken`. The rest of the request is decoded into
+/// model, if the action has one), `Filters`, `MaxResults` and `NextToken`. The rest of the request is decoded into
 /// `Rest`, which denies unknown fields, so a modeled parameter nimbus does not honour is
 /// refused by name.
 fn describe_request<Rest: DeserializeOwned>(
     mut request: Value,
-    ids_member: &str,
+    ids_member: Option<&str>,
 ) -> Result<(Query, Rest), ApiError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -205,7 +205,7 @@ fn describe_request<Rest: DeserializeOwned>(
                 shared.insert(member.to_owned(), value);
             }
         }
-        if let Some(ids) = object.remove(ids_member) {
+        if let Some(ids) = ids_member.and_then(|member| object.remove(member)) {
             shared.insert("Ids".to_owned(), ids);
         }
     }

@@ -82,7 +82,7 @@ pub fn describe_snapshots(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, request): (_, DescribeSnapshots) = describe_request(request, "SnapshotIds")?;
+    let (query, request): (_, DescribeSnapshots) = describe_request(request, Some("SnapshotIds"))?;
     let account = context.control.config().account_id.clone();
     let (snapshots, next_token) = context
         .control

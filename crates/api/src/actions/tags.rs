@@ -58,8 +58,7 @@ pub fn describe_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    // DescribeTags has no ID list; the name below matches no member of its model.
-    let (query, NoOtherParameters {}) = describe_request(request, "-")?;
+    let (query, NoOtherParameters {}) = describe_request(request, None)?;
     let page = context.control.describe_tags(&query)?;
     render_page(response, "tagSet", page, |xml, row| {
         xml.leaf("key", &row.key);

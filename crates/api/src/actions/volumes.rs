@@ -97,7 +97,7 @@ pub fn describe_volumes(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, NoOtherParameters {}) = describe_request(request, "VolumeIds")?;
+    let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes(&query)?;
     render_page(response, "volumeSet", page, write_volume)
 }
@@ -191,7 +191,7 @@ pub fn describe_volumes_modifications(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, NoOtherParameters {}) = describe_request(request, "VolumeIds")?;
+    let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes_modifications(&query)?;
     render_page(response, "volumeModificationSet", page, |xml, row| {
         write_modification(xml, &row.volume_id, &row.modification)
