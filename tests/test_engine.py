@@ -257,3 +257,14 @@ def test_ebs_direct_errors_carry_the_ebs_model_codes(empty_ec2):
         ebs.list_snapshot_blocks(SnapshotId="foo-missing")
     assert malformed.value.response["Error"]["Code"] == "ValidationException"
     assert malformed.value.response["Reason"] == "INVALID_SNAPSHOT_ID"
+
+
+def test_malformed_ids_in_other_actions(empty_ec2):
+    code = error_code(lambda: empty_ec2.create_volume(
+        AvailabilityZone="us-east-1a", SnapshotId="foo-missing"))
+    assert code == "InvalidSnapshotID.Malformed"
+    code = error_code(lambda: empty_ec2.run_instances(
+        ImageId="foo-missing", MinCount=1, MaxCount=1))
+    assert code == "InvalidAMIID.Malformed"
+    code = error_code(lambda: empty_ec2.delete_volume(VolumeId="vol-0123456789abcdef0"))
+    assert code == "InvalidVolume.NotFound"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::find_instance_type;
 use crate::images::Image;
-use crate::instances::{Instance, InstanceState};
+use crate::instances::{Instance, InstanceState, ShutdownBehavior};
 use crate::volumes::{AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result};
 
@@ -195,7 +195,7 @@ impl Control {
     }
 
     fn guest_stopped(&self, instance: &Instance) -> Result<()> {
-        let terminate = instance.shutdown_behavior == "terminate";
+        let terminate = instance.shutdown_behavior == ShutdownBehavior::Terminate;
         self.update::<Instance>(&instance.instance_id, |i| {
             i.state = if terminate {
                 InstanceState::ShuttingDown

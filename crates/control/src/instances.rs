@@ -86,6 +86,23 @@ impl Default for MetadataOptions {
     }
 }
 
+/// What a guest powering itself off does to its instance (`InstanceInitiatedShutdownBehavior`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownBehavior {
+    Stop,
+    Terminate,
+}
+
+impl ShutdownBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownBehavior::Stop => "stop",
+            ShutdownBehavior::Terminate => "terminate",
+        }
+    }
+}
+
 /// Why an instance last changed state, as EC2 reports it (`Client.UserInitiatedShutdown`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateReason {
@@ -135,7 +152,7 @@ pub struct Instance {
     pub root_device_name: String,
     pub disks: Vec<InstanceDisk>,
     pub metadata_options: MetadataOptions,
-    pub shutdown_behavior: String,
+    pub shutdown_behavior: ShutdownBehavior,
     /// Set by RebootInstances; the reconciler resets the VM and clears it.
     pub reboot_requested: bool,
     /// Set by StopInstances with Force.
@@ -472,15 +489,15 @@ impl Control {
                 "Invalid availability zone: [{zone}]"
             )));
         }
-        let shutdown_behavior = request
-            .shutdown_behavior
-            .clone()
-            .unwrap_or_else(|| "stop".into());
-        if shutdown_behavior != "stop" && shutdown_behavior != "terminate" {
-            return Err(Error::InvalidParameterValue(format!(
-                "Value ({shutdown_behavior}) for parameter InstanceInitiatedShutdownBehavior is invalid."
-            )));
-        }
+        let shutdown_behavior = match request.shutdown_behavior.as_deref() {
+            None | Some("stop") => ShutdownBehavior::Stop,
+            Some("terminate") => ShutdownBehavior::Terminate,
+            Some(other) => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Value ({other}) for parameter InstanceInitiatedShutdownBehavior is invalid."
+                )))
+            }
+        };
         let launched = self.mutate(|txn| {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
@@ -572,7 +589,7 @@ impl Control {
                     root_device_name: image.root_device_name.clone(),
                     disks,
                     metadata_options: request.metadata_options.clone(),
-                    shutdown_behavior: shutdown_behavior.clone(),
+                    shutdown_behavior,
                     reboot_requested: false,
                     force_stop: false,
                     private_ip,

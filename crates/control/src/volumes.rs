@@ -9,7 +9,7 @@ use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
 use crate::snapshots::{Snapshot, SnapshotState};
 use crate::volume_types::{self, Performance, VolumeType};
-use crate::{Control, Error, ResourceKind, Result, Tags};
+use crate::{Control, Error, Result, Tags};
 
 /// DescribeVolumes's MaxResults bounds.
 const DESCRIBE_VOLUMES_PAGING: Paging = Paging::within_without_ids(5, 500, "volumeSet");
@@ -265,18 +265,12 @@ impl Control {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
                     let id = previous.as_str().unwrap_or_default();
-                    return txn.state().get::<Volume>(id).cloned().ok_or_else(|| Error::NotFound {
-                        kind: ResourceKind::Volume,
-                        id: id.to_owned(),
-                    });
+                    return existing::<Volume>(txn.state(), id).cloned();
                 }
             }
             let snapshot_size = match &request.snapshot_id {
                 Some(id) => {
-                    let snapshot = txn.state().get::<Snapshot>(id).ok_or_else(|| Error::NotFound {
-                        kind: ResourceKind::Snapshot,
-                        id: id.clone(),
-                    })?;
+                    let snapshot = existing::<Snapshot>(txn.state(), id)?;
                     if snapshot.state != SnapshotState::Completed {
                         return Err(Error::IncorrectState(format!("Snapshot {id} is not completed yet.")));
                     }

@@ -477,7 +477,7 @@ pub fn describe_instance_attribute(
     let value = match request.attribute.as_str() {
         "instanceType" => Some(instance.instance_type.clone()),
         "userData" => instance.user_data.clone(),
-        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.clone()),
+        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.as_str().to_owned()),
         "rootDeviceName" => Some(instance.root_device_name.clone()),
         "disableApiTermination" | "disableApiStop" => Some("false".into()),
         other => {
