@@ -37,6 +37,9 @@ impl Paging {
         }
     }
 
+    /// An action without `MaxResults`: everything is one page.
+    pub const UNPAGED: Paging = Paging::within(1, i64::MAX);
+
     /// An action that refuses its ID list (named `set`) together with `MaxResults`.
     pub const fn within_without_ids(min: i64, max: i64, set: &'static str) -> Paging {
         Paging {

@@ -13,9 +13,6 @@ use crate::describe::{self, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::{Control, Error, ResourceKind, Result, State, Tags};
 
-/// DescribeKeyPairs answers everything at once.
-const DESCRIBE_KEY_PAIRS_PAGING: Paging = Paging::within(1, i64::MAX);
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
@@ -237,13 +234,10 @@ impl Control {
     /// Key pairs named by `names` (all must exist) and by the query's IDs, sorted by name.
     pub fn describe_key_pairs(&self, names: &[String], query: &Query) -> Result<Vec<KeyPair>> {
         let state = self.read();
-        let (mut found, _) = describe::describe::<KeyPair>(
-            &state,
-            self.config(),
-            query,
-            DESCRIBE_KEY_PAIRS_PAGING,
-            |kp| names.is_empty() || names.contains(&kp.key_name),
-        )?;
+        let (mut found, _) =
+            describe::describe::<KeyPair>(&state, self.config(), query, Paging::UNPAGED, |kp| {
+                names.is_empty() || names.contains(&kp.key_name)
+            })?;
         if let Some(missing) = names.iter().find(|n| state.key_pair_by_name(n).is_none()) {
             return Err(not_found(missing));
         }
