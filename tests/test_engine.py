@@ -119,6 +119,9 @@ DESCRIBES = {
     "describe_tags": {},
     "describe_volumes_modifications": {},
     "describe_instance_status": {},
+    "describe_regions": {},
+    "describe_availability_zones": {},
+    "describe_instance_types": {},
 }
 
 

@@ -2,9 +2,12 @@
 
 use serde::Serialize;
 
-use crate::filter::{self, Filter, FilterField, Filterable};
-use crate::pagination::{paginate, PageBounds};
+use crate::describe::{self, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::{Control, Error, Result};
+
+/// DescribeInstanceTypes's MaxResults bounds.
+const DESCRIBE_INSTANCE_TYPES_PAGING: Paging = Paging::within(5, 100);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Region {
@@ -122,42 +125,47 @@ pub const ACCOUNT_ATTRIBUTES: &[(&str, &[&str])] = &[
     ("vpc-max-elastic-ips", &["5"]),
 ];
 
-fn select<T: Filterable + Clone>(
+/// Describes catalog entries: every name in `wanted` must name one (else `unknown`), then the
+/// generic describe filters and pages them.
+fn select<T: Filterable>(
     config: &nimbus_core::Config,
     items: Vec<T>,
     wanted: &[String],
-    name_of: impl Fn(&T) -> &str,
-    filters: &[Filter],
+    name_of: fn(&T) -> &str,
+    query: &Query,
+    paging: Paging,
     unknown: impl Fn(&str) -> Error,
-) -> Result<Vec<T>> {
-    filter::validate_filters::<T>(filters, false)?;
+) -> Result<Page<T>> {
     if let Some(missing) = wanted
         .iter()
         .find(|w| !items.iter().any(|i| name_of(i) == w.as_str()))
     {
         return Err(unknown(missing));
     }
-    Ok(items
+    let rows = items
         .into_iter()
         .filter(|item| wanted.is_empty() || wanted.iter().any(|w| w == name_of(item)))
-        .filter(|item| filter::matches(item, None, filters, config))
-        .collect())
+        .collect();
+    describe::describe_rows(rows, name_of, config, query, paging)
 }
 
 impl Control {
-    pub fn describe_regions(&self, names: &[String], filters: &[Filter]) -> Result<Vec<Region>> {
+    /// DescribeRegions: the query's IDs are region names.
+    pub fn describe_regions(&self, query: &Query) -> Result<Vec<Region>> {
         let region = Region {
             region_name: self.config().region.clone(),
             endpoint: format!("ec2.{}.amazonaws.com", self.config().region),
         };
-        select(
+        let (regions, _) = select(
             self.config(),
             vec![region],
-            names,
+            &query.ids,
             |r| &r.region_name,
-            filters,
+            query,
+            Paging::UNPAGED,
             |name| Error::InvalidParameterValue(format!("Invalid region: {name}")),
-        )
+        )?;
+        Ok(regions)
     }
 
     pub fn availability_zones(&self) -> Vec<AvailabilityZone> {
@@ -183,23 +191,35 @@ impl Control {
             .collect()
     }
 
+    /// DescribeAvailabilityZones: the query's IDs are zone names; `zone_ids` are zone IDs.
     pub fn describe_availability_zones(
         &self,
-        names: &[String],
-        ids: &[String],
-        filters: &[Filter],
+        query: &Query,
+        zone_ids: &[String],
     ) -> Result<Vec<AvailabilityZone>> {
         let unknown =
             |zone: &str| Error::InvalidParameterValue(format!("The zone '{zone}' does not exist."));
-        let by_name = select(
+        let zones: Vec<AvailabilityZone> = self
+            .availability_zones()
+            .into_iter()
+            .filter(|z| zone_ids.is_empty() || zone_ids.contains(&z.zone_id))
+            .collect();
+        if let Some(missing) = zone_ids
+            .iter()
+            .find(|id| !zones.iter().any(|z| &z.zone_id == *id))
+        {
+            return Err(unknown(missing));
+        }
+        let (zones, _) = select(
             self.config(),
-            self.availability_zones(),
-            names,
+            zones,
+            &query.ids,
             |z| &z.zone_name,
-            filters,
+            query,
+            Paging::UNPAGED,
             unknown,
         )?;
-        select(self.config(), by_name, ids, |z| &z.zone_id, &[], unknown)
+        Ok(zones)
     }
 
     pub fn describe_account_attributes(
@@ -221,14 +241,10 @@ impl Control {
             .collect())
     }
 
-    pub fn describe_instance_types(
-        &self,
-        names: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<InstanceType>, Option<String>)> {
-        let unknown: Vec<&str> = names
+    /// DescribeInstanceTypes: the query's IDs are instance type names.
+    pub fn describe_instance_types(&self, query: &Query) -> Result<Page<InstanceType>> {
+        let unknown: Vec<&str> = query
+            .ids
             .iter()
             .filter(|n| find_instance_type(n).is_none())
             .map(String::as_str)
@@ -236,20 +252,14 @@ impl Control {
         if !unknown.is_empty() {
             return Err(Error::UnknownInstanceType(unknown.join(", ")));
         }
-        let selected = select(
+        select(
             self.config(),
             INSTANCE_TYPES.to_vec(),
-            names,
+            &query.ids,
             |t| t.name,
-            filters,
+            query,
+            DESCRIBE_INSTANCE_TYPES_PAGING,
             |n| Error::UnknownInstanceType(n.to_owned()),
-        )?;
-        paginate(
-            selected,
-            |t| t.name,
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 100 },
         )
     }
 }
