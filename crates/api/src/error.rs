@@ -27,10 +27,6 @@ impl ApiError {
     pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
-
-    pub fn invalid_value(message: impl Into<String>) -> ApiError {
-        ApiError::bad_request("InvalidParameterValue", message)
-    }
 }
 
 /// What went wrong in an EC2 Query request.
