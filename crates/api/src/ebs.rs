@@ -6,10 +6,66 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use control::direct::BLOCK_SIZE;
 use control::idempotency::ClientToken;
+use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{ApiContext, ApiError};
+use crate::ApiContext;
+
+/// What went wrong in an EBS direct API call.
+#[derive(Debug, thiserror::Error)]
+enum EbsError {
+    #[error(transparent)]
+    Control(#[from] control::Error),
+    /// The request itself is malformed: bad JSON, a missing header, a number that is none.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("No such EBS direct API route.")]
+    NoSuchRoute,
+}
+
+const VALIDATION: &str = "ValidationException";
+const NOT_FOUND: &str = "ResourceNotFoundException";
+
+/// The EBS direct API's HTTP status, code and `Reason` for each error, from the errors
+/// botocore's `ebs` model lists: chosen here and nowhere else.
+fn ebs_code(error: &EbsError) -> (StatusCode, &'static str, Option<&'static str>) {
+    use control::Error as Control;
+    let invalid_value = (
+        StatusCode::BAD_REQUEST,
+        VALIDATION,
+        Some("INVALID_PARAMETER_VALUE"),
+    );
+    match error {
+        EbsError::NoSuchRoute => (StatusCode::NOT_FOUND, NOT_FOUND, None),
+        EbsError::InvalidRequest(_) => invalid_value,
+        EbsError::Control(error) => match error {
+            Control::NotFound {
+                kind: ResourceKind::Snapshot,
+                ..
+            } => (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND")),
+            Control::NotFound { .. } => (StatusCode::NOT_FOUND, NOT_FOUND, None),
+            Control::MalformedId { .. } => (
+                StatusCode::BAD_REQUEST,
+                VALIDATION,
+                Some("INVALID_SNAPSHOT_ID"),
+            ),
+            Control::InvalidPaginationToken(_) => (
+                StatusCode::BAD_REQUEST,
+                VALIDATION,
+                Some("INVALID_PAGE_TOKEN"),
+            ),
+            Control::ClientTokenReused(_) => (StatusCode::CONFLICT, "ConflictException", None),
+            Control::IncorrectState(_) => (StatusCode::BAD_REQUEST, VALIDATION, None),
+            Control::Store(_) | Control::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                None,
+            ),
+            _ => invalid_value,
+        },
+    }
+}
 
 /// Routes one EBS direct API request; returns the operation name (for the log) and the answer.
 pub async fn handle(
@@ -48,31 +104,22 @@ pub async fn handle(
             "GetSnapshotBlock",
             get_block(context, id, index, param("blockToken")).await,
         ),
-        _ => (
-            "-",
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                "No such EBS direct API route.",
-            )),
-        ),
+        _ => ("-", Err(EbsError::NoSuchRoute)),
     };
     let response = outcome.unwrap_or_else(json_error);
     (operation.to_owned(), response)
 }
 
 /// REST-JSON errors: the code in `x-amzn-ErrorType` and the body, as botocore reads them.
-fn json_error(error: ApiError) -> Response {
-    let (status, code) = if error.status.is_server_error() {
-        (error.status, "InternalServerException")
-    } else if error.code.ends_with(".NotFound") || error.status == StatusCode::NOT_FOUND {
-        (StatusCode::NOT_FOUND, "ResourceNotFoundException")
-    } else if error.status == StatusCode::UNAUTHORIZED || error.status == StatusCode::FORBIDDEN {
-        (StatusCode::FORBIDDEN, "AccessDeniedException")
-    } else {
-        (StatusCode::BAD_REQUEST, "ValidationException")
-    };
-    let body = json!({ "Message": error.message, "Reason": error.code });
+fn json_error(error: EbsError) -> Response {
+    let (status, code, reason) = ebs_code(&error);
+    if status.is_server_error() {
+        tracing::error!(%error, "internal error");
+    }
+    let mut body = json!({ "Message": error.to_string() });
+    if let Some(reason) = reason {
+        body["Reason"] = json!(reason);
+    }
     (
         status,
         [
@@ -101,18 +148,14 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
-    header_text(headers, name).ok_or_else(|| {
-        ApiError::bad_request(
-            "MissingParameter",
-            format!("The header {name} is required."),
-        )
-    })
+fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, EbsError> {
+    header_text(headers, name)
+        .ok_or_else(|| EbsError::InvalidRequest(format!("The header {name} is required.")))
 }
 
-fn parse_number(text: &str, what: &str) -> Result<u64, ApiError> {
+fn parse_number(text: &str, what: &str) -> Result<u64, EbsError> {
     text.parse()
-        .map_err(|_| ApiError::invalid_value(format!("{what} must be a non-negative integer.")))
+        .map_err(|_| EbsError::InvalidRequest(format!("{what} must be a non-negative integer.")))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +166,9 @@ struct StartSnapshot {
     #[serde(default)]
     tags: Vec<TagInput>,
     description: Option<String>,
-    client_token: Option<String>,
+    /// Read by `ClientToken::of_request`, with the other parameters it is bound to.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     encrypted: bool,
     kms_key_arn: Option<String>,
@@ -138,30 +183,23 @@ struct TagInput {
     value: String,
 }
 
-async fn start_snapshot(context: &ApiContext, body: &[u8]) -> Result<Response, ApiError> {
+async fn start_snapshot(context: &ApiContext, body: &[u8]) -> Result<Response, EbsError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_value(format!("Malformed JSON body: {e}")))?;
-    let mut without_token = value.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+        .map_err(|e| EbsError::InvalidRequest(format!("Malformed JSON body: {e}")))?;
+    let client_token = ClientToken::of_request("StartSnapshot", &value)?;
     let request: StartSnapshot = serde_json::from_value(value)
-        .map_err(|e| ApiError::invalid_value(format!("Invalid StartSnapshot request: {e}")))?;
+        .map_err(|e| EbsError::InvalidRequest(format!("Invalid StartSnapshot request: {e}")))?;
     if request.encrypted || request.kms_key_arn.is_some() {
-        return Err(ApiError::invalid_value(
-            "Encrypted snapshots are not supported by nimbus yet.",
-        ));
+        return Err(control::Error::Unsupported(
+            "Encrypted snapshots are not supported by nimbus yet.".into(),
+        )
+        .into());
     }
     if request.timeout.is_some_and(|t| !(10..=4320).contains(&t)) {
-        return Err(ApiError::invalid_value(
-            "Timeout must be between 10 and 4320 minutes.",
+        return Err(EbsError::InvalidRequest(
+            "Timeout must be between 10 and 4320 minutes.".into(),
         ));
     }
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("StartSnapshot", token, &without_token))
-        .transpose()?;
     let tags = request
         .tags
         .iter()
@@ -205,28 +243,28 @@ async fn put_block(
     index: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, ApiError> {
+) -> Result<Response, EbsError> {
     let index = parse_number(index, "BlockIndex")?;
     let length = parse_number(
         required_header(headers, "x-amz-data-length")?,
         "x-amz-Data-Length",
     )?;
     if length != body.len() as u64 {
-        return Err(ApiError::invalid_value(
-            "x-amz-Data-Length does not match the body length.",
+        return Err(EbsError::InvalidRequest(
+            "x-amz-Data-Length does not match the body length.".into(),
         ));
     }
     let algorithm = required_header(headers, "x-amz-checksum-algorithm")?;
     if algorithm != "SHA256" {
-        return Err(ApiError::invalid_value(
-            "The only checksum algorithm is SHA256.",
+        return Err(EbsError::InvalidRequest(
+            "The only checksum algorithm is SHA256.".into(),
         ));
     }
     let checksum = required_header(headers, "x-amz-checksum")?;
     if let Some(progress) = header_text(headers, "x-amz-progress") {
         if parse_number(progress, "x-amz-Progress")? > 100 {
-            return Err(ApiError::invalid_value(
-                "x-amz-Progress must be between 0 and 100.",
+            return Err(EbsError::InvalidRequest(
+                "x-amz-Progress must be between 0 and 100.".into(),
             ));
         }
     }
@@ -249,14 +287,15 @@ async fn complete_snapshot(
     context: &ApiContext,
     id: &str,
     headers: &HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, EbsError> {
     let changed = parse_number(
         required_header(headers, "x-amz-changedblockscount")?,
         "x-amz-ChangedBlocksCount",
     )?;
     if header_text(headers, "x-amz-checksum").is_some() {
-        return Err(ApiError::invalid_value(
-            "Aggregated snapshot checksums are not supported by nimbus; omit x-amz-Checksum.",
+        return Err(EbsError::InvalidRequest(
+            "Aggregated snapshot checksums are not supported by nimbus; omit x-amz-Checksum."
+                .into(),
         ));
     }
     let state = context
@@ -270,14 +309,14 @@ async fn complete_snapshot(
 }
 
 /// `maxResults` (100–10000, default 10000) and the starting index from `pageToken` or `startingBlockIndex`.
-fn paging<'a>(param: &impl Fn(&str) -> Option<&'a str>) -> Result<(u64, usize), ApiError> {
+fn paging<'a>(param: &impl Fn(&str) -> Option<&'a str>) -> Result<(u64, usize), EbsError> {
     let max = match param("maxResults") {
         Some(text) => parse_number(text, "maxResults")?,
         None => 10000,
     };
     if !(100..=10000).contains(&max) {
-        return Err(ApiError::invalid_value(
-            "maxResults must be between 100 and 10000.",
+        return Err(EbsError::InvalidRequest(
+            "maxResults must be between 100 and 10000.".into(),
         ));
     }
     let start = match (param("pageToken"), param("startingBlockIndex")) {
@@ -296,7 +335,7 @@ fn list_blocks<'a>(
     context: &ApiContext,
     id: &str,
     param: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, EbsError> {
     let (start, max) = paging(param)?;
     let page = context.control.list_snapshot_blocks(id, start, max)?;
     let blocks: Vec<Value> = page
@@ -317,7 +356,7 @@ fn list_changed<'a>(
     context: &ApiContext,
     id: &str,
     param: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, EbsError> {
     let (start, max) = paging(param)?;
     let page = context
         .control
@@ -350,10 +389,9 @@ async fn get_block(
     id: &str,
     index: &str,
     token: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, EbsError> {
     let index = parse_number(index, "BlockIndex")?;
-    let token = token
-        .ok_or_else(|| ApiError::bad_request("MissingParameter", "blockToken is required."))?;
+    let token = token.ok_or_else(|| EbsError::InvalidRequest("blockToken is required.".into()))?;
     let (data, checksum) = context.control.get_snapshot_block(id, index, token).await?;
     let length = data.len().to_string();
     let mut response = Body::from(data).into_response();
@@ -372,4 +410,34 @@ async fn get_block(
         HeaderValue::from_static("SHA256"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_reasons_follow_the_ebs_model() {
+        let missing = EbsError::Control(control::Error::NotFound {
+            kind: ResourceKind::Snapshot,
+            id: "snap-0123456789abcdef0".into(),
+        });
+        assert_eq!(
+            ebs_code(&missing),
+            (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND"))
+        );
+        let reused = EbsError::Control(control::Error::ClientTokenReused("t".into()));
+        assert_eq!(ebs_code(&reused).1, "ConflictException");
+        let header = EbsError::InvalidRequest("The header x is required.".into());
+        assert_eq!(
+            ebs_code(&header),
+            (
+                StatusCode::BAD_REQUEST,
+                VALIDATION,
+                Some("INVALID_PARAMETER_VALUE")
+            )
+        );
+        let internal = EbsError::Control(control::Error::Internal("boom".into()));
+        assert_eq!(ebs_code(&internal).1, "InternalServerException");
+    }
 }

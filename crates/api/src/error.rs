@@ -27,93 +27,87 @@ impl ApiError {
     pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
-
-    pub fn invalid_value(message: impl Into<String>) -> ApiError {
-        ApiError::bad_request("InvalidParameterValue", message)
-    }
 }
 
-/// The `Invalid<Thing>.NotFound` family, by resource kind.
-fn not_found_code(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::KeyPair => "InvalidKeyPair.NotFound",
-        ResourceKind::Volume => "InvalidVolume.NotFound",
-        ResourceKind::Snapshot => "InvalidSnapshot.NotFound",
-        ResourceKind::Image => "InvalidAMIID.NotFound",
-        ResourceKind::Instance => "InvalidInstanceID.NotFound",
-        ResourceKind::ClientToken
-        | ResourceKind::Role
-        | ResourceKind::InstanceProfile
-        | ResourceKind::TemporaryCredential => "InvalidParameterValue",
-    }
+/// What went wrong in an EC2 Query request.
+#[derive(Debug, thiserror::Error)]
+pub enum Ec2Error {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{0}")]
+    MalformedQueryString(String),
+    #[error("The request must contain the parameter Action")]
+    MissingAction,
+    #[error("The action {0} is not valid for this web service.")]
+    UnknownAction(String),
 }
 
 impl From<ControlError> for ApiError {
     fn from(error: ControlError) -> ApiError {
-        let message = error.to_string();
-        let (status, code) = match &error {
-            ControlError::NotFound { kind, .. } => (StatusCode::BAD_REQUEST, not_found_code(*kind)),
-            ControlError::Duplicate {
-                kind: ResourceKind::KeyPair,
-                ..
-            } => (StatusCode::BAD_REQUEST, "InvalidKeyPair.Duplicate"),
-            ControlError::Duplicate { .. } => (StatusCode::BAD_REQUEST, "InvalidParameterValue"),
-            ControlError::InvalidId(_) => (StatusCode::BAD_REQUEST, "InvalidID"),
-            ControlError::InvalidParameterValue(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidParameterValue")
-            }
-            ControlError::InvalidParameterCombination(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidParameterCombination")
-            }
-            ControlError::MissingParameter(_) => (StatusCode::BAD_REQUEST, "MissingParameter"),
-            ControlError::InvalidPaginationToken(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidPaginationToken")
-            }
-            ControlError::InvalidInstanceType(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidInstanceType")
-            }
-            ControlError::IdempotentParameterMismatch(_) => {
-                (StatusCode::BAD_REQUEST, "IdempotentParameterMismatch")
-            }
-            ControlError::DryRunOperation => (StatusCode::PRECONDITION_FAILED, "DryRunOperation"),
-            ControlError::TagLimitExceeded(_) => (StatusCode::BAD_REQUEST, "TagLimitExceeded"),
-            ControlError::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
-            ControlError::InvalidKeyFormat(_) => (StatusCode::BAD_REQUEST, "InvalidKey.Format"),
-            ControlError::InvalidZone(_) => (StatusCode::BAD_REQUEST, "InvalidZone.NotFound"),
-            ControlError::IncorrectState(_) => (StatusCode::BAD_REQUEST, "IncorrectState"),
-            ControlError::IncorrectModificationState(_) => {
-                (StatusCode::BAD_REQUEST, "IncorrectModificationState")
-            }
-            ControlError::VolumeInUse(_) => (StatusCode::BAD_REQUEST, "VolumeInUse"),
-            ControlError::SnapshotInUse(_) => (StatusCode::BAD_REQUEST, "InvalidSnapshot.InUse"),
-            ControlError::DuplicateImageName(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidAMIName.Duplicate")
-            }
-            ControlError::InvalidAmiIdMalformed(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed")
-            }
-            ControlError::InstanceLimitExceeded(_) => {
-                (StatusCode::BAD_REQUEST, "InstanceLimitExceeded")
-            }
-            ControlError::IncorrectInstanceState(_) => {
-                (StatusCode::BAD_REQUEST, "IncorrectInstanceState")
-            }
-            ControlError::ZoneMismatch(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidVolume.ZoneMismatch")
-            }
-            ControlError::InvalidAttachmentNotFound(_) => {
-                (StatusCode::BAD_REQUEST, "InvalidAttachment.NotFound")
-            }
-            ControlError::OperationNotPermitted(_) => {
-                (StatusCode::BAD_REQUEST, "OperationNotPermitted")
-            }
-            ControlError::Store(_) | ControlError::Internal(_) => {
-                tracing::error!(%error, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
-            }
-        };
-        ApiError::new(status, code, message)
+        Ec2Error::Control(error).into()
     }
+}
+
+impl From<Ec2Error> for ApiError {
+    fn from(error: Ec2Error) -> ApiError {
+        let (status, code) = ec2_code(&error);
+        if status.is_server_error() {
+            tracing::error!(%error, "internal error");
+        }
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+/// EC2's AWS code and HTTP status for each error: chosen here and nowhere else. A kind's
+/// NotFound and Malformed codes come from its declaration in `control::resource`.
+pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
+    let error = match error {
+        Ec2Error::Control(error) => error,
+        Ec2Error::MalformedQueryString(_) => {
+            return (StatusCode::BAD_REQUEST, "MalformedQueryString")
+        }
+        Ec2Error::MissingAction => return (StatusCode::BAD_REQUEST, "MissingAction"),
+        Ec2Error::UnknownAction(_) => return (StatusCode::BAD_REQUEST, "InvalidAction"),
+    };
+    let code = match error {
+        ControlError::NotFound { kind, .. } => kind.spec().not_found_code,
+        ControlError::MalformedId {
+            kind: Some(kind), ..
+        } => kind.spec().malformed_code,
+        ControlError::MalformedId { kind: None, .. } => "InvalidID",
+        ControlError::Duplicate {
+            kind: ResourceKind::KeyPair,
+            ..
+        } => "InvalidKeyPair.Duplicate",
+        ControlError::Duplicate { .. } => "InvalidParameterValue",
+        ControlError::InvalidParameterValue(_) => "InvalidParameterValue",
+        ControlError::InvalidParameterCombination(_) => "InvalidParameterCombination",
+        ControlError::MissingParameter(_) => "MissingParameter",
+        ControlError::InvalidPaginationToken(_) => "InvalidPaginationToken",
+        ControlError::UnknownInstanceType(_) => "InvalidInstanceType",
+        ControlError::ClientTokenReused(_) => "IdempotentParameterMismatch",
+        ControlError::DryRunOperation => {
+            return (StatusCode::PRECONDITION_FAILED, "DryRunOperation")
+        }
+        ControlError::TooManyTags(_) => "TagLimitExceeded",
+        ControlError::Unsupported(_) => "UnsupportedOperation",
+        ControlError::MalformedPublicKey(_) => "InvalidKey.Format",
+        ControlError::UnknownZone(_) => "InvalidZone.NotFound",
+        ControlError::IncorrectState(_) => "IncorrectState",
+        ControlError::ModificationInProgress(_) => "IncorrectModificationState",
+        ControlError::VolumeInUse(_) => "VolumeInUse",
+        ControlError::SnapshotInUse(_) => "InvalidSnapshot.InUse",
+        ControlError::DuplicateImageName(_) => "InvalidAMIName.Duplicate",
+        ControlError::TooManyInstances(_) => "InstanceLimitExceeded",
+        ControlError::IncorrectInstanceState(_) => "IncorrectInstanceState",
+        ControlError::VolumeInOtherZone(_) => "InvalidVolume.ZoneMismatch",
+        ControlError::NotAttached(_) => "InvalidAttachment.NotFound",
+        ControlError::OperationNotPermitted(_) => "OperationNotPermitted",
+        ControlError::Store(_) | ControlError::Internal(_) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+        }
+    };
+    (StatusCode::BAD_REQUEST, code)
 }
 
 impl From<ec2model::DecodeError> for ApiError {
@@ -126,5 +120,47 @@ impl From<awsproto::AuthError> for ApiError {
     fn from(error: awsproto::AuthError) -> ApiError {
         let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::FORBIDDEN);
         ApiError::new(status, error.aws_code(), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_codes_come_from_the_declarations() {
+        let not_found = ControlError::NotFound {
+            kind: ResourceKind::Image,
+            id: "ami-0123456789abcdef0".into(),
+        };
+        assert_eq!(
+            ec2_code(&not_found.into()),
+            (StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound")
+        );
+        let malformed = ResourceKind::Image
+            .check_id("foo-missing")
+            .expect_err("malformed");
+        assert_eq!(
+            ec2_code(&malformed.into()),
+            (StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed")
+        );
+        let unknown_kind = ControlError::MalformedId {
+            kind: None,
+            id: "foo".into(),
+        };
+        assert_eq!(ec2_code(&unknown_kind.into()).1, "InvalidID");
+    }
+
+    #[test]
+    fn only_internal_failures_are_server_errors() {
+        let internal = ControlError::Internal("boom".into());
+        assert_eq!(
+            ec2_code(&internal.into()).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let dry_run = ControlError::DryRunOperation;
+        assert_eq!(ec2_code(&dry_run.into()).0, StatusCode::PRECONDITION_FAILED);
+        let invalid = ControlError::InvalidParameterValue("bad".into());
+        assert_eq!(ec2_code(&invalid.into()).0, StatusCode::BAD_REQUEST);
     }
 }

@@ -32,6 +32,16 @@ pub enum SnapshotState {
     Error,
 }
 
+impl SnapshotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Pending => "pending",
+            SnapshotState::Completed => "completed",
+            SnapshotState::Error => "error",
+        }
+    }
+}
+
 /// A snapshot as stored: which chunk content (blake3 hex) sits at each chunk index.
 /// Absent indexes are zeros, so sparse volumes cost nothing.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,8 +3,9 @@
 //! its next start) and settles the volume `in-use` or `available`. A detach is refused while
 //! the attachment is still `attaching`, as EC2 does, so a late hot-plug never undoes it.
 
+use crate::describe::existing;
 use crate::instances::{Instance, InstanceDisk, InstanceState};
-use crate::volumes::{existing, Attachment, Volume, VolumeState};
+use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result};
 
 fn valid_device_name(device: &str) -> bool {
@@ -41,7 +42,7 @@ impl Control {
                 )));
             }
             if volume.availability_zone != instance.availability_zone {
-                return Err(Error::ZoneMismatch(format!(
+                return Err(Error::VolumeInOtherZone(format!(
                     "The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'"
                 )));
             }
@@ -57,7 +58,11 @@ impl Control {
             let attachment = Attachment {
                 instance_id: instance_id.to_owned(),
                 device: device.to_owned(),
-                state: if running { "attaching" } else { "attached" }.into(),
+                state: if running {
+                    AttachmentState::Attaching
+                } else {
+                    AttachmentState::Attached
+                },
                 attach_time: nimbus_core::now_millis(),
                 delete_on_termination: false,
             };
@@ -92,7 +97,7 @@ impl Control {
             if instance_id.is_some_and(|id| id != attachment.instance_id)
                 || device.is_some_and(|d| d != attachment.device)
             {
-                return Err(Error::InvalidAttachmentNotFound(format!(
+                return Err(Error::NotAttached(format!(
                     "Volume '{volume_id}' is not attached to the given instance or device."
                 )));
             }
@@ -105,24 +110,26 @@ impl Control {
                     instance.instance_id
                 )));
             }
-            match attachment.state.as_str() {
-                "detaching" => return Ok((instance.instance_id.clone(), attachment)),
+            match attachment.state {
+                AttachmentState::Detaching => {
+                    return Ok((instance.instance_id.clone(), attachment))
+                }
                 // As in EC2: an attachment still being made cannot be undone yet.
-                "attaching" => {
+                AttachmentState::Attaching => {
                     return Err(Error::IncorrectState(format!(
                         "Volume '{volume_id}' is in the 'attaching' state."
                     )))
                 }
-                _ => {}
+                AttachmentState::Attached => {}
             }
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
             let running = instance.state == InstanceState::Running;
             let mut reported = attachment.clone();
-            reported.state = "detaching".into();
+            reported.state = AttachmentState::Detaching;
             if running {
-                volume.attachments[0].state = "detaching".into();
+                volume.attachments[0].state = AttachmentState::Detaching;
             } else {
                 volume.attachments.clear();
                 volume.state = VolumeState::Available;

@@ -2,9 +2,12 @@
 
 use serde::Serialize;
 
-use crate::filter::{self, Filter, Filterable};
-use crate::pagination::{paginate, PageBounds};
+use crate::describe::{self, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::{Control, Error, Result};
+
+/// DescribeInstanceTypes's MaxResults bounds.
+const DESCRIBE_INSTANCE_TYPES_PAGING: Paging = Paging::within(5, 100);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Region {
@@ -13,14 +16,11 @@ pub struct Region {
 }
 
 impl Filterable for Region {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        match name {
-            "region-name" => Some(vec![self.region_name.clone()]),
-            "endpoint" => Some(vec![self.endpoint.clone()]),
-            "opt-in-status" => Some(vec!["opt-in-not-required".into()]),
-            _ => None,
-        }
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("region-name", |r, _| vec![r.region_name.clone()]),
+        ("endpoint", |r, _| vec![r.endpoint.clone()]),
+        ("opt-in-status", |_, _| vec!["opt-in-not-required".into()]),
+    ];
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -31,18 +31,16 @@ pub struct AvailabilityZone {
 }
 
 impl Filterable for AvailabilityZone {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "zone-name" => self.zone_name.clone(),
-            "zone-id" => self.zone_id.clone(),
-            "region-name" | "group-name" | "network-border-group" => self.region_name.clone(),
-            "state" => "available".into(),
-            "zone-type" => "availability-zone".into(),
-            "opt-in-status" => "opt-in-not-required".into(),
-            _ => return None,
-        };
-        Some(vec![value])
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("zone-name", |z, _| vec![z.zone_name.clone()]),
+        ("zone-id", |z, _| vec![z.zone_id.clone()]),
+        ("region-name", |z, _| vec![z.region_name.clone()]),
+        ("group-name", |z, _| vec![z.region_name.clone()]),
+        ("network-border-group", |z, _| vec![z.region_name.clone()]),
+        ("state", |_, _| vec!["available".into()]),
+        ("zone-type", |_, _| vec!["availability-zone".into()]),
+        ("opt-in-status", |_, _| vec!["opt-in-not-required".into()]),
+    ];
 }
 
 /// One instance type: its vCPUs and memory are the VM's real size.
@@ -61,24 +59,28 @@ impl InstanceType {
 }
 
 impl Filterable for InstanceType {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "instance-type" => self.name.to_owned(),
-            "vcpu-info.default-vcpus" => self.vcpus.to_string(),
-            "memory-info.size-in-mib" => self.memory_mib.to_string(),
-            "current-generation" => "true".into(),
-            "burstable-performance-supported" => self.burstable.to_string(),
-            "processor-info.supported-architecture" => "x86_64".into(),
-            "supported-root-device-type" => "ebs".into(),
-            "supported-virtualization-type" => "hvm".into(),
-            "hypervisor" => "nitro".into(),
-            "bare-metal" | "free-tier-eligible" | "instance-storage-supported" => {
-                (self.name == "t3.micro" && name == "free-tier-eligible").to_string()
-            }
-            _ => return None,
-        };
-        Some(vec![value])
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("instance-type", |t, _| vec![t.name.to_owned()]),
+        ("vcpu-info.default-vcpus", |t, _| vec![t.vcpus.to_string()]),
+        ("memory-info.size-in-mib", |t, _| {
+            vec![t.memory_mib.to_string()]
+        }),
+        ("current-generation", |_, _| vec!["true".into()]),
+        ("burstable-performance-supported", |t, _| {
+            vec![t.burstable.to_string()]
+        }),
+        ("processor-info.supported-architecture", |_, _| {
+            vec!["x86_64".into()]
+        }),
+        ("supported-root-device-type", |_, _| vec!["ebs".into()]),
+        ("supported-virtualization-type", |_, _| vec!["hvm".into()]),
+        ("hypervisor", |_, _| vec!["nitro".into()]),
+        ("bare-metal", |_, _| vec!["false".into()]),
+        ("instance-storage-supported", |_, _| vec!["false".into()]),
+        ("free-tier-eligible", |t, _| {
+            vec![(t.name == "t3.micro").to_string()]
+        }),
+    ];
 }
 
 const fn instance_type(name: &'static str, vcpus: u32, memory_mib: u64) -> InstanceType {
@@ -123,42 +125,47 @@ pub const ACCOUNT_ATTRIBUTES: &[(&str, &[&str])] = &[
     ("vpc-max-elastic-ips", &["5"]),
 ];
 
-fn select<T: Filterable + Clone>(
+/// Describes catalog entries: every name in `wanted` must name one (else `unknown`), then the
+/// generic describe filters and pages them.
+fn select<T: Filterable>(
+    config: &nimbus_core::Config,
     items: Vec<T>,
     wanted: &[String],
-    name_of: impl Fn(&T) -> &str,
-    filters: &[Filter],
+    name_of: fn(&T) -> &str,
+    query: &Query,
+    paging: Paging,
     unknown: impl Fn(&str) -> Error,
-) -> Result<Vec<T>> {
-    if let Some(sample) = items.first() {
-        filter::validate_filters(filters, sample)?;
-    }
+) -> Result<Page<T>> {
     if let Some(missing) = wanted
         .iter()
         .find(|w| !items.iter().any(|i| name_of(i) == w.as_str()))
     {
         return Err(unknown(missing));
     }
-    Ok(items
+    let rows = items
         .into_iter()
         .filter(|item| wanted.is_empty() || wanted.iter().any(|w| w == name_of(item)))
-        .filter(|item| filter::matches(item, filters))
-        .collect())
+        .collect();
+    describe::describe_rows(rows, name_of, config, query, paging)
 }
 
 impl Control {
-    pub fn describe_regions(&self, names: &[String], filters: &[Filter]) -> Result<Vec<Region>> {
+    /// DescribeRegions: the query's IDs are region names.
+    pub fn describe_regions(&self, query: &Query) -> Result<Vec<Region>> {
         let region = Region {
             region_name: self.config().region.clone(),
             endpoint: format!("ec2.{}.amazonaws.com", self.config().region),
         };
-        select(
+        let (regions, _) = select(
+            self.config(),
             vec![region],
-            names,
+            &query.ids,
             |r| &r.region_name,
-            filters,
+            query,
+            Paging::UNPAGED,
             |name| Error::InvalidParameterValue(format!("Invalid region: {name}")),
-        )
+        )?;
+        Ok(regions)
     }
 
     pub fn availability_zones(&self) -> Vec<AvailabilityZone> {
@@ -184,22 +191,35 @@ impl Control {
             .collect()
     }
 
+    /// DescribeAvailabilityZones: the query's IDs are zone names; `zone_ids` are zone IDs.
     pub fn describe_availability_zones(
         &self,
-        names: &[String],
-        ids: &[String],
-        filters: &[Filter],
+        query: &Query,
+        zone_ids: &[String],
     ) -> Result<Vec<AvailabilityZone>> {
         let unknown =
             |zone: &str| Error::InvalidParameterValue(format!("The zone '{zone}' does not exist."));
-        let by_name = select(
-            self.availability_zones(),
-            names,
+        let zones: Vec<AvailabilityZone> = self
+            .availability_zones()
+            .into_iter()
+            .filter(|z| zone_ids.is_empty() || zone_ids.contains(&z.zone_id))
+            .collect();
+        if let Some(missing) = zone_ids
+            .iter()
+            .find(|id| !zones.iter().any(|z| &z.zone_id == *id))
+        {
+            return Err(unknown(missing));
+        }
+        let (zones, _) = select(
+            self.config(),
+            zones,
+            &query.ids,
             |z| &z.zone_name,
-            filters,
+            query,
+            Paging::UNPAGED,
             unknown,
         )?;
-        select(by_name, ids, |z| &z.zone_id, &[], unknown)
+        Ok(zones)
     }
 
     pub fn describe_account_attributes(
@@ -221,34 +241,25 @@ impl Control {
             .collect())
     }
 
-    pub fn describe_instance_types(
-        &self,
-        names: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<InstanceType>, Option<String>)> {
-        let unknown: Vec<&str> = names
+    /// DescribeInstanceTypes: the query's IDs are instance type names.
+    pub fn describe_instance_types(&self, query: &Query) -> Result<Page<InstanceType>> {
+        let unknown: Vec<&str> = query
+            .ids
             .iter()
             .filter(|n| find_instance_type(n).is_none())
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
-            return Err(Error::InvalidInstanceType(unknown.join(", ")));
+            return Err(Error::UnknownInstanceType(unknown.join(", ")));
         }
-        let selected = select(
+        select(
+            self.config(),
             INSTANCE_TYPES.to_vec(),
-            names,
+            &query.ids,
             |t| t.name,
-            filters,
-            |n| Error::InvalidInstanceType(n.to_owned()),
-        )?;
-        paginate(
-            selected,
-            |t| t.name,
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 100 },
+            query,
+            DESCRIBE_INSTANCE_TYPES_PAGING,
+            |n| Error::UnknownInstanceType(n.to_owned()),
         )
     }
 }

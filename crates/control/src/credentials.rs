@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::Filterable;
+use crate::filter::{FilterField, Filterable};
 use crate::iam::{find_profile, new_unique_id, validate_name, IdentityError, IdentityResult, Role};
-use crate::{Control, ResourceKind, Txn};
+use crate::{Control, Txn};
 
 const MILLIS_PER_SECOND: i64 = 1000;
 /// An expired credential is still recognised (and refused as expired, not as unknown) this long.
@@ -131,26 +131,9 @@ pub struct TemporaryCredential {
 }
 
 impl Filterable for TemporaryCredential {
-    fn filter_values(&self, _name: &str) -> Option<Vec<String>> {
-        None
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[];
 }
 
-impl crate::Resource for TemporaryCredential {
-    const KIND: ResourceKind = ResourceKind::TemporaryCredential;
-    fn id(&self) -> &str {
-        &self.access_key_id
-    }
-    fn tags_mut(&mut self) -> Option<&mut crate::Tags> {
-        None
-    }
-    fn table(state: &crate::State) -> &std::collections::BTreeMap<String, Self> {
-        &state.temporary_credentials
-    }
-    fn table_mut(state: &mut crate::State) -> &mut std::collections::BTreeMap<String, Self> {
-        &mut state.temporary_credentials
-    }
-}
 
 impl TemporaryCredential {
     fn credentials(&self) -> Credentials {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::describe::existing;
 use crate::idempotency::ClientToken;
 use crate::snapshots::{engine_error, Snapshot, SnapshotSource, SnapshotState};
-use crate::volumes::existing;
 use crate::{Control, Error, Result, Tags};
 
 pub const BLOCK_SIZE: u64 = 512 * 1024;

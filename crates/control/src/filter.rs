@@ -2,6 +2,8 @@
 //! `*` and `?` wildcards (`\` escapes them), `tag:Key`, `tag-key` and `tag-value`.
 //! Values of one filter are ORed, filters are ANDed, as in EC2.
 
+use nimbus_core::Config;
+
 use crate::{Error, Result, Tags};
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -12,18 +14,29 @@ pub struct Filter {
     pub values: Vec<String>,
 }
 
-/// What a resource answers for a filter name: `None` means the name is not a filter of its type.
-pub trait Filterable {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>>;
-    fn tags(&self) -> Option<&Tags> {
-        None
-    }
+/// One filter a type answers: its name, and the values an item has for it (the configuration
+/// gives account-wide values such as `owner-id`).
+pub type FilterField<T> = (&'static str, fn(&T, &Config) -> Vec<String>);
+
+/// A type Describe actions filter. Names outside [`Filterable::FILTERS`] are refused, whether
+/// or not any item exists, so a typo is an error rather than an empty answer.
+pub trait Filterable: Sized + 'static {
+    const FILTERS: &'static [FilterField<Self>];
 }
 
-/// Rejects filter names `sample` does not know, so a typo is an error rather than an empty answer.
-pub fn validate_filters<T: Filterable>(filters: &[Filter], sample: &T) -> Result<()> {
+/// Rejects filter names `T` does not know; `tag:Key`, `tag-key` and `tag-value` are known
+/// when `tagged`.
+pub fn validate_filters<T: Filterable>(filters: &[Filter], tagged: bool) -> Result<()> {
     for filter in filters {
-        if resolve(sample, &filter.name).is_none() {
+        let is_tag_filter = filter.name.starts_with("tag:")
+            || filter.name == "tag-key"
+            || filter.name == "tag-value";
+        let known = if is_tag_filter {
+            tagged
+        } else {
+            T::FILTERS.iter().any(|(name, _)| *name == filter.name)
+        };
+        if !known {
             return Err(Error::InvalidParameterValue(format!(
                 "The filter '{}' is invalid",
                 filter.name
@@ -33,30 +46,42 @@ pub fn validate_filters<T: Filterable>(filters: &[Filter], sample: &T) -> Result
     Ok(())
 }
 
-/// Whether `item` passes every filter. Unknown names never match (call [`validate_filters`] first).
-pub fn matches<T: Filterable>(item: &T, filters: &[Filter]) -> bool {
-    filters
-        .iter()
-        .all(|filter| match resolve(item, &filter.name) {
-            Some(values) => values.iter().any(|value| {
+/// Whether `item` (with `tags`, if it carries any) passes every filter. Unknown names never
+/// match (call [`validate_filters`] first).
+pub fn matches<T: Filterable>(
+    item: &T,
+    tags: Option<&Tags>,
+    filters: &[Filter],
+    config: &Config,
+) -> bool {
+    filters.iter().all(|filter| {
+        resolve(item, tags, &filter.name, config).is_some_and(|values| {
+            values.iter().any(|value| {
                 filter
                     .values
                     .iter()
                     .any(|pattern| wildcard_match(pattern, value))
-            }),
-            None => false,
+            })
         })
+    })
 }
 
-fn resolve<T: Filterable>(item: &T, name: &str) -> Option<Vec<String>> {
-    let tags = item.tags();
+fn resolve<T: Filterable>(
+    item: &T,
+    tags: Option<&Tags>,
+    name: &str,
+    config: &Config,
+) -> Option<Vec<String>> {
     match (name, tags) {
         ("tag-key", Some(tags)) => Some(tags.keys().cloned().collect()),
         ("tag-value", Some(tags)) => Some(tags.values().cloned().collect()),
         (_, Some(tags)) if name.starts_with("tag:") => {
             Some(tags.get(&name[4..]).cloned().into_iter().collect())
         }
-        _ => item.filter_values(name),
+        _ => T::FILTERS
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, values)| values(item, config)),
     }
 }
 
@@ -130,14 +155,9 @@ mod tests {
         assert!(!wildcard_match("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaa"));
     }
 
-    struct Item(Tags);
+    struct Item;
     impl Filterable for Item {
-        fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-            (name == "color").then(|| vec!["red".to_owned()])
-        }
-        fn tags(&self) -> Option<&Tags> {
-            Some(&self.0)
-        }
+        const FILTERS: &'static [FilterField<Self>] = &[("color", |_, _| vec!["red".to_owned()])];
     }
 
     fn filter(name: &str, values: &[&str]) -> Filter {
@@ -149,16 +169,42 @@ mod tests {
 
     #[test]
     fn filters_and_tags() {
-        let item = Item([("env".to_owned(), "prod".to_owned())].into());
-        assert!(matches(&item, &[filter("color", &["blue", "r*"])]));
+        let config = Config::default();
+        let tags: Tags = [("env".to_owned(), "prod".to_owned())].into();
+        let tags = Some(&tags);
         assert!(matches(
-            &item,
-            &[filter("tag:env", &["prod"]), filter("tag-key", &["e?v"])]
+            &Item,
+            tags,
+            &[filter("color", &["blue", "r*"])],
+            &config
         ));
-        assert!(!matches(&item, &[filter("tag:env", &["dev"])]));
-        assert!(!matches(&item, &[filter("tag:other", &["*"])]));
-        assert!(matches(&item, &[filter("tag-value", &["pr*"])]));
-        assert!(validate_filters(&[filter("shape", &["x"])], &item).is_err());
-        assert!(validate_filters(&[filter("tag:anything", &["x"])], &item).is_ok());
+        assert!(matches(
+            &Item,
+            tags,
+            &[filter("tag:env", &["prod"]), filter("tag-key", &["e?v"])],
+            &config
+        ));
+        assert!(!matches(
+            &Item,
+            tags,
+            &[filter("tag:env", &["dev"])],
+            &config
+        ));
+        assert!(!matches(
+            &Item,
+            tags,
+            &[filter("tag:other", &["*"])],
+            &config
+        ));
+        assert!(matches(
+            &Item,
+            tags,
+            &[filter("tag-value", &["pr*"])],
+            &config
+        ));
+        assert!(validate_filters::<Item>(&[filter("shape", &["x"])], true).is_err());
+        assert!(validate_filters::<Item>(&[filter("tag:anything", &["x"])], true).is_ok());
+        assert!(validate_filters::<Item>(&[filter("tag:anything", &["x"])], false).is_err());
+        assert!(validate_filters::<Item>(&[filter("color", &["x"])], false).is_ok());
     }
 }

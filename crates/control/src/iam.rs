@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::Filterable;
-use crate::{Control, Error, ResourceKind, Tags, Txn};
+use crate::filter::{FilterField, Filterable};
+use crate::{Control, Error, Tags, Txn};
 
 /// Why an IAM or STS operation failed; the wire layer maps each variant to AWS's code.
 #[derive(Debug, thiserror::Error)]
@@ -122,25 +122,14 @@ pub struct ListInput {
     pub max_items: Option<u32>,
 }
 
+// IAM lists by path prefix, not by EC2 filters.
 impl Filterable for Role {
-    fn filter_values(&self, _name: &str) -> Option<Vec<String>> {
-        None
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[];
 }
 
 impl Filterable for InstanceProfile {
-    fn filter_values(&self, _name: &str) -> Option<Vec<String>> {
-        None
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[];
 }
-
-crate::resource!(Role, ResourceKind::Role, role_id, roles);
-crate::resource!(
-    InstanceProfile,
-    ResourceKind::InstanceProfile,
-    instance_profile_id,
-    instance_profiles
-);
 
 /// IAM's unique IDs: a four-letter type prefix and 17 uppercase letters and digits.
 pub(crate) fn new_unique_id(prefix: &str, length: usize) -> String {

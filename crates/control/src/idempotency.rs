@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::filter::Filterable;
-use crate::{Error, Resource, ResourceKind, Result, State, Txn};
+use crate::filter::{FilterField, Filterable};
+use crate::{Error, Result, State, Txn};
 
 /// What the first call with a token produced, keyed by `action:token`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -15,26 +15,9 @@ pub struct ClientTokenRecord {
     pub result: serde_json::Value,
 }
 
+/// Client tokens are never described.
 impl Filterable for ClientTokenRecord {
-    fn filter_values(&self, _name: &str) -> Option<Vec<String>> {
-        None
-    }
-}
-
-impl Resource for ClientTokenRecord {
-    const KIND: ResourceKind = ResourceKind::ClientToken;
-    fn id(&self) -> &str {
-        &self.key
-    }
-    fn tags_mut(&mut self) -> Option<&mut crate::Tags> {
-        None
-    }
-    fn table(state: &State) -> &std::collections::BTreeMap<String, Self> {
-        &state.client_tokens
-    }
-    fn table_mut(state: &mut State) -> &mut std::collections::BTreeMap<String, Self> {
-        &mut state.client_tokens
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[];
 }
 
 /// A client token checked for AWS's limits, bound to the action and the request's parameters.
@@ -60,13 +43,29 @@ impl ClientToken {
         })
     }
 
+    /// The `ClientToken` member of a decoded request (JSON keyed by model member names), bound
+    /// to the request's other parameters; `None` when the request has no token.
+    pub fn of_request(action: &str, request: &serde_json::Value) -> Result<Option<ClientToken>> {
+        let Some(token) = request.get("ClientToken") else {
+            return Ok(None);
+        };
+        let token = token.as_str().ok_or_else(|| {
+            Error::InvalidParameterValue("The client token must be a string.".into())
+        })?;
+        let mut parameters = request.clone();
+        if let Some(object) = parameters.as_object_mut() {
+            object.remove("ClientToken");
+        }
+        ClientToken::new(action, token, &parameters).map(Some)
+    }
+
     /// The first call's result when this is a replay.
     pub fn replay(&self, state: &State) -> Result<Option<serde_json::Value>> {
         match state.get::<ClientTokenRecord>(&self.key) {
             Some(record) if record.parameters_digest == self.parameters_digest => {
                 Ok(Some(record.result.clone()))
             }
-            Some(_) => Err(Error::IdempotentParameterMismatch(self.token.clone())),
+            Some(_) => Err(Error::ClientTokenReused(self.token.clone())),
             None => Ok(None),
         }
     }

@@ -4,10 +4,31 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::{Filter, Filterable};
+use crate::describe::{self, existing, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::snapshots::{Snapshot, SnapshotState};
-use crate::volumes::{existing, select_by_ids};
-use crate::{Control, Error, ResourceKind, Result, State, Tags};
+use crate::{Control, Error, Result, State, Tags};
+
+/// DescribeImages's MaxResults bounds.
+const DESCRIBE_IMAGES_PAGING: Paging = Paging::within_without_ids(5, 1000, "imagesSet");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    Pending,
+    Available,
+    Failed,
+}
+
+impl ImageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageState::Pending => "pending",
+            ImageState::Available => "available",
+            ImageState::Failed => "failed",
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageBlockDevice {
@@ -31,8 +52,7 @@ pub struct Image {
     pub image_id: String,
     pub name: String,
     pub description: String,
-    /// available | pending | failed
-    pub state: String,
+    pub state: ImageState,
     pub root_device_name: String,
     pub block_devices: Vec<ImageBlockDevice>,
     pub boot: Option<BootFiles>,
@@ -48,44 +68,42 @@ impl Image {
     }
 }
 
-impl Filterable for Image {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let devices = |f: &dyn Fn(&ImageBlockDevice) -> String| {
-            Some(self.block_devices.iter().map(f).collect())
-        };
-        let one = |v: &str| Some(vec![v.to_owned()]);
-        match name {
-            "image-id" => one(&self.image_id),
-            "name" => one(&self.name),
-            "description" => one(&self.description),
-            "state" => one(&self.state),
-            "architecture" => one("x86_64"),
-            "image-type" => one("machine"),
-            "is-public" => one("false"),
-            "root-device-type" => one("ebs"),
-            "root-device-name" => one(&self.root_device_name),
-            "virtualization-type" => one("hvm"),
-            "hypervisor" => one("xen"),
-            "owner-alias" => one(""),
-            "owner-id" => None, // answered by the caller with the configured account
-            "block-device-mapping.device-name" => devices(&|d| d.device_name.clone()),
-            "block-device-mapping.snapshot-id" => {
-                devices(&|d| d.snapshot_id.clone().unwrap_or_default())
-            }
-            "block-device-mapping.volume-size" => devices(&|d| d.volume_size_gib.to_string()),
-            "block-device-mapping.volume-type" => devices(&|d| d.volume_type.clone()),
-            "block-device-mapping.delete-on-termination" => {
-                devices(&|d| d.delete_on_termination.to_string())
-            }
-            _ => None,
-        }
-    }
-    fn tags(&self) -> Option<&Tags> {
-        Some(&self.tags)
-    }
+fn of_devices(image: &Image, field: fn(&ImageBlockDevice) -> String) -> Vec<String> {
+    image.block_devices.iter().map(field).collect()
 }
 
-crate::resource!(Image, ResourceKind::Image, image_id, images);
+impl Filterable for Image {
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("image-id", |i, _| vec![i.image_id.clone()]),
+        ("name", |i, _| vec![i.name.clone()]),
+        ("description", |i, _| vec![i.description.clone()]),
+        ("state", |i, _| vec![i.state.as_str().to_owned()]),
+        ("architecture", |_, _| vec!["x86_64".into()]),
+        ("image-type", |_, _| vec!["machine".into()]),
+        ("is-public", |_, _| vec!["false".into()]),
+        ("root-device-type", |_, _| vec!["ebs".into()]),
+        ("root-device-name", |i, _| vec![i.root_device_name.clone()]),
+        ("virtualization-type", |_, _| vec!["hvm".into()]),
+        ("hypervisor", |_, _| vec!["xen".into()]),
+        ("owner-alias", |_, _| vec![String::new()]),
+        ("owner-id", |_, config| vec![config.account_id.clone()]),
+        ("block-device-mapping.device-name", |i, _| {
+            of_devices(i, |d| d.device_name.clone())
+        }),
+        ("block-device-mapping.snapshot-id", |i, _| {
+            of_devices(i, |d| d.snapshot_id.clone().unwrap_or_default())
+        }),
+        ("block-device-mapping.volume-size", |i, _| {
+            of_devices(i, |d| d.volume_size_gib.to_string())
+        }),
+        ("block-device-mapping.volume-type", |i, _| {
+            of_devices(i, |d| d.volume_type.clone())
+        }),
+        ("block-device-mapping.delete-on-termination", |i, _| {
+            of_devices(i, |d| d.delete_on_termination.to_string())
+        }),
+    ];
+}
 
 impl State {
     /// IDs of images whose block devices use `snapshot_id`.
@@ -164,7 +182,7 @@ impl Control {
                 image_id: nimbus_core::new_id("ami"),
                 name: request.name.clone(),
                 description: request.description.clone(),
-                state: "available".into(),
+                state: ImageState::Available,
                 root_device_name: request.root_device_name.clone(),
                 block_devices: request.block_devices.clone(),
                 boot: request.boot.clone(),
@@ -176,35 +194,14 @@ impl Control {
         })
     }
 
-    pub fn describe_images(
-        &self,
-        ids: &[String],
-        owners: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<Image>, Option<String>)> {
-        let account = &self.config().account_id;
-        if !self.owners_include_account(owners) {
-            return Ok((Vec::new(), None));
-        }
-        let (owner_filters, filters): (Vec<Filter>, Vec<Filter>) =
-            filters.iter().cloned().partition(|f| f.name == "owner-id");
-        if owner_filters.iter().any(|f| {
-            !f.values
-                .iter()
-                .any(|v| crate::filter::wildcard_match(v, account))
-        }) {
-            return Ok((Vec::new(), None));
-        }
-        let state = self.read();
-        let found = select_by_ids::<Image>(&state, ids, &filters)?;
-        crate::pagination::paginate(
-            found,
-            |i| i.image_id.as_str(),
-            max_results,
-            next_token,
-            crate::pagination::PageBounds { min: 5, max: 1000 },
+    pub fn describe_images(&self, query: &Query, owners: &[String]) -> Result<Page<Image>> {
+        let owned = self.owners_include_account(owners);
+        describe::describe(
+            &self.read(),
+            self.config(),
+            query,
+            DESCRIBE_IMAGES_PAGING,
+            |_| owned,
         )
     }
 
@@ -265,7 +262,7 @@ impl Control {
             image_id: nimbus_core::new_id("ami"),
             name: name.to_owned(),
             description: description.to_owned(),
-            state: "available".into(),
+            state: ImageState::Available,
             root_device_name: "/dev/xvda".into(),
             block_devices: vec![ImageBlockDevice {
                 device_name: "/dev/xvda".into(),
@@ -359,7 +356,7 @@ impl Control {
             image_id,
             name: name.to_owned(),
             description,
-            state: "pending".into(),
+            state: ImageState::Pending,
             root_device_name: instance.root_device_name.clone(),
             block_devices,
             boot: source_image
@@ -375,12 +372,12 @@ impl Control {
 
     /// Pending images become available when all their snapshots completed (failed if one failed).
     pub(crate) fn reconcile_images(&self) -> Result<()> {
-        let pending: Vec<(String, String)> = {
+        let pending: Vec<(String, ImageState)> = {
             let state = self.read();
             state
                 .images
                 .values()
-                .filter(|i| i.state == "pending")
+                .filter(|i| i.state == ImageState::Pending)
                 .filter_map(|i| {
                     let states: Vec<Option<SnapshotState>> = i
                         .block_devices
@@ -392,9 +389,9 @@ impl Control {
                         .iter()
                         .any(|s| matches!(s, None | Some(SnapshotState::Error)))
                     {
-                        Some((i.image_id.clone(), "failed".to_owned()))
+                        Some((i.image_id.clone(), ImageState::Failed))
                     } else if states.iter().all(|s| *s == Some(SnapshotState::Completed)) {
-                        Some((i.image_id.clone(), "available".to_owned()))
+                        Some((i.image_id.clone(), ImageState::Available))
                     } else {
                         None
                     }
@@ -402,7 +399,7 @@ impl Control {
                 .collect()
         };
         for (id, new_state) in pending {
-            self.update::<Image>(&id, |i| i.state = new_state.clone())?;
+            self.update::<Image>(&id, |i| i.state = new_state)?;
         }
         Ok(())
     }

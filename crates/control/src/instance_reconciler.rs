@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::catalog::find_instance_type;
 use crate::images::Image;
-use crate::instances::{Instance, InstanceState};
-use crate::volumes::{Volume, VolumeState};
+use crate::instances::{Instance, InstanceState, ShutdownBehavior};
+use crate::volumes::{AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result, Txn};
 
 /// The tag that tells where the instance's SSH port is forwarded.
@@ -143,7 +143,7 @@ impl Control {
 
     /// The serial console log of an instance (empty before its first boot).
     pub fn console_output(&self, instance_id: &str) -> Result<String> {
-        crate::volumes::existing::<Instance>(&self.read(), instance_id)?;
+        crate::describe::existing::<Instance>(&self.read(), instance_id)?;
         Ok(compute::console_output(&self.instance_run_dir(instance_id)))
     }
 
@@ -340,8 +340,8 @@ impl Control {
                 };
                 volume.state = VolumeState::InUse;
                 for attachment in &mut volume.attachments {
-                    if attachment.state == "attaching" {
-                        attachment.state = "attached".into();
+                    if attachment.state == AttachmentState::Attaching {
+                        attachment.state = AttachmentState::Attached;
                     }
                 }
                 txn.put(volume)?;
@@ -351,7 +351,7 @@ impl Control {
     }
 
     fn guest_stopped(&self, instance: &Instance) -> Result<()> {
-        let terminate = instance.shutdown_behavior == "terminate";
+        let terminate = instance.shutdown_behavior == ShutdownBehavior::Terminate;
         self.settle_instance(instance, |i| {
             i.state = if terminate {
                 InstanceState::ShuttingDown
@@ -443,7 +443,7 @@ impl Control {
                 self.read().volumes.get(&d.volume_id).is_some_and(|v| {
                     v.attachments
                         .first()
-                        .is_some_and(|a| a.state != "detaching")
+                        .is_some_and(|a| a.state != AttachmentState::Detaching)
                 })
             })
             .map(|d| self.disk_spec(&d.device_name, &d.volume_id))
@@ -464,8 +464,8 @@ impl Control {
                 continue;
             };
             let device = attachment.device.clone();
-            match attachment.state.as_str() {
-                "attaching" => {
+            match attachment.state {
+                AttachmentState::Attaching => {
                     if !running.plugged().contains(&device) {
                         let disk = self.disk_spec(&device, &volume.volume_id);
                         running
@@ -477,7 +477,7 @@ impl Control {
                     }
                     self.settle_attachment(&volume.volume_id, instance, &device)?;
                 }
-                "detaching" => {
+                AttachmentState::Detaching => {
                     if running.plugged().contains(&device) {
                         running
                             .vm
@@ -503,11 +503,11 @@ impl Control {
             let Some(attachment) = volume.attachments.first_mut().filter(|a| {
                 a.instance_id == instance.instance_id
                     && a.device == device
-                    && a.state == "attaching"
+                    && a.state == AttachmentState::Attaching
             }) else {
                 return Ok(());
             };
-            attachment.state = "attached".into();
+            attachment.state = AttachmentState::Attached;
             txn.put(volume)
         })
     }
@@ -515,7 +515,7 @@ impl Control {
     /// Settles attachments requested while the VM went away: attaches complete as they are
     /// (the volume is there at the next boot), detaches complete without an unplug.
     fn settle_detached_while_stopped(&self, instance: &Instance) -> Result<()> {
-        let unsettled: Vec<(String, String, String)> = {
+        let unsettled: Vec<(String, String, AttachmentState)> = {
             let state = self.read();
             instance
                 .disks
@@ -523,18 +523,18 @@ impl Control {
                 .filter_map(|d| {
                     let volume = state.volumes.get(&d.volume_id)?;
                     let attachment = volume.attachments.first()?;
-                    (attachment.state != "attached").then(|| {
+                    (attachment.state != AttachmentState::Attached).then(|| {
                         (
                             d.volume_id.clone(),
                             attachment.device.clone(),
-                            attachment.state.clone(),
+                            attachment.state,
                         )
                     })
                 })
                 .collect()
         };
         for (volume_id, device, state) in unsettled {
-            if state == "attaching" {
+            if state == AttachmentState::Attaching {
                 self.settle_attachment(&volume_id, instance, &device)?;
             } else {
                 self.finish_detach(&volume_id, &instance.instance_id)?;
@@ -552,7 +552,7 @@ impl Control {
             let detaching = volume
                 .attachments
                 .first()
-                .is_some_and(|a| a.instance_id == instance_id && a.state == "detaching");
+                .is_some_and(|a| a.instance_id == instance_id && a.state == AttachmentState::Detaching);
             if !detaching {
                 return Ok(());
             }
@@ -642,7 +642,7 @@ mod tests {
         assert!(h.hypervisor.is_running(&id));
         let root = &h.control.read().volumes[&instance.disks[0].volume_id];
         assert_eq!(root.state, VolumeState::InUse);
-        assert_eq!(root.attachments[0].state, "attached");
+        assert_eq!(root.attachments[0].state, AttachmentState::Attached);
         assert_eq!(
             h.hypervisor.disks(&id),
             vec![instance.root_device_name.clone()]
@@ -757,7 +757,7 @@ mod tests {
             .control
             .attach_volume(&volume, &id, "/dev/sdf", false)
             .unwrap();
-        assert_eq!(attachment.state, "attaching");
+        assert_eq!(attachment.state, AttachmentState::Attaching);
         // Detaching what is still being attached is refused, as in EC2.
         let refused = h.control.detach_volume(&volume, None, None, false);
         assert!(
@@ -767,7 +767,7 @@ mod tests {
         h.settle().await;
         assert_eq!(
             h.control.read().volumes[&volume].attachments[0].state,
-            "attached"
+            AttachmentState::Attached
         );
         assert!(h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));
         h.control.detach_volume(&volume, None, None, false).unwrap();

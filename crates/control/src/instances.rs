@@ -11,15 +11,18 @@ use crate::catalog::find_instance_type;
 use crate::credentials::{
     resolve_instance_profile, InstanceProfileAssociation, InstanceProfileSpecification,
 };
-use crate::filter::{Filter, Filterable};
+use crate::describe::{self, existing, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
 use crate::images::Image;
 use crate::keypairs::KeyPair;
-use crate::pagination::{paginate, PageBounds};
 use crate::snapshots::Snapshot;
 use crate::volume_types::{self, VolumeType};
-use crate::volumes::{existing, Attachment, Volume, VolumeState};
+use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, ResourceKind, Result, State, Tags, Txn};
+
+/// DescribeInstances's MaxResults bounds.
+const DESCRIBE_INSTANCES_PAGING: Paging = Paging::within_without_ids(5, 1000, "instancesSet");
 
 /// How long terminated instances stay visible, as in EC2 (about an hour).
 pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
@@ -86,6 +89,46 @@ impl Default for MetadataOptions {
     }
 }
 
+/// What a guest powering itself off does to its instance (`InstanceInitiatedShutdownBehavior`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownBehavior {
+    Stop,
+    Terminate,
+}
+
+impl ShutdownBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownBehavior::Stop => "stop",
+            ShutdownBehavior::Terminate => "terminate",
+        }
+    }
+}
+
+/// Why an instance last changed state, as EC2 reports it (`Client.UserInitiatedShutdown`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReason {
+    pub code: String,
+    pub message: String,
+}
+
+/// Format 1 kept the state reason as one string, `Code: message`; format 2 keeps the code
+/// apart, for the `state-reason-code` filter.
+pub fn migrate_state_reason(record: &mut serde_json::Value) -> std::result::Result<(), String> {
+    let object = record
+        .as_object_mut()
+        .ok_or("an instance record is not an object")?;
+    if let Some(serde_json::Value::String(text)) = object.get("state_reason").cloned() {
+        let code = text.split(':').next().unwrap_or_default().trim().to_owned();
+        object.insert(
+            "state_reason".into(),
+            serde_json::json!({ "code": code, "message": text }),
+        );
+    }
+    Ok(())
+}
+
 /// A volume attached to an instance, by device name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceDisk {
@@ -102,7 +145,7 @@ pub struct Instance {
     pub instance_type: String,
     pub key_name: Option<String>,
     pub state: InstanceState,
-    pub state_reason: Option<String>,
+    pub state_reason: Option<StateReason>,
     pub state_transition_reason: String,
     pub launch_time: i64,
     pub availability_zone: String,
@@ -112,7 +155,7 @@ pub struct Instance {
     pub root_device_name: String,
     pub disks: Vec<InstanceDisk>,
     pub metadata_options: MetadataOptions,
-    pub shutdown_behavior: String,
+    pub shutdown_behavior: ShutdownBehavior,
     /// Set by RebootInstances; the reconciler resets the VM and clears it.
     pub reboot_requested: bool,
     /// Set by StopInstances with Force.
@@ -149,51 +192,60 @@ impl Instance {
 }
 
 impl Filterable for Instance {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let one = |v: String| Some(vec![v]);
-        match name {
-            "instance-id" => one(self.instance_id.clone()),
-            "image-id" => one(self.image_id.clone()),
-            "instance-type" => one(self.instance_type.clone()),
-            "key-name" => one(self.key_name.clone().unwrap_or_default()),
-            "instance-state-name" => one(self.state.as_str().into()),
-            "instance-state-code" => one(self.state.code().to_string()),
-            "availability-zone" => one(self.availability_zone.clone()),
-            "reservation-id" => one(self.reservation_id.clone()),
-            "launch-index" => one(self.ami_launch_index.to_string()),
-            "launch-time" => one(nimbus_core::iso8601_millis(self.launch_time)),
-            "client-token" => one(self.client_token.clone().unwrap_or_default()),
-            "private-ip-address" => one(self.private_ip.clone()),
-            "private-dns-name" => one(self.private_dns_name()),
-            "root-device-name" => one(self.root_device_name.clone()),
-            "root-device-type" => one("ebs".into()),
-            "architecture" => one("x86_64".into()),
-            "virtualization-type" => one("hvm".into()),
-            "hypervisor" => one("xen".into()),
-            "tenancy" => one("default".into()),
-            "metadata-options.http-tokens" => one(self.metadata_options.http_tokens.clone()),
-            "metadata-options.http-endpoint" => one(self.metadata_options.http_endpoint.clone()),
-            "block-device-mapping.device-name" => {
-                Some(self.disks.iter().map(|d| d.device_name.clone()).collect())
-            }
-            "block-device-mapping.volume-id" => {
-                Some(self.disks.iter().map(|d| d.volume_id.clone()).collect())
-            }
-            "iam-instance-profile.arn" => Some(
-                self.iam_instance_profile
-                    .iter()
-                    .map(|p| p.arn.clone())
-                    .collect(),
-            ),
-            _ => None,
-        }
-    }
-    fn tags(&self) -> Option<&Tags> {
-        Some(&self.tags)
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("instance-id", |i, _| vec![i.instance_id.clone()]),
+        ("image-id", |i, _| vec![i.image_id.clone()]),
+        ("instance-type", |i, _| vec![i.instance_type.clone()]),
+        ("key-name", |i, _| {
+            vec![i.key_name.clone().unwrap_or_default()]
+        }),
+        ("instance-state-name", |i, _| vec![i.state.as_str().into()]),
+        ("instance-state-code", |i, _| {
+            vec![i.state.code().to_string()]
+        }),
+        ("state-reason-code", |i, _| {
+            i.state_reason.iter().map(|r| r.code.clone()).collect()
+        }),
+        ("state-reason-message", |i, _| {
+            i.state_reason.iter().map(|r| r.message.clone()).collect()
+        }),
+        ("owner-id", |_, config| vec![config.account_id.clone()]),
+        ("availability-zone", |i, _| {
+            vec![i.availability_zone.clone()]
+        }),
+        ("reservation-id", |i, _| vec![i.reservation_id.clone()]),
+        ("launch-index", |i, _| vec![i.ami_launch_index.to_string()]),
+        ("launch-time", |i, _| {
+            vec![nimbus_core::iso8601_millis(i.launch_time)]
+        }),
+        ("client-token", |i, _| {
+            vec![i.client_token.clone().unwrap_or_default()]
+        }),
+        ("private-ip-address", |i, _| vec![i.private_ip.clone()]),
+        ("private-dns-name", |i, _| vec![i.private_dns_name()]),
+        ("root-device-name", |i, _| vec![i.root_device_name.clone()]),
+        ("root-device-type", |_, _| vec!["ebs".into()]),
+        ("architecture", |_, _| vec!["x86_64".into()]),
+        ("virtualization-type", |_, _| vec!["hvm".into()]),
+        ("hypervisor", |_, _| vec!["xen".into()]),
+        ("tenancy", |_, _| vec!["default".into()]),
+        ("metadata-options.http-tokens", |i, _| {
+            vec![i.metadata_options.http_tokens.clone()]
+        }),
+        ("metadata-options.http-endpoint", |i, _| {
+            vec![i.metadata_options.http_endpoint.clone()]
+        }),
+        ("block-device-mapping.device-name", |i, _| {
+            i.disks.iter().map(|d| d.device_name.clone()).collect()
+        }),
+        ("block-device-mapping.volume-id", |i, _| {
+            i.disks.iter().map(|d| d.volume_id.clone()).collect()
+        }),
+        ("iam-instance-profile.arn", |i, _| {
+            i.iam_instance_profile.iter().map(|p| p.arn.clone()).collect()
+        }),
+    ];
 }
-
-crate::resource!(Instance, ResourceKind::Instance, instance_id, instances);
 
 /// One `BlockDeviceMapping.N` of RunInstances.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -457,15 +509,15 @@ impl Control {
                 "Invalid availability zone: [{zone}]"
             )));
         }
-        let shutdown_behavior = request
-            .shutdown_behavior
-            .clone()
-            .unwrap_or_else(|| "stop".into());
-        if shutdown_behavior != "stop" && shutdown_behavior != "terminate" {
-            return Err(Error::InvalidParameterValue(format!(
-                "Value ({shutdown_behavior}) for parameter InstanceInitiatedShutdownBehavior is invalid."
-            )));
-        }
+        let shutdown_behavior = match request.shutdown_behavior.as_deref() {
+            None | Some("stop") => ShutdownBehavior::Stop,
+            Some("terminate") => ShutdownBehavior::Terminate,
+            Some(other) => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Value ({other}) for parameter InstanceInitiatedShutdownBehavior is invalid."
+                )))
+            }
+        };
         let launched = self.mutate(|txn| {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
@@ -476,11 +528,8 @@ impl Control {
                         .collect());
                 }
             }
-            if !nimbus_core::is_valid_id(&request.image_id, "ami") {
-                return Err(Error::InvalidAmiIdMalformed(request.image_id.clone()));
-            }
             let image = existing::<Image>(txn.state(), &request.image_id)?.clone();
-            if image.state != "available" {
+            if image.state != crate::images::ImageState::Available {
                 return Err(Error::IncorrectState(format!("Image {} is not available.", image.image_id)));
             }
             if let Some(key) = &request.key_name {
@@ -505,7 +554,7 @@ impl Control {
                 .count();
             let room = MAX_INSTANCES.saturating_sub(live) as i64;
             if room < request.min_count {
-                return Err(Error::InstanceLimitExceeded(format!(
+                return Err(Error::TooManyInstances(format!(
                     "You have requested more instances ({}) than your current instance limit of {MAX_INSTANCES} allows.",
                     request.min_count
                 )));
@@ -534,7 +583,7 @@ impl Control {
                         attachments: vec![Attachment {
                             instance_id: instance_id.clone(),
                             device: plan.device_name.clone(),
-                            state: "attaching".into(),
+                            state: AttachmentState::Attaching,
                             attach_time: now,
                             delete_on_termination: plan.delete_on_termination,
                         }],
@@ -565,7 +614,7 @@ impl Control {
                     root_device_name: image.root_device_name.clone(),
                     disks,
                     metadata_options: request.metadata_options.clone(),
-                    shutdown_behavior: shutdown_behavior.clone(),
+                    shutdown_behavior,
                     reboot_requested: false,
                     force_stop: false,
                     private_ip,
@@ -588,26 +637,18 @@ impl Control {
         Ok(launched)
     }
 
-    pub fn describe_instances(
-        &self,
-        ids: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<Instance>, Option<String>)> {
-        if !ids.is_empty() && max_results.is_some() {
-            return Err(Error::InvalidParameterCombination(
-                "The parameter instancesSet cannot be used with the parameter maxResults".into(),
-            ));
-        }
-        let state = self.read();
-        let found = crate::volumes::select_by_ids::<Instance>(&state, ids, filters)?;
-        paginate(
-            found,
-            |i| i.instance_id.as_str(),
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 1000 },
+    /// One instance, by ID.
+    pub fn instance(&self, id: &str) -> Result<Instance> {
+        Ok(existing::<Instance>(&self.read(), id)?.clone())
+    }
+
+    pub fn describe_instances(&self, query: &Query) -> Result<Page<Instance>> {
+        describe::describe(
+            &self.read(),
+            self.config(),
+            query,
+            DESCRIBE_INSTANCES_PAGING,
+            |_| true,
         )
     }
 

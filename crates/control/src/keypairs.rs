@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::filter::{self, Filter, Filterable};
+use crate::describe::{self, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::{Control, Error, ResourceKind, Result, State, Tags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,22 +52,13 @@ pub struct KeyPair {
 }
 
 impl Filterable for KeyPair {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "key-pair-id" => &self.key_pair_id,
-            "key-name" => &self.key_name,
-            "fingerprint" => &self.key_fingerprint,
-            "key-type" => self.key_type.as_str(),
-            _ => return None,
-        };
-        Some(vec![value.to_owned()])
-    }
-    fn tags(&self) -> Option<&Tags> {
-        Some(&self.tags)
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("key-pair-id", |k, _| vec![k.key_pair_id.clone()]),
+        ("key-name", |k, _| vec![k.key_name.clone()]),
+        ("fingerprint", |k, _| vec![k.key_fingerprint.clone()]),
+        ("key-type", |k, _| vec![k.key_type.as_str().to_owned()]),
+    ];
 }
-
-crate::resource!(KeyPair, ResourceKind::KeyPair, key_pair_id, key_pairs);
 
 /// Key material made for CreateKeyPair.
 struct GeneratedKey {
@@ -134,7 +126,7 @@ fn generate(key_type: KeyType) -> Result<GeneratedKey> {
 /// Parses imported OpenSSH public key material; returns (type, normalized key, fingerprint).
 fn parse_public_key(material: &[u8]) -> Result<(KeyType, String, String)> {
     let invalid =
-        || Error::InvalidKeyFormat("Key is not in valid OpenSSH public key format".into());
+        || Error::MalformedPublicKey("Key is not in valid OpenSSH public key format".into());
     let text = std::str::from_utf8(material).map_err(|_| invalid())?.trim();
     let public = ssh_key::PublicKey::from_openssh(text).map_err(|_| invalid())?;
     let normalized = public.to_openssh().map_err(|_| invalid())?;
@@ -152,7 +144,7 @@ fn parse_public_key(material: &[u8]) -> Result<(KeyType, String, String)> {
                 colon_hex(&Md5::digest(der.as_bytes())),
             ))
         }
-        _ => Err(Error::InvalidKeyFormat(
+        _ => Err(Error::MalformedPublicKey(
             "Only RSA and ED25519 public keys are supported".into(),
         )),
     }
@@ -239,36 +231,16 @@ impl Control {
         })
     }
 
-    pub fn describe_key_pairs(
-        &self,
-        names: &[String],
-        ids: &[String],
-        filters: &[Filter],
-    ) -> Result<Vec<KeyPair>> {
-        if let Some(sample) = self.read().key_pairs.values().next() {
-            filter::validate_filters(filters, sample)?;
-        } else {
-            filter::validate_filters(filters, &empty_key_pair())?;
-        }
+    /// Key pairs named by `names` (all must exist) and by the query's IDs, sorted by name.
+    pub fn describe_key_pairs(&self, names: &[String], query: &Query) -> Result<Vec<KeyPair>> {
         let state = self.read();
-        for name in names {
-            if state.key_pair_by_name(name).is_none() {
-                return Err(not_found(name));
-            }
+        let (mut found, _) =
+            describe::describe::<KeyPair>(&state, self.config(), query, Paging::UNPAGED, |kp| {
+                names.is_empty() || names.contains(&kp.key_name)
+            })?;
+        if let Some(missing) = names.iter().find(|n| state.key_pair_by_name(n).is_none()) {
+            return Err(not_found(missing));
         }
-        for id in ids {
-            if !state.key_pairs.contains_key(id) {
-                return Err(not_found(id));
-            }
-        }
-        let mut found: Vec<KeyPair> = state
-            .key_pairs
-            .values()
-            .filter(|kp| names.is_empty() || names.contains(&kp.key_name))
-            .filter(|kp| ids.is_empty() || ids.contains(&kp.key_pair_id))
-            .filter(|kp| filter::matches(*kp, filters))
-            .cloned()
-            .collect();
         found.sort_by(|a, b| a.key_name.cmp(&b.key_name));
         Ok(found)
     }
@@ -287,10 +259,7 @@ impl Control {
         self.mutate(|txn| {
             let target = match (id, name) {
                 (Some(id), _) => Some(
-                    txn.state()
-                        .key_pairs
-                        .get(id)
-                        .ok_or_else(|| not_found(id))?
+                    describe::existing::<KeyPair>(txn.state(), id)?
                         .key_pair_id
                         .clone(),
                 ),
@@ -314,18 +283,6 @@ impl Control {
 impl State {
     pub fn key_pair_by_name(&self, name: &str) -> Option<&KeyPair> {
         self.key_pairs.values().find(|kp| kp.key_name == name)
-    }
-}
-
-fn empty_key_pair() -> KeyPair {
-    KeyPair {
-        key_pair_id: String::new(),
-        key_name: String::new(),
-        key_type: KeyType::Rsa,
-        key_fingerprint: String::new(),
-        public_key: String::new(),
-        create_time: 0,
-        tags: Tags::new(),
     }
 }
 
@@ -382,7 +339,7 @@ mod tests {
         ] {
             assert!(matches!(
                 parse_public_key(material),
-                Err(Error::InvalidKeyFormat(_))
+                Err(Error::MalformedPublicKey(_))
             ));
         }
     }

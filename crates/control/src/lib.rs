@@ -9,6 +9,7 @@
 pub mod attachments;
 pub mod catalog;
 pub mod credentials;
+pub mod describe;
 pub mod direct;
 pub mod drivers;
 #[cfg(test)]
@@ -38,19 +39,26 @@ use nimbus_core::Config;
 use store::{Change, Store, StoreError};
 
 pub use drivers::{BlockDriver, Drivers};
-pub use resource::{Resource, ResourceKind, State};
+pub use resource::{KindSpec, Resource, ResourceKind, State};
 
 /// Tags of one resource, ordered by key.
 pub type Tags = BTreeMap<String, String>;
 
+/// What went wrong in a control operation. Variants say what happened; the API layer of each
+/// service chooses the AWS code (`api/src/error.rs` for EC2), reading a kind's codes from its
+/// declaration in `resource.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("The {kind} ID '{id}' does not exist")]
     NotFound { kind: ResourceKind, id: String },
     #[error("The {kind} '{id}' already exists.")]
     Duplicate { kind: ResourceKind, id: String },
-    #[error("Invalid id: \"{0}\"")]
-    InvalidId(String),
+    /// An ID that cannot name a resource of `kind` (or of any kind, when `None`).
+    #[error("{}", malformed_id_message(*kind, id))]
+    MalformedId {
+        kind: Option<ResourceKind>,
+        id: String,
+    },
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]
@@ -60,45 +68,55 @@ pub enum Error {
     #[error("The pagination token '{0}' is invalid.")]
     InvalidPaginationToken(String),
     #[error("The following supplied instance types do not exist: [{0}]")]
-    InvalidInstanceType(String),
+    UnknownInstanceType(String),
     #[error("Client token '{0}' was used with different parameters.")]
-    IdempotentParameterMismatch(String),
+    ClientTokenReused(String),
     #[error("Request would have succeeded, but DryRun flag is set.")]
     DryRunOperation,
     #[error("{0}")]
-    TagLimitExceeded(String),
+    TooManyTags(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
-    InvalidKeyFormat(String),
+    MalformedPublicKey(String),
     #[error("The zone '{0}' does not exist.")]
-    InvalidZone(String),
+    UnknownZone(String),
+    /// The resource is in a state that does not allow the operation.
     #[error("{0}")]
     IncorrectState(String),
+    /// A volume modification is still in progress.
     #[error("{0}")]
-    IncorrectModificationState(String),
+    ModificationInProgress(String),
     #[error("{0}")]
     VolumeInUse(String),
     #[error("{0}")]
     SnapshotInUse(String),
     #[error("AMI name '{0}' is already in use by an AMI owned by this account.")]
     DuplicateImageName(String),
-    #[error("Invalid id: \"{0}\" (expecting \"ami-...\")")]
-    InvalidAmiIdMalformed(String),
     #[error("{0}")]
-    InstanceLimitExceeded(String),
+    TooManyInstances(String),
+    /// The instance is in a state that does not allow the operation.
     #[error("{0}")]
     IncorrectInstanceState(String),
+    /// A volume and an instance are in different availability zones.
     #[error("{0}")]
-    ZoneMismatch(String),
+    VolumeInOtherZone(String),
+    /// The volume is not attached where the request says.
     #[error("{0}")]
-    InvalidAttachmentNotFound(String),
+    NotAttached(String),
     #[error("{0}")]
     OperationNotPermitted(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn malformed_id_message(kind: Option<ResourceKind>, id: &str) -> String {
+    match kind.and_then(|kind| kind.spec().id_prefix) {
+        Some(prefix) => format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
+        None => format!("Invalid id: \"{id}\""),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -116,12 +134,7 @@ impl Txn<'_> {
 
     /// Inserts or replaces a resource.
     pub fn put<T: Resource>(&mut self, item: T) -> Result<()> {
-        let body = serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
-        self.changes.push(Change::Put(store::Record {
-            kind: T::KIND.as_str().to_owned(),
-            id: item.id().to_owned(),
-            body,
-        }));
+        self.changes.push(Change::Put(resource::record_of(&item)?));
         T::table_mut(self.state).insert(item.id().to_owned(), item);
         Ok(())
     }

@@ -3,6 +3,7 @@
 use crate::{Error, Result};
 
 /// Bounds of `MaxResults` for one action, as AWS documents them.
+#[derive(Clone, Copy, Debug)]
 pub struct PageBounds {
     pub min: i64,
     pub max: i64,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::snapshots::{engine_error, Snapshot, SnapshotSource, SnapshotState};
-use crate::volumes::{Volume, VolumeState};
+use crate::volumes::{ModificationState, Volume, VolumeState};
 use crate::{Control, Result};
 
 const TICK: Duration = Duration::from_millis(500);
@@ -57,7 +57,7 @@ impl Control {
                         matches!(v.state, VolumeState::Creating | VolumeState::Deleting)
                             || v.modification
                                 .as_ref()
-                                .is_some_and(|m| m.state == "modifying")
+                                .is_some_and(|m| m.state == ModificationState::Modifying)
                     })
                     .cloned()
                     .collect(),
@@ -141,7 +141,7 @@ impl Control {
                     v.volume_type = modification.target_type;
                     v.performance = modification.target_performance;
                     if let Some(m) = &mut v.modification {
-                        m.state = "completed".into();
+                        m.state = ModificationState::Completed;
                         m.end_time = Some(nimbus_core::now_millis());
                     }
                 })
@@ -375,7 +375,7 @@ mod tests {
                         assert_eq!(volume.state, VolumeState::InUse, "volume {v}");
                         let attachment = &volume.attachments[0];
                         assert_eq!(attachment.instance_id, self.instances[i], "volume {v}");
-                        assert_eq!(attachment.state, "attached", "volume {v}");
+                        assert_eq!(attachment.state, crate::volumes::AttachmentState::Attached, "volume {v}");
                         if wishes.instances[i] == InstanceState::Running {
                             let disks = self.h.hypervisor.disks(&self.instances[i]);
                             assert!(disks.contains(&Self::device(v)), "volume {v} plugged");

@@ -3,28 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::{Filter, Filterable};
-use crate::pagination::{paginate, PageBounds};
-use crate::volumes::{existing, select_by_ids, Volume, VolumeState};
-use crate::{Control, Error, ResourceKind, Result, Tags};
+pub use blockstore::SnapshotState;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotState {
-    Pending,
-    Completed,
-    Error,
-}
+use crate::describe::{self, existing, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
+use crate::volumes::{Volume, VolumeState};
+use crate::{Control, Error, Result, Tags};
 
-impl SnapshotState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnapshotState::Pending => "pending",
-            SnapshotState::Completed => "completed",
-            SnapshotState::Error => "error",
-        }
-    }
-}
+/// DescribeSnapshots's MaxResults bounds.
+const DESCRIBE_SNAPSHOTS_PAGING: Paging = Paging::within_without_ids(5, 1000, "snapshotSet");
 
 /// Where a snapshot's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,55 +43,21 @@ pub struct Snapshot {
 }
 
 impl Filterable for Snapshot {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "snapshot-id" => self.snapshot_id.clone(),
-            "volume-id" => self.volume_id.clone(),
-            "volume-size" => self.volume_size_gib.to_string(),
-            "status" => self.state.as_str().to_owned(),
-            "progress" => format!("{}%", self.progress),
-            "start-time" => nimbus_core::iso8601_millis(self.start_time),
-            "description" => self.description.clone(),
-            "encrypted" => "false".into(),
-            "storage-tier" => "standard".into(),
-            "owner-alias" => String::new(),
-            // The owner is the one configured account; the filter value is checked by the caller.
-            "owner-id" => return Some(vec![OWNER_PLACEHOLDER.into()]),
-            _ => return None,
-        };
-        Some(vec![value])
-    }
-    fn tags(&self) -> Option<&Tags> {
-        Some(&self.tags)
-    }
-}
-
-const OWNER_PLACEHOLDER: &str = "\u{0}owner";
-
-crate::resource!(Snapshot, ResourceKind::Snapshot, snapshot_id, snapshots);
-
-/// Filters with `owner-id` rewritten to match the configured account.
-fn owner_aware(filters: &[Filter], account_id: &str) -> Vec<Filter> {
-    filters
-        .iter()
-        .map(|f| match f.name.as_str() {
-            "owner-id" => Filter {
-                name: f.name.clone(),
-                values: f
-                    .values
-                    .iter()
-                    .map(|v| {
-                        if crate::filter::wildcard_match(v, account_id) {
-                            OWNER_PLACEHOLDER.to_owned()
-                        } else {
-                            v.clone()
-                        }
-                    })
-                    .collect(),
-            },
-            _ => f.clone(),
-        })
-        .collect()
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("snapshot-id", |s, _| vec![s.snapshot_id.clone()]),
+        ("volume-id", |s, _| vec![s.volume_id.clone()]),
+        ("volume-size", |s, _| vec![s.volume_size_gib.to_string()]),
+        ("status", |s, _| vec![s.state.as_str().to_owned()]),
+        ("progress", |s, _| vec![format!("{}%", s.progress)]),
+        ("start-time", |s, _| {
+            vec![nimbus_core::iso8601_millis(s.start_time)]
+        }),
+        ("description", |s, _| vec![s.description.clone()]),
+        ("encrypted", |_, _| vec!["false".into()]),
+        ("storage-tier", |_, _| vec!["standard".into()]),
+        ("owner-alias", |_, _| vec![String::new()]),
+        ("owner-id", |_, config| vec![config.account_id.clone()]),
+    ];
 }
 
 impl Control {
@@ -148,33 +101,15 @@ impl Control {
         Ok(snapshot)
     }
 
-    pub fn describe_snapshots(
-        &self,
-        ids: &[String],
-        owners: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<Snapshot>, Option<String>)> {
-        if !ids.is_empty() && max_results.is_some() {
-            return Err(Error::InvalidParameterCombination(
-                "The parameter snapshotSet cannot be used with the parameter maxResults".into(),
-            ));
-        }
-        let account = &self.config().account_id;
+    pub fn describe_snapshots(&self, query: &Query, owners: &[String]) -> Result<Page<Snapshot>> {
         // Every snapshot here belongs to the one account: other owners (or `amazon`) own nothing.
-        if !self.owners_include_account(owners) {
-            return Ok((Vec::new(), None));
-        }
-        let filters = owner_aware(filters, account);
-        let state = self.read();
-        let found = select_by_ids::<Snapshot>(&state, ids, &filters)?;
-        paginate(
-            found,
-            |s| s.snapshot_id.as_str(),
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 1000 },
+        let owned = self.owners_include_account(owners);
+        describe::describe(
+            &self.read(),
+            self.config(),
+            query,
+            DESCRIBE_SNAPSHOTS_PAGING,
+            |_| owned,
         )
     }
 

@@ -2,14 +2,9 @@
 
 use serde::Deserialize;
 
-use crate::filter::{self, Filter, Filterable};
-use crate::images::Image;
-use crate::instances::Instance;
-use crate::keypairs::KeyPair;
-use crate::pagination::{paginate, PageBounds};
-use crate::resource::TAGGABLE;
-use crate::snapshots::Snapshot;
-use crate::volumes::Volume;
+use crate::describe::{self, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
+use crate::resource::{taggable_kinds, KindVisitor};
 use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags, Txn};
 
 const MAX_TAGS_PER_RESOURCE: usize = 50;
@@ -43,17 +38,18 @@ pub struct TagDescription {
 }
 
 impl Filterable for TagDescription {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let value = match name {
-            "key" => &self.key,
-            "value" => &self.value,
-            "resource-id" => &self.resource_id,
-            "resource-type" => self.resource_type.as_str(),
-            _ => return None,
-        };
-        Some(vec![value.to_owned()])
-    }
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("key", |row, _| vec![row.key.clone()]),
+        ("value", |row, _| vec![row.value.clone()]),
+        ("resource-id", |row, _| vec![row.resource_id.clone()]),
+        ("resource-type", |row, _| {
+            vec![row.resource_type.as_str().to_owned()]
+        }),
+    ];
 }
+
+/// DescribeTags's MaxResults bounds.
+const DESCRIBE_TAGS_PAGING: Paging = Paging::within(5, 1000);
 
 fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() || key.chars().count() > 128 {
@@ -86,7 +82,7 @@ fn validate_tags(inputs: &[TagInput]) -> Result<Tags> {
         tags.insert(key.to_owned(), value);
     }
     if tags.len() > MAX_TAGS_PER_RESOURCE {
-        return Err(Error::TagLimitExceeded(format!(
+        return Err(Error::TooManyTags(format!(
             "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
         )));
     }
@@ -111,12 +107,17 @@ pub fn tags_from_specifications(
                 "'{resource_type}' is not a valid taggable resource type for this operation."
             )));
         }
+        if specification.tags.is_empty() {
+            return Err(Error::InvalidParameterValue(format!(
+                "Tag specification for '{resource_type}' must contain at least one tag."
+            )));
+        }
         if resource_type == kind.as_str() {
             tags.extend(validate_tags(&specification.tags)?);
         }
     }
     if tags.len() > MAX_TAGS_PER_RESOURCE {
-        return Err(Error::TagLimitExceeded(format!(
+        return Err(Error::TooManyTags(format!(
             "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
         )));
     }
@@ -125,41 +126,34 @@ pub fn tags_from_specifications(
 
 /// Applies `change` to the tags of the resource `id`, whatever its kind.
 fn update_tags(txn: &mut Txn, id: &str, change: &dyn Fn(&mut Tags)) -> Result<()> {
-    let kind = ResourceKind::of_id(id).ok_or_else(|| Error::InvalidId(id.to_owned()))?;
-    match kind {
-        ResourceKind::KeyPair => update_tags_of::<KeyPair>(txn, id, change),
-        ResourceKind::Volume => update_tags_of::<Volume>(txn, id, change),
-        ResourceKind::Snapshot => update_tags_of::<Snapshot>(txn, id, change),
-        ResourceKind::Image => update_tags_of::<Image>(txn, id, change),
-        ResourceKind::Instance => update_tags_of::<Instance>(txn, id, change),
-        ResourceKind::ClientToken
-        | ResourceKind::Role
-        | ResourceKind::InstanceProfile
-        | ResourceKind::TemporaryCredential => Err(Error::NotFound {
-            kind,
-            id: id.to_owned(),
-        }),
-    }
+    let kind = ResourceKind::of_id(id).ok_or_else(|| Error::MalformedId {
+        kind: None,
+        id: id.to_owned(),
+    })?;
+    kind.visit(UpdateTags { txn, id, change })
 }
 
-fn update_tags_of<T: Resource>(txn: &mut Txn, id: &str, change: &dyn Fn(&mut Tags)) -> Result<()> {
-    let mut item = txn
-        .state()
-        .get::<T>(id)
-        .cloned()
-        .ok_or_else(|| Error::NotFound {
-            kind: T::KIND,
-            id: id.to_owned(),
-        })?;
-    if let Some(tags) = item.tags_mut() {
-        change(tags);
-        if tags.len() > MAX_TAGS_PER_RESOURCE {
-            return Err(Error::TagLimitExceeded(format!(
-                "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
-            )));
+struct UpdateTags<'a, 'b> {
+    txn: &'a mut Txn<'b>,
+    id: &'a str,
+    change: &'a dyn Fn(&mut Tags),
+}
+
+impl KindVisitor for UpdateTags<'_, '_> {
+    type Output = Result<()>;
+
+    fn visit<T: Resource>(self) -> Result<()> {
+        let mut item = describe::existing::<T>(self.txn.state(), self.id)?.clone();
+        if let Some(tags) = item.tags_mut() {
+            (self.change)(tags);
+            if tags.len() > MAX_TAGS_PER_RESOURCE {
+                return Err(Error::TooManyTags(format!(
+                    "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
+                )));
+            }
         }
+        self.txn.put(item)
     }
-    txn.put(item)
 }
 
 fn require_resources(resources: &[String]) -> Result<()> {
@@ -181,18 +175,8 @@ impl Control {
             return Err(Error::MissingParameter("Tag.N".into()));
         }
         let tags = validate_tags(inputs)?;
-        self.mutate(|txn| {
-            for id in resources {
-                // Validate every resource before changing any, so a bad ID changes nothing.
-                update_tags(txn, id, &|_| ())?;
-            }
-            if dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            for id in resources {
-                update_tags(txn, id, &|existing| existing.extend(tags.clone()))?;
-            }
-            Ok(())
+        self.change_tags(resources, dry_run, &|existing| {
+            existing.extend(tags.clone())
         })
     }
 
@@ -207,6 +191,31 @@ impl Control {
         for input in inputs {
             validate_key(input.key.as_deref().unwrap_or_default())?;
         }
+        self.change_tags(resources, dry_run, &|existing| {
+            if inputs.is_empty() {
+                existing.clear();
+            }
+            for input in inputs {
+                let key = input.key.as_deref().unwrap_or_default();
+                let matches = match &input.value {
+                    Some(value) => existing.get(key) == Some(value),
+                    None => true,
+                };
+                if matches {
+                    existing.remove(key);
+                }
+            }
+        })
+    }
+
+    /// Applies `change` to the tags of every resource, after checking that every one exists,
+    /// so a bad ID changes nothing.
+    fn change_tags(
+        &self,
+        resources: &[String],
+        dry_run: bool,
+        change: &dyn Fn(&mut Tags),
+    ) -> Result<()> {
         self.mutate(|txn| {
             for id in resources {
                 update_tags(txn, id, &|_| ())?;
@@ -215,84 +224,51 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             for id in resources {
-                update_tags(txn, id, &|existing| {
-                    if inputs.is_empty() {
-                        existing.clear();
-                    }
-                    for input in inputs {
-                        let key = input.key.as_deref().unwrap_or_default();
-                        let matches = match &input.value {
-                            Some(value) => existing.get(key) == Some(value),
-                            None => true,
-                        };
-                        if matches {
-                            existing.remove(key);
-                        }
-                    }
-                })?;
+                update_tags(txn, id, change)?;
             }
             Ok(())
         })
     }
 
-    pub fn describe_tags(
-        &self,
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<TagDescription>, Option<String>)> {
-        let sample = TagDescription {
-            resource_id: String::new(),
-            resource_type: ResourceKind::KeyPair,
-            key: String::new(),
-            value: String::new(),
-            sort_key: String::new(),
-        };
-        filter::validate_filters(filters, &sample)?;
+    pub fn describe_tags(&self, query: &Query) -> Result<Page<TagDescription>> {
         let state = self.read();
         let mut rows = Vec::new();
-        for kind in TAGGABLE {
-            collect_tags(&state, *kind, &mut |row| {
-                if filter::matches(&row, filters) {
-                    rows.push(row);
-                }
+        for kind in taggable_kinds() {
+            kind.visit(CollectTags {
+                state: &state,
+                rows: &mut rows,
             });
         }
         rows.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
-        paginate(
+        describe::describe_rows(
             rows,
             |row| row.sort_key.as_str(),
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 1000 },
+            self.config(),
+            query,
+            DESCRIBE_TAGS_PAGING,
         )
     }
 }
 
-fn collect_tags(state: &State, kind: ResourceKind, sink: &mut dyn FnMut(TagDescription)) {
-    match kind {
-        ResourceKind::KeyPair => collect_tags_of::<KeyPair>(state, sink),
-        ResourceKind::Volume => collect_tags_of::<Volume>(state, sink),
-        ResourceKind::Snapshot => collect_tags_of::<Snapshot>(state, sink),
-        ResourceKind::Image => collect_tags_of::<Image>(state, sink),
-        ResourceKind::Instance => collect_tags_of::<Instance>(state, sink),
-        ResourceKind::ClientToken
-        | ResourceKind::Role
-        | ResourceKind::InstanceProfile
-        | ResourceKind::TemporaryCredential => {}
-    }
+struct CollectTags<'a> {
+    state: &'a State,
+    rows: &'a mut Vec<TagDescription>,
 }
 
-fn collect_tags_of<T: Resource>(state: &State, sink: &mut dyn FnMut(TagDescription)) {
-    for item in T::table(state).values() {
-        for (key, value) in item.tags().into_iter().flatten() {
-            sink(TagDescription {
-                resource_id: item.id().to_owned(),
-                resource_type: T::KIND,
-                key: key.clone(),
-                value: value.clone(),
-                sort_key: format!("{}\u{0}{}", item.id(), key),
-            });
+impl KindVisitor for CollectTags<'_> {
+    type Output = ();
+
+    fn visit<T: Resource>(self) {
+        for item in T::table(self.state).values() {
+            for (key, value) in item.tags().into_iter().flatten() {
+                self.rows.push(TagDescription {
+                    resource_id: item.id().to_owned(),
+                    resource_type: T::KIND,
+                    key: key.clone(),
+                    value: value.clone(),
+                    sort_key: format!("{}\u{0}{}", item.id(), key),
+                });
+            }
         }
     }
 }

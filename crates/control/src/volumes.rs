@@ -4,12 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::{self, Filter, Filterable};
+use crate::describe::{self, existing, Page, Paging, Query};
+use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
-use crate::pagination::{paginate, PageBounds};
 use crate::snapshots::{Snapshot, SnapshotState};
 use crate::volume_types::{self, Performance, VolumeType};
-use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags};
+use crate::{Control, Error, Result, Tags};
+
+/// DescribeVolumes's MaxResults bounds.
+const DESCRIBE_VOLUMES_PAGING: Paging = Paging::within_without_ids(5, 500, "volumeSet");
+/// DescribeVolumesModifications's MaxResults bounds.
+const DESCRIBE_MODIFICATIONS_PAGING: Paging = Paging::within(1, 500);
 
 pub const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -35,21 +40,59 @@ impl VolumeState {
     }
 }
 
+/// Where a volume's attachment to an instance stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachmentState {
+    Attaching,
+    Attached,
+    Detaching,
+}
+
+impl AttachmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentState::Attaching => "attaching",
+            AttachmentState::Attached => "attached",
+            AttachmentState::Detaching => "detaching",
+        }
+    }
+}
+
 /// A volume's attachment to an instance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
     pub instance_id: String,
     pub device: String,
-    /// attaching | attached | detaching
-    pub state: String,
+    pub state: AttachmentState,
     pub attach_time: i64,
     pub delete_on_termination: bool,
+}
+
+/// Where a ModifyVolume stands (`optimizing` is never reported: nimbus applies a
+/// modification at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModificationState {
+    Modifying,
+    Completed,
+    Failed,
+}
+
+impl ModificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModificationState::Modifying => "modifying",
+            ModificationState::Completed => "completed",
+            ModificationState::Failed => "failed",
+        }
+    }
 }
 
 /// The last ModifyVolume of a volume, as DescribeVolumesModifications reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Modification {
-    pub state: String,
+    pub state: ModificationState,
     pub original_size_gib: u64,
     pub original_type: VolumeType,
     pub original_performance: Performance,
@@ -92,46 +135,90 @@ impl Volume {
     }
 }
 
-impl Filterable for Volume {
-    fn filter_values(&self, name: &str) -> Option<Vec<String>> {
-        let one = |v: String| Some(vec![v]);
-        let attachments =
-            |f: &dyn Fn(&Attachment) -> String| Some(self.attachments.iter().map(f).collect());
-        match name {
-            "volume-id" => one(self.volume_id.clone()),
-            "size" => one(self.size_gib.to_string()),
-            "snapshot-id" => one(self.snapshot_id.clone().unwrap_or_default()),
-            "availability-zone" => one(self.availability_zone.clone()),
-            "status" => one(self.state.as_str().to_owned()),
-            "create-time" => one(nimbus_core::iso8601_millis(self.create_time)),
-            "volume-type" => one(self.volume_type.as_str().to_owned()),
-            "iops" => one(self
-                .reported_iops()
-                .map(|v| v.to_string())
-                .unwrap_or_default()),
-            "throughput" => one(self
-                .reported_throughput()
-                .map(|v| v.to_string())
-                .unwrap_or_default()),
-            "encrypted" | "fast-restored" | "multi-attach-enabled" => one("false".into()),
-            "attachment.instance-id" => attachments(&|a| a.instance_id.clone()),
-            "attachment.device" => attachments(&|a| a.device.clone()),
-            "attachment.status" => attachments(&|a| a.state.clone()),
-            "attachment.attach-time" => {
-                attachments(&|a| nimbus_core::iso8601_millis(a.attach_time))
-            }
-            "attachment.delete-on-termination" => {
-                attachments(&|a| a.delete_on_termination.to_string())
-            }
-            _ => None,
-        }
-    }
-    fn tags(&self) -> Option<&Tags> {
-        Some(&self.tags)
-    }
+fn one(value: impl Into<String>) -> Vec<String> {
+    vec![value.into()]
 }
 
-crate::resource!(Volume, ResourceKind::Volume, volume_id, volumes);
+fn of_attachments(volume: &Volume, field: fn(&Attachment) -> String) -> Vec<String> {
+    volume.attachments.iter().map(field).collect()
+}
+
+impl Filterable for Volume {
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("volume-id", |v, _| one(&v.volume_id)),
+        ("size", |v, _| one(v.size_gib.to_string())),
+        ("snapshot-id", |v, _| {
+            one(v.snapshot_id.clone().unwrap_or_default())
+        }),
+        ("availability-zone", |v, _| one(&v.availability_zone)),
+        ("status", |v, _| one(v.state.as_str())),
+        ("create-time", |v, _| {
+            one(nimbus_core::iso8601_millis(v.create_time))
+        }),
+        ("volume-type", |v, _| one(v.volume_type.as_str())),
+        ("iops", |v, _| {
+            one(v.reported_iops().map(|n| n.to_string()).unwrap_or_default())
+        }),
+        ("throughput", |v, _| {
+            one(v
+                .reported_throughput()
+                .map(|n| n.to_string())
+                .unwrap_or_default())
+        }),
+        ("encrypted", |_, _| one("false")),
+        ("fast-restored", |_, _| one("false")),
+        ("multi-attach-enabled", |_, _| one("false")),
+        ("attachment.instance-id", |v, _| {
+            of_attachments(v, |a| a.instance_id.clone())
+        }),
+        ("attachment.device", |v, _| {
+            of_attachments(v, |a| a.device.clone())
+        }),
+        ("attachment.status", |v, _| {
+            of_attachments(v, |a| a.state.as_str().to_owned())
+        }),
+        ("attachment.attach-time", |v, _| {
+            of_attachments(v, |a| nimbus_core::iso8601_millis(a.attach_time))
+        }),
+        ("attachment.delete-on-termination", |v, _| {
+            of_attachments(v, |a| a.delete_on_termination.to_string())
+        }),
+    ];
+}
+
+/// A volume's last modification, as one row of DescribeVolumesModifications.
+#[derive(Clone, Debug)]
+pub struct VolumeModification {
+    pub volume_id: String,
+    pub modification: Modification,
+}
+
+impl Filterable for VolumeModification {
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("modification-state", |m, _| {
+            one(m.modification.state.as_str())
+        }),
+        ("volume-id", |m, _| one(&m.volume_id)),
+        ("target-size", |m, _| {
+            one(m.modification.target_size_gib.to_string())
+        }),
+        ("target-volume-type", |m, _| {
+            one(m.modification.target_type.as_str())
+        }),
+        ("target-iops", |m, _| {
+            one(m.modification.target_performance.iops.to_string())
+        }),
+        ("original-size", |m, _| {
+            one(m.modification.original_size_gib.to_string())
+        }),
+        ("original-volume-type", |m, _| {
+            one(m.modification.original_type.as_str())
+        }),
+        ("original-iops", |m, _| {
+            one(m.modification.original_performance.iops.to_string())
+        }),
+    ];
+}
 
 /// What CreateVolume asks for, already decoded.
 #[derive(Clone, Debug, Default)]
@@ -171,25 +258,19 @@ impl Control {
             .clone()
             .ok_or_else(|| Error::MissingParameter("AvailabilityZone".into()))?;
         if !self.config().zones.contains(&zone) {
-            return Err(Error::InvalidZone(zone));
+            return Err(Error::UnknownZone(zone));
         }
         let volume_type = VolumeType::parse(request.volume_type.as_deref().unwrap_or("gp2"))?;
         self.mutate(|txn| {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
                     let id = previous.as_str().unwrap_or_default();
-                    return txn.state().get::<Volume>(id).cloned().ok_or_else(|| Error::NotFound {
-                        kind: ResourceKind::Volume,
-                        id: id.to_owned(),
-                    });
+                    return existing::<Volume>(txn.state(), id).cloned();
                 }
             }
             let snapshot_size = match &request.snapshot_id {
                 Some(id) => {
-                    let snapshot = txn.state().get::<Snapshot>(id).ok_or_else(|| Error::NotFound {
-                        kind: ResourceKind::Snapshot,
-                        id: id.clone(),
-                    })?;
+                    let snapshot = existing::<Snapshot>(txn.state(), id)?;
                     if snapshot.state != SnapshotState::Completed {
                         return Err(Error::IncorrectState(format!("Snapshot {id} is not completed yet.")));
                     }
@@ -237,26 +318,13 @@ impl Control {
         .inspect(|_| self.wake_reconciler())
     }
 
-    pub fn describe_volumes(
-        &self,
-        ids: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<Volume>, Option<String>)> {
-        if !ids.is_empty() && max_results.is_some() {
-            return Err(Error::InvalidParameterCombination(
-                "The parameter volumeSet cannot be used with the parameter maxResults".into(),
-            ));
-        }
-        let state = self.read();
-        let found = select_by_ids(&state, ids, filters)?;
-        paginate(
-            found,
-            |v: &Volume| v.volume_id.as_str(),
-            max_results,
-            next_token,
-            PageBounds { min: 5, max: 500 },
+    pub fn describe_volumes(&self, query: &Query) -> Result<Page<Volume>> {
+        describe::describe(
+            &self.read(),
+            self.config(),
+            query,
+            DESCRIBE_VOLUMES_PAGING,
+            |_| true,
         )
     }
 
@@ -307,9 +375,9 @@ impl Control {
             if volume
                 .modification
                 .as_ref()
-                .is_some_and(|m| m.state == "modifying")
+                .is_some_and(|m| m.state == ModificationState::Modifying)
             {
-                return Err(Error::IncorrectModificationState(format!(
+                return Err(Error::ModificationInProgress(format!(
                     "Volume {id} is already being modified."
                 )));
             }
@@ -347,7 +415,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             volume.modification = Some(Modification {
-                state: "modifying".into(),
+                state: ModificationState::Modifying,
                 original_size_gib: volume.size_gib,
                 original_type: volume.volume_type,
                 original_performance: volume.performance,
@@ -366,64 +434,31 @@ impl Control {
 
     pub fn describe_volumes_modifications(
         &self,
-        ids: &[String],
-        filters: &[Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-    ) -> Result<(Vec<Volume>, Option<String>)> {
+        query: &Query,
+    ) -> Result<Page<VolumeModification>> {
         let state = self.read();
-        let found: Vec<Volume> = select_by_ids::<Volume>(&state, ids, &[])?
-            .into_iter()
-            .filter(|v| v.modification.is_some())
-            .filter(|v| modification_matches(v, filters))
-            .collect();
-        for filter in filters {
-            if !MODIFICATION_FILTERS.contains(&filter.name.as_str()) {
-                return Err(Error::InvalidParameterValue(format!(
-                    "The filter '{}' is invalid",
-                    filter.name
-                )));
-            }
+        for id in &query.ids {
+            existing::<Volume>(&state, id)?;
         }
-        paginate(
-            found,
-            |v: &Volume| v.volume_id.as_str(),
-            max_results,
-            next_token,
-            PageBounds { min: 1, max: 500 },
+        let rows = state
+            .volumes
+            .values()
+            .filter(|v| query.ids.is_empty() || query.ids.contains(&v.volume_id))
+            .filter_map(|v| {
+                Some(VolumeModification {
+                    volume_id: v.volume_id.clone(),
+                    modification: v.modification.clone()?,
+                })
+            })
+            .collect();
+        describe::describe_rows(
+            rows,
+            |m| m.volume_id.as_str(),
+            self.config(),
+            query,
+            DESCRIBE_MODIFICATIONS_PAGING,
         )
     }
-}
-
-const MODIFICATION_FILTERS: &[&str] = &[
-    "modification-state",
-    "volume-id",
-    "target-size",
-    "target-volume-type",
-    "target-iops",
-    "original-size",
-    "original-volume-type",
-    "original-iops",
-];
-
-fn modification_matches(volume: &Volume, filters: &[Filter]) -> bool {
-    let Some(m) = &volume.modification else {
-        return false;
-    };
-    filters.iter().all(|f| {
-        let value = match f.name.as_str() {
-            "modification-state" => m.state.clone(),
-            "volume-id" => volume.volume_id.clone(),
-            "target-size" => m.target_size_gib.to_string(),
-            "target-volume-type" => m.target_type.as_str().to_owned(),
-            "target-iops" => m.target_performance.iops.to_string(),
-            "original-size" => m.original_size_gib.to_string(),
-            "original-volume-type" => m.original_type.as_str().to_owned(),
-            "original-iops" => m.original_performance.iops.to_string(),
-            _ => return false,
-        };
-        f.values.iter().any(|p| filter::wildcard_match(p, &value))
-    })
 }
 
 fn attached_to(volume: &Volume) -> String {
@@ -435,37 +470,9 @@ fn attached_to(volume: &Volume) -> String {
         .join(", ")
 }
 
-/// The resource `id` of type `T`, or the NotFound error EC2 gives.
-pub fn existing<'a, T: Resource>(state: &'a State, id: &str) -> Result<&'a T> {
-    state.get::<T>(id).ok_or_else(|| Error::NotFound {
-        kind: T::KIND,
-        id: id.to_owned(),
-    })
-}
-
-/// Resources named by `ids` (all must exist) or all of them, passing `filters`, sorted by ID.
-pub fn select_by_ids<T: Resource>(
-    state: &State,
-    ids: &[String],
-    filters: &[Filter],
-) -> Result<Vec<T>> {
-    if let Some(sample) = T::table(state).values().next() {
-        filter::validate_filters(filters, sample)?;
-    }
-    for id in ids {
-        existing::<T>(state, id)?;
-    }
-    Ok(T::table(state)
-        .values()
-        .filter(|item| ids.is_empty() || ids.iter().any(|id| id == item.id()))
-        .filter(|item| filter::matches(*item, filters))
-        .cloned()
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{CreateVolumeRequest, ModifyVolumeRequest, VolumeState, GIB};
+    use super::{CreateVolumeRequest, ModificationState, ModifyVolumeRequest, VolumeState, GIB};
     use crate::testkit::Harness;
     use crate::Error;
 
@@ -549,7 +556,7 @@ mod tests {
         h.control.modify_volume(&id, request.clone()).unwrap();
         let refused = h.control.modify_volume(&id, request);
         assert!(
-            matches!(refused, Err(Error::IncorrectModificationState(_))),
+            matches!(refused, Err(Error::ModificationInProgress(_))),
             "{refused:?}"
         );
         h.settle().await;
@@ -557,7 +564,7 @@ mod tests {
         assert_eq!(volume.size_gib, 3);
         assert_eq!(
             volume.modification.map(|m| m.state),
-            Some("completed".into())
+            Some(ModificationState::Completed)
         );
         assert_eq!(h.blocks.volume_size(&id), Some(3 * GIB));
     }

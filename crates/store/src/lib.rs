@@ -1,4 +1,5 @@
-//! Durable state of nimbus: every resource is a JSON document keyed by (kind, id).
+//! Durable state of nimbus: every resource is a JSON document keyed by (kind, id), stamped
+//! with the format version of its kind it was written in (its owner upgrades older ones).
 //!
 //! The control plane keeps the working set in memory and writes each mutating API call through
 //! one [`Store::commit`] (one transaction), so whatever a response confirmed survives `kill -9`.
@@ -15,6 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub struct Record {
     pub kind: String,
     pub id: String,
+    /// The version of the kind's document format `body` is written in; records stored before
+    /// formats were versioned are format 1.
+    pub format: u32,
     pub body: serde_json::Value,
 }
 
@@ -53,12 +57,15 @@ pub trait Store: Send + Sync {
 }
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &["CREATE TABLE resources (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE resources (
         kind TEXT NOT NULL,
         id   TEXT NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (kind, id)
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    "ALTER TABLE resources ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+];
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -112,14 +119,18 @@ fn migrate(connection: &Connection) -> Result<()> {
 impl Store for SqliteStore {
     fn load_kind(&self, kind: &str) -> Result<Vec<Record>> {
         let connection = self.lock()?;
-        let mut statement =
-            connection.prepare("SELECT id, body FROM resources WHERE kind = ?1 ORDER BY id")?;
+        let mut statement = connection
+            .prepare("SELECT id, format, body FROM resources WHERE kind = ?1 ORDER BY id")?;
         let rows = statement.query_map([kind], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         let mut records = Vec::new();
         for row in rows {
-            let (id, body) = row?;
+            let (id, format, body) = row?;
             let body = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
                 kind: kind.to_owned(),
                 id: id.clone(),
@@ -128,6 +139,7 @@ impl Store for SqliteStore {
             records.push(Record {
                 kind: kind.to_owned(),
                 id,
+                format,
                 body,
             });
         }
@@ -141,8 +153,8 @@ impl Store for SqliteStore {
             match change {
                 Change::Put(record) => {
                     transaction.execute(
-                        "INSERT OR REPLACE INTO resources (kind, id, body) VALUES (?1, ?2, ?3)",
-                        params![record.kind, record.id, record.body.to_string()],
+                        "INSERT OR REPLACE INTO resources (kind, id, format, body) VALUES (?1, ?2, ?3, ?4)",
+                        params![record.kind, record.id, record.format, record.body.to_string()],
                     )?;
                 }
                 Change::Delete { kind, id } => {
@@ -166,6 +178,7 @@ mod tests {
         Record {
             kind: "key-pair".into(),
             id: id.into(),
+            format: 1,
             body: serde_json::json!({ "value": value }),
         }
     }
@@ -195,6 +208,33 @@ mod tests {
             vec![record("a", 3)]
         );
         assert!(store.load_kind("volume").expect("load").is_empty());
+    }
+
+    #[test]
+    fn records_of_the_first_schema_read_as_format_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let connection = Connection::open(&path).expect("raw open");
+        connection
+            .execute_batch(&format!(
+                "{} CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO resources (kind, id, body) VALUES ('key-pair', 'a', '{{\"value\":1}}');",
+                MIGRATIONS[0]
+            ))
+            .expect("first schema");
+        drop(connection);
+        let store = SqliteStore::open(&path).expect("open");
+        assert_eq!(
+            store.load_kind("key-pair").expect("load"),
+            vec![record("a", 1)]
+        );
+        let newer = Record {
+            format: 2,
+            ..record("a", 2)
+        };
+        store.commit(&[Change::Put(newer.clone())]).expect("commit");
+        assert_eq!(store.load_kind("key-pair").expect("load"), vec![newer]);
     }
 
     #[test]

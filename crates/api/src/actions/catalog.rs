@@ -1,22 +1,17 @@
 //! DescribeRegions, DescribeAvailabilityZones, DescribeAccountAttributes, DescribeInstanceTypes.
 
-use control::filter::Filter;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, Response};
+use super::{describe_request, input, render_page, NoOtherParameters, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeRegions {
-    #[serde(default)]
-    region_names: Vec<String>,
     /// nimbus serves one region, so all regions and the enabled ones are the same list.
     #[serde(default, rename = "AllRegions")]
     _all_regions: bool,
-    #[serde(default)]
-    filters: Vec<Filter>,
 }
 
 pub fn describe_regions(
@@ -24,20 +19,12 @@ pub fn describe_regions(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeRegions = input(request)?;
-    let regions = context
-        .control
-        .describe_regions(&request.region_names, &request.filters)?;
-    response.render(|xml| {
-        xml.start("regionInfo");
-        for region in &regions {
-            xml.start("item");
-            xml.leaf("regionName", &region.region_name);
-            xml.leaf("regionEndpoint", &region.endpoint);
-            xml.leaf("optInStatus", "opt-in-not-required");
-            xml.end();
-        }
-        xml.end();
+    let (query, DescribeRegions { .. }) = describe_request(request, Some("RegionNames"))?;
+    let regions = context.control.describe_regions(&query)?;
+    render_page(response, "regionInfo", (regions, None), |xml, region| {
+        xml.leaf("regionName", &region.region_name);
+        xml.leaf("regionEndpoint", &region.endpoint);
+        xml.leaf("optInStatus", "opt-in-not-required");
     })
 }
 
@@ -45,14 +32,10 @@ pub fn describe_regions(
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeAvailabilityZones {
     #[serde(default)]
-    zone_names: Vec<String>,
-    #[serde(default)]
     zone_ids: Vec<String>,
     /// Every zone nimbus has is opted in, so this changes nothing.
     #[serde(default, rename = "AllAvailabilityZones")]
     _all_availability_zones: bool,
-    #[serde(default)]
-    filters: Vec<Filter>,
 }
 
 pub fn describe_availability_zones(
@@ -60,16 +43,16 @@ pub fn describe_availability_zones(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeAvailabilityZones = input(request)?;
-    let zones = context.control.describe_availability_zones(
-        &request.zone_names,
-        &request.zone_ids,
-        &request.filters,
-    )?;
-    response.render(|xml| {
-        xml.start("availabilityZoneInfo");
-        for zone in &zones {
-            xml.start("item");
+    let (query, request): (_, DescribeAvailabilityZones) =
+        describe_request(request, Some("ZoneNames"))?;
+    let zones = context
+        .control
+        .describe_availability_zones(&query, &request.zone_ids)?;
+    render_page(
+        response,
+        "availabilityZoneInfo",
+        (zones, None),
+        |xml, zone| {
             xml.leaf("zoneState", "available");
             xml.leaf("optInStatus", "opt-in-not-required");
             xml.start("messageSet");
@@ -80,10 +63,8 @@ pub fn describe_availability_zones(
             xml.leaf("groupName", &zone.region_name);
             xml.leaf("networkBorderGroup", &zone.region_name);
             xml.leaf("zoneType", "availability-zone");
-            xml.end();
-        }
-        xml.end();
-    })
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -120,88 +101,63 @@ pub fn describe_account_attributes(
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeInstanceTypes {
-    #[serde(default)]
-    instance_types: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 pub fn describe_instance_types(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeInstanceTypes = input(request)?;
-    let (types, next_token) = context.control.describe_instance_types(
-        &request.instance_types,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
-    response.render(|xml| {
-        xml.start("instanceTypeSet");
-        for instance_type in &types {
-            xml.start("item");
-            xml.leaf("instanceType", instance_type.name);
-            xml.leaf("currentGeneration", "true");
-            xml.leaf(
-                "freeTierEligible",
-                if instance_type.name == "t3.micro" {
-                    "true"
-                } else {
-                    "false"
-                },
-            );
-            xml.start("supportedUsageClasses");
-            xml.leaf("item", "on-demand");
-            xml.end();
-            xml.start("supportedRootDeviceTypes");
-            xml.leaf("item", "ebs");
-            xml.end();
-            xml.start("supportedVirtualizationTypes");
-            xml.leaf("item", "hvm");
-            xml.end();
-            xml.leaf("bareMetal", "false");
-            xml.leaf("hypervisor", "nitro");
-            xml.start("processorInfo");
-            xml.start("supportedArchitectures");
-            xml.leaf("item", "x86_64");
-            xml.end();
-            xml.end();
-            xml.start("vCpuInfo");
-            xml.leaf("defaultVCpus", &instance_type.vcpus.to_string());
-            xml.leaf(
-                "defaultCores",
-                &(instance_type.vcpus / 2).max(1).to_string(),
-            );
-            xml.leaf(
-                "defaultThreadsPerCore",
-                if instance_type.vcpus > 1 { "2" } else { "1" },
-            );
-            xml.end();
-            xml.start("memoryInfo");
-            xml.leaf("sizeInMiB", &instance_type.memory_mib.to_string());
-            xml.end();
-            xml.leaf("instanceStorageSupported", "false");
-            xml.start("ebsInfo");
-            xml.leaf("ebsOptimizedSupport", "default");
-            xml.leaf("encryptionSupport", "unsupported");
-            xml.leaf("nvmeSupport", "unsupported");
-            xml.end();
-            xml.leaf(
-                "burstablePerformanceSupported",
-                &instance_type.burstable.to_string(),
-            );
-            xml.end();
-        }
+    let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceTypes"))?;
+    let page = context.control.describe_instance_types(&query)?;
+    render_page(response, "instanceTypeSet", page, |xml, instance_type| {
+        xml.leaf("instanceType", instance_type.name);
+        xml.leaf("currentGeneration", "true");
+        xml.leaf(
+            "freeTierEligible",
+            if instance_type.name == "t3.micro" {
+                "true"
+            } else {
+                "false"
+            },
+        );
+        xml.start("supportedUsageClasses");
+        xml.leaf("item", "on-demand");
         xml.end();
-        if let Some(token) = &next_token {
-            xml.leaf("nextToken", token);
-        }
+        xml.start("supportedRootDeviceTypes");
+        xml.leaf("item", "ebs");
+        xml.end();
+        xml.start("supportedVirtualizationTypes");
+        xml.leaf("item", "hvm");
+        xml.end();
+        xml.leaf("bareMetal", "false");
+        xml.leaf("hypervisor", "nitro");
+        xml.start("processorInfo");
+        xml.start("supportedArchitectures");
+        xml.leaf("item", "x86_64");
+        xml.end();
+        xml.end();
+        xml.start("vCpuInfo");
+        xml.leaf("defaultVCpus", &instance_type.vcpus.to_string());
+        xml.leaf(
+            "defaultCores",
+            &(instance_type.vcpus / 2).max(1).to_string(),
+        );
+        xml.leaf(
+            "defaultThreadsPerCore",
+            if instance_type.vcpus > 1 { "2" } else { "1" },
+        );
+        xml.end();
+        xml.start("memoryInfo");
+        xml.leaf("sizeInMiB", &instance_type.memory_mib.to_string());
+        xml.end();
+        xml.leaf("instanceStorageSupported", "false");
+        xml.start("ebsInfo");
+        xml.leaf("ebsOptimizedSupport", "default");
+        xml.leaf("encryptionSupport", "unsupported");
+        xml.leaf("nvmeSupport", "unsupported");
+        xml.end();
+        xml.leaf(
+            "burstablePerformanceSupported",
+            &instance_type.burstable.to_string(),
+        );
     })
 }

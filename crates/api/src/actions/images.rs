@@ -1,6 +1,5 @@
 //! DescribeImages, RegisterImage, DeregisterImage, CreateImage.
 
-use control::filter::Filter;
 use control::images::{Image, ImageBlockDevice, RegisterImageRequest};
 use control::instances::BlockDeviceMappingInput;
 use control::tags::{tags_from_specifications, TagSpecification};
@@ -8,27 +7,21 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, unsupported_parameter, write_page, write_tag_set, Response};
+use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeImages {
     #[serde(default)]
-    image_ids: Vec<String>,
-    #[serde(default)]
     owners: Vec<String>,
     #[serde(default)]
     executable_users: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
     /// nimbus images are never deprecated or disabled, so these change nothing.
     #[serde(default, rename = "IncludeDeprecated")]
     _include_deprecated: bool,
     #[serde(default, rename = "IncludeDisabled")]
     _include_disabled: bool,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub fn describe_images(
@@ -36,38 +29,28 @@ pub fn describe_images(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeImages = input(request)?;
+    let (query, request): (_, DescribeImages) = describe_request(request, Some("ImageIds"))?;
     let account = context.control.config().account_id.clone();
-    let (images, next_token) = if request
+    let (images, next_token) = context.control.describe_images(&query, &request.owners)?;
+    // Only the account itself can launch its images: other users see nothing.
+    let launchable_by_others = request
         .executable_users
         .iter()
-        .any(|u| u != "self" && *u != account)
-    {
-        (Vec::new(), None)
+        .any(|u| u != "self" && *u != account);
+    let images = if launchable_by_others {
+        Vec::new()
     } else {
-        context.control.describe_images(
-            &request.image_ids,
-            &request.owners,
-            &request.filters,
-            request.max_results,
-            request.next_token.as_deref(),
-        )?
+        images
     };
-    response.render(|xml| {
-        write_page(
-            xml,
-            "imagesSet",
-            &images,
-            next_token.as_deref(),
-            |xml, image| write_image(xml, image, &account),
-        );
+    render_page(response, "imagesSet", (images, next_token), |xml, image| {
+        write_image(xml, image, &account)
     })
 }
 
 fn write_image(xml: &mut awsproto::XmlWriter, image: &Image, owner: &str) {
     xml.leaf("imageId", &image.image_id);
     xml.leaf("imageLocation", &format!("{owner}/{}", image.name));
-    xml.leaf("imageState", &image.state);
+    xml.leaf("imageState", image.state.as_str());
     xml.leaf("imageOwnerId", owner);
     xml.leaf(
         "creationDate",
@@ -113,10 +96,14 @@ fn image_devices(mappings: &[BlockDeviceMappingInput]) -> Result<Vec<ImageBlockD
         .filter(|m| m.no_device.is_none())
         .map(|m| {
             let device_name = m.device_name.clone().ok_or_else(|| {
-                ApiError::bad_request("MissingParameter", "BlockDeviceMapping.N.DeviceName")
+                ApiError::from(control::Error::MissingParameter(
+                    "BlockDeviceMapping.N.DeviceName".into(),
+                ))
             })?;
             let ebs = m.ebs.clone().ok_or_else(|| {
-                ApiError::invalid_value(format!("Device {device_name} needs an Ebs mapping."))
+                ApiError::from(control::Error::InvalidParameterValue(format!(
+                    "Device {device_name} needs an Ebs mapping."
+                )))
             })?;
             if ebs.encrypted == Some(true) {
                 return Err(unsupported_parameter("Ebs.Encrypted"));
@@ -186,12 +173,10 @@ pub fn register_image(
         ));
     }
     let mut block_devices = image_devices(&request.block_device_mappings)?;
-    let root_device_name = request.root_device_name.clone().ok_or_else(|| {
-        ApiError::bad_request(
-            "MissingParameter",
-            "The request must contain the parameter RootDeviceName",
-        )
-    })?;
+    let root_device_name = request
+        .root_device_name
+        .clone()
+        .ok_or_else(|| ApiError::from(control::Error::MissingParameter("RootDeviceName".into())))?;
     // A size left out means the snapshot's size.
     for device in &mut block_devices {
         if device.volume_size_gib == 0 {

@@ -10,12 +10,18 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
-use control::ResourceKind;
+use control::{Control, ResourceKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, unsupported_parameter, write_page, write_tag_set, Response};
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_page, write_tag_set,
+    NoOtherParameters, Response,
+};
 use crate::{ApiContext, ApiError};
+
+/// One instance's ID with its state before and after a change.
+type Transition = (String, InstanceState, InstanceState);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -93,17 +99,12 @@ pub fn run_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let mut without_token = request.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+    let client_token = ClientToken::of_request("RunInstances", &request)?;
     let request: RunInstances = input(request)?;
-    let image_id = request.image_id.clone().ok_or_else(|| {
-        ApiError::bad_request(
-            "MissingParameter",
-            "The request must contain the parameter ImageId",
-        )
-    })?;
+    let image_id = request
+        .image_id
+        .clone()
+        .ok_or_else(|| ApiError::from(control::Error::MissingParameter("ImageId".into())))?;
     if let Some(placement) = &request.placement {
         if placement.tenancy.as_deref().is_some_and(|t| t != "default") {
             return Err(unsupported_parameter("Placement.Tenancy"));
@@ -114,11 +115,6 @@ pub fn run_instances(
         options.apply(&mut metadata_options)?;
     }
     let allowed = [ResourceKind::Instance, ResourceKind::Volume];
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("RunInstances", token, &without_token))
-        .transpose()?;
     let instances = context.control.run_instances(RunInstancesRequest {
         image_id,
         instance_type: request.instance_type,
@@ -223,8 +219,8 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
     }
     if let Some(reason) = &instance.state_reason {
         xml.start("stateReason");
-        xml.leaf("code", reason);
-        xml.leaf("message", reason);
+        xml.leaf("code", &reason.code);
+        xml.leaf("message", &reason.message);
         xml.end();
     }
     xml.leaf("architecture", "x86_64");
@@ -242,7 +238,7 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
         xml.leaf("deviceName", &disk.device_name);
         xml.start("ebs");
         xml.leaf("volumeId", &disk.volume_id);
-        xml.leaf("status", &attachment.state);
+        xml.leaf("status", attachment.state.as_str());
         xml.leaf(
             "attachTime",
             &nimbus_core::iso8601_millis(attachment.attach_time),
@@ -295,29 +291,13 @@ fn write_metadata_options(xml: &mut awsproto::XmlWriter, element: &str, options:
     xml.end();
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeInstances {
-    #[serde(default)]
-    instance_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 pub fn describe_instances(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeInstances = input(request)?;
-    let (instances, next_token) = context.control.describe_instances(
-        &request.instance_ids,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
+    let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceIds"))?;
+    let (instances, next_token) = context.control.describe_instances(&query)?;
     let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
     for instance in &instances {
         reservations
@@ -325,31 +305,28 @@ pub fn describe_instances(
             .or_default()
             .push(instance);
     }
+    let reservations: Vec<Vec<&Instance>> = reservations
+        .into_values()
+        .map(|mut members| {
+            members.sort_by_key(|i| i.ami_launch_index);
+            members
+        })
+        .collect();
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
-    let reservations: Vec<Vec<&Instance>> = reservations.into_values().collect();
-    response.render(|xml| {
-        write_page(
-            xml,
-            "reservationSet",
-            &reservations,
-            next_token.as_deref(),
-            |xml, members| write_reservation(xml, members, &owner, &state),
-        )
-    })
+    render_page(
+        response,
+        "reservationSet",
+        (reservations, next_token),
+        |xml, members| write_reservation(xml, members, &owner, &state),
+    )
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeInstanceStatus {
     #[serde(default)]
-    instance_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    #[serde(default)]
     include_all_instances: bool,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub fn describe_instance_status(
@@ -357,17 +334,14 @@ pub fn describe_instance_status(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeInstanceStatus = input(request)?;
+    let (mut query, request): (_, DescribeInstanceStatus) =
+        describe_request(request, Some("InstanceIds"))?;
     let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
-        request.filters.into_iter().partition(|f| {
+        query.filters.into_iter().partition(|f| {
             f.name.starts_with("instance-status.") || f.name.starts_with("system-status.")
         });
-    let (instances, next_token) = context.control.describe_instances(
-        &request.instance_ids,
-        &filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
+    query.filters = filters;
+    let (instances, next_token) = context.control.describe_instances(&query)?;
     let status_of = |name: &str| match name {
         "instance-status.status" | "system-status.status" => "ok",
         _ => "passed",
@@ -423,10 +397,7 @@ struct InstanceIds {
     dry_run: bool,
 }
 
-fn render_transitions(
-    response: Response,
-    changes: &[(String, InstanceState, InstanceState)],
-) -> Result<String, ApiError> {
+fn render_transitions(response: Response, changes: &[Transition]) -> Result<String, ApiError> {
     response.render(|xml| {
         xml.start("instancesSet");
         for (id, before, after) in changes {
@@ -445,11 +416,19 @@ pub fn start_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
+    transition(context, request, response, Control::start_instances)
+}
+
+/// StartInstances and TerminateInstances: a transition with no options.
+fn transition(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    change: fn(&Control, &[String], bool) -> control::Result<Vec<Transition>>,
+) -> Result<String, ApiError> {
     let request: InstanceIds = input(request)?;
     reject_stop_options(&request)?;
-    let changes = context
-        .control
-        .start_instances(&request.instance_ids, request.dry_run)?;
+    let changes = change(&context.control, &request.instance_ids, request.dry_run)?;
     render_transitions(response, &changes)
 }
 
@@ -474,12 +453,7 @@ pub fn terminate_instances(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: InstanceIds = input(request)?;
-    reject_stop_options(&request)?;
-    let changes = context
-        .control
-        .terminate_instances(&request.instance_ids, request.dry_run)?;
-    render_transitions(response, &changes)
+    transition(context, request, response, Control::terminate_instances)
 }
 
 pub fn reboot_instances(
@@ -519,30 +493,17 @@ pub fn describe_instance_attribute(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: DescribeInstanceAttribute = input(request)?;
-    let (instances, _) = context.control.describe_instances(
-        std::slice::from_ref(&request.instance_id),
-        &[],
-        None,
-        None,
-    )?;
-    let Some(instance) = instances.first() else {
-        return Err(control::Error::NotFound {
-            kind: ResourceKind::Instance,
-            id: request.instance_id,
-        }
-        .into());
-    };
+    let instance = context.control.instance(&request.instance_id)?;
     let value = match request.attribute.as_str() {
         "instanceType" => Some(instance.instance_type.clone()),
         "userData" => instance.user_data.clone(),
-        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.clone()),
+        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.as_str().to_owned()),
         "rootDeviceName" => Some(instance.root_device_name.clone()),
         "disableApiTermination" | "disableApiStop" => Some("false".into()),
         other => {
-            return Err(ApiError::bad_request(
-                "UnsupportedOperation",
-                format!("The instance attribute {other} is not supported by nimbus."),
-            ))
+            return Err(ApiError::from(control::Error::Unsupported(format!(
+                "The instance attribute {other} is not supported by nimbus."
+            ))))
         }
     };
     response.render(|xml| {
@@ -589,16 +550,18 @@ pub fn modify_instance_attribute(
         (None, Some(v), None) => ("userData", v.value.clone()),
         (None, None, Some(name)) => (name.as_str(), request.value.clone()),
         _ => {
-            return Err(ApiError::bad_request(
-                "InvalidParameterCombination",
-                "Exactly one attribute can be modified per call.",
-            ))
+            return Err(ApiError::from(control::Error::InvalidParameterCombination(
+                "Exactly one attribute can be modified per call.".into(),
+            )))
         }
     };
     match attribute {
         "instanceType" => {
-            let value = value
-                .ok_or_else(|| ApiError::bad_request("MissingParameter", "InstanceType.Value"))?;
+            let value = value.ok_or_else(|| {
+                ApiError::from(control::Error::MissingParameter(
+                    "InstanceType.Value".into(),
+                ))
+            })?;
             control.modify_instance_type(&request.instance_id, &value, request.dry_run)?;
         }
         "userData" => {
@@ -607,10 +570,9 @@ pub fn modify_instance_attribute(
             control.modify_user_data(&request.instance_id, value, request.dry_run)?;
         }
         other => {
-            return Err(ApiError::bad_request(
-                "UnsupportedOperation",
-                format!("Modifying the instance attribute {other} is not supported by nimbus."),
-            ))
+            return Err(ApiError::from(control::Error::Unsupported(format!(
+                "Modifying the instance attribute {other} is not supported by nimbus."
+            ))))
         }
     }
     response.render(|xml| xml.leaf("return", "true"))

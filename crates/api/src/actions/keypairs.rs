@@ -1,14 +1,14 @@
 //! CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPair.
 
 use base64::Engine;
-use control::filter::Filter;
+
 use control::keypairs::KeyType;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, write_tag_set, Response};
+use super::{describe_request, input, render_page, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
@@ -42,9 +42,9 @@ pub async fn create_key_pair(
         .as_deref()
         .is_some_and(|format| format != "pem")
     {
-        return Err(ApiError::invalid_value(
-            "KeyFormat ppk is not supported by nimbus; use pem.",
-        ));
+        return Err(ApiError::from(control::Error::InvalidParameterValue(
+            "KeyFormat ppk is not supported by nimbus; use pem.".into(),
+        )));
     }
     let key_type = KeyType::parse(request.key_type.as_deref().unwrap_or("rsa"))?;
     let tags = key_pair_tags(&request.tag_specifications)?;
@@ -83,7 +83,11 @@ pub fn import_key_pair(
     let request: ImportKeyPair = input(request)?;
     let material = base64::engine::general_purpose::STANDARD
         .decode(request.public_key_material.as_bytes())
-        .map_err(|_| ApiError::invalid_value("PublicKeyMaterial must be base64-encoded."))?;
+        .map_err(|_| {
+            ApiError::from(control::Error::InvalidParameterValue(
+                "PublicKeyMaterial must be base64-encoded.".into(),
+            ))
+        })?;
     let tags = key_pair_tags(&request.tag_specifications)?;
     let key_pair =
         context
@@ -103,10 +107,6 @@ struct DescribeKeyPairs {
     #[serde(default)]
     key_names: Vec<String>,
     #[serde(default)]
-    key_pair_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    #[serde(default)]
     include_public_key: bool,
 }
 
@@ -115,31 +115,23 @@ pub fn describe_key_pairs(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeKeyPairs = input(request)?;
-    let key_pairs = context.control.describe_key_pairs(
-        &request.key_names,
-        &request.key_pair_ids,
-        &request.filters,
-    )?;
-    response.render(|xml| {
-        xml.start("keySet");
-        for key_pair in &key_pairs {
-            xml.start("item");
-            xml.leaf("keyPairId", &key_pair.key_pair_id);
-            xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
-            xml.leaf("keyName", &key_pair.key_name);
-            xml.leaf("keyType", key_pair.key_type.as_str());
-            write_tag_set(xml, &key_pair.tags);
-            if request.include_public_key {
-                xml.leaf("publicKey", &key_pair.public_key);
-            }
-            xml.leaf(
-                "createTime",
-                &nimbus_core::iso8601_millis(key_pair.create_time),
-            );
-            xml.end();
+    let (query, request): (_, DescribeKeyPairs) = describe_request(request, Some("KeyPairIds"))?;
+    let key_pairs = context
+        .control
+        .describe_key_pairs(&request.key_names, &query)?;
+    render_page(response, "keySet", (key_pairs, None), |xml, key_pair| {
+        xml.leaf("keyPairId", &key_pair.key_pair_id);
+        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
+        xml.leaf("keyName", &key_pair.key_name);
+        xml.leaf("keyType", key_pair.key_type.as_str());
+        write_tag_set(xml, &key_pair.tags);
+        if request.include_public_key {
+            xml.leaf("publicKey", &key_pair.public_key);
         }
-        xml.end();
+        xml.leaf(
+            "createTime",
+            &nimbus_core::iso8601_millis(key_pair.create_time),
+        );
     })
 }
 

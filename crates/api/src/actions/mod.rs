@@ -9,9 +9,13 @@ mod tags;
 mod volumes;
 
 use axum::http::Method;
+use control::describe::{Page, Query};
+use control::filter::Filter;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::Ec2Error;
 use crate::{ApiContext, ApiError};
 
 /// Runs one EC2 Query request. Returns the action name (for the log) with the XML answer.
@@ -30,20 +34,12 @@ pub async fn ec2_query(
     let form = awsproto::parse_form(source).map_err(|e| {
         (
             "-".to_owned(),
-            ApiError::bad_request("MalformedQueryString", e.to_string()),
+            ApiError::from(Ec2Error::MalformedQueryString(e.to_string())),
         )
     })?;
     let action = match form.iter().find(|(key, _)| key == "Action") {
         Some((_, action)) => action.clone(),
-        None => {
-            return Err((
-                "-".to_owned(),
-                ApiError::bad_request(
-                    "MissingAction",
-                    "The request must contain the parameter Action",
-                ),
-            ))
-        }
+        None => return Err(("-".to_owned(), ApiError::from(Ec2Error::MissingAction))),
     };
     let params: Vec<(String, String)> = form
         .into_iter()
@@ -62,10 +58,7 @@ async fn run(
     request_id: &str,
 ) -> Result<String, ApiError> {
     if !ec2model::operation_exists(action) {
-        return Err(ApiError::bad_request(
-            "InvalidAction",
-            format!("The action {action} is not valid for this web service."),
-        ));
+        return Err(Ec2Error::UnknownAction(action.to_owned()).into());
     }
     if !ec2model::is_modeled(action) {
         return Err(unsupported(action));
@@ -145,18 +138,16 @@ fn is_read_only(action: &str) -> bool {
 }
 
 fn unsupported(action: &str) -> ApiError {
-    ApiError::bad_request(
-        "UnsupportedOperation",
-        format!("The action {action} is not supported by nimbus."),
-    )
+    ApiError::from(control::Error::Unsupported(format!(
+        "The action {action} is not supported by nimbus."
+    )))
 }
 
 /// A parameter of the EC2 model that nimbus does not honour: rejected, never ignored.
 fn unsupported_parameter(name: &str) -> ApiError {
-    ApiError::bad_request(
-        "UnsupportedOperation",
-        format!("The parameter {name} is not supported by nimbus (see docs/compatibility.md)."),
-    )
+    ApiError::from(control::Error::Unsupported(format!(
+        "The parameter {name} is not supported by nimbus (see docs/compatibility.md)."
+    )))
 }
 
 /// Decodes the model-shaped request into an action's input struct. Input structs deny unknown
@@ -169,7 +160,9 @@ fn input<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             .and_then(|rest| rest.split('`').next())
         {
             Some(field) => unsupported_parameter(field),
-            None => ApiError::invalid_value(format!("Invalid request: {message}")),
+            None => ApiError::from(control::Error::InvalidParameterValue(format!(
+                "Invalid request: {message}"
+            ))),
         }
     })
 }
@@ -186,6 +179,50 @@ impl Response<'_> {
         Ok(awsproto::ec2_response(self.action, self.request_id, body))
     }
 }
+
+/// The part of a request every Describe action shares: its ID list (named `ids_member` in the
+/// model, if the action has one), `Filters`, `MaxResults` and `NextToken`. The rest of the request is decoded into
+/// `Rest`, which denies unknown fields, so a modeled parameter nimbus does not honour is
+/// refused by name.
+fn describe_request<Rest: DeserializeOwned>(
+    mut request: Value,
+    ids_member: Option<&str>,
+) -> Result<(Query, Rest), ApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Shared {
+        #[serde(default)]
+        ids: Vec<String>,
+        #[serde(default)]
+        filters: Vec<Filter>,
+        max_results: Option<i64>,
+        next_token: Option<String>,
+    }
+    let mut shared = serde_json::Map::new();
+    if let Some(object) = request.as_object_mut() {
+        for member in ["Filters", "MaxResults", "NextToken"] {
+            if let Some(value) = object.remove(member) {
+                shared.insert(member.to_owned(), value);
+            }
+        }
+        if let Some(ids) = ids_member.and_then(|member| object.remove(member)) {
+            shared.insert("Ids".to_owned(), ids);
+        }
+    }
+    let shared: Shared = input(Value::Object(shared))?;
+    let query = Query {
+        ids: shared.ids,
+        filters: shared.filters,
+        max_results: shared.max_results,
+        next_token: shared.next_token,
+    };
+    Ok((query, input(request)?))
+}
+
+/// A Describe action with no parameters beyond the shared ones.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOtherParameters {}
 
 /// `<set><item>…</item>…</set>` and the `nextToken` of a page, as every Describe answers.
 fn write_page<T>(
@@ -207,7 +244,21 @@ fn write_page<T>(
     }
 }
 
+/// A Describe answer: one page of items in `set`.
+fn render_page<T>(
+    response: Response,
+    set: &str,
+    (items, next_token): Page<T>,
+    write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
+) -> Result<String, ApiError> {
+    response.render(|xml| write_page(xml, set, &items, next_token.as_deref(), write_item))
+}
+
+/// A resource's tags; AWS omits the element for an untagged resource.
 fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
+    if tags.is_empty() {
+        return;
+    }
     xml.start("tagSet");
     for (key, value) in tags {
         xml.start("item");

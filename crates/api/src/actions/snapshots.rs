@@ -1,13 +1,12 @@
 //! CreateSnapshot, DescribeSnapshots, DeleteSnapshot, CopySnapshot.
 
-use control::filter::Filter;
 use control::snapshots::Snapshot;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, write_page, write_tag_set, Response};
+use super::{describe_request, input, render_page, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
 
 fn snapshot_tags(specifications: &[TagSpecification]) -> Result<control::Tags, ApiError> {
@@ -73,15 +72,9 @@ fn write_snapshot(xml: &mut awsproto::XmlWriter, snapshot: &Snapshot, owner: &st
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DescribeSnapshots {
     #[serde(default)]
-    snapshot_ids: Vec<String>,
-    #[serde(default)]
     owner_ids: Vec<String>,
     #[serde(default)]
     restorable_by_user_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub fn describe_snapshots(
@@ -89,34 +82,27 @@ pub fn describe_snapshots(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeSnapshots = input(request)?;
+    let (query, request): (_, DescribeSnapshots) = describe_request(request, Some("SnapshotIds"))?;
     let account = context.control.config().account_id.clone();
+    let (snapshots, next_token) = context
+        .control
+        .describe_snapshots(&query, &request.owner_ids)?;
     // Only the account itself can restore its snapshots: other users see nothing.
     let restorable_by_others = request
         .restorable_by_user_ids
         .iter()
         .any(|u| u != "self" && *u != account);
-    let (snapshots, next_token) = context.control.describe_snapshots(
-        &request.snapshot_ids,
-        &request.owner_ids,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
     let snapshots = if restorable_by_others {
         Vec::new()
     } else {
         snapshots
     };
-    response.render(|xml| {
-        write_page(
-            xml,
-            "snapshotSet",
-            &snapshots,
-            next_token.as_deref(),
-            |xml, snapshot| write_snapshot(xml, snapshot, &account),
-        );
-    })
+    render_page(
+        response,
+        "snapshotSet",
+        (snapshots, next_token),
+        |xml, snapshot| write_snapshot(xml, snapshot, &account),
+    )
 }
 
 #[derive(Deserialize)]
@@ -170,8 +156,8 @@ pub async fn copy_snapshot(
     }
     if let Some(region) = &request.destination_region {
         if *region != context.control.config().region {
-            return Err(ApiError::invalid_value(format!(
-                "Destination region {region} is not served by nimbus."
+            return Err(ApiError::from(control::Error::InvalidParameterValue(
+                format!("Destination region {region} is not served by nimbus."),
             )));
         }
     }

@@ -1,11 +1,11 @@
 //! CreateTags, DeleteTags, DescribeTags.
 
-use control::filter::Filter;
 use control::tags::TagInput;
+use control::Control;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, write_page, Response};
+use super::{describe_request, input, render_page, NoOtherParameters, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
@@ -24,11 +24,7 @@ pub fn create_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: ChangeTags = input(request)?;
-    context
-        .control
-        .create_tags(&request.resources, &request.tags, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    change_tags(context, request, response, Control::create_tags)
 }
 
 pub fn delete_tags(
@@ -36,20 +32,25 @@ pub fn delete_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: ChangeTags = input(request)?;
-    context
-        .control
-        .delete_tags(&request.resources, &request.tags, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    change_tags(context, request, response, Control::delete_tags)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeTags {
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
+type TagChange = fn(&Control, &[String], &[TagInput], bool) -> control::Result<()>;
+
+fn change_tags(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    change: TagChange,
+) -> Result<String, ApiError> {
+    let request: ChangeTags = input(request)?;
+    change(
+        &context.control,
+        &request.resources,
+        &request.tags,
+        request.dry_run,
+    )?;
+    response.render(|xml| xml.leaf("return", "true"))
 }
 
 pub fn describe_tags(
@@ -57,18 +58,12 @@ pub fn describe_tags(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeTags = input(request)?;
-    let (rows, next_token) = context.control.describe_tags(
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
-    response.render(|xml| {
-        write_page(xml, "tagSet", &rows, next_token.as_deref(), |xml, row| {
-            xml.leaf("key", &row.key);
-            xml.leaf("resourceId", &row.resource_id);
-            xml.leaf("resourceType", row.resource_type.as_str());
-            xml.leaf("value", &row.value);
-        })
+    let (query, NoOtherParameters {}) = describe_request(request, None)?;
+    let page = context.control.describe_tags(&query)?;
+    render_page(response, "tagSet", page, |xml, row| {
+        xml.leaf("key", &row.key);
+        xml.leaf("resourceId", &row.resource_id);
+        xml.leaf("resourceType", row.resource_type.as_str());
+        xml.leaf("value", &row.value);
     })
 }

@@ -1,14 +1,15 @@
 //! CreateVolume, DescribeVolumes, DeleteVolume, ModifyVolume, DescribeVolumesModifications.
 
-use control::filter::Filter;
 use control::idempotency::ClientToken;
 use control::tags::{tags_from_specifications, TagSpecification};
-use control::volumes::{CreateVolumeRequest, ModifyVolumeRequest, Volume};
+use control::volumes::{
+    CreateVolumeRequest, Modification, ModificationState, ModifyVolumeRequest, Volume,
+};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{input, write_page, write_tag_set, Response};
+use super::{describe_request, input, render_page, write_tag_set, NoOtherParameters, Response};
 use crate::{ApiContext, ApiError};
 
 #[derive(Deserialize)]
@@ -26,7 +27,9 @@ struct CreateVolume {
     multi_attach_enabled: bool,
     #[serde(default)]
     tag_specifications: Vec<TagSpecification>,
-    client_token: Option<String>,
+    /// Read by `ClientToken::of_request`, with the other parameters it is bound to.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -36,19 +39,11 @@ pub fn create_volume(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let mut without_token = request.clone();
-    if let Some(object) = without_token.as_object_mut() {
-        object.remove("ClientToken");
-    }
+    let client_token = ClientToken::of_request("CreateVolume", &request)?;
     let request: CreateVolume = input(request)?;
     if request.multi_attach_enabled {
         return Err(super::unsupported_parameter("MultiAttachEnabled"));
     }
-    let client_token = request
-        .client_token
-        .as_deref()
-        .map(|token| ClientToken::new("CreateVolume", token, &without_token))
-        .transpose()?;
     let volume = context.control.create_volume(CreateVolumeRequest {
         size_gib: request.size,
         snapshot_id: request.snapshot_id,
@@ -72,18 +67,7 @@ fn write_volume(xml: &mut awsproto::XmlWriter, volume: &Volume) {
     xml.start("attachmentSet");
     for attachment in &volume.attachments {
         xml.start("item");
-        xml.leaf(
-            "attachTime",
-            &nimbus_core::iso8601_millis(attachment.attach_time),
-        );
-        xml.leaf("device", &attachment.device);
-        xml.leaf("instanceId", &attachment.instance_id);
-        xml.leaf("status", &attachment.state);
-        xml.leaf("volumeId", &volume.volume_id);
-        xml.leaf(
-            "deleteOnTermination",
-            &attachment.delete_on_termination.to_string(),
-        );
+        write_attachment(xml, &volume.volume_id, attachment);
         xml.end();
     }
     xml.end();
@@ -108,38 +92,14 @@ fn write_volume(xml: &mut awsproto::XmlWriter, volume: &Volume) {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeVolumes {
-    #[serde(default)]
-    volume_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
-
 pub fn describe_volumes(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeVolumes = input(request)?;
-    let (volumes, next_token) = context.control.describe_volumes(
-        &request.volume_ids,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
-    response.render(|xml| {
-        write_page(
-            xml,
-            "volumeSet",
-            &volumes,
-            next_token.as_deref(),
-            write_volume,
-        );
-    })
+    let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
+    let page = context.control.describe_volumes(&query)?;
+    render_page(response, "volumeSet", page, write_volume)
 }
 
 #[derive(Deserialize)]
@@ -192,17 +152,16 @@ pub fn modify_volume(
     )?;
     response.render(|xml| {
         xml.start("volumeModification");
-        write_modification(xml, &volume);
+        if let Some(modification) = &volume.modification {
+            write_modification(xml, &volume.volume_id, modification);
+        }
         xml.end();
     })
 }
 
-fn write_modification(xml: &mut awsproto::XmlWriter, volume: &Volume) {
-    let Some(m) = &volume.modification else {
-        return;
-    };
-    xml.leaf("volumeId", &volume.volume_id);
-    xml.leaf("modificationState", &m.state);
+fn write_modification(xml: &mut awsproto::XmlWriter, volume_id: &str, m: &Modification) {
+    xml.leaf("volumeId", volume_id);
+    xml.leaf("modificationState", m.state.as_str());
     xml.leaf("targetSize", &m.target_size_gib.to_string());
     xml.leaf("targetIops", &m.target_performance.iops.to_string());
     xml.leaf("targetVolumeType", m.target_type.as_str());
@@ -219,22 +178,12 @@ fn write_modification(xml: &mut awsproto::XmlWriter, volume: &Volume) {
         &m.original_performance.throughput_mib.to_string(),
     );
     xml.leaf("originalMultiAttachEnabled", "false");
-    xml.leaf("progress", if m.state == "completed" { "100" } else { "0" });
+    let done = m.state == ModificationState::Completed;
+    xml.leaf("progress", if done { "100" } else { "0" });
     xml.leaf("startTime", &nimbus_core::iso8601_millis(m.start_time));
     if let Some(end) = m.end_time {
         xml.leaf("endTime", &nimbus_core::iso8601_millis(end));
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeVolumesModifications {
-    #[serde(default)]
-    volume_ids: Vec<String>,
-    #[serde(default)]
-    filters: Vec<Filter>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub fn describe_volumes_modifications(
@@ -242,21 +191,10 @@ pub fn describe_volumes_modifications(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: DescribeVolumesModifications = input(request)?;
-    let (volumes, next_token) = context.control.describe_volumes_modifications(
-        &request.volume_ids,
-        &request.filters,
-        request.max_results,
-        request.next_token.as_deref(),
-    )?;
-    response.render(|xml| {
-        write_page(
-            xml,
-            "volumeModificationSet",
-            &volumes,
-            next_token.as_deref(),
-            write_modification,
-        );
+    let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
+    let page = context.control.describe_volumes_modifications(&query)?;
+    render_page(response, "volumeModificationSet", page, |xml, row| {
+        write_modification(xml, &row.volume_id, &row.modification)
     })
 }
 
@@ -281,7 +219,7 @@ fn write_attachment(
     );
     xml.leaf("device", &attachment.device);
     xml.leaf("instanceId", &attachment.instance_id);
-    xml.leaf("status", &attachment.state);
+    xml.leaf("status", attachment.state.as_str());
     xml.leaf("volumeId", volume_id);
     xml.leaf(
         "deleteOnTermination",

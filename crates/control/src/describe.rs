@@ -1,0 +1,240 @@
+//! The one Describe every kind shares: IDs (checked for their form, then for existence),
+//! filters (names checked whether or not anything exists), and `MaxResults`/`NextToken` pages
+//! within the bounds AWS documents for the action.
+
+use nimbus_core::Config;
+
+use crate::filter::{self, Filter, Filterable};
+use crate::pagination::{paginate, PageBounds};
+use crate::{Error, Resource, Result, State, Tags};
+
+/// One page of a Describe answer, and the token for the next page.
+pub type Page<T> = (Vec<T>, Option<String>);
+
+/// What every Describe action asks: its ID list, `Filters`, `MaxResults` and `NextToken`.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub ids: Vec<String>,
+    pub filters: Vec<Filter>,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+/// How one Describe action pages, as AWS documents it.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging {
+    pub bounds: PageBounds,
+    /// The wire name of the ID list when AWS refuses it together with `MaxResults`.
+    pub ids_exclude_max_results: Option<&'static str>,
+}
+
+impl Paging {
+    /// An action whose IDs and `MaxResults` may come together.
+    pub const fn within(min: i64, max: i64) -> Paging {
+        Paging {
+            bounds: PageBounds { min, max },
+            ids_exclude_max_results: None,
+        }
+    }
+
+    /// An action without `MaxResults`: everything is one page.
+    pub const UNPAGED: Paging = Paging::within(1, i64::MAX);
+
+    /// An action that refuses its ID list (named `set`) together with `MaxResults`.
+    pub const fn within_without_ids(min: i64, max: i64, set: &'static str) -> Paging {
+        Paging {
+            bounds: PageBounds { min, max },
+            ids_exclude_max_results: Some(set),
+        }
+    }
+}
+
+/// The resource `id` of type `T`: a malformed ID and a missing one are told apart, as in EC2.
+pub fn existing<'a, T: Resource>(state: &'a State, id: &str) -> Result<&'a T> {
+    T::KIND.check_id(id)?;
+    state.get::<T>(id).ok_or_else(|| Error::NotFound {
+        kind: T::KIND,
+        id: id.to_owned(),
+    })
+}
+
+/// Describes resources of type `T` that pass `keep` as well as the query.
+pub fn describe<T: Resource>(
+    state: &State,
+    config: &Config,
+    query: &Query,
+    paging: Paging,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>> {
+    filter::validate_filters::<T>(&query.filters, T::KIND.spec().taggable)?;
+    check_combination(query, paging)?;
+    for id in &query.ids {
+        existing::<T>(state, id)?;
+    }
+    let rows = T::table(state)
+        .values()
+        .filter(|item| query.ids.is_empty() || query.ids.iter().any(|id| id == item.id()))
+        .filter(|item| keep(item))
+        .cloned()
+        .collect();
+    page_of(rows, T::id, T::tags, config, query, paging)
+}
+
+/// Describes rows that are not stored resources (tags, modifications, catalog entries),
+/// already selected by the caller and sorted by `key`. The query's IDs are the caller's to
+/// honour.
+pub fn describe_rows<T: Filterable>(
+    rows: Vec<T>,
+    key: fn(&T) -> &str,
+    config: &Config,
+    query: &Query,
+    paging: Paging,
+) -> Result<Page<T>> {
+    filter::validate_filters::<T>(&query.filters, false)?;
+    check_combination(query, paging)?;
+    page_of(rows, key, |_| None, config, query, paging)
+}
+
+fn check_combination(query: &Query, paging: Paging) -> Result<()> {
+    match paging.ids_exclude_max_results {
+        Some(set) if !query.ids.is_empty() && query.max_results.is_some() => {
+            Err(Error::InvalidParameterCombination(format!(
+                "The parameter {set} cannot be used with the parameter maxResults"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn page_of<T: Filterable>(
+    rows: Vec<T>,
+    key: fn(&T) -> &str,
+    tags: fn(&T) -> Option<&Tags>,
+    config: &Config,
+    query: &Query,
+    paging: Paging,
+) -> Result<Page<T>> {
+    let passing = rows
+        .into_iter()
+        .filter(|row| filter::matches(row, tags(row), &query.filters, config))
+        .collect();
+    paginate(
+        passing,
+        key,
+        query.max_results,
+        query.next_token.as_deref(),
+        paging.bounds,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keypairs::{KeyPair, KeyType};
+
+    fn key_pair(n: u32) -> KeyPair {
+        KeyPair {
+            key_pair_id: format!("key-{n:017x}"),
+            key_name: format!("key{n}"),
+            key_type: KeyType::Ed25519,
+            key_fingerprint: String::new(),
+            public_key: String::new(),
+            create_time: 0,
+            tags: [("n".to_owned(), n.to_string())].into(),
+        }
+    }
+
+    fn state_with(count: u32) -> State {
+        let mut state = State::default();
+        for n in 0..count {
+            let item = key_pair(n);
+            state.key_pairs.insert(item.key_pair_id.clone(), item);
+        }
+        state
+    }
+
+    fn query(filters: &[(&str, &str)]) -> Query {
+        Query {
+            filters: filters
+                .iter()
+                .map(|(name, value)| Filter {
+                    name: (*name).into(),
+                    values: vec![(*value).into()],
+                })
+                .collect(),
+            ..Query::default()
+        }
+    }
+
+    const PAGING: Paging = Paging::within_without_ids(5, 1000, "keySet");
+
+    #[test]
+    fn unknown_filter_names_are_refused_on_an_empty_account() {
+        let config = Config::default();
+        for state in [state_with(0), state_with(3)] {
+            let error =
+                describe::<KeyPair>(&state, &config, &query(&[("colour", "x")]), PAGING, |_| {
+                    true
+                });
+            assert!(matches!(error, Err(Error::InvalidParameterValue(_))));
+            let fine =
+                describe::<KeyPair>(&state, &config, &query(&[("tag:n", "1")]), PAGING, |_| true);
+            assert!(fine.is_ok());
+        }
+    }
+
+    #[test]
+    fn ids_are_checked_for_form_then_existence() {
+        let state = state_with(2);
+        let config = Config::default();
+        let ask = |id: &str| Query {
+            ids: vec![id.to_owned()],
+            ..Query::default()
+        };
+        let malformed = describe::<KeyPair>(&state, &config, &ask("foo-missing"), PAGING, |_| true);
+        assert!(matches!(malformed, Err(Error::MalformedId { .. })));
+        let missing = describe::<KeyPair>(
+            &state,
+            &config,
+            &ask(&format!("key-{:017x}", 9)),
+            PAGING,
+            |_| true,
+        );
+        assert!(matches!(missing, Err(Error::NotFound { .. })));
+        let (found, _) = describe::<KeyPair>(
+            &state,
+            &config,
+            &ask(&key_pair(1).key_pair_id),
+            PAGING,
+            |_| true,
+        )
+        .expect("found");
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn pages_within_the_action_bounds() {
+        let state = state_with(12);
+        let config = Config::default();
+        let mut query = query(&[("key-type", "ed25519")]);
+        query.max_results = Some(4);
+        assert!(describe::<KeyPair>(&state, &config, &query, PAGING, |_| true).is_err());
+        query.max_results = Some(5);
+        let mut seen = 0;
+        loop {
+            let (page, next) =
+                describe::<KeyPair>(&state, &config, &query, PAGING, |_| true).expect("page");
+            seen += page.len();
+            match next {
+                Some(token) => query.next_token = Some(token),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 12);
+        query.ids = vec![key_pair(1).key_pair_id];
+        assert!(matches!(
+            describe::<KeyPair>(&state, &config, &query, PAGING, |_| true),
+            Err(Error::InvalidParameterCombination(_))
+        ));
+    }
+}
