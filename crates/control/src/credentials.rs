@@ -134,7 +134,6 @@ impl Filterable for TemporaryCredential {
     const FILTERS: &'static [FilterField<Self>] = &[];
 }
 
-
 impl TemporaryCredential {
     fn credentials(&self) -> Credentials {
         Credentials {

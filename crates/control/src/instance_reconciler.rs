@@ -549,10 +549,9 @@ impl Control {
             let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() else {
                 return Ok(());
             };
-            let detaching = volume
-                .attachments
-                .first()
-                .is_some_and(|a| a.instance_id == instance_id && a.state == AttachmentState::Detaching);
+            let detaching = volume.attachments.first().is_some_and(|a| {
+                a.instance_id == instance_id && a.state == AttachmentState::Detaching
+            });
             if !detaching {
                 return Ok(());
             }
@@ -626,6 +625,7 @@ pub fn compute_error(error: impl std::fmt::Display) -> Error {
 mod tests {
     use crate::instances::InstanceState;
     use crate::testkit::Harness;
+    use crate::volumes::AttachmentState;
     use crate::volumes::VolumeState;
 
     fn ids(id: &str) -> Vec<String> {

@@ -242,7 +242,10 @@ impl Filterable for Instance {
             i.disks.iter().map(|d| d.volume_id.clone()).collect()
         }),
         ("iam-instance-profile.arn", |i, _| {
-            i.iam_instance_profile.iter().map(|p| p.arn.clone()).collect()
+            i.iam_instance_profile
+                .iter()
+                .map(|p| p.arn.clone())
+                .collect()
         }),
     ];
 }

@@ -375,7 +375,11 @@ mod tests {
                         assert_eq!(volume.state, VolumeState::InUse, "volume {v}");
                         let attachment = &volume.attachments[0];
                         assert_eq!(attachment.instance_id, self.instances[i], "volume {v}");
-                        assert_eq!(attachment.state, crate::volumes::AttachmentState::Attached, "volume {v}");
+                        assert_eq!(
+                            attachment.state,
+                            crate::volumes::AttachmentState::Attached,
+                            "volume {v}"
+                        );
                         if wishes.instances[i] == InstanceState::Running {
                             let disks = self.h.hypervisor.disks(&self.instances[i]);
                             assert!(disks.contains(&Self::device(v)), "volume {v} plugged");
