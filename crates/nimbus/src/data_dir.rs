@@ -13,6 +13,7 @@
 //!   disks as file descriptors (docs/compute.md).
 
 use std::fs::{DirBuilder, File, Permissions};
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
@@ -45,26 +46,35 @@ pub fn open(dir: &Path) -> anyhow::Result<File> {
 }
 
 /// Removes group and other permissions from `dir` and everything under it (symbolic links
-/// are not followed).
+/// are not followed). An entry that disappears meanwhile (a temporary file of the object
+/// store) is skipped.
 pub fn tighten(dir: &Path) -> anyhow::Result<()> {
     let mut tightened = 0u64;
     let mut pending = vec![dir.to_owned()];
     while let Some(path) = pending.pop() {
-        let metadata = std::fs::symlink_metadata(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            other => other.with_context(|| format!("cannot read {}", path.display()))?,
+        };
         if metadata.file_type().is_symlink() {
             continue;
         }
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & SHARED_BITS != 0 {
-            std::fs::set_permissions(&path, Permissions::from_mode(mode & !SHARED_BITS))
-                .with_context(|| format!("cannot make {} private", path.display()))?;
+            match std::fs::set_permissions(&path, Permissions::from_mode(mode & !SHARED_BITS)) {
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                other => {
+                    other.with_context(|| format!("cannot make {} private", path.display()))?
+                }
+            }
             tightened += 1;
         }
         if metadata.is_dir() {
-            for entry in std::fs::read_dir(&path)
-                .with_context(|| format!("cannot list {}", path.display()))?
-            {
+            let entries = match std::fs::read_dir(&path) {
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                other => other.with_context(|| format!("cannot list {}", path.display()))?,
+            };
+            for entry in entries {
                 pending.push(entry?.path());
             }
         }
