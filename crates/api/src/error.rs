@@ -41,7 +41,10 @@ fn not_found_code(kind: ResourceKind) -> &'static str {
         ResourceKind::Snapshot => "InvalidSnapshot.NotFound",
         ResourceKind::Image => "InvalidAMIID.NotFound",
         ResourceKind::Instance => "InvalidInstanceID.NotFound",
-        ResourceKind::ClientToken => "InvalidParameterValue",
+        ResourceKind::ClientToken
+        | ResourceKind::Role
+        | ResourceKind::InstanceProfile
+        | ResourceKind::TemporaryCredential => "InvalidParameterValue",
     }
 }
 

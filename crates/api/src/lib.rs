@@ -1,11 +1,13 @@
-//! The HTTP front door: SigV4 authentication, the EC2 Query protocol, action dispatch and the
-//! AWS error envelope. One endpoint serves every service; the service is read from the SigV4
-//! credential scope.
+//! The HTTP front door: SigV4 authentication, then the router. One endpoint serves every
+//! service; the service is read from the SigV4 credential scope and answers behind the one
+//! [`service::Service`] trait, in its own protocol.
 
 mod actions;
 mod auth;
 mod ebs;
 mod error;
+mod service;
+mod services;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,25 +136,45 @@ async fn dispatch(
         headers: &header_pairs,
         body,
     };
-    let auth = match auth::authenticate(context, &request) {
-        Ok(auth) => auth,
-        Err(error) => return ("-".to_owned(), error_response(error, request_id)),
+    let authenticated = match auth::authenticate(context, &request) {
+        Ok(authenticated) => authenticated,
+        Err(error) => {
+            // The answer goes in the protocol of the service the request was signed for.
+            let response = match awsproto::parse_sigv4(&request) {
+                Ok(auth) if !matches!(auth.service.as_str(), "ec2" | "ebs") => {
+                    service::error_in_protocol(&auth.service, &request, request_id, &error)
+                }
+                _ => error_response(error, request_id),
+            };
+            return ("-".to_owned(), response);
+        }
     };
-    match auth.service.as_str() {
-        "ec2" => match actions::ec2_query(context, method, raw_query, body, request_id).await {
-            Ok((action, xml)) => (action, xml_response(StatusCode::OK, xml)),
-            Err((action, error)) => (action, error_response(error, request_id)),
-        },
-        "ebs" => ebs::handle(context, method, uri.path(), raw_query, headers, body).await,
-        other => (
-            "-".to_owned(),
-            error_response(
-                ApiError::bad_request(
-                    "UnsupportedOperation",
-                    format!("The service '{other}' is not supported by nimbus."),
-                ),
-                request_id,
-            ),
-        ),
+    tracing::debug!(caller = %authenticated.caller.arn, "authenticated");
+    let signing_name = authenticated.auth.service.as_str();
+    let request = service::ServiceRequest {
+        method,
+        uri,
+        headers,
+        wire: &request,
+        request_id,
+        caller: &authenticated.caller,
+    };
+    match service_for(signing_name) {
+        Some(service) => service.handle(context, &request).await,
+        None => service::unknown_service(signing_name, &request),
     }
+}
+
+/// The service signed for, by SigV4 signing name.
+fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
+    Some(match signing_name {
+        "ec2" => &service::Ec2,
+        "ebs" => &service::Ebs,
+        "sts" => &services::sts::Sts,
+        "iam" => &services::iam::Iam,
+        "monitoring" => &service::NotYetServed("monitoring"),
+        "autoscaling" => &service::NotYetServed("autoscaling"),
+        "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
+        _ => return None,
+    })
 }

@@ -42,8 +42,28 @@ pub struct SigV4Auth {
     pub presigned_expires: Option<u64>,
 }
 
+/// Which family of AWS services is answering an authentication failure: they disagree on
+/// the codes (EC2 says `AuthFailure` where IAM and STS say `InvalidClientTokenId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthDialect {
+    /// EC2 and the EBS direct APIs.
+    Ec2,
+    /// IAM, STS and the other AWS Query / JSON services.
+    Iam,
+}
+
+impl AuthDialect {
+    /// The dialect of the service named in a credential scope.
+    pub fn of_service(service: &str) -> AuthDialect {
+        match service {
+            "ec2" | "ebs" => AuthDialect::Ec2,
+            _ => AuthDialect::Iam,
+        }
+    }
+}
+
 /// Why a request is not authenticated. [`AuthError::aws_code`] and [`AuthError::http_status`]
-/// give what EC2 answers.
+/// give what EC2 answers; [`AuthError::answer`] what a given family of services answers.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
     /// Neither an `Authorization` header nor a presigned query string.
@@ -65,6 +85,12 @@ pub enum AuthError {
     /// More than 15 minutes of clock skew, or a presigned URL past its expiry.
     #[error("{0}")]
     Expired(String),
+    /// The temporary credential's session has expired; the caller decides this.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
+    /// The credential scope names a region this endpoint does not serve.
+    #[error("Credential should be scoped to a valid region, not '{0}'.")]
+    WrongRegion(String),
 }
 
 impl AuthError {
@@ -74,8 +100,8 @@ impl AuthError {
                 "AuthFailure"
             }
             AuthError::Malformed(_) => "IncompleteSignature",
-            AuthError::SignatureMismatch => "SignatureDoesNotMatch",
-            AuthError::Expired(_) => "RequestExpired",
+            AuthError::SignatureMismatch | AuthError::WrongRegion(_) => "SignatureDoesNotMatch",
+            AuthError::Expired(_) | AuthError::ExpiredToken => "RequestExpired",
         }
     }
 
@@ -84,8 +110,36 @@ impl AuthError {
             AuthError::Missing | AuthError::UnknownAccessKey | AuthError::InvalidSecurityToken => {
                 401
             }
-            AuthError::SignatureMismatch => 403,
-            AuthError::Malformed(_) | AuthError::Expired(_) => 400,
+            AuthError::SignatureMismatch | AuthError::WrongRegion(_) => 403,
+            AuthError::Malformed(_) | AuthError::Expired(_) | AuthError::ExpiredToken => 400,
+        }
+    }
+
+    /// The code, HTTP status and message that `dialect`'s services answer.
+    pub fn answer(&self, dialect: AuthDialect) -> (&'static str, u16, String) {
+        if dialect == AuthDialect::Ec2 {
+            let message = match self {
+                AuthError::ExpiredToken => "Request has expired.".to_owned(),
+                other => other.to_string(),
+            };
+            return (self.aws_code(), self.http_status(), message);
+        }
+        match self {
+            AuthError::Missing => (
+                "MissingAuthenticationToken",
+                403,
+                "Request is missing Authentication Token".to_owned(),
+            ),
+            AuthError::UnknownAccessKey | AuthError::InvalidSecurityToken => {
+                let message = AuthError::InvalidSecurityToken.to_string();
+                ("InvalidClientTokenId", 403, message)
+            }
+            AuthError::ExpiredToken => ("ExpiredToken", 403, self.to_string()),
+            AuthError::Expired(_) => ("RequestExpired", 400, self.to_string()),
+            AuthError::Malformed(_) => ("IncompleteSignature", 400, self.to_string()),
+            AuthError::SignatureMismatch | AuthError::WrongRegion(_) => {
+                ("SignatureDoesNotMatch", 403, self.to_string())
+            }
         }
     }
 }
@@ -598,6 +652,12 @@ mod tests {
             (malformed("x"), "IncompleteSignature", 400),
             (AuthError::SignatureMismatch, "SignatureDoesNotMatch", 403),
             (AuthError::Expired("x".into()), "RequestExpired", 400),
+            (AuthError::ExpiredToken, "RequestExpired", 400),
+            (
+                AuthError::WrongRegion("x".into()),
+                "SignatureDoesNotMatch",
+                403,
+            ),
         ];
         for (error, code, status) in cases {
             assert_eq!((error.aws_code(), error.http_status()), (code, status));

@@ -53,6 +53,13 @@ impl XmlWriter {
         }
     }
 
+    /// A writer that has written the XML declaration.
+    pub fn document() -> XmlWriter {
+        let mut xml = XmlWriter::new();
+        xml.out.push_str(XML_DECLARATION);
+        xml
+    }
+
     fn open_tag(&mut self, name: &str) {
         self.out.push('<');
         self.out.push_str(name);
@@ -68,8 +75,22 @@ impl XmlWriter {
     /// `<name>`, closed by the matching [`XmlWriter::end`].
     pub fn start(&mut self, name: &str) {
         self.open_tag(name);
+        self.remember_open(name);
+    }
+
+    fn remember_open(&mut self, name: &str) {
         self.open_starts.push(self.open_names.len());
         self.open_names.push_str(name);
+    }
+
+    /// `<name xmlns="namespace">`, closed by the matching [`XmlWriter::end`].
+    pub fn start_with_namespace(&mut self, name: &str, namespace: &str) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push_str(" xmlns=\"");
+        escape_into(&mut self.out, namespace);
+        self.out.push_str("\">");
+        self.remember_open(name);
     }
 
     /// Closes the most recently started element (nothing if none is open).
@@ -107,27 +128,17 @@ impl XmlWriter {
 
 /// `<?xml?><{Action}Response xmlns=…><requestId>…</requestId>…</{Action}Response>`
 pub fn ec2_response(action: &str, request_id: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
-    let mut xml = XmlWriter::new();
-    xml.out.push_str(XML_DECLARATION);
-    xml.out.push('<');
-    xml.out.push_str(action);
-    xml.out.push_str("Response xmlns=\"");
-    xml.out.push_str(EC2_XMLNS);
-    xml.out.push_str("\">");
+    let mut xml = XmlWriter::document();
+    xml.start_with_namespace(&format!("{action}Response"), EC2_XMLNS);
     xml.leaf("requestId", request_id);
     body(&mut xml);
-    let mut out = xml.finish();
-    out.push_str("</");
-    out.push_str(action);
-    out.push_str("Response>");
-    out
+    xml.finish()
 }
 
 /// The EC2 error envelope:
 /// `<?xml?><Response><Errors><Error><Code/><Message/></Error></Errors><RequestID/></Response>`
 pub fn ec2_error(code: &str, message: &str, request_id: &str) -> String {
-    let mut xml = XmlWriter::new();
-    xml.out.push_str(XML_DECLARATION);
+    let mut xml = XmlWriter::document();
     xml.start("Response");
     xml.start("Errors");
     xml.start("Error");

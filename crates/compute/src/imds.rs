@@ -36,6 +36,28 @@ pub struct InstanceMetadata {
     pub endpoint_enabled: bool,
     /// Present when the instance exposes its tags to the metadata service.
     pub tags: Option<BTreeMap<String, String>>,
+    /// Present when the instance was launched with an instance profile.
+    pub iam: Option<IamMetadata>,
+}
+
+/// The `iam/` tree: the instance profile and, when it holds a role, that role's credentials.
+#[derive(Clone, Debug, Default)]
+pub struct IamMetadata {
+    pub instance_profile_arn: String,
+    pub instance_profile_id: String,
+    /// When the credentials were last issued (ISO 8601 UTC).
+    pub last_updated: String,
+    pub role: Option<RoleCredentials>,
+}
+
+/// Temporary credentials of the instance profile's role; timestamps ISO 8601 UTC.
+#[derive(Clone, Debug, Default)]
+pub struct RoleCredentials {
+    pub role_name: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub token: String,
+    pub expiration: String,
 }
 
 /// Where the metadata comes from (the control plane); `None` once the instance is gone.
@@ -290,7 +312,42 @@ fn leaves(m: &InstanceMetadata) -> BTreeMap<String, Vec<u8>> {
     if let Some(user_data) = &m.user_data {
         leaves.insert("user-data".into(), user_data.clone());
     }
+    if let Some(iam) = &m.iam {
+        insert_iam_leaves(&mut leaves, iam);
+    }
     leaves
+}
+
+/// `meta-data/iam/info` and `meta-data/iam/security-credentials/ROLE`, as EC2 writes them.
+fn insert_iam_leaves(leaves: &mut BTreeMap<String, Vec<u8>>, iam: &IamMetadata) {
+    let pretty = |value: serde_json::Value| {
+        serde_json::to_string_pretty(&value)
+            .unwrap_or_default()
+            .into_bytes()
+    };
+    leaves.insert(
+        "meta-data/iam/info".into(),
+        pretty(serde_json::json!({
+            "Code": "Success",
+            "LastUpdated": iam.last_updated,
+            "InstanceProfileArn": iam.instance_profile_arn,
+            "InstanceProfileId": iam.instance_profile_id,
+        })),
+    );
+    if let Some(role) = &iam.role {
+        leaves.insert(
+            format!("meta-data/iam/security-credentials/{}", role.role_name),
+            pretty(serde_json::json!({
+                "Code": "Success",
+                "LastUpdated": iam.last_updated,
+                "Type": "AWS-HMAC",
+                "AccessKeyId": role.access_key_id,
+                "SecretAccessKey": role.secret_access_key,
+                "Token": role.token,
+                "Expiration": role.expiration,
+            })),
+        );
+    }
 }
 
 fn lookup(metadata: &InstanceMetadata, path: &str) -> Option<Entry> {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub use cgroup::release_vm;
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
-pub use imds::{imds_socket_name, serve_imds, InstanceMetadata, MetadataSource};
+pub use imds::{
+    imds_socket_name, serve_imds, IamMetadata, InstanceMetadata, MetadataSource, RoleCredentials,
+};
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec, QEMU_USER};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::find_instance_type;
+use crate::credentials::{
+    resolve_instance_profile, InstanceProfileAssociation, InstanceProfileSpecification,
+};
 use crate::filter::{Filter, Filterable};
 use crate::idempotency::ClientToken;
 use crate::images::Image;
@@ -119,6 +122,9 @@ pub struct Instance {
     pub ssh_port: Option<u16>,
     pub terminated_at: Option<i64>,
     pub tags: Tags,
+    /// Absent in records written before instance profiles existed.
+    #[serde(default)]
+    pub iam_instance_profile: Option<InstanceProfileAssociation>,
 }
 
 impl Instance {
@@ -212,6 +218,7 @@ pub struct RunInstancesRequest {
     pub availability_zone: Option<String>,
     pub shutdown_behavior: Option<String>,
     pub dry_run: bool,
+    pub iam_instance_profile: Option<InstanceProfileSpecification>,
 }
 
 /// A volume to create at launch for one device.
@@ -468,6 +475,11 @@ impl Control {
                     });
                 }
             }
+            let iam_instance_profile = request
+                .iam_instance_profile
+                .as_ref()
+                .map(|spec| resolve_instance_profile(txn.state(), spec))
+                .transpose()?;
             let planned = plan_volumes(txn.state(), &image, &request.block_device_mappings)?;
             let live = txn
                 .state()
@@ -544,6 +556,7 @@ impl Control {
                     ssh_port: None,
                     terminated_at: None,
                     tags: request.instance_tags.clone(),
+                    iam_instance_profile: iam_instance_profile.clone(),
                 };
                 txn.put(instance.clone())?;
                 instances.push(instance);

@@ -8,8 +8,10 @@
 
 pub mod attachments;
 pub mod catalog;
+pub mod credentials;
 pub mod direct;
 pub mod filter;
+pub mod iam;
 pub mod idempotency;
 pub mod images;
 pub mod instance_reconciler;
@@ -185,6 +187,14 @@ impl Control {
 
     /// Runs `operation` against the working set and commits what it changed in one transaction.
     pub fn mutate<R>(&self, operation: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
+        self.mutate_with(operation)
+    }
+
+    /// [`Control::mutate`] for services whose rules have an error type of their own.
+    pub fn mutate_with<R, E: From<Error>>(
+        &self,
+        operation: impl FnOnce(&mut Txn) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
         let mut state = self
             .state
             .write()
@@ -201,11 +211,11 @@ impl Control {
                 .store
                 .commit(&changes)
                 .map(|()| value)
-                .map_err(Error::from),
+                .map_err(|e| E::from(Error::from(e))),
             Err(error) => Err(error),
         };
         if committed.is_err() && !changes.is_empty() {
-            *state = State::load(self.store.as_ref())?;
+            *state = State::load(self.store.as_ref()).map_err(E::from)?;
         }
         committed
     }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
+use crate::credentials::{InstanceProfileAssociation, InstanceRoleCredentials};
 use crate::Control;
 
 struct InstanceMetadataSource {
@@ -12,6 +13,13 @@ struct InstanceMetadataSource {
 impl compute::MetadataSource for InstanceMetadataSource {
     fn metadata(&self) -> Option<compute::InstanceMetadata> {
         let control = self.control.upgrade()?;
+        // Issuing credentials writes, so it happens before the read lock below is taken.
+        let role_credentials = control
+            .instance_role_credentials(&self.instance_id)
+            .unwrap_or_else(|error| {
+                tracing::warn!(instance = self.instance_id, %error, "cannot issue role credentials");
+                None
+            });
         let config = control.config();
         let state = control.read();
         let instance = state.instances.get(&self.instance_id)?;
@@ -51,7 +59,34 @@ impl compute::MetadataSource for InstanceMetadataSource {
             endpoint_enabled: instance.metadata_options.http_endpoint == "enabled",
             tags: (instance.metadata_options.instance_metadata_tags == "enabled")
                 .then(|| instance.tags.clone()),
+            iam: instance
+                .iam_instance_profile
+                .as_ref()
+                .map(|profile| iam_metadata(profile, role_credentials, instance.launch_time)),
         })
+    }
+}
+
+/// The `iam/` tree of an instance: its profile and its role's current credentials.
+fn iam_metadata(
+    profile: &InstanceProfileAssociation,
+    role_credentials: Option<InstanceRoleCredentials>,
+    launch_time: i64,
+) -> compute::IamMetadata {
+    let last_updated = role_credentials
+        .as_ref()
+        .map_or(launch_time, |role| role.issued);
+    compute::IamMetadata {
+        instance_profile_arn: profile.arn.clone(),
+        instance_profile_id: profile.id.clone(),
+        last_updated: nimbus_core::iso8601_millis(last_updated),
+        role: role_credentials.map(|role| compute::RoleCredentials {
+            role_name: role.role_name,
+            access_key_id: role.credentials.access_key_id,
+            secret_access_key: role.credentials.secret_access_key,
+            token: role.credentials.session_token,
+            expiration: nimbus_core::iso8601_millis(role.credentials.expiration),
+        }),
     }
 }
 

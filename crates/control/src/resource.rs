@@ -6,7 +6,9 @@ use std::fmt;
 use serde::{de::DeserializeOwned, Serialize};
 use store::Store;
 
+use crate::credentials::TemporaryCredential;
 use crate::filter::Filterable;
+use crate::iam::{InstanceProfile, Role};
 use crate::idempotency::ClientTokenRecord;
 use crate::images::Image;
 use crate::instances::Instance;
@@ -24,6 +26,9 @@ pub enum ResourceKind {
     Image,
     Instance,
     ClientToken,
+    Role,
+    InstanceProfile,
+    TemporaryCredential,
 }
 
 impl ResourceKind {
@@ -36,6 +41,9 @@ impl ResourceKind {
             ResourceKind::Image => "image",
             ResourceKind::Instance => "instance",
             ResourceKind::ClientToken => "client-token",
+            ResourceKind::Role => "iam-role",
+            ResourceKind::InstanceProfile => "iam-instance-profile",
+            ResourceKind::TemporaryCredential => "sts-credential",
         }
     }
 
@@ -47,6 +55,9 @@ impl ResourceKind {
             ResourceKind::Image => "ami",
             ResourceKind::Instance => "i",
             ResourceKind::ClientToken => "token",
+            ResourceKind::Role => "AROA",
+            ResourceKind::InstanceProfile => "AIPA",
+            ResourceKind::TemporaryCredential => "ASIA",
         }
     }
 
@@ -119,6 +130,9 @@ pub struct State {
     pub images: BTreeMap<String, Image>,
     pub instances: BTreeMap<String, Instance>,
     pub client_tokens: BTreeMap<String, ClientTokenRecord>,
+    pub roles: BTreeMap<String, Role>,
+    pub instance_profiles: BTreeMap<String, InstanceProfile>,
+    pub temporary_credentials: BTreeMap<String, TemporaryCredential>,
 }
 
 impl State {
@@ -130,6 +144,9 @@ impl State {
         load_table(store, &mut state.images)?;
         load_table(store, &mut state.instances)?;
         load_table(store, &mut state.client_tokens)?;
+        load_table(store, &mut state.roles)?;
+        load_table(store, &mut state.instance_profiles)?;
+        load_table(store, &mut state.temporary_credentials)?;
         Ok(state)
     }
 

@@ -132,7 +132,10 @@ fn update_tags(txn: &mut Txn, id: &str, change: &dyn Fn(&mut Tags)) -> Result<()
         ResourceKind::Snapshot => update_tags_of::<Snapshot>(txn, id, change),
         ResourceKind::Image => update_tags_of::<Image>(txn, id, change),
         ResourceKind::Instance => update_tags_of::<Instance>(txn, id, change),
-        ResourceKind::ClientToken => Err(Error::NotFound {
+        ResourceKind::ClientToken
+        | ResourceKind::Role
+        | ResourceKind::InstanceProfile
+        | ResourceKind::TemporaryCredential => Err(Error::NotFound {
             kind,
             id: id.to_owned(),
         }),
@@ -273,7 +276,10 @@ fn collect_tags(state: &State, kind: ResourceKind, sink: &mut dyn FnMut(TagDescr
         ResourceKind::Snapshot => collect_tags_of::<Snapshot>(state, sink),
         ResourceKind::Image => collect_tags_of::<Image>(state, sink),
         ResourceKind::Instance => collect_tags_of::<Instance>(state, sink),
-        ResourceKind::ClientToken => {}
+        ResourceKind::ClientToken
+        | ResourceKind::Role
+        | ResourceKind::InstanceProfile
+        | ResourceKind::TemporaryCredential => {}
     }
 }
 

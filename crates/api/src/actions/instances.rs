@@ -78,6 +78,14 @@ struct RunInstances {
     instance_initiated_shutdown_behavior: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    iam_instance_profile: Option<IamInstanceProfileInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct IamInstanceProfileInput {
+    arn: Option<String>,
+    name: Option<String>,
 }
 
 pub fn run_instances(
@@ -135,6 +143,12 @@ pub fn run_instances(
         availability_zone: request.placement.and_then(|p| p.availability_zone),
         shutdown_behavior: request.instance_initiated_shutdown_behavior,
         dry_run: request.dry_run,
+        iam_instance_profile: request.iam_instance_profile.map(|profile| {
+            control::credentials::InstanceProfileSpecification {
+                arn: profile.arn,
+                name: profile.name,
+            }
+        }),
     })?;
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
@@ -259,6 +273,12 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
         xml.end();
     }
     write_metadata_options(xml, "metadataOptions", &instance.metadata_options);
+    if let Some(profile) = &instance.iam_instance_profile {
+        xml.start("iamInstanceProfile");
+        xml.leaf("arn", &profile.arn);
+        xml.leaf("id", &profile.id);
+        xml.end();
+    }
 }
 
 fn write_metadata_options(xml: &mut awsproto::XmlWriter, element: &str, options: &MetadataOptions) {

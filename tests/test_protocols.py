@@ -1,0 +1,82 @@
+"""Protocols end to end: services nimbus does not have, and services it carries the model of
+but does not serve yet, answer a coded error in the protocol the client sent, so that boto3 and
+the aws CLI show the code instead of "An error occurred (400)"."""
+
+import datetime
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def error_of(call):
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response["Error"]
+
+
+@pytest.mark.parametrize(
+    "service,call",
+    [
+        ("ssm", lambda c: c.describe_parameters()),  # AWS JSON 1.1
+        ("kms", lambda c: c.list_keys()),  # AWS JSON 1.1
+        ("sqs", lambda c: c.list_queues()),  # AWS JSON 1.0, query-compatible
+        ("lambda", lambda c: c.list_functions()),  # REST-JSON
+        ("s3", lambda c: c.list_buckets()),  # REST-XML
+        ("sns", lambda c: c.list_topics()),  # AWS Query
+    ],
+)
+def test_an_unknown_service_shows_the_code_in_its_own_protocol(nimbus, service, call):
+    error = error_of(lambda: call(nimbus.client(service)))
+    assert error["Code"] == "UnsupportedOperation"
+    assert f"'{service}'" in error["Message"] or service == "s3"
+
+
+AT = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def test_cloudwatch_from_boto3_gets_a_coded_error(nimbus):
+    cloudwatch = nimbus.client("cloudwatch")
+    error = error_of(
+        lambda: cloudwatch.put_metric_data(
+            Namespace="App",
+            MetricData=[{"MetricName": "Latency", "Timestamp": AT, "Value": 1.5, "Unit": "Seconds"}],
+        )
+    )
+    assert error["Code"] == "UnsupportedOperation"
+    assert "PutMetricData" in error["Message"]
+    error = error_of(
+        lambda: cloudwatch.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "q1",
+                    "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Latency"}, "Period": 60, "Stat": "Average"},
+                }
+            ],
+            StartTime=AT,
+            EndTime=AT,
+        )
+    )
+    assert error["Code"] == "UnsupportedOperation"
+
+
+def test_cloudwatch_from_the_aws_cli_gets_a_coded_error(nimbus):
+    result = subprocess.run(
+        ["aws", "cloudwatch", "put-metric-data", "--namespace", "App", "--metric-name", "Latency", "--value", "1.5"],
+        env=nimbus.cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "(UnsupportedOperation)" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "service,call",
+    [
+        ("autoscaling", lambda c: c.describe_auto_scaling_groups()),
+        ("elbv2", lambda c: c.describe_load_balancers()),
+    ],
+)
+def test_services_of_coming_issues_answer_unsupported_operation(nimbus, service, call):
+    assert error_of(lambda: call(nimbus.client(service)))["Code"] == "UnsupportedOperation"
