@@ -55,4 +55,11 @@ def test_error_carries_the_aws_code(nimbus):
 def test_sts_get_caller_identity(nimbus):
     identity = run_js(nimbus, "callerIdentity")
     assert identity["account"] == "000000000000"
-    assert identity["arn"].startswith("arn:aws:iam::000000000000:")
+    assert identity["arn"] == "arn:aws:iam::000000000000:root"
+    assert identity["userId"]
+
+
+def test_sts_refuses_a_wrong_signature_with_the_aws_code(nimbus):
+    error = run_js(nimbus, "wrongSecret")
+    assert error["name"] == "SignatureDoesNotMatch"
+    assert error["fault"] == "client" and error["status"] == 403

@@ -13,6 +13,7 @@ import {
   DescribeVolumesCommand,
   EC2Client,
   waitUntilVolumeAvailable,
+  waitUntilVolumeDeleted,
 } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 
@@ -69,6 +70,10 @@ const scenarios = {
     );
     const { Volumes } = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [created.VolumeId] }));
     await ec2.send(new DeleteVolumeCommand({ VolumeId: created.VolumeId }));
+    await waitUntilVolumeDeleted(
+      { client: ec2, minDelay: 1, maxDelay: 2, maxWaitTime: 120 },
+      { VolumeIds: [created.VolumeId] },
+    );
     const gone = await ec2
       .send(new DescribeVolumesCommand({ VolumeIds: [created.VolumeId] }))
       .then(() => null, failure);
@@ -97,6 +102,14 @@ const scenarios = {
   async callerIdentity() {
     const { Account, Arn, UserId } = await sts.send(new GetCallerIdentityCommand({}));
     return { account: Account, arn: Arn, userId: UserId };
+  },
+
+  async wrongSecret() {
+    const forged = new STSClient({
+      maxAttempts: 1,
+      credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: "not-the-secret" },
+    });
+    return forged.send(new GetCallerIdentityCommand({})).then(() => ({ unexpected: "success" }), failure);
   },
 };
 
