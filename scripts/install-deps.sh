@@ -109,6 +109,7 @@ fi
 ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 if ! python3 -m pip --version >/dev/null 2>&1; then
   echo "install-deps: installing python3-pip"
+  $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-pip
 fi
 PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \

@@ -52,27 +52,25 @@ pub fn tighten(dir: &Path) -> anyhow::Result<()> {
     let mut tightened = 0u64;
     let mut pending = vec![dir.to_owned()];
     while let Some(path) = pending.pop() {
-        let metadata = match std::fs::symlink_metadata(&path) {
-            Err(error) if error.kind() == ErrorKind::NotFound => continue,
-            other => other.with_context(|| format!("cannot read {}", path.display()))?,
+        let Some(metadata) = unless_vanished(std::fs::symlink_metadata(&path), "read", &path)?
+        else {
+            continue;
         };
         if metadata.file_type().is_symlink() {
             continue;
         }
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & SHARED_BITS != 0 {
-            match std::fs::set_permissions(&path, Permissions::from_mode(mode & !SHARED_BITS)) {
-                Err(error) if error.kind() == ErrorKind::NotFound => continue,
-                other => {
-                    other.with_context(|| format!("cannot make {} private", path.display()))?
-                }
+            let private = Permissions::from_mode(mode & !SHARED_BITS);
+            if unless_vanished(std::fs::set_permissions(&path, private), "chmod", &path)?.is_none()
+            {
+                continue;
             }
             tightened += 1;
         }
         if metadata.is_dir() {
-            let entries = match std::fs::read_dir(&path) {
-                Err(error) if error.kind() == ErrorKind::NotFound => continue,
-                other => other.with_context(|| format!("cannot list {}", path.display()))?,
+            let Some(entries) = unless_vanished(std::fs::read_dir(&path), "list", &path)? else {
+                continue;
             };
             for entry in entries {
                 pending.push(entry?.path());
@@ -87,6 +85,20 @@ pub fn tighten(dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `None` when `path` is gone: it was removed while the walk went on.
+fn unless_vanished<T>(
+    result: std::io::Result<T>,
+    doing: &str,
+    path: &Path,
+) -> anyhow::Result<Option<T>> {
+    match result {
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+        other => other
+            .map(Some)
+            .with_context(|| format!("cannot {doing} {}", path.display())),
+    }
 }
 
 #[cfg(test)]
