@@ -11,12 +11,13 @@
 Deterministic (one entry per line, sorted); rerun after editing a `.txt` list or upgrading
 botocore."""
 
-import gzip
 import json
 import os
 import sys
 
 import botocore
+
+from botocore_subset import load_json, read_list, select, write_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_DIR = os.path.join(ROOT, "crates", "awsmodel", "model")
@@ -37,14 +38,6 @@ KEPT_MEMBER_KEYS = ("shape", "locationName", "queryName", "flattened")
 # Types the awsproto codecs understand; anything else must fail here, not at run time.
 SUPPORTED_TYPES = {"structure", "list", "map", "string", "integer", "long", "boolean", "double",
                    "float", "timestamp", "blob"}
-
-
-def load_json(path):
-    if os.path.exists(path + ".gz"):
-        with gzip.open(path + ".gz", "rt") as f:
-            return json.load(f)
-    with open(path) as f:
-        return json.load(f)
 
 
 def latest_model(directory):
@@ -74,56 +67,14 @@ def slim_shape(name, shape):
     return slim
 
 
-def compact(value):
-    # botocore's own key order: member order is the order of XML elements in responses.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def block(items):
-    return ",\n".join(items)
-
-
-def write_service(path, metadata, operations, modeled, shapes):
-    """One entry per line: small diffs when botocore or a list changes."""
-    with open(path, "w") as f:
-        f.write("{\n")
-        f.write(f'"metadata":{compact(metadata)},\n')
-        f.write('"operations":[\n' + block(compact(op) for op in sorted(operations)) + "\n],\n")
-        f.write('"modeled":{\n' + block(f"{compact(k)}:{compact(v)}" for k, v in sorted(modeled.items())) + "\n},\n")
-        f.write('"shapes":{\n' + block(f"{compact(k)}:{compact(v)}" for k, v in sorted(shapes.items())) + "\n}\n")
-        f.write("}\n")
-
-
-def read_list(name):
-    with open(os.path.join(MODEL_DIR, f"{name}.txt")) as f:
-        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
-
-
 def generate_service(name, directory):
     model = latest_model(directory)
-    shapes, pending, modeled = {}, [], {}
-    for operation_name in read_list(name):
-        operation = model["operations"].get(operation_name)
-        if operation is None:
-            sys.exit(f"{operation_name} is not a {name} operation")
-        entry = {}
-        for direction in ("input", "output"):
-            if direction in operation:
-                entry[direction] = operation[direction]["shape"]
-                pending.append(operation[direction]["shape"])
-        if "resultWrapper" in operation.get("output", {}):
-            entry["resultWrapper"] = operation["output"]["resultWrapper"]
-        modeled[operation_name] = entry
-    while pending:
-        shape_name = pending.pop()
-        if shape_name in shapes:
-            continue
-        shape = model["shapes"][shape_name]
-        shapes[shape_name] = slim_shape(shape_name, shape)
-        pending.extend(member["shape"] for member in shape.get("members", {}).values())
-        pending.extend(shape[part]["shape"] for part in ("member", "key", "value") if part in shape)
+    operations = read_list(os.path.join(MODEL_DIR, f"{name}.txt"))
+    modeled, shapes = select(model, name, operations, slim_shape)
     metadata = {k: model["metadata"][k] for k in KEPT_METADATA_KEYS if k in model["metadata"]}
-    write_service(os.path.join(MODEL_DIR, f"{name}.json"), metadata, model["operations"], modeled, shapes)
+    # botocore's own key order: member order is the order of XML elements in responses.
+    write_model(os.path.join(MODEL_DIR, f"{name}.json"), ("metadata", metadata), model["operations"],
+                modeled, shapes, sort_keys=False)
     print(f"{name}: {len(modeled)} modeled, {len(shapes)} shapes, {len(model['operations'])} operations")
 
 
@@ -146,7 +97,9 @@ def generate_table():
         if "awsQueryCompatible" in metadata:
             table[signing_name]["awsQueryCompatible"] = True
     with open(os.path.join(MODEL_DIR, "services.json"), "w") as f:
-        f.write("{\n" + block(f"{compact(k)}:{compact(v)}" for k, v in sorted(table.items())) + "\n}\n")
+        lines = (f"{json.dumps(k)}:{json.dumps(v, sort_keys=True, separators=(',', ':'))}"
+                 for k, v in sorted(table.items()))
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
     print(f"services.json: {len(table)} signing names")
 
 

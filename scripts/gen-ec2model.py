@@ -4,12 +4,12 @@ for the operations in crates/ec2model/model/actions.txt their input/output shape
 closure of the shapes they reference. Deterministic (one shape per line, sorted); rerun after
 editing actions.txt or upgrading botocore."""
 
-import gzip
-import json
 import os
 import sys
 
 import botocore
+
+from botocore_subset import load_json, read_list, select, write_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_DIR = os.path.join(ROOT, "crates", "ec2model", "model")
@@ -28,12 +28,7 @@ OPEN_ENUMS = {
 
 
 def load_botocore_model():
-    base = os.path.join(os.path.dirname(botocore.__file__), "data", "ec2", "2016-11-15", "service-2.json")
-    if os.path.exists(base + ".gz"):
-        with gzip.open(base + ".gz", "rt") as f:
-            return json.load(f)
-    with open(base) as f:
-        return json.load(f)
+    return load_json(os.path.join(os.path.dirname(botocore.__file__), "data", "ec2", "2016-11-15", "service-2.json"))
 
 
 def slim_shape(name, shape):
@@ -52,50 +47,12 @@ def slim_shape(name, shape):
     return slim
 
 
-def compact(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def write_model(path, version, operations, modeled, shapes):
-    """One entry per line: small diffs when botocore or actions.txt change."""
-    def block(items):
-        return ",\n".join(items)
-
-    with open(path, "w") as f:
-        f.write("{\n")
-        f.write(f'"version":{compact(version)},\n')
-        f.write('"operations":[\n' + block(compact(op) for op in sorted(operations)) + "\n],\n")
-        f.write('"modeled":{\n' + block(f"{compact(k)}:{compact(v)}" for k, v in sorted(modeled.items())) + "\n},\n")
-        f.write('"shapes":{\n' + block(f"{compact(k)}:{compact(v)}" for k, v in sorted(shapes.items())) + "\n}\n")
-        f.write("}\n")
-
-
 def main():
     model = load_botocore_model()
-    with open(os.path.join(MODEL_DIR, "actions.txt")) as f:
-        actions = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    shapes, pending, modeled = {}, [], {}
-    for action in actions:
-        operation = model["operations"].get(action)
-        if operation is None:
-            sys.exit(f"{action} is not an EC2 operation")
-        entry = {}
-        for direction in ("input", "output"):
-            if direction in operation:
-                entry[direction] = operation[direction]["shape"]
-                pending.append(operation[direction]["shape"])
-        modeled[action] = entry
-    while pending:
-        name = pending.pop()
-        if name in shapes:
-            continue
-        shape = model["shapes"][name]
-        shapes[name] = slim_shape(name, shape)
-        pending.extend(member["shape"] for member in shape.get("members", {}).values())
-        if "member" in shape:
-            pending.append(shape["member"]["shape"])
-    write_model(os.path.join(MODEL_DIR, "ec2.json"), model["metadata"]["apiVersion"],
-                model["operations"], modeled, shapes)
+    actions = read_list(os.path.join(MODEL_DIR, "actions.txt"))
+    modeled, shapes = select(model, "EC2", actions, slim_shape)
+    write_model(os.path.join(MODEL_DIR, "ec2.json"), ("version", model["metadata"]["apiVersion"]),
+                model["operations"], modeled, shapes, sort_keys=True)
     print(f"{len(modeled)} actions, {len(shapes)} shapes, {len(model['operations'])} operations")
 
 

@@ -80,3 +80,54 @@ def test_cloudwatch_from_the_aws_cli_gets_a_coded_error(nimbus):
 )
 def test_services_of_coming_issues_answer_unsupported_operation(nimbus, service, call):
     assert error_of(lambda: call(nimbus.client(service)))["Code"] == "UnsupportedOperation"
+
+
+def signed(nimbus, service, request):
+    """Signs a botocore-serialized request for nimbus and sends it; returns status, headers, body."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = nimbus.endpoint + request["url_path"]
+    aws_request = AWSRequest(method="POST", url=url, data=request["body"], headers=request["headers"])
+    SigV4Auth(Credentials("test", "test"), service, "us-east-1").add_auth(aws_request)
+    prepared = urllib.request.Request(url, data=request["body"], headers=dict(aws_request.headers), method="POST")
+    try:
+        with urllib.request.urlopen(prepared) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.parametrize("protocol", ["smithy-rpc-v2-cbor", "query", "json"])
+def test_cloudwatch_answers_in_each_protocol_its_model_lists(nimbus, protocol):
+    """botocore's own serializer and parser for each protocol CloudWatch's model lists: the
+    error comes back in the protocol the request was sent in, and the parser reads the code."""
+    import boto3
+    import botocore.parsers
+    import botocore.serialize
+
+    model = boto3.session.Session().client("cloudwatch", region_name="us-east-1").meta.service_model
+    operation = model.operation_model("PutMetricData")
+    request = botocore.serialize.create_serializer(protocol).serialize_to_request(
+        {"Namespace": "App", "MetricData": [{"MetricName": "Latency", "Timestamp": AT, "Value": 1.5}]}, operation
+    )
+    if isinstance(request["body"], dict):
+        from urllib.parse import urlencode
+
+        request["body"] = urlencode(request["body"]).encode()
+    status, headers, body = signed(nimbus, "monitoring", request)
+    assert status == 400
+    parsed = botocore.parsers.create_parser(protocol).parse(
+        {"status_code": status, "headers": headers, "body": body}, operation.output_shape
+    )
+    assert parsed["Error"]["Code"] == "UnsupportedOperation"
+
+
+def test_an_sts_authentication_failure_comes_in_the_query_envelope(nimbus):
+    error = error_of(nimbus.client("sts", secret="wrong").get_caller_identity)
+    assert error["Code"] == "SignatureDoesNotMatch"
+    assert error["Type"] == "Sender"

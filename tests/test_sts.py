@@ -164,12 +164,10 @@ def test_assume_role_and_session_token_through_boto3(nimbus):
     credentials = assumed["Credentials"]
     assert credentials["Expiration"].tzinfo is not None
     assert assumed["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/wire-assumed/session"
-    as_role = boto3.client(
+    as_role = nimbus.client(
         "sts",
-        endpoint_url=nimbus.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
+        key=credentials["AccessKeyId"],
+        secret=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
     assert as_role.get_caller_identity()["Arn"] == assumed["AssumedRoleUser"]["Arn"]

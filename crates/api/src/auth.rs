@@ -2,8 +2,8 @@
 //!
 //! An access key is either one of the configured long-term keys (the account's root user) or
 //! a temporary credential issued by STS, which must come with its own session token and is
-//! refused once expired. The credential scope must name the region this endpoint serves; IAM,
-//! a global service, is signed for `us-east-1`, and so is STS's global endpoint.
+//! refused once expired. The credential scope must name the region this endpoint serves, or
+//! `us-east-1` for the global services IAM and STS.
 
 use axum::http::StatusCode;
 use control::credentials::{Caller, CredentialError};
@@ -58,13 +58,12 @@ fn verify(
     Ok(resolved.caller)
 }
 
-/// Whether the credential scope's region is one this endpoint answers for.
+/// Whether the credential scope's region is one this endpoint answers for. IAM and STS are
+/// also served as global services: clients sign those for `us-east-1` when they use AWS's
+/// global endpoints, and for their own region when given an endpoint URL such as nimbus's.
 fn region_served(region: &str, auth: &awsproto::SigV4Auth) -> bool {
-    match auth.service.as_str() {
-        "iam" => auth.region == GLOBAL_SIGNING_REGION,
-        "sts" => auth.region == region || auth.region == GLOBAL_SIGNING_REGION,
-        _ => auth.region == region,
-    }
+    let global = matches!(auth.service.as_str(), "iam" | "sts");
+    auth.region == region || (global && auth.region == GLOBAL_SIGNING_REGION)
 }
 
 fn auth_error(error: &awsproto::AuthError, dialect: awsproto::AuthDialect) -> ApiError {

@@ -139,12 +139,14 @@ async fn dispatch(
     let authenticated = match auth::authenticate(context, &request) {
         Ok(authenticated) => authenticated,
         Err(error) => {
-            // The answer goes in the protocol of the service the request was signed for.
-            let response = match awsproto::parse_sigv4(&request) {
-                Ok(auth) if !matches!(auth.service.as_str(), "ec2" | "ebs") => {
-                    service::error_in_protocol(&auth.service, &request, request_id, &error)
-                }
-                _ => error_response(error, request_id),
+            // The answer goes in the protocol of the service the request was signed for
+            // (EC2's when no credential scope is readable).
+            let signed_for = awsproto::parse_sigv4(&request)
+                .map(|auth| auth.service)
+                .unwrap_or_else(|_| "ec2".to_owned());
+            let response = match service_for(&signed_for) {
+                Some(service) => service.error(&request, request_id, error),
+                None => service::error_in_protocol(&signed_for, &request, request_id, &error),
             };
             return ("-".to_owned(), response);
         }

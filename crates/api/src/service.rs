@@ -40,6 +40,17 @@ pub(crate) trait Service: Sync {
         context: &'a ApiContext,
         request: &'a ServiceRequest<'a>,
     ) -> BoxFuture<'a, Handled>;
+
+    /// `error` (one the request never reached the service with, such as a failed signature)
+    /// in this service's protocol; EC2's envelope unless the service says otherwise.
+    fn error(
+        &self,
+        _request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response {
+        error_response(error, request_id)
+    }
 }
 
 /// An error a service answers: its AWS code and HTTP status, chosen in one place per service.
@@ -162,6 +173,15 @@ impl<S: ModelService> Service for S {
                 }
             }
         })
+    }
+
+    fn error(
+        &self,
+        request: &awsproto::HttpRequestParts,
+        request_id: &str,
+        error: ApiError,
+    ) -> Response {
+        error_in_protocol(self.signing_name(), request, request_id, &error)
     }
 }
 

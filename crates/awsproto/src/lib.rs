@@ -16,7 +16,10 @@ mod xml;
 
 pub use form::{parse_form, ProtoError};
 pub use input::InputError;
-pub use model::{Kind, Lookup, Member, Metadata, ModelError, Operation, ServiceModel, ShapeId};
+pub use model::{
+    Kind, Limits, Lookup, Member, Metadata, ModelError, Operation, ServiceModel, ShapeId,
+    ShapeIndex,
+};
 pub use protocol::{
     decode, detect, encode_error, encode_output, Answer, Decoded, ErrorStyle, JsonVersion,
     Protocol, RequestError, WireError,

@@ -244,6 +244,27 @@ impl ServiceModel {
     }
 }
 
+/// Shape names → the numbers shapes are stored under: the names in sorted order, numbered.
+pub struct ShapeIndex<'a>(HashMap<&'a str, ShapeId>);
+
+impl<'a> ShapeIndex<'a> {
+    pub fn new(names: impl Iterator<Item = &'a String>) -> ShapeIndex<'a> {
+        ShapeIndex(
+            names
+                .enumerate()
+                .map(|(id, name)| (name.as_str(), id))
+                .collect(),
+        )
+    }
+
+    pub fn resolve(&self, name: &str) -> Result<ShapeId, String> {
+        self.0
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("shape {name} is referenced but not in the model"))
+    }
+}
+
 fn limits(shape: &RawShape) -> Limits {
     Limits {
         min: shape.min,
@@ -253,18 +274,8 @@ fn limits(shape: &RawShape) -> Limits {
 
 fn build(json: &str) -> Result<ServiceModel, String> {
     let raw: RawModel = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    let index: HashMap<&str, ShapeId> = raw
-        .shapes
-        .keys()
-        .enumerate()
-        .map(|(id, name)| (name.as_str(), id))
-        .collect();
-    let resolve = |name: &str| {
-        index
-            .get(name)
-            .copied()
-            .ok_or_else(|| format!("shape {name} is referenced but not in the model"))
-    };
+    let index = ShapeIndex::new(raw.shapes.keys());
+    let resolve = |name: &str| index.resolve(name);
     let reference = |raw: &RawMember| -> Result<MemberRef, String> {
         Ok(MemberRef {
             shape: resolve(&raw.shape)?,

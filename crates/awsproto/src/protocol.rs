@@ -348,3 +348,73 @@ fn rest_xml_error(error: &WireError, request_id: &str) -> String {
     xml.leaf("RequestId", request_id);
     xml.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> HttpRequestParts<'a> {
+        HttpRequestParts {
+            method: "POST",
+            raw_path: "/service/T/operation/Put",
+            raw_query: "",
+            headers,
+            body,
+        }
+    }
+
+    #[test]
+    fn json_and_cbor_requests_decode_and_refuse_with_their_codes() {
+        let model = ServiceModel::from_json(crate::query::tests::MODEL).expect("model");
+        let json_headers = vec![("X-Amz-Target".to_owned(), "Nope.Put".to_owned())];
+        let json = Protocol::Json(JsonVersion::V1_0);
+        let refused = decode(&model, json, &request(&json_headers, b"{}")).err();
+        assert_eq!(
+            refused.map(|e| e.aws_code(json)),
+            Some("UnknownOperationException")
+        );
+
+        let cbor_headers = vec![("smithy-protocol".to_owned(), "rpc-v2-cbor".to_owned())];
+        assert_eq!(
+            detect(&request(&cbor_headers, b"")),
+            Some(Protocol::RpcV2Cbor)
+        );
+        let body = ciborium::Value::Map(vec![
+            (
+                ciborium::Value::Text("Name".into()),
+                ciborium::Value::Text("n".into()),
+            ),
+            (
+                ciborium::Value::Text("At".into()),
+                ciborium::Value::Tag(1, Box::new(ciborium::Value::Float(1_795_953_600.5))),
+            ),
+        ]);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&body, &mut bytes).expect("cbor");
+        let decoded =
+            decode(&model, Protocol::RpcV2Cbor, &request(&cbor_headers, &bytes)).expect("decodes");
+        assert_eq!(decoded.input["At"], "2026-11-29T12:00:00.500Z");
+        let missing = decode(
+            &model,
+            Protocol::RpcV2Cbor,
+            &request(&cbor_headers, &[0xa0]),
+        )
+        .err();
+        assert_eq!(
+            missing.map(|e| e.aws_code(Protocol::RpcV2Cbor)),
+            Some("ValidationException")
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the body, every protocol answers (an input or an error), never panics.
+        #[test]
+        fn never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let model = ServiceModel::from_json(crate::query::tests::MODEL).expect("model");
+            let json_headers = vec![("X-Amz-Target".to_owned(), "Put".to_owned())];
+            for protocol in [Protocol::Query, Protocol::Json(JsonVersion::V1_1), Protocol::RpcV2Cbor] {
+                let _ = decode(&model, protocol, &request(&json_headers, &body));
+            }
+        }
+    }
+}

@@ -547,5 +547,67 @@ mod tests {
             Some("i-0123456789abcdef0")
         );
         assert!(get("/").is_some_and(|l| l.ends_with("latest")));
+        assert_eq!(get("/latest/meta-data/iam/info"), None);
+    }
+
+    #[test]
+    fn iam_tree_serves_the_profile_and_its_role_credentials() {
+        let with_role = InstanceMetadata {
+            iam: Some(IamMetadata {
+                instance_profile_arn: "arn:aws:iam::000000000000:instance-profile/web".into(),
+                instance_profile_id: "AIPAEXAMPLE".into(),
+                last_updated: "2026-11-29T20:00:00.000Z".into(),
+                role: Some(RoleCredentials {
+                    role_name: "web-role".into(),
+                    access_key_id: "ASIAEXAMPLE".into(),
+                    secret_access_key: "secret".into(),
+                    token: "token".into(),
+                    expiration: "2026-11-29T21:00:00.000Z".into(),
+                }),
+            }),
+            ..metadata()
+        };
+        let read = |m: &InstanceMetadata, path: &str| match lookup(m, path) {
+            Some(Entry::Value(v)) => {
+                serde_json::from_slice::<serde_json::Value>(&v).expect("json document")
+            }
+            Some(Entry::Listing(names)) => serde_json::json!(names),
+            None => serde_json::Value::Null,
+        };
+        assert_eq!(
+            read(&with_role, "/latest/meta-data/iam/"),
+            serde_json::json!(["info", "security-credentials/"])
+        );
+        assert_eq!(
+            read(&with_role, "/latest/meta-data/iam/security-credentials/"),
+            serde_json::json!(["web-role"])
+        );
+        let info = read(&with_role, "/latest/meta-data/iam/info");
+        assert_eq!(info["Code"], "Success");
+        assert_eq!(info["InstanceProfileId"], "AIPAEXAMPLE");
+        let credentials = read(
+            &with_role,
+            "/latest/meta-data/iam/security-credentials/web-role",
+        );
+        assert_eq!(credentials["Type"], "AWS-HMAC");
+        assert_eq!(credentials["AccessKeyId"], "ASIAEXAMPLE");
+        assert_eq!(credentials["Token"], "token");
+        assert_eq!(credentials["Expiration"], "2026-11-29T21:00:00.000Z");
+
+        let without_role = InstanceMetadata {
+            iam: with_role
+                .iam
+                .clone()
+                .map(|iam| IamMetadata { role: None, ..iam }),
+            ..metadata()
+        };
+        assert_eq!(
+            read(&without_role, "/latest/meta-data/iam/"),
+            serde_json::json!(["info"])
+        );
+        assert_eq!(
+            read(&without_role, "/latest/meta-data/iam/security-credentials/"),
+            serde_json::Value::Null
+        );
     }
 }

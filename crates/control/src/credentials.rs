@@ -421,54 +421,63 @@ impl Control {
         now: i64,
     ) -> IdentityResult<Option<InstanceRoleCredentials>> {
         let account_id = self.config().account_id.clone();
-        let current = |txn: &Txn| -> Option<(Role, Option<TemporaryCredential>)> {
-            let state = txn.state();
-            let profile_id = &state
-                .instances
-                .get(instance_id)?
-                .iam_instance_profile
-                .as_ref()?
-                .id;
-            let role_id = state.instance_profiles.get(profile_id)?.role_id.as_ref()?;
-            let role = state.roles.get(role_id)?.clone();
-            let fresh = state
-                .temporary_credentials
-                .values()
-                .filter(|c| {
-                    c.instance_id.as_deref() == Some(instance_id)
-                        && c.role_id.as_deref() == Some(role_id.as_str())
-                        && c.expiration - INSTANCE_REFRESH_BEFORE_MILLIS > now
-                })
-                .max_by_key(|c| c.expiration)
-                .cloned();
-            Some((role, fresh))
-        };
-        self.mutate_with(|txn| {
-            let Some((role, fresh)) = current(txn) else {
-                return Ok(None);
-            };
-            let issued = match fresh {
-                Some(credential) => credential,
-                None => {
-                    let (arn, user_id) = role_session(&account_id, &role, instance_id);
-                    let grant = Grant {
-                        kind: CredentialKind::AssumedRole,
-                        principal_arn: arn,
-                        user_id,
-                        role_id: Some(role.role_id.clone()),
-                        instance_id: Some(instance_id.to_owned()),
-                        duration_seconds: INSTANCE_CREDENTIAL_SECONDS,
-                    };
-                    issue(txn, grant, now)?
-                }
-            };
-            Ok(Some(InstanceRoleCredentials {
-                role_name: role.role_name,
-                credentials: issued.credentials(),
-                issued: issued.issued,
-            }))
+        self.mutate_with(|txn| match instance_role(txn.state(), instance_id) {
+            Some(role) => instance_session(txn, &account_id, &role, instance_id, now).map(Some),
+            None => Ok(None),
         })
     }
+}
+
+/// The role of the instance profile an instance runs with, if any.
+fn instance_role(state: &crate::State, instance_id: &str) -> Option<Role> {
+    let profile = state
+        .instances
+        .get(instance_id)?
+        .iam_instance_profile
+        .as_ref()?;
+    let role_id = state.instance_profiles.get(&profile.id)?.role_id.as_ref()?;
+    state.roles.get(role_id).cloned()
+}
+
+/// The instance's current session of `role`, or a new one when none has 15 minutes left.
+fn instance_session(
+    txn: &mut Txn,
+    account_id: &str,
+    role: &Role,
+    instance_id: &str,
+    now: i64,
+) -> IdentityResult<InstanceRoleCredentials> {
+    let fresh = txn
+        .state()
+        .temporary_credentials
+        .values()
+        .filter(|c| {
+            c.instance_id.as_deref() == Some(instance_id)
+                && c.role_id.as_deref() == Some(role.role_id.as_str())
+                && c.expiration - INSTANCE_REFRESH_BEFORE_MILLIS > now
+        })
+        .max_by_key(|c| c.expiration)
+        .cloned();
+    let issued = match fresh {
+        Some(credential) => credential,
+        None => {
+            let (arn, user_id) = role_session(account_id, role, instance_id);
+            let grant = Grant {
+                kind: CredentialKind::AssumedRole,
+                principal_arn: arn,
+                user_id,
+                role_id: Some(role.role_id.clone()),
+                instance_id: Some(instance_id.to_owned()),
+                duration_seconds: INSTANCE_CREDENTIAL_SECONDS,
+            };
+            issue(txn, grant, now)?
+        }
+    };
+    Ok(InstanceRoleCredentials {
+        role_name: role.role_name.clone(),
+        credentials: issued.credentials(),
+        issued: issued.issued,
+    })
 }
 
 /// The instance profile named in RunInstances `IamInstanceProfile`, by ARN or by name.
@@ -509,4 +518,251 @@ pub(crate) fn resolve_instance_profile(
                 "Value ({shown}) for parameter iamInstanceProfile.{member} is invalid. Invalid IAM Instance Profile {label}"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::testing::{control, role};
+
+    const HOUR_MILLIS: i64 = 3600 * MILLIS_PER_SECOND;
+
+    fn root(control: &Control) -> Caller {
+        control
+            .resolve_access_key("test", None, 0)
+            .expect("configured key")
+            .caller
+    }
+
+    fn assume(role_arn: &str, duration_seconds: Option<u32>) -> AssumeRoleInput {
+        AssumeRoleInput {
+            role_arn: role_arn.into(),
+            role_session_name: "session-1".into(),
+            duration_seconds,
+        }
+    }
+
+    #[tokio::test]
+    async fn access_keys_resolve_to_their_principal_only_with_their_own_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let root = root(&control);
+        assert_eq!(root.arn, "arn:aws:iam::000000000000:root");
+        assert_eq!(root.user_id, "000000000000");
+        assert!(!root.is_temporary());
+        let web = role(&control, "web", None);
+        let now = 1_000 * HOUR_MILLIS;
+        let session = control
+            .assume_role_at(&root, &assume(&web.arn, Some(900)), now)
+            .expect("assume");
+        let key = &session.credentials.access_key_id;
+        let token = session.credentials.session_token.as_str();
+        assert!(key.starts_with("ASIA") && key.len() == 20);
+        assert_eq!(
+            session.credentials.expiration,
+            now + 900 * MILLIS_PER_SECOND
+        );
+        assert_eq!(
+            session.assumed_role_arn,
+            "arn:aws:sts::000000000000:assumed-role/web/session-1"
+        );
+        assert_eq!(
+            session.assumed_role_id,
+            format!("{}:session-1", web.role_id)
+        );
+
+        let resolved = control
+            .resolve_access_key(key, Some(token), now)
+            .expect("temporary key with its token");
+        assert_eq!(resolved.caller.arn, session.assumed_role_arn);
+        assert_eq!(resolved.caller.user_id, session.assumed_role_id);
+        assert_eq!(resolved.caller.kind, CredentialKind::AssumedRole);
+        assert_eq!(
+            resolved.secret_access_key,
+            session.credentials.secret_access_key
+        );
+
+        let refused = |key: &str, token: Option<&str>, at: i64| {
+            control.resolve_access_key(key, token, at).err()
+        };
+        assert_eq!(
+            refused(key, Some("forged"), now),
+            Some(CredentialError::InvalidToken)
+        );
+        assert_eq!(refused(key, None, now), Some(CredentialError::InvalidToken));
+        assert_eq!(
+            refused("test", Some(token), now),
+            Some(CredentialError::InvalidToken)
+        );
+        assert_eq!(
+            refused("ASIANOSUCHKEY0000000", Some(token), now),
+            Some(CredentialError::UnknownAccessKey)
+        );
+        let expiry = session.credentials.expiration;
+        assert!(refused(key, Some(token), expiry - 1).is_none());
+        assert_eq!(
+            refused(key, Some(token), expiry),
+            Some(CredentialError::Expired)
+        );
+        // A forged token is refused as forged even once the key has expired.
+        assert_eq!(
+            refused(key, Some("forged"), expiry),
+            Some(CredentialError::InvalidToken)
+        );
+
+        // Issued credentials survive a restart.
+        drop(control);
+        let reopened = super::super::iam::testing::control(dir.path()).await;
+        assert!(reopened.resolve_access_key(key, Some(token), now).is_ok());
+    }
+
+    #[tokio::test]
+    async fn assume_role_enforces_session_durations_and_role_existence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let root = root(&control);
+        let short = role(&control, "short", None);
+        let long = role(&control, "long", Some(43200));
+        let now = 1_000 * HOUR_MILLIS;
+        let validation = |input: AssumeRoleInput, caller: &Caller| {
+            matches!(
+                control.assume_role_at(caller, &input, now),
+                Err(IdentityError::Validation(_))
+            )
+        };
+        let default = control
+            .assume_role_at(&root, &assume(&short.arn, None), now)
+            .expect("default duration");
+        assert_eq!(default.credentials.expiration, now + HOUR_MILLIS);
+        assert!(validation(assume(&short.arn, Some(899)), &root));
+        assert!(validation(assume(&short.arn, Some(3601)), &root));
+        assert!(control
+            .assume_role_at(&root, &assume(&long.arn, Some(43200)), now)
+            .is_ok());
+        assert!(validation(assume(&long.arn, Some(43201)), &root));
+        assert!(validation(
+            AssumeRoleInput {
+                role_session_name: "x".into(),
+                ..assume(&short.arn, None)
+            },
+            &root
+        ));
+
+        // Role chaining: a role session may assume a role for at most one hour.
+        let chained = control
+            .resolve_access_key(
+                &default.credentials.access_key_id,
+                Some(&default.credentials.session_token),
+                now,
+            )
+            .expect("session")
+            .caller;
+        assert!(validation(assume(&long.arn, Some(7200)), &chained));
+        assert!(control
+            .assume_role_at(&chained, &assume(&long.arn, Some(3600)), now)
+            .is_ok());
+
+        let missing = "arn:aws:iam::000000000000:role/missing";
+        match control.assume_role_at(&root, &assume(missing, None), now) {
+            Err(IdentityError::AccessDenied(message)) => assert_eq!(
+                message,
+                format!("User: arn:aws:iam::000000000000:root is not authorized to perform: sts:AssumeRole on resource: {missing}")
+            ),
+            other => panic!("expected AccessDenied, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn session_tokens_speak_for_the_caller_and_refuse_temporary_callers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let root = root(&control);
+        let now = 1_000 * HOUR_MILLIS;
+        let credentials = control
+            .get_session_token_at(&root, None, now)
+            .expect("session token");
+        assert_eq!(credentials.expiration, now + 12 * HOUR_MILLIS);
+        let session = control
+            .resolve_access_key(
+                &credentials.access_key_id,
+                Some(&credentials.session_token),
+                now,
+            )
+            .expect("resolve")
+            .caller;
+        assert_eq!(session.arn, root.arn);
+        assert_eq!(session.kind, CredentialKind::SessionToken);
+        assert!(matches!(
+            control.get_session_token_at(&session, None, now),
+            Err(IdentityError::AccessDenied(_))
+        ));
+        for (duration, ok) in [(899, false), (900, true), (129_600, true), (129_601, false)] {
+            let result = control.get_session_token_at(&root, Some(duration), now);
+            assert_eq!(result.is_ok(), ok, "{duration}");
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_credentials_are_purged_when_new_ones_are_issued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let root = root(&control);
+        let now = 1_000 * HOUR_MILLIS;
+        let old = control
+            .get_session_token_at(&root, Some(900), now)
+            .expect("old");
+        let expired_at = old.expiration;
+        control
+            .get_session_token_at(&root, Some(900), expired_at + PURGE_AFTER_EXPIRY_MILLIS - 1)
+            .expect("while the old one is still remembered");
+        assert!(control
+            .read()
+            .temporary_credentials
+            .contains_key(&old.access_key_id));
+        control
+            .get_session_token_at(&root, Some(900), expired_at + PURGE_AFTER_EXPIRY_MILLIS)
+            .expect("after the retention");
+        assert!(!control
+            .read()
+            .temporary_credentials
+            .contains_key(&old.access_key_id));
+    }
+
+    #[tokio::test]
+    async fn instance_sessions_are_reused_then_replaced_before_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let web = role(&control, "web", None);
+        let instance = "i-0123456789abcdef0";
+        let at = |now: i64| {
+            control
+                .mutate_with(|txn| instance_session(txn, "000000000000", &web, instance, now))
+                .expect("instance session")
+        };
+        let start = 1_000 * HOUR_MILLIS;
+        let first = at(start);
+        assert_eq!(first.role_name, "web");
+        assert_eq!(first.issued, start);
+        let caller = control
+            .resolve_access_key(
+                &first.credentials.access_key_id,
+                Some(&first.credentials.session_token),
+                start,
+            )
+            .expect("resolve")
+            .caller;
+        assert_eq!(
+            caller.arn,
+            format!("arn:aws:sts::000000000000:assumed-role/web/{instance}")
+        );
+        let refresh_at = first.credentials.expiration - INSTANCE_REFRESH_BEFORE_MILLIS;
+        assert_eq!(at(refresh_at - 1), first);
+        let second = at(refresh_at);
+        assert_ne!(
+            second.credentials.access_key_id,
+            first.credentials.access_key_id
+        );
+        // AWS's promise: new credentials at least five minutes before the old ones expire.
+        assert!(first.credentials.expiration - second.issued >= 5 * 60 * MILLIS_PER_SECOND);
+    }
 }

@@ -580,3 +580,240 @@ fn profile_view(roles: &BTreeMap<String, Role>, profile: &InstanceProfile) -> In
             .collect(),
     }
 }
+
+/// A real control plane on a temporary data dir, for the identity rules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::Control;
+
+    pub const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+    /// Opens (or reopens) a control plane whose state lives in `dir`.
+    pub async fn control(dir: &Path) -> Control {
+        let config = nimbus_core::Config {
+            data_dir: dir.to_owned(),
+            ..nimbus_core::Config::default()
+        };
+        let store = Arc::new(store::SqliteStore::open(&dir.join("state.db")).expect("store"));
+        let objects = blockstore::ObjectStoreSpec::Local(dir.join("objects"));
+        let engine = blockstore::BlockStore::open(&dir.join("blockstore"), objects)
+            .await
+            .expect("block store");
+        Control::open(config, store, engine).expect("control")
+    }
+
+    pub fn role(control: &Control, name: &str, max_session_duration: Option<u32>) -> super::Role {
+        control
+            .create_role(super::CreateRoleInput {
+                role_name: name.into(),
+                assume_role_policy_document: TRUST_POLICY.into(),
+                max_session_duration,
+                ..Default::default()
+            })
+            .expect("create role")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{control, role, TRUST_POLICY};
+    use super::*;
+
+    fn is<T: std::fmt::Debug>(
+        result: IdentityResult<T>,
+        check: fn(&IdentityError) -> bool,
+    ) -> bool {
+        result.as_ref().err().is_some_and(check)
+    }
+
+    #[test]
+    fn names_follow_iams_pattern_and_lengths() {
+        assert!(validate_name("web-role_1+=,.@", "roleName", 1..=64).is_ok());
+        for bad in ["", "has space", "slash/no", "ümlaut", &"x".repeat(65)] {
+            let error = validate_name(bad, "roleName", 1..=64).expect_err(bad);
+            assert!(matches!(error, IdentityError::Validation(_)), "{bad}");
+        }
+        assert!(validate_name("a", "roleSessionName", 2..=64).is_err());
+    }
+
+    #[test]
+    fn policy_documents_are_json_objects_url_decoded_as_iam_does() {
+        assert_eq!(
+            normalize_policy_document(TRUST_POLICY).ok().as_deref(),
+            Some(TRUST_POLICY)
+        );
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(TRUST_POLICY, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        assert_eq!(
+            normalize_policy_document(&encoded).ok().as_deref(),
+            Some(TRUST_POLICY)
+        );
+        for bad in ["not json", "[1,2]", "%7B", "\"text\""] {
+            assert!(
+                matches!(
+                    normalize_policy_document(bad),
+                    Err(IdentityError::MalformedPolicyDocument(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn roles_are_created_found_listed_and_unique_regardless_of_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let created = control
+            .create_role(CreateRoleInput {
+                role_name: "Web".into(),
+                path: Some("/app/".into()),
+                assume_role_policy_document: TRUST_POLICY.into(),
+                description: Some("web servers".into()),
+                tags: vec![("team".into(), "blue".into())],
+                ..Default::default()
+            })
+            .expect("create");
+        assert_eq!(created.arn, "arn:aws:iam::000000000000:role/app/Web");
+        assert!(created.role_id.starts_with("AROA") && created.role_id.len() == 21);
+        assert_eq!(created.max_session_duration, 3600);
+        assert_eq!(control.get_role("web").expect("get"), created);
+        assert!(is(
+            control.create_role(CreateRoleInput {
+                role_name: "WEB".into(),
+                assume_role_policy_document: TRUST_POLICY.into(),
+                ..Default::default()
+            }),
+            |e| matches!(e, IdentityError::EntityAlreadyExists(_))
+        ));
+        for (duration, ok) in [(3599, false), (3600, true), (43200, true), (43201, false)] {
+            let name = format!("d{duration}");
+            let result = control.create_role(CreateRoleInput {
+                role_name: name,
+                assume_role_policy_document: TRUST_POLICY.into(),
+                max_session_duration: Some(duration),
+                ..Default::default()
+            });
+            assert_eq!(result.is_ok(), ok, "{duration}");
+        }
+        assert!(is(
+            control.create_role(CreateRoleInput {
+                role_name: "bad-path".into(),
+                path: Some("app".into()),
+                assume_role_policy_document: TRUST_POLICY.into(),
+                ..Default::default()
+            }),
+            |e| matches!(e, IdentityError::Validation(_))
+        ));
+
+        let first = control
+            .list_roles(&ListInput {
+                max_items: Some(2),
+                ..Default::default()
+            })
+            .expect("list");
+        assert_eq!(first.items.len(), 2);
+        assert!(first.is_truncated);
+        let rest = control
+            .list_roles(&ListInput {
+                marker: first.marker.clone(),
+                ..Default::default()
+            })
+            .expect("list rest");
+        assert_eq!(rest.items.len(), 1);
+        assert!(!rest.is_truncated);
+        let under_app = control
+            .list_roles(&ListInput {
+                path_prefix: Some("/app/".into()),
+                ..Default::default()
+            })
+            .expect("list by path");
+        assert_eq!(under_app.items, vec![created.clone()]);
+
+        control
+            .update_assume_role_policy("Web", r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .expect("update");
+        assert!(is(
+            control.update_assume_role_policy("Web", "{"),
+            |e| matches!(e, IdentityError::MalformedPolicyDocument(_))
+        ));
+        assert!(is(control.get_role("nobody"), |e| matches!(
+            e,
+            IdentityError::NoSuchEntity(_)
+        )));
+
+        // Acknowledged roles survive a restart.
+        drop(control);
+        let reopened = super::testing::control(dir.path()).await;
+        let survived = reopened.get_role("Web").expect("role after restart");
+        assert_eq!(survived.role_id, created.role_id);
+        assert!(survived
+            .assume_role_policy_document
+            .contains("\"Statement\":[]"));
+    }
+
+    #[tokio::test]
+    async fn instance_profiles_hold_one_role_and_block_deletes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = control(dir.path()).await;
+        let web = role(&control, "web", None);
+        role(&control, "db", None);
+        let profile = control
+            .create_instance_profile(CreateInstanceProfileInput {
+                instance_profile_name: "web-profile".into(),
+                ..Default::default()
+            })
+            .expect("create profile");
+        assert!(profile.instance_profile_id.starts_with("AIPA"));
+        assert_eq!(
+            profile.arn,
+            "arn:aws:iam::000000000000:instance-profile/web-profile"
+        );
+        assert!(is(
+            control.create_instance_profile(CreateInstanceProfileInput {
+                instance_profile_name: "WEB-PROFILE".into(),
+                ..Default::default()
+            }),
+            |e| matches!(e, IdentityError::EntityAlreadyExists(_))
+        ));
+        control
+            .add_role_to_instance_profile("web-profile", "web")
+            .expect("add");
+        assert!(is(
+            control.add_role_to_instance_profile("web-profile", "db"),
+            |e| matches!(e, IdentityError::LimitExceeded(_))
+        ));
+        assert!(is(
+            control.add_role_to_instance_profile("nothing", "db"),
+            |e| matches!(e, IdentityError::NoSuchEntity(_))
+        ));
+        let view = control.get_instance_profile("web-profile").expect("get");
+        assert_eq!(view.roles, vec![web]);
+        assert!(is(control.delete_role("web"), |e| matches!(
+            e,
+            IdentityError::DeleteConflict(_)
+        )));
+        assert!(is(control.delete_instance_profile("web-profile"), |e| {
+            matches!(e, IdentityError::DeleteConflict(_))
+        }));
+        assert!(is(
+            control.remove_role_from_instance_profile("web-profile", "db"),
+            |e| matches!(e, IdentityError::NoSuchEntity(_))
+        ));
+        control
+            .remove_role_from_instance_profile("web-profile", "web")
+            .expect("remove");
+        control.delete_role("web").expect("delete role");
+        control
+            .delete_instance_profile("web-profile")
+            .expect("delete profile");
+        assert!(control
+            .list_instance_profiles(&ListInput::default())
+            .expect("list")
+            .items
+            .is_empty());
+    }
+}

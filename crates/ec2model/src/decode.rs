@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashSet};
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::model::{model, Kind, Limits, Model, ShapeId};
+use awsproto::Limits;
+
+use crate::model::{model, Kind, Model, ShapeId};
 use crate::DecodeError;
 
 /// Largest list index accepted (`Key.10000`).
@@ -138,15 +140,14 @@ fn scalar(kind: &Kind, key: &str, text: &str) -> Result<Value, DecodeError> {
             if let Some(allowed) = allowed.as_ref().filter(|allowed| !allowed.contains(text)) {
                 return Err(bad(&not_accepted(allowed)));
             }
-            let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
-            if !length.admits(chars) {
+            if !length.admits(text.chars().count() as f64) {
                 return Err(bad(&format!("the length must be {}", length.describe())));
             }
             Value::String(text.to_owned())
         }
         Kind::Integer(limits) => {
             let number: i64 = text.parse().map_err(|_| bad("not an integer"))?;
-            if !limits.admits(number) {
+            if !limits.admits(number as f64) {
                 return Err(bad(&format!("must be {}", limits.describe())));
             }
             Value::from(number)
@@ -250,7 +251,7 @@ fn finish(
 }
 
 fn check_list_length(length: Limits, count: usize, path: &str) -> Result<(), DecodeError> {
-    if length.admits(i64::try_from(count).unwrap_or(i64::MAX)) {
+    if length.admits(count as f64) {
         return Ok(());
     }
     Err(invalid(format!(

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
+use awsproto::Limits;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -39,33 +40,11 @@ struct RawShape {
     member: Option<RawMember>,
     #[serde(rename = "enum")]
     enum_values: Option<Vec<String>>,
-    min: Option<i64>,
-    max: Option<i64>,
+    min: Option<f64>,
+    max: Option<f64>,
 }
 
 pub(crate) type ShapeId = usize;
-
-/// Inclusive bounds from the model: a value for integers, a length for strings and lists.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Limits {
-    pub min: Option<i64>,
-    pub max: Option<i64>,
-}
-
-impl Limits {
-    pub fn admits(self, value: i64) -> bool {
-        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
-    }
-
-    pub fn describe(self) -> String {
-        match (self.min, self.max) {
-            (Some(min), Some(max)) => format!("between {min} and {max}"),
-            (Some(min), None) => format!("at least {min}"),
-            (None, Some(max)) => format!("at most {max}"),
-            (None, None) => "unbounded".to_owned(),
-        }
-    }
-}
 
 pub(crate) struct Member {
     /// The member name: the JSON key handlers deserialize from.
@@ -147,18 +126,8 @@ fn wire_key(name: &str, member: &RawMember) -> String {
 
 fn build(json: &str) -> Result<Model, String> {
     let raw: RawModel = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    let index: HashMap<&str, ShapeId> = raw
-        .shapes
-        .keys()
-        .enumerate()
-        .map(|(id, name)| (name.as_str(), id))
-        .collect();
-    let resolve = |name: &str| {
-        index
-            .get(name)
-            .copied()
-            .ok_or_else(|| format!("shape {name} is referenced but not in the model"))
-    };
+    let index = awsproto::ShapeIndex::new(raw.shapes.keys());
+    let resolve = |name: &str| index.resolve(name);
     let mut shapes = Vec::with_capacity(raw.shapes.len());
     for (name, shape) in &raw.shapes {
         let kind = match shape.kind.as_str() {

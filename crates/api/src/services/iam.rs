@@ -1,41 +1,20 @@
 //! AWS IAM roles and instance profiles (Query protocol) over control's identity operations.
 //! Policies are stored, not evaluated (see `docs/compatibility.md`).
 
-use axum::http::StatusCode;
 use control::credentials::Caller;
 use control::iam::{
-    CreateInstanceProfileInput, CreateRoleInput, IamPage, IdentityError, InstanceProfileView,
-    ListInput, Role,
+    CreateInstanceProfileInput, CreateRoleInput, IamPage, InstanceProfileView, ListInput, Role,
 };
 use control::Tags;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::service::{honoured, BoxFuture, ModelService, ServiceError};
+use super::{params, IdentityServiceError};
+use crate::service::{BoxFuture, ModelService};
 use crate::ApiContext;
 
 pub(crate) struct Iam;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum IamError {
-    #[error("The operation {0} is not supported by nimbus.")]
-    NotSupported(String),
-    #[error("{0}")]
-    NotHonoured(String),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-}
-
-impl ServiceError for IamError {
-    fn aws_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            IamError::NotSupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
-            IamError::NotHonoured(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
-            IamError::Identity(error) => super::identity_code(error),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -152,7 +131,7 @@ fn page_json<T>(page: &IamPage<T>, member: &str, render: fn(&T) -> Value) -> Val
     out
 }
 
-fn list_input(input: Value) -> Result<ListInput, IamError> {
+fn list_input(input: Value) -> Result<ListInput, IdentityServiceError> {
     let input: List = params(input)?;
     Ok(ListInput {
         path_prefix: input.path_prefix,
@@ -161,11 +140,7 @@ fn list_input(input: Value) -> Result<ListInput, IamError> {
     })
 }
 
-fn params<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, IamError> {
-    honoured(input).map_err(IamError::NotHonoured)
-}
-
-fn run(context: &ApiContext, operation: &str, input: Value) -> Result<Value, IamError> {
+fn run(context: &ApiContext, operation: &str, input: Value) -> Result<Value, IdentityServiceError> {
     let control = &context.control;
     let empty = || json!({});
     Ok(match operation {
@@ -241,12 +216,12 @@ fn run(context: &ApiContext, operation: &str, input: Value) -> Result<Value, Iam
             control.delete_instance_profile(&input.instance_profile_name)?;
             empty()
         }
-        other => return Err(IamError::NotSupported(other.to_owned())),
+        other => return Err(IdentityServiceError::NotSupported(other.to_owned())),
     })
 }
 
 impl ModelService for Iam {
-    type Error = IamError;
+    type Error = IdentityServiceError;
 
     fn signing_name(&self) -> &'static str {
         "iam"
@@ -258,7 +233,7 @@ impl ModelService for Iam {
         _caller: &'a Caller,
         operation: &'a str,
         input: Value,
-    ) -> BoxFuture<'a, Result<Value, IamError>> {
+    ) -> BoxFuture<'a, Result<Value, IdentityServiceError>> {
         Box::pin(async move { run(context, operation, input) })
     }
 }

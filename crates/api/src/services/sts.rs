@@ -1,35 +1,14 @@
 //! AWS STS (Query protocol) over control's credential operations.
 
-use axum::http::StatusCode;
 use control::credentials::{AssumeRoleInput, Caller, Credentials};
-use control::iam::IdentityError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::service::{honoured, BoxFuture, ModelService, ServiceError};
+use super::{params, IdentityServiceError};
+use crate::service::{BoxFuture, ModelService};
 use crate::ApiContext;
 
 pub(crate) struct Sts;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum StsError {
-    #[error("The operation {0} is not supported by nimbus.")]
-    NotSupported(String),
-    #[error("{0}")]
-    NotHonoured(String),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-}
-
-impl ServiceError for StsError {
-    fn aws_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            StsError::NotSupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
-            StsError::NotHonoured(_) => (StatusCode::BAD_REQUEST, "ValidationError"),
-            StsError::Identity(error) => super::identity_code(error),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -59,7 +38,7 @@ fn run(
     caller: &Caller,
     operation: &str,
     input: Value,
-) -> Result<Value, StsError> {
+) -> Result<Value, IdentityServiceError> {
     let control = &context.control;
     match operation {
         "GetCallerIdentity" => Ok(json!({
@@ -68,12 +47,12 @@ fn run(
             "Arn": caller.arn,
         })),
         "GetSessionToken" => {
-            let input: GetSessionToken = honoured(input).map_err(StsError::NotHonoured)?;
+            let input: GetSessionToken = params(input)?;
             let issued = control.get_session_token(caller, input.duration_seconds)?;
             Ok(json!({ "Credentials": credentials(&issued) }))
         }
         "AssumeRole" => {
-            let input: AssumeRole = honoured(input).map_err(StsError::NotHonoured)?;
+            let input: AssumeRole = params(input)?;
             let assumed = control.assume_role(
                 caller,
                 &AssumeRoleInput {
@@ -90,12 +69,12 @@ fn run(
                 },
             }))
         }
-        other => Err(StsError::NotSupported(other.to_owned())),
+        other => Err(IdentityServiceError::NotSupported(other.to_owned())),
     }
 }
 
 impl ModelService for Sts {
-    type Error = StsError;
+    type Error = IdentityServiceError;
 
     fn signing_name(&self) -> &'static str {
         "sts"
@@ -107,7 +86,7 @@ impl ModelService for Sts {
         caller: &'a Caller,
         operation: &'a str,
         input: Value,
-    ) -> BoxFuture<'a, Result<Value, StsError>> {
+    ) -> BoxFuture<'a, Result<Value, IdentityServiceError>> {
         Box::pin(async move { run(context, caller, operation, input) })
     }
 }
