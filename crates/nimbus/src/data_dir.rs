@@ -46,11 +46,13 @@ pub fn open(dir: &Path) -> anyhow::Result<File> {
 }
 
 /// Removes group and other permissions from `dir` and everything under it (symbolic links
-/// are not followed). An entry that disappears meanwhile (a temporary file of the object
+/// under it are not followed; `dir` itself may be one). An entry that disappears meanwhile (a temporary file of the object
 /// store) is skipped.
 pub fn tighten(dir: &Path) -> anyhow::Result<()> {
     let mut tightened = 0u64;
-    let mut pending = vec![dir.to_owned()];
+    let root = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot resolve data dir {}", dir.display()))?;
+    let mut pending = vec![root];
     while let Some(path) = pending.pop() {
         let Some(metadata) = unless_vanished(std::fs::symlink_metadata(&path), "read", &path)?
         else {
@@ -145,6 +147,19 @@ mod tests {
         assert_eq!(mode(&data.join("volumes/vol-1/data.raw")), 0o600);
         assert_eq!(mode(&data.join("build.sh")), 0o700);
         assert_eq!(mode(&outside), 0o644);
+    }
+
+    #[test]
+    fn a_data_dir_reached_through_a_link_is_tightened() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let real = root.path().join("disk/nimbus");
+        std::fs::create_dir_all(&real).expect("mkdir");
+        std::fs::set_permissions(&real, Permissions::from_mode(0o755)).expect("chmod");
+        let link = root.path().join("nimbus");
+        symlink(&real, &link).expect("symlink");
+        let _lock = open(&link).expect("open");
+        assert_eq!(mode(&real), 0o700);
+        assert_eq!(mode(&real.join("nimbus.lock")), 0o600);
     }
 
     #[test]
