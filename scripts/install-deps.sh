@@ -98,6 +98,12 @@ fi
 for cmd in cargo rustc; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "install-deps: $cmd is missing after installing Rust" >&2; exit 1; }
 done
+RUST_MIN=1.89 # std::fs::File::try_lock (the data dir's lock)
+RUST_HAVE=$(rustc --version | awk '{print $2}')
+if [[ $(printf '%s\n' "$RUST_MIN" "$RUST_HAVE" | sort -V | head -n1) != "$RUST_MIN" ]]; then
+  echo "install-deps: rustc $RUST_HAVE is older than $RUST_MIN, which nimbus needs: run \`rustup update stable && rustup default stable\`" >&2
+  exit 1
+fi
 
 # QEMU drops to this user when nimbus runs as root (docs/compute.md).
 if [[ $(id -u) -eq 0 ]] && ! id -u nimbus-qemu >/dev/null 2>&1; then
