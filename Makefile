@@ -3,6 +3,8 @@
 #   make test  installs what is needed and runs every test
 
 CARGO ?= cargo
+# install-deps.sh installs Rust with rustup when cargo is missing; find it in the same run.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 DATA_DIR ?= $(HOME)/.local/share/nimbus
 
 .PHONY: run test deps build build-release lint bench

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every system, Python and npm package nimbus needs to run and to be tested.
-# Idempotent: safe to run on every `make run` / `make test`.
+# Installs every system, Rust, Python and npm package nimbus needs to run and to be tested.
+# Idempotent: safe to run on every `make run` / `make test`. Nothing is assumed from what the
+# machine had before: commands are checked, and the Python and npm packages are pinned
+# (tests/requirements.txt, tests/js/package-lock.json) and installed at exactly those versions.
 #
 # It checks for the commands it needs, not for package names: on this kind of machine a
 # preinstalled qemu-utils 10 (from backports) is removed when Debian's qemu-system-x86 7.2
@@ -27,6 +29,9 @@ declare -A PROVIDER=(
   [ssh-keygen]=openssh-client
   [debootstrap]=debootstrap
   [socat]=socat
+  [cc]=build-essential
+  [curl]=curl
+  [python3]=python3
   [node]=nodejs
   [npm]=npm
 )
@@ -73,6 +78,30 @@ if ((${#still_missing[@]})); then
   for cmd in "${!PROVIDER[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || echo "  command not found: $cmd" >&2
   done
+  for pattern in "${!FILE_PROVIDER[@]}"; do
+    compgen -G "$pattern" >/dev/null || echo "  file not found: $pattern" >&2
+  done
+  exit 1
+fi
+
+# Rust from rustup (Debian's rustc is too old), and cargo-nextest for `make test`.
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$PATH"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: installing Rust with rustup"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  curl --proto '=https' --tlsv1.2 -LsSf https://get.nexte.st/latest/linux | tar zxf - -C "$CARGO_BIN"
+fi
+for cmd in cargo rustc; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "install-deps: $cmd is missing after installing Rust" >&2; exit 1; }
+done
+RUST_MIN=1.89 # std::fs::File::try_lock (the data dir's lock)
+RUST_HAVE=$(rustc --version | awk '{print $2}')
+if [[ $(printf '%s\n' "$RUST_MIN" "$RUST_HAVE" | sort -V | head -n1) != "$RUST_MIN" ]]; then
+  echo "install-deps: rustc $RUST_HAVE is older than $RUST_MIN, which nimbus needs: run \`rustup update stable && rustup default stable\`" >&2
   exit 1
 fi
 
@@ -81,17 +110,28 @@ if [[ $(id -u) -eq 0 ]] && ! id -u nimbus-qemu >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nimbus-qemu
 fi
 
-PYTHON_PACKAGES=(boto3 awscli 'moto[server]' pytest)
-python3 - <<'PY' 2>/dev/null || python3 -m pip install -q "${PYTHON_PACKAGES[@]}"
-import boto3, awscli, moto, pytest  # noqa: F401
-PY
-for cmd in aws moto_server pytest; do
-  command -v "$cmd" >/dev/null 2>&1 || python3 -c "import ${cmd/moto_server/moto}" 2>/dev/null || {
-    echo "install-deps: $cmd is missing after pip install" >&2; exit 1; }
+# The pinned Python packages, into the python3 that `make test` runs (a no-op when they are
+# there). Debian's own python3 is "externally managed"; these pins are what the tests need.
+ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "install-deps: installing python3-pip"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-pip
+fi
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  -r "$ROOT_DIR/tests/requirements.txt"
+for cmd in aws moto_server; do
+  command -v "$cmd" >/dev/null 2>&1 || {
+    echo "install-deps: $cmd is not on PATH after pip install (add python3's scripts directory)" >&2
+    exit 1
+  }
 done
 
-# The JavaScript SDK v3, a second real SDK for the end-to-end tests (tests/js/).
-JS_DIR="$(dirname "$0")/../tests/js"
-if [[ -f $JS_DIR/package.json && ! -d $JS_DIR/node_modules/@aws-sdk/client-sts ]]; then
-  (cd "$JS_DIR" && npm install --no-audit --no-fund --silent)
+# The JavaScript SDK v3, a second real SDK for the end-to-end tests (tests/js/), exactly as
+# locked; installed again whenever the lock file changed since the last install.
+JS_DIR="$ROOT_DIR/tests/js"
+JS_STAMP="$JS_DIR/node_modules/.nimbus-installed-lock.json"
+if ! cmp -s "$JS_DIR/package-lock.json" "$JS_STAMP"; then
+  (cd "$JS_DIR" && npm ci --no-audit --no-fund --silent)
+  cp "$JS_DIR/package-lock.json" "$JS_STAMP"
 fi

@@ -26,9 +26,11 @@ def free_port():
 class Nimbus:
     """One nimbus server process; can be killed and restarted on the same data dir."""
 
-    def __init__(self, data_dir, extra_args=(), config_text=None):
+    def __init__(self, data_dir, extra_args=(), config_text=None, listen_host="127.0.0.1"):
         self.data_dir = data_dir
         self.port = free_port()
+        # Clients always connect over loopback, whatever address nimbus listens on.
+        self.listen = f"{listen_host}:{self.port}"
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
         self.config_path = None
@@ -40,7 +42,7 @@ class Nimbus:
         self.log_path = os.path.join(data_dir, "nimbus.log")
 
     def start(self, timeout=60):
-        args = [BINARY, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir]
+        args = [BINARY, "serve", "--listen", self.listen, "--data-dir", self.data_dir]
         if self.config_path:
             args += ["--config", self.config_path]
         log = open(self.log_path, "ab")

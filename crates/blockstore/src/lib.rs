@@ -13,6 +13,7 @@ mod limits;
 mod nbd;
 mod objects;
 mod pending;
+mod private;
 mod snapshot;
 mod store;
 mod volume;

@@ -13,6 +13,7 @@ use object_store::{ObjectStore, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::private;
 
 /// Where snapshot chunks and manifests are kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +77,7 @@ impl Objects {
     pub fn new(spec: &ObjectStoreSpec) -> Result<Self> {
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match spec {
             ObjectStoreSpec::Local(dir) => {
-                std::fs::create_dir_all(dir)?;
+                private::create_dir(dir)?;
                 (
                     Arc::new(LocalFileSystem::new_with_prefix(dir)?),
                     String::new(),

@@ -13,7 +13,7 @@
 //! while appending) is dropped: what it protected had not started.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::private;
 use crate::volume::{from_json, write_atomic};
 
 const PENDING_DIR: &str = "pending";
@@ -61,8 +62,8 @@ fn paths(volume_dir: &Path, snapshot_id: &str) -> (PathBuf, PathBuf) {
 /// Makes a new pending snapshot durable: an empty log, then its record.
 pub(crate) fn create(volume_dir: &Path, record: &PendingRecord) -> Result<SavedLog> {
     let (record_path, log_path) = paths(volume_dir, &record.snapshot_id);
-    std::fs::create_dir_all(volume_dir.join(PENDING_DIR))?;
-    let file = OpenOptions::new()
+    private::create_dir(&volume_dir.join(PENDING_DIR))?;
+    let file = private::file_options()
         .create(true)
         .truncate(true)
         .write(true)
@@ -111,7 +112,7 @@ pub(crate) fn load(volume_dir: &Path) -> Result<Vec<(PendingRecord, SavedLog, Lo
 impl SavedLog {
     /// Reads every whole entry and cuts off a torn one at the end.
     fn open(path: &Path) -> Result<(SavedLog, Logged)> {
-        let mut file = OpenOptions::new()
+        let mut file = private::file_options()
             .create(true)
             .append(true)
             .read(true)

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::limits::IoLimits;
 use crate::objects::{valid_chunk_size, Manifest, ObjectStoreSpec, Objects, SnapshotState};
 use crate::pending::PendingRecord;
+use crate::private;
 use crate::volume::{Volume, VolumeMeta};
 
 /// Tunables of a [`BlockStore`].
@@ -109,7 +110,7 @@ impl BlockStore {
         }
         let objects = Objects::new(&objects)?;
         let volumes_dir = data_dir.join("volumes");
-        std::fs::create_dir_all(&volumes_dir)?;
+        private::create_dir(&volumes_dir)?;
         let mut volumes = HashMap::new();
         // Snapshots frozen on each volume, in that volume's order (its jobs run in turn).
         let mut frozen: Vec<(Arc<Volume>, PendingRecord)> = Vec::new();

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::limits::{IoLimits, Throttle};
 use crate::objects::Objects;
 use crate::pending::{self, PendingRecord, SavedLog};
+use crate::private;
 
 /// The durable description of a volume (`meta.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -88,8 +89,8 @@ const BASE_FILE: &str = "base.json";
 impl Volume {
     /// Creates the files of a new volume.
     pub fn create(dir: PathBuf, meta: VolumeMeta, base: BTreeMap<u64, String>) -> Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        let file = OpenOptions::new()
+        private::create_dir(&dir)?;
+        let file = private::file_options()
             .read(true)
             .write(true)
             .create_new(true)
@@ -596,7 +597,11 @@ pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
 /// Replaces a file durably: write a temporary file, fsync it, rename it, fsync the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
+    let mut file = private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;

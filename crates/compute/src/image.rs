@@ -78,7 +78,10 @@ async fn run_build(
     std::fs::create_dir_all(cache_dir)?;
     let script = cache_dir.join(format!("build-{name}.sh"));
     std::fs::write(&script, script_text)?;
+    // nimbus runs with umask 077 to keep its data dir private; the guest's files need the
+    // usual modes (a world-readable /etc, a 1777 /tmp), so the build runs with umask 022.
     let mut child = tokio::process::Command::new("bash")
+        .args(["-c", r#"umask 022 && exec bash "$0" "$@""#])
         .arg(&script)
         .arg(&dir)
         .stdout(Stdio::piped())

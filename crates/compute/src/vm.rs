@@ -5,6 +5,7 @@
 //! re-adopted through their pid file and QMP socket.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -319,6 +320,14 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
     let pid_file = spec.run_dir.join("qemu.pid");
     let _ = std::fs::remove_file(&qmp_socket);
     let _ = std::fs::remove_file(&pid_file);
+    // QEMU daemonizes with umask 027, which would leave the console log and the QMP socket
+    // readable by root's group: the log is created private here (QEMU appends to it), the
+    // socket is made private once QEMU has made it.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(spec.run_dir.join("serial.log"))?;
     let mut args: Vec<String> = vec![
         "-name".into(),
         format!("{},process=nimbus-{}", spec.instance_id, spec.instance_id),
@@ -416,6 +425,7 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
+    std::fs::set_permissions(&qmp_socket, std::fs::Permissions::from_mode(0o600))?;
     std::fs::write(
         spec.run_dir.join("ports.json"),
         serde_json::to_string(&ports).unwrap_or_default(),

@@ -76,6 +76,9 @@ pub struct Config {
     pub nbd_listen: Option<SocketAddr>,
     /// Where snapshot chunks go: unset means `<data_dir>/objects`.
     pub object_store: Option<ObjectStoreConfig>,
+    /// Serve on a non-loopback address although the well-known `test`/`test` credentials
+    /// are accepted (protected mode, see [`Config::check_protected_mode`]).
+    pub allow_default_credentials: bool,
 }
 
 /// An S3-compatible bucket for snapshot data.
@@ -109,6 +112,7 @@ impl Default for Config {
             }],
             nbd_listen: None,
             object_store: None,
+            allow_default_credentials: false,
         }
     }
 }
@@ -125,6 +129,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error(
+        "refusing to listen on {listen} with the default credentials test/test, which anyone \
+         who can reach it knows: configure your own [[credentials]], listen on a loopback \
+         address, or pass --allow-default-credentials (allow_default_credentials = true)"
+    )]
+    DefaultCredentialsExposed { listen: SocketAddr },
 }
 
 impl Config {
@@ -137,6 +147,21 @@ impl Config {
             path: path.to_owned(),
             source,
         })
+    }
+
+    /// Protected mode, as Redis has it: the default credentials are fine on a loopback
+    /// address, but on any other address anyone who can reach nimbus would know them.
+    pub fn check_protected_mode(&self) -> Result<(), ConfigError> {
+        let default_accepted = self
+            .credentials
+            .iter()
+            .any(|c| c.access_key_id == "test" && c.secret_access_key == "test");
+        if default_accepted && !self.listen.ip().is_loopback() && !self.allow_default_credentials {
+            return Err(ConfigError::DefaultCredentialsExposed {
+                listen: self.listen,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -175,5 +200,26 @@ mod tests {
         let config: Config = toml::from_str("region = \"eu-west-1\"\n").expect("parse");
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.credentials[0].access_key_id, "test");
+    }
+
+    #[test]
+    fn default_credentials_stay_on_loopback_unless_allowed() {
+        let mut config = Config::default();
+        assert!(config.check_protected_mode().is_ok());
+        config.listen = "[::1]:4566".parse().expect("address");
+        assert!(config.check_protected_mode().is_ok());
+        config.listen = "0.0.0.0:4566".parse().expect("address");
+        assert!(matches!(
+            config.check_protected_mode(),
+            Err(ConfigError::DefaultCredentialsExposed { .. })
+        ));
+        config.allow_default_credentials = true;
+        assert!(config.check_protected_mode().is_ok());
+        let own: Config = toml::from_str(
+            "listen = \"0.0.0.0:4566\"\n[[credentials]]\naccess_key_id = \"AKIDEXAMPLE\"\n\
+             secret_access_key = \"s3cr3t\"\n",
+        )
+        .expect("parse");
+        assert!(own.check_protected_mode().is_ok());
     }
 }

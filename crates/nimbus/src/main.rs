@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nimbus_core::Config;
 
+mod data_dir;
+
 #[derive(Parser)]
 #[command(
     name = "nimbus",
@@ -66,6 +68,10 @@ struct ServeArgs {
     /// Also serve volumes over NBD on this TCP address (the unix socket is always there).
     #[arg(long)]
     nbd_listen: Option<SocketAddr>,
+    /// Listen on a non-loopback address even though the default test/test credentials are
+    /// accepted (otherwise refused, as Redis's protected mode does).
+    #[arg(long)]
+    allow_default_credentials: bool,
 }
 
 impl ServeArgs {
@@ -83,11 +89,14 @@ impl ServeArgs {
         if self.nbd_listen.is_some() {
             config.nbd_listen = self.nbd_listen;
         }
+        config.allow_default_credentials |= self.allow_default_credentials;
+        config.check_protected_mode()?;
         Ok(config)
     }
 }
 
 fn main() -> anyhow::Result<()> {
+    data_dir::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -126,20 +135,6 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// The data dir's exclusive lock: one nimbus process per data dir.
-fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let lock = std::fs::File::create(config.data_dir.join("nimbus.lock"))?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another nimbus is using data dir {} (stop it first)",
-            config.data_dir.display()
-        )
-    })?;
-    Ok(lock)
-}
-
 /// The control plane over this host's drivers, and the block store, whose NBD server the
 /// caller may start.
 async fn open_control(
@@ -159,7 +154,7 @@ async fn open_control(
 }
 
 async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&config)?;
+    let _lock = data_dir::open(&config.data_dir)?;
     let progress = indicatif::ProgressBar::new(100);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg:40} [{bar:30}] {pos}/{len}")
@@ -195,7 +190,8 @@ async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyho
         )
         .await?;
     }
-    Ok(())
+    // The image cache may be in the data dir, and copied boot files keep their modes.
+    data_dir::tighten(&data_dir)
 }
 
 /// Registers a built image as an AMI, once per build of its inputs (rerunning is a no-op).
@@ -233,7 +229,7 @@ async fn register_image(
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let lock = lock_data_dir(&config)?;
+    let lock = data_dir::open(&config.data_dir)?;
     let listen = config.listen;
     let nbd_listen = config.nbd_listen;
     let nbd_socket = config.data_dir.join("nbd.sock");

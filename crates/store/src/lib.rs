@@ -43,6 +43,11 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("the store lock was poisoned by a panic")]
     Poisoned,
+    #[error("cannot create the database file {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -74,6 +79,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        create_private(path)?;
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
@@ -87,6 +93,22 @@ impl SqliteStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.connection.lock().map_err(|_| StoreError::Poisoned)
     }
+}
+
+/// Creates the database file 0600 if it is missing: SQLite would create it 0644, and gives its
+/// `-wal` and `-shm` files the database's mode, so this keeps all three private.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::Create {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 fn migrate(connection: &Connection) -> Result<()> {

@@ -1,0 +1,121 @@
+// Scenarios run by tests/test_js_sdk.py with the AWS SDK for JavaScript v3 against nimbus.
+// Usage: node scenarios.mjs SCENARIO. The endpoint, credentials and region come from the
+// standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), as a user would set them.
+// Each scenario prints one JSON document with what the SDK returned; the Python test checks it.
+
+import {
+  CreateKeyPairCommand,
+  CreateVolumeCommand,
+  DeleteKeyPairCommand,
+  DeleteVolumeCommand,
+  DescribeKeyPairsCommand,
+  DescribeRegionsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  waitUntilVolumeAvailable,
+  waitUntilVolumeDeleted,
+} from "@aws-sdk/client-ec2";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+
+const ec2 = new EC2Client({ maxAttempts: 1 });
+const sts = new STSClient({ maxAttempts: 1 });
+
+// What a caller sees of a failed request.
+function failure(error) {
+  return {
+    name: error.name,
+    fault: error.$fault,
+    status: error.$metadata?.httpStatusCode,
+    message: error.message,
+  };
+}
+
+const scenarios = {
+  async regions() {
+    const { Regions } = await ec2.send(new DescribeRegionsCommand({}));
+    return { regions: Regions.map((r) => r.RegionName) };
+  },
+
+  async keyPairs() {
+    const name = `js-${Date.now()}`;
+    const created = await ec2.send(
+      new CreateKeyPairCommand({
+        KeyName: name,
+        KeyType: "ed25519",
+        TagSpecifications: [{ ResourceType: "key-pair", Tags: [{ Key: "sdk", Value: "js-v3" }] }],
+      }),
+    );
+    const { KeyPairs } = await ec2.send(new DescribeKeyPairsCommand({ KeyNames: [name] }));
+    const byTag = await ec2.send(
+      new DescribeKeyPairsCommand({ Filters: [{ Name: "tag:sdk", Values: ["js-v3"] }] }),
+    );
+    await ec2.send(new DeleteKeyPairCommand({ KeyName: name }));
+    const afterDelete = await ec2.send(new DescribeKeyPairsCommand({})).then((r) => r.KeyPairs);
+    return {
+      name,
+      created: { id: created.KeyPairId, material: created.KeyMaterial.split("\n")[0] },
+      described: KeyPairs.map((k) => ({ id: k.KeyPairId, name: k.KeyName, type: k.KeyType, tags: k.Tags })),
+      byTag: byTag.KeyPairs.map((k) => k.KeyName),
+      remaining: afterDelete.map((k) => k.KeyName),
+    };
+  },
+
+  async volumes() {
+    const created = await ec2.send(
+      new CreateVolumeCommand({ AvailabilityZone: "us-east-1a", Size: 2, VolumeType: "gp3" }),
+    );
+    await waitUntilVolumeAvailable(
+      { client: ec2, minDelay: 1, maxDelay: 2, maxWaitTime: 120 },
+      { VolumeIds: [created.VolumeId] },
+    );
+    const { Volumes } = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [created.VolumeId] }));
+    await ec2.send(new DeleteVolumeCommand({ VolumeId: created.VolumeId }));
+    await waitUntilVolumeDeleted(
+      { client: ec2, minDelay: 1, maxDelay: 2, maxWaitTime: 120 },
+      { VolumeIds: [created.VolumeId] },
+    );
+    const gone = await ec2
+      .send(new DescribeVolumesCommand({ VolumeIds: [created.VolumeId] }))
+      .then(() => null, failure);
+    const volume = Volumes[0];
+    return {
+      id: created.VolumeId,
+      createdState: created.State,
+      described: {
+        id: volume.VolumeId,
+        size: volume.Size,
+        type: volume.VolumeType,
+        zone: volume.AvailabilityZone,
+        state: volume.State,
+        createTime: volume.CreateTime instanceof Date ? volume.CreateTime.toISOString() : null,
+      },
+      afterDelete: gone,
+    };
+  },
+
+  async error() {
+    return ec2
+      .send(new DescribeVolumesCommand({ VolumeIds: ["vol-0123456789abcdef0"] }))
+      .then(() => ({ unexpected: "success" }), failure);
+  },
+
+  async callerIdentity() {
+    const { Account, Arn, UserId } = await sts.send(new GetCallerIdentityCommand({}));
+    return { account: Account, arn: Arn, userId: UserId };
+  },
+
+  async wrongSecret() {
+    const forged = new STSClient({
+      maxAttempts: 1,
+      credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: "not-the-secret" },
+    });
+    return forged.send(new GetCallerIdentityCommand({})).then(() => ({ unexpected: "success" }), failure);
+  },
+};
+
+const name = process.argv[2];
+if (!(name in scenarios)) {
+  console.error(`unknown scenario ${name}; one of ${Object.keys(scenarios).join(", ")}`);
+  process.exit(2);
+}
+console.log(JSON.stringify(await scenarios[name]()));
