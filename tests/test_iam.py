@@ -3,7 +3,10 @@ refuses credentials it should not accept, and an instance reading its role's cre
 the metadata service inside the guest."""
 
 import json
+import os
 import re
+import sqlite3
+import time
 
 import boto3
 import pytest
@@ -118,6 +121,30 @@ def test_issued_credentials_survive_kill9(fresh_nimbus):
     fresh_nimbus.start()
     identity = client(fresh_nimbus, "sts", credentials).get_caller_identity()
     assert identity["Arn"].endswith(":assumed-role/e2e-durable/e2e-session")
+
+
+def test_expired_session_tokens_are_refused(fresh_nimbus):
+    """STS's shortest session is 15 minutes, so the stored credential's expiry is moved into the
+    past while nimbus is down (the same record nimbus reads at start) instead of waiting."""
+    fresh_nimbus.start()
+    role = create_role(fresh_nimbus, "e2e-expiring")
+    credentials = assume(fresh_nimbus, role["Arn"], DurationSeconds=900)["Credentials"]
+    assert client(fresh_nimbus, "sts", credentials).get_caller_identity()["Arn"].endswith("/e2e-session")
+    fresh_nimbus.stop()
+    database = sqlite3.connect(os.path.join(fresh_nimbus.data_dir, "state.db"))
+    with database:
+        (body,) = database.execute(
+            "SELECT body FROM resources WHERE id = ?", (credentials["AccessKeyId"],)
+        ).fetchone()
+        record = json.loads(body)
+        record["expiration"] = int(time.time() * 1000) - 1000
+        database.execute(
+            "UPDATE resources SET body = ? WHERE id = ?", (json.dumps(record), credentials["AccessKeyId"])
+        )
+    database.close()
+    fresh_nimbus.start()
+    assert refusal(lambda: client(fresh_nimbus, "sts", credentials).get_caller_identity()) == ("ExpiredToken", 403)
+    assert refusal(lambda: client(fresh_nimbus, "ec2", credentials).describe_regions()) == ("RequestExpired", 400)
 
 
 def test_run_instances_refuses_an_unknown_instance_profile(ec2vm, minimal_ami):  # noqa: F811

@@ -67,22 +67,24 @@ def seed(endpoint):
                                 "Tags": [{"Key": "team", "Value": team}, {"Key": "index", "Value": str(i)}]}])
 
 
+# label -> (SigV4 service, Query form)
 REQUESTS = {
-    "DescribeRegions": {"Action": "DescribeRegions", "Version": "2016-11-15"},
-    "DescribeTags (filter, 1000 tagged)": {
+    "DescribeRegions": ("ec2", {"Action": "DescribeRegions", "Version": "2016-11-15"}),
+    "DescribeTags (filter, 1000 tagged)": ("ec2", {
         "Action": "DescribeTags", "Version": "2016-11-15",
-        "Filter.1.Name": "value", "Filter.1.Value.1": "blue"},
-    "DescribeKeyPairs (tag filter, 1000)": {
+        "Filter.1.Name": "value", "Filter.1.Value.1": "blue"}),
+    "DescribeKeyPairs (tag filter, 1000)": ("ec2", {
         "Action": "DescribeKeyPairs", "Version": "2016-11-15",
-        "Filter.1.Name": "tag:team", "Filter.1.Value.1": "blue"},
+        "Filter.1.Name": "tag:team", "Filter.1.Value.1": "blue"}),
+    "STS GetCallerIdentity (AWS Query)": ("sts", {"Action": "GetCallerIdentity", "Version": "2011-06-15"}),
 }
 
 
-def wrk_script(endpoint, form, path):
+def wrk_script(endpoint, service, form, path):
     body = urllib.parse.urlencode(form)
     request = AWSRequest(method="POST", url=endpoint + "/", data=body,
                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials("test", "test"), "ec2", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials("test", "test"), service, "us-east-1").add_auth(request)
     lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body)}"]
     for name, value in request.headers.items():
         if name.lower() != "host":
@@ -129,10 +131,10 @@ def main():
         for endpoint in servers.values():
             seed(endpoint)
         results = {}
-        for label, form in REQUESTS.items():
+        for label, (service, form) in REQUESTS.items():
             for name, endpoint in servers.items():
                 script = f"{workdir}/{name}.lua"
-                wrk_script(endpoint, form, script)
+                wrk_script(endpoint, service, form, script)
                 results[(label, name)] = run_wrk(endpoint, script)
         report(results)
     finally:
