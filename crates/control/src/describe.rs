@@ -6,7 +6,7 @@ use nimbus_core::Config;
 
 use crate::filter::{self, Filter, Filterable};
 use crate::pagination::{paginate, PageBounds};
-use crate::{Error, Resource, Result, State, Tags};
+use crate::{Error, Resource, Result, State};
 
 /// One page of a Describe answer, and the token for the next page.
 pub type Page<T> = (Vec<T>, Option<String>);
@@ -71,13 +71,15 @@ pub fn describe<T: Resource>(
     for id in &query.ids {
         existing::<T>(state, id)?;
     }
+    // Filter before cloning: a Describe usually keeps few of many resources.
     let rows = T::table(state)
         .values()
         .filter(|item| query.ids.is_empty() || query.ids.iter().any(|id| id == item.id()))
         .filter(|item| keep(item))
+        .filter(|item| filter::matches(*item, item.tags(), &query.filters, config))
         .cloned()
         .collect();
-    page_of(rows, T::id, T::tags, config, query, paging)
+    page(rows, T::id, query, paging)
 }
 
 /// Describes rows that are not stored resources (tags, modifications, catalog entries),
@@ -92,7 +94,11 @@ pub fn describe_rows<T: Filterable>(
 ) -> Result<Page<T>> {
     filter::validate_filters::<T>(&query.filters, false)?;
     check_combination(query, paging)?;
-    page_of(rows, key, |_| None, config, query, paging)
+    let passing = rows
+        .into_iter()
+        .filter(|row| filter::matches(row, None, &query.filters, config))
+        .collect();
+    page(passing, key, query, paging)
 }
 
 fn check_combination(query: &Query, paging: Paging) -> Result<()> {
@@ -106,20 +112,9 @@ fn check_combination(query: &Query, paging: Paging) -> Result<()> {
     }
 }
 
-fn page_of<T: Filterable>(
-    rows: Vec<T>,
-    key: fn(&T) -> &str,
-    tags: fn(&T) -> Option<&Tags>,
-    config: &Config,
-    query: &Query,
-    paging: Paging,
-) -> Result<Page<T>> {
-    let passing = rows
-        .into_iter()
-        .filter(|row| filter::matches(row, tags(row), &query.filters, config))
-        .collect();
+fn page<T>(rows: Vec<T>, key: fn(&T) -> &str, query: &Query, paging: Paging) -> Result<Page<T>> {
     paginate(
-        passing,
+        rows,
         key,
         query.max_results,
         query.next_token.as_deref(),

@@ -1,9 +1,10 @@
 //! CreateTags, DeleteTags, DescribeTags and TagSpecifications, for every taggable kind.
 
+use nimbus_core::Config;
 use serde::Deserialize;
 
 use crate::describe::{self, Page, Paging, Query};
-use crate::filter::{FilterField, Filterable};
+use crate::filter::{self, FilterField, Filterable};
 use crate::resource::{taggable_kinds, KindVisitor};
 use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags, Txn};
 
@@ -236,6 +237,8 @@ impl Control {
         for kind in taggable_kinds() {
             kind.visit(CollectTags {
                 state: &state,
+                query,
+                config: self.config(),
                 rows: &mut rows,
             });
         }
@@ -250,8 +253,13 @@ impl Control {
     }
 }
 
+/// Collects the tag rows that pass the query's filters (unknown filter names are refused
+/// afterwards by `describe_rows`); filtering first keeps DescribeTags over many tagged
+/// resources from building and sorting rows it will drop.
 struct CollectTags<'a> {
     state: &'a State,
+    query: &'a Query,
+    config: &'a Config,
     rows: &'a mut Vec<TagDescription>,
 }
 
@@ -261,13 +269,17 @@ impl KindVisitor for CollectTags<'_> {
     fn visit<T: Resource>(self) {
         for item in T::table(self.state).values() {
             for (key, value) in item.tags().into_iter().flatten() {
-                self.rows.push(TagDescription {
+                let mut row = TagDescription {
                     resource_id: item.id().to_owned(),
                     resource_type: T::KIND,
                     key: key.clone(),
                     value: value.clone(),
-                    sort_key: format!("{}\u{0}{}", item.id(), key),
-                });
+                    sort_key: String::new(),
+                };
+                if filter::matches(&row, None, &self.query.filters, self.config) {
+                    row.sort_key = format!("{}\u{0}{}", item.id(), key);
+                    self.rows.push(row);
+                }
             }
         }
     }
