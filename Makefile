@@ -3,7 +3,7 @@
 #   make test  installs what is needed and runs every test
 
 CARGO ?= cargo
-# install-deps.sh installs Rust with rustup when cargo is missing; find it in the same run.
+# Rust and cargo-nextest live in ~/.cargo/bin (install-deps.sh builds nextest there if missing).
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 DATA_DIR ?= $(HOME)/.local/share/nimbus
 
