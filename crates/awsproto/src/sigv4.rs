@@ -10,6 +10,8 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const MAX_SKEW_SECONDS: i64 = 15 * 60;
 const MAX_PRESIGN_EXPIRES: u64 = 7 * 24 * 3600;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The only service whose requests may carry a body the signature does not cover.
+const UNSIGNED_BODY_SERVICE: &str = "ebs";
 const EC2_AUTH_FAILURE: &str = "AWS was not able to validate the provided access credentials";
 
 /// The parts of an HTTP request that SigV4 covers, as received (path and query still
@@ -524,8 +526,18 @@ pub fn verify_sigv4(
         )));
     }
     let body_hash = || hex::encode(Sha256::digest(request.body));
+    // A body the signature does not cover could be swapped by anyone holding a presigned URL
+    // or a captured request, and every service here acts on its body. The one exception is
+    // the EBS direct API's PutSnapshotBlock (`v4-unsigned-body` in its model), whose data is
+    // checked against the signed `x-amz-Checksum` header.
+    let unsigned_allowed = request.body.is_empty() || auth.service == UNSIGNED_BODY_SERVICE;
     let candidates = match header(request, "x-amz-content-sha256") {
-        Some(UNSIGNED_PAYLOAD) => vec![UNSIGNED_PAYLOAD.to_owned()],
+        Some(UNSIGNED_PAYLOAD) if unsigned_allowed => vec![UNSIGNED_PAYLOAD.to_owned()],
+        Some(UNSIGNED_PAYLOAD) => {
+            return Err(malformed(
+                "UNSIGNED-PAYLOAD is not accepted for a request with a body: sign the body.",
+            ))
+        }
         Some(streaming) if streaming.starts_with("STREAMING-") => {
             return Err(malformed(
                 "Chunked (STREAMING-*) payload signing is not supported: sign the whole body.",
@@ -538,7 +550,7 @@ pub fn verify_sigv4(
             }
             vec![actual]
         }
-        None if auth.presigned_expires.is_some() => {
+        None if auth.presigned_expires.is_some() && unsigned_allowed => {
             vec![body_hash(), UNSIGNED_PAYLOAD.to_owned()]
         }
         None => vec![body_hash()],

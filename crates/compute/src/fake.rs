@@ -20,6 +20,8 @@ const LAUNCH_YIELDS: usize = 3;
 struct FakeVm {
     exited: AtomicBool,
     disks: Mutex<BTreeSet<String>>,
+    /// Every disk growth the guest was told of: (device, export).
+    grown: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeVm {
@@ -50,6 +52,14 @@ impl Default for FakeHypervisor {
 impl FakeHypervisor {
     fn vms(&self) -> MutexGuard<'_, HashMap<String, Arc<FakeVm>>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The disk growths the instance's guest was told of, as (device, export).
+    pub fn grown(&self, instance_id: &str) -> Vec<(String, String)> {
+        self.vms()
+            .get(instance_id)
+            .map(|vm| vm.grown.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     /// Whether the instance's VM is up.
@@ -174,8 +184,14 @@ impl VmHandle for FakeVmHandle {
         self.0.disks().insert(disk.device_name.clone());
         Ok(())
     }
-    async fn grow_disk(&self, _disk: &DiskSpec, _new_size: u64) -> Result<()> {
-        self.check_running()
+    async fn grow_disk(&self, disk: &DiskSpec, _new_size: u64) -> Result<()> {
+        self.check_running()?;
+        self.0
+            .grown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((disk.device_name.clone(), disk.export.clone()));
+        Ok(())
     }
     async fn unplug_disk(&self, device_name: &str) -> Result<()> {
         self.check_running()?;

@@ -227,7 +227,14 @@ impl Control {
             .iter()
             .find(|c| c.access_key_id == access_key_id)
         {
-            if configured.session_token.as_deref() != session_token {
+            let token_matches = match (configured.session_token.as_deref(), session_token) {
+                (Some(expected), Some(given)) => {
+                    constant_time_eq(expected.as_bytes(), given.as_bytes())
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if !token_matches {
                 return Err(CredentialError::InvalidToken);
             }
             return Ok(ResolvedKey {

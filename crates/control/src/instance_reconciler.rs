@@ -36,11 +36,12 @@ pub struct RunningVm {
     vm: Box<dyn compute::VmHandle>,
     imds: tokio::task::JoinHandle<()>,
     powerdown_sent: Mutex<Option<Instant>>,
-    plugged: Mutex<HashSet<String>>,
+    /// The disks plugged into the VM: device name → the volume behind it.
+    plugged: Mutex<HashMap<String, String>>,
 }
 
 impl RunningVm {
-    fn plugged(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn plugged(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.plugged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -149,17 +150,27 @@ impl Control {
 
     /// Shows running guests that an attached volume grew (a stopped instance sees the new
     /// size when it boots). A guest that cannot be told keeps the old size until it reboots.
-    pub(crate) async fn grow_attached_disks(&self, volume: &Volume, new_size: u64) {
-        for attachment in &volume.attachments {
+    pub(crate) async fn grow_attached_disks(&self, volume_id: &str, new_size: u64) {
+        // The attachments as they are now, not as they were when the resize began: the
+        // volume may have been detached meanwhile, and another plugged at its device.
+        let attachments = match self.read().volumes.get(volume_id) {
+            Some(volume) => volume.attachments.clone(),
+            None => return,
+        };
+        for attachment in &attachments {
             let Some(running) = self.vms.get(&attachment.instance_id) else {
                 continue;
             };
-            if !running.plugged().contains(&attachment.device) {
+            let plugged_here = running
+                .plugged()
+                .get(&attachment.device)
+                .is_some_and(|plugged| plugged == volume_id);
+            if !plugged_here {
                 continue;
             }
-            let disk = self.disk_spec(&attachment.device, &volume.volume_id);
+            let disk = self.disk_spec(&attachment.device, volume_id);
             if let Err(error) = running.vm.grow_disk(&disk, new_size).await {
-                tracing::warn!(volume = volume.volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
+                tracing::warn!(volume = volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
             }
         }
     }
@@ -274,7 +285,7 @@ impl Control {
             let plugged = instance
                 .disks
                 .iter()
-                .map(|d| d.device_name.clone())
+                .map(|d| (d.device_name.clone(), d.volume_id.clone()))
                 .collect();
             self.vms.insert(
                 id,
@@ -422,7 +433,7 @@ impl Control {
         let plugged = instance
             .disks
             .iter()
-            .map(|d| d.device_name.clone())
+            .map(|d| (d.device_name.clone(), d.volume_id.clone()))
             .collect();
         let running = RunningVm {
             vm,
@@ -466,19 +477,21 @@ impl Control {
             let device = attachment.device.clone();
             match attachment.state {
                 AttachmentState::Attaching => {
-                    if !running.plugged().contains(&device) {
+                    if !running.plugged().contains_key(&device) {
                         let disk = self.disk_spec(&device, &volume.volume_id);
                         running
                             .vm
                             .hotplug_disk(&disk)
                             .await
                             .map_err(compute_error)?;
-                        running.plugged().insert(device.clone());
+                        running
+                            .plugged()
+                            .insert(device.clone(), volume.volume_id.clone());
                     }
                     self.settle_attachment(&volume.volume_id, instance, &device)?;
                 }
                 AttachmentState::Detaching => {
-                    if running.plugged().contains(&device) {
+                    if running.plugged().contains_key(&device) {
                         running
                             .vm
                             .unplug_disk(&device)
@@ -626,7 +639,7 @@ mod tests {
     use crate::instances::InstanceState;
     use crate::testkit::Harness;
     use crate::volumes::AttachmentState;
-    use crate::volumes::VolumeState;
+    use crate::volumes::{VolumeState, GIB};
 
     fn ids(id: &str) -> Vec<String> {
         vec![id.to_owned()]
@@ -778,6 +791,29 @@ mod tests {
         );
         assert!(!h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));
         assert_eq!(h.instance(&id).disks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_late_growth_never_reaches_the_volume_now_at_its_device() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        let (first, second) = (h.create_volume(), h.create_volume());
+        h.settle().await;
+        h.control
+            .attach_volume(&first, &id, "/dev/sdf", false)
+            .unwrap();
+        h.settle().await;
+        h.control.detach_volume(&first, None, None, false).unwrap();
+        h.settle().await;
+        h.control
+            .attach_volume(&second, &id, "/dev/sdf", false)
+            .unwrap();
+        h.settle().await;
+        // A resize of the first volume that began while it was attached finishes now.
+        h.control.grow_attached_disks(&first, 2 * GIB).await;
+        assert!(h.hypervisor.grown(&id).is_empty());
+        h.control.grow_attached_disks(&second, 2 * GIB).await;
+        assert_eq!(h.hypervisor.grown(&id), [("/dev/sdf".to_owned(), second)]);
     }
 
     #[tokio::test]

@@ -131,7 +131,7 @@ impl Control {
                         .resize_volume(id, target_bytes)
                         .await
                         .map_err(engine_error)?;
-                    self.grow_attached_disks(&volume, target_bytes).await;
+                    self.grow_attached_disks(id, target_bytes).await;
                 }
                 engine
                     .set_limits(id, limits(&modification.target_performance))
