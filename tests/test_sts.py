@@ -3,6 +3,7 @@ and the caller's identity."""
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 
@@ -178,3 +179,23 @@ def test_assume_role_and_session_token_through_boto3(nimbus):
     with pytest.raises(ClientError) as caught:
         sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/no-such-role", RoleSessionName="session")
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_a_presigned_url_works_but_its_body_cannot_be_swapped(nimbus):
+    """A presigned URL signs no body (botocore presigns Query operations for POST): the URL
+    works as it is, and a body sent with it, input nobody signed, is refused."""
+    url = nimbus.client("sts").generate_presigned_url("get_caller_identity", ExpiresIn=300)
+
+    def post(body):
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        return urllib.request.urlopen(request, timeout=10)
+
+    with post(b"") as answer:
+        assert b"<Arn>arn:aws:iam::000000000000:root</Arn>" in answer.read()
+    swapped = b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::000000000000:role/x&RoleSessionName=s"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post(swapped)
+    assert refused.value.code == 403
+    assert b"SignatureDoesNotMatch" in refused.value.read()
