@@ -1,8 +1,9 @@
 //! Timestamps as the protocols carry them: ISO 8601 text in Query and XML, epoch seconds in
 //! JSON and CBOR. Inside nimbus they are ISO 8601 UTC strings with milliseconds.
 
+pub use nimbus_core::iso8601;
 use time::format_description::well_known::{Iso8601, Rfc3339};
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// ISO 8601 as clients send it (with or without fractions or an offset, or a plain date), or
 /// epoch seconds.
@@ -25,21 +26,6 @@ pub fn from_epoch(seconds: f64) -> Option<OffsetDateTime> {
         return None;
     }
     OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).ok()
-}
-
-/// `2026-11-29T12:00:00.000Z`
-pub fn iso8601(at: OffsetDateTime) -> String {
-    let at = at.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
 }
 
 /// Epoch seconds, with the milliseconds as a fraction.

@@ -38,12 +38,19 @@ pub fn now_millis() -> i64 {
 
 /// ISO 8601 UTC with milliseconds, as EC2 writes timestamps: `2026-11-23T06:20:00.000Z`.
 pub fn iso8601_millis(unix_millis: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(unix_millis as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    iso8601(
+        time::OffsetDateTime::from_unix_timestamp_nanos(unix_millis as i128 * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
+/// `at` in ISO 8601 UTC with milliseconds, whatever its offset.
+pub fn iso8601(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         at.year(),
-        at.month() as u8,
+        u8::from(at.month()),
         at.day(),
         at.hour(),
         at.minute(),
