@@ -1,7 +1,7 @@
-//! What the control plane drives on the host, as traits: the hypervisor (`compute`) and the
-//! block store. [`Drivers`] bundles them for [`crate::Control::open`]; nimbus hands it the
-//! real ones ([`Drivers::on_host`]) and unit tests the in-memory fakes, so rules and the
-//! reconciler are tested without QEMU. The network driver joins the bundle the same way.
+//! What the control plane drives on the host, as traits: the hypervisor (`compute`), the
+//! block store and the network (`network`). [`Drivers`] bundles them for
+//! [`crate::Control::open`]; nimbus hands it the real ones ([`Drivers::on_host`]) and unit
+//! tests the in-memory fakes, so rules and the reconcilers are tested without QEMU or root.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,14 +15,16 @@ use blockstore::{BlockRef, BlockStore, ChangedBlock, IoLimits, Result, SnapshotS
 pub struct Drivers {
     pub blocks: Arc<dyn BlockDriver>,
     pub hypervisor: Arc<dyn compute::Hypervisor>,
+    pub network: Arc<dyn network::NetworkDriver>,
 }
 
 impl Drivers {
     /// This host's block store and QEMU.
-    pub fn on_host(blocks: BlockStore) -> Drivers {
+    pub fn on_host(blocks: BlockStore, network: Arc<dyn network::NetworkDriver>) -> Drivers {
         Drivers {
             blocks: Arc::new(blocks),
             hypervisor: Arc::new(compute::Qemu::default()),
+            network,
         }
     }
 }

@@ -620,7 +620,12 @@ pub(crate) mod testing {
         let engine = blockstore::BlockStore::open(&dir.join("blockstore"), objects)
             .await
             .expect("block store");
-        Control::open(config, store, crate::Drivers::on_host(engine)).expect("control")
+        Control::open(
+            config,
+            store,
+            crate::Drivers::on_host(engine, Arc::new(network::FakeNetwork::default())),
+        )
+        .expect("control")
     }
 
     pub fn role(control: &Control, name: &str, max_session_duration: Option<u32>) -> super::Role {

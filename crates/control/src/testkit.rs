@@ -9,6 +9,7 @@ use crate::images::BootFiles;
 use crate::instances::{Instance, RunInstancesRequest};
 use crate::volumes::CreateVolumeRequest;
 use crate::{Control, Drivers};
+use network::FakeNetwork;
 
 /// How many reconcile rounds may pass before the state must have stopped changing.
 const MAX_ROUNDS: usize = 50;
@@ -17,6 +18,7 @@ pub struct Harness {
     pub control: Arc<Control>,
     pub hypervisor: Arc<FakeHypervisor>,
     pub blocks: Arc<FakeBlocks>,
+    pub network: Arc<FakeNetwork>,
     pub image_id: String,
     dir: Arc<tempfile::TempDir>,
 }
@@ -36,9 +38,11 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let hypervisor = Arc::new(FakeHypervisor::default());
         let blocks = Arc::new(FakeBlocks::default());
+        let network = Arc::new(FakeNetwork::default());
         let drivers = Drivers {
             blocks: blocks.clone(),
             hypervisor: hypervisor.clone(),
+            network: network.clone(),
         };
         let control = open_control(&dir, drivers);
         let root_fs = dir.path().join("root.img");
@@ -56,6 +60,7 @@ impl Harness {
             control,
             hypervisor,
             blocks,
+            network,
             image_id: image.image_id,
             dir: Arc::new(dir),
         }
@@ -67,11 +72,13 @@ impl Harness {
         let drivers = Drivers {
             blocks: self.blocks.clone(),
             hypervisor: self.hypervisor.clone(),
+            network: self.network.clone(),
         };
         Harness {
             control: open_control(&self.dir, drivers),
             hypervisor: self.hypervisor.clone(),
             blocks: self.blocks.clone(),
+            network: self.network.clone(),
             image_id: self.image_id.clone(),
             dir: self.dir.clone(),
         }

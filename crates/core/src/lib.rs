@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+
+pub mod metrics;
 use serde::{Deserialize, Serialize};
 
 /// A new AWS-style resource ID: `prefix-` followed by 17 lowercase hex digits (`vol-0a1b…`).
@@ -86,6 +88,11 @@ pub struct Config {
     /// Serve on a non-loopback address although the well-known `test`/`test` credentials
     /// are accepted (protected mode, see [`Config::check_protected_mode`]).
     pub allow_default_credentials: bool,
+    /// Where public and elastic IPs come from; the host routes this block to the VPCs.
+    pub public_ip_pool: String,
+    /// Seconds between two readings of the measured metrics (CPU, network, disk). AWS's
+    /// resolutions (5 minutes, 1 minute with detailed monitoring) are aggregated from them.
+    pub metrics_interval_secs: u64,
 }
 
 /// An S3-compatible bucket for snapshot data.
@@ -120,6 +127,8 @@ impl Default for Config {
             nbd_listen: None,
             object_store: None,
             allow_default_credentials: false,
+            public_ip_pool: "198.19.0.0/16".into(),
+            metrics_interval_secs: 10,
         }
     }
 }

@@ -146,7 +146,9 @@ async fn open_control(
         None => blockstore::ObjectStoreSpec::Local(config.data_dir.join("objects")),
     };
     let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
-    let drivers = control::Drivers::on_host(engine.clone());
+    // Replaced by the Linux driver (netns, taps, nftables, dnsmasq) as it lands.
+    let drivers =
+        control::Drivers::on_host(engine.clone(), Arc::new(network::FakeNetwork::default()));
     Ok((
         Arc::new(control::Control::open(config, store, drivers)?),
         engine,

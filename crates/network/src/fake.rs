@@ -1,0 +1,63 @@
+//! An in-memory driver for unit tests: it records the last spec applied to each VPC.
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::{Error, InterfaceCounters, NetworkDriver, Result, VpcSpec};
+
+#[derive(Default)]
+pub struct FakeNetwork {
+    applied: Mutex<BTreeMap<String, VpcSpec>>,
+}
+
+impl FakeNetwork {
+    /// The spec last applied to a VPC, if it is wired.
+    pub fn applied(&self, vpc_id: &str) -> Option<VpcSpec> {
+        self.lock().get(vpc_id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VpcSpec>> {
+        self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl NetworkDriver for FakeNetwork {
+    async fn apply_vpc(&self, vpc: &VpcSpec) -> Result<()> {
+        self.lock().insert(vpc.vpc_id.clone(), vpc.clone());
+        Ok(())
+    }
+
+    async fn remove_vpc(&self, vpc_id: &str) -> Result<()> {
+        self.lock().remove(vpc_id);
+        Ok(())
+    }
+
+    async fn wired_vpcs(&self) -> Result<Vec<String>> {
+        Ok(self.lock().keys().cloned().collect())
+    }
+
+    /// A descriptor of `/dev/null` stands in for the tap of an applied interface.
+    async fn open_tap(&self, vpc_id: &str, interface_id: &str) -> Result<OwnedFd> {
+        let known = self.lock().get(vpc_id).is_some_and(|vpc| {
+            vpc.interfaces
+                .iter()
+                .any(|i| i.interface_id == interface_id)
+        });
+        if !known {
+            return Err(Error::UnknownInterface(interface_id.to_owned()));
+        }
+        Ok(std::fs::File::open("/dev/null")?.into())
+    }
+
+    fn counters(&self, _vpc_id: &str, _interface_id: &str) -> Option<InterfaceCounters> {
+        None
+    }
+
+    async fn metadata_listener(&self, _vpc_id: &str) -> Result<std::net::TcpListener> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?)
+    }
+}

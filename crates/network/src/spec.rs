@@ -1,0 +1,112 @@
+//! The desired state of one VPC on the host, computed by control from its records.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VpcSpec {
+    pub vpc_id: String,
+    /// The primary CIDR first, then associated ones.
+    pub cidrs: Vec<Ipv4Net>,
+    /// The resolver at base+2 answers when this is on.
+    pub dns_support: bool,
+    /// The resolver knows `ip-a-b-c-d.<dns_domain>` names when this is on too.
+    pub dns_hostnames: bool,
+    /// `ec2.internal` in us-east-1, `REGION.compute.internal` elsewhere.
+    pub dns_domain: String,
+    pub subnets: Vec<SubnetSpec>,
+    pub interfaces: Vec<InterfaceSpec>,
+    pub security_groups: Vec<SecurityGroupSpec>,
+    pub network_acls: Vec<NetworkAclSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubnetSpec {
+    pub subnet_id: String,
+    pub cidr: Ipv4Net,
+    /// The subnet's route table sends 0.0.0.0/0 to an internet gateway attached to the VPC:
+    /// public IPs are NATed and instances reach the host and beyond. Without it the subnet
+    /// has no way out of the VPC.
+    pub internet_route: bool,
+    pub network_acl_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceSpec {
+    pub interface_id: String,
+    /// The instance the interface is attached to, if any.
+    pub instance_id: Option<String>,
+    pub subnet_id: String,
+    /// `02:xx:xx:xx:xx:xx`, lowercase.
+    pub mac: String,
+    /// The primary private IP first, then secondary ones.
+    pub private_ips: Vec<Ipv4Addr>,
+    /// A public or elastic IP NATed to the primary private IP.
+    pub public_ip: Option<Ipv4Addr>,
+    pub security_group_ids: Vec<String>,
+    /// When on, the interface may send only from its own addresses.
+    pub source_dest_check: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupSpec {
+    pub group_id: String,
+    /// Allowed sources of traffic to members.
+    pub ingress: Vec<SecurityGroupRule>,
+    /// Allowed destinations of traffic from members.
+    pub egress: Vec<SecurityGroupRule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    pub protocol: Protocol,
+    /// The peer: the source for ingress, the destination for egress.
+    pub peer: Peer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Peer {
+    Cidr(Ipv4Net),
+    /// Every private IP of the group's member interfaces in this VPC.
+    Group(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// `-1`: every protocol and port.
+    All,
+    /// Inclusive port range.
+    Tcp {
+        from: u16,
+        to: u16,
+    },
+    Udp {
+        from: u16,
+        to: u16,
+    },
+    /// `None` means any type (or any code of the type).
+    Icmp {
+        icmp_type: Option<u8>,
+        code: Option<u8>,
+    },
+    /// Another IP protocol number, all of its traffic.
+    Other(u8),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAclSpec {
+    pub network_acl_id: String,
+    /// Evaluated in ascending rule number; the first match decides; no match denies.
+    pub ingress: Vec<NetworkAclEntry>,
+    pub egress: Vec<NetworkAclEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAclEntry {
+    pub rule_number: u16,
+    pub protocol: Protocol,
+    pub cidr: Ipv4Net,
+    pub allow: bool,
+}
