@@ -18,7 +18,7 @@ pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
     imds_socket_name, serve_imds, IamMetadata, InstanceMetadata, MetadataSource, RoleCredentials,
 };
-pub use vm::{adopt, console_output, launch, Accel, DiskSpec, Vm, VmSpec, QEMU_USER};
+pub use vm::{adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, QEMU_USER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -40,6 +40,14 @@ pub struct DiskSpec {
     pub export: String,
 }
 
+/// A network interface as the VM sees it: its MAC and the tap that carries its frames,
+/// opened by the network driver and handed to QEMU.
+#[derive(Clone, Debug)]
+pub struct NicSpec {
+    pub mac: String,
+    pub tap: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
 #[derive(Clone, Debug)]
 pub struct VmSpec {
     pub instance_id: String,
@@ -56,6 +64,8 @@ pub struct VmSpec {
     /// The address the guest gets by DHCP (in 172.31.0.0/16, EC2's default VPC).
     pub private_ip: std::net::Ipv4Addr,
     pub ssh_host_port: Option<u16>,
+    /// Device index order: the primary interface first.
+    pub nics: Vec<NicSpec>,
 }
 
 /// The unprivileged user QEMU runs as when nimbus runs as root (`scripts/install-deps.sh`

@@ -421,6 +421,7 @@ impl Control {
                 Error::Internal(format!("bad private address {}", instance.private_ip))
             })?,
             ssh_host_port: ssh_port,
+            nics: Vec::new(),
         };
         let imds = self.spawn_imds(id);
         let vm = match self.hypervisor().launch(&spec).await {
