@@ -9,6 +9,7 @@
 mod data_file;
 mod direct;
 mod error;
+mod io_counters;
 mod limits;
 mod nbd;
 mod objects;
@@ -20,6 +21,7 @@ mod volume;
 
 pub use direct::{BlockRef, ChangedBlock};
 pub use error::{Error, Result};
+pub use io_counters::VolumeCounters;
 pub use limits::IoLimits;
 pub use nbd::bind_nbd_unix;
 pub use objects::{ObjectStoreSpec, SnapshotState};

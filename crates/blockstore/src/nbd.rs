@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
+use crate::io_counters::Direction;
 use crate::volume::Volume;
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
@@ -326,6 +327,7 @@ impl BlockStore {
         let objects = &self.inner.objects;
         let fua = request.flags & CMD_FLAG_FUA != 0;
         let (offset, length) = (request.offset, u64::from(request.length));
+        let started = volume.counters.start();
         let result = match request.command {
             CMD_READ if request.length > MAX_PAYLOAD => Err(EINVAL),
             CMD_READ => volume
@@ -350,6 +352,15 @@ impl BlockStore {
                 .map_err(|e| errno(&e, EIO)),
             _ => Err(EINVAL),
         };
+        let direction = match request.command {
+            CMD_READ => Some(Direction::Read),
+            CMD_WRITE | CMD_WRITE_ZEROES => Some(Direction::Write),
+            _ => None,
+        };
+        match direction.filter(|_| result.is_ok()) {
+            Some(direction) => volume.counters.finish(started, direction, length),
+            None => volume.counters.end_request(),
+        }
         match result {
             Ok(data) => Reply {
                 handle: request.handle,

@@ -364,6 +364,11 @@ impl BlockStore {
         })
     }
 
+    /// The I/O counters of a volume since it was opened (by this process).
+    pub fn counters(&self, id: &str) -> Option<crate::VolumeCounters> {
+        self.volumes_guard().get(id).map(|v| v.counters.read())
+    }
+
     /// IDs of all volumes, sorted.
     pub fn list_volumes(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.volumes_guard().keys().cloned().collect();

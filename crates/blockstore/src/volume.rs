@@ -75,6 +75,8 @@ pub(crate) struct Volume {
     /// Serializes metadata writes.
     persist_lock: Mutex<()>,
     pub throttle: Throttle,
+    /// What the NBD server did for guests, for CloudWatch.
+    pub counters: crate::io_counters::IoCounters,
     deleted: AtomicBool,
     /// The previous snapshot job of this volume: jobs run in order.
     pub last_snapshot_job: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -164,6 +166,7 @@ impl Volume {
             dir,
             file: DataFile::new(file),
             throttle: Throttle::new(meta.limits),
+            counters: Default::default(),
             state: Mutex::new(VolumeState {
                 meta,
                 base,

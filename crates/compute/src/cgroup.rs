@@ -53,6 +53,11 @@ fn apply(instance_id: &str, pid: i32, vcpus: u32, memory_mib: u64) -> std::io::R
         std::fs::create_dir_all(&memory_dir)?;
         write(&memory_dir.join("memory.limit_in_bytes"), &memory)?;
         write(&memory_dir.join("cgroup.procs"), &pid.to_string())?;
+        // cpuacct is mounted apart from cpu on some hosts; it counts the CPU time read by
+        // `cpu_usage_usec`.
+        let accounting_dir = v1_dir("cpuacct", instance_id);
+        std::fs::create_dir_all(&accounting_dir)?;
+        write(&accounting_dir.join("cgroup.procs"), &pid.to_string())?;
         let cpu_dir = v1_dir("cpu", instance_id);
         std::fs::create_dir_all(&cpu_dir)?;
         write(
@@ -77,9 +82,40 @@ pub fn release_vm(instance_id: &str) {
         v2_dir(instance_id),
         v1_dir("memory", instance_id),
         v1_dir("cpu", instance_id),
+        v1_dir("cpuacct", instance_id),
     ] {
         let _ = std::fs::remove_dir(dir);
     }
+}
+
+/// CPU time the instance's cgroup has used, in microseconds: `usage_usec` of cgroup v2's
+/// `cpu.stat`, or cgroup v1's `cpuacct.usage` (nanoseconds).
+pub fn cpu_usage_usec(instance_id: &str) -> Option<u64> {
+    if is_v2() {
+        let stat = std::fs::read_to_string(v2_dir(instance_id).join("cpu.stat")).ok()?;
+        parse_cpu_stat_usage(&stat)
+    } else {
+        let usage = std::fs::read_to_string(v1_dir("cpuacct", instance_id).join("cpuacct.usage"));
+        usage.ok()?.trim().parse::<u64>().ok().map(|ns| ns / 1000)
+    }
+}
+
+fn parse_cpu_stat_usage(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|line| line.strip_prefix("usage_usec "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// CPU time of a process and all its threads (user and system), in microseconds, from
+/// `/proc/PID/stat`: for a VM that runs without a cgroup.
+pub fn process_cpu_usec(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces and ends at the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    Some(ticks * 1_000_000 / per_second.max(1))
 }
 
 #[cfg(test)]
@@ -89,5 +125,20 @@ mod tests {
     #[test]
     fn memory_limit_covers_guest_and_overhead() {
         assert_eq!(memory_limit_bytes(512), (512 + 256 + 256) * 1024 * 1024);
+    }
+
+    #[test]
+    fn cpu_stat_usage_is_read_from_its_line() {
+        let stat = "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n";
+        assert_eq!(parse_cpu_stat_usage(stat), Some(1_234_567));
+        assert_eq!(parse_cpu_stat_usage("user_usec 5\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let pid = std::process::id() as i32;
+        let busy_until = std::time::Instant::now() + std::time::Duration::from_millis(30);
+        while std::time::Instant::now() < busy_until {}
+        assert!(process_cpu_usec(pid).is_some_and(|usec| usec > 0));
     }
 }

@@ -21,10 +21,26 @@ pub trait Hypervisor: Send + Sync {
     fn release(&self, instance_id: &str);
 }
 
+/// Why a VM that has exited went away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCause {
+    /// The guest powered itself off.
+    GuestShutdown,
+    /// The VM died under the guest (QEMU killed or crashed): a host failure.
+    Lost,
+}
+
 /// One running VM.
 #[async_trait]
 pub trait VmHandle: Send + Sync {
     fn has_exited(&self) -> bool;
+    /// Why the VM went away; asked once it has exited.
+    async fn exit_cause(&self) -> ExitCause;
+    /// Whether the guest's vCPUs run (not paused, not stopped on an error); `None` when the
+    /// VM cannot be asked right now (another command holds it).
+    async fn guest_running(&self) -> Option<bool>;
+    /// CPU time the VM has used since it started, in microseconds.
+    fn cpu_time_usec(&self) -> Option<u64>;
     /// ACPI power button: the guest shuts down cleanly (or ignores it).
     async fn powerdown(&self) -> Result<()>;
     async fn reset(&self) -> Result<()>;
@@ -67,6 +83,15 @@ impl Hypervisor for Qemu {
 impl VmHandle for Vm {
     fn has_exited(&self) -> bool {
         Vm::has_exited(self)
+    }
+    async fn exit_cause(&self) -> ExitCause {
+        Vm::exit_cause(self).await
+    }
+    async fn guest_running(&self) -> Option<bool> {
+        Vm::guest_running(self).await
+    }
+    fn cpu_time_usec(&self) -> Option<u64> {
+        Vm::cpu_time_usec(self)
     }
     async fn powerdown(&self) -> Result<()> {
         Vm::powerdown(self).await

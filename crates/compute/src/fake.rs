@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::driver::{Hypervisor, VmHandle};
+use crate::driver::{ExitCause, Hypervisor, VmHandle};
 use crate::vm::{DiskSpec, VmSpec};
 use crate::{Error, Result};
 
@@ -19,6 +19,10 @@ const LAUNCH_YIELDS: usize = 3;
 #[derive(Default)]
 struct FakeVm {
     exited: AtomicBool,
+    /// Exited under the guest (killed), not by a guest power-off.
+    lost: AtomicBool,
+    paused: AtomicBool,
+    cpu_usec: AtomicU64,
     disks: Mutex<BTreeSet<String>>,
     /// Every disk growth the guest was told of: (device, export).
     grown: Mutex<Vec<(String, String)>>,
@@ -86,6 +90,28 @@ impl FakeHypervisor {
     pub fn power_off(&self, instance_id: &str) {
         if let Some(vm) = self.vms().get(instance_id) {
             vm.exited.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The VM dies under its guest, as QEMU does on `kill -9`.
+    pub fn crash(&self, instance_id: &str) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.lost.store(true, Ordering::SeqCst);
+            vm.exited.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The guest's vCPUs stop (QMP `stop`), as a hung kernel makes no progress; or go on.
+    pub fn set_paused(&self, instance_id: &str, paused: bool) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.paused.store(paused, Ordering::SeqCst);
+        }
+    }
+
+    /// The VM uses `usec` more microseconds of CPU time.
+    pub fn burn_cpu(&self, instance_id: &str, usec: u64) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.cpu_usec.fetch_add(usec, Ordering::SeqCst);
         }
     }
 
@@ -163,6 +189,19 @@ impl FakeVmHandle {
 impl VmHandle for FakeVmHandle {
     fn has_exited(&self) -> bool {
         self.0.exited.load(Ordering::SeqCst)
+    }
+    async fn exit_cause(&self) -> ExitCause {
+        if self.0.lost.load(Ordering::SeqCst) {
+            ExitCause::Lost
+        } else {
+            ExitCause::GuestShutdown
+        }
+    }
+    async fn guest_running(&self) -> Option<bool> {
+        Some(!self.0.exited.load(Ordering::SeqCst) && !self.0.paused.load(Ordering::SeqCst))
+    }
+    fn cpu_time_usec(&self) -> Option<u64> {
+        Some(self.0.cpu_usec.load(Ordering::SeqCst))
     }
     async fn powerdown(&self) -> Result<()> {
         self.check_running()?;

@@ -13,7 +13,7 @@ mod vm;
 use std::path::Path;
 use std::time::Duration;
 
-pub use driver::{Hypervisor, Qemu, VmHandle};
+pub use driver::{ExitCause, Hypervisor, Qemu, VmHandle};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
     imds_socket_name, serve_imds, IamMetadata, InstanceMetadata, MetadataSource, RoleCredentials,

@@ -151,4 +151,16 @@ impl Qmp {
             }
         }
     }
+
+    /// The events QEMU sent before it closed the socket (it has exited): those received
+    /// earlier and those still unread.
+    pub async fn final_events(&mut self) -> Vec<Value> {
+        let mut events = std::mem::take(&mut self.events);
+        while let Ok(message) = self.read_message().await {
+            if message.get("event").is_some() {
+                events.push(message);
+            }
+        }
+        events
+    }
 }

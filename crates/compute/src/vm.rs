@@ -202,6 +202,36 @@ impl Vm {
         !pid_alive(self.pid)
     }
 
+    /// A guest that powers off makes QEMU send `SHUTDOWN` with `guest: true` before it
+    /// exits; a QEMU killed under its guest sends nothing (`kill -9`) or a host-side
+    /// shutdown. The events are still in the QMP socket after the process is gone.
+    pub async fn exit_cause(&self) -> crate::ExitCause {
+        let events = self.qmp.lock().await.final_events().await;
+        let guest_shutdown = events
+            .iter()
+            .any(|e| e["event"] == "SHUTDOWN" && e["data"]["guest"] == true);
+        if guest_shutdown {
+            crate::ExitCause::GuestShutdown
+        } else {
+            crate::ExitCause::Lost
+        }
+    }
+
+    /// QMP `query-status`: whether the vCPUs run. A VM busy with another QMP command (a
+    /// hot-unplug waits for the guest) cannot be asked and answers `None`.
+    pub async fn guest_running(&self) -> Option<bool> {
+        let mut qmp = self.qmp.try_lock().ok()?;
+        let status = qmp.execute("query-status", json!({})).await.ok()?;
+        Some(status["status"] == "running")
+    }
+
+    /// The CPU time of the VM's cgroup, or of its process where it runs without one.
+    pub fn cpu_time_usec(&self) -> Option<u64> {
+        let instance_id = self.run_dir.file_name()?.to_str()?;
+        crate::cgroup::cpu_usage_usec(instance_id)
+            .or_else(|| crate::cgroup::process_cpu_usec(self.pid))
+    }
+
     /// ACPI power button: the guest shuts down cleanly.
     pub async fn powerdown(&self) -> Result<()> {
         self.qmp

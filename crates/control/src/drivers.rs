@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use blockstore::{BlockRef, BlockStore, ChangedBlock, IoLimits, Result, SnapshotStatus};
+use blockstore::{BlockRef, BlockStore, ChangedBlock, IoLimits, Result, VolumeCounters, SnapshotStatus};
 
 /// The drivers a [`crate::Control`] acts through.
 #[derive(Clone)]
@@ -41,6 +41,8 @@ pub trait BlockDriver: Send + Sync {
         limits: IoLimits,
     ) -> Result<()>;
     fn volume_exists(&self, id: &str) -> bool;
+    /// The volume's I/O counters (guests' reads and writes through NBD), if it exists.
+    fn counters(&self, id: &str) -> Option<VolumeCounters>;
     async fn delete_volume(&self, id: &str) -> Result<()>;
     async fn resize_volume(&self, id: &str, new_size: u64) -> Result<()>;
     fn set_limits(&self, id: &str, limits: IoLimits) -> Result<()>;
@@ -79,6 +81,9 @@ impl BlockDriver for BlockStore {
     }
     fn volume_exists(&self, id: &str) -> bool {
         self.volume_info(id).is_some()
+    }
+    fn counters(&self, id: &str) -> Option<VolumeCounters> {
+        BlockStore::counters(self, id)
     }
     async fn delete_volume(&self, id: &str) -> Result<()> {
         BlockStore::delete_volume(self, id).await

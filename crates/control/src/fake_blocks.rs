@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use blockstore::{
-    BlockRef, ChangedBlock, Error, IoLimits, Result, SnapshotState, SnapshotStatus, EBS_BLOCK_SIZE,
+    BlockRef, ChangedBlock, Error, IoLimits, Result, SnapshotState, SnapshotStatus, VolumeCounters,
+    EBS_BLOCK_SIZE,
 };
 
 use crate::drivers::BlockDriver;
@@ -17,6 +18,7 @@ use crate::drivers::BlockDriver;
 #[derive(Default)]
 struct Blocks {
     volumes: HashMap<String, u64>,
+    counters: HashMap<String, VolumeCounters>,
     snapshots: HashMap<String, (SnapshotStatus, BTreeMap<u64, Vec<u8>>)>,
 }
 
@@ -30,6 +32,19 @@ impl FakeBlocks {
 
     pub fn volume_size(&self, id: &str) -> Option<u64> {
         self.lock().volumes.get(id).copied()
+    }
+
+    /// A guest did I/O on the volume: its counters grow by `more`.
+    pub fn count_io(&self, id: &str, more: VolumeCounters) {
+        let mut blocks = self.lock();
+        let counters = blocks.counters.entry(id.to_owned()).or_default();
+        counters.read_ops += more.read_ops;
+        counters.write_ops += more.write_ops;
+        counters.read_bytes += more.read_bytes;
+        counters.write_bytes += more.write_bytes;
+        counters.read_time_usec += more.read_time_usec;
+        counters.write_time_usec += more.write_time_usec;
+        counters.busy_usec += more.busy_usec;
     }
 
     fn add_snapshot(&self, id: &str, volume_id: Option<&str>, size: u64, state: SnapshotState) {
@@ -91,6 +106,13 @@ impl BlockDriver for FakeBlocks {
     }
     fn volume_exists(&self, id: &str) -> bool {
         self.lock().volumes.contains_key(id)
+    }
+    fn counters(&self, id: &str) -> Option<VolumeCounters> {
+        let blocks = self.lock();
+        blocks
+            .volumes
+            .contains_key(id)
+            .then(|| blocks.counters.get(id).copied().unwrap_or_default())
     }
     async fn delete_volume(&self, id: &str) -> Result<()> {
         tokio::task::yield_now().await;

@@ -33,7 +33,7 @@ const POWERDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// A VM nimbus started (or re-adopted), with what the reconciler knows about it.
 pub struct RunningVm {
-    vm: Box<dyn compute::VmHandle>,
+    pub(crate) vm: Box<dyn compute::VmHandle>,
     imds: tokio::task::JoinHandle<()>,
     powerdown_sent: Mutex<Option<Instant>>,
     /// The disks plugged into the VM: device name → the volume behind it.
@@ -88,17 +88,17 @@ impl VmTable {
         self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, instance_id: &str) -> Option<Arc<RunningVm>> {
+    pub(crate) fn get(&self, instance_id: &str) -> Option<Arc<RunningVm>> {
         self.running().get(instance_id).cloned()
     }
 
-    fn insert(&self, instance_id: &str, vm: RunningVm) -> Arc<RunningVm> {
+    pub(crate) fn insert(&self, instance_id: &str, vm: RunningVm) -> Arc<RunningVm> {
         let vm = Arc::new(vm);
         self.running().insert(instance_id.to_owned(), vm.clone());
         vm
     }
 
-    fn remove(&self, instance_id: &str) {
+    pub(crate) fn remove(&self, instance_id: &str) {
         self.running().remove(instance_id);
     }
 }
@@ -129,7 +129,7 @@ impl Drop for StepClaim {
 }
 
 impl Control {
-    fn instance_run_dir(&self, instance_id: &str) -> PathBuf {
+    pub(crate) fn instance_run_dir(&self, instance_id: &str) -> PathBuf {
         self.config().data_dir.join("instances").join(instance_id)
     }
 
@@ -220,16 +220,20 @@ impl Control {
                     }
                     let (running, ssh_port) = self.launch(&instance).await?;
                     self.vms.insert(id, running);
+                    self.statuses.launched(id);
                     return self.settle_launch(&instance, ssh_port);
                 }
                 // Adopted after a restart: the VM already runs.
                 self.settle_launch(&instance, instance.ssh_port)
             }
             InstanceState::Running => {
-                let Some(running) = vm.filter(|vm| !vm.vm.has_exited()) else {
-                    // QEMU is gone: the guest shut itself down (or crashed).
-                    self.vms.remove(id);
-                    return self.guest_stopped(&instance);
+                if instance.recovery_requested {
+                    return self.recover(&instance, vm).await;
+                }
+                let running = match vm {
+                    Some(vm) if !vm.vm.has_exited() => vm,
+                    // QEMU is gone: the guest shut itself down, or it died under the guest.
+                    gone => return self.vm_gone(&instance, gone).await,
                 };
                 if instance.reboot_requested {
                     running.vm.reset().await.map_err(compute_error)?;
@@ -256,6 +260,7 @@ impl Control {
                     self.vms.remove(id);
                 }
                 self.hypervisor().release(id);
+                self.statuses.forget(id);
                 let _ = std::fs::remove_dir_all(self.instance_run_dir(id));
                 self.mutate(|txn| finish_termination(txn, &instance))?;
                 self.wake_reconciler();
@@ -321,7 +326,7 @@ impl Control {
 
     /// Applies `change` to the instance only if no request changed what the user wants
     /// since `seen` was read.
-    fn settle_instance(&self, seen: &Instance, change: impl FnOnce(&mut Instance)) -> Result<()> {
+    pub(crate) fn settle_instance(&self, seen: &Instance, change: impl FnOnce(&mut Instance)) -> Result<()> {
         self.mutate(|txn| {
             let Some(mut current) = still_wanted(txn, seen) else {
                 return Ok(());
@@ -338,13 +343,7 @@ impl Control {
                 return Ok(());
             };
             instance.state = InstanceState::Running;
-            instance.ssh_port = ssh_port;
-            // Where SSH reaches the guest: user-mode networking forwards a local port.
-            if let Some(port) = ssh_port {
-                instance
-                    .tags
-                    .insert(SSH_TAG.into(), format!("127.0.0.1:{port}"));
-            }
+            instance.record_ssh_port(ssh_port);
             for disk in &instance.disks {
                 let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
                     continue;
@@ -361,7 +360,7 @@ impl Control {
         })
     }
 
-    fn guest_stopped(&self, instance: &Instance) -> Result<()> {
+    pub(crate) fn guest_stopped(&self, instance: &Instance) -> Result<()> {
         let terminate = instance.shutdown_behavior == ShutdownBehavior::Terminate;
         self.settle_instance(instance, |i| {
             i.state = if terminate {
@@ -387,7 +386,7 @@ impl Control {
     }
 
     /// Boots the instance's VM; returns it and the host port forwarded to its SSH.
-    async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<(RunningVm, Option<u16>)> {
+    pub(crate) async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<(RunningVm, Option<u16>)> {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();
@@ -583,7 +582,7 @@ impl Control {
 
 /// The current record of `seen`'s instance if no request changed what the user wants since
 /// `seen` was read; `None` means a step's outcome is stale and must be dropped.
-fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
+pub(crate) fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
     let current = txn.state().instances.get(&seen.instance_id)?;
     if current.generation != seen.generation {
         tracing::info!(
@@ -593,6 +592,17 @@ fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
         return None;
     }
     Some(current.clone())
+}
+
+impl Instance {
+    /// Where SSH reaches the guest: user-mode networking forwards a local port.
+    pub(crate) fn record_ssh_port(&mut self, ssh_port: Option<u16>) {
+        self.ssh_port = ssh_port;
+        if let Some(port) = ssh_port {
+            self.tags
+                .insert(SSH_TAG.into(), format!("127.0.0.1:{port}"));
+        }
+    }
 }
 
 /// The VM is gone: the instance is `terminated`, its DeleteOnTermination volumes are deleted

@@ -106,6 +106,35 @@ impl ShutdownBehavior {
     }
 }
 
+/// `MaintenanceOptions.AutoRecovery`: whether a running instance whose VM dies under it is
+/// recovered (a new VM for the same instance) or stopped. On by default, as in EC2.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoRecovery {
+    #[default]
+    Default,
+    Disabled,
+}
+
+impl AutoRecovery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoRecovery::Default => "default",
+            AutoRecovery::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<AutoRecovery> {
+        match value {
+            "default" => Ok(AutoRecovery::Default),
+            "disabled" => Ok(AutoRecovery::Disabled),
+            other => Err(Error::InvalidParameterValue(format!(
+                "Value ({other}) for parameter AutoRecovery is invalid. Valid values: default, disabled."
+            ))),
+        }
+    }
+}
+
 /// Why an instance last changed state, as EC2 reports it (`Client.UserInitiatedShutdown`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateReason {
@@ -173,12 +202,27 @@ pub struct Instance {
     /// Absent in records written before instance profiles existed.
     #[serde(default)]
     pub iam_instance_profile: Option<InstanceProfileAssociation>,
+    /// Detailed monitoring (`Monitoring.State` `enabled`): 1-minute metrics instead of 5.
+    #[serde(default)]
+    pub detailed_monitoring: bool,
+    #[serde(default)]
+    pub auto_recovery: AutoRecovery,
+    /// The VM is to be replaced by a new one for the same instance: its QEMU died under it
+    /// (with auto-recovery) or a CloudWatch `recover` action asked. A wish, so it bumps the
+    /// generation: a terminate during a recovery wins.
+    #[serde(default)]
+    pub recovery_requested: bool,
 }
 
 impl Instance {
     /// What the user wants of the instance, as far as the reconciler acts on it.
-    fn wish(&self) -> (InstanceState, bool, bool) {
-        (self.state, self.force_stop, self.reboot_requested)
+    fn wish(&self) -> (InstanceState, bool, bool, bool) {
+        (
+            self.state,
+            self.force_stop,
+            self.reboot_requested,
+            self.recovery_requested,
+        )
     }
 
     pub fn private_dns_name(&self) -> String {
@@ -241,6 +285,9 @@ impl Filterable for Instance {
         ("block-device-mapping.volume-id", |i, _| {
             i.disks.iter().map(|d| d.volume_id.clone()).collect()
         }),
+        ("monitoring-state", |i, _| {
+            vec![monitoring_state(i.detailed_monitoring).into()]
+        }),
         ("iam-instance-profile.arn", |i, _| {
             i.iam_instance_profile
                 .iter()
@@ -290,6 +337,10 @@ pub struct RunInstancesRequest {
     pub shutdown_behavior: Option<String>,
     pub dry_run: bool,
     pub iam_instance_profile: Option<InstanceProfileSpecification>,
+    /// `Monitoring.Enabled`: detailed monitoring from the start.
+    pub detailed_monitoring: bool,
+    /// `MaintenanceOptions.AutoRecovery`.
+    pub auto_recovery: Option<String>,
 }
 
 /// A volume to create at launch for one device.
@@ -521,6 +572,10 @@ impl Control {
                 )))
             }
         };
+        let auto_recovery = match request.auto_recovery.as_deref() {
+            Some(value) => AutoRecovery::parse(value)?,
+            None => AutoRecovery::Default,
+        };
         let launched = self.mutate(|txn| {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
@@ -626,6 +681,9 @@ impl Control {
                     tags: request.instance_tags.clone(),
                     generation: 0,
                     iam_instance_profile: iam_instance_profile.clone(),
+                    detailed_monitoring: request.detailed_monitoring,
+                    auto_recovery,
+                    recovery_requested: false,
                 };
                 txn.put(instance.clone())?;
                 instances.push(instance);
@@ -827,6 +885,52 @@ impl Control {
         Ok(existing::<Instance>(&self.read(), id)?.clone())
     }
 
+    /// MonitorInstances (`enabled`) / UnmonitorInstances: detailed monitoring of each
+    /// instance. Returns the instances' IDs, in request order.
+    pub fn set_detailed_monitoring(
+        &self,
+        ids: &[String],
+        enabled: bool,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
+        let changed = self.transition(ids, dry_run, |instance| {
+            if instance.state == InstanceState::Terminated {
+                return Err(incorrect_instance_state(
+                    instance,
+                    instance.state,
+                    "monitored",
+                ));
+            }
+            instance.detailed_monitoring = enabled;
+            Ok(())
+        })?;
+        Ok(changed.into_iter().map(|(id, _, _)| id).collect())
+    }
+
+    /// ModifyInstanceMaintenanceOptions.
+    pub fn modify_maintenance_options(
+        &self,
+        id: &str,
+        auto_recovery: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Instance> {
+        let auto_recovery = auto_recovery.map(AutoRecovery::parse).transpose()?;
+        self.transition(&[id.to_owned()], dry_run, |instance| {
+            if instance.state == InstanceState::Terminated {
+                return Err(incorrect_instance_state(
+                    instance,
+                    instance.state,
+                    "modified",
+                ));
+            }
+            if let Some(value) = auto_recovery {
+                instance.auto_recovery = value;
+            }
+            Ok(())
+        })?;
+        Ok(existing::<Instance>(&self.read(), id)?.clone())
+    }
+
     /// Forgets terminated instances after EC2's visibility window.
     pub(crate) fn purge_terminated(&self, txn: &mut Txn) {
         let cutoff = nimbus_core::now_millis() - TERMINATED_VISIBLE_MILLIS;
@@ -843,7 +947,16 @@ impl Control {
     }
 }
 
-fn incorrect_instance_state(instance: &Instance, state: InstanceState, action: &str) -> Error {
+/// `Monitoring.State` as DescribeInstances shows it.
+pub fn monitoring_state(detailed: bool) -> &'static str {
+    if detailed {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+pub(crate) fn incorrect_instance_state(instance: &Instance, state: InstanceState, action: &str) -> Error {
     Error::IncorrectInstanceState(format!(
         "The instance '{}' is not in a state from which it can be {action} (it is {}).",
         instance.instance_id,

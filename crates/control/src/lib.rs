@@ -24,8 +24,10 @@ pub mod keypairs;
 pub mod metadata;
 pub mod pagination;
 pub mod reconciler;
+pub mod recovery;
 pub mod resource;
 pub mod snapshots;
+pub mod status_checks;
 pub mod tags;
 #[cfg(test)]
 mod testkit;
@@ -156,6 +158,7 @@ pub struct Control {
     drivers: Drivers,
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
+    statuses: status_checks::StatusTable,
 }
 
 impl Control {
@@ -168,6 +171,7 @@ impl Control {
             drivers,
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
+            statuses: status_checks::StatusTable::default(),
         })
     }
 
