@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::store::BlockStore;
 use crate::io_counters::Direction;
+use crate::store::BlockStore;
 use crate::volume::Volume;
 
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use blockstore::{BlockRef, BlockStore, ChangedBlock, IoLimits, Result, VolumeCounters, SnapshotStatus};
+use blockstore::{
+    BlockRef, BlockStore, ChangedBlock, IoLimits, Result, SnapshotStatus, VolumeCounters,
+};
 
 /// The drivers a [`crate::Control`] acts through.
 #[derive(Clone)]

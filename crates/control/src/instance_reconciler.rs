@@ -326,7 +326,11 @@ impl Control {
 
     /// Applies `change` to the instance only if no request changed what the user wants
     /// since `seen` was read.
-    pub(crate) fn settle_instance(&self, seen: &Instance, change: impl FnOnce(&mut Instance)) -> Result<()> {
+    pub(crate) fn settle_instance(
+        &self,
+        seen: &Instance,
+        change: impl FnOnce(&mut Instance),
+    ) -> Result<()> {
         self.mutate(|txn| {
             let Some(mut current) = still_wanted(txn, seen) else {
                 return Ok(());
@@ -386,7 +390,10 @@ impl Control {
     }
 
     /// Boots the instance's VM; returns it and the host port forwarded to its SSH.
-    pub(crate) async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<(RunningVm, Option<u16>)> {
+    pub(crate) async fn launch(
+        self: &Arc<Self>,
+        instance: &Instance,
+    ) -> Result<(RunningVm, Option<u16>)> {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();

@@ -956,7 +956,11 @@ pub fn monitoring_state(detailed: bool) -> &'static str {
     }
 }
 
-pub(crate) fn incorrect_instance_state(instance: &Instance, state: InstanceState, action: &str) -> Error {
+pub(crate) fn incorrect_instance_state(
+    instance: &Instance,
+    state: InstanceState,
+    action: &str,
+) -> Error {
     Error::IncorrectInstanceState(format!(
         "The instance '{}' is not in a state from which it can be {action} (it is {}).",
         instance.instance_id,

@@ -22,6 +22,7 @@ pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
 pub mod metadata;
+pub mod metering;
 pub mod pagination;
 pub mod reconciler;
 pub mod recovery;

@@ -21,8 +21,8 @@ use nimbus_core::metrics::{InstanceAction, InstanceActions};
 
 use crate::describe::existing;
 use crate::instance_reconciler::{compute_error, still_wanted, RunningVm};
-use crate::instances::{incorrect_instance_state, AutoRecovery, Instance, InstanceState};
 use crate::instances::StateReason;
+use crate::instances::{incorrect_instance_state, AutoRecovery, Instance, InstanceState};
 use crate::{Control, Result};
 
 /// The state reason of an instance stopped because its VM died and recovery is disabled.
@@ -70,7 +70,11 @@ impl Control {
             self.statuses.forget(id);
             return self.guest_stopped(instance);
         }
-        tracing::warn!(instance = id, auto_recovery = instance.auto_recovery.as_str(), "the VM died under its guest");
+        tracing::warn!(
+            instance = id,
+            auto_recovery = instance.auto_recovery.as_str(),
+            "the VM died under its guest"
+        );
         self.statuses.record(id, false, false);
         let recover = instance.auto_recovery == AutoRecovery::Default;
         self.mutate(|txn| {
@@ -185,11 +189,7 @@ mod tests {
         let mut disks = h.hypervisor.disks(&id);
         disks.sort();
         assert_eq!(disks, ["/dev/sdf".to_owned(), before.root_device_name]);
-        assert!(h
-            .control
-            .console_output(&id)
-            .unwrap()
-            .contains("recovered"));
+        assert!(h.control.console_output(&id).unwrap().contains("recovered"));
         h.control.check_instances().await;
         assert_eq!(
             h.control.status_checks(&after).system.status,
