@@ -6,6 +6,7 @@ mod actions;
 mod auth;
 mod ebs;
 mod error;
+pub mod prometheus;
 mod service;
 mod services;
 
@@ -26,11 +27,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Everything a request handler needs.
 pub struct ApiContext {
     pub control: Arc<Control>,
+    /// Requests by action and status, for `GET /_nimbus/metrics`.
+    pub requests: prometheus::RequestMetrics,
 }
 
 pub fn router(context: Arc<ApiContext>) -> Router {
+    let scraped = context.clone();
     Router::new()
         .route("/_nimbus/health", axum::routing::get(health))
+        .route(
+            "/_nimbus/metrics",
+            axum::routing::get(move || async move { metrics(&scraped) }),
+        )
         .fallback(move |request: Request<Body>| {
             let context = context.clone();
             async move { handle(&context, request).await }
@@ -41,6 +49,18 @@ async fn health() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+fn metrics(context: &ApiContext) -> Response {
+    let text = prometheus::render(&context.requests, &context.control.host_stats());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
     )
         .into_response()
 }
@@ -87,6 +107,9 @@ async fn handle(context: &ApiContext, request: Request<Body>) -> Response {
             ),
         ),
     };
+    context
+        .requests
+        .observe(&action, response.status().as_u16(), started.elapsed());
     tracing::info!(
         action = %action,
         status = response.status().as_u16(),

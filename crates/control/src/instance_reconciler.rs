@@ -88,6 +88,10 @@ impl VmTable {
         self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn running_count(&self) -> usize {
+        self.running().len()
+    }
+
     pub(crate) fn get(&self, instance_id: &str) -> Option<Arc<RunningVm>> {
         self.running().get(instance_id).cloned()
     }

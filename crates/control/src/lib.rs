@@ -15,6 +15,7 @@ pub mod drivers;
 #[cfg(test)]
 mod fake_blocks;
 pub mod filter;
+pub mod host_stats;
 pub mod iam;
 pub mod idempotency;
 pub mod images;
@@ -160,6 +161,7 @@ pub struct Control {
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
     statuses: status_checks::StatusTable,
+    reconciler_stats: host_stats::ReconcilerStats,
 }
 
 impl Control {
@@ -173,6 +175,7 @@ impl Control {
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
             statuses: status_checks::StatusTable::default(),
+            reconciler_stats: host_stats::ReconcilerStats::default(),
         })
     }
 

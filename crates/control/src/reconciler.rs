@@ -27,12 +27,14 @@ impl Control {
     /// Runs forever; spawn it once per server.
     pub async fn run_reconciler(self: Arc<Self>) {
         loop {
+            let started = std::time::Instant::now();
             self.reconcile_storage().await;
             if let Err(error) = self.reconcile_images() {
                 tracing::warn!(%error, "image reconcile failed; retrying");
             }
             // Instance steps run on their own: a booting VM does not hold up this loop.
             drop(self.start_instance_steps());
+            self.reconciler_stats.pass_done(started.elapsed());
             tokio::select! {
                 _ = self.reconcile_signal.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}

@@ -90,7 +90,7 @@ impl InstanceChecks {
         instance: Check::INITIALIZING,
     };
 
-    const NOT_APPLICABLE: InstanceChecks = InstanceChecks {
+    pub const NOT_APPLICABLE: InstanceChecks = InstanceChecks {
         system: Check {
             status: CheckStatus::NotApplicable,
             impaired_since: None,

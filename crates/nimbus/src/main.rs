@@ -254,7 +254,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(control.clone().run_reconciler());
-    let context = Arc::new(api::ApiContext { control });
+    // The collectors also take the status checks. Their samples go to CloudWatch's store
+    // once the monitoring service has one; until then they are logged.
+    tokio::spawn(
+        control
+            .clone()
+            .run_collectors(Arc::new(control::metering::TraceSink)),
+    );
+    let context = Arc::new(api::ApiContext {
+        control,
+        requests: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

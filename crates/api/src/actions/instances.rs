@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use control::filter::Filter;
 use control::idempotency::ClientToken;
 use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
@@ -85,6 +84,20 @@ struct RunInstances {
     #[serde(default)]
     dry_run: bool,
     iam_instance_profile: Option<IamInstanceProfileInput>,
+    monitoring: Option<MonitoringInput>,
+    maintenance_options: Option<MaintenanceOptionsInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct MonitoringInput {
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct MaintenanceOptionsInput {
+    auto_recovery: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +158,8 @@ pub fn run_instances(
                 name: profile.name,
             }
         }),
+        detailed_monitoring: request.monitoring.is_some_and(|m| m.enabled),
+        auto_recovery: request.maintenance_options.and_then(|m| m.auto_recovery),
     })?;
     let owner = context.control.config().account_id.clone();
     let state = context.control.read();
@@ -172,7 +187,7 @@ fn write_reservation(
     });
 }
 
-fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {
+pub(super) fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {
     xml.start(element);
     xml.leaf("code", &state.code().to_string());
     xml.leaf("name", state.as_str());
@@ -212,7 +227,10 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
     xml.leaf("tenancy", "default");
     xml.end();
     xml.start("monitoring");
-    xml.leaf("state", "disabled");
+    xml.leaf(
+        "state",
+        control::instances::monitoring_state(instance.detailed_monitoring),
+    );
     xml.end();
     if running {
         xml.leaf("privateIpAddress", &instance.private_ip);
@@ -269,6 +287,9 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
         xml.end();
     }
     write_metadata_options(xml, "metadataOptions", &instance.metadata_options);
+    xml.start("maintenanceOptions");
+    xml.leaf("autoRecovery", instance.auto_recovery.as_str());
+    xml.end();
     if let Some(profile) = &instance.iam_instance_profile {
         xml.start("iamInstanceProfile");
         xml.leaf("arn", &profile.arn);
@@ -320,68 +341,6 @@ pub fn describe_instances(
         (reservations, next_token),
         |xml, members| write_reservation(xml, members, &owner, &state),
     )
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct DescribeInstanceStatus {
-    #[serde(default)]
-    include_all_instances: bool,
-}
-
-pub fn describe_instance_status(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    let (mut query, request): (_, DescribeInstanceStatus) =
-        describe_request(request, Some("InstanceIds"))?;
-    let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
-        query.filters.into_iter().partition(|f| {
-            f.name.starts_with("instance-status.") || f.name.starts_with("system-status.")
-        });
-    query.filters = filters;
-    let (instances, next_token) = context.control.describe_instances(&query)?;
-    let status_of = |name: &str| match name {
-        "instance-status.status" | "system-status.status" => "ok",
-        _ => "passed",
-    };
-    let shown: Vec<&Instance> = instances
-        .iter()
-        .filter(|i| request.include_all_instances || i.state == InstanceState::Running)
-        .filter(|_| {
-            status_filters.iter().all(|f| {
-                f.values
-                    .iter()
-                    .any(|v| control::filter::wildcard_match(v, status_of(&f.name)))
-            })
-        })
-        .collect();
-    response.render(|xml| {
-        write_page(
-            xml,
-            "instanceStatusSet",
-            &shown,
-            next_token.as_deref(),
-            |xml, instance| {
-                let running = instance.state == InstanceState::Running;
-                xml.leaf("instanceId", &instance.instance_id);
-                xml.leaf("availabilityZone", &instance.availability_zone);
-                write_state(xml, "instanceState", instance.state);
-                for element in ["systemStatus", "instanceStatus"] {
-                    xml.start(element);
-                    xml.leaf("status", if running { "ok" } else { "not-applicable" });
-                    xml.start("details");
-                    xml.start("item");
-                    xml.leaf("name", "reachability");
-                    xml.leaf("status", if running { "passed" } else { "not-applicable" });
-                    xml.end();
-                    xml.end();
-                    xml.end();
-                }
-            },
-        )
-    })
 }
 
 #[derive(Deserialize)]

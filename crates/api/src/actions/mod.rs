@@ -2,6 +2,7 @@
 
 mod catalog;
 mod images;
+mod instance_health;
 mod instances;
 mod keypairs;
 mod snapshots;
@@ -110,7 +111,14 @@ async fn run(
         "CreateImage" => images::create_image(context, input, response).await,
         "RunInstances" => instances::run_instances(context, input, response),
         "DescribeInstances" => instances::describe_instances(context, input, response),
-        "DescribeInstanceStatus" => instances::describe_instance_status(context, input, response),
+        "DescribeInstanceStatus" => {
+            instance_health::describe_instance_status(context, input, response)
+        }
+        "MonitorInstances" => instance_health::monitor_instances(context, input, response),
+        "UnmonitorInstances" => instance_health::unmonitor_instances(context, input, response),
+        "ModifyInstanceMaintenanceOptions" => {
+            instance_health::modify_instance_maintenance_options(context, input, response)
+        }
         "StartInstances" => instances::start_instances(context, input, response),
         "StopInstances" => instances::stop_instances(context, input, response),
         "RebootInstances" => instances::reboot_instances(context, input, response),
