@@ -216,7 +216,6 @@ impl Control {
         interval: Duration,
         sink: &dyn MetricSink,
     ) {
-        self.check_instances().await;
         let now = nimbus_core::now_millis();
         let (instances, volumes): (Vec<Instance>, Vec<String>) = {
             let state = self.read();
@@ -546,6 +545,7 @@ mod tests {
             .unwrap();
         h.settle().await;
         h.hypervisor.set_paused(&id, true);
+        h.control.check_instances().await;
         let (sink, mut collector) = (RecordingSink::default(), Collector::default());
         h.control
             .collect_metrics(&mut collector, SECOND, &sink)

@@ -2,15 +2,20 @@
 //! while the instance's QEMU runs and every volume it boots with is in the block store; the
 //! **instance** check passes while the guest's vCPUs run (a paused VM, as a hung kernel,
 //! fails it). A check is `initializing` from a VM's launch until its first reading, then
-//! `ok` or `impaired` (with the time it first failed). Readings are taken by the collectors
-//! every `metrics_interval_secs` (`metering.rs`) and when the reconciler finds a VM gone;
-//! they live in memory, as they describe VMs that a restart re-adopts and checks again.
+//! `ok` or `impaired` (with the time it first failed). Readings are taken every
+//! [`CHECK_PERIOD`] and when the reconciler finds a VM gone; they live in memory, as they
+//! describe VMs that a restart re-adopts and checks again. The collectors publish them as
+//! the StatusCheckFailed metrics (`metering.rs`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::instances::{Instance, InstanceState};
 use crate::Control;
+
+/// How often the checks are read: one QMP `query-status` per running VM.
+pub const CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckStatus {
@@ -146,6 +151,16 @@ impl Control {
         self.statuses
             .get(&instance.instance_id)
             .unwrap_or(InstanceChecks::INITIALIZING)
+    }
+
+    /// Reads the checks every [`CHECK_PERIOD`], forever; spawn it once per server.
+    pub async fn run_status_checks(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(CHECK_PERIOD);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.check_instances().await;
+        }
     }
 
     /// Reads both checks of every running instance that has a VM on this host.

@@ -254,8 +254,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(control.clone().run_reconciler());
-    // The collectors also take the status checks. Their samples go to CloudWatch's store
-    // once the monitoring service has one; until then they are logged.
+    tokio::spawn(control.clone().run_status_checks());
+    // The collectors' samples go to CloudWatch's store once the monitoring service has
+    // one; until then they are logged.
     tokio::spawn(
         control
             .clone()
