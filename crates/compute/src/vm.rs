@@ -14,6 +14,10 @@ use serde_json::json;
 use crate::qmp::Qmp;
 use crate::{Error, Result};
 
+/// How long a status query may take before the VM counts as making no progress. (A late
+/// answer is skipped by the next command, which waits for its own ID.)
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Root ports for disks (the network card has its own).
 const DISK_PORTS: usize = 12;
 
@@ -218,11 +222,15 @@ impl Vm {
     }
 
     /// QMP `query-status`: whether the vCPUs run. A VM busy with another QMP command (a
-    /// hot-unplug waits for the guest) cannot be asked and answers `None`.
+    /// hot-unplug waits for the guest) cannot be asked and answers `None`; a QEMU that does
+    /// not answer within [`STATUS_TIMEOUT`] makes no progress either.
     pub async fn guest_running(&self) -> Option<bool> {
         let mut qmp = self.qmp.try_lock().ok()?;
-        let status = qmp.execute("query-status", json!({})).await.ok()?;
-        Some(status["status"] == "running")
+        let asked = tokio::time::timeout(STATUS_TIMEOUT, qmp.execute("query-status", json!({})));
+        Some(match asked.await {
+            Ok(Ok(status)) => status["status"] == "running",
+            _ => false,
+        })
     }
 
     /// The CPU time of the VM's cgroup, or of its process where it runs without one.

@@ -15,7 +15,9 @@
 //! detailed monitoring publishes every reading; one with basic monitoring publishes one
 //! datapoint per [`BASIC_READINGS`] readings (AWS's five minutes), aggregated as AWS does
 //! (sums of counts and bytes, the average of CPUUtilization, the maximum of a status check).
-//! EBS publishes every reading, as AWS publishes EBS metrics every minute.
+//! EBS publishes every reading, as AWS publishes EBS metrics every minute. Readings taken
+//! more often than once a minute are stored as high-resolution datapoints
+//! (`StorageResolution` 1).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,7 +115,23 @@ impl Pending {
     }
 }
 
-fn sample(namespace: &str, dimension: (&str, &str), reading: Reading, at: i64) -> Sample {
+/// Readings taken more often than once a minute are high-resolution datapoints (AWS's
+/// `StorageResolution` 1), so that they can be read back at the period they were taken.
+fn storage_resolution(interval: Duration) -> u32 {
+    if interval < Duration::from_secs(60) {
+        1
+    } else {
+        60
+    }
+}
+
+fn sample(
+    namespace: &str,
+    dimension: (&str, &str),
+    reading: Reading,
+    at: i64,
+    resolution: u32,
+) -> Sample {
     Sample {
         namespace: namespace.into(),
         metric_name: reading.name.into(),
@@ -121,7 +139,7 @@ fn sample(namespace: &str, dimension: (&str, &str), reading: Reading, at: i64) -
         unit: reading.unit.into(),
         timestamp_ms: at,
         value: reading.value,
-        storage_resolution: 60,
+        storage_resolution: resolution,
     }
 }
 
@@ -217,6 +235,7 @@ impl Control {
         sink: &dyn MetricSink,
     ) {
         let now = nimbus_core::now_millis();
+        let resolution = storage_resolution(interval);
         let (instances, volumes): (Vec<Instance>, Vec<String>) = {
             let state = self.read();
             let instances = state
@@ -246,7 +265,13 @@ impl Control {
             let Some(before) = before else { continue };
             let io = growth(&counters, &before);
             for reading in volume_readings(&io, interval) {
-                samples.push(sample("AWS/EBS", ("VolumeId", &volume_id), reading, now));
+                samples.push(sample(
+                    "AWS/EBS",
+                    ("VolumeId", &volume_id),
+                    reading,
+                    now,
+                    resolution,
+                ));
             }
             volume_io.insert(volume_id, io);
         }
@@ -265,7 +290,13 @@ impl Control {
                 pending.take_period()
             };
             for reading in readings.into_iter().flatten() {
-                samples.push(sample("AWS/EC2", ("InstanceId", id), reading, now));
+                samples.push(sample(
+                    "AWS/EC2",
+                    ("InstanceId", id),
+                    reading,
+                    now,
+                    resolution,
+                ));
             }
         }
         let running: Vec<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
