@@ -41,6 +41,8 @@ pub trait VmHandle: Send + Sync {
     async fn guest_running(&self) -> Option<bool>;
     /// CPU time the VM has used since it started, in microseconds.
     fn cpu_time_usec(&self) -> Option<u64>;
+    /// When the guest last wrote to its heartbeat port (ms since the epoch), if ever.
+    fn last_heartbeat_ms(&self) -> Option<i64>;
     /// ACPI power button: the guest shuts down cleanly (or ignores it).
     async fn powerdown(&self) -> Result<()>;
     async fn reset(&self) -> Result<()>;
@@ -92,6 +94,9 @@ impl VmHandle for Vm {
     }
     fn cpu_time_usec(&self) -> Option<u64> {
         Vm::cpu_time_usec(self)
+    }
+    fn last_heartbeat_ms(&self) -> Option<i64> {
+        Vm::last_heartbeat_ms(self)
     }
     async fn powerdown(&self) -> Result<()> {
         Vm::powerdown(self).await

@@ -23,6 +23,8 @@ struct FakeVm {
     lost: AtomicBool,
     paused: AtomicBool,
     cpu_usec: AtomicU64,
+    /// When the guest last beat (ms since the epoch); 0: never.
+    heartbeat_ms: std::sync::atomic::AtomicI64,
     disks: Mutex<BTreeSet<String>>,
     /// Every disk growth the guest was told of: (device, export).
     grown: Mutex<Vec<(String, String)>>,
@@ -105,6 +107,13 @@ impl FakeHypervisor {
     pub fn set_paused(&self, instance_id: &str, paused: bool) {
         if let Some(vm) = self.vms().get(instance_id) {
             vm.paused.store(paused, Ordering::SeqCst);
+        }
+    }
+
+    /// The guest writes a heartbeat at `at_ms` (ms since the epoch).
+    pub fn beat(&self, instance_id: &str, at_ms: i64) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.heartbeat_ms.store(at_ms, Ordering::SeqCst);
         }
     }
 
@@ -202,6 +211,10 @@ impl VmHandle for FakeVmHandle {
     }
     fn cpu_time_usec(&self) -> Option<u64> {
         Some(self.0.cpu_usec.load(Ordering::SeqCst))
+    }
+    fn last_heartbeat_ms(&self) -> Option<i64> {
+        let last = self.0.heartbeat_ms.load(Ordering::SeqCst);
+        (last > 0).then_some(last)
     }
     async fn powerdown(&self) -> Result<()> {
         self.check_running()?;

@@ -5,6 +5,7 @@ mod cgroup;
 mod driver;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod heartbeat;
 mod image;
 mod imds;
 mod qmp;

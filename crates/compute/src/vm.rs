@@ -102,6 +102,7 @@ pub struct Vm {
     qmp: tokio::sync::Mutex<Qmp>,
     /// Device name → root port index.
     ports: std::sync::Mutex<BTreeMap<String, usize>>,
+    heartbeat: crate::heartbeat::Heartbeat,
 }
 
 fn device_key(device_name: &str) -> String {
@@ -231,6 +232,11 @@ impl Vm {
             Ok(Ok(status)) => status["status"] == "running",
             _ => false,
         })
+    }
+
+    /// When the guest last wrote to its heartbeat port (milliseconds since the epoch).
+    pub fn last_heartbeat_ms(&self) -> Option<i64> {
+        self.heartbeat.last_ms()
     }
 
     /// The CPU time of the VM's cgroup, or of its process where it runs without one.
@@ -423,6 +429,7 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         // QEMU opens its files, sockets and disks as root, then drops to this user.
         args.extend(["-runas".into(), QEMU_USER.into()]);
     }
+    args.extend(crate::heartbeat::qemu_args(&spec.run_dir));
     for port in 0..=DISK_PORTS {
         args.push("-device".into());
         args.push(format!(
@@ -473,7 +480,9 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    std::fs::set_permissions(&qmp_socket, std::fs::Permissions::from_mode(0o600))?;
+    for socket in [&qmp_socket, &spec.run_dir.join("heartbeat.sock")] {
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    }
     std::fs::write(
         spec.run_dir.join("ports.json"),
         serde_json::to_string(&ports).unwrap_or_default(),
@@ -506,6 +515,7 @@ pub async fn adopt(run_dir: &Path) -> Result<Option<Vm>> {
         run_dir: run_dir.to_owned(),
         qmp: tokio::sync::Mutex::new(qmp),
         ports: std::sync::Mutex::new(ports),
+        heartbeat: crate::heartbeat::Heartbeat::listen(run_dir),
     }))
 }
 

@@ -1,7 +1,8 @@
 //! DescribeInstanceStatus's checks, observed rather than stored: the **system** check passes
 //! while the instance's QEMU runs and every volume it boots with is in the block store; the
-//! **instance** check passes while the guest's vCPUs run (a paused VM, as a hung kernel,
-//! fails it). A check is `initializing` from a VM's launch until its first reading, then
+//! **instance** check passes while the guest's vCPUs run (a paused VM fails it) and, once the
+//! guest has written to its heartbeat port (`compute::heartbeat`), while it keeps doing so:
+//! a hung kernel stops beating. A check is `initializing` from a VM's launch until its first reading, then
 //! `ok` or `impaired` (with the time it first failed). Readings are taken every
 //! [`CHECK_PERIOD`] and when the reconciler finds a VM gone; they live in memory, as they
 //! describe VMs that a restart re-adopts and checks again. The collectors publish them as
@@ -16,6 +17,9 @@ use crate::Control;
 
 /// How often the checks are read: one QMP `query-status` per running VM.
 pub const CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// A guest that beats every second and has not for this long makes no progress.
+pub const HEARTBEAT_SILENCE_MS: i64 = 5_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckStatus {
@@ -190,8 +194,12 @@ impl Control {
                 // The VM is busy with another command: keep the last reading.
                 None => !self.status_checks(&instance).instance.failed(),
             };
+            let now = nimbus_core::now_millis();
+            let beating = vm
+                .last_heartbeat_ms()
+                .is_none_or(|last| now - last <= HEARTBEAT_SILENCE_MS);
             self.statuses
-                .record(id, alive && disks_present, alive && progressing);
+                .record(id, alive && disks_present, alive && progressing && beating);
         }
     }
 }
@@ -228,6 +236,24 @@ mod tests {
         let back = h.control.status_checks(&h.instance(&id));
         assert_eq!(back.instance.status, CheckStatus::Ok);
         assert_eq!(back.instance.impaired_since, None);
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_stops_beating_fails_its_instance_check() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let now = nimbus_core::now_millis();
+        h.hypervisor.beat(&id, now);
+        h.control.check_instances().await;
+        let checks = h.control.status_checks(&h.instance(&id));
+        assert_eq!(checks.instance.status, CheckStatus::Ok);
+        h.hypervisor
+            .beat(&id, now - 2 * super::HEARTBEAT_SILENCE_MS);
+        h.control.check_instances().await;
+        let checks = h.control.status_checks(&h.instance(&id));
+        assert_eq!(checks.instance.status, CheckStatus::Impaired);
+        assert_eq!(checks.system.status, CheckStatus::Ok);
     }
 
     #[tokio::test]
