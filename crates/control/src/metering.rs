@@ -446,7 +446,7 @@ mod tests {
         let h = Harness::new().await;
         let id = h.run_instance().instance_id;
         h.control
-            .set_detailed_monitoring(&[id.clone()], true, false)
+            .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
             .unwrap();
         h.settle().await;
         let (sink, mut collector) = (RecordingSink::default(), Collector::default());
@@ -484,7 +484,7 @@ mod tests {
         let h = Harness::new().await;
         let id = h.run_instance().instance_id;
         h.control
-            .set_detailed_monitoring(&[id.clone()], true, false)
+            .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
             .unwrap();
         h.settle().await;
         let root = h.instance(&id).disks[0].volume_id.clone();
@@ -572,7 +572,7 @@ mod tests {
         let h = Harness::new().await;
         let id = h.run_instance().instance_id;
         h.control
-            .set_detailed_monitoring(&[id.clone()], true, false)
+            .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
             .unwrap();
         h.settle().await;
         h.hypervisor.set_paused(&id, true);

@@ -239,7 +239,9 @@ mod tests {
         let steps = h.control.start_instance_steps();
         // The new VM is booting (the fake yields inside the launch) when the user terminates.
         tokio::task::yield_now().await;
-        h.control.terminate_instances(&[id.clone()], false).unwrap();
+        h.control
+            .terminate_instances(std::slice::from_ref(&id), false)
+            .unwrap();
         for step in steps {
             step.await.unwrap();
         }

@@ -262,7 +262,7 @@ mod tests {
         let id = h.run_instance().instance_id;
         h.settle().await;
         h.control
-            .stop_instances(&[id.clone()], false, false)
+            .stop_instances(std::slice::from_ref(&id), false, false)
             .unwrap();
         h.settle().await;
         let checks = h.control.status_checks(&h.instance(&id));
