@@ -4,6 +4,7 @@ instance whose QEMU is killed with -9 (same ID, IP and volume data; the console 
 AutoRecovery disabled leaving it stopped with a state reason, MonitorInstances/
 UnmonitorInstances, ModifyInstanceMaintenanceOptions, and the Prometheus scrape."""
 
+import contextlib
 import os
 import re
 import signal
@@ -33,22 +34,31 @@ fi
 RUNNING = {"Delay": 1, "MaxAttempts": 300}
 
 
-@pytest.fixture(scope="module")
-def cloud():
-    """A nimbus with the default image, taking its measurements every second."""
+@contextlib.contextmanager
+def measuring_cloud():
+    """A nimbus with the default image, taking its measurements every second; its instances
+    are terminated at the end."""
     with tempfile.TemporaryDirectory(prefix="nimbus-health-test-") as data_dir:
         build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
                                 "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
                                capture_output=True, text=True, timeout=1200)
         assert build.returncode == 0, build.stdout + build.stderr
         server = Nimbus(data_dir, config_text="metrics_interval_secs = 1\n").start()
+        try:
+            yield server
+            ec2 = server.client()
+            ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+            if ids:
+                ec2.terminate_instances(InstanceIds=ids)
+                ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=RUNNING)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with measuring_cloud() as server:
         yield server
-        ec2 = server.client()
-        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
-        if ids:
-            ec2.terminate_instances(InstanceIds=ids)
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=RUNNING)
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,16 @@ that store to `Control::run_collectors` instead of the logging sink). Until both
 the tests skip themselves; after the merge they run."""
 
 import datetime
-import os
 import subprocess
-import tempfile
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Nimbus
-from test_instances import IMAGE_CACHE, wait_console
+from test_health import RUNNING, measuring_cloud
+from test_instances import wait_console
 from test_volumes import wait_for, wait_volume
 
-RUNNING = {"Delay": 1, "MaxAttempts": 300}
 MIB = 1024 * 1024
 
 BURN = """#!/bin/sh
@@ -42,27 +39,14 @@ echo NIMBUS-WRITTEN > /dev/console
 
 @pytest.fixture(scope="module")
 def cloud():
-    with tempfile.TemporaryDirectory(prefix="nimbus-metrics-test-") as data_dir:
-        build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
-                                "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
-                               capture_output=True, text=True, timeout=1200)
-        assert build.returncode == 0, build.stdout + build.stderr
-        server = Nimbus(data_dir, config_text="metrics_interval_secs = 1\n").start()
-        cloudwatch = server.client("cloudwatch")
+    with measuring_cloud() as server:
         try:
-            cloudwatch.list_metrics(Namespace="AWS/EC2")
+            server.client("cloudwatch").list_metrics(Namespace="AWS/EC2")
         except ClientError as error:
             if error.response["Error"]["Code"] == "UnsupportedOperation":
-                server.stop()
                 pytest.skip("CloudWatch's read API is not in this build")
             raise
         yield server
-        ec2 = server.client()
-        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
-        if ids:
-            ec2.terminate_instances(InstanceIds=ids)
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=RUNNING)
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -441,14 +441,20 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    #[tokio::test]
-    async fn cpu_is_the_share_of_the_vcpus_used_over_the_interval() {
+    /// A running instance with detailed monitoring: every reading is published.
+    async fn monitored_instance() -> (Harness, String) {
         let h = Harness::new().await;
         let id = h.run_instance().instance_id;
         h.control
             .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
             .unwrap();
         h.settle().await;
+        (h, id)
+    }
+
+    #[tokio::test]
+    async fn cpu_is_the_share_of_the_vcpus_used_over_the_interval() {
+        let (h, id) = monitored_instance().await;
         let (sink, mut collector) = (RecordingSink::default(), Collector::default());
         h.control
             .collect_metrics(&mut collector, SECOND, &sink)
@@ -481,12 +487,7 @@ mod tests {
 
     #[tokio::test]
     async fn volume_io_is_counted_per_interval() {
-        let h = Harness::new().await;
-        let id = h.run_instance().instance_id;
-        h.control
-            .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
-            .unwrap();
-        h.settle().await;
+        let (h, id) = monitored_instance().await;
         let root = h.instance(&id).disks[0].volume_id.clone();
         let (sink, mut collector) = (RecordingSink::default(), Collector::default());
         h.control
@@ -569,12 +570,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hung_guest_reports_its_instance_check_failed() {
-        let h = Harness::new().await;
-        let id = h.run_instance().instance_id;
-        h.control
-            .set_detailed_monitoring(std::slice::from_ref(&id), true, false)
-            .unwrap();
-        h.settle().await;
+        let (h, id) = monitored_instance().await;
         h.hypervisor.set_paused(&id, true);
         h.control.check_instances().await;
         let (sink, mut collector) = (RecordingSink::default(), Collector::default());
