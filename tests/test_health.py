@@ -204,6 +204,19 @@ def test_without_auto_recovery_a_killed_instance_stays_stopped(cloud, ec2, ami):
     assert checks(ec2, instance_id) == ("not-applicable", "not-applicable")
 
 
+def test_a_guest_that_powers_off_is_stopped_not_recovered(ec2, ami):
+    """QEMU exits both when the guest powers off and when it is killed; only the second is a
+    failure to recover from."""
+    instance_id = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                    UserData="#!/bin/sh\necho NIMBUS-POWEROFF > /dev/console\npoweroff -f\n",
+                                    )["Instances"][0]["InstanceId"]
+    wait_console(ec2, instance_id, "NIMBUS-POWEROFF")
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=RUNNING)
+    stopped = describe(ec2, instance_id)
+    assert "InstanceInitiatedShutdown" in stopped["StateTransitionReason"]
+    assert "recovered" not in console(ec2, instance_id)
+
+
 def test_bad_health_requests(ec2, ami):
     def code(call):
         with pytest.raises(ClientError) as error:

@@ -15,6 +15,9 @@ use crate::{Error, Result};
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Events kept while nobody waits for them.
+const KEPT_EVENTS: usize = 64;
+
 pub struct Qmp {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
@@ -88,7 +91,7 @@ impl Qmp {
         loop {
             let reply = self.read_message().await?;
             if reply.get("event").is_some() {
-                self.events.push(reply);
+                self.keep_event(reply);
                 continue;
             }
             if reply.get("id").and_then(Value::as_u64) != Some(id) {
@@ -102,6 +105,15 @@ impl Qmp {
             }
             return Ok(reply.get("return").cloned().unwrap_or(Value::Null));
         }
+    }
+
+    /// Keeps an event for a later `wait_event` or `final_events`; a VM that runs for long
+    /// sends many (resets, RTC changes), so only the latest [`KEPT_EVENTS`] are kept.
+    fn keep_event(&mut self, event: Value) {
+        if self.events.len() >= KEPT_EVENTS {
+            self.events.remove(0);
+        }
+        self.events.push(event);
     }
 
     async fn send_with_fd(&self, bytes: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
