@@ -53,11 +53,6 @@ fn apply(instance_id: &str, pid: i32, vcpus: u32, memory_mib: u64) -> std::io::R
         std::fs::create_dir_all(&memory_dir)?;
         write(&memory_dir.join("memory.limit_in_bytes"), &memory)?;
         write(&memory_dir.join("cgroup.procs"), &pid.to_string())?;
-        // cpuacct is mounted apart from cpu on some hosts; it counts the CPU time read by
-        // `cpu_usage_usec`.
-        let accounting_dir = v1_dir("cpuacct", instance_id);
-        std::fs::create_dir_all(&accounting_dir)?;
-        write(&accounting_dir.join("cgroup.procs"), &pid.to_string())?;
         let cpu_dir = v1_dir("cpu", instance_id);
         std::fs::create_dir_all(&cpu_dir)?;
         write(
@@ -65,7 +60,12 @@ fn apply(instance_id: &str, pid: i32, vcpus: u32, memory_mib: u64) -> std::io::R
             &CPU_PERIOD_US.to_string(),
         )?;
         write(&cpu_dir.join("cpu.cfs_quota_us"), &quota)?;
-        write(&cpu_dir.join("cgroup.procs"), &pid.to_string())
+        write(&cpu_dir.join("cgroup.procs"), &pid.to_string())?;
+        // cpuacct is mounted apart from cpu on some hosts; it counts the CPU time read by
+        // `cpu_usage_usec`. Last, so that a host without it still gets the limits above.
+        let accounting_dir = v1_dir("cpuacct", instance_id);
+        std::fs::create_dir_all(&accounting_dir)?;
+        write(&accounting_dir.join("cgroup.procs"), &pid.to_string())
     }
 }
 
