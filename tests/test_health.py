@@ -217,6 +217,23 @@ def test_a_guest_that_powers_off_is_stopped_not_recovered(ec2, ami):
     assert "recovered" not in console(ec2, instance_id)
 
 
+def test_a_vm_killed_while_nimbus_is_down_is_recovered_on_restart(cloud, ami):
+    ec2 = cloud.client()
+    instance_id = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=RUNNING)
+    address = describe(ec2, instance_id)["PrivateIpAddress"]
+    pid = qemu_pid(cloud, instance_id)
+    cloud.kill9()
+    os.kill(pid, signal.SIGKILL)
+    cloud.start()
+    ec2 = cloud.client()
+    wait_console(ec2, instance_id, r"nimbus: instance \S+ recovered")
+    wait_for(lambda: checks(ec2, instance_id) == ("ok", "ok"), timeout=60, interval=0.5)
+    assert describe(ec2, instance_id)["PrivateIpAddress"] == address
+    assert qemu_pid(cloud, instance_id) != pid
+    ec2.terminate_instances(InstanceIds=[instance_id])
+
+
 def test_bad_health_requests(ec2, ami):
     def code(call):
         with pytest.raises(ClientError) as error:

@@ -252,6 +252,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_vm_that_died_while_nimbus_was_down_is_recovered_after_the_restart() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        h.hypervisor.crash(&id);
+        let reopened = h.reopen();
+        reopened.settle().await;
+        assert_eq!(reopened.instance(&id).state, InstanceState::Running);
+        assert_eq!(h.hypervisor.launches(), 2);
+        assert!(h.hypervisor.is_running(&id));
+    }
+
+    #[tokio::test]
     async fn only_a_running_instance_can_be_recovered() {
         let h = Harness::new().await;
         let id = h.run_instance().instance_id;
