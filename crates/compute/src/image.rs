@@ -67,7 +67,7 @@ fn inputs_digest() -> String {
 /// The boot files of `boot_dir` with the root filesystem and command line of `root_dir`.
 fn artifacts(boot_dir: &Path, root_dir: &Path, digest: &str) -> Result<ImageArtifacts> {
     Ok(ImageArtifacts {
-        kernel: boot_dir.join("vmlinuz"),
+        kernel: boot_dir.join("vmlinux"),
         initrd: boot_dir.join("initrd.img"),
         root_fs: root_dir.join("rootfs.img"),
         kernel_cmdline: std::fs::read_to_string(root_dir.join("cmdline"))?
