@@ -21,6 +21,7 @@ declare -A PROVIDER=(
   [iperf3]=iperf3
   [unlz4]=lz4
   [readelf]=binutils
+  [depmod]=kmod
   [dropbear]=dropbear-bin
   [dropbearkey]=dropbear-bin
   [mkfs.ext4]=e2fsprogs
