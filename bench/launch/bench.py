@@ -21,7 +21,7 @@ import urllib.request
 import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.path.join(ROOT, "target", "release", "nimbus")
+BINARY = os.environ.get("NIMBUS_BIN", os.path.join(ROOT, "target", "release", "nimbus"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 INSTANCE_TYPE = "t3.micro"
 VCPUS, MEMORY_MIB = 2, 1024
