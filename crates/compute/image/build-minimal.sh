@@ -68,7 +68,8 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-if grep -q nimbus.probe /proc/cmdline; then echo nimbus-probe-ok > /dev/console; poweroff -f; fi
+read -r cmdline < /proc/cmdline
+case "\$cmdline" in *nimbus.probe*) echo nimbus-probe-ok > /dev/console; poweroff -f ;; esac
 modprobe -a ${DISK_MODULES[*]}
 # The network, console and power button drivers load while the root volume is mounted.
 modprobe -a ${OTHER_MODULES[*]} &
