@@ -2,9 +2,14 @@
 snippet from AWS's documentation verbatim, busybox nc and httpd, and iperf3 — each run for
 real in a booted guest, driven through boto3."""
 
+import filecmp
+import os
 import re
+import shutil
+import subprocess
 
-from test_instances import cloud, ec2vm, minimal_ami, wait_console  # noqa: F401 (fixtures)
+from test_instances import IMAGE_CACHE, cloud, ec2vm, minimal_ami, wait_console  # noqa: F401 (fixtures)
+from test_volumes import wait_for
 
 # The IMDSv2 lines are AWS's documented snippet, unchanged.
 USER_DATA = """#!/bin/bash
@@ -45,3 +50,39 @@ def test_user_data_tools_and_imdsv2_snippet(ec2vm, minimal_ami):  # noqa: F811
     private_ip = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
     assert re.match(rf"ip-{private_ip.replace('.', '-')}\b", iperf3.group(3)), iperf3.group(3)
     ec2vm.terminate_instances(InstanceIds=[instance_id])
+
+
+def test_heartbeat_agent_writes_to_its_virtio_serial_port(cloud, tmp_path):  # noqa: F811
+    """The guest side of the heartbeat contract: a guest given the virtio-serial port
+    org.nimbus.heartbeat writes "alive <uptime>" lines to it, one a second. QEMU runs the
+    registered image's own kernel, initramfs and root filesystem here, since nimbus's VMs
+    get the port from the status checks' side."""
+    registered = os.path.join(cloud.data_dir, "images", "nimbus-minimal")
+    image_dir = next(os.path.join(IMAGE_CACHE, d) for d in os.listdir(IMAGE_CACHE)
+                     if d.startswith("nimbus-minimal-") and os.path.exists(os.path.join(IMAGE_CACHE, d, "done"))
+                     and filecmp.cmp(os.path.join(IMAGE_CACHE, d, "initrd.img"),
+                                     os.path.join(registered, "initrd.img"), shallow=False))
+    root = tmp_path / "root.img"
+    shutil.copy(os.path.join(image_dir, "rootfs.img"), root)
+    heartbeat = tmp_path / "heartbeat.log"
+    with open(os.path.join(image_dir, "cmdline")) as f:
+        cmdline = f.read().strip()
+    qemu = subprocess.Popen([
+        "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "512M",
+        "-nodefaults", "-no-user-config", "-display", "none",
+        "-kernel", os.path.join(image_dir, "vmlinux"), "-initrd", os.path.join(image_dir, "initrd.img"),
+        "-append", cmdline, "-serial", f"file:{tmp_path / 'serial.log'}",
+        "-device", "pcie-root-port,id=rp0,chassis=1", "-device", "pcie-root-port,id=rp1,chassis=2",
+        "-drive", f"file={root},format=raw,if=none,id=root", "-device", "virtio-blk-pci,drive=root,bus=rp0",
+        "-device", "virtio-serial-pci,bus=rp1", "-chardev", f"file,id=heartbeat,path={heartbeat}",
+        "-device", "virtserialport,chardev=heartbeat,name=org.nimbus.heartbeat",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def beats():
+            return re.findall(r"^alive (\d+)$", heartbeat.read_text() if heartbeat.exists() else "", re.M)
+        seen = wait_for(lambda: len(beats()) >= 3 and beats(), timeout=300, interval=0.5)
+        uptimes = [int(u) for u in seen]
+        assert uptimes == sorted(uptimes) and uptimes[-1] > uptimes[0], uptimes
+    finally:
+        qemu.kill()
+        qemu.wait()

@@ -115,7 +115,7 @@ for applet in $(/usr/bin/busybox --list); do
   [ -e "$ROOT/bin/$applet" ] || ln -s busybox "$ROOT/bin/$applet"
 done
 ln -sf /bin/busybox "$ROOT/sbin/init"
-cp "$HEARTBEAT_AGENT" "$ROOT/usr/sbin/nimbus-heartbeat"
+install -m 755 "$HEARTBEAT_AGENT" "$ROOT/usr/sbin/nimbus-heartbeat"
 echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
 echo "root:*:19000:0:99999:7:::" > "$ROOT/etc/shadow"
 echo "root:x:0:" > "$ROOT/etc/group"
@@ -201,7 +201,7 @@ mount -t tmpfs tmpfs /tmp
 ip link set lo up
 for path in /sys/class/net/eth*; do
   interface=${path##*/}
-  [ "$interface" = eth0 ] && continue
+  [ -e "$path" ] && [ "$interface" != eth0 ] || continue
   # Extra interfaces (secondary ENIs) get their leases in the background.
   ip link set "$interface" up
   udhcpc -i "$interface" -b -t 20 -T 1 -s /etc/udhcpc.script > /dev/null 2>&1
