@@ -129,6 +129,7 @@ def main():
         wait_file_contains(os.path.join(data_dir, "instances", warm, "serial.log"), BOOT_MARKER)
         ec2.terminate_instances(InstanceIds=[warm])
         accel = accelerator()
+        load_before = os.getloadavg()[0]
         nimbus_boot, nimbus_user_data, nimbus_rss, bare_times = [], [], [], []
         for _ in range(RUNS):
             started = time.time()
@@ -151,14 +152,15 @@ def main():
         ten_seconds = time.time() - started
         ec2.terminate_instances(InstanceIds=ten)
         ec2.get_waiter("instance_terminated").wait(InstanceIds=ten, WaiterConfig={"Delay": 2, "MaxAttempts": 300})
-        report(accel, nimbus_boot, nimbus_user_data, bare_times, nimbus_rss, ten_seconds)
+        report(accel, nimbus_boot, nimbus_user_data, bare_times, nimbus_rss, ten_seconds,
+               (load_before, os.getloadavg()[0]))
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(accel, nimbus_boot, nimbus_user_data, bare, nimbus_rss, ten_seconds):
+def report(accel, nimbus_boot, nimbus_user_data, bare, nimbus_rss, ten_seconds, load):
     median = statistics.median
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     runs = lambda values: ", ".join(f"{v:.2f}" for v in values)
@@ -167,7 +169,8 @@ def report(accel, nimbus_boot, nimbus_user_data, bare, nimbus_rss, ten_seconds):
         "",
         f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; accelerator {accel}; {INSTANCE_TYPE} "
         f"({VCPUS} vCPU, {MEMORY_MIB} MiB), q35, nimbus-minimal image; median of {len(bare)} runs, alternating. "
-        "Baseline: bare qemu-system-x86_64, same kernel, busybox-only initramfs printing a marker, `console=ttyS0`.",
+        "Baseline: bare qemu-system-x86_64, same kernel, busybox-only initramfs printing a marker, `console=ttyS0`. "
+        f"Host load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.",
         "",
         "| measure | nimbus | bare kernel boot | ratio |",
         "|---|---|---|---|",
