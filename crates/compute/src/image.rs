@@ -10,6 +10,20 @@ use crate::{Error, Result};
 
 const BUILD_SCRIPT: &str = include_str!("../image/build-minimal.sh");
 const DEBIAN_SCRIPT: &str = include_str!("../image/build-debian12.sh");
+/// The guest agent both images install, written beside the build script.
+const HEARTBEAT_AGENT: (&str, &str) = (
+    "nimbus-heartbeat.sh",
+    include_str!("../image/nimbus-heartbeat.sh"),
+);
+/// The host programs that `build-minimal.sh` copies into the image.
+const MINIMAL_INPUTS: [&str; 6] = [
+    "/usr/bin/busybox",
+    "/usr/sbin/dropbear",
+    "/usr/bin/bash",
+    "/usr/bin/curl",
+    "/usr/bin/iperf3",
+    "/etc/ssl/certs/ca-certificates.crt",
+];
 
 /// What an image boots with: the kernel and initramfs are kept with the AMI, the root
 /// filesystem becomes its snapshot.
@@ -23,11 +37,12 @@ pub struct ImageArtifacts {
     pub digest: String,
 }
 
-/// Digest of everything the image is made of: the script and the packaged files it copies.
+/// Digest of everything the image is made of: the scripts and the packaged files it copies.
 fn inputs_digest() -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(BUILD_SCRIPT.as_bytes());
-    let mut inputs: Vec<PathBuf> = vec!["/usr/bin/busybox".into(), "/usr/sbin/dropbear".into()];
+    hasher.update(HEARTBEAT_AGENT.1.as_bytes());
+    let mut inputs: Vec<PathBuf> = MINIMAL_INPUTS.iter().map(PathBuf::from).collect();
     if let Ok(entries) = std::fs::read_dir("/boot") {
         inputs.extend(
             entries
@@ -52,7 +67,7 @@ fn inputs_digest() -> String {
 /// The boot files of `boot_dir` with the root filesystem and command line of `root_dir`.
 fn artifacts(boot_dir: &Path, root_dir: &Path, digest: &str) -> Result<ImageArtifacts> {
     Ok(ImageArtifacts {
-        kernel: boot_dir.join("vmlinuz"),
+        kernel: boot_dir.join("vmlinux"),
         initrd: boot_dir.join("initrd.img"),
         root_fs: root_dir.join("rootfs.img"),
         kernel_cmdline: std::fs::read_to_string(root_dir.join("cmdline"))?
@@ -62,11 +77,13 @@ fn artifacts(boot_dir: &Path, root_dir: &Path, digest: &str) -> Result<ImageArti
     })
 }
 
-/// Runs an image script (cached in `cache_dir/<name>-<digest>`), reporting its steps.
+/// Runs an image script (cached in `cache_dir/<name>-<digest>`), with the files it copies
+/// into the image (`companions`, name and text) beside it, reporting its steps.
 async fn run_build(
     cache_dir: &Path,
     name: &str,
     script_text: &str,
+    companions: &[(&str, &str)],
     digest: &str,
     progress: &impl Fn(&str, u64, u64),
 ) -> Result<PathBuf> {
@@ -75,9 +92,14 @@ async fn run_build(
         progress("cached", 1, 1);
         return Ok(dir);
     }
-    std::fs::create_dir_all(cache_dir)?;
-    let script = cache_dir.join(format!("build-{name}.sh"));
+    // Each digest has its own script directory: builds of other versions may share the cache.
+    let script_dir = cache_dir.join(format!("build-{name}-{digest}"));
+    std::fs::create_dir_all(&script_dir)?;
+    let script = script_dir.join(format!("build-{name}.sh"));
     std::fs::write(&script, script_text)?;
+    for (file_name, text) in companions {
+        std::fs::write(script_dir.join(file_name), text)?;
+    }
     // nimbus runs with umask 077 to keep its data dir private; the guest's files need the
     // usual modes (a world-readable /etc, a 1777 /tmp), so the build runs with umask 022.
     let mut child = tokio::process::Command::new("bash")
@@ -120,6 +142,7 @@ pub async fn build_minimal_image(
         cache_dir,
         "nimbus-minimal",
         BUILD_SCRIPT,
+        &[HEARTBEAT_AGENT],
         &digest,
         &progress,
     )
@@ -138,11 +161,23 @@ pub async fn build_debian12_image(
         cache_dir,
         "nimbus-minimal",
         BUILD_SCRIPT,
+        &[HEARTBEAT_AGENT],
         &minimal_digest,
         &progress,
     )
     .await?;
-    let digest = blake3::hash(DEBIAN_SCRIPT.as_bytes()).to_hex()[..16].to_owned();
-    let dir = run_build(cache_dir, "debian-12", DEBIAN_SCRIPT, &digest, &progress).await?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(DEBIAN_SCRIPT.as_bytes());
+    hasher.update(HEARTBEAT_AGENT.1.as_bytes());
+    let digest = hasher.finalize().to_hex()[..16].to_owned();
+    let dir = run_build(
+        cache_dir,
+        "debian-12",
+        DEBIAN_SCRIPT,
+        &[HEARTBEAT_AGENT],
+        &digest,
+        &progress,
+    )
+    .await?;
     artifacts(&minimal, &dir, &digest)
 }
