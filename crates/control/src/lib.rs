@@ -22,6 +22,7 @@ pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
 pub mod metadata;
+pub mod network_reconciler;
 pub mod pagination;
 pub mod reconciler;
 pub mod resource;
@@ -31,6 +32,7 @@ pub mod tags;
 mod testkit;
 pub mod volume_types;
 pub mod volumes;
+pub mod vpc;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -106,6 +108,56 @@ pub enum Error {
     NotAttached(String),
     #[error("{0}")]
     OperationNotPermitted(String),
+    /// Something still depends on the resource (a VPC with subnets, a group in use…).
+    #[error("{0}")]
+    DependencyViolation(String),
+    /// A VPC CIDR block outside /16–/28, or overlapping the VPC's other blocks.
+    #[error("{0}")]
+    InvalidVpcRange(String),
+    /// A subnet CIDR block outside its VPC or outside /16–/28.
+    #[error("{0}")]
+    InvalidSubnetRange(String),
+    /// A subnet CIDR block overlapping another subnet.
+    #[error("{0}")]
+    SubnetConflict(String),
+    /// A VPC CIDR block that cannot be removed.
+    #[error("{0}")]
+    InvalidCidrBlock(String),
+    #[error("{0}")]
+    CidrLimitExceeded(String),
+    #[error("{0}")]
+    DuplicatePermission(String),
+    #[error("{0}")]
+    PermissionNotFound(String),
+    #[error("{0}")]
+    RuleIdNotFound(String),
+    #[error("{0}")]
+    ReservedGroupName(String),
+    /// A default security group.
+    #[error("{0}")]
+    CannotDelete(String),
+    #[error("{0}")]
+    AlreadyAssociated(String),
+    #[error("{0}")]
+    GatewayNotAttached(String),
+    #[error("{0}")]
+    AssociationNotFound(String),
+    #[error("{0}")]
+    RouteNotFound(String),
+    #[error("{0}")]
+    RouteAlreadyExists(String),
+    #[error("{0}")]
+    AclEntryNotFound(String),
+    #[error("{0}")]
+    AclEntryExists(String),
+    /// A private IP another interface has.
+    #[error("{0}")]
+    AddressInUse(String),
+    #[error("{0}")]
+    InsufficientAddresses(String),
+    /// The public IP pool is exhausted.
+    #[error("{0}")]
+    AddressLimitExceeded(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -156,19 +208,25 @@ pub struct Control {
     drivers: Drivers,
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
+    network_signal: tokio::sync::Notify,
+    applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
 }
 
 impl Control {
     pub fn open(config: Config, store: Arc<dyn Store>, drivers: Drivers) -> Result<Control> {
         let state = State::load(store.as_ref())?;
-        Ok(Control {
+        let control = Control {
             config,
             store,
             state: RwLock::new(state),
             drivers,
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
-        })
+            network_signal: tokio::sync::Notify::new(),
+            applied_network: Default::default(),
+        };
+        control.ensure_default_vpc()?;
+        Ok(control)
     }
 
     /// The block store holding every volume's and snapshot's data.
@@ -227,7 +285,12 @@ impl Control {
             Ok(value) => self
                 .store
                 .commit(&changes)
-                .map(|()| value)
+                .map(|()| {
+                    if changes.iter().any(network_reconciler::shapes_network) {
+                        self.wake_network();
+                    }
+                    value
+                })
                 .map_err(|e| E::from(Error::from(e))),
             Err(error) => Err(error),
         };

@@ -46,7 +46,7 @@ impl compute::MetadataSource for InstanceMetadataSource {
             account_id: config.account_id.clone(),
             region: config.region.clone(),
             availability_zone: instance.availability_zone.clone(),
-            local_hostname: instance.private_dns_name(),
+            local_hostname: instance.private_dns_name(&config.region),
             local_ipv4: instance.private_ip.clone(),
             mac: mac_address(&instance.instance_id),
             launch_time: nimbus_core::iso8601_millis(instance.launch_time),

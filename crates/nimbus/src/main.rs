@@ -254,6 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(control.clone().run_reconciler());
+    tokio::spawn(control.clone().run_network_reconciler());
     let context = Arc::new(api::ApiContext { control });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

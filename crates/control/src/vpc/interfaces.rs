@@ -1,0 +1,232 @@
+//! An instance's primary network interface: its subnet, private IP (from the subnet, never
+//! one in use or reserved), MAC, public IP (from `public_ip_pool`), security groups and
+//! source/destination check. It is kept inside the instance record, so it is written in the
+//! same transaction as the instance it belongs to and goes away with it.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::security_groups::GroupRef;
+use super::subnets::Subnet;
+use crate::describe::existing;
+use crate::{Error, Result, State};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceNetwork {
+    pub interface_id: String,
+    pub attachment_id: String,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    /// `02:xx:xx:xx:xx:xx`, unique among interfaces.
+    pub mac: String,
+    /// The primary private IP first.
+    pub private_ips: Vec<Ipv4Addr>,
+    pub public_ip: Option<Ipv4Addr>,
+    pub security_group_ids: Vec<String>,
+    pub source_dest_check: bool,
+}
+
+impl InstanceNetwork {
+    pub fn primary_ip(&self) -> Ipv4Addr {
+        self.private_ips[0]
+    }
+}
+
+/// What RunInstances asks of the primary interface.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkRequest {
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    /// Group names, in the default VPC.
+    pub security_group_names: Vec<String>,
+    pub private_ip: Option<String>,
+    pub associate_public_ip: Option<bool>,
+}
+
+/// `ip-a-b-c-d.ec2.internal` in us-east-1, `ip-a-b-c-d.REGION.compute.internal` elsewhere.
+pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
+    format!("ip-{}.{}", ip.to_string().replace('.', "-"), dns_domain(region))
+}
+
+pub fn dns_domain(region: &str) -> String {
+    if region == "us-east-1" {
+        "ec2.internal".to_owned()
+    } else {
+        format!("{region}.compute.internal")
+    }
+}
+
+/// `ec2-a-b-c-d.compute-1.amazonaws.com` in us-east-1, `ec2-a-b-c-d.REGION.compute.amazonaws.com`
+/// elsewhere.
+pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
+    let dashed = ip.to_string().replace('.', "-");
+    if region == "us-east-1" {
+        format!("ec2-{dashed}.compute-1.amazonaws.com")
+    } else {
+        format!("ec2-{dashed}.{region}.compute.amazonaws.com")
+    }
+}
+
+fn live_networks(state: &State) -> impl Iterator<Item = &InstanceNetwork> {
+    state
+        .instances
+        .values()
+        .filter(|i| i.state != crate::instances::InstanceState::Terminated)
+        .filter_map(|i| i.network.as_ref())
+}
+
+/// Plans the primary interfaces of `count` instances in one RunInstances call.
+pub struct Allocator<'a> {
+    state: &'a State,
+    pool: Ipv4Net,
+    taken_ips: BTreeSet<Ipv4Addr>,
+    taken_public: BTreeSet<Ipv4Addr>,
+    taken_macs: BTreeSet<String>,
+}
+
+impl<'a> Allocator<'a> {
+    pub fn new(state: &'a State, public_ip_pool: &str) -> Result<Allocator<'a>> {
+        let pool = Ipv4Net::from_str(public_ip_pool).map_err(|_| {
+            Error::Internal(format!("public_ip_pool '{public_ip_pool}' is not a CIDR block"))
+        })?;
+        Ok(Allocator {
+            state,
+            pool,
+            taken_ips: BTreeSet::new(),
+            taken_public: live_networks(state).filter_map(|n| n.public_ip).collect(),
+            taken_macs: live_networks(state).map(|n| n.mac.clone()).collect(),
+        })
+    }
+
+    /// The subnet and groups of a request, checked: the subnet (or the zone's default one),
+    /// and groups of the subnet's VPC (its default group when none is named).
+    pub fn placement(&self, request: &NetworkRequest, zone: &str) -> Result<(Subnet, Vec<String>)> {
+        let subnet = match &request.subnet_id {
+            Some(id) => existing::<Subnet>(self.state, id)?.clone(),
+            None => self.state.default_subnet(zone).cloned().ok_or_else(|| {
+                Error::MissingParameter(format!(
+                    "SubnetId (there is no default subnet in {zone})"
+                ))
+            })?,
+        };
+        let mut groups = Vec::new();
+        for id in &request.security_group_ids {
+            groups.push(self.state.find_group(GroupRef::Id(id), None)?.clone());
+        }
+        for name in &request.security_group_names {
+            groups.push(
+                self.state
+                    .find_group(GroupRef::Name(name), Some(&subnet.vpc_id))?
+                    .clone(),
+            );
+        }
+        if let Some(other) = groups.iter().find(|g| g.vpc_id != subnet.vpc_id) {
+            return Err(Error::InvalidParameterValue(format!(
+                "Security group {} and subnet {} belong to different networks.",
+                other.group_id, subnet.subnet_id
+            )));
+        }
+        let mut ids: Vec<String> = groups.into_iter().map(|g| g.group_id).collect();
+        ids.dedup();
+        if ids.is_empty() {
+            let default = self.state.default_group(&subnet.vpc_id).ok_or_else(|| {
+                Error::Internal(format!("VPC {} has no default security group", subnet.vpc_id))
+            })?;
+            ids.push(default.group_id.clone());
+        }
+        Ok((subnet, ids))
+    }
+
+    /// One instance's interface in `subnet`.
+    pub fn allocate(
+        &mut self,
+        request: &NetworkRequest,
+        subnet: &Subnet,
+        groups: &[String],
+    ) -> Result<InstanceNetwork> {
+        let used: BTreeSet<Ipv4Addr> = self.state.used_ips(&subnet.subnet_id).into_iter().collect();
+        let ip = match &request.private_ip {
+            Some(text) => {
+                let ip = Ipv4Addr::from_str(text).map_err(|_| {
+                    Error::InvalidParameterValue(format!(
+                        "Value ({text}) for parameter privateIpAddress is invalid."
+                    ))
+                })?;
+                if !subnet.is_usable(ip) {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "Address {ip} does not fall within the subnet's address range or is reserved."
+                    )));
+                }
+                if used.contains(&ip) || self.taken_ips.contains(&ip) {
+                    return Err(Error::AddressInUse(format!("Address {ip} is in use.")));
+                }
+                ip
+            }
+            None => subnet
+                .usable()
+                .find(|ip| !used.contains(ip) && !self.taken_ips.contains(ip))
+                .ok_or_else(|| {
+                    Error::InsufficientAddresses(format!(
+                        "There are not enough free addresses in subnet '{}' to satisfy the \
+                         requested number of instances.",
+                        subnet.subnet_id
+                    ))
+                })?,
+        };
+        self.taken_ips.insert(ip);
+        let public_ip = if request
+            .associate_public_ip
+            .unwrap_or(subnet.map_public_ip_on_launch)
+        {
+            Some(self.public_ip()?)
+        } else {
+            None
+        };
+        let mac = self.mac();
+        Ok(InstanceNetwork {
+            interface_id: nimbus_core::new_id("eni"),
+            attachment_id: nimbus_core::new_id("eni-attach"),
+            vpc_id: subnet.vpc_id.clone(),
+            subnet_id: subnet.subnet_id.clone(),
+            mac,
+            private_ips: vec![ip],
+            public_ip,
+            security_group_ids: groups.to_vec(),
+            source_dest_check: true,
+        })
+    }
+
+    /// The lowest free address of the pool (its network and broadcast addresses excluded).
+    fn public_ip(&mut self) -> Result<Ipv4Addr> {
+        let ip = self
+            .pool
+            .hosts()
+            .find(|ip| !self.taken_public.contains(ip))
+            .ok_or_else(|| {
+                Error::AddressLimitExceeded(format!(
+                    "The public IP pool {} has no free address.",
+                    self.pool
+                ))
+            })?;
+        self.taken_public.insert(ip);
+        Ok(ip)
+    }
+
+    /// A random locally administered MAC not used by another interface.
+    fn mac(&mut self) -> String {
+        loop {
+            let bytes: [u8; 5] = rand::random();
+            let mac = format!(
+                "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4]
+            );
+            if self.taken_macs.insert(mac.clone()) {
+                return mac;
+            }
+        }
+    }
+}
