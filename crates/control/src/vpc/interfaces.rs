@@ -230,3 +230,57 @@ impl<'a> Allocator<'a> {
         }
     }
 }
+
+impl crate::Control {
+    /// ModifyInstanceAttribute `groupSet`: the primary interface's groups, all of its VPC.
+    pub fn modify_instance_groups(&self, instance_id: &str, group_ids: &[String], dry_run: bool) -> Result<()> {
+        if group_ids.is_empty() {
+            return Err(Error::MissingParameter("GroupId".into()));
+        }
+        self.modify_instance_network(instance_id, dry_run, |state, network| {
+            for id in group_ids {
+                let group = state.find_group(GroupRef::Id(id), None)?;
+                if group.vpc_id != network.vpc_id {
+                    return Err(Error::InvalidParameterValue(format!(
+                        "Security group {id} and instance {instance_id} belong to different networks."
+                    )));
+                }
+            }
+            let mut ids = group_ids.to_vec();
+            ids.dedup();
+            network.security_group_ids = ids;
+            Ok(())
+        })
+    }
+
+    /// ModifyInstanceAttribute `sourceDestCheck`.
+    pub fn modify_source_dest_check(&self, instance_id: &str, value: bool, dry_run: bool) -> Result<()> {
+        self.modify_instance_network(instance_id, dry_run, |_, network| {
+            network.source_dest_check = value;
+            Ok(())
+        })
+    }
+
+    fn modify_instance_network(
+        &self,
+        instance_id: &str,
+        dry_run: bool,
+        change: impl FnOnce(&State, &mut InstanceNetwork) -> Result<()>,
+    ) -> Result<()> {
+        self.mutate(|txn| {
+            let mut instance = existing::<crate::instances::Instance>(txn.state(), instance_id)?.clone();
+            let Some(network) = instance.live_network().cloned() else {
+                return Err(Error::IncorrectInstanceState(format!(
+                    "The instance '{instance_id}' has no network interface."
+                )));
+            };
+            let mut network = network;
+            change(txn.state(), &mut network)?;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            instance.network = Some(network);
+            txn.put(instance)
+        })
+    }
+}

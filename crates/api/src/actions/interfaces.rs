@@ -1,0 +1,166 @@
+//! The networking part of RunInstances (`SubnetId`, `SecurityGroupIds`, `SecurityGroups`,
+//! `PrivateIpAddress`, `NetworkInterfaces` for device index 0, `AssociatePublicIpAddress`) and
+//! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
+
+use control::instances::Instance;
+use control::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest};
+use serde::Deserialize;
+
+use super::unsupported_parameter;
+use crate::ApiError;
+
+/// `NetworkInterfaces.N` of RunInstances.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct NetworkInterfaceInput {
+    device_index: Option<i64>,
+    subnet_id: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    private_ip_address: Option<String>,
+    associate_public_ip_address: Option<bool>,
+    delete_on_termination: Option<bool>,
+    network_interface_id: Option<String>,
+    description: Option<String>,
+}
+
+/// The networking members of RunInstances.
+pub(super) struct RunNetworkInput {
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub private_ip_address: Option<String>,
+    pub network_interfaces: Vec<NetworkInterfaceInput>,
+}
+
+impl RunNetworkInput {
+    /// The primary interface asked for, from the top-level members or `NetworkInterfaces`
+    /// (EC2 refuses both together).
+    pub fn into_request(self) -> Result<NetworkRequest, ApiError> {
+        let mut request = NetworkRequest {
+            subnet_id: self.subnet_id,
+            security_group_ids: self.security_group_ids,
+            security_group_names: self.security_groups,
+            private_ip: self.private_ip_address,
+            associate_public_ip: None,
+        };
+        let mut interfaces = self.network_interfaces.into_iter();
+        let Some(primary) = interfaces.next() else {
+            return Ok(request);
+        };
+        if interfaces.next().is_some() || primary.device_index.unwrap_or(0) != 0 {
+            return Err(unsupported_parameter(
+                "NetworkInterfaces (only one interface, at device index 0)",
+            ));
+        }
+        if primary.network_interface_id.is_some() {
+            return Err(unsupported_parameter("NetworkInterfaces.N.NetworkInterfaceId"));
+        }
+        if primary.description.is_some() {
+            return Err(unsupported_parameter("NetworkInterfaces.N.Description"));
+        }
+        if primary.delete_on_termination == Some(false) {
+            return Err(unsupported_parameter("NetworkInterfaces.N.DeleteOnTermination=false"));
+        }
+        let top_level = request.subnet_id.is_some()
+            || !request.security_group_ids.is_empty()
+            || !request.security_group_names.is_empty()
+            || request.private_ip.is_some();
+        if top_level {
+            return Err(control::Error::InvalidParameterCombination(
+                "Network interfaces and an instance-level subnet ID, security groups or private \
+                 IP address may not be specified on the same request"
+                    .into(),
+            )
+            .into());
+        }
+        request.subnet_id = primary.subnet_id;
+        request.security_group_ids = primary.groups;
+        request.private_ip = primary.private_ip_address;
+        request.associate_public_ip = primary.associate_public_ip_address;
+        Ok(request)
+    }
+}
+
+fn write_groups(xml: &mut awsproto::XmlWriter, state: &control::State, network: &InstanceNetwork) {
+    xml.start("groupSet");
+    for group_id in &network.security_group_ids {
+        xml.start("item");
+        xml.leaf("groupId", group_id);
+        let name = state
+            .security_groups
+            .get(group_id)
+            .map(|g| g.group_name.as_str())
+            .unwrap_or_default();
+        xml.leaf("groupName", name);
+        xml.end();
+    }
+    xml.end();
+}
+
+fn write_association(xml: &mut awsproto::XmlWriter, network: &InstanceNetwork, region: &str) {
+    if let Some(ip) = network.public_ip {
+        xml.start("association");
+        xml.leaf("publicIp", &ip.to_string());
+        xml.leaf("publicDnsName", &public_dns_name(ip, region));
+        xml.leaf("ipOwnerId", "amazon");
+        xml.end();
+    }
+}
+
+/// The instance-level networking fields of DescribeInstances, for a live instance.
+pub(super) fn write_instance_network(
+    xml: &mut awsproto::XmlWriter,
+    instance: &Instance,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    let Some(network) = instance.live_network() else {
+        return;
+    };
+    let region = &config.region;
+    xml.leaf("subnetId", &network.subnet_id);
+    xml.leaf("vpcId", &network.vpc_id);
+    if let Some(ip) = network.public_ip {
+        xml.leaf("ipAddress", &ip.to_string());
+    }
+    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
+    write_groups(xml, state, network);
+    xml.start("networkInterfaceSet");
+    xml.start("item");
+    xml.leaf("networkInterfaceId", &network.interface_id);
+    xml.leaf("subnetId", &network.subnet_id);
+    xml.leaf("vpcId", &network.vpc_id);
+    xml.leaf("description", "");
+    xml.leaf("ownerId", &config.account_id);
+    xml.leaf("status", "in-use");
+    xml.leaf("macAddress", &network.mac);
+    xml.leaf("privateIpAddress", &network.primary_ip().to_string());
+    xml.leaf("privateDnsName", &private_dns_name(network.primary_ip(), region));
+    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
+    write_groups(xml, state, network);
+    xml.start("attachment");
+    xml.leaf("attachmentId", &network.attachment_id);
+    xml.leaf("deviceIndex", "0");
+    xml.leaf("networkCardIndex", "0");
+    xml.leaf("status", "attached");
+    xml.leaf("attachTime", &nimbus_core::iso8601_millis(instance.launch_time));
+    xml.leaf("deleteOnTermination", "true");
+    xml.end();
+    write_association(xml, network, region);
+    xml.start("privateIpAddressesSet");
+    for (index, ip) in network.private_ips.iter().enumerate() {
+        xml.start("item");
+        xml.leaf("privateIpAddress", &ip.to_string());
+        xml.leaf("privateDnsName", &private_dns_name(*ip, region));
+        xml.leaf("primary", &(index == 0).to_string());
+        if index == 0 {
+            write_association(xml, network, region);
+        }
+        xml.end();
+    }
+    xml.end();
+    xml.leaf("interfaceType", "interface");
+    xml.end();
+    xml.end();
+}
