@@ -4,6 +4,7 @@
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::network_acls::{AclEntry, AclEntryRequest, NetworkAcl, DEFAULT_RULE_NUMBER};
 use control::vpc::Traffic;
+use control::idempotency::ClientToken;
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
@@ -81,16 +82,16 @@ struct CreateNetworkAcl {
     vpc_id: String,
     #[serde(default)]
     tag_specifications: Vec<TagSpecification>,
-    client_token: Option<String>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
 
 pub fn create_network_acl(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+    let token = ClientToken::of_request("CreateNetworkAcl", &request)?;
     let request: CreateNetworkAcl = input(request)?;
-    if request.client_token.is_some() {
-        return Err(unsupported_parameter("ClientToken"));
-    }
     let tags = tags_from_specifications(
         &request.tag_specifications,
         &[ResourceKind::NetworkAcl],
@@ -98,7 +99,7 @@ pub fn create_network_acl(context: &ApiContext, request: Value, response: Respon
     )?;
     let acl = context
         .control
-        .create_network_acl(&request.vpc_id, tags, request.dry_run)?;
+        .create_network_acl(&request.vpc_id, tags, token.as_ref(), request.dry_run)?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {
         xml.start("networkAcl");

@@ -4,6 +4,7 @@
 
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
+use control::idempotency::ClientToken;
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,16 +57,16 @@ struct CreateInVpc {
     vpc_id: String,
     #[serde(default)]
     tag_specifications: Vec<TagSpecification>,
-    client_token: Option<String>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
 
 pub fn create_route_table(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+    let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
-    if request.client_token.is_some() {
-        return Err(unsupported_parameter("ClientToken"));
-    }
     let tags = tags_from_specifications(
         &request.tag_specifications,
         &[ResourceKind::RouteTable],
@@ -73,7 +74,7 @@ pub fn create_route_table(context: &ApiContext, request: Value, response: Respon
     )?;
     let table = context
         .control
-        .create_route_table(&request.vpc_id, tags, request.dry_run)?;
+        .create_route_table(&request.vpc_id, tags, token.as_ref(), request.dry_run)?;
     let state = context.control.read();
     let owner = &context.control.config().account_id;
     response.render(|xml| {

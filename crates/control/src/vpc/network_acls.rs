@@ -11,6 +11,7 @@ use super::vpcs::Vpc;
 use super::{parse_cidr, Traffic};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::idempotency::{create_once, ClientToken};
 use crate::{Control, Error, Result, Tags};
 
 /// DescribeNetworkAcls's MaxResults bounds.
@@ -184,8 +185,14 @@ fn entry_not_found(acl_id: &str, rule_number: u16, egress: bool) -> Error {
 }
 
 impl Control {
-    pub fn create_network_acl(&self, vpc_id: &str, tags: Tags, dry_run: bool) -> Result<NetworkAcl> {
-        self.mutate(|txn| {
+    pub fn create_network_acl(
+        &self,
+        vpc_id: &str,
+        tags: Tags,
+        token: Option<&ClientToken>,
+        dry_run: bool,
+    ) -> Result<NetworkAcl> {
+        self.mutate(|txn| create_once(txn, token, |txn| {
             existing::<Vpc>(txn.state(), vpc_id)?;
             if dry_run {
                 return Err(Error::DryRunOperation);
@@ -194,7 +201,7 @@ impl Control {
             acl.tags = tags;
             txn.put(acl.clone())?;
             Ok(acl)
-        })
+        }))
     }
 
     pub fn describe_network_acls(&self, query: &Query) -> Result<Page<NetworkAcl>> {

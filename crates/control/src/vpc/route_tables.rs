@@ -12,6 +12,7 @@ use super::vpcs::Vpc;
 use super::parse_cidr;
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::idempotency::{create_once, ClientToken};
 use crate::{Control, Error, Result, State, Tags};
 
 /// DescribeRouteTables's MaxResults bounds.
@@ -200,8 +201,14 @@ fn route_not_found(table_id: &str, destination: Ipv4Net) -> Error {
 }
 
 impl Control {
-    pub fn create_route_table(&self, vpc_id: &str, tags: Tags, dry_run: bool) -> Result<RouteTable> {
-        self.mutate(|txn| {
+    pub fn create_route_table(
+        &self,
+        vpc_id: &str,
+        tags: Tags,
+        token: Option<&ClientToken>,
+        dry_run: bool,
+    ) -> Result<RouteTable> {
+        self.mutate(|txn| create_once(txn, token, |txn| {
             let vpc = existing::<Vpc>(txn.state(), vpc_id)?;
             if dry_run {
                 return Err(Error::DryRunOperation);
@@ -210,7 +217,7 @@ impl Control {
             table.tags = tags;
             txn.put(table.clone())?;
             Ok(table)
-        })
+        }))
     }
 
     pub fn describe_route_tables(&self, query: &Query) -> Result<Page<RouteTable>> {
