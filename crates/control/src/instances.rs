@@ -236,10 +236,20 @@ impl Filterable for Instance {
             vec![i.client_token.clone().unwrap_or_default()]
         }),
         ("private-ip-address", |i, _| vec![i.private_ip.clone()]),
-        ("private-dns-name", |i, config| vec![i.private_dns_name(&config.region)]),
-        ("vpc-id", |i, _| i.live_network().map(|n| n.vpc_id.clone()).into_iter().collect()),
+        ("private-dns-name", |i, config| {
+            vec![i.private_dns_name(&config.region)]
+        }),
+        ("vpc-id", |i, _| {
+            i.live_network()
+                .map(|n| n.vpc_id.clone())
+                .into_iter()
+                .collect()
+        }),
         ("subnet-id", |i, _| {
-            i.live_network().map(|n| n.subnet_id.clone()).into_iter().collect()
+            i.live_network()
+                .map(|n| n.subnet_id.clone())
+                .into_iter()
+                .collect()
         }),
         ("ip-address", |i, _| {
             i.live_network()
@@ -249,10 +259,15 @@ impl Filterable for Instance {
                 .collect()
         }),
         ("instance.group-id", |i, _| {
-            i.live_network().map(|n| n.security_group_ids.clone()).unwrap_or_default()
+            i.live_network()
+                .map(|n| n.security_group_ids.clone())
+                .unwrap_or_default()
         }),
         ("network-interface.network-interface-id", |i, _| {
-            i.live_network().map(|n| n.interface_id.clone()).into_iter().collect()
+            i.live_network()
+                .map(|n| n.interface_id.clone())
+                .into_iter()
+                .collect()
         }),
         ("root-device-name", |i, _| vec![i.root_device_name.clone()]),
         ("root-device-type", |_, _| vec!["ebs".into()]),

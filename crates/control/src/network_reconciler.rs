@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use network::VpcSpec;
 
-use crate::vpc::spec::{vpc_spec, vpc_specs};
 use crate::instances::Instance;
+use crate::vpc::spec::{vpc_spec, vpc_specs};
 use crate::{Control, Error, ResourceKind, Result};
 
 /// How often the network is reconciled without any change, to heal drift on the host.
@@ -76,17 +76,20 @@ impl Control {
                 Ok(wired) => {
                     // Unknown to this process: removed below unless a record still wants it.
                     for vpc_id in wired {
-                        applied.specs.entry(vpc_id.clone()).or_insert_with(|| VpcSpec {
-                            vpc_id,
-                            cidrs: Vec::new(),
-                            dns_support: false,
-                            dns_hostnames: false,
-                            dns_domain: String::new(),
-                            subnets: Vec::new(),
-                            interfaces: Vec::new(),
-                            security_groups: Vec::new(),
-                            network_acls: Vec::new(),
-                        });
+                        applied
+                            .specs
+                            .entry(vpc_id.clone())
+                            .or_insert_with(|| VpcSpec {
+                                vpc_id,
+                                cidrs: Vec::new(),
+                                dns_support: false,
+                                dns_hostnames: false,
+                                dns_domain: String::new(),
+                                subnets: Vec::new(),
+                                interfaces: Vec::new(),
+                                security_groups: Vec::new(),
+                                network_acls: Vec::new(),
+                            });
                     }
                     applied.swept = true;
                 }
@@ -120,7 +123,9 @@ impl Control {
                 Ok(()) => {
                     applied.specs.remove(&vpc_id);
                 }
-                Err(error) => tracing::warn!(vpc = vpc_id, %error, "removing the VPC failed; retrying"),
+                Err(error) => {
+                    tracing::warn!(vpc = vpc_id, %error, "removing the VPC failed; retrying")
+                }
             }
         }
     }
@@ -167,5 +172,246 @@ impl Control {
             .map_err(|e| Error::Internal(format!("cannot wire VPC {vpc_id}: {e}")))?;
         applied.specs.insert(vpc_id.to_owned(), spec);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use network::{NetworkDriver, Peer, Protocol};
+
+    use crate::testkit::Harness;
+    use crate::vpc::interfaces::NetworkRequest;
+    use crate::vpc::security_groups::{Direction, GroupRef, IpPermission, IpRange, RuleSelection};
+    use crate::Tags;
+
+    fn default_vpc_id(h: &Harness) -> String {
+        h.control.default_vpc_id().expect("default VPC")
+    }
+
+    fn tcp_from(port: i64, cidr: &str) -> IpPermission {
+        IpPermission {
+            ip_protocol: Some("tcp".into()),
+            from_port: Some(port),
+            to_port: Some(port),
+            ip_ranges: vec![IpRange {
+                cidr_ip: Some(cidr.into()),
+                description: None,
+            }],
+            ..IpPermission::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_vpc_is_applied_with_its_internet_route_and_default_group() {
+        let h = Harness::new().await;
+        h.control.reconcile_network().await;
+        let spec = h.network.applied(&default_vpc_id(&h)).expect("applied");
+        assert_eq!(spec.subnets.len(), 3);
+        assert!(spec.subnets.iter().all(|s| s.internet_route));
+        assert_eq!(spec.dns_domain, "ec2.internal");
+        let group = &spec.security_groups[0];
+        assert_eq!(group.ingress[0].peer, Peer::Group(group.group_id.clone()));
+        assert_eq!(group.ingress[0].protocol, Protocol::All);
+        let acl = &spec.network_acls[0];
+        assert_eq!(acl.ingress.len(), 1);
+        assert!(acl.ingress[0].allow);
+        assert!(spec
+            .subnets
+            .iter()
+            .all(|s| s.network_acl_id == acl.network_acl_id));
+    }
+
+    #[tokio::test]
+    async fn rule_changes_reach_the_driver_promptly() {
+        let h = Harness::new().await;
+        let reconciler = tokio::spawn(h.control.clone().run_network_reconciler());
+        let vpc_id = default_vpc_id(&h);
+        let group = h
+            .control
+            .create_security_group("web", "web", None, Tags::new(), false)
+            .expect("group");
+        h.control
+            .authorize_security_group(
+                Direction::Ingress,
+                GroupRef::Id(&group.group_id),
+                &[tcp_from(80, "0.0.0.0/0")],
+                false,
+            )
+            .expect("authorize");
+        // The mutation wakes the reconciler; no periodic pass is needed.
+        let has_rule = |h: &Harness| {
+            h.network.applied(&vpc_id).is_some_and(|spec| {
+                spec.security_groups.iter().any(|g| {
+                    g.group_id == group.group_id
+                        && g.ingress
+                            .iter()
+                            .any(|r| r.protocol == Protocol::Tcp { from: 80, to: 80 })
+                })
+            })
+        };
+        while !has_rule(&h) {
+            tokio::task::yield_now().await;
+        }
+        h.control
+            .revoke_security_group(
+                Direction::Ingress,
+                GroupRef::Id(&group.group_id),
+                RuleSelection::Permissions(&[tcp_from(80, "0.0.0.0/0")]),
+                false,
+            )
+            .expect("revoke");
+        while has_rule(&h) {
+            tokio::task::yield_now().await;
+        }
+        reconciler.abort();
+    }
+
+    #[tokio::test]
+    async fn instances_join_and_leave_their_vpc_spec() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        let network = instance.network.clone().expect("interface");
+        assert_eq!(network.primary_ip(), Ipv4Addr::new(172, 31, 0, 4));
+        assert!(
+            network.public_ip.is_some(),
+            "default subnets map public IPs"
+        );
+        assert!(network.mac.starts_with("02:"));
+        h.settle().await;
+        assert!(h.hypervisor.is_running(&instance.instance_id));
+        let spec = h.network.applied(&network.vpc_id).expect("applied");
+        let interface = &spec.interfaces[0];
+        assert_eq!(
+            interface.instance_id.as_deref(),
+            Some(instance.instance_id.as_str())
+        );
+        assert_eq!(interface.private_ips, vec![network.primary_ip()]);
+        assert_eq!(interface.public_ip, network.public_ip);
+        assert_eq!(interface.security_group_ids, network.security_group_ids);
+
+        let second = h.run_instance();
+        assert_eq!(
+            second.network.expect("interface").primary_ip(),
+            Ipv4Addr::new(172, 31, 0, 5)
+        );
+        h.control
+            .terminate_instances(&[instance.instance_id.clone()], false)
+            .expect("terminate");
+        h.settle().await;
+        h.control.reconcile_network().await;
+        let spec = h.network.applied(&network.vpc_id).expect("applied");
+        assert_eq!(spec.interfaces.len(), 1);
+        assert_ne!(spec.interfaces[0].instance_id, Some(instance.instance_id));
+    }
+
+    #[tokio::test]
+    async fn a_custom_subnet_allocates_from_its_range_and_honours_a_private_ip() {
+        let h = Harness::new().await;
+        let vpc = h
+            .control
+            .create_vpc("10.9.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        let subnet = h
+            .control
+            .create_subnet(
+                &vpc.vpc_id,
+                "10.9.1.0/28",
+                Some("us-east-1b"),
+                Tags::new(),
+                false,
+            )
+            .expect("subnet");
+        let mut request = crate::instances::RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            network: NetworkRequest {
+                subnet_id: Some(subnet.subnet_id.clone()),
+                private_ip: Some("10.9.1.9".into()),
+                ..NetworkRequest::default()
+            },
+            ..Default::default()
+        };
+        let launched = h.control.run_instances(request.clone()).expect("run");
+        let network = launched[0].network.clone().expect("interface");
+        assert_eq!(network.primary_ip(), Ipv4Addr::new(10, 9, 1, 9));
+        assert_eq!(network.public_ip, None);
+        assert_eq!(launched[0].availability_zone, "us-east-1b");
+        assert!(matches!(
+            h.control.run_instances(request.clone()),
+            Err(crate::Error::AddressInUse(_))
+        ));
+        request.network.private_ip = Some("10.9.1.3".into());
+        assert!(matches!(
+            h.control.run_instances(request.clone()),
+            Err(crate::Error::InvalidParameterValue(_))
+        ));
+        // A /28 has 16 - 5 = 11 usable addresses; one is taken.
+        assert_eq!(h.control.read().available_ip_count(&subnet), 10);
+        request.network.private_ip = None;
+        request.max_count = 20;
+        request.min_count = 11;
+        assert!(matches!(
+            h.control.run_instances(request),
+            Err(crate::Error::InsufficientAddresses(_))
+        ));
+        assert!(matches!(
+            h.control.delete_subnet(&subnet.subnet_id, false),
+            Err(crate::Error::DependencyViolation(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn deleted_vpcs_are_removed_and_a_restart_sweeps_leftovers() {
+        let h = Harness::new().await;
+        let vpc = h
+            .control
+            .create_vpc("10.8.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        h.control.reconcile_network().await;
+        assert!(h.network.applied(&vpc.vpc_id).is_some());
+        h.control.delete_vpc(&vpc.vpc_id, false).expect("delete");
+        h.control.reconcile_network().await;
+        assert!(h.network.applied(&vpc.vpc_id).is_none());
+
+        // A VPC wired on the host that no record wants any more (deleted while nimbus was down).
+        let mut stray = h.network.applied(&default_vpc_id(&h)).expect("applied");
+        stray.vpc_id = "vpc-0123456789abcdef0".into();
+        h.network.apply_vpc(&stray).await.expect("wire");
+        let restarted = h.reopen();
+        restarted.control.reconcile_network().await;
+        assert!(h.network.applied("vpc-0123456789abcdef0").is_none());
+        assert!(h.network.applied(&default_vpc_id(&restarted)).is_some());
+        assert_eq!(default_vpc_id(&restarted), default_vpc_id(&h), "made once");
+    }
+
+    #[tokio::test]
+    async fn membership_and_source_dest_check_changes_are_in_the_spec() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        let group = h
+            .control
+            .create_security_group("app", "app", None, Tags::new(), false)
+            .expect("group");
+        h.control
+            .modify_instance_groups(&instance.instance_id, &[group.group_id.clone()], false)
+            .expect("groups");
+        h.control
+            .modify_source_dest_check(&instance.instance_id, false, false)
+            .expect("check");
+        h.control.reconcile_network().await;
+        let spec = h.network.applied(&default_vpc_id(&h)).expect("applied");
+        assert_eq!(
+            spec.interfaces[0].security_group_ids,
+            vec![group.group_id.clone()]
+        );
+        assert!(!spec.interfaces[0].source_dest_check);
+        assert!(matches!(
+            h.control
+                .delete_security_group(GroupRef::Id(&group.group_id), false),
+            Err(crate::Error::DependencyViolation(_))
+        ));
     }
 }

@@ -44,7 +44,9 @@ pub fn create_internet_gateway(
         &[ResourceKind::InternetGateway],
         ResourceKind::InternetGateway,
     )?;
-    let gateway = context.control.create_internet_gateway(tags, request.dry_run)?;
+    let gateway = context
+        .control
+        .create_internet_gateway(tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {
         xml.start("internetGateway");

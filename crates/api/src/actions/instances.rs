@@ -574,7 +574,9 @@ pub fn modify_instance_attribute(
     }
     if let Some(check) = &request.source_dest_check {
         let value = check.value.ok_or_else(|| {
-            ApiError::from(control::Error::MissingParameter("SourceDestCheck.Value".into()))
+            ApiError::from(control::Error::MissingParameter(
+                "SourceDestCheck.Value".into(),
+            ))
         })?;
         control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
         return response.render(|xml| xml.leaf("return", "true"));

@@ -3,7 +3,9 @@
 //! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
 
 use control::instances::Instance;
-use control::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest};
+use control::vpc::interfaces::{
+    private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest,
+};
 use serde::Deserialize;
 
 use super::unsupported_parameter;
@@ -54,13 +56,17 @@ impl RunNetworkInput {
             ));
         }
         if primary.network_interface_id.is_some() {
-            return Err(unsupported_parameter("NetworkInterfaces.N.NetworkInterfaceId"));
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.NetworkInterfaceId",
+            ));
         }
         if primary.description.is_some() {
             return Err(unsupported_parameter("NetworkInterfaces.N.Description"));
         }
         if primary.delete_on_termination == Some(false) {
-            return Err(unsupported_parameter("NetworkInterfaces.N.DeleteOnTermination=false"));
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.DeleteOnTermination=false",
+            ));
         }
         let top_level = request.subnet_id.is_some()
             || !request.security_group_ids.is_empty()
@@ -136,7 +142,10 @@ pub(super) fn write_instance_network(
     xml.leaf("status", "in-use");
     xml.leaf("macAddress", &network.mac);
     xml.leaf("privateIpAddress", &network.primary_ip().to_string());
-    xml.leaf("privateDnsName", &private_dns_name(network.primary_ip(), region));
+    xml.leaf(
+        "privateDnsName",
+        &private_dns_name(network.primary_ip(), region),
+    );
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
     write_groups(xml, state, network);
     xml.start("attachment");
@@ -144,7 +153,10 @@ pub(super) fn write_instance_network(
     xml.leaf("deviceIndex", "0");
     xml.leaf("networkCardIndex", "0");
     xml.leaf("status", "attached");
-    xml.leaf("attachTime", &nimbus_core::iso8601_millis(instance.launch_time));
+    xml.leaf(
+        "attachTime",
+        &nimbus_core::iso8601_millis(instance.launch_time),
+    );
     xml.leaf("deleteOnTermination", "true");
     xml.end();
     write_association(xml, network, region);

@@ -182,15 +182,11 @@ async fn run(
         "CreateNetworkAcl" => network_acls::create_network_acl(context, input, response),
         "DescribeNetworkAcls" => network_acls::describe_network_acls(context, input, response),
         "DeleteNetworkAcl" => network_acls::delete_network_acl(context, input, response),
-        "CreateNetworkAclEntry" => {
-            network_acls::create_network_acl_entry(context, input, response)
-        }
+        "CreateNetworkAclEntry" => network_acls::create_network_acl_entry(context, input, response),
         "ReplaceNetworkAclEntry" => {
             network_acls::replace_network_acl_entry(context, input, response)
         }
-        "DeleteNetworkAclEntry" => {
-            network_acls::delete_network_acl_entry(context, input, response)
-        }
+        "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
         "ReplaceNetworkAclAssociation" => {
             network_acls::replace_network_acl_association(context, input, response)
         }

@@ -1,15 +1,18 @@
 //! CreateNetworkAcl, DeleteNetworkAcl, DescribeNetworkAcls, Create/Replace/DeleteNetworkAclEntry,
 //! ReplaceNetworkAclAssociation.
 
+use control::idempotency::ClientToken;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::network_acls::{AclEntry, AclEntryRequest, NetworkAcl, DEFAULT_RULE_NUMBER};
 use control::vpc::Traffic;
-use control::idempotency::ClientToken;
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters, Response};
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
+};
 use crate::{ApiContext, ApiError};
 
 /// EC2 shows ACL protocols as numbers.
@@ -89,7 +92,11 @@ struct CreateNetworkAcl {
     dry_run: bool,
 }
 
-pub fn create_network_acl(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_network_acl(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateNetworkAcl", &request)?;
     let request: CreateNetworkAcl = input(request)?;
     let tags = tags_from_specifications(
@@ -97,9 +104,12 @@ pub fn create_network_acl(context: &ApiContext, request: Value, response: Respon
         &[ResourceKind::NetworkAcl],
         ResourceKind::NetworkAcl,
     )?;
-    let acl = context
-        .control
-        .create_network_acl(&request.vpc_id, tags, token.as_ref(), request.dry_run)?;
+    let acl = context.control.create_network_acl(
+        &request.vpc_id,
+        tags,
+        token.as_ref(),
+        request.dry_run,
+    )?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {
         xml.start("networkAcl");
@@ -108,11 +118,17 @@ pub fn create_network_acl(context: &ApiContext, request: Value, response: Respon
     })
 }
 
-pub fn describe_network_acls(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn describe_network_acls(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkAclIds"))?;
     let page = context.control.describe_network_acls(&query)?;
     let owner = &context.control.config().account_id;
-    render_page(response, "networkAclSet", page, |xml, acl| write_acl(xml, acl, owner))
+    render_page(response, "networkAclSet", page, |xml, acl| {
+        write_acl(xml, acl, owner)
+    })
 }
 
 #[derive(Deserialize)]
@@ -123,7 +139,11 @@ struct DeleteNetworkAcl {
     dry_run: bool,
 }
 
-pub fn delete_network_acl(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_network_acl(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: DeleteNetworkAcl = input(request)?;
     context
         .control
@@ -162,7 +182,12 @@ struct EntryRequest {
     dry_run: bool,
 }
 
-fn put_entry(context: &ApiContext, request: Value, response: Response, replace: bool) -> Result<String, ApiError> {
+fn put_entry(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    replace: bool,
+) -> Result<String, ApiError> {
     let request: EntryRequest = input(request)?;
     if request.ipv6_cidr_block.is_some() {
         return Err(unsupported_parameter("Ipv6CidrBlock"));
@@ -177,17 +202,28 @@ fn put_entry(context: &ApiContext, request: Value, response: Response, replace: 
         port_range: request.port_range.map(|r| (r.from, r.to)),
         icmp: request.icmp_type_code.map(|i| (i.r#type, i.code)),
     };
-    context
-        .control
-        .put_network_acl_entry(&request.network_acl_id, &entry, replace, request.dry_run)?;
+    context.control.put_network_acl_entry(
+        &request.network_acl_id,
+        &entry,
+        replace,
+        request.dry_run,
+    )?;
     response.render(|xml| xml.leaf("return", "true"))
 }
 
-pub fn create_network_acl_entry(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_network_acl_entry(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     put_entry(context, request, response, false)
 }
 
-pub fn replace_network_acl_entry(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn replace_network_acl_entry(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     put_entry(context, request, response, true)
 }
 
@@ -202,7 +238,11 @@ struct DeleteEntry {
     dry_run: bool,
 }
 
-pub fn delete_network_acl_entry(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_network_acl_entry(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: DeleteEntry = input(request)?;
     context.control.delete_network_acl_entry(
         &request.network_acl_id,

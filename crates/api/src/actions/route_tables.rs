@@ -2,17 +2,25 @@
 //! DeleteRoute, AssociateRouteTable, DisassociateRouteTable. Only `local` routes and routes
 //! to internet gateways are served; other targets are refused by name.
 
+use control::idempotency::ClientToken;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
-use control::idempotency::ClientToken;
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters, Response};
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
+};
 use crate::{ApiContext, ApiError};
 
-fn write_route_table(xml: &mut awsproto::XmlWriter, state: &control::State, table: &RouteTable, owner: &str) {
+fn write_route_table(
+    xml: &mut awsproto::XmlWriter,
+    state: &control::State,
+    table: &RouteTable,
+    owner: &str,
+) {
     xml.leaf("routeTableId", &table.route_table_id);
     xml.leaf("vpcId", &table.vpc_id);
     xml.leaf("ownerId", owner);
@@ -64,7 +72,11 @@ struct CreateInVpc {
     dry_run: bool,
 }
 
-pub fn create_route_table(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
     let tags = tags_from_specifications(
@@ -72,9 +84,12 @@ pub fn create_route_table(context: &ApiContext, request: Value, response: Respon
         &[ResourceKind::RouteTable],
         ResourceKind::RouteTable,
     )?;
-    let table = context
-        .control
-        .create_route_table(&request.vpc_id, tags, token.as_ref(), request.dry_run)?;
+    let table = context.control.create_route_table(
+        &request.vpc_id,
+        tags,
+        token.as_ref(),
+        request.dry_run,
+    )?;
     let state = context.control.read();
     let owner = &context.control.config().account_id;
     response.render(|xml| {
@@ -84,7 +99,11 @@ pub fn create_route_table(context: &ApiContext, request: Value, response: Respon
     })
 }
 
-pub fn describe_route_tables(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn describe_route_tables(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let (query, NoOtherParameters {}) = describe_request(request, Some("RouteTableIds"))?;
     let page = context.control.describe_route_tables(&query)?;
     let state = context.control.read();
@@ -102,7 +121,11 @@ struct DeleteRouteTable {
     dry_run: bool,
 }
 
-pub fn delete_route_table(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: DeleteRouteTable = input(request)?;
     context
         .control
@@ -154,24 +177,37 @@ impl RouteRequest {
         let others = [
             ("CarrierGatewayId", self.carrier_gateway_id.is_some()),
             ("CoreNetworkArn", self.core_network_arn.is_some()),
-            ("EgressOnlyInternetGatewayId", self.egress_only_internet_gateway_id.is_some()),
+            (
+                "EgressOnlyInternetGatewayId",
+                self.egress_only_internet_gateway_id.is_some(),
+            ),
             ("InstanceId", self.instance_id.is_some()),
             ("LocalGatewayId", self.local_gateway_id.is_some()),
             ("NatGatewayId", self.nat_gateway_id.is_some()),
             ("NetworkInterfaceId", self.network_interface_id.is_some()),
             ("TransitGatewayId", self.transit_gateway_id.is_some()),
             ("VpcEndpointId", self.vpc_endpoint_id.is_some()),
-            ("VpcPeeringConnectionId", self.vpc_peering_connection_id.is_some()),
+            (
+                "VpcPeeringConnectionId",
+                self.vpc_peering_connection_id.is_some(),
+            ),
             ("LocalTarget", self.local_target),
         ];
         RouteTargetRequest {
             gateway_id: self.gateway_id.clone(),
-            other: others.iter().find(|(_, given)| *given).map(|(name, _)| *name),
+            other: others
+                .iter()
+                .find(|(_, given)| *given)
+                .map(|(name, _)| *name),
         }
     }
 }
 
-pub fn create_route(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: RouteRequest = input(request)?;
     context.control.create_route(
         &request.route_table_id,
@@ -182,7 +218,11 @@ pub fn create_route(context: &ApiContext, request: Value, response: Response) ->
     response.render(|xml| xml.leaf("return", "true"))
 }
 
-pub fn replace_route(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn replace_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: RouteRequest = input(request)?;
     context.control.replace_route(
         &request.route_table_id,
@@ -202,7 +242,11 @@ struct DeleteRoute {
     dry_run: bool,
 }
 
-pub fn delete_route(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: DeleteRoute = input(request)?;
     let destination = request.destination_cidr_block.ok_or_else(|| {
         ApiError::from(control::Error::MissingParameter(
@@ -224,15 +268,20 @@ struct AssociateRouteTable {
     dry_run: bool,
 }
 
-pub fn associate_route_table(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn associate_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: AssociateRouteTable = input(request)?;
     let subnet_id = request
         .subnet_id
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("SubnetId".into())))?;
-    let association_id =
-        context
-            .control
-            .associate_route_table(&request.route_table_id, &subnet_id, request.dry_run)?;
+    let association_id = context.control.associate_route_table(
+        &request.route_table_id,
+        &subnet_id,
+        request.dry_run,
+    )?;
     response.render(|xml| {
         xml.leaf("associationId", &association_id);
         xml.start("associationState");

@@ -80,7 +80,9 @@ pub fn delete_security_group(
 ) -> Result<String, ApiError> {
     let request: DeleteSecurityGroup = input(request)?;
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
-    let group_id = context.control.delete_security_group(group, request.dry_run)?;
+    let group_id = context
+        .control
+        .delete_security_group(group, request.dry_run)?;
     response.render(|xml| {
         xml.leaf("return", "true");
         xml.leaf("groupId", &group_id);
@@ -106,7 +108,12 @@ fn write_ports(xml: &mut awsproto::XmlWriter, traffic: &Traffic) {
     }
 }
 
-fn write_permissions(xml: &mut awsproto::XmlWriter, set: &str, rules: &[SecurityGroupRule], owner: &str) {
+fn write_permissions(
+    xml: &mut awsproto::XmlWriter,
+    set: &str,
+    rules: &[SecurityGroupRule],
+    owner: &str,
+) {
     xml.start(set);
     for (traffic, members) in permissions(rules) {
         xml.start("item");
@@ -167,7 +174,8 @@ pub fn describe_security_groups(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let (query, request): (_, DescribeSecurityGroups) = describe_request(request, Some("GroupIds"))?;
+    let (query, request): (_, DescribeSecurityGroups) =
+        describe_request(request, Some("GroupIds"))?;
     let page = context
         .control
         .describe_security_groups(&request.group_names, &query)?;
@@ -182,9 +190,15 @@ fn write_rule(xml: &mut awsproto::XmlWriter, config: &nimbus_core::Config, row: 
     xml.leaf("securityGroupRuleId", &rule.rule_id);
     xml.leaf("groupId", &row.group_id);
     xml.leaf("groupOwnerId", &config.account_id);
-    xml.leaf("isEgress", &(row.direction == Direction::Egress).to_string());
+    xml.leaf(
+        "isEgress",
+        &(row.direction == Direction::Egress).to_string(),
+    );
     xml.leaf("ipProtocol", &rule.traffic.protocol);
-    xml.leaf("fromPort", &rule.traffic.from_port.unwrap_or(-1).to_string());
+    xml.leaf(
+        "fromPort",
+        &rule.traffic.from_port.unwrap_or(-1).to_string(),
+    );
     xml.leaf("toPort", &rule.traffic.to_port.unwrap_or(-1).to_string());
     match &rule.peer {
         RulePeer::Cidr(net) => xml.leaf("cidrIpv4", &net.to_string()),
@@ -293,7 +307,11 @@ fn direction_of(action: &str) -> Direction {
     }
 }
 
-pub fn authorize(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn authorize(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: ChangeRules = input(request)?;
     if !request.tag_specifications.is_empty() {
         return Err(unsupported_parameter("TagSpecifications"));
@@ -304,10 +322,12 @@ pub fn authorize(context: &ApiContext, request: Value, response: Response) -> Re
     let direction = direction_of(response.action);
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let permissions = request.permissions();
-    let (group_id, added) =
-        context
-            .control
-            .authorize_security_group(direction, group, &permissions, request.dry_run)?;
+    let (group_id, added) = context.control.authorize_security_group(
+        direction,
+        group,
+        &permissions,
+        request.dry_run,
+    )?;
     let config = context.control.config();
     response.render(|xml| {
         xml.leaf("return", "true");
@@ -315,7 +335,11 @@ pub fn authorize(context: &ApiContext, request: Value, response: Response) -> Re
     })
 }
 
-pub fn revoke(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn revoke(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: ChangeRules = input(request)?;
     if !request.tag_specifications.is_empty() {
         return Err(unsupported_parameter("TagSpecifications"));
@@ -328,9 +352,10 @@ pub fn revoke(context: &ApiContext, request: Value, response: Response) -> Resul
     } else {
         RuleSelection::Ids(&request.security_group_rule_ids)
     };
-    let removed = context
-        .control
-        .revoke_security_group(direction, group, selection, request.dry_run)?;
+    let removed =
+        context
+            .control
+            .revoke_security_group(direction, group, selection, request.dry_run)?;
     let config = context.control.config();
     response.render(|xml| {
         xml.leaf("return", "true");

@@ -22,7 +22,12 @@ struct CreateSubnet {
     dry_run: bool,
 }
 
-fn write_subnet(xml: &mut awsproto::XmlWriter, context: &ApiContext, subnet: &Subnet, available: u64) {
+fn write_subnet(
+    xml: &mut awsproto::XmlWriter,
+    context: &ApiContext,
+    subnet: &Subnet,
+    available: u64,
+) {
     let config = context.control.config();
     xml.leaf("subnetId", &subnet.subnet_id);
     xml.leaf(
@@ -38,7 +43,10 @@ fn write_subnet(xml: &mut awsproto::XmlWriter, context: &ApiContext, subnet: &Su
     xml.leaf("availableIpAddressCount", &available.to_string());
     xml.leaf("availabilityZone", &subnet.availability_zone);
     xml.leaf("defaultForAz", &subnet.default_for_az.to_string());
-    xml.leaf("mapPublicIpOnLaunch", &subnet.map_public_ip_on_launch.to_string());
+    xml.leaf(
+        "mapPublicIpOnLaunch",
+        &subnet.map_public_ip_on_launch.to_string(),
+    );
     xml.leaf("mapCustomerOwnedIpOnLaunch", "false");
     xml.leaf("assignIpv6AddressOnCreation", "false");
     xml.leaf("ownerId", &config.account_id);
@@ -52,7 +60,11 @@ fn write_subnet(xml: &mut awsproto::XmlWriter, context: &ApiContext, subnet: &Su
     write_tag_set(xml, &subnet.tags);
 }
 
-pub fn create_subnet(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_subnet(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: CreateSubnet = input(request)?;
     let cidr = request
         .cidr_block
@@ -77,7 +89,11 @@ pub fn create_subnet(context: &ApiContext, request: Value, response: Response) -
     })
 }
 
-pub fn describe_subnets(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn describe_subnets(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SubnetIds"))?;
     let page = context.control.describe_subnets(&query)?;
     render_page(response, "subnetSet", page, |xml, (subnet, available)| {
@@ -93,9 +109,15 @@ struct DeleteSubnet {
     dry_run: bool,
 }
 
-pub fn delete_subnet(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_subnet(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: DeleteSubnet = input(request)?;
-    context.control.delete_subnet(&request.subnet_id, request.dry_run)?;
+    context
+        .control
+        .delete_subnet(&request.subnet_id, request.dry_run)?;
     response.render(|xml| xml.leaf("return", "true"))
 }
 

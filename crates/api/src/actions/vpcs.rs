@@ -7,7 +7,10 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters, Response};
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
+};
 use crate::{ApiContext, ApiError};
 
 /// `{"Value": bool}`, as EC2 wraps boolean attributes.
@@ -56,18 +59,30 @@ fn write_vpc(xml: &mut awsproto::XmlWriter, vpc: &Vpc, owner_id: &str) {
     write_tag_set(xml, &vpc.tags);
 }
 
-pub fn create_vpc(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn create_vpc(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: CreateVpc = input(request)?;
     if request.amazon_provided_ipv6_cidr_block {
         return Err(unsupported_parameter("AmazonProvidedIpv6CidrBlock"));
     }
-    if request.instance_tenancy.as_deref().is_some_and(|t| t != "default") {
+    if request
+        .instance_tenancy
+        .as_deref()
+        .is_some_and(|t| t != "default")
+    {
         return Err(unsupported_parameter("InstanceTenancy"));
     }
     let cidr = request
         .cidr_block
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
-    let tags = tags_from_specifications(&request.tag_specifications, &[ResourceKind::Vpc], ResourceKind::Vpc)?;
+    let tags = tags_from_specifications(
+        &request.tag_specifications,
+        &[ResourceKind::Vpc],
+        ResourceKind::Vpc,
+    )?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {
@@ -77,11 +92,17 @@ pub fn create_vpc(context: &ApiContext, request: Value, response: Response) -> R
     })
 }
 
-pub fn describe_vpcs(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn describe_vpcs(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VpcIds"))?;
     let page = context.control.describe_vpcs(&query)?;
     let owner = &context.control.config().account_id;
-    render_page(response, "vpcSet", page, |xml, vpc| write_vpc(xml, vpc, owner))
+    render_page(response, "vpcSet", page, |xml, vpc| {
+        write_vpc(xml, vpc, owner)
+    })
 }
 
 #[derive(Deserialize)]
@@ -92,9 +113,15 @@ struct VpcRequest {
     dry_run: bool,
 }
 
-pub fn delete_vpc(context: &ApiContext, request: Value, response: Response) -> Result<String, ApiError> {
+pub fn delete_vpc(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
     let request: VpcRequest = input(request)?;
-    context.control.delete_vpc(&request.vpc_id, request.dry_run)?;
+    context
+        .control
+        .delete_vpc(&request.vpc_id, request.dry_run)?;
     response.render(|xml| xml.leaf("return", "true"))
 }
 

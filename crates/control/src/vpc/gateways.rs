@@ -20,10 +20,17 @@ pub struct InternetGateway {
 
 impl Filterable for InternetGateway {
     const FILTERS: &'static [FilterField<Self>] = &[
-        ("internet-gateway-id", |g, _| vec![g.internet_gateway_id.clone()]),
-        ("attachment.vpc-id", |g, _| g.attached_vpc.clone().into_iter().collect()),
+        ("internet-gateway-id", |g, _| {
+            vec![g.internet_gateway_id.clone()]
+        }),
+        ("attachment.vpc-id", |g, _| {
+            g.attached_vpc.clone().into_iter().collect()
+        }),
         ("attachment.state", |g, _| {
-            g.attached_vpc.iter().map(|_| "available".to_owned()).collect()
+            g.attached_vpc
+                .iter()
+                .map(|_| "available".to_owned())
+                .collect()
         }),
         ("owner-id", |_, config| vec![config.account_id.clone()]),
     ];
@@ -45,10 +52,21 @@ impl Control {
 
     pub fn describe_internet_gateways(&self, query: &Query) -> Result<Page<InternetGateway>> {
         let state = self.read();
-        describe::describe(&state, self.config(), query, DESCRIBE_GATEWAYS_PAGING, |_| true)
+        describe::describe(
+            &state,
+            self.config(),
+            query,
+            DESCRIBE_GATEWAYS_PAGING,
+            |_| true,
+        )
     }
 
-    pub fn attach_internet_gateway(&self, gateway_id: &str, vpc_id: &str, dry_run: bool) -> Result<()> {
+    pub fn attach_internet_gateway(
+        &self,
+        gateway_id: &str,
+        vpc_id: &str,
+        dry_run: bool,
+    ) -> Result<()> {
         self.mutate(|txn| {
             let state = txn.state();
             let mut gateway = existing::<InternetGateway>(state, gateway_id)?.clone();
@@ -76,7 +94,12 @@ impl Control {
         })
     }
 
-    pub fn detach_internet_gateway(&self, gateway_id: &str, vpc_id: &str, dry_run: bool) -> Result<()> {
+    pub fn detach_internet_gateway(
+        &self,
+        gateway_id: &str,
+        vpc_id: &str,
+        dry_run: bool,
+    ) -> Result<()> {
         self.mutate(|txn| {
             let state = txn.state();
             let mut gateway = existing::<InternetGateway>(state, gateway_id)?.clone();

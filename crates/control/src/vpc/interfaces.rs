@@ -49,7 +49,11 @@ pub struct NetworkRequest {
 
 /// `ip-a-b-c-d.ec2.internal` in us-east-1, `ip-a-b-c-d.REGION.compute.internal` elsewhere.
 pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
-    format!("ip-{}.{}", ip.to_string().replace('.', "-"), dns_domain(region))
+    format!(
+        "ip-{}.{}",
+        ip.to_string().replace('.', "-"),
+        dns_domain(region)
+    )
 }
 
 pub fn dns_domain(region: &str) -> String {
@@ -91,7 +95,9 @@ pub struct Allocator<'a> {
 impl<'a> Allocator<'a> {
     pub fn new(state: &'a State, public_ip_pool: &str) -> Result<Allocator<'a>> {
         let pool = Ipv4Net::from_str(public_ip_pool).map_err(|_| {
-            Error::Internal(format!("public_ip_pool '{public_ip_pool}' is not a CIDR block"))
+            Error::Internal(format!(
+                "public_ip_pool '{public_ip_pool}' is not a CIDR block"
+            ))
         })?;
         Ok(Allocator {
             state,
@@ -108,9 +114,7 @@ impl<'a> Allocator<'a> {
         let subnet = match &request.subnet_id {
             Some(id) => existing::<Subnet>(self.state, id)?.clone(),
             None => self.state.default_subnet(zone).cloned().ok_or_else(|| {
-                Error::MissingParameter(format!(
-                    "SubnetId (there is no default subnet in {zone})"
-                ))
+                Error::MissingParameter(format!("SubnetId (there is no default subnet in {zone})"))
             })?,
         };
         let mut groups = Vec::new();
@@ -134,7 +138,10 @@ impl<'a> Allocator<'a> {
         ids.dedup();
         if ids.is_empty() {
             let default = self.state.default_group(&subnet.vpc_id).ok_or_else(|| {
-                Error::Internal(format!("VPC {} has no default security group", subnet.vpc_id))
+                Error::Internal(format!(
+                    "VPC {} has no default security group",
+                    subnet.vpc_id
+                ))
             })?;
             ids.push(default.group_id.clone());
         }
@@ -233,7 +240,12 @@ impl<'a> Allocator<'a> {
 
 impl crate::Control {
     /// ModifyInstanceAttribute `groupSet`: the primary interface's groups, all of its VPC.
-    pub fn modify_instance_groups(&self, instance_id: &str, group_ids: &[String], dry_run: bool) -> Result<()> {
+    pub fn modify_instance_groups(
+        &self,
+        instance_id: &str,
+        group_ids: &[String],
+        dry_run: bool,
+    ) -> Result<()> {
         if group_ids.is_empty() {
             return Err(Error::MissingParameter("GroupId".into()));
         }
@@ -254,7 +266,12 @@ impl crate::Control {
     }
 
     /// ModifyInstanceAttribute `sourceDestCheck`.
-    pub fn modify_source_dest_check(&self, instance_id: &str, value: bool, dry_run: bool) -> Result<()> {
+    pub fn modify_source_dest_check(
+        &self,
+        instance_id: &str,
+        value: bool,
+        dry_run: bool,
+    ) -> Result<()> {
         self.modify_instance_network(instance_id, dry_run, |_, network| {
             network.source_dest_check = value;
             Ok(())
@@ -268,7 +285,8 @@ impl crate::Control {
         change: impl FnOnce(&State, &mut InstanceNetwork) -> Result<()>,
     ) -> Result<()> {
         self.mutate(|txn| {
-            let mut instance = existing::<crate::instances::Instance>(txn.state(), instance_id)?.clone();
+            let mut instance =
+                existing::<crate::instances::Instance>(txn.state(), instance_id)?.clone();
             let Some(network) = instance.live_network().cloned() else {
                 return Err(Error::IncorrectInstanceState(format!(
                     "The instance '{instance_id}' has no network interface."

@@ -205,7 +205,15 @@ mod tests {
     #[test]
     fn text_outside_the_aws_set_is_refused() {
         assert!(check_text("web servers (prod) #1", "GroupDescription", 255).is_ok());
-        for bad in ["it's", "a\"b", "new\nline", "tab\t", "ünï", "back`tick", "a\\b"] {
+        for bad in [
+            "it's",
+            "a\"b",
+            "new\nline",
+            "tab\t",
+            "ünï",
+            "back`tick",
+            "a\\b",
+        ] {
             assert!(check_text(bad, "GroupDescription", 255).is_err(), "{bad}");
         }
         assert!(check_text(&"a".repeat(256), "GroupName", 255).is_err());
@@ -219,7 +227,10 @@ mod tests {
             tcp.to_network(),
             network::Protocol::Tcp { from: 22, to: 22 }
         );
-        assert_eq!(Traffic::parse("all", None, None).expect("all"), Traffic::all());
+        assert_eq!(
+            Traffic::parse("all", None, None).expect("all"),
+            Traffic::all()
+        );
         assert_eq!(
             Traffic::parse("icmp", Some(-1), Some(-1))
                 .expect("icmp")

@@ -98,13 +98,19 @@ impl NetworkAcl {
 
     /// One direction's entries in evaluation order.
     pub fn ordered(&self, egress: bool) -> Vec<&AclEntry> {
-        let mut entries: Vec<&AclEntry> = self.entries.iter().filter(|e| e.egress == egress).collect();
+        let mut entries: Vec<&AclEntry> =
+            self.entries.iter().filter(|e| e.egress == egress).collect();
         entries.sort_by_key(|e| e.rule_number);
         entries
     }
 
     pub fn to_network(&self) -> network::NetworkAclSpec {
-        let direction = |egress| self.ordered(egress).into_iter().map(AclEntry::to_network).collect();
+        let direction = |egress| {
+            self.ordered(egress)
+                .into_iter()
+                .map(AclEntry::to_network)
+                .collect()
+        };
         network::NetworkAclSpec {
             network_acl_id: self.network_acl_id.clone(),
             ingress: direction(false),
@@ -122,15 +128,26 @@ impl Filterable for NetworkAcl {
             a.associations.iter().map(|s| s.subnet_id.clone()).collect()
         }),
         ("association.association-id", |a, _| {
-            a.associations.iter().map(|s| s.association_id.clone()).collect()
+            a.associations
+                .iter()
+                .map(|s| s.association_id.clone())
+                .collect()
         }),
         ("association.network-acl-id", |a, _| {
-            a.associations.iter().map(|_| a.network_acl_id.clone()).collect()
+            a.associations
+                .iter()
+                .map(|_| a.network_acl_id.clone())
+                .collect()
         }),
         ("entry.rule-number", |a, _| {
-            a.entries.iter().map(|e| e.rule_number.to_string()).collect()
+            a.entries
+                .iter()
+                .map(|e| e.rule_number.to_string())
+                .collect()
         }),
-        ("entry.cidr", |a, _| a.entries.iter().map(|e| e.cidr.to_string()).collect()),
+        ("entry.cidr", |a, _| {
+            a.entries.iter().map(|e| e.cidr.to_string()).collect()
+        }),
         ("owner-id", |_, config| vec![config.account_id.clone()]),
     ];
 }
@@ -192,16 +209,18 @@ impl Control {
         token: Option<&ClientToken>,
         dry_run: bool,
     ) -> Result<NetworkAcl> {
-        self.mutate(|txn| create_once(txn, token, |txn| {
-            existing::<Vpc>(txn.state(), vpc_id)?;
-            if dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            let mut acl = NetworkAcl::new(vpc_id, false);
-            acl.tags = tags;
-            txn.put(acl.clone())?;
-            Ok(acl)
-        }))
+        self.mutate(|txn| {
+            create_once(txn, token, |txn| {
+                existing::<Vpc>(txn.state(), vpc_id)?;
+                if dry_run {
+                    return Err(Error::DryRunOperation);
+                }
+                let mut acl = NetworkAcl::new(vpc_id, false);
+                acl.tags = tags;
+                txn.put(acl.clone())?;
+                Ok(acl)
+            })
+        })
     }
 
     pub fn describe_network_acls(&self, query: &Query) -> Result<Page<NetworkAcl>> {
@@ -281,7 +300,9 @@ impl Control {
                 .entries
                 .iter()
                 .position(|e| i64::from(e.rule_number) == rule_number && e.egress == egress)
-                .ok_or_else(|| entry_not_found(acl_id, rule_number.clamp(0, 65535) as u16, egress))?;
+                .ok_or_else(|| {
+                    entry_not_found(acl_id, rule_number.clamp(0, 65535) as u16, egress)
+                })?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -303,7 +324,11 @@ impl Control {
             let mut current = state
                 .network_acls
                 .values()
-                .find(|a| a.associations.iter().any(|s| s.association_id == association_id))
+                .find(|a| {
+                    a.associations
+                        .iter()
+                        .any(|s| s.association_id == association_id)
+                })
                 .cloned()
                 .ok_or_else(|| association_not_found(association_id))?;
             if current.vpc_id != target.vpc_id {
@@ -322,9 +347,13 @@ impl Control {
             else {
                 return Err(association_not_found(association_id));
             };
-            current.associations.retain(|s| s.association_id != association_id);
+            current
+                .associations
+                .retain(|s| s.association_id != association_id);
             if current.network_acl_id == target.network_acl_id {
-                target.associations.retain(|s| s.association_id != association_id);
+                target
+                    .associations
+                    .retain(|s| s.association_id != association_id);
             } else {
                 txn.put(current)?;
             }

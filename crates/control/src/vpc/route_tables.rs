@@ -7,9 +7,9 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::gateways::InternetGateway;
+use super::parse_cidr;
 use super::subnets::Subnet;
 use super::vpcs::Vpc;
-use super::parse_cidr;
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
@@ -124,19 +124,31 @@ impl Filterable for RouteTable {
         ("vpc-id", |t, _| vec![t.vpc_id.clone()]),
         ("association.main", |t, _| vec![t.is_main().to_string()]),
         ("association.subnet-id", |t, _| {
-            t.associations.iter().filter_map(|a| a.subnet_id.clone()).collect()
+            t.associations
+                .iter()
+                .filter_map(|a| a.subnet_id.clone())
+                .collect()
         }),
         ("association.route-table-association-id", |t, _| {
-            t.associations.iter().map(|a| a.association_id.clone()).collect()
+            t.associations
+                .iter()
+                .map(|a| a.association_id.clone())
+                .collect()
         }),
         ("association.route-table-id", |t, _| {
-            t.associations.iter().map(|_| t.route_table_id.clone()).collect()
+            t.associations
+                .iter()
+                .map(|_| t.route_table_id.clone())
+                .collect()
         }),
         ("route.destination-cidr-block", |t, _| {
             t.routes.iter().map(|r| r.destination.to_string()).collect()
         }),
         ("route.gateway-id", |t, _| {
-            t.routes.iter().map(|r| r.target.gateway_id().to_owned()).collect()
+            t.routes
+                .iter()
+                .map(|r| r.target.gateway_id().to_owned())
+                .collect()
         }),
         ("owner-id", |_, config| vec![config.account_id.clone()]),
     ];
@@ -168,7 +180,11 @@ pub struct RouteTargetRequest {
     pub other: Option<&'static str>,
 }
 
-fn resolve_target(state: &State, table: &RouteTable, request: &RouteTargetRequest) -> Result<RouteTarget> {
+fn resolve_target(
+    state: &State,
+    table: &RouteTable,
+    request: &RouteTargetRequest,
+) -> Result<RouteTarget> {
     if let Some(other) = request.other {
         return Err(Error::Unsupported(format!(
             "Routes to {other} are not supported by nimbus: only internet gateways and local \
@@ -208,21 +224,29 @@ impl Control {
         token: Option<&ClientToken>,
         dry_run: bool,
     ) -> Result<RouteTable> {
-        self.mutate(|txn| create_once(txn, token, |txn| {
-            let vpc = existing::<Vpc>(txn.state(), vpc_id)?;
-            if dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            let mut table = RouteTable::new(vpc);
-            table.tags = tags;
-            txn.put(table.clone())?;
-            Ok(table)
-        }))
+        self.mutate(|txn| {
+            create_once(txn, token, |txn| {
+                let vpc = existing::<Vpc>(txn.state(), vpc_id)?;
+                if dry_run {
+                    return Err(Error::DryRunOperation);
+                }
+                let mut table = RouteTable::new(vpc);
+                table.tags = tags;
+                txn.put(table.clone())?;
+                Ok(table)
+            })
+        })
     }
 
     pub fn describe_route_tables(&self, query: &Query) -> Result<Page<RouteTable>> {
         let state = self.read();
-        describe::describe(&state, self.config(), query, DESCRIBE_ROUTE_TABLES_PAGING, |_| true)
+        describe::describe(
+            &state,
+            self.config(),
+            query,
+            DESCRIBE_ROUTE_TABLES_PAGING,
+            |_| true,
+        )
     }
 
     pub fn delete_route_table(&self, table_id: &str, dry_run: bool) -> Result<()> {
@@ -261,7 +285,10 @@ impl Control {
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            table.routes.push(Route { destination, target });
+            table.routes.push(Route {
+                destination,
+                target,
+            });
             txn.put(table)
         })
     }
@@ -319,7 +346,12 @@ impl Control {
     }
 
     /// Associates a subnet explicitly; returns the association ID.
-    pub fn associate_route_table(&self, table_id: &str, subnet_id: &str, dry_run: bool) -> Result<String> {
+    pub fn associate_route_table(
+        &self,
+        table_id: &str,
+        subnet_id: &str,
+        dry_run: bool,
+    ) -> Result<String> {
         self.mutate(|txn| {
             let state = txn.state();
             let mut table = existing::<RouteTable>(state, table_id)?.clone();
@@ -358,7 +390,11 @@ impl Control {
                 .state()
                 .route_tables
                 .values()
-                .find(|t| t.associations.iter().any(|a| a.association_id == association_id))
+                .find(|t| {
+                    t.associations
+                        .iter()
+                        .any(|a| a.association_id == association_id)
+                })
                 .cloned()
                 .ok_or_else(|| association_not_found(association_id))?;
             if table
@@ -373,7 +409,9 @@ impl Control {
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            table.associations.retain(|a| a.association_id != association_id);
+            table
+                .associations
+                .retain(|a| a.association_id != association_id);
             txn.put(table)
         })
     }

@@ -137,7 +137,11 @@ impl SecurityGroup {
             .any(|r| r.peer == RulePeer::Group(group_id.to_owned()))
     }
 
-    fn rule_values(&self, direction: Direction, field: fn(&SecurityGroupRule) -> String) -> Vec<String> {
+    fn rule_values(
+        &self,
+        direction: Direction,
+        field: fn(&SecurityGroupRule) -> String,
+    ) -> Vec<String> {
         self.rules(direction).iter().map(field).collect()
     }
 }
@@ -201,7 +205,9 @@ pub struct RuleRow {
 impl Filterable for RuleRow {
     const FILTERS: &'static [FilterField<Self>] = &[
         ("group-id", |r, _| vec![r.group_id.clone()]),
-        ("security-group-rule-id", |r, _| vec![r.rule.rule_id.clone()]),
+        ("security-group-rule-id", |r, _| {
+            vec![r.rule.rule_id.clone()]
+        }),
     ];
 }
 
@@ -348,7 +354,8 @@ fn expand(
                         .into(),
                 ));
             }
-            let reference = GroupRef::from_request(pair.group_id.as_deref(), pair.group_name.as_deref())?;
+            let reference =
+                GroupRef::from_request(pair.group_id.as_deref(), pair.group_name.as_deref())?;
             let peer = state.find_group(reference, Some(vpc_id))?;
             if peer.vpc_id != vpc_id {
                 return Err(group_not_found(&peer.group_id));
@@ -398,9 +405,7 @@ pub enum RuleSelection<'a> {
 }
 
 fn rule_id_not_found(id: &str) -> Error {
-    Error::RuleIdNotFound(format!(
-        "The security group rule ID '{id}' does not exist"
-    ))
+    Error::RuleIdNotFound(format!("The security group rule ID '{id}' does not exist"))
 }
 
 impl Control {
@@ -504,7 +509,12 @@ impl Control {
         let state = self.read();
         let mut named = Vec::new();
         for name in names {
-            named.push(state.find_group(GroupRef::Name(name), None)?.group_id.clone());
+            named.push(
+                state
+                    .find_group(GroupRef::Name(name), None)?
+                    .group_id
+                    .clone(),
+            );
         }
         describe::describe::<SecurityGroup>(
             &state,
@@ -526,11 +536,19 @@ impl Control {
         self.mutate(|txn| {
             let state = txn.state();
             let mut target = state.find_group(group, None)?.clone();
-            let wanted = expand(state, &self.config().account_id, &target.vpc_id, permissions)?;
+            let wanted = expand(
+                state,
+                &self.config().account_id,
+                &target.vpc_id,
+                permissions,
+            )?;
             let mut added: Vec<SecurityGroupRule> = Vec::new();
             for rule in wanted {
                 let present = target.rules(direction).iter().chain(&added);
-                if present.clone().any(|r| r.same_as(&rule.traffic, &rule.peer)) {
+                if present
+                    .clone()
+                    .any(|r| r.same_as(&rule.traffic, &rule.peer))
+                {
                     return Err(Error::DuplicatePermission(format!(
                         "the specified rule \"{}\" already exists",
                         describe_rule(&rule.traffic, &rule.peer)
@@ -662,7 +680,11 @@ impl Control {
     }
 
     /// ModifySecurityGroupRules: replaces rules in place, keeping their IDs.
-    pub fn modify_security_group_rules(&self, group_id: &str, updates: &[RuleUpdate]) -> Result<()> {
+    pub fn modify_security_group_rules(
+        &self,
+        group_id: &str,
+        updates: &[RuleUpdate],
+    ) -> Result<()> {
         self.mutate(|txn| {
             let state = txn.state();
             let mut target = existing::<SecurityGroup>(state, group_id)?.clone();

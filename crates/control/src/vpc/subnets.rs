@@ -58,7 +58,9 @@ impl State {
 
     pub fn available_ip_count(&self, subnet: &Subnet) -> u64 {
         let size = 1u64 << (32 - subnet.cidr.prefix_len());
-        size.saturating_sub(RESERVED_ADDRESSES as u64 + self.used_ips(&subnet.subnet_id).len() as u64)
+        size.saturating_sub(
+            RESERVED_ADDRESSES as u64 + self.used_ips(&subnet.subnet_id).len() as u64,
+        )
     }
 
     /// The default subnet of a zone, if the default VPC has one.
@@ -76,7 +78,9 @@ impl Filterable for Subnet {
         ("cidr-block", |s, _| vec![s.cidr.to_string()]),
         ("cidr", |s, _| vec![s.cidr.to_string()]),
         ("cidrBlock", |s, _| vec![s.cidr.to_string()]),
-        ("availability-zone", |s, _| vec![s.availability_zone.clone()]),
+        ("availability-zone", |s, _| {
+            vec![s.availability_zone.clone()]
+        }),
         ("availabilityZone", |s, _| vec![s.availability_zone.clone()]),
         ("default-for-az", |s, _| vec![s.default_for_az.to_string()]),
         ("defaultForAz", |s, _| vec![s.default_for_az.to_string()]),
@@ -117,7 +121,9 @@ pub(crate) fn insert_subnet(txn: &mut Txn, subnet: Subnet) -> Result<()> {
         .values()
         .find(|a| a.vpc_id == subnet.vpc_id && a.is_default)
         .cloned()
-        .ok_or_else(|| Error::Internal(format!("VPC {} has no default network ACL", subnet.vpc_id)))?;
+        .ok_or_else(|| {
+            Error::Internal(format!("VPC {} has no default network ACL", subnet.vpc_id))
+        })?;
     acl.associate(&subnet.subnet_id);
     txn.put(acl)?;
     txn.put(subnet)
@@ -188,11 +194,12 @@ impl Control {
     pub fn delete_subnet(&self, subnet_id: &str, dry_run: bool) -> Result<()> {
         self.mutate(|txn| {
             existing::<Subnet>(txn.state(), subnet_id)?;
-            if let Some(instance) = txn.state().instances.values().find(|i| {
-                i.network
-                    .as_ref()
-                    .is_some_and(|n| n.subnet_id == subnet_id)
-            }) {
+            if let Some(instance) = txn
+                .state()
+                .instances
+                .values()
+                .find(|i| i.network.as_ref().is_some_and(|n| n.subnet_id == subnet_id))
+            {
                 return Err(Error::DependencyViolation(format!(
                     "The subnet '{subnet_id}' has dependencies and cannot be deleted ({}).",
                     instance.instance_id
@@ -216,7 +223,11 @@ impl Control {
                 .state()
                 .route_tables
                 .values()
-                .filter(|t| t.associations.iter().any(|a| a.subnet_id.as_deref() == Some(subnet_id)))
+                .filter(|t| {
+                    t.associations
+                        .iter()
+                        .any(|a| a.subnet_id.as_deref() == Some(subnet_id))
+                })
                 .cloned()
                 .collect();
             for mut table in tables {

@@ -56,7 +56,9 @@ impl Filterable for Vpc {
         ("cidr-block-association.association-id", |v, _| {
             v.cidrs.iter().map(|c| c.association_id.clone()).collect()
         }),
-        ("cidr-block-association.state", |_, _| vec!["associated".into()]),
+        ("cidr-block-association.state", |_, _| {
+            vec!["associated".into()]
+        }),
         ("is-default", |v, _| vec![v.is_default.to_string()]),
         ("isDefault", |v, _| vec![v.is_default.to_string()]),
         ("state", |_, _| vec!["available".into()]),
@@ -105,7 +107,12 @@ fn check_vpc_range(cidr: Ipv4Net) -> Result<()> {
 
 /// Creates a VPC with what AWS gives every VPC: a main route table with the local route, a
 /// default network ACL allowing everything, and a default security group.
-pub(crate) fn insert_vpc(txn: &mut Txn, cidr: Ipv4Net, is_default: bool, tags: Tags) -> Result<Vpc> {
+pub(crate) fn insert_vpc(
+    txn: &mut Txn,
+    cidr: Ipv4Net,
+    is_default: bool,
+    tags: Tags,
+) -> Result<Vpc> {
     let vpc = Vpc {
         vpc_id: nimbus_core::new_id("vpc"),
         cidrs: vec![CidrAssociation {
