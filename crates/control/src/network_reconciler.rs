@@ -297,7 +297,7 @@ mod tests {
             Ipv4Addr::new(172, 31, 0, 5)
         );
         h.control
-            .terminate_instances(&[instance.instance_id.clone()], false)
+            .terminate_instances(std::slice::from_ref(&instance.instance_id), false)
             .expect("terminate");
         h.settle().await;
         h.control.reconcile_network().await;
@@ -396,7 +396,11 @@ mod tests {
             .create_security_group("app", "app", None, Tags::new(), false)
             .expect("group");
         h.control
-            .modify_instance_groups(&instance.instance_id, &[group.group_id.clone()], false)
+            .modify_instance_groups(
+                &instance.instance_id,
+                std::slice::from_ref(&group.group_id),
+                false,
+            )
             .expect("groups");
         h.control
             .modify_source_dest_check(&instance.instance_id, false, false)
