@@ -14,7 +14,9 @@ use control::{Control, ResourceKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::interfaces::{write_instance_network, NetworkInterfaceInput, RunNetworkInput};
+use super::interfaces::{
+    write_group_set, write_instance_network, NetworkInterfaceInput, RunNetworkInput,
+};
 use super::vpcs::BooleanValue;
 use super::{
     describe_request, input, render_page, unsupported_parameter, write_page, write_tag_set,
@@ -518,12 +520,22 @@ pub fn describe_instance_attribute(
 ) -> Result<String, ApiError> {
     let request: DescribeInstanceAttribute = input(request)?;
     let instance = context.control.instance(&request.instance_id)?;
+    if request.attribute == "groupSet" {
+        let state = context.control.read();
+        return response.render(|xml| {
+            xml.leaf("instanceId", &instance.instance_id);
+            write_group_set(xml, &state, &instance);
+        });
+    }
     let value = match request.attribute.as_str() {
         "instanceType" => Some(instance.instance_type.clone()),
         "userData" => instance.user_data.clone(),
         "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.as_str().to_owned()),
         "rootDeviceName" => Some(instance.root_device_name.clone()),
         "disableApiTermination" | "disableApiStop" => Some("false".into()),
+        "sourceDestCheck" => instance
+            .live_network()
+            .map(|n| n.source_dest_check.to_string()),
         other => {
             return Err(ApiError::from(control::Error::Unsupported(format!(
                 "The instance attribute {other} is not supported by nimbus."

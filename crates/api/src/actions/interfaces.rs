@@ -104,6 +104,21 @@ fn write_groups(xml: &mut awsproto::XmlWriter, state: &control::State, network: 
     xml.end();
 }
 
+/// The `groupSet` of an instance (empty once it is terminated).
+pub(super) fn write_group_set(
+    xml: &mut awsproto::XmlWriter,
+    state: &control::State,
+    instance: &Instance,
+) {
+    match instance.live_network() {
+        Some(network) => write_groups(xml, state, network),
+        None => {
+            xml.start("groupSet");
+            xml.end();
+        }
+    }
+}
+
 fn write_association(xml: &mut awsproto::XmlWriter, network: &InstanceNetwork, region: &str) {
     if let Some(ip) = network.public_ip {
         xml.start("association");

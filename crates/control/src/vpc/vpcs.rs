@@ -50,6 +50,8 @@ impl Filterable for Vpc {
     const FILTERS: &'static [FilterField<Self>] = &[
         ("vpc-id", |v, _| vec![v.vpc_id.clone()]),
         ("cidr", |v, _| vec![v.primary_cidr().to_string()]),
+        // Not in EC2's documentation, but EC2 answers it and Ansible's ec2_vpc_net sends it.
+        ("cidr-block", |v, _| vec![v.primary_cidr().to_string()]),
         ("cidr-block-association.cidr-block", |v, _| {
             v.cidrs.iter().map(|c| c.cidr.to_string()).collect()
         }),
