@@ -209,6 +209,12 @@ def test_gateways_route_tables_and_acls(ec2):
     assert code_of(ec2.delete_internet_gateway, InternetGatewayId=igw) == "DependencyViolation"
     found = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
     assert [t["RouteTableId"] for t in found] == [table]
+    # The custom table becomes the main one and back, as Terraform's main route table association does.
+    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
+    main_association = next(a for a in main["Associations"] if a["Main"])["RouteTableAssociationId"]
+    moved = ec2.replace_route_table_association(AssociationId=main_association, RouteTableId=table)["NewAssociationId"]
+    assert ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Associations"][-1]["Main"] is True
+    ec2.replace_route_table_association(AssociationId=moved, RouteTableId=main["RouteTableId"])
 
     acl = ec2.create_network_acl(VpcId=vpc_id)["NetworkAcl"]
     acl_id = acl["NetworkAclId"]
@@ -298,3 +304,23 @@ def test_networking_survives_kill_9(fresh_nimbus):
     assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"] == "10.60.1.0/24"
     permissions = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
     assert permissions[0]["FromPort"] == 443
+
+
+def test_elastic_ips(ec2):
+    allocated = ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [{"Key": "Name", "Value": "eip"}]}])
+    assert allocated["AllocationId"].startswith("eipalloc-") and allocated["Domain"] == "vpc"
+    assert allocated["PublicIp"].startswith("198.19.")
+    other = ec2.allocate_address(Domain="vpc")
+    assert other["PublicIp"] != allocated["PublicIp"]
+    found = ec2.describe_addresses(AllocationIds=[allocated["AllocationId"]])["Addresses"][0]
+    assert found["PublicIp"] == allocated["PublicIp"] and found["Tags"] == [{"Key": "Name", "Value": "eip"}]
+    assert "AssociationId" not in found
+    by_ip = ec2.describe_addresses(PublicIps=[other["PublicIp"]])["Addresses"]
+    assert [a["AllocationId"] for a in by_ip] == [other["AllocationId"]]
+    assert code_of(ec2.describe_addresses, AllocationIds=["eipalloc-0123456789abcdef0"]) == "InvalidAllocationID.NotFound"
+    assert code_of(ec2.describe_addresses, PublicIps=["203.0.113.9"]) == "InvalidAddress.NotFound"
+    assert code_of(ec2.associate_address, AllocationId=allocated["AllocationId"], InstanceId="i-0123456789abcdef0") == "InvalidInstanceID.NotFound"
+    assert code_of(ec2.disassociate_address, AssociationId="eipassoc-0123456789abcdef0") == "InvalidAssociationID.NotFound"
+    ec2.release_address(AllocationId=allocated["AllocationId"])
+    ec2.release_address(PublicIp=other["PublicIp"])
+    assert code_of(ec2.release_address, AllocationId=allocated["AllocationId"]) == "InvalidAllocationID.NotFound"

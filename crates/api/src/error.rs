@@ -128,6 +128,8 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::AddressInUse(_) => "InvalidIPAddress.InUse",
         ControlError::InsufficientAddresses(_) => "InsufficientFreeAddressesInSubnet",
         ControlError::AddressLimitExceeded(_) => "AddressLimitExceeded",
+        ControlError::AddressNotFound(_) => "InvalidAddress.NotFound",
+        ControlError::InterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
         ControlError::Store(_) | ControlError::Internal(_) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }

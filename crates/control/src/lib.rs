@@ -155,6 +155,10 @@ pub enum Error {
     AddressInUse(String),
     #[error("{0}")]
     InsufficientAddresses(String),
+    #[error("{0}")]
+    AddressNotFound(String),
+    #[error("{0}")]
+    InterfaceNotFound(String),
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),

@@ -25,7 +25,7 @@ impl compute::MetadataSource for InstanceMetadataSource {
         let state = control.read();
         let instance = state.instances.get(&self.instance_id)?;
         let network = instance.live_network().cloned();
-        let public_ip = network.as_ref().and_then(|n| n.public_ip);
+        let public_ip = state.public_ip_of(instance);
         let mut block_devices = vec![
             ("ami".to_owned(), instance.root_device_name.clone()),
             ("root".to_owned(), instance.root_device_name.clone()),
@@ -76,7 +76,7 @@ impl compute::MetadataSource for InstanceMetadataSource {
                 .unwrap_or_default(),
             interfaces: network
                 .iter()
-                .map(|n| interface_metadata(&state, config, n))
+                .map(|n| interface_metadata(&state, config, n, public_ip))
                 .collect(),
         })
     }
@@ -96,6 +96,7 @@ fn interface_metadata(
     state: &State,
     config: &nimbus_core::Config,
     network: &InstanceNetwork,
+    public_ip: Option<std::net::Ipv4Addr>,
 ) -> compute::InterfaceMetadata {
     let region = &config.region;
     compute::InterfaceMetadata {
@@ -109,8 +110,8 @@ fn interface_metadata(
             .iter()
             .map(|ip| ip.to_string())
             .collect(),
-        public_hostname: network.public_ip.map(|ip| public_dns_name(ip, region)),
-        public_ipv4s: network.public_ip.iter().map(|ip| ip.to_string()).collect(),
+        public_hostname: public_ip.map(|ip| public_dns_name(ip, region)),
+        public_ipv4s: public_ip.iter().map(|ip| ip.to_string()).collect(),
         security_group_ids: network.security_group_ids.clone(),
         security_groups: group_names(state, network),
         subnet_id: network.subnet_id.clone(),

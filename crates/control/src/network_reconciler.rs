@@ -44,6 +44,7 @@ pub(crate) fn shapes_network(change: &store::Change) -> bool {
         ResourceKind::InternetGateway,
         ResourceKind::RouteTable,
         ResourceKind::NetworkAcl,
+        ResourceKind::ElasticIp,
         ResourceKind::Instance,
     ]
     .iter()
@@ -182,6 +183,7 @@ mod tests {
     use network::{NetworkDriver, Peer, Protocol};
 
     use crate::testkit::Harness;
+    use crate::vpc::addresses::AssociationTarget;
     use crate::vpc::interfaces::NetworkRequest;
     use crate::vpc::security_groups::{Direction, GroupRef, IpPermission, IpRange, RuleSelection};
     use crate::Tags;
@@ -417,5 +419,60 @@ mod tests {
                 .delete_security_group(GroupRef::Id(&group.group_id), false),
             Err(crate::Error::DependencyViolation(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_elastic_ip_moves_between_instances() {
+        let h = Harness::new().await;
+        let first = h.run_instance();
+        let second = h.run_instance();
+        let address = h
+            .control
+            .allocate_address(Tags::new(), false)
+            .expect("allocate");
+        let to = |instance: &crate::instances::Instance, reassociate| AssociationTarget {
+            instance_id: Some(instance.instance_id.clone()),
+            allow_reassociation: reassociate,
+            ..AssociationTarget::default()
+        };
+        h.control
+            .associate_address(&address.allocation_id, &to(&first, false), false)
+            .expect("associate");
+        h.control.reconcile_network().await;
+        let public_of = |h: &Harness, id: &str| {
+            h.network
+                .applied(&default_vpc_id(h))
+                .and_then(|spec| {
+                    spec.interfaces
+                        .into_iter()
+                        .find(|i| i.instance_id.as_deref() == Some(id))
+                })
+                .and_then(|i| i.public_ip)
+        };
+        assert_eq!(public_of(&h, &first.instance_id), Some(address.public_ip));
+        assert!(matches!(
+            h.control
+                .associate_address(&address.allocation_id, &to(&second, false), false),
+            Err(crate::Error::AlreadyAssociated(_))
+        ));
+        h.control
+            .associate_address(&address.allocation_id, &to(&second, true), false)
+            .expect("move");
+        h.control.reconcile_network().await;
+        assert_eq!(public_of(&h, &second.instance_id), Some(address.public_ip));
+        // The first instance's auto-assigned address was released when the elastic IP came.
+        assert_eq!(public_of(&h, &first.instance_id), None);
+        assert!(matches!(
+            h.control
+                .release_address(Some(&address.allocation_id), None, false),
+            Err(crate::Error::AddressInUse(_))
+        ));
+        h.control
+            .terminate_instances(std::slice::from_ref(&second.instance_id), false)
+            .expect("terminate");
+        h.settle().await;
+        h.control
+            .release_address(Some(&address.allocation_id), None, false)
+            .expect("free once its instance is gone");
     }
 }

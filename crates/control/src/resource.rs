@@ -22,6 +22,7 @@ use crate::instances::{self, Instance};
 use crate::keypairs::KeyPair;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
+use crate::vpc::addresses::ElasticIp;
 use crate::vpc::gateways::InternetGateway;
 use crate::vpc::network_acls::NetworkAcl;
 use crate::vpc::route_tables::RouteTable;
@@ -233,6 +234,13 @@ kinds! {
         malformed: "InvalidNetworkAclID.Malformed",
         migrations: &[],
     }
+    ElasticIp: ElasticIp, table elastic_ips, id allocation_id, tags tags {
+        name: "elastic-ip",
+        prefix: Some("eipalloc"),
+        not_found: "InvalidAllocationID.NotFound",
+        malformed: "InvalidAllocationID.Malformed",
+        migrations: &[],
+    }
     /// An IAM role (see `iam.rs`); IAM's own tags, not EC2's.
     Role: Role, table roles, id role_id, tags untagged {
         name: "iam-role",
@@ -428,6 +436,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "elastic-ip",
                 "image",
                 "instance",
                 "internet-gateway",

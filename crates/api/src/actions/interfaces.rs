@@ -2,6 +2,8 @@
 //! `PrivateIpAddress`, `NetworkInterfaces` for device index 0, `AssociatePublicIpAddress`) and
 //! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
 
+use std::net::Ipv4Addr;
+
 use control::instances::Instance;
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest,
@@ -119,8 +121,8 @@ pub(super) fn write_group_set(
     }
 }
 
-fn write_association(xml: &mut awsproto::XmlWriter, network: &InstanceNetwork, region: &str) {
-    if let Some(ip) = network.public_ip {
+fn write_association(xml: &mut awsproto::XmlWriter, public_ip: Option<Ipv4Addr>, region: &str) {
+    if let Some(ip) = public_ip {
         xml.start("association");
         xml.leaf("publicIp", &ip.to_string());
         xml.leaf("publicDnsName", &public_dns_name(ip, region));
@@ -140,9 +142,10 @@ pub(super) fn write_instance_network(
         return;
     };
     let region = &config.region;
+    let public_ip = state.public_ip_of(instance);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
-    if let Some(ip) = network.public_ip {
+    if let Some(ip) = public_ip {
         xml.leaf("ipAddress", &ip.to_string());
     }
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
@@ -174,7 +177,7 @@ pub(super) fn write_instance_network(
     );
     xml.leaf("deleteOnTermination", "true");
     xml.end();
-    write_association(xml, network, region);
+    write_association(xml, public_ip, region);
     xml.start("privateIpAddressesSet");
     for (index, ip) in network.private_ips.iter().enumerate() {
         xml.start("item");
@@ -182,7 +185,7 @@ pub(super) fn write_instance_network(
         xml.leaf("privateDnsName", &private_dns_name(*ip, region));
         xml.leaf("primary", &(index == 0).to_string());
         if index == 0 {
-            write_association(xml, network, region);
+            write_association(xml, public_ip, region);
         }
         xml.end();
     }

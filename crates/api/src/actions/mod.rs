@@ -1,5 +1,6 @@
 //! EC2 Query protocol: decode the form by the EC2 model, run the action, render its XML.
 
+mod addresses;
 mod catalog;
 mod gateways;
 mod images;
@@ -176,6 +177,9 @@ async fn run(
         "ReplaceRoute" => route_tables::replace_route(context, input, response),
         "DeleteRoute" => route_tables::delete_route(context, input, response),
         "AssociateRouteTable" => route_tables::associate_route_table(context, input, response),
+        "ReplaceRouteTableAssociation" => {
+            route_tables::replace_route_table_association(context, input, response)
+        }
         "DisassociateRouteTable" => {
             route_tables::disassociate_route_table(context, input, response)
         }
@@ -187,6 +191,11 @@ async fn run(
             network_acls::replace_network_acl_entry(context, input, response)
         }
         "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
+        "AllocateAddress" => addresses::allocate_address(context, input, response),
+        "DescribeAddresses" => addresses::describe_addresses(context, input, response),
+        "AssociateAddress" => addresses::associate_address(context, input, response),
+        "DisassociateAddress" => addresses::disassociate_address(context, input, response),
+        "ReleaseAddress" => addresses::release_address(context, input, response),
         "ReplaceNetworkAclAssociation" => {
             network_acls::replace_network_acl_association(context, input, response)
         }

@@ -309,3 +309,31 @@ pub fn disassociate_route_table(
         .disassociate_route_table(&request.association_id, request.dry_run)?;
     response.render(|xml| xml.leaf("return", "true"))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ReplaceRouteTableAssociation {
+    association_id: String,
+    route_table_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn replace_route_table_association(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ReplaceRouteTableAssociation = input(request)?;
+    let new_id = context.control.replace_route_table_association(
+        &request.association_id,
+        &request.route_table_id,
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("newAssociationId", &new_id);
+        xml.start("associationState");
+        xml.leaf("state", "associated");
+        xml.end();
+    })
+}

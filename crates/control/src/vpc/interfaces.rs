@@ -103,7 +103,10 @@ impl<'a> Allocator<'a> {
             state,
             pool,
             taken_ips: BTreeSet::new(),
-            taken_public: live_networks(state).filter_map(|n| n.public_ip).collect(),
+            taken_public: live_networks(state)
+                .filter_map(|n| n.public_ip)
+                .chain(state.elastic_ips.values().map(|e| e.public_ip))
+                .collect(),
             taken_macs: live_networks(state).map(|n| n.mac.clone()).collect(),
         })
     }
@@ -208,7 +211,7 @@ impl<'a> Allocator<'a> {
     }
 
     /// The lowest free address of the pool (its network and broadcast addresses excluded).
-    fn public_ip(&mut self) -> Result<Ipv4Addr> {
+    pub fn public_ip(&mut self) -> Result<Ipv4Addr> {
         let ip = self
             .pool
             .hosts()

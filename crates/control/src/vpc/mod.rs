@@ -6,6 +6,7 @@
 //! the network driver: CIDRs are parsed into `Ipv4Net` (never kept as text), and names and
 //! descriptions are held to AWS's own character set, which has no quotes or newlines.
 
+pub mod addresses;
 pub mod default_vpc;
 pub mod gateways;
 pub mod interfaces;

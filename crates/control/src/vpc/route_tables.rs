@@ -417,6 +417,54 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Moves an association (a subnet's, or the main one) to another table of the VPC;
+    /// returns the new association ID.
+    pub fn replace_route_table_association(
+        &self,
+        association_id: &str,
+        table_id: &str,
+        dry_run: bool,
+    ) -> Result<String> {
+        self.mutate(|txn| {
+            let state = txn.state();
+            let mut target = existing::<RouteTable>(state, table_id)?.clone();
+            let mut current = state
+                .route_tables
+                .values()
+                .find(|t| t.associations.iter().any(|a| a.association_id == association_id))
+                .cloned()
+                .ok_or_else(|| association_not_found(association_id))?;
+            if current.vpc_id != target.vpc_id {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Route table {table_id} belongs to another VPC than association {association_id}."
+                )));
+            }
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            let subnet_id = current
+                .associations
+                .iter()
+                .find(|a| a.association_id == association_id)
+                .and_then(|a| a.subnet_id.clone());
+            current.associations.retain(|a| a.association_id != association_id);
+            if current.route_table_id == target.route_table_id {
+                target.associations.retain(|a| a.association_id != association_id);
+            } else {
+                txn.put(current)?;
+            }
+            let new_id = nimbus_core::new_id("rtbassoc");
+            target.associations.push(RouteTableAssociation {
+                association_id: new_id.clone(),
+                subnet_id,
+            });
+            txn.put(target)?;
+            Ok(new_id)
+        })
+    }
+}
+
 pub(crate) fn association_not_found(association_id: &str) -> Error {
     Error::AssociationNotFound(format!(
         "The association ID '{association_id}' does not exist"

@@ -53,7 +53,7 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
             subnet_id: net.subnet_id.clone(),
             mac: net.mac.clone(),
             private_ips: net.private_ips.clone(),
-            public_ip: net.public_ip,
+            public_ip: state.public_ip_of(instance),
             security_group_ids: net.security_group_ids.clone(),
             source_dest_check: net.source_dest_check,
         })
