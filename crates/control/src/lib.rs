@@ -159,6 +159,8 @@ pub enum Error {
     AddressNotFound(String),
     #[error("{0}")]
     InterfaceNotFound(String),
+    #[error("{0}")]
+    MalformedInterfaceId(String),
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),

@@ -9,9 +9,10 @@ use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest,
 };
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::unsupported_parameter;
-use crate::ApiError;
+use super::{describe_request, render_page, unsupported_parameter, NoOtherParameters, Response};
+use crate::{ApiContext, ApiError};
 
 /// `NetworkInterfaces.N` of RunInstances.
 #[derive(Deserialize)]
@@ -141,7 +142,6 @@ pub(super) fn write_instance_network(
     let Some(network) = instance.live_network() else {
         return;
     };
-    let region = &config.region;
     let public_ip = state.public_ip_of(instance);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
@@ -152,6 +152,21 @@ pub(super) fn write_instance_network(
     write_groups(xml, state, network);
     xml.start("networkInterfaceSet");
     xml.start("item");
+    write_interface(xml, instance, network, state, config);
+    xml.end();
+    xml.end();
+}
+
+/// One interface, as DescribeInstances and DescribeNetworkInterfaces show it.
+fn write_interface(
+    xml: &mut awsproto::XmlWriter,
+    instance: &Instance,
+    network: &InstanceNetwork,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    let region = &config.region;
+    let public_ip = state.public_ip_of(instance);
     xml.leaf("networkInterfaceId", &network.interface_id);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
@@ -168,6 +183,8 @@ pub(super) fn write_instance_network(
     write_groups(xml, state, network);
     xml.start("attachment");
     xml.leaf("attachmentId", &network.attachment_id);
+    xml.leaf("instanceId", &instance.instance_id);
+    xml.leaf("instanceOwnerId", &config.account_id);
     xml.leaf("deviceIndex", "0");
     xml.leaf("networkCardIndex", "0");
     xml.leaf("status", "attached");
@@ -191,6 +208,20 @@ pub(super) fn write_instance_network(
     }
     xml.end();
     xml.leaf("interfaceType", "interface");
-    xml.end();
-    xml.end();
+}
+
+pub(super) fn describe_network_interfaces(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkInterfaceIds"))?;
+    let page = context.control.describe_network_interfaces(&query)?;
+    let state = context.control.read();
+    let config = context.control.config();
+    render_page(response, "networkInterfaceSet", page, |xml, row| {
+        write_interface(xml, &row.instance, &row.network, &state, config);
+        xml.leaf("availabilityZone", &row.instance.availability_zone);
+        xml.leaf("requesterManaged", "false");
+    })
 }

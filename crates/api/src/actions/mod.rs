@@ -191,6 +191,9 @@ async fn run(
             network_acls::replace_network_acl_entry(context, input, response)
         }
         "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
+        "DescribeNetworkInterfaces" => {
+            interfaces::describe_network_interfaces(context, input, response)
+        }
         "AllocateAddress" => addresses::allocate_address(context, input, response),
         "DescribeAddresses" => addresses::describe_addresses(context, input, response),
         "AssociateAddress" => addresses::associate_address(context, input, response),

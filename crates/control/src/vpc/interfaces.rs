@@ -241,7 +241,99 @@ impl<'a> Allocator<'a> {
     }
 }
 
+/// One row of DescribeNetworkInterfaces: an instance's primary interface.
+#[derive(Clone, Debug)]
+pub struct InterfaceRow {
+    pub instance: crate::instances::Instance,
+    pub network: InstanceNetwork,
+}
+
+impl crate::filter::Filterable for InterfaceRow {
+    const FILTERS: &'static [crate::filter::FilterField<Self>] = &[
+        ("network-interface-id", |r, _| {
+            vec![r.network.interface_id.clone()]
+        }),
+        ("subnet-id", |r, _| vec![r.network.subnet_id.clone()]),
+        ("vpc-id", |r, _| vec![r.network.vpc_id.clone()]),
+        ("availability-zone", |r, _| {
+            vec![r.instance.availability_zone.clone()]
+        }),
+        ("attachment.instance-id", |r, _| {
+            vec![r.instance.instance_id.clone()]
+        }),
+        ("attachment.attachment-id", |r, _| {
+            vec![r.network.attachment_id.clone()]
+        }),
+        ("attachment.device-index", |_, _| vec!["0".into()]),
+        ("attachment.status", |_, _| vec!["attached".into()]),
+        ("private-ip-address", |r, _| {
+            r.network
+                .private_ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect()
+        }),
+        ("addresses.private-ip-address", |r, _| {
+            r.network
+                .private_ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect()
+        }),
+        ("mac-address", |r, _| vec![r.network.mac.clone()]),
+        ("group-id", |r, _| r.network.security_group_ids.clone()),
+        ("status", |_, _| vec!["in-use".into()]),
+        ("owner-id", |_, config| vec![config.account_id.clone()]),
+        ("source-dest-check", |r, _| {
+            vec![r.network.source_dest_check.to_string()]
+        }),
+    ];
+}
+
+/// DescribeNetworkInterfaces's MaxResults bounds.
+const DESCRIBE_INTERFACES_PAGING: crate::describe::Paging =
+    crate::describe::Paging::within_without_ids(5, 1000, "NetworkInterfaceId");
+
 impl crate::Control {
+    /// DescribeNetworkInterfaces: the primary interfaces of live instances.
+    pub fn describe_network_interfaces(
+        &self,
+        query: &crate::describe::Query,
+    ) -> Result<crate::describe::Page<InterfaceRow>> {
+        let state = self.read();
+        let mut rows: Vec<InterfaceRow> = state
+            .instances
+            .values()
+            .filter_map(|instance| {
+                instance.live_network().map(|network| InterfaceRow {
+                    instance: instance.clone(),
+                    network: network.clone(),
+                })
+            })
+            .collect();
+        for id in &query.ids {
+            if !nimbus_core::is_valid_id(id, "eni") {
+                return Err(Error::MalformedInterfaceId(format!(
+                    "Invalid id: \"{id}\" (expecting \"eni-...\")"
+                )));
+            }
+            if !rows.iter().any(|r| r.network.interface_id == *id) {
+                return Err(Error::InterfaceNotFound(format!(
+                    "The networkInterface ID '{id}' does not exist"
+                )));
+            }
+        }
+        rows.retain(|r| query.ids.is_empty() || query.ids.contains(&r.network.interface_id));
+        rows.sort_by(|a, b| a.network.interface_id.cmp(&b.network.interface_id));
+        crate::describe::describe_rows(
+            rows,
+            |r| r.network.interface_id.as_str(),
+            self.config(),
+            query,
+            DESCRIBE_INTERFACES_PAGING,
+        )
+    }
+
     /// ModifyInstanceAttribute `groupSet`: the primary interface's groups, all of its VPC.
     pub fn modify_instance_groups(
         &self,

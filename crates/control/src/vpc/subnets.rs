@@ -50,7 +50,7 @@ impl State {
     pub fn used_ips(&self, subnet_id: &str) -> Vec<Ipv4Addr> {
         self.instances
             .values()
-            .filter_map(|i| i.network.as_ref())
+            .filter_map(|i| i.live_network())
             .filter(|n| n.subnet_id == subnet_id)
             .flat_map(|n| n.private_ips.iter().copied())
             .collect()
@@ -198,7 +198,7 @@ impl Control {
                 .state()
                 .instances
                 .values()
-                .find(|i| i.network.as_ref().is_some_and(|n| n.subnet_id == subnet_id))
+                .find(|i| i.live_network().is_some_and(|n| n.subnet_id == subnet_id))
             {
                 return Err(Error::DependencyViolation(format!(
                     "The subnet '{subnet_id}' has dependencies and cannot be deleted ({}).",
