@@ -7,29 +7,9 @@ import re
 import subprocess
 import sys
 
-import pytest
-
-from test_instances import IMAGE_CACHE  # noqa: F401  (the shared image cache)
-from conftest import Nimbus
+from test_instances import cloud  # noqa: F401  (nimbus with the default image built)
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible", "vpc.yml")
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    data_dir = str(tmp_path_factory.mktemp("nimbus-ansible"))
-    build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
-                            "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
-                           capture_output=True, text=True, timeout=1200)
-    assert build.returncode == 0, build.stdout + build.stderr
-    server = Nimbus(data_dir).start()
-    yield server
-    ec2 = server.client()
-    ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
-    if ids:
-        ec2.terminate_instances(InstanceIds=ids)
-        ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-    server.stop()
 
 
 def run_playbook(cloud, image_id, outputs):
@@ -49,7 +29,7 @@ def run_playbook(cloud, image_id, outputs):
     return int(recap.group(2)), json.loads(outputs.read_text()), result.stdout
 
 
-def test_playbook_creates_then_changes_nothing(cloud, tmp_path):
+def test_playbook_creates_then_changes_nothing(cloud, tmp_path):  # noqa: F811
     ec2 = cloud.client()
     image_id = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["nimbus-minimal"]}])["Images"][0]["ImageId"]
     changed, first, _ = run_playbook(cloud, image_id, tmp_path / "outputs.json")

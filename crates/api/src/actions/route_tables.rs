@@ -203,19 +203,29 @@ impl RouteRequest {
     }
 }
 
+fn put_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    replace: bool,
+) -> Result<String, ApiError> {
+    let request: RouteRequest = input(request)?;
+    context.control.put_route(
+        &request.route_table_id,
+        request.destination()?,
+        &request.target(),
+        replace,
+        request.dry_run,
+    )?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
 pub fn create_route(
     context: &ApiContext,
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: RouteRequest = input(request)?;
-    context.control.create_route(
-        &request.route_table_id,
-        request.destination()?,
-        &request.target(),
-        request.dry_run,
-    )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    put_route(context, request, response, false)
 }
 
 pub fn replace_route(
@@ -223,14 +233,7 @@ pub fn replace_route(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
-    let request: RouteRequest = input(request)?;
-    context.control.replace_route(
-        &request.route_table_id,
-        request.destination()?,
-        &request.target(),
-        request.dry_run,
-    )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    put_route(context, request, response, true)
 }
 
 #[derive(Deserialize)]

@@ -265,11 +265,14 @@ impl Control {
         })
     }
 
-    pub fn create_route(
+    /// CreateRoute (`replace` false: the destination must be new) or ReplaceRoute (`replace`
+    /// true: it must exist, and not be the local route).
+    pub fn put_route(
         &self,
         table_id: &str,
         destination: &str,
         target: &RouteTargetRequest,
+        replace: bool,
         dry_run: bool,
     ) -> Result<()> {
         let destination = parse_cidr(destination, "destinationCidrBlock")?;
@@ -277,48 +280,35 @@ impl Control {
             let state = txn.state();
             let mut table = existing::<RouteTable>(state, table_id)?.clone();
             let target = resolve_target(state, &table, target)?;
-            if table.routes.iter().any(|r| r.destination == destination) {
-                return Err(Error::RouteAlreadyExists(format!(
-                    "The route identified by {destination} already exists."
-                )));
+            let position = table
+                .routes
+                .iter()
+                .position(|r| r.destination == destination);
+            match (position, replace) {
+                (Some(_), false) => {
+                    return Err(Error::RouteAlreadyExists(format!(
+                        "The route identified by {destination} already exists."
+                    )))
+                }
+                (None, true) => return Err(route_not_found(table_id, destination)),
+                (Some(p), true) if table.routes[p].target == RouteTarget::Local => {
+                    return Err(Error::InvalidParameterValue(
+                        "The local route cannot be replaced.".into(),
+                    ))
+                }
+                _ => {}
             }
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            table.routes.push(Route {
+            let route = Route {
                 destination,
                 target,
-            });
-            txn.put(table)
-        })
-    }
-
-    pub fn replace_route(
-        &self,
-        table_id: &str,
-        destination: &str,
-        target: &RouteTargetRequest,
-        dry_run: bool,
-    ) -> Result<()> {
-        let destination = parse_cidr(destination, "destinationCidrBlock")?;
-        self.mutate(|txn| {
-            let state = txn.state();
-            let mut table = existing::<RouteTable>(state, table_id)?.clone();
-            let target = resolve_target(state, &table, target)?;
-            let route = table
-                .routes
-                .iter_mut()
-                .find(|r| r.destination == destination)
-                .ok_or_else(|| route_not_found(table_id, destination))?;
-            if route.target == RouteTarget::Local {
-                return Err(Error::InvalidParameterValue(
-                    "The local route cannot be replaced.".into(),
-                ));
+            };
+            match position {
+                Some(p) => table.routes[p] = route,
+                None => table.routes.push(route),
             }
-            if dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            route.target = target;
             txn.put(table)
         })
     }
