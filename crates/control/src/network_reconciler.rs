@@ -475,4 +475,22 @@ mod tests {
             .release_address(Some(&address.allocation_id), None, false)
             .expect("free once its instance is gone");
     }
+
+    #[tokio::test]
+    async fn one_failing_vpc_does_not_stop_the_others() {
+        let h = Harness::new().await;
+        let broken = h
+            .control
+            .create_vpc("10.1.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        let fine = h
+            .control
+            .create_vpc("10.2.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        h.network.fail_vpc(&broken.vpc_id);
+        h.control.reconcile_network().await;
+        assert!(h.network.applied(&broken.vpc_id).is_none());
+        assert!(h.network.applied(&fine.vpc_id).is_some());
+        assert!(h.network.applied(&default_vpc_id(&h)).is_some());
+    }
 }
