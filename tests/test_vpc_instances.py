@@ -56,6 +56,16 @@ def test_instance_in_a_new_subnet_shows_its_network(ec2vm, minimal_ami):  # noqa
     assert seen["eni"] == interface["NetworkInterfaceId"]
     assert seen["groups"].rstrip(",") == "web,ssh" and seen["ids"].rstrip(",") == f"{web},{ssh}"
 
+    # The primary interface's attributes and secondary addresses.
+    eni = interface["NetworkInterfaceId"]
+    ec2vm.modify_network_interface_attribute(NetworkInterfaceId=eni, Description={"Value": "primary"})
+    assigned = ec2vm.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=1)
+    assert [a["PrivateIpAddress"] for a in assigned["AssignedPrivateIpAddresses"]] == ["172.20.1.5"]
+    described = ec2vm.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert described["Description"] == "primary"
+    assert [(a["PrivateIpAddress"], a["Primary"]) for a in described["PrivateIpAddresses"]] == [("172.20.1.4", True), ("172.20.1.5", False)]
+    ec2vm.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=["172.20.1.5"])
+
     # Groups change live; a group in use cannot be deleted.
     ec2vm.modify_instance_attribute(InstanceId=instance_id, Groups=[web])
     assert [g["GroupId"] for g in ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["SecurityGroups"]] == [web]

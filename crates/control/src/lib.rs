@@ -161,6 +161,8 @@ pub enum Error {
     InterfaceNotFound(String),
     #[error("{0}")]
     MalformedInterfaceId(String),
+    #[error("{0}")]
+    PrivateIpLimitExceeded(String),
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),

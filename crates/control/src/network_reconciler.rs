@@ -184,7 +184,7 @@ mod tests {
 
     use crate::testkit::Harness;
     use crate::vpc::addresses::AssociationTarget;
-    use crate::vpc::interfaces::NetworkRequest;
+    use crate::vpc::interfaces::{InterfaceChange, NetworkRequest};
     use crate::vpc::security_groups::{Direction, GroupRef, IpPermission, IpRange, RuleSelection};
     use crate::Tags;
 
@@ -492,5 +492,59 @@ mod tests {
         assert!(h.network.applied(&broken.vpc_id).is_none());
         assert!(h.network.applied(&fine.vpc_id).is_some());
         assert!(h.network.applied(&default_vpc_id(&h)).is_some());
+    }
+
+    #[tokio::test]
+    async fn secondary_addresses_and_interface_attributes_reach_the_spec() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        let eni = instance.network.expect("interface").interface_id;
+        let assigned = h
+            .control
+            .assign_private_ips(&eni, &["172.31.0.20".into()], None)
+            .expect("assign");
+        assert_eq!(assigned, vec![Ipv4Addr::new(172, 31, 0, 20)]);
+        let counted = h
+            .control
+            .assign_private_ips(&eni, &[], Some(2))
+            .expect("count");
+        assert_eq!(
+            counted,
+            vec![Ipv4Addr::new(172, 31, 0, 5), Ipv4Addr::new(172, 31, 0, 6)]
+        );
+        assert!(matches!(
+            h.control
+                .assign_private_ips(&eni, &["172.31.0.20".into()], None),
+            Err(crate::Error::AddressInUse(_))
+        ));
+        h.control
+            .unassign_private_ips(&eni, &["172.31.0.5".into()])
+            .expect("unassign");
+        assert!(matches!(
+            h.control.unassign_private_ips(&eni, &["172.31.0.4".into()]),
+            Err(crate::Error::InvalidParameterValue(_))
+        ));
+        h.control
+            .modify_interface(&eni, InterfaceChange::SourceDestCheck(false), false)
+            .expect("check");
+        assert!(matches!(
+            h.control.modify_interface(
+                "eni-0123456789abcdef0",
+                InterfaceChange::SourceDestCheck(true),
+                false
+            ),
+            Err(crate::Error::InterfaceNotFound(_))
+        ));
+        h.control.reconcile_network().await;
+        let spec = h.network.applied(&default_vpc_id(&h)).expect("applied");
+        assert_eq!(
+            spec.interfaces[0].private_ips,
+            vec![
+                Ipv4Addr::new(172, 31, 0, 4),
+                Ipv4Addr::new(172, 31, 0, 20),
+                Ipv4Addr::new(172, 31, 0, 6)
+            ]
+        );
+        assert!(!spec.interfaces[0].source_dest_check);
     }
 }

@@ -6,12 +6,15 @@ use std::net::Ipv4Addr;
 
 use control::instances::Instance;
 use control::vpc::interfaces::{
-    private_dns_name, public_dns_name, InstanceNetwork, NetworkRequest,
+    private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{describe_request, render_page, unsupported_parameter, NoOtherParameters, Response};
+use super::vpcs::BooleanValue;
+use super::{
+    describe_request, input, render_page, unsupported_parameter, NoOtherParameters, Response,
+};
 use crate::{ApiContext, ApiError};
 
 /// `NetworkInterfaces.N` of RunInstances.
@@ -170,7 +173,7 @@ fn write_interface(
     xml.leaf("networkInterfaceId", &network.interface_id);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
-    xml.leaf("description", "");
+    xml.leaf("description", &network.description);
     xml.leaf("ownerId", &config.account_id);
     xml.leaf("status", "in-use");
     xml.leaf("macAddress", &network.mac);
@@ -224,4 +227,112 @@ pub(super) fn describe_network_interfaces(
         xml.leaf("availabilityZone", &row.instance.availability_zone);
         xml.leaf("requesterManaged", "false");
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyNetworkInterfaceAttribute {
+    network_interface_id: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    source_dest_check: Option<BooleanValue>,
+    description: Option<StringValue>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct StringValue {
+    value: Option<String>,
+}
+
+pub(super) fn modify_network_interface_attribute(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ModifyNetworkInterfaceAttribute = input(request)?;
+    let change = match (
+        request.groups.is_empty(),
+        request.source_dest_check,
+        request.description,
+    ) {
+        (false, None, None) => InterfaceChange::Groups(request.groups),
+        (true, Some(check), None) => {
+            InterfaceChange::SourceDestCheck(check.value.ok_or_else(|| {
+                ApiError::from(control::Error::MissingParameter(
+                    "SourceDestCheck.Value".into(),
+                ))
+            })?)
+        }
+        (true, None, Some(text)) => InterfaceChange::Description(text.value.unwrap_or_default()),
+        _ => {
+            return Err(control::Error::InvalidParameterCombination(
+                "Exactly one attribute may be modified at a time.".into(),
+            )
+            .into())
+        }
+    };
+    context
+        .control
+        .modify_interface(&request.network_interface_id, change, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AssignPrivateIpAddresses {
+    network_interface_id: String,
+    #[serde(default)]
+    private_ip_addresses: Vec<String>,
+    secondary_private_ip_address_count: Option<i64>,
+    #[serde(default)]
+    allow_reassignment: bool,
+}
+
+pub(super) fn assign_private_ip_addresses(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AssignPrivateIpAddresses = input(request)?;
+    if request.allow_reassignment {
+        return Err(unsupported_parameter("AllowReassignment"));
+    }
+    let assigned = context.control.assign_private_ips(
+        &request.network_interface_id,
+        &request.private_ip_addresses,
+        request.secondary_private_ip_address_count,
+    )?;
+    response.render(|xml| {
+        xml.leaf("networkInterfaceId", &request.network_interface_id);
+        xml.start("assignedPrivateIpAddressesSet");
+        for ip in &assigned {
+            xml.start("item");
+            xml.leaf("privateIpAddress", &ip.to_string());
+            xml.end();
+        }
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct UnassignPrivateIpAddresses {
+    network_interface_id: String,
+    #[serde(default)]
+    private_ip_addresses: Vec<String>,
+}
+
+pub(super) fn unassign_private_ip_addresses(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: UnassignPrivateIpAddresses = input(request)?;
+    context
+        .control
+        .unassign_private_ips(&request.network_interface_id, &request.private_ip_addresses)?;
+    response.render(|xml| xml.leaf("return", "true"))
 }

@@ -194,6 +194,15 @@ async fn run(
         "DescribeNetworkInterfaces" => {
             interfaces::describe_network_interfaces(context, input, response)
         }
+        "ModifyNetworkInterfaceAttribute" => {
+            interfaces::modify_network_interface_attribute(context, input, response)
+        }
+        "AssignPrivateIpAddresses" => {
+            interfaces::assign_private_ip_addresses(context, input, response)
+        }
+        "UnassignPrivateIpAddresses" => {
+            interfaces::unassign_private_ip_addresses(context, input, response)
+        }
         "AllocateAddress" => addresses::allocate_address(context, input, response),
         "DescribeAddresses" => addresses::describe_addresses(context, input, response),
         "AssociateAddress" => addresses::associate_address(context, input, response),

@@ -28,7 +28,21 @@ pub struct InstanceNetwork {
     pub public_ip: Option<Ipv4Addr>,
     pub security_group_ids: Vec<String>,
     pub source_dest_check: bool,
+    /// Absent in records written before ModifyNetworkInterfaceAttribute existed.
+    #[serde(default)]
+    pub description: String,
 }
+
+/// What ModifyNetworkInterfaceAttribute changes (one attribute per call, as EC2).
+#[derive(Clone, Debug)]
+pub enum InterfaceChange {
+    Groups(Vec<String>),
+    SourceDestCheck(bool),
+    Description(String),
+}
+
+/// AWS's limit of secondary private IPv4 addresses on a small instance's interface.
+const MAX_SECONDARY_IPS: i64 = 10;
 
 impl InstanceNetwork {
     pub fn primary_ip(&self) -> Ipv4Addr {
@@ -158,8 +172,35 @@ impl<'a> Allocator<'a> {
         subnet: &Subnet,
         groups: &[String],
     ) -> Result<InstanceNetwork> {
+        let ip = self.private_ip(subnet, request.private_ip.as_deref())?;
+        let public_ip = if request
+            .associate_public_ip
+            .unwrap_or(subnet.map_public_ip_on_launch)
+        {
+            Some(self.public_ip()?)
+        } else {
+            None
+        };
+        let mac = self.mac();
+        Ok(InstanceNetwork {
+            interface_id: nimbus_core::new_id("eni"),
+            attachment_id: nimbus_core::new_id("eni-attach"),
+            vpc_id: subnet.vpc_id.clone(),
+            subnet_id: subnet.subnet_id.clone(),
+            mac,
+            private_ips: vec![ip],
+            public_ip,
+            security_group_ids: groups.to_vec(),
+            source_dest_check: true,
+            description: String::new(),
+        })
+    }
+
+    /// A private address of `subnet`: `requested` if it is usable and free, else the lowest
+    /// free one.
+    pub fn private_ip(&mut self, subnet: &Subnet, requested: Option<&str>) -> Result<Ipv4Addr> {
         let used: BTreeSet<Ipv4Addr> = self.state.used_ips(&subnet.subnet_id).into_iter().collect();
-        let ip = match &request.private_ip {
+        let ip = match requested {
             Some(text) => {
                 let ip = Ipv4Addr::from_str(text).map_err(|_| {
                     Error::InvalidParameterValue(format!(
@@ -181,33 +222,13 @@ impl<'a> Allocator<'a> {
                 .find(|ip| !used.contains(ip) && !self.taken_ips.contains(ip))
                 .ok_or_else(|| {
                     Error::InsufficientAddresses(format!(
-                        "There are not enough free addresses in subnet '{}' to satisfy the \
-                         requested number of instances.",
+                        "There are not enough free addresses in subnet '{}' to satisfy the request.",
                         subnet.subnet_id
                     ))
                 })?,
         };
         self.taken_ips.insert(ip);
-        let public_ip = if request
-            .associate_public_ip
-            .unwrap_or(subnet.map_public_ip_on_launch)
-        {
-            Some(self.public_ip()?)
-        } else {
-            None
-        };
-        let mac = self.mac();
-        Ok(InstanceNetwork {
-            interface_id: nimbus_core::new_id("eni"),
-            attachment_id: nimbus_core::new_id("eni-attach"),
-            vpc_id: subnet.vpc_id.clone(),
-            subnet_id: subnet.subnet_id.clone(),
-            mac,
-            private_ips: vec![ip],
-            public_ip,
-            security_group_ids: groups.to_vec(),
-            source_dest_check: true,
-        })
+        Ok(ip)
     }
 
     /// The lowest free address of the pool (its network and broadcast addresses excluded).
@@ -332,6 +353,118 @@ impl crate::Control {
             query,
             DESCRIBE_INTERFACES_PAGING,
         )
+    }
+
+    /// The instance whose primary interface is `interface_id`.
+    fn instance_with_interface(&self, interface_id: &str) -> Result<String> {
+        if !nimbus_core::is_valid_id(interface_id, "eni") {
+            return Err(Error::MalformedInterfaceId(format!(
+                "Invalid id: \"{interface_id}\" (expecting \"eni-...\")"
+            )));
+        }
+        self.read()
+            .instances
+            .values()
+            .find(|i| {
+                i.live_network()
+                    .is_some_and(|n| n.interface_id == interface_id)
+            })
+            .map(|i| i.instance_id.clone())
+            .ok_or_else(|| {
+                Error::InterfaceNotFound(format!(
+                    "The networkInterface ID '{interface_id}' does not exist"
+                ))
+            })
+    }
+
+    /// ModifyNetworkInterfaceAttribute: groups, source/destination check or description.
+    pub fn modify_interface(
+        &self,
+        interface_id: &str,
+        change: InterfaceChange,
+        dry_run: bool,
+    ) -> Result<()> {
+        let instance_id = self.instance_with_interface(interface_id)?;
+        match change {
+            InterfaceChange::Groups(groups) => {
+                self.modify_instance_groups(&instance_id, &groups, dry_run)
+            }
+            InterfaceChange::SourceDestCheck(value) => {
+                self.modify_source_dest_check(&instance_id, value, dry_run)
+            }
+            InterfaceChange::Description(text) => {
+                if text.len() > 255 {
+                    return Err(Error::InvalidParameterValue(
+                        "Value for parameter description is invalid. Length exceeds maximum of 255."
+                            .into(),
+                    ));
+                }
+                self.modify_instance_network(&instance_id, dry_run, |_, network| {
+                    network.description = text;
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// AssignPrivateIpAddresses: the named addresses, or `count` free ones, as secondaries.
+    pub fn assign_private_ips(
+        &self,
+        interface_id: &str,
+        requested: &[String],
+        count: Option<i64>,
+    ) -> Result<Vec<Ipv4Addr>> {
+        let instance_id = self.instance_with_interface(interface_id)?;
+        let pool = self.config().public_ip_pool.clone();
+        let mut assigned = Vec::new();
+        self.modify_instance_network(&instance_id, false, |state, network| {
+            let subnet = existing::<Subnet>(state, &network.subnet_id)?;
+            let mut allocator = Allocator::new(state, &pool)?;
+            let wanted: Vec<Option<&str>> = match count {
+                Some(n) if requested.is_empty() && (1..=MAX_SECONDARY_IPS).contains(&n) => {
+                    vec![None; n as usize]
+                }
+                None if !requested.is_empty() => requested.iter().map(|r| Some(r.as_str())).collect(),
+                _ => {
+                    return Err(Error::InvalidParameterCombination(format!(
+                        "Give either PrivateIpAddresses or SecondaryPrivateIpAddressCount                          (1 to {MAX_SECONDARY_IPS})."
+                    )))
+                }
+            };
+            if network.private_ips.len() + wanted.len() > MAX_SECONDARY_IPS as usize + 1 {
+                return Err(Error::PrivateIpLimitExceeded(format!(
+                    "An interface may have at most {MAX_SECONDARY_IPS} secondary private addresses."
+                )));
+            }
+            for ip in wanted {
+                let ip = allocator.private_ip(subnet, ip)?;
+                network.private_ips.push(ip);
+                assigned.push(ip);
+            }
+            Ok(())
+        })?;
+        Ok(assigned)
+    }
+
+    /// UnassignPrivateIpAddresses: secondary addresses only.
+    pub fn unassign_private_ips(&self, interface_id: &str, addresses: &[String]) -> Result<()> {
+        let instance_id = self.instance_with_interface(interface_id)?;
+        self.modify_instance_network(&instance_id, false, |_, network| {
+            for text in addresses {
+                let position = network
+                    .private_ips
+                    .iter()
+                    .skip(1)
+                    .position(|ip| ip.to_string() == *text)
+                    .ok_or_else(|| {
+                        Error::InvalidParameterValue(format!(
+                            "Some of the specified addresses are not assigned to interface                              {interface_id} as secondary addresses: {text}"
+                        ))
+                    })?;
+                network.private_ips.remove(position + 1);
+            }
+            Ok(())
+        })
     }
 
     /// ModifyInstanceAttribute `groupSet`: the primary interface's groups, all of its VPC.
