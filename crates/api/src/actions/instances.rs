@@ -10,6 +10,7 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
+use control::vpc::interfaces::public_dns_name;
 use control::{Control, ResourceKind};
 use serde::Deserialize;
 use serde_json::Value;
@@ -218,7 +219,11 @@ fn write_instance(
         }
         .as_str(),
     );
-    xml.leaf("dnsName", "");
+    let public_dns = state
+        .public_ip_of(instance)
+        .map(|ip| public_dns_name(ip, &config.region))
+        .unwrap_or_default();
+    xml.leaf("dnsName", &public_dns);
     xml.leaf("reason", &instance.state_transition_reason);
     if let Some(key) = &instance.key_name {
         xml.leaf("keyName", key);
