@@ -79,6 +79,10 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
             kind: ResourceKind::KeyPair,
             ..
         } => "InvalidKeyPair.Duplicate",
+        ControlError::Duplicate {
+            kind: ResourceKind::SecurityGroup,
+            ..
+        } => "InvalidGroup.Duplicate",
         ControlError::Duplicate { .. } => "InvalidParameterValue",
         ControlError::InvalidParameterValue(_) => "InvalidParameterValue",
         ControlError::InvalidParameterCombination(_) => "InvalidParameterCombination",
@@ -103,6 +107,31 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::VolumeInOtherZone(_) => "InvalidVolume.ZoneMismatch",
         ControlError::NotAttached(_) => "InvalidAttachment.NotFound",
         ControlError::OperationNotPermitted(_) => "OperationNotPermitted",
+        ControlError::DependencyViolation(_) => "DependencyViolation",
+        ControlError::InvalidVpcRange(_) => "InvalidVpc.Range",
+        ControlError::InvalidSubnetRange(_) => "InvalidSubnet.Range",
+        ControlError::SubnetConflict(_) => "InvalidSubnet.Conflict",
+        ControlError::InvalidCidrBlock(_) => "InvalidCidrBlock.InUse",
+        ControlError::CidrLimitExceeded(_) => "CidrLimitExceeded",
+        ControlError::DuplicatePermission(_) => "InvalidPermission.Duplicate",
+        ControlError::PermissionNotFound(_) => "InvalidPermission.NotFound",
+        ControlError::RuleIdNotFound(_) => "InvalidSecurityGroupRuleId.NotFound",
+        ControlError::ReservedGroupName(_) => "InvalidGroup.Reserved",
+        ControlError::CannotDelete(_) => "CannotDelete",
+        ControlError::AlreadyAssociated(_) => "Resource.AlreadyAssociated",
+        ControlError::GatewayNotAttached(_) => "Gateway.NotAttached",
+        ControlError::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
+        ControlError::RouteNotFound(_) => "InvalidRoute.NotFound",
+        ControlError::RouteAlreadyExists(_) => "RouteAlreadyExists",
+        ControlError::AclEntryNotFound(_) => "InvalidNetworkAclEntry.NotFound",
+        ControlError::AclEntryExists(_) => "NetworkAclEntryAlreadyExists",
+        ControlError::AddressInUse(_) => "InvalidIPAddress.InUse",
+        ControlError::InsufficientAddresses(_) => "InsufficientFreeAddressesInSubnet",
+        ControlError::AddressLimitExceeded(_) => "AddressLimitExceeded",
+        ControlError::AddressNotFound(_) => "InvalidAddress.NotFound",
+        ControlError::InterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
+        ControlError::MalformedInterfaceId(_) => "InvalidNetworkInterfaceID.Malformed",
+        ControlError::PrivateIpLimitExceeded(_) => "PrivateIpAddressLimitExceeded",
         ControlError::Store(_) | ControlError::Internal(_) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }

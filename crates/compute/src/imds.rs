@@ -38,6 +38,34 @@ pub struct InstanceMetadata {
     pub tags: Option<BTreeMap<String, String>>,
     /// Present when the instance was launched with an instance profile.
     pub iam: Option<IamMetadata>,
+    /// The primary interface's public or elastic IP, and its public DNS name.
+    pub public_ipv4: Option<String>,
+    pub public_hostname: Option<String>,
+    /// The names of the primary interface's security groups.
+    pub security_groups: Vec<String>,
+    /// `network/interfaces/macs/<mac>/…`, one per interface.
+    pub interfaces: Vec<InterfaceMetadata>,
+}
+
+/// One network interface under `meta-data/network/interfaces/macs/<mac>/`.
+#[derive(Clone, Debug, Default)]
+pub struct InterfaceMetadata {
+    pub device_number: u32,
+    pub interface_id: String,
+    pub mac: String,
+    pub owner_id: String,
+    pub local_hostname: String,
+    /// The primary private IP first.
+    pub local_ipv4s: Vec<String>,
+    pub public_hostname: Option<String>,
+    pub public_ipv4s: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub subnet_id: String,
+    pub subnet_ipv4_cidr_block: String,
+    pub vpc_id: String,
+    /// The VPC's primary block first.
+    pub vpc_ipv4_cidr_blocks: Vec<String>,
 }
 
 /// The `iam/` tree: the instance profile and, when it holds a role, that role's credentials.
@@ -279,7 +307,47 @@ fn leaves(m: &InstanceMetadata) -> BTreeMap<String, Vec<u8>> {
     );
     put("meta-data/placement/region", &m.region);
     put("meta-data/reservation-id", &m.reservation_id);
-    put("meta-data/security-groups", "default");
+    put("meta-data/security-groups", &m.security_groups.join("\n"));
+    if let Some(ip) = &m.public_ipv4 {
+        put("meta-data/public-ipv4", ip);
+    }
+    if let Some(name) = &m.public_hostname {
+        put("meta-data/public-hostname", name);
+    }
+    for interface in &m.interfaces {
+        let base = format!("meta-data/network/interfaces/macs/{}", interface.mac);
+        let mut field = |name: &str, value: &str| put(&format!("{base}/{name}"), value);
+        field("device-number", &interface.device_number.to_string());
+        field("interface-id", &interface.interface_id);
+        field("local-hostname", &interface.local_hostname);
+        field("local-ipv4s", &interface.local_ipv4s.join("\n"));
+        field("mac", &interface.mac);
+        field("owner-id", &interface.owner_id);
+        if let Some(name) = &interface.public_hostname {
+            field("public-hostname", name);
+        }
+        if !interface.public_ipv4s.is_empty() {
+            field("public-ipv4s", &interface.public_ipv4s.join("\n"));
+        }
+        field(
+            "security-group-ids",
+            &interface.security_group_ids.join("\n"),
+        );
+        field("security-groups", &interface.security_groups.join("\n"));
+        field("subnet-id", &interface.subnet_id);
+        field("subnet-ipv4-cidr-block", &interface.subnet_ipv4_cidr_block);
+        field("vpc-id", &interface.vpc_id);
+        let primary = interface
+            .vpc_ipv4_cidr_blocks
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        field("vpc-ipv4-cidr-block", &primary);
+        field(
+            "vpc-ipv4-cidr-blocks",
+            &interface.vpc_ipv4_cidr_blocks.join("\n"),
+        );
+    }
     put("meta-data/services/domain", "amazonaws.com");
     for (name, device) in &m.block_devices {
         put(&format!("meta-data/block-device-mapping/{name}"), device);
@@ -548,6 +616,60 @@ mod tests {
         );
         assert!(get("/").is_some_and(|l| l.ends_with("latest")));
         assert_eq!(get("/latest/meta-data/iam/info"), None);
+    }
+
+    #[test]
+    fn network_tree_serves_each_interface_by_mac() {
+        let m = InstanceMetadata {
+            mac: "02:00:00:00:00:01".into(),
+            public_ipv4: Some("198.19.0.1".into()),
+            security_groups: vec!["default".into(), "web".into()],
+            interfaces: vec![InterfaceMetadata {
+                mac: "02:00:00:00:00:01".into(),
+                interface_id: "eni-0123456789abcdef0".into(),
+                local_ipv4s: vec!["10.0.1.4".into()],
+                public_ipv4s: vec!["198.19.0.1".into()],
+                security_group_ids: vec!["sg-1".into(), "sg-2".into()],
+                subnet_ipv4_cidr_block: "10.0.1.0/24".into(),
+                vpc_ipv4_cidr_blocks: vec!["10.0.0.0/16".into(), "10.1.0.0/16".into()],
+                ..InterfaceMetadata::default()
+            }],
+            ..metadata()
+        };
+        let get = |path: &str| match lookup(&m, path) {
+            Some(Entry::Value(v)) => Some(String::from_utf8_lossy(&v).into_owned()),
+            Some(Entry::Listing(names)) => Some(names.join("\n")),
+            None => None,
+        };
+        let base = "/latest/meta-data/network/interfaces/macs/02:00:00:00:00:01";
+        assert_eq!(
+            get(&format!("{base}/local-ipv4s")).as_deref(),
+            Some("10.0.1.4")
+        );
+        assert_eq!(
+            get(&format!("{base}/security-group-ids")).as_deref(),
+            Some("sg-1\nsg-2")
+        );
+        assert_eq!(
+            get(&format!("{base}/vpc-ipv4-cidr-block")).as_deref(),
+            Some("10.0.0.0/16")
+        );
+        assert_eq!(
+            get(&format!("{base}/vpc-ipv4-cidr-blocks")).as_deref(),
+            Some("10.0.0.0/16\n10.1.0.0/16")
+        );
+        assert_eq!(
+            get("/latest/meta-data/public-ipv4").as_deref(),
+            Some("198.19.0.1")
+        );
+        assert_eq!(
+            get("/latest/meta-data/security-groups").as_deref(),
+            Some("default\nweb")
+        );
+        assert_eq!(
+            get("/latest/meta-data/network/interfaces/macs/").as_deref(),
+            Some("02:00:00:00:00:01/")
+        );
     }
 
     #[test]

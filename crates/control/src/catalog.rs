@@ -115,7 +115,8 @@ pub fn find_instance_type(name: &str) -> Option<&'static InstanceType> {
     INSTANCE_TYPES.iter().find(|t| t.name == name)
 }
 
-/// Account attributes EC2 reports, with nimbus's values.
+/// Account attributes EC2 reports, with nimbus's values (`default-vpc` is the default VPC's
+/// ID once it exists).
 pub const ACCOUNT_ATTRIBUTES: &[(&str, &[&str])] = &[
     ("supported-platforms", &["VPC"]),
     ("default-vpc", &["none"]),
@@ -225,7 +226,7 @@ impl Control {
     pub fn describe_account_attributes(
         &self,
         names: &[String],
-    ) -> Result<Vec<(&'static str, &'static [&'static str])>> {
+    ) -> Result<Vec<(&'static str, Vec<String>)>> {
         if let Some(unknown) = names
             .iter()
             .find(|n| !ACCOUNT_ATTRIBUTES.iter().any(|(a, _)| a == n))
@@ -234,10 +235,17 @@ impl Control {
                 "Value ({unknown}) for parameter attributeName is invalid."
             )));
         }
+        let default_vpc = self.default_vpc_id();
         Ok(ACCOUNT_ATTRIBUTES
             .iter()
             .filter(|(name, _)| names.is_empty() || names.iter().any(|n| n == name))
-            .copied()
+            .map(|(name, values)| {
+                let values = match (*name, &default_vpc) {
+                    ("default-vpc", Some(vpc_id)) => vec![vpc_id.clone()],
+                    _ => values.iter().map(|v| (*v).to_owned()).collect(),
+                };
+                (*name, values)
+            })
             .collect())
     }
 

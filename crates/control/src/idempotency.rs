@@ -79,3 +79,24 @@ impl ClientToken {
         })
     }
 }
+
+/// Creates one resource at most once per token: a replay returns the resource the first call
+/// created (as it is now), a first call runs `create` and remembers the new resource's ID in
+/// the same transaction.
+pub fn create_once<T: crate::Resource>(
+    txn: &mut Txn,
+    token: Option<&ClientToken>,
+    create: impl FnOnce(&mut Txn) -> Result<T>,
+) -> Result<T> {
+    if let Some(token) = token {
+        if let Some(previous) = token.replay(txn.state())? {
+            let id = previous.as_str().unwrap_or_default();
+            return crate::describe::existing::<T>(txn.state(), id).cloned();
+        }
+    }
+    let created = create(txn)?;
+    if let Some(token) = token {
+        token.remember(txn, serde_json::json!(created.id()))?;
+    }
+    Ok(created)
+}

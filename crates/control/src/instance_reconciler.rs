@@ -417,6 +417,7 @@ impl Control {
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", run_dir.display())))?;
         let ssh_port = instance.ssh_port.or_else(free_local_port);
+        let nics = self.open_nics(instance).await?;
         let spec = compute::VmSpec {
             instance_id: id.clone(),
             vcpus: instance_type.vcpus,
@@ -431,7 +432,7 @@ impl Control {
                 Error::Internal(format!("bad private address {}", instance.private_ip))
             })?,
             ssh_host_port: ssh_port,
-            nics: Vec::new(),
+            nics,
         };
         let imds = self.spawn_imds(id);
         let vm = match self.hypervisor().launch(&spec).await {

@@ -19,6 +19,7 @@ use crate::keypairs::KeyPair;
 use crate::snapshots::Snapshot;
 use crate::volume_types::{self, VolumeType};
 use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
+use crate::vpc::interfaces::{private_dns_name, Allocator, InstanceNetwork, NetworkRequest};
 use crate::{Control, Error, ResourceKind, Result, State, Tags, Txn};
 
 /// DescribeInstances's MaxResults bounds.
@@ -212,6 +213,9 @@ pub struct Instance {
     /// generation: a terminate during a recovery wins.
     #[serde(default)]
     pub recovery_requested: bool,
+    /// The primary network interface; absent in records written before VPCs existed.
+    #[serde(default)]
+    pub network: Option<InstanceNetwork>,
 }
 
 impl Instance {
@@ -225,8 +229,18 @@ impl Instance {
         )
     }
 
-    pub fn private_dns_name(&self) -> String {
-        format!("ip-{}.ec2.internal", self.private_ip.replace('.', "-"))
+    pub fn private_dns_name(&self, region: &str) -> String {
+        match &self.network {
+            Some(network) => private_dns_name(network.primary_ip(), region),
+            None => format!("ip-{}.ec2.internal", self.private_ip.replace('.', "-")),
+        }
+    }
+
+    /// The interface while the instance has one: a terminated instance has none.
+    pub fn live_network(&self) -> Option<&InstanceNetwork> {
+        self.network
+            .as_ref()
+            .filter(|_| self.state != InstanceState::Terminated)
     }
 
     pub fn decoded_user_data(&self) -> Option<Vec<u8>> {
@@ -266,7 +280,39 @@ impl Filterable for Instance {
             vec![i.client_token.clone().unwrap_or_default()]
         }),
         ("private-ip-address", |i, _| vec![i.private_ip.clone()]),
-        ("private-dns-name", |i, _| vec![i.private_dns_name()]),
+        ("private-dns-name", |i, config| {
+            vec![i.private_dns_name(&config.region)]
+        }),
+        ("vpc-id", |i, _| {
+            i.live_network()
+                .map(|n| n.vpc_id.clone())
+                .into_iter()
+                .collect()
+        }),
+        ("subnet-id", |i, _| {
+            i.live_network()
+                .map(|n| n.subnet_id.clone())
+                .into_iter()
+                .collect()
+        }),
+        ("ip-address", |i, _| {
+            i.live_network()
+                .and_then(|n| n.public_ip)
+                .map(|ip| ip.to_string())
+                .into_iter()
+                .collect()
+        }),
+        ("instance.group-id", |i, _| {
+            i.live_network()
+                .map(|n| n.security_group_ids.clone())
+                .unwrap_or_default()
+        }),
+        ("network-interface.network-interface-id", |i, _| {
+            i.live_network()
+                .map(|n| n.interface_id.clone())
+                .into_iter()
+                .collect()
+        }),
         ("root-device-name", |i, _| vec![i.root_device_name.clone()]),
         ("root-device-type", |_, _| vec!["ebs".into()]),
         ("architecture", |_, _| vec!["x86_64".into()]),
@@ -341,6 +387,7 @@ pub struct RunInstancesRequest {
     pub detailed_monitoring: bool,
     /// `MaintenanceOptions.AutoRecovery`.
     pub auto_recovery: Option<String>,
+    pub network: NetworkRequest,
 }
 
 /// A volume to create at launch for one device.
@@ -519,20 +566,6 @@ fn plan_volumes(
     Ok(planned)
 }
 
-/// A private address in the default subnet, unique among live instances.
-fn next_private_ip(state: &State) -> String {
-    let used: Vec<&str> = state
-        .instances
-        .values()
-        .filter(|i| i.state != InstanceState::Terminated)
-        .map(|i| i.private_ip.as_str())
-        .collect();
-    (10u32..64000)
-        .map(|n| format!("172.31.{}.{}", n / 250, n % 250 + 4))
-        .find(|ip| !used.contains(&ip.as_str()))
-        .unwrap_or_else(|| "172.31.255.254".into())
-}
-
 impl Control {
     /// Records the reservation: instances `pending` and their volumes `creating`, attached.
     /// Returns the instances (a replay of the same ClientToken returns the first launch).
@@ -554,13 +587,13 @@ impl Control {
         }
         validate_user_data(&request.user_data)?;
         validate_metadata_options(&request.metadata_options)?;
-        let zone = request
+        let requested_zone = request
             .availability_zone
             .clone()
             .unwrap_or_else(|| self.config().zones[0].clone());
-        if !self.config().zones.contains(&zone) {
+        if !self.config().zones.contains(&requested_zone) {
             return Err(Error::InvalidParameterValue(format!(
-                "Invalid availability zone: [{zone}]"
+                "Invalid availability zone: [{requested_zone}]"
             )));
         }
         let shutdown_behavior = match request.shutdown_behavior.as_deref() {
@@ -617,14 +650,37 @@ impl Control {
                     request.min_count
                 )));
             }
+            if request.network.private_ip.is_some() && request.max_count > 1 {
+                return Err(Error::InvalidParameterCombination(
+                    "Cannot specify PrivateIpAddress with more than one instance.".into(),
+                ));
+            }
+            let mut allocator = Allocator::new(txn.state(), &self.config().public_ip_pool)?;
+            let (subnet, groups) = allocator.placement(&request.network, &requested_zone)?;
+            if request.network.subnet_id.is_some()
+                && request
+                    .availability_zone
+                    .as_ref()
+                    .is_some_and(|z| *z != subnet.availability_zone)
+            {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Subnet {} is in {}, not in the requested zone.",
+                    subnet.subnet_id, subnet.availability_zone
+                )));
+            }
+            let zone = subnet.availability_zone.clone();
+            let count = request.max_count.min(room);
+            let mut networks = Vec::new();
+            for _ in 0..count {
+                networks.push(allocator.allocate(&request.network, &subnet, &groups)?);
+            }
             if request.dry_run {
                 return Err(Error::DryRunOperation);
             }
-            let count = request.max_count.min(room);
             let reservation_id = nimbus_core::new_id("r");
             let now = nimbus_core::now_millis();
             let mut instances = Vec::new();
-            for index in 0..count {
+            for (index, network) in networks.into_iter().enumerate() {
                 let instance_id = nimbus_core::new_id("i");
                 let mut disks = Vec::new();
                 for plan in &planned {
@@ -654,7 +710,7 @@ impl Control {
                     });
                     txn.put(volume)?;
                 }
-                let private_ip = next_private_ip(txn.state());
+                let private_ip = network.primary_ip().to_string();
                 let instance = Instance {
                     instance_id,
                     reservation_id: reservation_id.clone(),
@@ -684,6 +740,7 @@ impl Control {
                     detailed_monitoring: request.detailed_monitoring,
                     auto_recovery,
                     recovery_requested: false,
+                    network: Some(network),
                 };
                 txn.put(instance.clone())?;
                 instances.push(instance);

@@ -24,6 +24,7 @@ pub mod instances;
 pub mod keypairs;
 pub mod metadata;
 pub mod metering;
+pub mod network_reconciler;
 pub mod pagination;
 pub mod reconciler;
 pub mod recovery;
@@ -35,6 +36,7 @@ pub mod tags;
 mod testkit;
 pub mod volume_types;
 pub mod volumes;
+pub mod vpc;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -110,6 +112,64 @@ pub enum Error {
     NotAttached(String),
     #[error("{0}")]
     OperationNotPermitted(String),
+    /// Something still depends on the resource (a VPC with subnets, a group in use…).
+    #[error("{0}")]
+    DependencyViolation(String),
+    /// A VPC CIDR block outside /16–/28, or overlapping the VPC's other blocks.
+    #[error("{0}")]
+    InvalidVpcRange(String),
+    /// A subnet CIDR block outside its VPC or outside /16–/28.
+    #[error("{0}")]
+    InvalidSubnetRange(String),
+    /// A subnet CIDR block overlapping another subnet.
+    #[error("{0}")]
+    SubnetConflict(String),
+    /// A VPC CIDR block that cannot be removed.
+    #[error("{0}")]
+    InvalidCidrBlock(String),
+    #[error("{0}")]
+    CidrLimitExceeded(String),
+    #[error("{0}")]
+    DuplicatePermission(String),
+    #[error("{0}")]
+    PermissionNotFound(String),
+    #[error("{0}")]
+    RuleIdNotFound(String),
+    #[error("{0}")]
+    ReservedGroupName(String),
+    /// A default security group.
+    #[error("{0}")]
+    CannotDelete(String),
+    #[error("{0}")]
+    AlreadyAssociated(String),
+    #[error("{0}")]
+    GatewayNotAttached(String),
+    #[error("{0}")]
+    AssociationNotFound(String),
+    #[error("{0}")]
+    RouteNotFound(String),
+    #[error("{0}")]
+    RouteAlreadyExists(String),
+    #[error("{0}")]
+    AclEntryNotFound(String),
+    #[error("{0}")]
+    AclEntryExists(String),
+    /// A private IP another interface has.
+    #[error("{0}")]
+    AddressInUse(String),
+    #[error("{0}")]
+    InsufficientAddresses(String),
+    #[error("{0}")]
+    AddressNotFound(String),
+    #[error("{0}")]
+    InterfaceNotFound(String),
+    #[error("{0}")]
+    MalformedInterfaceId(String),
+    #[error("{0}")]
+    PrivateIpLimitExceeded(String),
+    /// The public IP pool is exhausted.
+    #[error("{0}")]
+    AddressLimitExceeded(String),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -162,12 +222,14 @@ pub struct Control {
     vms: instance_reconciler::VmTable,
     statuses: status_checks::StatusTable,
     reconciler_stats: host_stats::ReconcilerStats,
+    network_signal: tokio::sync::Notify,
+    applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
 }
 
 impl Control {
     pub fn open(config: Config, store: Arc<dyn Store>, drivers: Drivers) -> Result<Control> {
         let state = State::load(store.as_ref())?;
-        Ok(Control {
+        let control = Control {
             config,
             store,
             state: RwLock::new(state),
@@ -176,7 +238,11 @@ impl Control {
             vms: instance_reconciler::VmTable::default(),
             statuses: status_checks::StatusTable::default(),
             reconciler_stats: host_stats::ReconcilerStats::default(),
-        })
+            network_signal: tokio::sync::Notify::new(),
+            applied_network: Default::default(),
+        };
+        control.ensure_default_vpc()?;
+        Ok(control)
     }
 
     /// The block store holding every volume's and snapshot's data.
@@ -235,7 +301,12 @@ impl Control {
             Ok(value) => self
                 .store
                 .commit(&changes)
-                .map(|()| value)
+                .map(|()| {
+                    if changes.iter().any(network_reconciler::shapes_network) {
+                        self.wake_network();
+                    }
+                    value
+                })
                 .map_err(|e| E::from(Error::from(e))),
             Err(error) => Err(error),
         };

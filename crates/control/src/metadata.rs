@@ -3,7 +3,8 @@
 use std::sync::{Arc, Weak};
 
 use crate::credentials::{InstanceProfileAssociation, InstanceRoleCredentials};
-use crate::Control;
+use crate::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork};
+use crate::{Control, State};
 
 struct InstanceMetadataSource {
     control: Weak<Control>,
@@ -23,6 +24,8 @@ impl compute::MetadataSource for InstanceMetadataSource {
         let config = control.config();
         let state = control.read();
         let instance = state.instances.get(&self.instance_id)?;
+        let network = instance.live_network().cloned();
+        let public_ip = state.public_ip_of(instance);
         let mut block_devices = vec![
             ("ami".to_owned(), instance.root_device_name.clone()),
             ("root".to_owned(), instance.root_device_name.clone()),
@@ -46,9 +49,11 @@ impl compute::MetadataSource for InstanceMetadataSource {
             account_id: config.account_id.clone(),
             region: config.region.clone(),
             availability_zone: instance.availability_zone.clone(),
-            local_hostname: instance.private_dns_name(),
+            local_hostname: instance.private_dns_name(&config.region),
             local_ipv4: instance.private_ip.clone(),
-            mac: mac_address(&instance.instance_id),
+            mac: network
+                .as_ref()
+                .map_or_else(|| mac_address(&instance.instance_id), |n| n.mac.clone()),
             launch_time: nimbus_core::iso8601_millis(instance.launch_time),
             public_key: state
                 .key_for_instance(instance)
@@ -63,7 +68,64 @@ impl compute::MetadataSource for InstanceMetadataSource {
                 .iam_instance_profile
                 .as_ref()
                 .map(|profile| iam_metadata(profile, role_credentials, instance.launch_time)),
+            public_ipv4: public_ip.map(|ip| ip.to_string()),
+            public_hostname: public_ip.map(|ip| public_dns_name(ip, &config.region)),
+            security_groups: network
+                .as_ref()
+                .map(|n| group_names(&state, n))
+                .unwrap_or_default(),
+            interfaces: network
+                .iter()
+                .map(|n| interface_metadata(&state, config, n, public_ip))
+                .collect(),
         })
+    }
+}
+
+fn group_names(state: &State, network: &InstanceNetwork) -> Vec<String> {
+    network
+        .security_group_ids
+        .iter()
+        .filter_map(|id| state.security_groups.get(id))
+        .map(|g| g.group_name.clone())
+        .collect()
+}
+
+/// `network/interfaces/macs/<mac>/` of the primary interface.
+fn interface_metadata(
+    state: &State,
+    config: &nimbus_core::Config,
+    network: &InstanceNetwork,
+    public_ip: Option<std::net::Ipv4Addr>,
+) -> compute::InterfaceMetadata {
+    let region = &config.region;
+    compute::InterfaceMetadata {
+        device_number: 0,
+        interface_id: network.interface_id.clone(),
+        mac: network.mac.clone(),
+        owner_id: config.account_id.clone(),
+        local_hostname: private_dns_name(network.primary_ip(), region),
+        local_ipv4s: network
+            .private_ips
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect(),
+        public_hostname: public_ip.map(|ip| public_dns_name(ip, region)),
+        public_ipv4s: public_ip.iter().map(|ip| ip.to_string()).collect(),
+        security_group_ids: network.security_group_ids.clone(),
+        security_groups: group_names(state, network),
+        subnet_id: network.subnet_id.clone(),
+        subnet_ipv4_cidr_block: state
+            .subnets
+            .get(&network.subnet_id)
+            .map(|s| s.cidr.to_string())
+            .unwrap_or_default(),
+        vpc_id: network.vpc_id.clone(),
+        vpc_ipv4_cidr_blocks: state
+            .vpcs
+            .get(&network.vpc_id)
+            .map(|v| v.cidrs.iter().map(|c| c.cidr.to_string()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -90,7 +152,8 @@ fn iam_metadata(
     }
 }
 
-/// A stable, locally administered MAC address derived from the instance ID.
+/// A stable, locally administered MAC address derived from the instance ID, for instances
+/// recorded before they had a network interface.
 fn mac_address(instance_id: &str) -> String {
     let digest = blake3::hash(instance_id.as_bytes());
     let bytes = digest.as_bytes();

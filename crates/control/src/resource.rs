@@ -22,6 +22,13 @@ use crate::instances::{self, Instance};
 use crate::keypairs::KeyPair;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
+use crate::vpc::addresses::ElasticIp;
+use crate::vpc::gateways::InternetGateway;
+use crate::vpc::network_acls::NetworkAcl;
+use crate::vpc::route_tables::RouteTable;
+use crate::vpc::security_groups::SecurityGroup;
+use crate::vpc::subnets::Subnet;
+use crate::vpc::vpcs::Vpc;
 use crate::{Error, Result, Tags};
 
 /// Upgrades a stored document by one format version.
@@ -184,6 +191,55 @@ kinds! {
         not_found: "InvalidInstanceID.NotFound",
         malformed: "InvalidInstanceID.Malformed",
         migrations: &[instances::migrate_state_reason],
+    }
+    Vpc: Vpc, table vpcs, id vpc_id, tags tags {
+        name: "vpc",
+        prefix: Some("vpc"),
+        not_found: "InvalidVpcID.NotFound",
+        malformed: "InvalidVpcID.Malformed",
+        migrations: &[],
+    }
+    Subnet: Subnet, table subnets, id subnet_id, tags tags {
+        name: "subnet",
+        prefix: Some("subnet"),
+        not_found: "InvalidSubnetID.NotFound",
+        malformed: "InvalidSubnetID.Malformed",
+        migrations: &[],
+    }
+    SecurityGroup: SecurityGroup, table security_groups, id group_id, tags tags {
+        name: "security-group",
+        prefix: Some("sg"),
+        not_found: "InvalidGroup.NotFound",
+        malformed: "InvalidGroupId.Malformed",
+        migrations: &[],
+    }
+    InternetGateway: InternetGateway, table internet_gateways, id internet_gateway_id, tags tags {
+        name: "internet-gateway",
+        prefix: Some("igw"),
+        not_found: "InvalidInternetGatewayID.NotFound",
+        malformed: "InvalidInternetGatewayID.Malformed",
+        migrations: &[],
+    }
+    RouteTable: RouteTable, table route_tables, id route_table_id, tags tags {
+        name: "route-table",
+        prefix: Some("rtb"),
+        not_found: "InvalidRouteTableID.NotFound",
+        malformed: "InvalidRouteTableID.Malformed",
+        migrations: &[],
+    }
+    NetworkAcl: NetworkAcl, table network_acls, id network_acl_id, tags tags {
+        name: "network-acl",
+        prefix: Some("acl"),
+        not_found: "InvalidNetworkAclID.NotFound",
+        malformed: "InvalidNetworkAclID.Malformed",
+        migrations: &[],
+    }
+    ElasticIp: ElasticIp, table elastic_ips, id allocation_id, tags tags {
+        name: "elastic-ip",
+        prefix: Some("eipalloc"),
+        not_found: "InvalidAllocationID.NotFound",
+        malformed: "InvalidAllocationID.Malformed",
+        migrations: &[],
     }
     /// An IAM role (see `iam.rs`); IAM's own tags, not EC2's.
     Role: Role, table roles, id role_id, tags untagged {
@@ -379,7 +435,20 @@ mod tests {
         let names: Vec<&str> = taggable_kinds().map(ResourceKind::as_str).collect();
         assert_eq!(
             names,
-            ["image", "instance", "key-pair", "snapshot", "volume"]
+            [
+                "elastic-ip",
+                "image",
+                "instance",
+                "internet-gateway",
+                "key-pair",
+                "network-acl",
+                "route-table",
+                "security-group",
+                "snapshot",
+                "subnet",
+                "volume",
+                "vpc"
+            ]
         );
         assert_eq!(
             ResourceKind::of_id("i-0123456789abcdef0"),

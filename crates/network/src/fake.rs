@@ -11,9 +11,18 @@ use crate::{Error, InterfaceCounters, NetworkDriver, Result, VpcSpec};
 #[derive(Default)]
 pub struct FakeNetwork {
     applied: Mutex<BTreeMap<String, VpcSpec>>,
+    failing: Mutex<Vec<String>>,
 }
 
 impl FakeNetwork {
+    /// Makes every apply of `vpc_id` fail, as a host that cannot wire it would.
+    pub fn fail_vpc(&self, vpc_id: &str) {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(vpc_id.to_owned());
+    }
+
     /// The spec last applied to a VPC, if it is wired.
     pub fn applied(&self, vpc_id: &str) -> Option<VpcSpec> {
         self.lock().get(vpc_id).cloned()
@@ -27,6 +36,14 @@ impl FakeNetwork {
 #[async_trait]
 impl NetworkDriver for FakeNetwork {
     async fn apply_vpc(&self, vpc: &VpcSpec) -> Result<()> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.contains(&vpc.vpc_id) {
+            return Err(Error::Invalid(format!(
+                "{} cannot be wired here",
+                vpc.vpc_id
+            )));
+        }
+        drop(failing);
         self.lock().insert(vpc.vpc_id.clone(), vpc.clone());
         Ok(())
     }

@@ -254,6 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(control.clone().run_reconciler());
+    tokio::spawn(control.clone().run_network_reconciler());
     tokio::spawn(control.clone().run_status_checks());
     // The collectors' samples go to CloudWatch's store once the monitoring service has
     // one; until then they are logged.

@@ -9,10 +9,15 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
+use control::vpc::interfaces::public_dns_name;
 use control::{Control, ResourceKind};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::interfaces::{
+    write_group_set, write_instance_network, NetworkInterfaceInput, RunNetworkInput,
+};
+use super::vpcs::BooleanValue;
 use super::{
     describe_request, input, render_page, unsupported_parameter, write_page, write_tag_set,
     NoOtherParameters, Response,
@@ -84,6 +89,14 @@ struct RunInstances {
     #[serde(default)]
     dry_run: bool,
     iam_instance_profile: Option<IamInstanceProfileInput>,
+    subnet_id: Option<String>,
+    #[serde(default)]
+    security_group_ids: Vec<String>,
+    #[serde(default)]
+    security_groups: Vec<String>,
+    private_ip_address: Option<String>,
+    #[serde(default)]
+    network_interfaces: Vec<NetworkInterfaceInput>,
     monitoring: Option<MonitoringInput>,
     maintenance_options: Option<MaintenanceOptionsInput>,
 }
@@ -158,20 +171,28 @@ pub fn run_instances(
                 name: profile.name,
             }
         }),
+        network: RunNetworkInput {
+            subnet_id: request.subnet_id,
+            security_group_ids: request.security_group_ids,
+            security_groups: request.security_groups,
+            private_ip_address: request.private_ip_address,
+            network_interfaces: request.network_interfaces,
+        }
+        .into_request()?,
         detailed_monitoring: request.monitoring.is_some_and(|m| m.enabled),
         auto_recovery: request.maintenance_options.and_then(|m| m.auto_recovery),
     })?;
-    let owner = context.control.config().account_id.clone();
+    let config = context.control.config();
     let state = context.control.read();
     let members: Vec<&Instance> = instances.iter().collect();
-    response.render(|xml| write_reservation(xml, &members, &owner, &state))
+    response.render(|xml| write_reservation(xml, &members, config, &state))
 }
 
 /// One reservation: its ID and owner, and its instances.
 fn write_reservation(
     xml: &mut awsproto::XmlWriter,
     members: &[&Instance],
-    owner: &str,
+    config: &nimbus_core::Config,
     state: &control::State,
 ) {
     let reservation_id = members
@@ -179,11 +200,11 @@ fn write_reservation(
         .map(|i| i.reservation_id.as_str())
         .unwrap_or_default();
     xml.leaf("reservationId", reservation_id);
-    xml.leaf("ownerId", owner);
+    xml.leaf("ownerId", &config.account_id);
     xml.start("groupSet");
     xml.end();
     write_page(xml, "instancesSet", members, None, |xml, instance| {
-        write_instance(xml, instance, state)
+        write_instance(xml, instance, state, config)
     });
 }
 
@@ -194,7 +215,12 @@ pub(super) fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: I
     xml.end();
 }
 
-fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &control::State) {
+fn write_instance(
+    xml: &mut awsproto::XmlWriter,
+    instance: &Instance,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
     let running = !matches!(instance.state, InstanceState::Terminated);
     xml.leaf("instanceId", &instance.instance_id);
     xml.leaf("imageId", &instance.image_id);
@@ -202,13 +228,17 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
     xml.leaf(
         "privateDnsName",
         if running {
-            instance.private_dns_name()
+            instance.private_dns_name(&config.region)
         } else {
             String::new()
         }
         .as_str(),
     );
-    xml.leaf("dnsName", "");
+    let public_dns = state
+        .public_ip_of(instance)
+        .map(|ip| public_dns_name(ip, &config.region))
+        .unwrap_or_default();
+    xml.leaf("dnsName", &public_dns);
     xml.leaf("reason", &instance.state_transition_reason);
     if let Some(key) = &instance.key_name {
         xml.leaf("keyName", key);
@@ -235,6 +265,7 @@ fn write_instance(xml: &mut awsproto::XmlWriter, instance: &Instance, state: &co
     if running {
         xml.leaf("privateIpAddress", &instance.private_ip);
     }
+    write_instance_network(xml, instance, state, config);
     if let Some(reason) = &instance.state_reason {
         xml.start("stateReason");
         xml.leaf("code", &reason.code);
@@ -333,13 +364,13 @@ pub fn describe_instances(
             members
         })
         .collect();
-    let owner = context.control.config().account_id.clone();
+    let config = context.control.config();
     let state = context.control.read();
     render_page(
         response,
         "reservationSet",
         (reservations, next_token),
-        |xml, members| write_reservation(xml, members, &owner, &state),
+        |xml, members| write_reservation(xml, members, config, &state),
     )
 }
 
@@ -453,12 +484,22 @@ pub fn describe_instance_attribute(
 ) -> Result<String, ApiError> {
     let request: DescribeInstanceAttribute = input(request)?;
     let instance = context.control.instance(&request.instance_id)?;
+    if request.attribute == "groupSet" {
+        let state = context.control.read();
+        return response.render(|xml| {
+            xml.leaf("instanceId", &instance.instance_id);
+            write_group_set(xml, &state, &instance);
+        });
+    }
     let value = match request.attribute.as_str() {
         "instanceType" => Some(instance.instance_type.clone()),
         "userData" => instance.user_data.clone(),
         "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.as_str().to_owned()),
         "rootDeviceName" => Some(instance.root_device_name.clone()),
         "disableApiTermination" | "disableApiStop" => Some("false".into()),
+        "sourceDestCheck" => instance
+            .live_network()
+            .map(|n| n.source_dest_check.to_string()),
         other => {
             return Err(ApiError::from(control::Error::Unsupported(format!(
                 "The instance attribute {other} is not supported by nimbus."
@@ -490,6 +531,9 @@ struct ModifyInstanceAttribute {
     attribute: Option<String>,
     value: Option<String>,
     #[serde(default)]
+    groups: Vec<String>,
+    source_dest_check: Option<BooleanValue>,
+    #[serde(default)]
     dry_run: bool,
 }
 
@@ -500,6 +544,19 @@ pub fn modify_instance_attribute(
 ) -> Result<String, ApiError> {
     let request: ModifyInstanceAttribute = input(request)?;
     let control = &context.control;
+    if !request.groups.is_empty() {
+        control.modify_instance_groups(&request.instance_id, &request.groups, request.dry_run)?;
+        return response.render(|xml| xml.leaf("return", "true"));
+    }
+    if let Some(check) = &request.source_dest_check {
+        let value = check.value.ok_or_else(|| {
+            ApiError::from(control::Error::MissingParameter(
+                "SourceDestCheck.Value".into(),
+            ))
+        })?;
+        control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
+        return response.render(|xml| xml.leaf("return", "true"));
+    }
     let (attribute, value) = match (
         &request.instance_type,
         &request.user_data,

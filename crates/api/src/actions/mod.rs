@@ -1,13 +1,21 @@
 //! EC2 Query protocol: decode the form by the EC2 model, run the action, render its XML.
 
+mod addresses;
 mod catalog;
+mod gateways;
 mod images;
 mod instance_health;
 mod instances;
+mod interfaces;
 mod keypairs;
+mod network_acls;
+mod route_tables;
+mod security_groups;
 mod snapshots;
+mod subnets;
 mod tags;
 mod volumes;
+mod vpcs;
 
 use axum::http::Method;
 use control::describe::{Page, Query};
@@ -131,6 +139,86 @@ async fn run(
             instances::modify_instance_metadata_options(context, input, response)
         }
         "GetConsoleOutput" => instances::get_console_output(context, input, response),
+        "CreateVpc" => vpcs::create_vpc(context, input, response),
+        "DescribeVpcs" => vpcs::describe_vpcs(context, input, response),
+        "DeleteVpc" => vpcs::delete_vpc(context, input, response),
+        "DescribeVpcAttribute" => vpcs::describe_vpc_attribute(context, input, response),
+        "ModifyVpcAttribute" => vpcs::modify_vpc_attribute(context, input, response),
+        "AssociateVpcCidrBlock" => vpcs::associate_vpc_cidr_block(context, input, response),
+        "DisassociateVpcCidrBlock" => vpcs::disassociate_vpc_cidr_block(context, input, response),
+        "CreateSubnet" => subnets::create_subnet(context, input, response),
+        "DescribeSubnets" => subnets::describe_subnets(context, input, response),
+        "DeleteSubnet" => subnets::delete_subnet(context, input, response),
+        "ModifySubnetAttribute" => subnets::modify_subnet_attribute(context, input, response),
+        "CreateSecurityGroup" => security_groups::create_security_group(context, input, response),
+        "DeleteSecurityGroup" => security_groups::delete_security_group(context, input, response),
+        "DescribeSecurityGroups" => {
+            security_groups::describe_security_groups(context, input, response)
+        }
+        "AuthorizeSecurityGroupIngress" | "AuthorizeSecurityGroupEgress" => {
+            security_groups::authorize(context, input, response)
+        }
+        "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress" => {
+            security_groups::revoke(context, input, response)
+        }
+        "DescribeSecurityGroupRules" => {
+            security_groups::describe_security_group_rules(context, input, response)
+        }
+        "ModifySecurityGroupRules" => {
+            security_groups::modify_security_group_rules(context, input, response)
+        }
+        "UpdateSecurityGroupRuleDescriptionsIngress"
+        | "UpdateSecurityGroupRuleDescriptionsEgress" => {
+            security_groups::update_rule_descriptions(context, input, response)
+        }
+        "CreateInternetGateway" => gateways::create_internet_gateway(context, input, response),
+        "DescribeInternetGateways" => {
+            gateways::describe_internet_gateways(context, input, response)
+        }
+        "AttachInternetGateway" => gateways::attach_internet_gateway(context, input, response),
+        "DetachInternetGateway" => gateways::detach_internet_gateway(context, input, response),
+        "DeleteInternetGateway" => gateways::delete_internet_gateway(context, input, response),
+        "CreateRouteTable" => route_tables::create_route_table(context, input, response),
+        "DescribeRouteTables" => route_tables::describe_route_tables(context, input, response),
+        "DeleteRouteTable" => route_tables::delete_route_table(context, input, response),
+        "CreateRoute" => route_tables::create_route(context, input, response),
+        "ReplaceRoute" => route_tables::replace_route(context, input, response),
+        "DeleteRoute" => route_tables::delete_route(context, input, response),
+        "AssociateRouteTable" => route_tables::associate_route_table(context, input, response),
+        "ReplaceRouteTableAssociation" => {
+            route_tables::replace_route_table_association(context, input, response)
+        }
+        "DisassociateRouteTable" => {
+            route_tables::disassociate_route_table(context, input, response)
+        }
+        "CreateNetworkAcl" => network_acls::create_network_acl(context, input, response),
+        "DescribeNetworkAcls" => network_acls::describe_network_acls(context, input, response),
+        "DeleteNetworkAcl" => network_acls::delete_network_acl(context, input, response),
+        "CreateNetworkAclEntry" => network_acls::create_network_acl_entry(context, input, response),
+        "ReplaceNetworkAclEntry" => {
+            network_acls::replace_network_acl_entry(context, input, response)
+        }
+        "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
+        "DescribeNetworkInterfaces" => {
+            interfaces::describe_network_interfaces(context, input, response)
+        }
+        "ModifyNetworkInterfaceAttribute" => {
+            interfaces::modify_network_interface_attribute(context, input, response)
+        }
+        "AssignPrivateIpAddresses" => {
+            interfaces::assign_private_ip_addresses(context, input, response)
+        }
+        "UnassignPrivateIpAddresses" => {
+            interfaces::unassign_private_ip_addresses(context, input, response)
+        }
+        "AllocateAddress" => addresses::allocate_address(context, input, response),
+        "DescribeAddresses" => addresses::describe_addresses(context, input, response),
+        "AssociateAddress" => addresses::associate_address(context, input, response),
+        "DisassociateAddress" => addresses::disassociate_address(context, input, response),
+        "ReleaseAddress" => addresses::release_address(context, input, response),
+        "ReplaceNetworkAclAssociation" => {
+            network_acls::replace_network_acl_association(context, input, response)
+        }
         _ => return Err(unsupported(action)),
     }?;
     // Read-only actions honour DryRun after the request proved valid; mutating actions check

@@ -1,0 +1,338 @@
+//! The networking part of RunInstances (`SubnetId`, `SecurityGroupIds`, `SecurityGroups`,
+//! `PrivateIpAddress`, `NetworkInterfaces` for device index 0, `AssociatePublicIpAddress`) and
+//! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
+
+use std::net::Ipv4Addr;
+
+use control::instances::Instance;
+use control::vpc::interfaces::{
+    private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::vpcs::BooleanValue;
+use super::{
+    describe_request, input, render_page, unsupported_parameter, NoOtherParameters, Response,
+};
+use crate::{ApiContext, ApiError};
+
+/// `NetworkInterfaces.N` of RunInstances.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub(super) struct NetworkInterfaceInput {
+    device_index: Option<i64>,
+    subnet_id: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    private_ip_address: Option<String>,
+    associate_public_ip_address: Option<bool>,
+    delete_on_termination: Option<bool>,
+    network_interface_id: Option<String>,
+    description: Option<String>,
+}
+
+/// The networking members of RunInstances.
+pub(super) struct RunNetworkInput {
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub private_ip_address: Option<String>,
+    pub network_interfaces: Vec<NetworkInterfaceInput>,
+}
+
+impl RunNetworkInput {
+    /// The primary interface asked for, from the top-level members or `NetworkInterfaces`
+    /// (EC2 refuses both together).
+    pub fn into_request(self) -> Result<NetworkRequest, ApiError> {
+        let mut request = NetworkRequest {
+            subnet_id: self.subnet_id,
+            security_group_ids: self.security_group_ids,
+            security_group_names: self.security_groups,
+            private_ip: self.private_ip_address,
+            associate_public_ip: None,
+        };
+        let mut interfaces = self.network_interfaces.into_iter();
+        let Some(primary) = interfaces.next() else {
+            return Ok(request);
+        };
+        if interfaces.next().is_some() || primary.device_index.unwrap_or(0) != 0 {
+            return Err(unsupported_parameter(
+                "NetworkInterfaces (only one interface, at device index 0)",
+            ));
+        }
+        if primary.network_interface_id.is_some() {
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.NetworkInterfaceId",
+            ));
+        }
+        if primary.description.is_some() {
+            return Err(unsupported_parameter("NetworkInterfaces.N.Description"));
+        }
+        if primary.delete_on_termination == Some(false) {
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.DeleteOnTermination=false",
+            ));
+        }
+        let top_level = request.subnet_id.is_some()
+            || !request.security_group_ids.is_empty()
+            || !request.security_group_names.is_empty()
+            || request.private_ip.is_some();
+        if top_level {
+            return Err(control::Error::InvalidParameterCombination(
+                "Network interfaces and an instance-level subnet ID, security groups or private \
+                 IP address may not be specified on the same request"
+                    .into(),
+            )
+            .into());
+        }
+        request.subnet_id = primary.subnet_id;
+        request.security_group_ids = primary.groups;
+        request.private_ip = primary.private_ip_address;
+        request.associate_public_ip = primary.associate_public_ip_address;
+        Ok(request)
+    }
+}
+
+fn write_groups(xml: &mut awsproto::XmlWriter, state: &control::State, network: &InstanceNetwork) {
+    xml.start("groupSet");
+    for group_id in &network.security_group_ids {
+        xml.start("item");
+        xml.leaf("groupId", group_id);
+        let name = state
+            .security_groups
+            .get(group_id)
+            .map(|g| g.group_name.as_str())
+            .unwrap_or_default();
+        xml.leaf("groupName", name);
+        xml.end();
+    }
+    xml.end();
+}
+
+/// The `groupSet` of an instance (empty once it is terminated).
+pub(super) fn write_group_set(
+    xml: &mut awsproto::XmlWriter,
+    state: &control::State,
+    instance: &Instance,
+) {
+    match instance.live_network() {
+        Some(network) => write_groups(xml, state, network),
+        None => {
+            xml.start("groupSet");
+            xml.end();
+        }
+    }
+}
+
+fn write_association(xml: &mut awsproto::XmlWriter, public_ip: Option<Ipv4Addr>, region: &str) {
+    if let Some(ip) = public_ip {
+        xml.start("association");
+        xml.leaf("publicIp", &ip.to_string());
+        xml.leaf("publicDnsName", &public_dns_name(ip, region));
+        xml.leaf("ipOwnerId", "amazon");
+        xml.end();
+    }
+}
+
+/// The instance-level networking fields of DescribeInstances, for a live instance.
+pub(super) fn write_instance_network(
+    xml: &mut awsproto::XmlWriter,
+    instance: &Instance,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    let Some(network) = instance.live_network() else {
+        return;
+    };
+    let public_ip = state.public_ip_of(instance);
+    xml.leaf("subnetId", &network.subnet_id);
+    xml.leaf("vpcId", &network.vpc_id);
+    if let Some(ip) = public_ip {
+        xml.leaf("ipAddress", &ip.to_string());
+    }
+    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
+    write_groups(xml, state, network);
+    xml.start("networkInterfaceSet");
+    xml.start("item");
+    write_interface(xml, instance, network, state, config);
+    xml.end();
+    xml.end();
+}
+
+/// One interface, as DescribeInstances and DescribeNetworkInterfaces show it.
+fn write_interface(
+    xml: &mut awsproto::XmlWriter,
+    instance: &Instance,
+    network: &InstanceNetwork,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    let region = &config.region;
+    let public_ip = state.public_ip_of(instance);
+    xml.leaf("networkInterfaceId", &network.interface_id);
+    xml.leaf("subnetId", &network.subnet_id);
+    xml.leaf("vpcId", &network.vpc_id);
+    xml.leaf("description", &network.description);
+    xml.leaf("ownerId", &config.account_id);
+    xml.leaf("status", "in-use");
+    xml.leaf("macAddress", &network.mac);
+    xml.leaf("privateIpAddress", &network.primary_ip().to_string());
+    xml.leaf(
+        "privateDnsName",
+        &private_dns_name(network.primary_ip(), region),
+    );
+    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
+    write_groups(xml, state, network);
+    xml.start("attachment");
+    xml.leaf("attachmentId", &network.attachment_id);
+    xml.leaf("instanceId", &instance.instance_id);
+    xml.leaf("instanceOwnerId", &config.account_id);
+    xml.leaf("deviceIndex", "0");
+    xml.leaf("networkCardIndex", "0");
+    xml.leaf("status", "attached");
+    xml.leaf(
+        "attachTime",
+        &nimbus_core::iso8601_millis(instance.launch_time),
+    );
+    xml.leaf("deleteOnTermination", "true");
+    xml.end();
+    write_association(xml, public_ip, region);
+    xml.start("privateIpAddressesSet");
+    for (index, ip) in network.private_ips.iter().enumerate() {
+        xml.start("item");
+        xml.leaf("privateIpAddress", &ip.to_string());
+        xml.leaf("privateDnsName", &private_dns_name(*ip, region));
+        xml.leaf("primary", &(index == 0).to_string());
+        if index == 0 {
+            write_association(xml, public_ip, region);
+        }
+        xml.end();
+    }
+    xml.end();
+    xml.leaf("interfaceType", "interface");
+}
+
+pub(super) fn describe_network_interfaces(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkInterfaceIds"))?;
+    let page = context.control.describe_network_interfaces(&query)?;
+    let state = context.control.read();
+    let config = context.control.config();
+    render_page(response, "networkInterfaceSet", page, |xml, row| {
+        write_interface(xml, &row.instance, &row.network, &state, config);
+        xml.leaf("availabilityZone", &row.instance.availability_zone);
+        xml.leaf("requesterManaged", "false");
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyNetworkInterfaceAttribute {
+    network_interface_id: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    source_dest_check: Option<BooleanValue>,
+    description: Option<StringValue>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct StringValue {
+    value: Option<String>,
+}
+
+pub(super) fn modify_network_interface_attribute(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ModifyNetworkInterfaceAttribute = input(request)?;
+    let change = match (
+        request.groups.is_empty(),
+        request.source_dest_check,
+        request.description,
+    ) {
+        (false, None, None) => InterfaceChange::Groups(request.groups),
+        (true, Some(check), None) => {
+            InterfaceChange::SourceDestCheck(check.value.ok_or_else(|| {
+                ApiError::from(control::Error::MissingParameter(
+                    "SourceDestCheck.Value".into(),
+                ))
+            })?)
+        }
+        (true, None, Some(text)) => InterfaceChange::Description(text.value.unwrap_or_default()),
+        _ => {
+            return Err(control::Error::InvalidParameterCombination(
+                "Exactly one attribute may be modified at a time.".into(),
+            )
+            .into())
+        }
+    };
+    context
+        .control
+        .modify_interface(&request.network_interface_id, change, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AssignPrivateIpAddresses {
+    network_interface_id: String,
+    #[serde(default)]
+    private_ip_addresses: Vec<String>,
+    secondary_private_ip_address_count: Option<i64>,
+    #[serde(default)]
+    allow_reassignment: bool,
+}
+
+pub(super) fn assign_private_ip_addresses(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AssignPrivateIpAddresses = input(request)?;
+    if request.allow_reassignment {
+        return Err(unsupported_parameter("AllowReassignment"));
+    }
+    let assigned = context.control.assign_private_ips(
+        &request.network_interface_id,
+        &request.private_ip_addresses,
+        request.secondary_private_ip_address_count,
+    )?;
+    response.render(|xml| {
+        xml.leaf("networkInterfaceId", &request.network_interface_id);
+        xml.start("assignedPrivateIpAddressesSet");
+        for ip in &assigned {
+            xml.start("item");
+            xml.leaf("privateIpAddress", &ip.to_string());
+            xml.end();
+        }
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct UnassignPrivateIpAddresses {
+    network_interface_id: String,
+    #[serde(default)]
+    private_ip_addresses: Vec<String>,
+}
+
+pub(super) fn unassign_private_ip_addresses(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: UnassignPrivateIpAddresses = input(request)?;
+    context
+        .control
+        .unassign_private_ips(&request.network_interface_id, &request.private_ip_addresses)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}

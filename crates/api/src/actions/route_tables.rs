@@ -1,0 +1,342 @@
+//! CreateRouteTable, DeleteRouteTable, DescribeRouteTables, CreateRoute, ReplaceRoute,
+//! DeleteRoute, AssociateRouteTable, DisassociateRouteTable. Only `local` routes and routes
+//! to internet gateways are served; other targets are refused by name.
+
+use control::idempotency::ClientToken;
+use control::tags::{tags_from_specifications, TagSpecification};
+use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
+use control::ResourceKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
+};
+use crate::{ApiContext, ApiError};
+
+fn write_route_table(
+    xml: &mut awsproto::XmlWriter,
+    state: &control::State,
+    table: &RouteTable,
+    owner: &str,
+) {
+    xml.leaf("routeTableId", &table.route_table_id);
+    xml.leaf("vpcId", &table.vpc_id);
+    xml.leaf("ownerId", owner);
+    xml.start("routeSet");
+    for route in &table.routes {
+        xml.start("item");
+        xml.leaf("destinationCidrBlock", &route.destination.to_string());
+        xml.leaf("gatewayId", route.target.gateway_id());
+        xml.leaf("state", table.route_state(state, route));
+        xml.leaf(
+            "origin",
+            if route.target == RouteTarget::Local {
+                "CreateRouteTable"
+            } else {
+                "CreateRoute"
+            },
+        );
+        xml.end();
+    }
+    xml.end();
+    xml.start("associationSet");
+    for association in &table.associations {
+        xml.start("item");
+        xml.leaf("routeTableAssociationId", &association.association_id);
+        xml.leaf("routeTableId", &table.route_table_id);
+        xml.leaf_opt("subnetId", association.subnet_id.as_deref());
+        xml.leaf("main", &association.subnet_id.is_none().to_string());
+        xml.start("associationState");
+        xml.leaf("state", "associated");
+        xml.end();
+        xml.end();
+    }
+    xml.end();
+    xml.start("propagatingVgwSet");
+    xml.end();
+    write_tag_set(xml, &table.tags);
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateInVpc {
+    vpc_id: String,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn create_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let token = ClientToken::of_request("CreateRouteTable", &request)?;
+    let request: CreateInVpc = input(request)?;
+    let tags = tags_from_specifications(
+        &request.tag_specifications,
+        &[ResourceKind::RouteTable],
+        ResourceKind::RouteTable,
+    )?;
+    let table = context.control.create_route_table(
+        &request.vpc_id,
+        tags,
+        token.as_ref(),
+        request.dry_run,
+    )?;
+    let state = context.control.read();
+    let owner = &context.control.config().account_id;
+    response.render(|xml| {
+        xml.start("routeTable");
+        write_route_table(xml, &state, &table, owner);
+        xml.end();
+    })
+}
+
+pub fn describe_route_tables(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let (query, NoOtherParameters {}) = describe_request(request, Some("RouteTableIds"))?;
+    let page = context.control.describe_route_tables(&query)?;
+    let state = context.control.read();
+    let owner = &context.control.config().account_id;
+    render_page(response, "routeTableSet", page, |xml, table| {
+        write_route_table(xml, &state, table, owner)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteRouteTable {
+    route_table_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn delete_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteRouteTable = input(request)?;
+    context
+        .control
+        .delete_route_table(&request.route_table_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+/// CreateRoute and ReplaceRoute: the destination and the one target.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct RouteRequest {
+    route_table_id: String,
+    destination_cidr_block: Option<String>,
+    destination_ipv6_cidr_block: Option<String>,
+    destination_prefix_list_id: Option<String>,
+    gateway_id: Option<String>,
+    carrier_gateway_id: Option<String>,
+    core_network_arn: Option<String>,
+    egress_only_internet_gateway_id: Option<String>,
+    instance_id: Option<String>,
+    local_gateway_id: Option<String>,
+    nat_gateway_id: Option<String>,
+    network_interface_id: Option<String>,
+    transit_gateway_id: Option<String>,
+    vpc_endpoint_id: Option<String>,
+    vpc_peering_connection_id: Option<String>,
+    #[serde(default)]
+    local_target: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl RouteRequest {
+    fn destination(&self) -> Result<&str, ApiError> {
+        if self.destination_ipv6_cidr_block.is_some() {
+            return Err(unsupported_parameter("DestinationIpv6CidrBlock"));
+        }
+        if self.destination_prefix_list_id.is_some() {
+            return Err(unsupported_parameter("DestinationPrefixListId"));
+        }
+        self.destination_cidr_block.as_deref().ok_or_else(|| {
+            ApiError::from(control::Error::MissingParameter(
+                "DestinationCidrBlock".into(),
+            ))
+        })
+    }
+
+    fn target(&self) -> RouteTargetRequest {
+        let others = [
+            ("CarrierGatewayId", self.carrier_gateway_id.is_some()),
+            ("CoreNetworkArn", self.core_network_arn.is_some()),
+            (
+                "EgressOnlyInternetGatewayId",
+                self.egress_only_internet_gateway_id.is_some(),
+            ),
+            ("InstanceId", self.instance_id.is_some()),
+            ("LocalGatewayId", self.local_gateway_id.is_some()),
+            ("NatGatewayId", self.nat_gateway_id.is_some()),
+            ("NetworkInterfaceId", self.network_interface_id.is_some()),
+            ("TransitGatewayId", self.transit_gateway_id.is_some()),
+            ("VpcEndpointId", self.vpc_endpoint_id.is_some()),
+            (
+                "VpcPeeringConnectionId",
+                self.vpc_peering_connection_id.is_some(),
+            ),
+            ("LocalTarget", self.local_target),
+        ];
+        RouteTargetRequest {
+            gateway_id: self.gateway_id.clone(),
+            other: others
+                .iter()
+                .find(|(_, given)| *given)
+                .map(|(name, _)| *name),
+        }
+    }
+}
+
+fn put_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+    replace: bool,
+) -> Result<String, ApiError> {
+    let request: RouteRequest = input(request)?;
+    context.control.put_route(
+        &request.route_table_id,
+        request.destination()?,
+        &request.target(),
+        replace,
+        request.dry_run,
+    )?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+pub fn create_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    put_route(context, request, response, false)
+}
+
+pub fn replace_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    put_route(context, request, response, true)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteRoute {
+    route_table_id: String,
+    destination_cidr_block: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn delete_route(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteRoute = input(request)?;
+    let destination = request.destination_cidr_block.ok_or_else(|| {
+        ApiError::from(control::Error::MissingParameter(
+            "DestinationCidrBlock".into(),
+        ))
+    })?;
+    context
+        .control
+        .delete_route(&request.route_table_id, &destination, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AssociateRouteTable {
+    route_table_id: String,
+    subnet_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn associate_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AssociateRouteTable = input(request)?;
+    let subnet_id = request
+        .subnet_id
+        .ok_or_else(|| ApiError::from(control::Error::MissingParameter("SubnetId".into())))?;
+    let association_id = context.control.associate_route_table(
+        &request.route_table_id,
+        &subnet_id,
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("associationId", &association_id);
+        xml.start("associationState");
+        xml.leaf("state", "associated");
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DisassociateRouteTable {
+    association_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn disassociate_route_table(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DisassociateRouteTable = input(request)?;
+    context
+        .control
+        .disassociate_route_table(&request.association_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ReplaceRouteTableAssociation {
+    association_id: String,
+    route_table_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub fn replace_route_table_association(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: ReplaceRouteTableAssociation = input(request)?;
+    let new_id = context.control.replace_route_table_association(
+        &request.association_id,
+        &request.route_table_id,
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("newAssociationId", &new_id);
+        xml.start("associationState");
+        xml.leaf("state", "associated");
+        xml.end();
+    })
+}

@@ -1,0 +1,313 @@
+//! Elastic IPs: AllocateAddress (from `public_ip_pool`), AssociateAddress (to an instance or
+//! its primary interface, replacing its auto-assigned public IP), DisassociateAddress,
+//! ReleaseAddress, DescribeAddresses. An association lasts while its instance is not
+//! terminated: a terminated instance's address is free again without any background step.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::interfaces::Allocator;
+use crate::describe::{self, existing, Paging, Query};
+use crate::filter::{FilterField, Filterable};
+use crate::instances::{Instance, InstanceState};
+use crate::{Control, Error, Result, State, Tags};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddressAssociation {
+    pub association_id: String,
+    pub instance_id: String,
+    pub interface_id: String,
+    pub private_ip: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ElasticIp {
+    pub allocation_id: String,
+    pub public_ip: Ipv4Addr,
+    pub association: Option<AddressAssociation>,
+    pub tags: Tags,
+}
+
+impl ElasticIp {
+    /// The association, while its instance lives.
+    pub fn live_association<'a>(&'a self, state: &State) -> Option<&'a AddressAssociation> {
+        self.association.as_ref().filter(|a| {
+            state
+                .get::<Instance>(&a.instance_id)
+                .is_some_and(|i| i.state != InstanceState::Terminated)
+        })
+    }
+}
+
+fn association_field(e: &ElasticIp, field: fn(&AddressAssociation) -> String) -> Vec<String> {
+    e.association.iter().map(field).collect()
+}
+
+impl Filterable for ElasticIp {
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("allocation-id", |e, _| vec![e.allocation_id.clone()]),
+        ("public-ip", |e, _| vec![e.public_ip.to_string()]),
+        ("domain", |_, _| vec!["vpc".into()]),
+        ("association-id", |e, _| {
+            association_field(e, |a| a.association_id.clone())
+        }),
+        ("instance-id", |e, _| {
+            association_field(e, |a| a.instance_id.clone())
+        }),
+        ("network-interface-id", |e, _| {
+            association_field(e, |a| a.interface_id.clone())
+        }),
+        ("private-ip-address", |e, _| {
+            association_field(e, |a| a.private_ip.to_string())
+        }),
+        ("network-interface-owner-id", |e, config| {
+            association_field(e, |_| String::new())
+                .into_iter()
+                .map(|_| config.account_id.clone())
+                .collect()
+        }),
+    ];
+}
+
+impl State {
+    /// The elastic IP associated with a live instance, if any.
+    pub fn elastic_ip_of(&self, instance_id: &str) -> Option<&ElasticIp> {
+        self.elastic_ips.values().find(|e| {
+            e.live_association(self)
+                .is_some_and(|a| a.instance_id == instance_id)
+        })
+    }
+}
+
+impl State {
+    /// An instance's public address: its elastic IP, else its auto-assigned public IP.
+    pub fn public_ip_of(&self, instance: &Instance) -> Option<Ipv4Addr> {
+        let network = instance.live_network()?;
+        self.elastic_ip_of(&instance.instance_id)
+            .map(|e| e.public_ip)
+            .or(network.public_ip)
+    }
+}
+
+/// How AssociateAddress names its target.
+#[derive(Clone, Debug, Default)]
+pub struct AssociationTarget {
+    pub instance_id: Option<String>,
+    pub interface_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub allow_reassociation: bool,
+}
+
+fn association_not_found(id: &str) -> Error {
+    Error::AssociationNotFound(format!("The association ID '{id}' does not exist"))
+}
+
+impl Control {
+    pub fn allocate_address(&self, tags: Tags, dry_run: bool) -> Result<ElasticIp> {
+        if dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        self.mutate(|txn| {
+            let public_ip =
+                Allocator::new(txn.state(), &self.config().public_ip_pool)?.public_ip()?;
+            let address = ElasticIp {
+                allocation_id: nimbus_core::new_id("eipalloc"),
+                public_ip,
+                association: None,
+                tags,
+            };
+            txn.put(address.clone())?;
+            Ok(address)
+        })
+    }
+
+    /// Addresses by allocation ID or public IP (each must exist), and the query.
+    pub fn describe_addresses(
+        &self,
+        public_ips: &[String],
+        query: &Query,
+    ) -> Result<Vec<ElasticIp>> {
+        let state = self.read();
+        for ip in public_ips {
+            if !state
+                .elastic_ips
+                .values()
+                .any(|e| e.public_ip.to_string() == *ip)
+            {
+                return Err(Error::AddressNotFound(format!("Address '{ip}' not found.")));
+            }
+        }
+        let (mut found, _) =
+            describe::describe::<ElasticIp>(&state, self.config(), query, Paging::UNPAGED, |e| {
+                public_ips.is_empty() || public_ips.contains(&e.public_ip.to_string())
+            })?;
+        for address in &mut found {
+            if address.live_association(&state).is_none() {
+                address.association = None;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Associates an address with an instance's primary interface; returns the association ID.
+    pub fn associate_address(
+        &self,
+        allocation_id: &str,
+        target: &AssociationTarget,
+        dry_run: bool,
+    ) -> Result<String> {
+        self.mutate(|txn| {
+            let state = txn.state();
+            let mut address = existing::<ElasticIp>(state, allocation_id)?.clone();
+            let instance = match (&target.instance_id, &target.interface_id) {
+                (Some(id), _) => existing::<Instance>(state, id)?,
+                (None, Some(eni)) => state
+                    .instances
+                    .values()
+                    .find(|i| i.live_network().is_some_and(|n| n.interface_id == *eni))
+                    .ok_or_else(|| {
+                        Error::InterfaceNotFound(format!(
+                            "The networkInterface ID '{eni}' does not exist"
+                        ))
+                    })?,
+                (None, None) => {
+                    return Err(Error::MissingParameter(
+                        "InstanceId or NetworkInterfaceId".into(),
+                    ))
+                }
+            }
+            .clone();
+            let Some(network) = instance.live_network().cloned() else {
+                return Err(Error::IncorrectInstanceState(format!(
+                    "The instance '{}' is not in a valid state for this operation.",
+                    instance.instance_id
+                )));
+            };
+            if let Some(eni) = &target.interface_id {
+                if *eni != network.interface_id {
+                    return Err(Error::InvalidParameterCombination(
+                        "The network interface does not belong to the instance.".into(),
+                    ));
+                }
+            }
+            let private_ip = match &target.private_ip {
+                Some(text) => network
+                    .private_ips
+                    .iter()
+                    .copied()
+                    .find(|ip| ip.to_string() == *text)
+                    .ok_or_else(|| {
+                        Error::InvalidParameterValue(format!(
+                            "The private IP address {text} is not assigned to the interface."
+                        ))
+                    })?,
+                None => network.primary_ip(),
+            };
+            if let Some(current) = address.live_association(state) {
+                if !target.allow_reassociation && current.instance_id != instance.instance_id {
+                    return Err(Error::AlreadyAssociated(format!(
+                        "resource {allocation_id} is already associated with associate-id {}",
+                        current.association_id
+                    )));
+                }
+            }
+            let previous = state
+                .elastic_ip_of(&instance.instance_id)
+                .filter(|e| e.allocation_id != allocation_id)
+                .cloned();
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            // An instance has one public address: another elastic IP comes off it, and its
+            // auto-assigned public IP is released, as in EC2.
+            if let Some(mut previous) = previous {
+                previous.association = None;
+                txn.put(previous)?;
+            }
+            if network.public_ip.is_some() {
+                let mut instance = instance.clone();
+                if let Some(n) = instance.network.as_mut() {
+                    n.public_ip = None;
+                }
+                txn.put(instance)?;
+            }
+            let association_id = nimbus_core::new_id("eipassoc");
+            address.association = Some(AddressAssociation {
+                association_id: association_id.clone(),
+                instance_id: instance.instance_id.clone(),
+                interface_id: network.interface_id.clone(),
+                private_ip,
+            });
+            txn.put(address)?;
+            Ok(association_id)
+        })
+    }
+
+    /// By association ID or by public IP.
+    pub fn disassociate_address(
+        &self,
+        association_id: Option<&str>,
+        public_ip: Option<&str>,
+        dry_run: bool,
+    ) -> Result<()> {
+        self.mutate(|txn| {
+            let state = txn.state();
+            let address = match (association_id, public_ip) {
+                (Some(id), _) => state
+                    .elastic_ips
+                    .values()
+                    .find(|e| {
+                        e.live_association(state)
+                            .is_some_and(|a| a.association_id == id)
+                    })
+                    .ok_or_else(|| association_not_found(id))?,
+                (None, Some(ip)) => state
+                    .elastic_ips
+                    .values()
+                    .find(|e| e.public_ip.to_string() == ip)
+                    .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
+                (None, None) => return Err(Error::MissingParameter("AssociationId".into())),
+            };
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            let mut address = address.clone();
+            address.association = None;
+            txn.put(address)
+        })
+    }
+
+    /// By allocation ID or by public IP; an associated address → `InvalidIPAddress.InUse`.
+    pub fn release_address(
+        &self,
+        allocation_id: Option<&str>,
+        public_ip: Option<&str>,
+        dry_run: bool,
+    ) -> Result<()> {
+        self.mutate(|txn| {
+            let state = txn.state();
+            let address = match (allocation_id, public_ip) {
+                (Some(id), _) => existing::<ElasticIp>(state, id)?,
+                (None, Some(ip)) => state
+                    .elastic_ips
+                    .values()
+                    .find(|e| e.public_ip.to_string() == ip)
+                    .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
+                (None, None) => return Err(Error::MissingParameter("AllocationId".into())),
+            };
+            if let Some(association) = address.live_association(state) {
+                return Err(Error::AddressInUse(format!(
+                    "Address {} is in use by {}.",
+                    address.public_ip, association.instance_id
+                )));
+            }
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            let id = address.allocation_id.clone();
+            txn.delete::<ElasticIp>(&id);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! The desired state of each VPC for the network driver, computed from the records: its
+//! subnets (with whether their route table reaches an attached internet gateway and which
+//! ACL guards them), the interfaces of its live instances, its security groups (group
+//! references stay `Peer::Group`; the driver resolves membership) and its network ACLs.
+
+use std::collections::BTreeMap;
+
+use network::{InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
+
+use super::interfaces::dns_domain;
+use super::vpcs::Vpc;
+use crate::instances::InstanceState;
+use crate::State;
+
+/// The spec of every VPC, by ID.
+pub fn vpc_specs(state: &State, region: &str) -> BTreeMap<String, VpcSpec> {
+    state
+        .vpcs
+        .values()
+        .map(|vpc| (vpc.vpc_id.clone(), vpc_spec(state, region, vpc)))
+        .collect()
+}
+
+pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
+    let vpc_id = &vpc.vpc_id;
+    let subnets = state
+        .subnets
+        .values()
+        .filter(|s| s.vpc_id == *vpc_id)
+        .map(|subnet| SubnetSpec {
+            subnet_id: subnet.subnet_id.clone(),
+            cidr: subnet.cidr,
+            internet_route: state
+                .route_table_of(subnet)
+                .is_some_and(|t| t.routes_to_internet(state)),
+            network_acl_id: state
+                .network_acls
+                .values()
+                .find(|a| a.association_of(&subnet.subnet_id).is_some())
+                .map(|a| a.network_acl_id.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let interfaces = state
+        .instances
+        .values()
+        .filter(|i| i.state != InstanceState::Terminated)
+        .filter_map(|i| i.network.as_ref().map(|n| (i, n)))
+        .filter(|(_, n)| n.vpc_id == *vpc_id)
+        .map(|(instance, net)| InterfaceSpec {
+            interface_id: net.interface_id.clone(),
+            instance_id: Some(instance.instance_id.clone()),
+            subnet_id: net.subnet_id.clone(),
+            mac: net.mac.clone(),
+            private_ips: net.private_ips.clone(),
+            public_ip: state.public_ip_of(instance),
+            security_group_ids: net.security_group_ids.clone(),
+            source_dest_check: net.source_dest_check,
+        })
+        .collect();
+    let security_groups = state
+        .security_groups
+        .values()
+        .filter(|g| g.vpc_id == *vpc_id)
+        .map(|group| SecurityGroupSpec {
+            group_id: group.group_id.clone(),
+            ingress: group.ingress.iter().map(|r| r.to_network()).collect(),
+            egress: group.egress.iter().map(|r| r.to_network()).collect(),
+        })
+        .collect();
+    let network_acls = state
+        .network_acls
+        .values()
+        .filter(|a| a.vpc_id == *vpc_id)
+        .map(|a| a.to_network())
+        .collect();
+    VpcSpec {
+        vpc_id: vpc_id.clone(),
+        cidrs: vpc.cidrs.iter().map(|c| c.cidr).collect(),
+        dns_support: vpc.enable_dns_support,
+        dns_hostnames: vpc.enable_dns_hostnames,
+        dns_domain: dns_domain(region),
+        subnets,
+        interfaces,
+        security_groups,
+        network_acls,
+    }
+}
