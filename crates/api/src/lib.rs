@@ -5,6 +5,7 @@
 mod actions;
 mod auth;
 mod ebs;
+mod encoding;
 mod error;
 mod service;
 mod services;
@@ -26,6 +27,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Everything a request handler needs.
 pub struct ApiContext {
     pub control: Arc<Control>,
+    /// CloudWatch: its store, rules and alarms.
+    pub monitoring: Arc<monitoring::Monitoring>,
 }
 
 pub fn router(context: Arc<ApiContext>) -> Router {
@@ -153,6 +156,25 @@ async fn dispatch(
     };
     tracing::debug!(caller = %authenticated.caller.arn, "authenticated");
     let signing_name = authenticated.auth.service.as_str();
+    let inflated;
+    let request = if encoding::is_gzipped(headers) {
+        inflated = match encoding::gunzip(body) {
+            Ok(inflated) => inflated,
+            Err(error) => {
+                let response = match service_for(signing_name) {
+                    Some(service) => service.error(&request, request_id, error),
+                    None => service::error_in_protocol(signing_name, &request, request_id, &error),
+                };
+                return ("-".to_owned(), response);
+            }
+        };
+        awsproto::HttpRequestParts {
+            body: &inflated,
+            ..request
+        }
+    } else {
+        request
+    };
     let request = service::ServiceRequest {
         method,
         uri,
@@ -174,7 +196,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "ebs" => &service::Ebs,
         "sts" => &services::sts::Sts,
         "iam" => &services::iam::Iam,
-        "monitoring" => &service::NotYetServed("monitoring"),
+        "monitoring" => &services::monitoring::CloudWatch,
         "autoscaling" => &service::NotYetServed("autoscaling"),
         "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
         _ => return None,

@@ -6,6 +6,7 @@
 //! in one store transaction before the lock is released. A failed commit reloads the working
 //! set from the store, so memory never runs ahead of what is durable.
 
+pub mod alarm_actions;
 pub mod attachments;
 pub mod catalog;
 pub mod credentials;

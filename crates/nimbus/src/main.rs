@@ -235,7 +235,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let nbd_listen = config.nbd_listen;
     let nbd_socket = config.data_dir.join("nbd.sock");
+    // CloudWatch's store; it is also the `MetricSink` the collectors push samples into.
+    let monitoring = Arc::new(monitoring::Monitoring::open(
+        &config.data_dir.join("metrics.db"),
+        &config.region,
+        &config.account_id,
+        Arc::new(monitoring::SystemClock),
+    )?);
     let (control, engine) = open_control(config).await?;
+    monitoring.set_instance_actions(Arc::new(control::alarm_actions::AlarmActions(
+        control.clone(),
+    )));
+    tokio::spawn(monitoring::run_evaluator(monitoring.clone()));
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
     tokio::spawn(async move {
@@ -254,7 +265,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(control.clone().run_reconciler());
-    let context = Arc::new(api::ApiContext { control });
+    let context = Arc::new(api::ApiContext {
+        control,
+        monitoring,
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
