@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::stats::{Distribution, Histogram, Summary};
@@ -77,7 +78,21 @@ pub struct HistoryQuery {
 
 pub struct Store {
     connection: Mutex<Connection>,
+    /// Metrics known to be stored: ID, and the last-seen time and resolution last written.
+    /// Spares the metrics upsert for a metric written within the last minute (ListMetrics'
+    /// `RecentlyActive` looks back 3 hours, so a minute of lag is invisible).
+    known: Mutex<HashMap<MetricKey, KnownMetric>>,
 }
+
+#[derive(Clone, Copy)]
+struct KnownMetric {
+    id: i64,
+    last_seen_ms: i64,
+    storage_resolution: u32,
+}
+
+/// How stale a metric's stored last-seen time may get before a write refreshes it.
+const LAST_SEEN_GRANULARITY_MS: i64 = MINUTE_MS;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS metrics (
@@ -164,8 +179,19 @@ impl Store {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
+        connection.create_scalar_function(
+            "merge_histograms",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |context| {
+                let mine: Option<Vec<u8>> = context.get(0)?;
+                let theirs: Option<Vec<u8>> = context.get(1)?;
+                Ok(merge_histograms(mine.as_deref(), theirs.as_deref()))
+            },
+        )?;
         Ok(Store {
             connection: Mutex::new(connection),
+            known: Mutex::new(HashMap::new()),
         })
     }
 
@@ -179,8 +205,9 @@ impl Store {
     /// Stores `points` in one transaction.
     pub fn put(&self, points: &[Point], now_ms: i64) -> Result<()> {
         let mut connection = self.connection();
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let transaction = connection.transaction()?;
-        let mut ids: HashMap<&MetricKey, i64> = HashMap::new();
+        let mut written: HashMap<&MetricKey, KnownMetric> = HashMap::new();
         let mut rollups: HashMap<(i64, i64, i64, &str), Summary> = HashMap::new();
         {
             let mut upsert_metric = transaction.prepare_cached(
@@ -189,17 +216,25 @@ impl Store {
                  ON CONFLICT (namespace, name, dimensions) DO UPDATE SET
                      last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
                      storage_resolution = min(storage_resolution, excluded.storage_resolution)
-                 RETURNING id",
+                 RETURNING id, storage_resolution",
             )?;
             let mut insert_raw = transaction.prepare_cached(
                 "INSERT INTO raw_points (metric_id, ts_ms, unit, count, sum, min, max, value)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for point in points {
-                let id = match ids.get(&point.key) {
-                    Some(id) => *id,
+                let fresh = |metric: &KnownMetric| {
+                    metric.last_seen_ms + LAST_SEEN_GRANULARITY_MS > now_ms
+                        && metric.storage_resolution <= point.storage_resolution
+                };
+                let id = match written
+                    .get(&point.key)
+                    .or_else(|| known.get(&point.key))
+                    .filter(|metric| fresh(metric))
+                {
+                    Some(metric) => metric.id,
                     None => {
-                        let id: i64 = upsert_metric.query_row(
+                        let (id, storage_resolution) = upsert_metric.query_row(
                             params![
                                 point.key.namespace,
                                 point.key.name,
@@ -207,9 +242,14 @@ impl Store {
                                 point.storage_resolution,
                                 now_ms
                             ],
-                            |row| row.get(0),
+                            |row| Ok((row.get(0)?, row.get(1)?)),
                         )?;
-                        ids.insert(&point.key, id);
+                        let metric = KnownMetric {
+                            id,
+                            last_seen_ms: now_ms,
+                            storage_resolution,
+                        };
+                        written.insert(&point.key, metric);
                         id
                     }
                 };
@@ -242,36 +282,32 @@ impl Store {
                         ])?;
                     }
                 }
+                let rolled = summary.rolled_up();
                 for (width, _) in ROLLUP_TIERS {
                     let bucket = point.timestamp_ms.div_euclid(width) * width;
-                    let rolled = summary.rolled_up();
                     rollups
                         .entry((id, width, bucket, point.unit.as_str()))
                         .and_modify(|existing| existing.merge(&rolled))
-                        .or_insert(rolled);
+                        .or_insert_with(|| rolled.clone());
                 }
             }
-            let mut read_rollup = transaction.prepare_cached(
-                "SELECT count, sum, min, max, histogram FROM rollups
-                 WHERE metric_id = ?1 AND width_ms = ?2 AND bucket_ms = ?3 AND unit = ?4",
-            )?;
-            let mut write_rollup = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO rollups
+            let mut upsert_rollup = transaction.prepare_cached(
+                "INSERT INTO rollups
                  (metric_id, width_ms, bucket_ms, unit, count, sum, min, max, histogram)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (metric_id, width_ms, bucket_ms, unit) DO UPDATE SET
+                     count = rollups.count + excluded.count,
+                     sum = rollups.sum + excluded.sum,
+                     min = min(rollups.min, excluded.min),
+                     max = max(rollups.max, excluded.max),
+                     histogram = merge_histograms(rollups.histogram, excluded.histogram)",
             )?;
-            for ((id, width, bucket, unit), mut summary) in rollups {
-                let existing = read_rollup
-                    .query_row(params![id, width, bucket, unit], rollup_summary)
-                    .optional()?;
-                if let Some(existing) = existing {
-                    summary.merge(&existing?);
-                }
+            for ((id, width, bucket, unit), summary) in rollups {
                 let histogram = match &summary.distribution {
                     Distribution::Approximate(histogram) => Some(histogram.to_bytes()),
                     _ => None,
                 };
-                write_rollup.execute(params![
+                upsert_rollup.execute(params![
                     id,
                     width,
                     bucket,
@@ -285,6 +321,10 @@ impl Store {
             }
         }
         transaction.commit()?;
+        // Only what committed is known to be stored.
+        for (key, metric) in written {
+            known.insert(key.clone(), metric);
+        }
         Ok(())
     }
 
@@ -506,8 +546,12 @@ impl Store {
     }
 }
 
-fn rollup_summary(row: &rusqlite::Row) -> rusqlite::Result<Result<Summary>> {
-    rollup_summary_at(row, 0)
+/// Two stored histograms as one; none (an unknown distribution) when either is none or
+/// unreadable.
+fn merge_histograms(mine: Option<&[u8]>, theirs: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut merged = Histogram::from_bytes(mine?)?;
+    merged.merge(&Histogram::from_bytes(theirs?)?);
+    Some(merged.to_bytes())
 }
 
 /// A rolled-up row's summary from the columns count, sum, min, max, histogram at `first`.
@@ -607,6 +651,40 @@ mod tests {
             .read(&key("Latency"), now - 2 * HOUR_MS, now, gone)
             .expect("read")
             .is_empty());
+    }
+
+    #[test]
+    fn separate_writes_to_one_bucket_merge_in_the_rollup() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("metrics.db")).expect("open");
+        let now = 100 * DAY_MS;
+        for value in 1..=100 {
+            store
+                .put(&[point("Merged", now, f64::from(value))], now)
+                .expect("put");
+        }
+        let set = Point {
+            summary: Summary::of_set(2.0, 10.0, 0.5, 9.5),
+            ..point("Merged", now, 0.0)
+        };
+        let later = now + 4 * HOUR_MS;
+        let before_set = total(
+            &store
+                .read(&key("Merged"), now, now + 1, later)
+                .expect("read"),
+        );
+        assert_eq!(before_set.statistic(Statistic::SampleCount), Some(100.0));
+        let p50 = before_set.percentile(50.0).expect("p50");
+        assert!((p50 - 50.0).abs() <= 0.5, "{p50}");
+        store.put(&[set], now).expect("put set");
+        let after_set = total(
+            &store
+                .read(&key("Merged"), now, now + 1, later)
+                .expect("read"),
+        );
+        assert_eq!(after_set.statistic(Statistic::Sum), Some(5060.0));
+        assert_eq!(after_set.statistic(Statistic::Minimum), Some(0.5));
+        assert_eq!(after_set.percentile(50.0), None);
     }
 
     #[test]
