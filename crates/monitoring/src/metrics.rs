@@ -287,7 +287,7 @@ impl Monitoring {
             return Ok(series);
         }
         let first = aligned_start(start_ms, period_ms, now);
-        for (at, row_unit, summary) in self.store.read(key, first, end_ms, now)? {
+        for (at, row_unit, summary) in self.store.read(key, first, end_ms, period_ms, now)? {
             if unit.is_some_and(|unit| unit != row_unit) {
                 continue;
             }

@@ -341,12 +341,15 @@ impl Store {
     }
 
     /// The datapoints of `key` in `[start_ms, end_ms)`, each as (timestamp, unit, summary),
-    /// from the finest tier whose retention covers `start_ms` (none when no tier does).
+    /// for periods of `period_ms` starting at `start_ms`: raw rows when they still cover
+    /// `start_ms` (exact percentiles), else the coarsest roll-up that covers it and whose
+    /// buckets fit in the periods (fewest rows); none when no tier covers it.
     pub fn read(
         &self,
         key: &MetricKey,
         start_ms: i64,
         end_ms: i64,
+        period_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<(i64, String, Summary)>> {
         let connection = self.connection();
@@ -616,14 +619,14 @@ mod tests {
             .collect();
         store.put(&points, now).expect("put");
         let raw = store
-            .read(&key("Latency"), now - 2 * HOUR_MS, now, now)
+            .read(&key("Latency"), now - 2 * HOUR_MS, now, MINUTE_MS, now)
             .expect("raw");
         assert_eq!(raw.len(), 120);
         let raw = total(&raw);
         // Read later, the same data comes from the 1-minute tier.
         let later = now + 4 * HOUR_MS;
         let rolled = store
-            .read(&key("Latency"), now - 2 * HOUR_MS, now, later)
+            .read(&key("Latency"), now - 2 * HOUR_MS, now, MINUTE_MS, later)
             .expect("rolled");
         assert_eq!(rolled.len(), 60);
         let rolled = total(&rolled);
@@ -635,6 +638,12 @@ mod tests {
         ] {
             assert_eq!(raw.statistic(statistic), rolled.statistic(statistic));
         }
+        // Hour-long periods from an hour boundary read the hourly tier: one row.
+        let hourly = store
+            .read(&key("Latency"), now - 2 * HOUR_MS, now, HOUR_MS, later)
+            .expect("hourly");
+        assert_eq!(hourly.len(), 1);
+        assert_eq!(hourly[0].2.count, 120.0);
         let p90 = rolled.percentile(90.0).expect("p90");
         assert!((p90 - 107.0).abs() <= 1.07, "{p90}");
         store.compact(later).expect("compact");
@@ -648,7 +657,7 @@ mod tests {
         let gone = now + 500 * DAY_MS;
         store.compact(gone).expect("compact");
         assert!(store
-            .read(&key("Latency"), now - 2 * HOUR_MS, now, gone)
+            .read(&key("Latency"), now - 2 * HOUR_MS, now, MINUTE_MS, gone)
             .expect("read")
             .is_empty());
     }
@@ -670,7 +679,7 @@ mod tests {
         let later = now + 4 * HOUR_MS;
         let before_set = total(
             &store
-                .read(&key("Merged"), now, now + 1, later)
+                .read(&key("Merged"), now, now + 1, MINUTE_MS, later)
                 .expect("read"),
         );
         assert_eq!(before_set.statistic(Statistic::SampleCount), Some(100.0));
@@ -679,7 +688,7 @@ mod tests {
         store.put(&[set], now).expect("put set");
         let after_set = total(
             &store
-                .read(&key("Merged"), now, now + 1, later)
+                .read(&key("Merged"), now, now + 1, MINUTE_MS, later)
                 .expect("read"),
         );
         assert_eq!(after_set.statistic(Statistic::Sum), Some(5060.0));
@@ -722,7 +731,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .read(&key("B"), now, now + 1, now)
+                .read(&key("B"), now, now + 1, MINUTE_MS, now)
                 .expect("read")
                 .len(),
             1
