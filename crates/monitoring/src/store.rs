@@ -377,7 +377,13 @@ impl Store {
             })?;
             return Ok(rows.collect::<rusqlite::Result<_>>()?);
         }
-        let Some((width, _)) = ROLLUP_TIERS.iter().find(|(_, retention)| age <= *retention) else {
+        let covering = ROLLUP_TIERS
+            .iter()
+            .filter(|(_, retention)| age <= *retention);
+        let fitting = covering
+            .clone()
+            .rfind(|(width, _)| period_ms % width == 0 && start_ms % width == 0);
+        let Some((width, _)) = fitting.or(covering.clone().next()) else {
             return Ok(Vec::new());
         };
         let mut statement = connection.prepare_cached(
