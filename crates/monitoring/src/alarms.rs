@@ -406,9 +406,8 @@ impl Monitoring {
                  high-resolution metric (StorageResolution 1)."
             )));
         }
-        if input.evaluation_periods < 1
-            || input.evaluation_periods * period > MAX_EVALUATION_SECONDS
-        {
+        let evaluated = input.evaluation_periods.checked_mul(period);
+        if input.evaluation_periods < 1 || evaluated.is_none_or(|s| s > MAX_EVALUATION_SECONDS) {
             return Err(validation(
                 "EvaluationPeriods must be at least 1, and EvaluationPeriods times Period at \
                  most one day (86400 seconds)."
@@ -543,8 +542,8 @@ impl Monitoring {
             .map(|alarm| alarm.to_json(self))
             .collect();
         let mut output = json!({ "MetricAlarms": page, "CompositeAlarms": [] });
-        if offset + limit < matching.len() {
-            output["NextToken"] = json!(next_token(offset + limit));
+        if offset.saturating_add(limit) < matching.len() {
+            output["NextToken"] = json!(next_token(offset.saturating_add(limit)));
         }
         Ok(output)
     }
@@ -806,7 +805,7 @@ impl Monitoring {
             .collect();
         let mut output = json!({ "AlarmHistoryItems": items });
         if more {
-            output["NextToken"] = json!(next_token(offset + limit));
+            output["NextToken"] = json!(next_token(offset.saturating_add(limit)));
         }
         Ok(output)
     }
@@ -881,6 +880,10 @@ mod tests {
         };
         assert!(refused(json!({"Period": 45})).contains("Period"));
         assert!(refused(json!({"EvaluationPeriods": 1441})).contains("one day"));
+        assert!(
+            refused(json!({"Period": 9_223_372_036_854_775_800_i64, "EvaluationPeriods": 2}))
+                .contains("one day")
+        );
         assert!(
             refused(json!({"EvaluationPeriods": 2, "DatapointsToAlarm": 3}))
                 .contains("DatapointsToAlarm")

@@ -170,8 +170,16 @@ fn check_value(value: f64, parameter: &str) -> Result<()> {
     Ok(())
 }
 
+/// The longest period that can hold data: the longest retention.
+const MAX_PERIOD_SECONDS: i64 = 455 * 86_400;
+
 /// A standard period (1, 5, 10, 30 or a multiple of 60 seconds).
 fn check_period(period: i64, parameter: &str) -> Result<()> {
+    if period > MAX_PERIOD_SECONDS {
+        return Err(invalid(format!(
+            "The parameter {parameter} must be at most {MAX_PERIOD_SECONDS} seconds."
+        )));
+    }
     if period <= 0 || !(matches!(period, 1 | 5 | 10 | 30) || period % 60 == 0) {
         return Err(invalid(format!(
             "The parameter {parameter} must be 1, 5, 10, 30 or a multiple of 60 (got {period})."
@@ -443,7 +451,7 @@ impl Monitoring {
         let mut output = json!({ "MetricDataResults": results, "Messages": [] });
         if more {
             let first = read_token(input.next_token.as_deref())?;
-            output["NextToken"] = json!(next_token(first + limit - remaining));
+            output["NextToken"] = json!(next_token(first.saturating_add(limit - remaining)));
         }
         Ok(output)
     }
@@ -553,7 +561,7 @@ impl Monitoring {
             })
             .collect();
         let mut output = json!({ "Metrics": page });
-        if offset + LIST_PAGE < matching.len() {
+        if offset.saturating_add(LIST_PAGE) < matching.len() {
             output["NextToken"] = json!(next_token(offset + LIST_PAGE));
         }
         Ok(output)
@@ -810,6 +818,7 @@ mod tests {
             })))
         };
         assert!(statistics(45, 1).is_err());
+        assert!(statistics(9_223_372_036_854_775_800, 1).is_err());
         assert!(statistics(60, 25)
             .expect_err("1500 datapoints")
             .to_string()
@@ -853,5 +862,14 @@ mod tests {
         h.clock.advance(4 * 3_600_000);
         assert!(listed(json!({"RecentlyActive": "PT3H"})).is_empty());
         assert_eq!(listed(json!({"MetricName": "A"})), ["A"]);
+        let beyond = crate::next_token(usize::MAX);
+        assert!(listed(json!({"NextToken": beyond})).is_empty());
+        let forged = h
+            .monitoring
+            .list_metrics(input(json!({"NextToken": "forged"})));
+        assert!(matches!(
+            forged,
+            Err(crate::MonitoringError::InvalidNextToken(_))
+        ));
     }
 }

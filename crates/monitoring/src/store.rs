@@ -536,7 +536,7 @@ impl Store {
                 query.start_ms,
                 query.end_ms,
                 (query.limit + 1) as i64,
-                query.offset as i64
+                i64::try_from(query.offset).unwrap_or(i64::MAX)
             ],
             |row| {
                 Ok(HistoryItem {
