@@ -174,7 +174,7 @@ impl Monitoring {
     }
 }
 
-/// Evaluates alarms and compacts the store until the runtime stops.
+/// Evaluates alarms, rolls up new datapoints and compacts the store until the runtime stops.
 pub async fn run_evaluator(monitoring: Arc<Monitoring>) {
     let mut ticks: u64 = 0;
     loop {
@@ -184,6 +184,8 @@ pub async fn run_evaluator(monitoring: Arc<Monitoring>) {
         let worker = monitoring.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             worker.evaluate_due_alarms()?;
+            // Keeps the roll-ups at most a tick behind, so a read rarely folds many rows.
+            worker.store.roll_up()?;
             if compact {
                 worker.compact()?;
             }

@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     UNIQUE (namespace, name, dimensions)
 );
 CREATE TABLE IF NOT EXISTS raw_points (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     metric_id INTEGER NOT NULL,
     ts_ms INTEGER NOT NULL,
     unit TEXT NOT NULL,
@@ -127,6 +128,10 @@ CREATE TABLE IF NOT EXISTS rollups (
     histogram BLOB,
     PRIMARY KEY (metric_id, width_ms, bucket_ms, unit)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rolled_up_to (
+    only INTEGER PRIMARY KEY CHECK (only = 0),
+    raw_id INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alarms (
     name TEXT PRIMARY KEY,
     document TEXT NOT NULL
@@ -208,7 +213,6 @@ impl Store {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let transaction = connection.transaction()?;
         let mut written: HashMap<&MetricKey, KnownMetric> = HashMap::new();
-        let mut rollups: HashMap<(i64, i64, i64, &str), Summary> = HashMap::new();
         {
             let mut upsert_metric = transaction.prepare_cached(
                 "INSERT INTO metrics (namespace, name, dimensions, storage_resolution, last_seen_ms)
@@ -282,42 +286,6 @@ impl Store {
                         ])?;
                     }
                 }
-                let rolled = summary.rolled_up();
-                for (width, _) in ROLLUP_TIERS {
-                    let bucket = point.timestamp_ms.div_euclid(width) * width;
-                    rollups
-                        .entry((id, width, bucket, point.unit.as_str()))
-                        .and_modify(|existing| existing.merge(&rolled))
-                        .or_insert_with(|| rolled.clone());
-                }
-            }
-            let mut upsert_rollup = transaction.prepare_cached(
-                "INSERT INTO rollups
-                 (metric_id, width_ms, bucket_ms, unit, count, sum, min, max, histogram)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (metric_id, width_ms, bucket_ms, unit) DO UPDATE SET
-                     count = rollups.count + excluded.count,
-                     sum = rollups.sum + excluded.sum,
-                     min = min(rollups.min, excluded.min),
-                     max = max(rollups.max, excluded.max),
-                     histogram = merge_histograms(rollups.histogram, excluded.histogram)",
-            )?;
-            for ((id, width, bucket, unit), summary) in rollups {
-                let histogram = match &summary.distribution {
-                    Distribution::Approximate(histogram) => Some(histogram.to_bytes()),
-                    _ => None,
-                };
-                upsert_rollup.execute(params![
-                    id,
-                    width,
-                    bucket,
-                    unit,
-                    summary.count,
-                    summary.sum,
-                    summary.min,
-                    summary.max,
-                    histogram
-                ])?;
             }
         }
         transaction.commit()?;
@@ -352,7 +320,7 @@ impl Store {
         period_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<(i64, String, Summary)>> {
-        let connection = self.connection();
+        let mut connection = self.connection();
         let Some(id) = Self::metric_id(&connection, key)? else {
             return Ok(Vec::new());
         };
@@ -377,6 +345,8 @@ impl Store {
             })?;
             return Ok(rows.collect::<rusqlite::Result<_>>()?);
         }
+        // What was written since the last roll-up counts too.
+        roll_up_pending(&mut connection)?;
         let covering = ROLLUP_TIERS
             .iter()
             .filter(|(_, retention)| age <= *retention);
@@ -453,9 +423,16 @@ impl Store {
         Ok(resolution)
     }
 
-    /// Deletes what aged out of its tier, and alarm history older than 30 days.
+    /// Folds the raw rows written since the last roll-up into the rolled-up tiers.
+    pub fn roll_up(&self) -> Result<()> {
+        roll_up_pending(&mut self.connection())
+    }
+
+    /// Deletes what aged out of its tier (after rolling it up), and alarm history older
+    /// than 30 days.
     pub fn compact(&self, now_ms: i64) -> Result<()> {
         let mut connection = self.connection();
+        roll_up_pending(&mut connection)?;
         let transaction = connection.transaction()?;
         transaction.execute(
             "DELETE FROM raw_points WHERE ts_ms < ?1",
@@ -553,6 +530,81 @@ impl Store {
         items.truncate(query.limit);
         Ok((items, more))
     }
+}
+
+/// Folds raw rows past the `rolled_up_to` mark into the 1-minute, 5-minute and hourly
+/// roll-ups (one upsert per row; histograms merge through `merge_histograms`) and moves the
+/// mark, in one transaction. Raw IDs only grow (AUTOINCREMENT), so no row is missed.
+fn roll_up_pending(connection: &mut Connection) -> Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mark: i64 = transaction
+            .query_row("SELECT raw_id FROM rolled_up_to", [], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let mut pending = transaction.prepare_cached(
+            "SELECT id, metric_id, ts_ms, unit, count, sum, min, max, value FROM raw_points
+             WHERE id > ?1 ORDER BY id",
+        )?;
+        let mut rollups: HashMap<(i64, i64, i64, String), Summary> = HashMap::new();
+        let mut last = mark;
+        let mut rows = pending.query(params![mark])?;
+        while let Some(row) = rows.next()? {
+            last = row.get(0)?;
+            let (id, at, unit): (i64, i64, String) = (row.get(1)?, row.get(2)?, row.get(3)?);
+            let count: f64 = row.get(4)?;
+            let value: Option<f64> = row.get(8)?;
+            let summary = match value {
+                Some(value) => Summary::of_value(value, count),
+                None => Summary::of_set(count, row.get(5)?, row.get(6)?, row.get(7)?),
+            }
+            .rolled_up();
+            for (width, _) in ROLLUP_TIERS {
+                let bucket = at.div_euclid(width) * width;
+                rollups
+                    .entry((id, width, bucket, unit.clone()))
+                    .and_modify(|existing| existing.merge(&summary))
+                    .or_insert_with(|| summary.clone());
+            }
+        }
+        if last == mark {
+            return Ok(());
+        }
+        let mut upsert_rollup = transaction.prepare_cached(
+            "INSERT INTO rollups
+             (metric_id, width_ms, bucket_ms, unit, count, sum, min, max, histogram)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (metric_id, width_ms, bucket_ms, unit) DO UPDATE SET
+                 count = rollups.count + excluded.count,
+                 sum = rollups.sum + excluded.sum,
+                 min = min(rollups.min, excluded.min),
+                 max = max(rollups.max, excluded.max),
+                 histogram = merge_histograms(rollups.histogram, excluded.histogram)",
+        )?;
+        for ((id, width, bucket, unit), summary) in rollups {
+            let histogram = match &summary.distribution {
+                Distribution::Approximate(histogram) => Some(histogram.to_bytes()),
+                _ => None,
+            };
+            upsert_rollup.execute(params![
+                id,
+                width,
+                bucket,
+                unit,
+                summary.count,
+                summary.sum,
+                summary.min,
+                summary.max,
+                histogram
+            ])?;
+        }
+        transaction.execute(
+            "INSERT OR REPLACE INTO rolled_up_to (only, raw_id) VALUES (0, ?1)",
+            params![last],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(())
 }
 
 /// Two stored histograms as one; none (an unknown distribution) when either is none or
