@@ -32,37 +32,28 @@ def test_an_unknown_service_shows_the_code_in_its_own_protocol(nimbus, service, 
     assert f"'{service}'" in error["Message"] or service == "s3"
 
 
-AT = datetime.datetime(2026, 11, 29, 12, 0, 0, tzinfo=datetime.timezone.utc)
+# CloudWatch accepts datapoints from the last two weeks.
+NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
 def test_cloudwatch_from_boto3_gets_a_coded_error(nimbus):
     cloudwatch = nimbus.client("cloudwatch")
     error = error_of(
         lambda: cloudwatch.put_metric_data(
-            Namespace="App",
-            MetricData=[{"MetricName": "Latency", "Timestamp": AT, "Value": 1.5, "Unit": "Seconds"}],
+            Namespace="AWS/EC2",
+            MetricData=[{"MetricName": "Latency", "Timestamp": NOW, "Value": 1.5, "Unit": "Seconds"}],
         )
     )
+    assert error["Code"] == "InvalidParameterValue"
+    assert "AWS/EC2" in error["Message"]
+    error = error_of(lambda: cloudwatch.list_dashboards())
     assert error["Code"] == "UnsupportedOperation"
-    assert "PutMetricData" in error["Message"]
-    error = error_of(
-        lambda: cloudwatch.get_metric_data(
-            MetricDataQueries=[
-                {
-                    "Id": "q1",
-                    "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Latency"}, "Period": 60, "Stat": "Average"},
-                }
-            ],
-            StartTime=AT,
-            EndTime=AT,
-        )
-    )
-    assert error["Code"] == "UnsupportedOperation"
+    assert "ListDashboards" in error["Message"]
 
 
 def test_cloudwatch_from_the_aws_cli_gets_a_coded_error(nimbus):
     result = subprocess.run(
-        ["aws", "cloudwatch", "put-metric-data", "--namespace", "App", "--metric-name", "Latency", "--value", "1.5"],
+        ["aws", "cloudwatch", "list-dashboards"],
         env=nimbus.cli_env(),
         capture_output=True,
         text=True,
@@ -105,26 +96,34 @@ def signed(nimbus, service, request):
 @pytest.mark.parametrize("protocol", ["smithy-rpc-v2-cbor", "query", "json"])
 def test_cloudwatch_answers_in_each_protocol_its_model_lists(nimbus, protocol):
     """botocore's own serializer and parser for each protocol CloudWatch's model lists: the
-    error comes back in the protocol the request was sent in, and the parser reads the code."""
+    answer (and an error) comes back in the protocol the request was sent in."""
     import boto3
     import botocore.parsers
     import botocore.serialize
 
     model = boto3.session.Session().client("cloudwatch", region_name="us-east-1").meta.service_model
     operation = model.operation_model("PutMetricData")
-    request = botocore.serialize.create_serializer(protocol).serialize_to_request(
-        {"Namespace": "App", "MetricData": [{"MetricName": "Latency", "Timestamp": AT, "Value": 1.5}]}, operation
-    )
-    if isinstance(request["body"], dict):
-        from urllib.parse import urlencode
 
-        request["body"] = urlencode(request["body"]).encode()
-    status, headers, body = signed(nimbus, "monitoring", request)
+    def send(namespace):
+        request = botocore.serialize.create_serializer(protocol).serialize_to_request(
+            {"Namespace": namespace, "MetricData": [{"MetricName": "Latency", "Timestamp": NOW, "Value": 1.5}]},
+            operation,
+        )
+        if isinstance(request["body"], dict):
+            from urllib.parse import urlencode
+
+            request["body"] = urlencode(request["body"]).encode()
+        status, headers, body = signed(nimbus, "monitoring", request)
+        parsed = botocore.parsers.create_parser(protocol).parse(
+            {"status_code": status, "headers": headers, "body": body}, operation.output_shape
+        )
+        return status, parsed
+
+    status, _ = send(f"App/{protocol}")
+    assert status == 200
+    status, parsed = send("AWS/EC2")
     assert status == 400
-    parsed = botocore.parsers.create_parser(protocol).parse(
-        {"status_code": status, "headers": headers, "body": body}, operation.output_shape
-    )
-    assert parsed["Error"]["Code"] == "UnsupportedOperation"
+    assert parsed["Error"]["Code"] == "InvalidParameterValue"
 
 
 def test_an_sts_authentication_failure_comes_in_the_query_envelope(nimbus):

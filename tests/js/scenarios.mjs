@@ -16,9 +16,17 @@ import {
   waitUntilVolumeDeleted,
 } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import {
+  CloudWatchClient,
+  DescribeAlarmsCommand,
+  GetMetricDataCommand,
+  PutMetricAlarmCommand,
+  PutMetricDataCommand,
+} from "@aws-sdk/client-cloudwatch";
 
 const ec2 = new EC2Client({ maxAttempts: 1 });
 const sts = new STSClient({ maxAttempts: 1 });
+const cloudwatch = new CloudWatchClient({ maxAttempts: 1 });
 
 // What a caller sees of a failed request.
 function failure(error) {
@@ -97,6 +105,45 @@ const scenarios = {
     return ec2
       .send(new DescribeVolumesCommand({ VolumeIds: ["vol-0123456789abcdef0"] }))
       .then(() => ({ unexpected: "success" }), failure);
+  },
+
+  async cloudwatch() {
+    const now = new Date();
+    const metric = { Namespace: "JsSdk", MetricName: "Orders", Dimensions: [{ Name: "Shop", Value: "js" }] };
+    await cloudwatch.send(
+      new PutMetricDataCommand({
+        Namespace: metric.Namespace,
+        MetricData: [{ ...metric, Namespace: undefined, Timestamp: now, Values: [1, 2, 3], Counts: [1, 1, 2], Unit: "Count" }],
+      }),
+    );
+    const data = await cloudwatch.send(
+      new GetMetricDataCommand({
+        StartTime: new Date(now.getTime() - 120_000),
+        EndTime: new Date(now.getTime() + 60_000),
+        MetricDataQueries: [{ Id: "orders", MetricStat: { Metric: metric, Period: 60, Stat: "Sum" } }],
+      }),
+    );
+    await cloudwatch.send(
+      new PutMetricAlarmCommand({
+        AlarmName: "js-orders",
+        ...metric,
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 100,
+        ComparisonOperator: "GreaterThanThreshold",
+      }),
+    );
+    const alarms = await cloudwatch.send(new DescribeAlarmsCommand({ AlarmNames: ["js-orders"] }));
+    const refused = await cloudwatch
+      .send(new PutMetricDataCommand({ Namespace: "AWS/EC2", MetricData: [{ MetricName: "x", Value: 1 }] }))
+      .then(() => ({ unexpected: "success" }), failure);
+    return {
+      sums: data.MetricDataResults[0].Values,
+      status: data.MetricDataResults[0].StatusCode,
+      alarms: alarms.MetricAlarms.map((a) => [a.AlarmName, a.StateValue]),
+      refused,
+    };
   },
 
   async callerIdentity() {

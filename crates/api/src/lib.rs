@@ -5,6 +5,7 @@
 mod actions;
 mod auth;
 mod ebs;
+mod encoding;
 mod error;
 pub mod prometheus;
 mod service;
@@ -29,6 +30,8 @@ pub struct ApiContext {
     pub control: Arc<Control>,
     /// Requests by action and status, for `GET /_nimbus/metrics`.
     pub requests: prometheus::RequestMetrics,
+    /// CloudWatch: its store, rules and alarms.
+    pub monitoring: Arc<monitoring::Monitoring>,
 }
 
 pub fn router(context: Arc<ApiContext>) -> Router {
@@ -176,6 +179,25 @@ async fn dispatch(
     };
     tracing::debug!(caller = %authenticated.caller.arn, "authenticated");
     let signing_name = authenticated.auth.service.as_str();
+    let inflated;
+    let request = if encoding::is_gzipped(headers) {
+        inflated = match encoding::gunzip(body) {
+            Ok(inflated) => inflated,
+            Err(error) => {
+                let response = match service_for(signing_name) {
+                    Some(service) => service.error(&request, request_id, error),
+                    None => service::error_in_protocol(signing_name, &request, request_id, &error),
+                };
+                return ("-".to_owned(), response);
+            }
+        };
+        awsproto::HttpRequestParts {
+            body: &inflated,
+            ..request
+        }
+    } else {
+        request
+    };
     let request = service::ServiceRequest {
         method,
         uri,
@@ -197,7 +219,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "ebs" => &service::Ebs,
         "sts" => &services::sts::Sts,
         "iam" => &services::iam::Iam,
-        "monitoring" => &service::NotYetServed("monitoring"),
+        "monitoring" => &services::monitoring::CloudWatch,
         "autoscaling" => &service::NotYetServed("autoscaling"),
         "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
         _ => return None,

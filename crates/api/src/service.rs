@@ -65,6 +65,11 @@ pub(crate) trait ModelService: Sync {
     /// The SigV4 signing name, which is also the name of its model in `awsmodel`.
     fn signing_name(&self) -> &'static str;
 
+    /// The code of a request that could not be decoded; the protocol's own by default.
+    fn decode_error_code(&self, failure: &RequestError, protocol: Protocol) -> &'static str {
+        failure.aws_code(protocol)
+    }
+
     /// Runs `operation` (one the model carries) on `input`, keyed by member names; the output
     /// is keyed by member names too.
     fn call<'a>(
@@ -142,7 +147,7 @@ impl<S: ModelService> Service for S {
             let decoded = match awsproto::decode(model, protocol, wire) {
                 Ok(decoded) => decoded,
                 Err(failure) => {
-                    let code = failure.aws_code(protocol);
+                    let code = self.decode_error_code(&failure, protocol);
                     let message = failure.to_string();
                     let action = match &failure {
                         RequestError::NotSupported(name) => name.clone(),
@@ -193,7 +198,7 @@ pub(crate) fn honoured<T: serde::de::DeserializeOwned>(input: Value) -> Result<T
 }
 
 /// `UnsupportedOperation` for every operation of a service nimbus carries the model of but
-/// does not serve yet (CloudWatch, Auto Scaling, ELBv2): the request is still decoded and
+/// does not serve yet (Auto Scaling, ELBv2): the request is still decoded and
 /// checked, and the error comes back in the protocol the client spoke.
 pub(crate) struct NotYetServed(pub &'static str);
 

@@ -213,18 +213,6 @@ fn volume_readings(io: &VolumeCounters, interval: Duration) -> Vec<Reading> {
     ]
 }
 
-/// A sink that only logs each sample (at debug level): where samples go on a server
-/// without CloudWatch's store.
-pub struct TraceSink;
-
-impl MetricSink for TraceSink {
-    fn record(&self, samples: Vec<Sample>) {
-        for s in samples {
-            tracing::debug!(namespace = s.namespace, metric = s.metric_name, dimensions = ?s.dimensions, unit = s.unit, value = s.value, "metric sample");
-        }
-    }
-}
-
 impl Control {
     /// Reads every running instance and every volume once and sends the samples to `sink`,
     /// `interval` after the previous reading.

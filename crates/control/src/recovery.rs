@@ -274,4 +274,23 @@ mod tests {
             "{refused:?}"
         );
     }
+
+    #[tokio::test]
+    async fn alarm_actions_stop_reboot_and_terminate_as_the_api_does() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let actions: &dyn InstanceActions = h.control.as_ref();
+        actions.act(&id, InstanceAction::Reboot).expect("reboot");
+        actions.act(&id, InstanceAction::Stop).expect("stop");
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Stopped);
+        actions
+            .act(&id, InstanceAction::Terminate)
+            .expect("terminate");
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Terminated);
+        let unknown = actions.act("i-0000000000000000f", InstanceAction::Stop);
+        assert!(unknown.expect_err("unknown").contains("does not exist"));
+    }
 }

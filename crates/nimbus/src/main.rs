@@ -235,7 +235,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let nbd_listen = config.nbd_listen;
     let nbd_socket = config.data_dir.join("nbd.sock");
+    // CloudWatch's store; it is also the `MetricSink` the collectors push samples into.
+    let monitoring = Arc::new(monitoring::Monitoring::open(
+        &config.data_dir.join("metrics.db"),
+        &config.region,
+        &config.account_id,
+        Arc::new(monitoring::SystemClock),
+    )?);
     let (control, engine) = open_control(config).await?;
+    monitoring.set_instance_actions(control.clone());
+    tokio::spawn(monitoring::run_evaluator(monitoring.clone()));
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
     tokio::spawn(async move {
@@ -256,15 +265,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(control.clone().run_reconciler());
     tokio::spawn(control.clone().run_network_reconciler());
     tokio::spawn(control.clone().run_status_checks());
-    // The collectors' samples go to CloudWatch's store once the monitoring service has
-    // one; until then they are logged.
-    tokio::spawn(
-        control
-            .clone()
-            .run_collectors(Arc::new(control::metering::TraceSink)),
-    );
+    tokio::spawn(control.clone().run_collectors(monitoring.clone()));
     let context = Arc::new(api::ApiContext {
         control,
+        monitoring,
         requests: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)

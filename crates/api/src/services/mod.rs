@@ -1,6 +1,7 @@
 //! Services served from their botocore models through [`crate::service::ModelService`].
 
 pub(crate) mod iam;
+pub(crate) mod monitoring;
 pub(crate) mod sts;
 
 use axum::http::StatusCode;
