@@ -243,7 +243,7 @@ mod tests {
                 "{action} is in actions.txt but not modeled"
             );
         }
-        assert!(operation_exists("CreateVpc") && !is_modeled("CreateVpc"));
+        assert!(operation_exists("CreateNatGateway") && !is_modeled("CreateNatGateway"));
         assert!(!operation_exists("CreateVolumes"));
     }
 
