@@ -34,7 +34,8 @@ pub fn namespace(vpc_id: &str) -> Result<String> {
 /// The VPC of a namespace this driver made.
 pub fn vpc_of_namespace(namespace: &str) -> Option<&str> {
     let vpc_id = namespace.strip_prefix(NAMESPACE_PREFIX)?;
-    checked_id(vpc_id).ok().map(|_| vpc_id)
+    let is_vpc = vpc_id.starts_with("vpc-") && checked_id(vpc_id).is_ok();
+    is_vpc.then_some(vpc_id)
 }
 
 fn short_name(prefix: &str, id: &str) -> Result<String> {
@@ -161,6 +162,7 @@ mod tests {
         assert_eq!(nft_name("sg-0a1b").ok().as_deref(), Some("sg_0a1b"));
         assert_eq!(vpc_of_namespace("nimbus-vpc-0a"), Some("vpc-0a"));
         assert_eq!(vpc_of_namespace("other"), None);
+        assert_eq!(vpc_of_namespace("nimbus-test-a"), None);
     }
 
     #[test]

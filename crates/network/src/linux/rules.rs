@@ -369,13 +369,13 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
     );
     chain(
         &mut out,
-        "dnat",
+        "public_in",
         Some("type nat hook prerouting priority -100; policy accept;"),
         &dnat,
     );
     chain(
         &mut out,
-        "snat",
+        "public_out",
         Some("type nat hook postrouting priority 100; policy accept;"),
         &snat,
     );
@@ -572,9 +572,9 @@ mod tests {
         assert!(spoof.contains("ether saddr != 02:00:00:00:00:01 drop"));
         assert!(spoof.contains("ip saddr { 10.0.1.10 } return"));
         assert!(spoof.trim_end().ends_with("drop"));
-        assert!(chain_body(&script, "dnat")
+        assert!(chain_body(&script, "public_in")
             .contains("iifname \"uplink\" ip daddr 198.19.0.5 dnat ip to 10.0.1.10"));
-        assert!(chain_body(&script, "snat")
+        assert!(chain_body(&script, "public_out")
             .contains("oifname \"uplink\" ip saddr 10.0.1.10 snat ip to 198.19.0.5"));
         // The private subnet's interface has no way out.
         assert!(chain_body(&script, "from_t0b").contains("oifname \"uplink\" drop"));
