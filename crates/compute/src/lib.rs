@@ -15,9 +15,7 @@ use std::time::Duration;
 
 pub use driver::{Hypervisor, Qemu, VmHandle};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
-pub use imds::{
-    imds_socket_name, serve_imds, IamMetadata, InstanceMetadata, MetadataSource, RoleCredentials,
-};
+pub use imds::{serve_imds, IamMetadata, InstanceMetadata, MetadataSource, RoleCredentials};
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, QEMU_USER};
 
 #[derive(Debug, thiserror::Error)]

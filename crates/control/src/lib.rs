@@ -156,6 +156,7 @@ pub struct Control {
     drivers: Drivers,
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
+    vpc_metadata: metadata::VpcMetadataServers,
 }
 
 impl Control {
@@ -168,6 +169,7 @@ impl Control {
             drivers,
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
+            vpc_metadata: metadata::VpcMetadataServers::default(),
         })
     }
 
