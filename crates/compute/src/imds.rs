@@ -9,7 +9,7 @@
 //! for none; a PUT carrying `X-Forwarded-For` is refused.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,34 +118,45 @@ struct Service {
 }
 
 /// Serves the metadata of a VPC's instances on `listener` until the task is dropped.
+/// Requests may be half-closed (busybox `nc` and `wget` shut their write side after the
+/// request), so HTTP/1 is served with half-close support.
 pub async fn serve_imds(
     listener: std::net::TcpListener,
     source: Arc<dyn MetadataSource>,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     listener.set_nonblocking(true)?;
-    let ttl_source = source.clone();
-    let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(move |tcp| {
-        if let Ok(SocketAddr::V4(peer)) = tcp.peer_addr() {
-            let _ = tcp.set_ttl(u32::from(ttl_source.hop_limit(*peer.ip())));
-        }
-    });
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let service = Arc::new(Service {
         source,
         tokens: Mutex::new(HashMap::new()),
     });
-    let app = axum::Router::new().fallback(
-        move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
-              request: Request<Body>| {
-            let service = service.clone();
-            async move { service.handle(peer, request) }
-        },
-    );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, or a connection reset before it was accepted.
+                tracing::warn!(%error, "metadata service cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let SocketAddr::V4(peer) = peer else {
+            continue;
+        };
+        let _ = stream.set_ttl(u32::from(service.source.hop_limit(*peer.ip())));
+        let service = service.clone();
+        tokio::spawn(async move {
+            let handler =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = service.handle(peer, request.map(Body::new));
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                .await;
+        });
+    }
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -157,10 +168,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Service {
-    fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response {
-        let SocketAddr::V4(peer) = peer else {
-            return text(StatusCode::NOT_FOUND, "Not Found");
-        };
+    fn handle(&self, peer: SocketAddrV4, request: Request<Body>) -> Response {
         let Some(metadata) = self.source.metadata(*peer.ip()) else {
             return text(StatusCode::NOT_FOUND, "Not Found");
         };

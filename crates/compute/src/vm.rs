@@ -440,8 +440,9 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
 }
 
 /// Plugs a virtio-net card per interface, in device index order, into the paused VM: each
-/// tap descriptor is passed over QMP (QEMU runs unprivileged and could not open a tap), with
-/// the virtio header on so the guest and the host can offload checksums and segmentation.
+/// tap descriptor is passed over QMP (QEMU runs unprivileged and could not open a tap). The
+/// tap carries the virtio header, which QEMU finds on the descriptor and uses to offload
+/// checksums and segmentation.
 async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
     use std::os::fd::AsFd;
     if nics.len() > NIC_PORTS {
@@ -457,7 +458,7 @@ async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
             .await?;
         qmp.execute(
             "netdev_add",
-            json!({ "type": "tap", "id": format!("net{index}"), "fd": fd_name, "vnet_hdr": true }),
+            json!({ "type": "tap", "id": format!("net{index}"), "fd": fd_name }),
         )
         .await?;
         qmp.execute(

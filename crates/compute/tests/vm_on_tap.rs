@@ -89,7 +89,9 @@ struct Guest;
 
 impl MetadataSource for Guest {
     fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata> {
-        let script = "#!/bin/sh\nmkdir -p /www\necho served-by-guest > /www/index.html\nbusybox httpd -p 80 -h /www\n";
+        // The page carries what the guest read with an IMDSv2 token (a PUT over nc, which
+        // half-closes its request).
+        let script = "#!/bin/sh\nmkdir -p /www\necho served-by-$(imds-get meta-data/instance-id) > /www/index.html\nbusybox httpd -p 80 -h /www\n";
         (address == Ipv4Addr::new(10, 8, 1, 10)).then(|| InstanceMetadata {
             instance_id: "i-0a".into(),
             endpoint_enabled: true,
@@ -122,7 +124,15 @@ impl Drop for Cleanup {
 
 fn fetch_from_host() -> String {
     let out = Command::new("busybox")
-        .args(["wget", "-q", "-T", "2", "-O", "-", &format!("http://{PUBLIC_IP}/")])
+        .args([
+            "wget",
+            "-q",
+            "-T",
+            "2",
+            "-O",
+            "-",
+            &format!("http://{PUBLIC_IP}/"),
+        ])
         .output()
         .expect("wget runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -151,7 +161,13 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
     let dir = tempfile::tempdir().expect("temp dir");
     let socket = dir.path().join("nbd.sock");
     let nbd = Command::new("qemu-nbd")
-        .args(["--snapshot", "--format=raw", "--export-name=root", "--persistent", "--socket"])
+        .args([
+            "--snapshot",
+            "--format=raw",
+            "--export-name=root",
+            "--persistent",
+            "--socket",
+        ])
         .arg(&socket)
         .arg(image.join("rootfs.img"))
         .spawn()
@@ -161,7 +177,10 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
 
     let driver = LinuxNetwork::new(dir.path().join("network"), cidr("198.19.0.0/16"));
     driver.apply_vpc(&spec()).await.expect("VPC applies");
-    let listener = driver.metadata_listener(VPC).await.expect("metadata listener");
+    let listener = driver
+        .metadata_listener(VPC)
+        .await
+        .expect("metadata listener");
     tokio::spawn(compute::serve_imds(listener, Arc::new(Guest)));
     let tap = driver.open_tap(VPC, "eni-0a").await.expect("tap");
 
@@ -188,16 +207,25 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
             tap: Arc::new(tap),
         }],
     };
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     let vm = compute::launch(&spec, accel).await.expect("VM launches");
     drop(spec);
 
-    let served = wait_for(|| fetch_from_host().contains("served-by-guest")).await;
+    let served = wait_for(|| fetch_from_host().contains("served-by-i-0a")).await;
     let console = compute::console_output(&run_dir);
-    assert!(served, "the guest's web server never answered; console:\n{console}");
+    assert!(
+        served,
+        "the guest's web server never answered; console:\n{console}"
+    );
     let counters = driver.counters(VPC, "eni-0a").expect("tap counters");
-    assert!(counters.bytes_in > 0 && counters.bytes_out > 0, "{counters:?}");
+    assert!(
+        counters.bytes_in > 0 && counters.bytes_out > 0,
+        "{counters:?}"
+    );
 
     vm.kill().await.expect("VM stops");
     driver.remove_vpc(VPC).await.expect("VPC removed");
