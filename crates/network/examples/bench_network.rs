@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use network::{
-    interface_device, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec,
-    NetworkDriver, Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
+    interface_device, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver,
+    Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
 };
 
 const VPC: &str = "vpc-be4c0001";
@@ -30,7 +30,10 @@ fn net(text: &str) -> ipnet::Ipv4Net {
 
 fn rule(port: u16, peer: Peer) -> SecurityGroupRule {
     SecurityGroupRule {
-        protocol: Protocol::Tcp { from: port, to: port },
+        protocol: Protocol::Tcp {
+            from: port,
+            to: port,
+        },
         peer,
     }
 }
@@ -56,11 +59,19 @@ fn spec(rules: usize, members: usize) -> VpcSpec {
         interfaces.push(interface(100 + n, Ipv4Addr::new(10, 7, 1, n as u8 + 1)));
     }
     let mut ingress: Vec<SecurityGroupRule> = (0..rules.saturating_sub(2))
-        .map(|n| rule(10000 + n as u16, Peer::Cidr(net(&format!("10.{}.{}.0/24", 100 + n / 256, n % 256)))))
+        .map(|n| {
+            rule(
+                10000 + n as u16,
+                Peer::Cidr(net(&format!("10.{}.{}.0/24", 100 + n / 256, n % 256))),
+            )
+        })
         .collect();
     ingress.push(rule(5201, Peer::Group("sg-01".into())));
     ingress.push(SecurityGroupRule {
-        protocol: Protocol::Icmp { icmp_type: None, code: None },
+        protocol: Protocol::Icmp {
+            icmp_type: None,
+            code: None,
+        },
         peer: Peer::Group("sg-01".into()),
     });
     let all = NetworkAclEntry {
@@ -106,14 +117,18 @@ fn measure(client: &str, server: &str, server_ip: &str) -> (f64, f64) {
         .spawn()
         .expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(500));
-    let json = sh(&format!("ip netns exec {client} iperf3 -c {server_ip} -t 5 -J"));
+    let json = sh(&format!(
+        "ip netns exec {client} iperf3 -c {server_ip} -t 5 -J"
+    ));
     let _ = iperf.wait();
     let report: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
     let gbits = report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or(0.0)
         / 1e9;
-    let ping = sh(&format!("ip netns exec {client} ping -q -c 200 -i 0.01 {server_ip}"));
+    let ping = sh(&format!(
+        "ip netns exec {client} ping -q -c 200 -i 0.01 {server_ip}"
+    ));
     let rtt = ping
         .lines()
         .find(|l| l.contains("min/avg"))
@@ -146,13 +161,26 @@ async fn main() {
     let driver = LinuxNetwork::new(state, net("198.19.0.0/16"));
     let small = spec(10, 0);
     driver
-        .apply_vpc(&VpcSpec { interfaces: vec![], ..small.clone() })
+        .apply_vpc(&VpcSpec {
+            interfaces: vec![],
+            ..small.clone()
+        })
         .await
         .expect("apply");
     let a = &small.interfaces[0];
     let b = &small.interfaces[1];
-    guest("bnA", &interface_device(&a.interface_id).expect("name"), &a.mac, "10.7.0.10");
-    guest("bnB", &interface_device(&b.interface_id).expect("name"), &b.mac, "10.7.0.11");
+    guest(
+        "bnA",
+        &interface_device(&a.interface_id).expect("name"),
+        &a.mac,
+        "10.7.0.10",
+    );
+    guest(
+        "bnB",
+        &interface_device(&b.interface_id).expect("name"),
+        &b.mac,
+        "10.7.0.11",
+    );
     driver.apply_vpc(&small).await.expect("apply");
 
     // The peer: two namespaces on a plain bridge, no filtering.
@@ -188,7 +216,14 @@ async fn main() {
     loop {
         attempts += 1;
         let ok = Command::new("ip")
-            .args(["netns", "exec", "bnA", "sh", "-c", "echo x | timeout 1 busybox nc 10.7.0.11 6000"])
+            .args([
+                "netns",
+                "exec",
+                "bnA",
+                "sh",
+                "-c",
+                "echo x | timeout 1 busybox nc 10.7.0.11 6000",
+            ])
             .status()
             .is_ok_and(|s| s.success());
         if ok || attempts > 50 {
@@ -216,7 +251,10 @@ async fn main() {
         "| TCP throughput | {big_gbits:.2} Gbit/s | {small_gbits:.2} Gbit/s | {:.2} |",
         big_gbits / small_gbits
     );
-    println!("| RTT | {big_rtt:.3} ms | {small_rtt:.3} ms | {:.2} |", big_rtt / small_rtt);
+    println!(
+        "| RTT | {big_rtt:.3} ms | {small_rtt:.3} ms | {:.2} |",
+        big_rtt / small_rtt
+    );
     println!();
     println!(
         "apply of 1,000 rules / 100 members: {:.1} ms; apply returned → first allowed connection: {:.1} ms ({attempts} attempt(s), each a process spawn)",

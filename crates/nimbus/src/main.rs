@@ -147,7 +147,10 @@ async fn open_control(
     };
     let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
     let public_ip_pool: ipnet::Ipv4Net = config.public_ip_pool.parse().map_err(|e| {
-        anyhow::anyhow!("public_ip_pool {:?} is not a CIDR: {e}", config.public_ip_pool)
+        anyhow::anyhow!(
+            "public_ip_pool {:?} is not a CIDR: {e}",
+            config.public_ip_pool
+        )
     })?;
     let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool);
     let drivers = control::Drivers::on_host(engine.clone(), Arc::new(network));
