@@ -122,25 +122,19 @@ impl Drop for Cleanup {
     }
 }
 
-fn fetch_from_host() -> String {
-    let out = Command::new("busybox")
-        .args([
-            "wget",
-            "-q",
-            "-T",
-            "2",
-            "-O",
-            "-",
-            &format!("http://{PUBLIC_IP}/"),
-        ])
+/// The guest's page as the host sees it at the public IP.
+async fn fetch_from_host() -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-m", "2", &format!("http://{PUBLIC_IP}/")])
         .output()
-        .expect("wget runs");
+        .await
+        .expect("curl runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn wait_for(what: impl Fn() -> bool) -> bool {
+async fn page_served() -> bool {
     for _ in 0..300 {
-        if what() {
+        if fetch_from_host().await.contains("served-by-i-0a") {
             return true;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -148,7 +142,7 @@ async fn wait_for(what: impl Fn() -> bool) -> bool {
     false
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
     let Some(image) = minimal_image() else {
         eprintln!("skipped: no cached nimbus-minimal image");
@@ -173,7 +167,12 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
         .spawn()
         .expect("qemu-nbd starts");
     let _cleanup = Cleanup { nbd };
-    assert!(wait_for(|| socket.exists()).await);
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let driver = LinuxNetwork::new(dir.path().join("network"), cidr("198.19.0.0/16"));
     driver.apply_vpc(&spec()).await.expect("VPC applies");
@@ -215,7 +214,7 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
     let vm = compute::launch(&spec, accel).await.expect("VM launches");
     drop(spec);
 
-    let served = wait_for(|| fetch_from_host().contains("served-by-i-0a")).await;
+    let served = page_served().await;
     let console = compute::console_output(&run_dir);
     assert!(
         served,
