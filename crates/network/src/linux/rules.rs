@@ -17,7 +17,8 @@
 //!   leaving by the uplink is SNATed to the public IP.
 //!
 //! Group membership is a named set per group, so a rule naming a group costs one lookup
-//! however many members it has.
+//! however many members it has; each base chain finds an interface's chains through one
+//! verdict map keyed by device name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -170,6 +171,15 @@ fn address_list(ips: &[Ipv4Addr]) -> String {
     format!("{{ {} }}", ips.join(", "))
 }
 
+/// One verdict-map rule sending each interface's packets to its chain: a hash lookup, so
+/// the per-packet cost does not grow with the number of interfaces.
+fn dispatch(field: &str, entries: &[String]) -> Vec<String> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    vec![format!("{field} vmap {{ {} }}", entries.join(", "))]
+}
+
 /// The whole nft script for a VPC: replaces the table in one transaction.
 pub fn render(vpc: &VpcSpec) -> Result<String> {
     check_spec(vpc)?;
@@ -235,6 +245,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
 
     let mut spoof_jumps = Vec::new();
     let mut egress_jumps = Vec::new();
+    let mut acl_out_jumps = Vec::new();
     let mut acl_jumps = Vec::new();
     let mut ingress_jumps = Vec::new();
     let mut dnat = Vec::new();
@@ -259,7 +270,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
             spoof.push("drop".into());
         }
         chain(&mut out, &format!("spoof_{device}"), None, &spoof);
-        spoof_jumps.push(format!("iifname \"{device}\" jump spoof_{device}"));
+        spoof_jumps.push(format!("\"{device}\" : jump spoof_{device}"));
 
         let groups: Vec<String> = interface
             .security_group_ids
@@ -274,7 +285,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         from.extend(groups.iter().map(|g| format!("jump sg_out_{g}")));
         from.push("drop".into());
         chain(&mut out, &format!("from_{device}"), None, &from);
-        egress_jumps.push(format!("iifname \"{device}\" jump from_{device}"));
+        egress_jumps.push(format!("\"{device}\" : jump from_{device}"));
 
         let mut to = Vec::new();
         if !subnet.internet_route {
@@ -283,22 +294,30 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         to.extend(groups.iter().map(|g| format!("jump sg_in_{g}")));
         to.push("drop".into());
         chain(&mut out, &format!("to_{device}"), None, &to);
-        ingress_jumps.push(format!("oifname \"{device}\" jump to_{device}"));
+        ingress_jumps.push(format!("\"{device}\" : jump to_{device}"));
 
         let cidr = subnet.cidr.trunc();
-        if known_acls.contains(subnet.network_acl_id.as_str()) {
+        let (leaving, entering) = if known_acls.contains(subnet.network_acl_id.as_str()) {
             let acl = nft_name(&subnet.network_acl_id)?;
-            acl_jumps.push(format!(
-                "iifname \"{device}\" ip daddr != {cidr} jump acl_out_{acl}"
-            ));
-            acl_jumps.push(format!(
-                "oifname \"{device}\" ip saddr != {cidr} jump acl_in_{acl}"
-            ));
+            (format!("jump acl_out_{acl}"), format!("jump acl_in_{acl}"))
         } else {
             // A subnet whose ACL is missing from the spec lets nothing cross its boundary.
-            acl_jumps.push(format!("iifname \"{device}\" ip daddr != {cidr} drop"));
-            acl_jumps.push(format!("oifname \"{device}\" ip saddr != {cidr} drop"));
-        }
+            ("drop".to_owned(), "drop".to_owned())
+        };
+        chain(
+            &mut out,
+            &format!("nacl_from_{device}"),
+            None,
+            &[format!("ip daddr != {cidr} {leaving}")],
+        );
+        chain(
+            &mut out,
+            &format!("nacl_to_{device}"),
+            None,
+            &[format!("ip saddr != {cidr} {entering}")],
+        );
+        acl_out_jumps.push(format!("\"{device}\" : jump nacl_from_{device}"));
+        acl_jumps.push(format!("\"{device}\" : jump nacl_to_{device}"));
 
         if let (true, Some(public), Some(private)) =
             (way_out, interface.public_ip, interface.private_ips.first())
@@ -312,7 +331,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         }
     }
 
-    let mut prerouting = spoof_jumps;
+    let mut prerouting = dispatch("iifname", &spoof_jumps);
     prerouting.push(format!("iifname \"{UPLINK}\" meta nfproto ipv6 drop"));
     chain(
         &mut out,
@@ -346,7 +365,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         "ct state established,related accept".to_string(),
         "ct state invalid drop".into(),
     ];
-    egress.extend(egress_jumps);
+    egress.extend(dispatch("iifname", &egress_jumps));
     chain(
         &mut out,
         "sg_egress",
@@ -357,10 +376,14 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         &mut out,
         "nacl",
         Some("type filter hook forward priority 10; policy accept;"),
-        &acl_jumps,
+        &[
+            dispatch("iifname", &acl_out_jumps),
+            dispatch("oifname", &acl_jumps),
+        ]
+        .concat(),
     );
     let mut ingress = vec!["ct state established,related accept".to_string()];
-    ingress.extend(ingress_jumps);
+    ingress.extend(dispatch("oifname", &ingress_jumps));
     chain(
         &mut out,
         "sg_ingress",
@@ -560,9 +583,16 @@ mod tests {
                 "drop"
             ]
         );
+        assert!(chain_body(&script, "nacl_from_t0a")
+            .contains("ip daddr != 10.0.1.0/24 jump acl_out_acl_01"));
+        assert!(chain_body(&script, "nacl_to_t0b")
+            .contains("ip saddr != 10.0.2.0/24 jump acl_in_acl_01"));
         let nacl = chain_body(&script, "nacl");
-        assert!(nacl.contains("iifname \"t0a\" ip daddr != 10.0.1.0/24 jump acl_out_acl_01"));
-        assert!(nacl.contains("oifname \"t0b\" ip saddr != 10.0.2.0/24 jump acl_in_acl_01"));
+        assert!(nacl.contains(
+            "iifname vmap { \"t0a\" : jump nacl_from_t0a, \"t0b\" : jump nacl_from_t0b }"
+        ));
+        assert!(nacl
+            .contains("oifname vmap { \"t0a\" : jump nacl_to_t0a, \"t0b\" : jump nacl_to_t0b }"));
     }
 
     #[test]
