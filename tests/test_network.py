@@ -13,13 +13,11 @@ traffic survives; terminating and deleting checks that nothing is left behind.
 import http.server
 import os
 import subprocess
-import tempfile
 import threading
 
 import pytest
 
-from conftest import Nimbus
-from test_instances import IMAGE_CACHE, wait_console
+from test_instances import cloud, wait_console  # noqa: F401 (cloud is a fixture)
 from test_volumes import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the data plane needs root")
@@ -86,18 +84,6 @@ def host_address():
     """The host's address that guests reach it by (its source towards the outside)."""
     route = subprocess.run(["ip", "-o", "route", "get", "192.0.2.1"], capture_output=True, text=True).stdout.split()
     return route[route.index("src") + 1]
-
-
-@pytest.fixture(scope="module")
-def cloud():
-    with tempfile.TemporaryDirectory(prefix="nimbus-net-test-") as data_dir:
-        build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
-                                "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
-                               capture_output=True, text=True, timeout=1200)
-        assert build.returncode == 0, build.stdout + build.stderr
-        server = Nimbus(data_dir).start()
-        yield server
-        server.stop()
 
 
 @pytest.fixture(scope="module")
