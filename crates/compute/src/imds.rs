@@ -1,10 +1,15 @@
-//! The instance metadata service, one per instance on an abstract unix socket that the
-//! guest reaches at 169.254.169.254:80 (see `vm.rs`: QEMU pipes each guest connection to
-//! it). IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
+//! The instance metadata service, one per VPC on a TCP listener at 169.254.169.254:80 inside
+//! the VPC's network namespace (made by the network driver). A connection is answered for the
+//! instance whose interface holds its source address: the network drops spoofed sources, so
+//! no guest reads another's metadata, and tokens are bound to the instance they were issued
+//! to. `HttpPutResponseHopLimit` is the IP TTL of the connection's responses, so a token
+//! asked for from one hop too far (a container behind the guest) never arrives.
+//! IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
 //! `PUT /latest/api/token` (TTL 1–21600 s), 401 for a bad token or, when tokens are required,
 //! for none; a PUT carrying `X-Forwarded-For` is refused.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,9 +93,12 @@ pub struct RoleCredentials {
     pub expiration: String,
 }
 
-/// Where the metadata comes from (the control plane); `None` once the instance is gone.
+/// Where the metadata of a VPC's instances comes from (the control plane).
 pub trait MetadataSource: Send + Sync + 'static {
-    fn metadata(&self) -> Option<InstanceMetadata>;
+    /// The metadata of the instance whose interface holds `address`; `None` if none does.
+    fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata>;
+    /// The `HttpPutResponseHopLimit` of the instance holding `address` (1 if none does).
+    fn hop_limit(&self, address: Ipv4Addr) -> u8;
 }
 
 const MAX_TOKEN_TTL: u64 = 21600;
@@ -126,76 +134,57 @@ const API_VERSIONS: &[&str] = &[
 ];
 const MAX_TOKENS: usize = 10_000;
 
+/// A session token: the instance it was issued to, and when it expires.
+struct Token {
+    instance_id: String,
+    expiry: Instant,
+}
+
 struct Service {
     source: Arc<dyn MetadataSource>,
-    tokens: Mutex<HashMap<String, Instant>>,
+    tokens: Mutex<HashMap<String, Token>>,
 }
 
-/// The abstract unix socket name of an instance's metadata service.
-pub fn imds_socket_name(instance_id: &str) -> String {
-    format!("nimbus-imds/{instance_id}")
-}
-
-/// Accepts connections only from QEMU's user (the guest's connections come through QEMU)
-/// and this process's own: abstract sockets have no file permissions.
-struct GuestListener {
-    inner: tokio::net::UnixListener,
-    allowed_uids: Vec<u32>,
-}
-
-impl axum::serve::Listener for GuestListener {
-    type Io = tokio::net::UnixStream;
-    type Addr = tokio::net::unix::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, address) = axum::serve::Listener::accept(&mut self.inner).await;
-            if stream
-                .peer_cred()
-                .is_ok_and(|peer| self.allowed_uids.contains(&peer.uid()))
-            {
-                return (stream, address);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// Serves the metadata of one instance on the abstract socket `name` until the task is
-/// dropped.
-pub async fn serve_imds(name: &str, source: Arc<dyn MetadataSource>) -> std::io::Result<()> {
-    use std::os::linux::net::SocketAddrExt;
-    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-    // The service of the instance's previous run may still be letting go of the name.
-    let mut attempts = 0;
-    let listener = loop {
-        match std::os::unix::net::UnixListener::bind_addr(&address) {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 100 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            bound => break bound?,
-        }
-    };
+/// Serves the metadata of a VPC's instances on `listener` until the task is dropped.
+/// Requests may be half-closed (busybox `nc` and `wget` shut their write side after the
+/// request), so HTTP/1 is served with half-close support.
+pub async fn serve_imds(
+    listener: std::net::TcpListener,
+    source: Arc<dyn MetadataSource>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let mut allowed_uids = vec![rustix::process::geteuid().as_raw()];
-    allowed_uids.extend(crate::vm::qemu_uid());
-    let listener = GuestListener {
-        inner: tokio::net::UnixListener::from_std(listener)?,
-        allowed_uids,
-    };
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let service = Arc::new(Service {
         source,
         tokens: Mutex::new(HashMap::new()),
     });
-    let app = axum::Router::new().fallback(move |request: Request<Body>| {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, or a connection reset before it was accepted.
+                tracing::warn!(%error, "metadata service cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let SocketAddr::V4(peer) = peer else {
+            continue;
+        };
+        let _ = stream.set_ttl(u32::from(service.source.hop_limit(*peer.ip())));
         let service = service.clone();
-        async move { service.handle(request) }
-    });
-    axum::serve(listener, app).await
+        tokio::spawn(async move {
+            let handler =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = service.handle(peer, request.map(Body::new));
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                .await;
+        });
+    }
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -207,8 +196,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Service {
-    fn handle(&self, request: Request<Body>) -> Response {
-        let Some(metadata) = self.source.metadata() else {
+    fn handle(&self, peer: SocketAddrV4, request: Request<Body>) -> Response {
+        let Some(metadata) = self.source.metadata(*peer.ip()) else {
             return text(StatusCode::NOT_FOUND, "Not Found");
         };
         if !metadata.endpoint_enabled {
@@ -218,7 +207,7 @@ impl Service {
         let headers = request.headers();
         if path == "/latest/api/token" {
             return match *request.method() {
-                Method::PUT => self.issue_token(headers),
+                Method::PUT => self.issue_token(&metadata.instance_id, headers),
                 _ => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
             };
         }
@@ -226,7 +215,7 @@ impl Service {
             return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         }
         match header(headers, "x-aws-ec2-metadata-token") {
-            Some(token) if !self.token_valid(token) => {
+            Some(token) if !self.token_valid(&metadata.instance_id, token) => {
                 return text(StatusCode::UNAUTHORIZED, "Unauthorized")
             }
             None if metadata.tokens_required => {
@@ -243,7 +232,7 @@ impl Service {
         }
     }
 
-    fn issue_token(&self, headers: &HeaderMap) -> Response {
+    fn issue_token(&self, instance_id: &str, headers: &HeaderMap) -> Response {
         if headers.contains_key("x-forwarded-for") {
             return text(StatusCode::FORBIDDEN, "Forbidden");
         }
@@ -258,11 +247,17 @@ impl Service {
         };
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        tokens.retain(|_, expiry| *expiry > now);
+        tokens.retain(|_, token| token.expiry > now);
         if tokens.len() >= MAX_TOKENS {
             return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
         }
-        tokens.insert(token.clone(), now + Duration::from_secs(ttl));
+        tokens.insert(
+            token.clone(),
+            Token {
+                instance_id: instance_id.to_owned(),
+                expiry: now + Duration::from_secs(ttl),
+            },
+        );
         (
             StatusCode::OK,
             [
@@ -274,11 +269,12 @@ impl Service {
             .into_response()
     }
 
-    fn token_valid(&self, token: &str) -> bool {
+    /// A token is good only for the instance it was issued to.
+    fn token_valid(&self, instance_id: &str, token: &str) -> bool {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens
             .get(token)
-            .is_some_and(|expiry| *expiry > Instant::now())
+            .is_some_and(|t| t.instance_id == instance_id && t.expiry > Instant::now())
     }
 }
 
@@ -470,20 +466,22 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// The instance at 127.0.0.1; nothing answers for other addresses.
     struct Fixed(InstanceMetadata);
     impl MetadataSource for Fixed {
-        fn metadata(&self) -> Option<InstanceMetadata> {
-            Some(self.0.clone())
+        fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata> {
+            (address == Ipv4Addr::LOCALHOST).then(|| self.0.clone())
+        }
+        fn hop_limit(&self, _address: Ipv4Addr) -> u8 {
+            3
         }
     }
 
-    /// One raw HTTP/1.0 exchange over the socket; returns the status code and body.
-    async fn exchange(name: &str, request: &str) -> (u16, String) {
-        use std::os::linux::net::SocketAddrExt;
-        let address = std::os::unix::net::SocketAddr::from_abstract_name(name).expect("name");
-        let stream = std::os::unix::net::UnixStream::connect_addr(&address).expect("connect");
-        stream.set_nonblocking(true).expect("nonblocking");
-        let mut stream = tokio::net::UnixStream::from_std(stream).expect("tokio stream");
+    /// One raw HTTP/1.0 exchange from `from`; returns the status code and body.
+    async fn exchange_from(from: Ipv4Addr, to: SocketAddr, request: &str) -> (u16, String) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((from, 0))).expect("bind");
+        let mut stream = socket.connect(to).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.expect("read");
@@ -496,21 +494,28 @@ mod tests {
         (status, body)
     }
 
-    async fn serve(metadata: InstanceMetadata) -> String {
-        use std::os::linux::net::SocketAddrExt;
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = imds_socket_name(&format!("test-{}-{serial}", std::process::id()));
-        let served = name.clone();
-        tokio::spawn(async move { serve_imds(&served, Arc::new(Fixed(metadata))).await });
-        let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).expect("name");
-        for _ in 0..100 {
-            if std::os::unix::net::UnixStream::connect_addr(&address).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        name
+    async fn exchange(to: &SocketAddr, request: &str) -> (u16, String) {
+        exchange_from(Ipv4Addr::LOCALHOST, *to, request).await
+    }
+
+    async fn serve(metadata: InstanceMetadata) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { serve_imds(listener, Arc::new(Fixed(metadata))).await });
+        address
+    }
+
+    #[tokio::test]
+    async fn answers_only_for_the_instance_holding_the_source_address() {
+        let server = serve(metadata()).await;
+        let get = "GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n";
+        assert_eq!(
+            exchange(&server, get).await,
+            (200, "i-0123456789abcdef0".into())
+        );
+        // 127.0.0.2 is another address of this host: no instance holds it.
+        let other = exchange_from(Ipv4Addr::new(127, 0, 0, 2), server, get).await;
+        assert_eq!(other.0, 404);
     }
 
     #[tokio::test]

@@ -17,8 +17,7 @@ use std::time::Duration;
 pub use driver::{ExitCause, Hypervisor, Qemu, VmHandle};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
-    imds_socket_name, serve_imds, IamMetadata, InstanceMetadata, InterfaceMetadata, MetadataSource,
-    RoleCredentials,
+    serve_imds, IamMetadata, InstanceMetadata, InterfaceMetadata, MetadataSource, RoleCredentials,
 };
 pub use vm::{adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, QEMU_USER};
 

@@ -1,7 +1,7 @@
 //! One QEMU process per instance: a q35 machine booting the image's kernel directly, disks
-//! over NBD from the block store on hot-pluggable PCIe root ports, user-mode networking whose
-//! 169.254.169.254:80 leads to the instance's metadata socket, the serial console in a file,
-//! and QMP on a unix socket. QEMU daemonizes, so instances outlive a restart of nimbus and are
+//! over NBD from the block store on hot-pluggable PCIe root ports, a virtio-net card per
+//! network interface on the tap the network driver opened for it, the serial console in a
+//! file, and QMP on a unix socket. QEMU daemonizes, so instances outlive a restart of nimbus and are
 //! re-adopted through their pid file and QMP socket.
 
 use std::collections::BTreeMap;
@@ -18,8 +18,10 @@ use crate::{Error, Result};
 /// answer is skipped by the next command, which waits for its own ID.)
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Root ports for disks (the network card has its own).
+/// Root ports for disks.
 const DISK_PORTS: usize = 12;
+/// Root ports for network cards, after the disks' (EC2's small types allow 2–4 interfaces).
+const NIC_PORTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -63,25 +65,14 @@ pub struct VmSpec {
     /// The root disk first.
     pub disks: Vec<DiskSpec>,
     pub run_dir: PathBuf,
-    /// The abstract unix socket of the instance's metadata service.
-    pub imds_socket_name: String,
-    /// The address the guest gets by DHCP (in 172.31.0.0/16, EC2's default VPC).
-    pub private_ip: std::net::Ipv4Addr,
-    pub ssh_host_port: Option<u16>,
     /// Device index order: the primary interface first.
     pub nics: Vec<NicSpec>,
 }
 
 /// The unprivileged user QEMU runs as when nimbus runs as root (`scripts/install-deps.sh`
-/// creates it). It can open nothing of nimbus's: disks are handed over as connected file
-/// descriptors, and the metadata service is an abstract socket that checks the peer's uid.
+/// creates it). It can open nothing of nimbus's: disks and taps are handed over as file
+/// descriptors.
 pub const QEMU_USER: &str = "nimbus-qemu";
-
-/// What QEMU runs for each guest connection to 169.254.169.254:80. The guest's half-close
-/// is not passed on (`shut-none`: busybox wget half-closes after its request, and the HTTP
-/// server would drop the connection); the pipe ends when the server closes, or 10 s after
-/// the guest stopped sending.
-const IMDS_PIPE: &str = "/usr/bin/socat -t 10 STDIO ABSTRACT-CONNECT:";
 
 /// The uid of [`QEMU_USER`], if the user exists.
 pub(crate) fn qemu_uid() -> Option<u32> {
@@ -415,8 +406,10 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         "-pidfile".into(),
         pid_file.display().to_string(),
         "-daemonize".into(),
+        // Paused until the network cards are plugged in on their taps (see `plug_nics`).
+        "-S".into(),
         // Seccomp with QEMU's defaults (obsolete syscalls denied). Denying privilege changes
-        // breaks -daemonize on QEMU 7.2, and spawning must stay allowed for the metadata pipe.
+        // breaks -daemonize on QEMU 7.2.
         "-sandbox".into(),
         "on,obsolete=deny".into(),
     ];
@@ -430,7 +423,7 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         args.extend(["-runas".into(), QEMU_USER.into()]);
     }
     args.extend(crate::heartbeat::qemu_args(&spec.run_dir));
-    for port in 0..=DISK_PORTS {
+    for port in 0..DISK_PORTS + NIC_PORTS {
         args.push("-device".into());
         args.push(format!(
             "pcie-root-port,id=rp{port},chassis={},slot={}",
@@ -452,22 +445,6 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         ));
         ports.insert(disk.device_name.clone(), index);
     }
-    // Commas in a -netdev value are doubled.
-    let imds = format!("{IMDS_PIPE}{},,shut-none", spec.imds_socket_name);
-    // slirp forwards only addresses inside its network: 168.0.0.0/5 holds both the
-    // instance's 172.31.x.y and the metadata address 169.254.169.254.
-    let ip = spec.private_ip;
-    let hostname = ip.to_string().replace('.', "-");
-    let mut netdev = format!("user,id=net0,net=168.0.0.0/5,host=172.31.0.1,dns=172.31.0.2,dhcpstart={ip},hostname=ip-{hostname},guestfwd=tcp:169.254.169.254:80-cmd:{imds}");
-    if let Some(port) = spec.ssh_host_port {
-        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
-    }
-    args.push("-netdev".into());
-    args.push(netdev);
-    args.push("-device".into());
-    args.push(format!(
-        "virtio-net-pci,netdev=net0,romfile=,bus=rp{DISK_PORTS}"
-    ));
     let output = tokio::process::Command::new("qemu-system-x86_64")
         .args(&args)
         .stdin(std::process::Stdio::null())
@@ -491,7 +468,60 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         .await?
         .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))?;
     crate::cgroup::limit_vm(&spec.instance_id, vm.pid, spec.vcpus, spec.memory_mib);
+    let started = plug_nics(&vm, &spec.nics).await;
+    let started = match started {
+        Ok(()) => vm
+            .qmp
+            .lock()
+            .await
+            .execute("cont", json!({}))
+            .await
+            .map(|_| ()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = started {
+        let _ = vm.kill().await;
+        return Err(error);
+    }
     Ok(vm)
+}
+
+/// Plugs a virtio-net card per interface, in device index order, into the paused VM: each
+/// tap descriptor is passed over QMP (QEMU runs unprivileged and could not open a tap). The
+/// tap carries the virtio header, which QEMU finds on the descriptor and uses to offload
+/// checksums and segmentation.
+async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
+    use std::os::fd::AsFd;
+    if nics.len() > NIC_PORTS {
+        return Err(Error::Qemu(format!(
+            "{} network interfaces, at most {NIC_PORTS} are supported",
+            nics.len()
+        )));
+    }
+    let mut qmp = vm.qmp.lock().await;
+    for (index, nic) in nics.iter().enumerate() {
+        let fd_name = format!("tap{index}");
+        qmp.execute_passing_fd("getfd", json!({ "fdname": fd_name }), nic.tap.as_fd())
+            .await?;
+        qmp.execute(
+            "netdev_add",
+            json!({ "type": "tap", "id": format!("net{index}"), "fd": fd_name }),
+        )
+        .await?;
+        qmp.execute(
+            "device_add",
+            json!({
+                "driver": "virtio-net-pci",
+                "id": format!("nic{index}"),
+                "netdev": format!("net{index}"),
+                "mac": nic.mac,
+                "romfile": "",
+                "bus": format!("rp{}", DISK_PORTS + index),
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Reconnects to the QEMU of `run_dir` if it is still running.

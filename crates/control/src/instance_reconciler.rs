@@ -25,16 +25,12 @@ use crate::instances::{Instance, InstanceState, ShutdownBehavior};
 use crate::volumes::{AttachmentState, Volume, VolumeState};
 use crate::{Control, Error, Result, Txn};
 
-/// The tag that tells where the instance's SSH port is forwarded.
-pub const SSH_TAG: &str = "nimbus:ssh";
-
 /// How long a guest gets to power off after ACPI before it is stopped by force.
 const POWERDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// A VM nimbus started (or re-adopted), with what the reconciler knows about it.
 pub struct RunningVm {
     pub(crate) vm: Box<dyn compute::VmHandle>,
-    imds: tokio::task::JoinHandle<()>,
     powerdown_sent: Mutex<Option<Instant>>,
     /// The disks plugged into the VM: device name → the volume behind it.
     plugged: Mutex<HashMap<String, String>>,
@@ -61,13 +57,6 @@ impl RunningVm {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(now);
         Ok(now)
-    }
-}
-
-impl Drop for RunningVm {
-    fn drop(&mut self) {
-        // The metadata service lives exactly as long as the VM is in the table.
-        self.imds.abort();
     }
 }
 
@@ -222,13 +211,13 @@ impl Control {
                     if !self.volumes_ready(&instance) {
                         return Ok(());
                     }
-                    let (running, ssh_port) = self.launch(&instance).await?;
+                    let running = self.launch(&instance).await?;
                     self.vms.insert(id, running);
                     self.statuses.launched(id);
-                    return self.settle_launch(&instance, ssh_port);
+                    return self.settle_launch(&instance);
                 }
                 // Adopted after a restart: the VM already runs.
-                self.settle_launch(&instance, instance.ssh_port)
+                self.settle_launch(&instance)
             }
             InstanceState::Running => {
                 if instance.recovery_requested {
@@ -300,7 +289,6 @@ impl Control {
                 id,
                 RunningVm {
                     vm,
-                    imds: self.spawn_imds(id),
                     powerdown_sent: Mutex::new(None),
                     plugged: Mutex::new(plugged),
                 },
@@ -345,13 +333,12 @@ impl Control {
     }
 
     /// Records a launched VM: the instance `running`, its launch volumes attached.
-    fn settle_launch(&self, seen: &Instance, ssh_port: Option<u16>) -> Result<()> {
+    fn settle_launch(&self, seen: &Instance) -> Result<()> {
         self.mutate(|txn| {
             let Some(mut instance) = still_wanted(txn, seen) else {
                 return Ok(());
             };
             instance.state = InstanceState::Running;
-            instance.record_ssh_port(ssh_port);
             for disk in &instance.disks {
                 let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
                     continue;
@@ -393,11 +380,8 @@ impl Control {
         })
     }
 
-    /// Boots the instance's VM; returns it and the host port forwarded to its SSH.
-    pub(crate) async fn launch(
-        self: &Arc<Self>,
-        instance: &Instance,
-    ) -> Result<(RunningVm, Option<u16>)> {
+    /// Boots the instance's VM.
+    pub(crate) async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<RunningVm> {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();
@@ -416,7 +400,6 @@ impl Control {
         let run_dir = self.instance_run_dir(id);
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", run_dir.display())))?;
-        let ssh_port = instance.ssh_port.or_else(free_local_port);
         let nics = self.open_nics(instance).await?;
         let spec = compute::VmSpec {
             instance_id: id.clone(),
@@ -427,21 +410,13 @@ impl Control {
             cmdline: boot.cmdline.clone(),
             disks: self.disk_specs(instance),
             run_dir: run_dir.clone(),
-            imds_socket_name: compute::imds_socket_name(id),
-            private_ip: instance.private_ip.parse().map_err(|_| {
-                Error::Internal(format!("bad private address {}", instance.private_ip))
-            })?,
-            ssh_host_port: ssh_port,
             nics,
         };
-        let imds = self.spawn_imds(id);
-        let vm = match self.hypervisor().launch(&spec).await {
-            Ok(vm) => vm,
-            Err(error) => {
-                imds.abort();
-                return Err(compute_error(error));
-            }
-        };
+        let vm = self
+            .hypervisor()
+            .launch(&spec)
+            .await
+            .map_err(compute_error)?;
         let plugged = instance
             .disks
             .iter()
@@ -449,11 +424,10 @@ impl Control {
             .collect();
         let running = RunningVm {
             vm,
-            imds,
             powerdown_sent: Mutex::new(None),
             plugged: Mutex::new(plugged),
         };
-        Ok((running, ssh_port))
+        Ok(running)
     }
 
     fn disk_specs(&self, instance: &Instance) -> Vec<compute::DiskSpec> {
@@ -606,17 +580,6 @@ pub(crate) fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
     Some(current.clone())
 }
 
-impl Instance {
-    /// Where SSH reaches the guest: user-mode networking forwards a local port.
-    pub(crate) fn record_ssh_port(&mut self, ssh_port: Option<u16>) {
-        self.ssh_port = ssh_port;
-        if let Some(port) = ssh_port {
-            self.tags
-                .insert(SSH_TAG.into(), format!("127.0.0.1:{port}"));
-        }
-    }
-}
-
 /// The VM is gone: the instance is `terminated`, its DeleteOnTermination volumes are deleted
 /// and the others detached. A volume whose data is still being created keeps `creating`
 /// (the reconciler finishes it, then it is `available`) unless it is to be deleted.
@@ -642,15 +605,7 @@ fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
     }
     instance.state = InstanceState::Terminated;
     instance.terminated_at = Some(nimbus_core::now_millis());
-    instance.ssh_port = None;
     txn.put(instance)
-}
-
-fn free_local_port() -> Option<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .ok()
 }
 
 pub fn compute_error(error: impl std::fmt::Display) -> Error {

@@ -191,8 +191,6 @@ pub struct Instance {
     /// Set by StopInstances with Force.
     pub force_stop: bool,
     pub private_ip: String,
-    /// Host port forwarded to the guest's SSH port (127.0.0.1:PORT).
-    pub ssh_port: Option<u16>,
     pub terminated_at: Option<i64>,
     pub tags: Tags,
     /// Bumped by every request that changes what the user wants of the instance (its state,
@@ -732,7 +730,6 @@ impl Control {
                     reboot_requested: false,
                     force_stop: false,
                     private_ip,
-                    ssh_port: None,
                     terminated_at: None,
                     tags: request.instance_tags.clone(),
                     generation: 0,

@@ -224,6 +224,7 @@ pub struct Control {
     reconciler_stats: host_stats::ReconcilerStats,
     network_signal: tokio::sync::Notify,
     applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
+    vpc_metadata: metadata::VpcMetadataServers,
 }
 
 impl Control {
@@ -240,6 +241,7 @@ impl Control {
             reconciler_stats: host_stats::ReconcilerStats::default(),
             network_signal: tokio::sync::Notify::new(),
             applied_network: Default::default(),
+            vpc_metadata: metadata::VpcMetadataServers::default(),
         };
         control.ensure_default_vpc()?;
         Ok(control)

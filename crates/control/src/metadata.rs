@@ -1,85 +1,124 @@
-//! What each instance's metadata service serves, read from the working set on every request.
+//! What the metadata service serves, read from the working set on every request. One server
+//! per VPC listens at 169.254.169.254:80 in the VPC's namespace; the network driver tells
+//! which instance holds a connection's source address.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::credentials::{InstanceProfileAssociation, InstanceRoleCredentials};
 use crate::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork};
-use crate::{Control, State};
+use crate::{Control, Result, State};
 
-struct InstanceMetadataSource {
+struct VpcMetadataSource {
     control: Weak<Control>,
-    instance_id: String,
+    vpc_id: String,
 }
 
-impl compute::MetadataSource for InstanceMetadataSource {
-    fn metadata(&self) -> Option<compute::InstanceMetadata> {
-        let control = self.control.upgrade()?;
-        // Issuing credentials writes, so it happens before the read lock below is taken.
-        let role_credentials = control
-            .instance_role_credentials(&self.instance_id)
-            .unwrap_or_else(|error| {
-                tracing::warn!(instance = self.instance_id, %error, "cannot issue role credentials");
-                None
-            });
-        let config = control.config();
-        let state = control.read();
-        let instance = state.instances.get(&self.instance_id)?;
-        let network = instance.live_network().cloned();
-        let public_ip = state.public_ip_of(instance);
-        let mut block_devices = vec![
-            ("ami".to_owned(), instance.root_device_name.clone()),
-            ("root".to_owned(), instance.root_device_name.clone()),
-        ];
-        let extra = instance
-            .disks
-            .iter()
-            .filter(|d| d.device_name != instance.root_device_name);
-        for (index, disk) in extra.enumerate() {
-            block_devices.push((
-                format!("ebs{}", index + 1),
-                disk.device_name.trim_start_matches("/dev/").to_owned(),
-            ));
-        }
-        Some(compute::InstanceMetadata {
-            instance_id: instance.instance_id.clone(),
-            image_id: instance.image_id.clone(),
-            instance_type: instance.instance_type.clone(),
-            launch_index: instance.ami_launch_index,
-            reservation_id: instance.reservation_id.clone(),
-            account_id: config.account_id.clone(),
-            region: config.region.clone(),
-            availability_zone: instance.availability_zone.clone(),
-            local_hostname: instance.private_dns_name(&config.region),
-            local_ipv4: instance.private_ip.clone(),
-            mac: network
-                .as_ref()
-                .map_or_else(|| mac_address(&instance.instance_id), |n| n.mac.clone()),
-            launch_time: nimbus_core::iso8601_millis(instance.launch_time),
-            public_key: state
-                .key_for_instance(instance)
-                .map(|key| (key.key_name.clone(), key.public_key.clone())),
-            block_devices,
-            user_data: instance.decoded_user_data(),
-            tokens_required: instance.metadata_options.http_tokens == "required",
-            endpoint_enabled: instance.metadata_options.http_endpoint == "enabled",
-            tags: (instance.metadata_options.instance_metadata_tags == "enabled")
-                .then(|| instance.tags.clone()),
-            iam: instance
-                .iam_instance_profile
-                .as_ref()
-                .map(|profile| iam_metadata(profile, role_credentials, instance.launch_time)),
-            public_ipv4: public_ip.map(|ip| ip.to_string()),
-            public_hostname: public_ip.map(|ip| public_dns_name(ip, &config.region)),
-            security_groups: network
-                .as_ref()
-                .map(|n| group_names(&state, n))
-                .unwrap_or_default(),
-            interfaces: network
-                .iter()
-                .map(|n| interface_metadata(&state, config, n, public_ip))
-                .collect(),
-        })
+impl VpcMetadataSource {
+    fn instance_at(&self, control: &Control, address: Ipv4Addr) -> Option<String> {
+        control.drivers.network.instance_at(&self.vpc_id, address)
     }
+}
+
+impl compute::MetadataSource for VpcMetadataSource {
+    fn metadata(&self, address: Ipv4Addr) -> Option<compute::InstanceMetadata> {
+        let control = self.control.upgrade()?;
+        let instance_id = self.instance_at(&control, address)?;
+        instance_metadata(&control, &instance_id)
+    }
+
+    fn hop_limit(&self, address: Ipv4Addr) -> u8 {
+        let hop_limit = self.control.upgrade().and_then(|control| {
+            let instance_id = self.instance_at(&control, address)?;
+            let state = control.read();
+            let limit = state
+                .instances
+                .get(&instance_id)?
+                .metadata_options
+                .http_put_response_hop_limit;
+            u8::try_from(limit).ok()
+        });
+        hop_limit.unwrap_or(1)
+    }
+}
+
+/// The metadata servers of the VPCs wired on this host.
+#[derive(Default)]
+pub(crate) struct VpcMetadataServers(Mutex<HashMap<String, tokio::task::JoinHandle<()>>>);
+
+impl VpcMetadataServers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn instance_metadata(control: &Control, instance_id: &str) -> Option<compute::InstanceMetadata> {
+    // Issuing credentials writes, so it happens before the read lock below is taken.
+    let role_credentials = control
+        .instance_role_credentials(instance_id)
+        .unwrap_or_else(|error| {
+            tracing::warn!(instance = instance_id, %error, "cannot issue role credentials");
+            None
+        });
+    let config = control.config();
+    let state = control.read();
+    let instance = state.instances.get(instance_id)?;
+    let network = instance.live_network().cloned();
+    let public_ip = state.public_ip_of(instance);
+    let mut block_devices = vec![
+        ("ami".to_owned(), instance.root_device_name.clone()),
+        ("root".to_owned(), instance.root_device_name.clone()),
+    ];
+    let extra = instance
+        .disks
+        .iter()
+        .filter(|d| d.device_name != instance.root_device_name);
+    for (index, disk) in extra.enumerate() {
+        block_devices.push((
+            format!("ebs{}", index + 1),
+            disk.device_name.trim_start_matches("/dev/").to_owned(),
+        ));
+    }
+    Some(compute::InstanceMetadata {
+        instance_id: instance.instance_id.clone(),
+        image_id: instance.image_id.clone(),
+        instance_type: instance.instance_type.clone(),
+        launch_index: instance.ami_launch_index,
+        reservation_id: instance.reservation_id.clone(),
+        account_id: config.account_id.clone(),
+        region: config.region.clone(),
+        availability_zone: instance.availability_zone.clone(),
+        local_hostname: instance.private_dns_name(&config.region),
+        local_ipv4: instance.private_ip.clone(),
+        mac: network
+            .as_ref()
+            .map_or_else(|| mac_address(&instance.instance_id), |n| n.mac.clone()),
+        launch_time: nimbus_core::iso8601_millis(instance.launch_time),
+        public_key: state
+            .key_for_instance(instance)
+            .map(|key| (key.key_name.clone(), key.public_key.clone())),
+        block_devices,
+        user_data: instance.decoded_user_data(),
+        tokens_required: instance.metadata_options.http_tokens == "required",
+        endpoint_enabled: instance.metadata_options.http_endpoint == "enabled",
+        tags: (instance.metadata_options.instance_metadata_tags == "enabled")
+            .then(|| instance.tags.clone()),
+        iam: instance
+            .iam_instance_profile
+            .as_ref()
+            .map(|profile| iam_metadata(profile, role_credentials, instance.launch_time)),
+        public_ipv4: public_ip.map(|ip| ip.to_string()),
+        public_hostname: public_ip.map(|ip| public_dns_name(ip, &config.region)),
+        security_groups: network
+            .as_ref()
+            .map(|n| group_names(&state, n))
+            .unwrap_or_default(),
+        interfaces: network
+            .iter()
+            .map(|n| interface_metadata(&state, config, n, public_ip))
+            .collect(),
+    })
 }
 
 fn group_names(state: &State, network: &InstanceNetwork) -> Vec<String> {
@@ -164,18 +203,44 @@ fn mac_address(instance_id: &str) -> String {
 }
 
 impl Control {
-    /// Starts the metadata service of one instance on its socket.
-    pub(crate) fn spawn_imds(self: &Arc<Self>, instance_id: &str) -> tokio::task::JoinHandle<()> {
-        let socket = compute::imds_socket_name(instance_id);
-        let source = Arc::new(InstanceMetadataSource {
+    /// Serves the metadata of a wired VPC's instances, unless it is served already. Called
+    /// after each apply of the VPC (also after a restart, when nothing is served yet).
+    pub async fn serve_vpc_metadata(self: &Arc<Self>, vpc_id: &str) -> Result<()> {
+        if self
+            .vpc_metadata
+            .lock()
+            .get(vpc_id)
+            .is_some_and(|task| !task.is_finished())
+        {
+            return Ok(());
+        }
+        let listener = self
+            .drivers
+            .network
+            .metadata_listener(vpc_id)
+            .await
+            .map_err(|e| crate::Error::Internal(format!("network: {e}")))?;
+        let source = Arc::new(VpcMetadataSource {
             control: Arc::downgrade(self),
-            instance_id: instance_id.to_owned(),
+            vpc_id: vpc_id.to_owned(),
         });
-        let id = instance_id.to_owned();
-        tokio::spawn(async move {
-            if let Err(error) = compute::serve_imds(&socket, source).await {
-                tracing::warn!(instance = id, %error, "metadata service stopped");
+        let id = vpc_id.to_owned();
+        let task = tokio::spawn(async move {
+            if let Err(error) = compute::serve_imds(listener, source).await {
+                tracing::warn!(vpc = id, %error, "metadata service stopped");
             }
-        })
+        });
+        if let Some(old) = self.vpc_metadata.lock().insert(vpc_id.to_owned(), task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops serving a VPC's metadata; its listener holds the namespace, so this comes
+    /// before the VPC is removed from the host.
+    pub fn stop_vpc_metadata(&self, vpc_id: &str) {
+        if let Some(task) = self.vpc_metadata.lock().remove(vpc_id) {
+            task.abort();
+        }
     }
 }

@@ -69,7 +69,7 @@ impl Control {
     }
 
     /// One pass: apply every VPC whose spec changed, remove VPCs that no longer exist.
-    pub async fn reconcile_network(&self) {
+    pub async fn reconcile_network(self: &Arc<Self>) {
         let mut applied = self.applied_network.lock().await;
         let driver = self.drivers.network.clone();
         if !applied.swept {
@@ -113,6 +113,9 @@ impl Control {
                 }
             }
         }
+        for vpc_id in wanted.keys().filter(|id| applied.specs.contains_key(*id)) {
+            self.serve_metadata_of(vpc_id).await;
+        }
         let gone: Vec<String> = applied
             .specs
             .keys()
@@ -120,6 +123,8 @@ impl Control {
             .cloned()
             .collect();
         for vpc_id in gone {
+            // The metadata listener holds the namespace open.
+            self.stop_vpc_metadata(&vpc_id);
             match driver.remove_vpc(&vpc_id).await {
                 Ok(()) => {
                     applied.specs.remove(&vpc_id);
@@ -133,7 +138,10 @@ impl Control {
 
     /// The taps of an instance's interfaces, in device-index order, for its VM: its VPC is
     /// applied first, so the driver knows the interfaces.
-    pub(crate) async fn open_nics(&self, instance: &Instance) -> Result<Vec<compute::NicSpec>> {
+    pub(crate) async fn open_nics(
+        self: &Arc<Self>,
+        instance: &Instance,
+    ) -> Result<Vec<compute::NicSpec>> {
         let Some(network) = &instance.network else {
             return Ok(Vec::new());
         };
@@ -156,7 +164,7 @@ impl Control {
     }
 
     /// Makes sure a VPC is applied as its records are now (before a VM is wired into it).
-    async fn ensure_vpc_applied(&self, vpc_id: &str) -> Result<()> {
+    async fn ensure_vpc_applied(self: &Arc<Self>, vpc_id: &str) -> Result<()> {
         let mut applied = self.applied_network.lock().await;
         let spec = {
             let state = self.read();
@@ -172,7 +180,15 @@ impl Control {
             .await
             .map_err(|e| Error::Internal(format!("cannot wire VPC {vpc_id}: {e}")))?;
         applied.specs.insert(vpc_id.to_owned(), spec);
+        self.serve_metadata_of(vpc_id).await;
         Ok(())
+    }
+
+    /// Starts the metadata service of an applied VPC unless it runs (also after a restart).
+    async fn serve_metadata_of(self: &Arc<Self>, vpc_id: &str) {
+        if let Err(error) = self.serve_vpc_metadata(vpc_id).await {
+            tracing::warn!(vpc = vpc_id, %error, "cannot serve the VPC's metadata; the next pass retries");
+        }
     }
 }
 

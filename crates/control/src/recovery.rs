@@ -120,13 +120,12 @@ impl Control {
                 nimbus_core::iso8601_millis(nimbus_core::now_millis())
             ),
         );
-        let (running, ssh_port) = self.launch(instance).await?;
+        let running = self.launch(instance).await?;
         self.vms.insert(id, running);
         self.statuses.launched(id);
         tracing::info!(instance = id, "instance recovered on a new VM");
         self.settle_instance(instance, |current| {
             current.recovery_requested = false;
-            current.record_ssh_port(ssh_port);
         })
     }
 

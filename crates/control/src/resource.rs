@@ -495,7 +495,7 @@ mod tests {
                     "http_tokens": "optional", "instance_metadata_tags": "disabled"},
                 "private_ip": "172.31.0.4", "reboot_requested": false,
                 "reservation_id": "r-0123456789abcdef0", "root_device_name": "/dev/xvda",
-                "shutdown_behavior": "stop", "ssh_port": null, "state": "stopped",
+                "shutdown_behavior": "stop", "state": "stopped",
                 "state_reason": state_reason, "state_transition_reason": "",
                 "tags": {}, "terminated_at": null, "user_data": null
             }),

@@ -77,4 +77,8 @@ impl NetworkDriver for FakeNetwork {
     async fn metadata_listener(&self, _vpc_id: &str) -> Result<std::net::TcpListener> {
         Ok(std::net::TcpListener::bind("127.0.0.1:0")?)
     }
+
+    fn instance_at(&self, vpc_id: &str, ip: std::net::Ipv4Addr) -> Option<String> {
+        crate::instance_at(self.lock().get(vpc_id)?, ip)
+    }
 }

@@ -7,13 +7,16 @@
 //! bridges, nftables, or one day VXLAN across hosts): that is each driver's business.
 
 mod fake;
+mod linux;
 mod spec;
 
+use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 
 use async_trait::async_trait;
 
 pub use fake::FakeNetwork;
+pub use linux::{interface_device, LinuxNetwork};
 pub use spec::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,4 +67,17 @@ pub trait NetworkDriver: Send + Sync {
     /// A socket listening on 169.254.169.254:80 inside the VPC, for the metadata service;
     /// a connection's peer address is the private IP of the asking interface.
     async fn metadata_listener(&self, vpc_id: &str) -> Result<std::net::TcpListener>;
+
+    /// The instance whose interface holds `ip` in the VPC as last applied: the metadata
+    /// service answers a connection for the instance its source address belongs to
+    /// (anti-spoofing makes that address trustworthy).
+    fn instance_at(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<String>;
+}
+
+/// The instance of the interface holding `ip` in `vpc`.
+fn instance_at(vpc: &VpcSpec, ip: Ipv4Addr) -> Option<String> {
+    vpc.interfaces
+        .iter()
+        .find(|i| i.private_ips.contains(&ip))
+        .and_then(|i| i.instance_id.clone())
 }

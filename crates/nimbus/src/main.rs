@@ -146,9 +146,14 @@ async fn open_control(
         None => blockstore::ObjectStoreSpec::Local(config.data_dir.join("objects")),
     };
     let engine = blockstore::BlockStore::open(&config.data_dir.join("blockstore"), objects).await?;
-    // Replaced by the Linux driver (netns, taps, nftables, dnsmasq) as it lands.
-    let drivers =
-        control::Drivers::on_host(engine.clone(), Arc::new(network::FakeNetwork::default()));
+    let public_ip_pool: ipnet::Ipv4Net = config.public_ip_pool.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "public_ip_pool {:?} is not a CIDR: {e}",
+            config.public_ip_pool
+        )
+    })?;
+    let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool);
+    let drivers = control::Drivers::on_host(engine.clone(), Arc::new(network));
     Ok((
         Arc::new(control::Control::open(config, store, drivers)?),
         engine,

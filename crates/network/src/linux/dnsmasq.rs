@@ -1,0 +1,169 @@
+//! dnsmasq per VPC, in the VPC's namespace: DHCP with a static host entry per interface
+//! (MAC → primary IP, hostname `ip-a-b-c-d`, router base+1, resolver base+2) and the VPC
+//! resolver answering `ip-a-b-c-d.<domain>`. It is its own daemon, so it outlives a crash
+//! of nimbus and is adopted again through its pid file. The config (ranges, domain) changes
+//! only with subnets and restarts dnsmasq; the host files change with interfaces and are
+//! reread on SIGHUP, which keeps leases.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use super::rules::resolver_ip;
+use crate::VpcSpec;
+
+/// The files of one VPC's dnsmasq.
+pub struct Files {
+    pub dir: PathBuf,
+}
+
+impl Files {
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("dnsmasq.conf")
+    }
+    pub fn pid(&self) -> PathBuf {
+        self.dir.join("dnsmasq.pid")
+    }
+    pub fn dhcp_hosts(&self) -> PathBuf {
+        self.dir.join("dhcp-hosts")
+    }
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    fn leases(&self) -> PathBuf {
+        self.dir.join("leases")
+    }
+}
+
+/// `ip-10-0-1-5`, EC2's private host name.
+pub fn host_name(ip: Ipv4Addr) -> String {
+    format!("ip-{}", ip.to_string().replace('.', "-"))
+}
+
+fn path_text(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The dnsmasq config of a VPC (its spec must have passed `check_spec`).
+pub fn config(vpc: &VpcSpec, files: &Files) -> String {
+    let mut out = format!("# nimbus: the DHCP server and resolver of {}\n", vpc.vpc_id);
+    let _ = writeln!(out, "pid-file={}", path_text(&files.pid()));
+    let _ = writeln!(out, "dhcp-leasefile={}", path_text(&files.leases()));
+    let _ = writeln!(out, "dhcp-hostsfile={}", path_text(&files.dhcp_hosts()));
+    out.push_str("user=nobody\ngroup=nogroup\nno-hosts\nno-resolv\ndhcp-authoritative\n");
+    let _ = writeln!(out, "except-interface={}", super::names::UPLINK);
+    let _ = writeln!(out, "domain={}", vpc.dns_domain);
+    match resolver_ip(vpc) {
+        Some(resolver) if vpc.dns_support => {
+            let _ = writeln!(out, "local=/{}/", vpc.dns_domain);
+            let _ = writeln!(out, "dhcp-option=option:dns-server,{resolver}");
+            if vpc.dns_hostnames {
+                let _ = writeln!(out, "addn-hosts={}", path_text(&files.hosts()));
+            }
+        }
+        _ => out.push_str("port=0\n"),
+    }
+    for subnet in &vpc.subnets {
+        let cidr = subnet.cidr.trunc();
+        // The router is the address the request came in on (base+1 on every tap).
+        let _ = writeln!(
+            out,
+            "dhcp-range={},static,{},infinite",
+            cidr.network(),
+            cidr.netmask()
+        );
+    }
+    out
+}
+
+/// `MAC,IP,HOSTNAME,infinite` per interface, for `dhcp-hostsfile`.
+pub fn dhcp_hosts(vpc: &VpcSpec) -> String {
+    let mut out = String::new();
+    for interface in &vpc.interfaces {
+        if let Some(ip) = interface.private_ips.first() {
+            let _ = writeln!(out, "{},{ip},{},infinite", interface.mac, host_name(*ip));
+        }
+    }
+    out
+}
+
+/// `IP FQDN NAME` per private IP, for the resolver.
+pub fn hosts(vpc: &VpcSpec) -> String {
+    let mut out = String::new();
+    for ip in vpc.interfaces.iter().flat_map(|i| &i.private_ips) {
+        let name = host_name(*ip);
+        let _ = writeln!(out, "{ip} {name}.{} {name}", vpc.dns_domain);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InterfaceSpec, SubnetSpec};
+
+    fn spec() -> VpcSpec {
+        VpcSpec {
+            vpc_id: "vpc-01".into(),
+            cidrs: vec!["10.0.0.0/16".parse().expect("cidr")],
+            dns_support: true,
+            dns_hostnames: true,
+            dns_domain: "ec2.internal".into(),
+            subnets: vec![SubnetSpec {
+                subnet_id: "subnet-0a".into(),
+                cidr: "10.0.1.0/24".parse().expect("cidr"),
+                internet_route: false,
+                network_acl_id: "acl-01".into(),
+            }],
+            interfaces: vec![InterfaceSpec {
+                interface_id: "eni-0a".into(),
+                instance_id: None,
+                subnet_id: "subnet-0a".into(),
+                mac: "02:00:00:00:00:0a".into(),
+                private_ips: vec![
+                    "10.0.1.10".parse().expect("ip"),
+                    "10.0.1.11".parse().expect("ip"),
+                ],
+                public_ip: None,
+                security_group_ids: vec![],
+                source_dest_check: true,
+            }],
+            security_groups: vec![],
+            network_acls: vec![],
+        }
+    }
+
+    #[test]
+    fn dhcp_gives_each_mac_its_primary_ip_and_ec2_host_name() {
+        assert_eq!(
+            dhcp_hosts(&spec()),
+            "02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"
+        );
+        assert_eq!(
+            hosts(&spec()),
+            "10.0.1.10 ip-10-0-1-10.ec2.internal ip-10-0-1-10\n10.0.1.11 ip-10-0-1-11.ec2.internal ip-10-0-1-11\n"
+        );
+    }
+
+    #[test]
+    fn the_resolver_follows_the_dns_attributes() {
+        let files = Files {
+            dir: "/run/x".into(),
+        };
+        let on = config(&spec(), &files);
+        assert!(on.contains("dhcp-option=option:dns-server,10.0.0.2\n"));
+        assert!(on.contains("addn-hosts=/run/x/hosts\n"));
+        assert!(on.contains("dhcp-range=10.0.1.0,static,255.255.255.0,infinite\n"));
+        assert!(!on.contains("port=0"));
+
+        let mut no_names = spec();
+        no_names.dns_hostnames = false;
+        assert!(!config(&no_names, &files).contains("addn-hosts"));
+
+        let mut off = spec();
+        off.dns_support = false;
+        let off = config(&off, &files);
+        assert!(off.contains("port=0\n"));
+        assert!(!off.contains("dns-server"));
+    }
+}

@@ -1,0 +1,540 @@
+//! The Linux driver: one network namespace per VPC, routed taps, nftables, dnsmasq, and a
+//! veth pair to the host for public IPs. See `docs/network.md` for the design.
+//!
+//! Inside a VPC's namespace:
+//! - each interface is a device named after it (a tap for a VM) with the subnet's router
+//!   (base+1) as a no-prefix-route address, proxy ARP on, and a /32 route per private IP:
+//!   every guest packet, even within a subnet, is routed through the namespace and so seen
+//!   by one nft table (`rules.rs`);
+//! - the loopback holds the resolver (VPC base+2) and the metadata address;
+//! - `uplink` is the VPC end of the veth pair; it holds the VPC's public IPs, which the
+//!   host routes to it, and is the default route.
+//!
+//! Everything is converged idempotently from the spec, and what survives a crash of nimbus
+//! (namespaces, taps held by QEMU, the veth, dnsmasq) is adopted by the next apply.
+
+mod dnsmasq;
+mod host;
+mod names;
+mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use ipnet::Ipv4Net;
+
+pub use names::interface_device;
+
+use crate::{Error, InterfaceCounters, NetworkDriver, Result, VpcSpec};
+use host::{in_namespace, ip_batch, ip_json, run};
+use names::{host_veth, namespace, UPLINK};
+use rules::{router_ip, METADATA_IP};
+
+/// The host's own table: traffic from public IPs leaving by another interface is
+/// masqueraded (where the host has a way out).
+const HOST_TABLE: &str = "nimbus_host";
+
+pub struct LinuxNetwork {
+    state_dir: PathBuf,
+    public_ip_pool: Ipv4Net,
+    /// The spec last applied to each VPC by this process.
+    applied: Mutex<BTreeMap<String, VpcSpec>>,
+    /// One change at a time: applies, removals and taps of a VPC touch the same devices.
+    changing: tokio::sync::Mutex<()>,
+}
+
+fn ns_path(namespace: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(namespace)
+}
+
+/// `ip -j` fields as strings.
+fn field<'a>(value: &'a serde_json::Value, name: &str) -> &'a str {
+    value[name].as_str().unwrap_or_default()
+}
+
+impl LinuxNetwork {
+    /// A driver keeping its per-VPC files (dnsmasq's) under `state_dir`, routing public IPs
+    /// from `public_ip_pool`.
+    pub fn new(state_dir: PathBuf, public_ip_pool: Ipv4Net) -> LinuxNetwork {
+        LinuxNetwork {
+            state_dir,
+            public_ip_pool,
+            applied: Mutex::new(BTreeMap::new()),
+            changing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn applied(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VpcSpec>> {
+        self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dnsmasq_files(&self, vpc_id: &str) -> dnsmasq::Files {
+        dnsmasq::Files {
+            dir: self.state_dir.join(vpc_id),
+        }
+    }
+
+    async fn ensure_namespace(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        if !ns_path(ns).exists() {
+            run("ip", &["netns", "add", ns], None).await?;
+        }
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ],
+            None,
+        )
+        .await?;
+        let mut commands = vec![
+            "link set lo up".to_string(),
+            format!("address replace {METADATA_IP}/32 dev lo"),
+        ];
+        if let Some(resolver) = rules::resolver_ip(vpc) {
+            commands.push(format!("address replace {resolver}/32 dev lo"));
+        }
+        // Addresses of the VPC with no interface are unreachable, never sent to the host.
+        for cidr in &vpc.cidrs {
+            commands.push(format!("route replace unreachable {}", cidr.trunc()));
+        }
+        ip_batch(Some(ns), &commands).await
+    }
+
+    /// The veth pair to the host, the host's routes to the VPC's public IPs, and the
+    /// host's masquerade of the public pool.
+    async fn ensure_uplink(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let veth = host_veth(&vpc.vpc_id)?;
+        if ip_json(None, &["link", "show", "dev", &veth])
+            .await
+            .is_err()
+        {
+            ip_batch(
+                None,
+                &[format!(
+                    "link add {veth} type veth peer name {UPLINK} netns {ns}"
+                )],
+            )
+            .await?;
+        }
+        run(
+            "sysctl",
+            &[
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                &format!("net.ipv4.conf.{veth}.proxy_arp=1"),
+            ],
+            None,
+        )
+        .await?;
+        let pool = self.public_ip_pool.trunc();
+        let host_rules = format!(
+            "table inet {HOST_TABLE}\ndelete table inet {HOST_TABLE}\ntable inet {HOST_TABLE} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
+        );
+        run("nft", &["-f", "-"], Some(&host_rules)).await?;
+
+        let public: BTreeSet<Ipv4Addr> = vpc
+            .interfaces
+            .iter()
+            .filter(|i| {
+                vpc.subnets
+                    .iter()
+                    .any(|s| s.subnet_id == i.subnet_id && rules::has_way_out(s, i))
+            })
+            .filter_map(|i| i.public_ip)
+            .collect();
+        for ip in &public {
+            if !self.public_ip_pool.contains(ip) {
+                return Err(Error::Invalid(format!(
+                    "public IP {ip} is outside the pool {}",
+                    self.public_ip_pool
+                )));
+            }
+        }
+        let mut ns_commands = vec![
+            format!("link set {UPLINK} up"),
+            format!("route replace default dev {UPLINK}"),
+        ];
+        let mut host_commands = vec![format!("link set {veth} up")];
+        let held = ip_json(Some(ns), &["address", "show", "dev", UPLINK]).await?;
+        let held: BTreeSet<Ipv4Addr> = held
+            .iter()
+            .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| field(&a, "local").parse().ok())
+            .collect();
+        for gone in held.difference(&public) {
+            ns_commands.push(format!("address del {gone}/32 dev {UPLINK}"));
+        }
+        let routed = ip_json(None, &["route", "show", "dev", &veth]).await?;
+        for route in &routed {
+            let dst = field(route, "dst");
+            if dst
+                .parse::<Ipv4Addr>()
+                .is_ok_and(|ip| !public.contains(&ip))
+            {
+                host_commands.push(format!("route del {dst}/32 dev {veth}"));
+            }
+        }
+        for ip in &public {
+            ns_commands.push(format!("address replace {ip}/32 dev {UPLINK}"));
+            host_commands.push(format!("route replace {ip}/32 dev {veth}"));
+        }
+        ip_batch(Some(ns), &ns_commands).await?;
+        ip_batch(None, &host_commands).await
+    }
+
+    /// Routes, router address and proxy ARP of every interface device present in the
+    /// namespace; devices of interfaces no longer in the spec are set down, and routes to
+    /// addresses no interface holds any more are removed.
+    async fn wire_devices(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let links = ip_json(Some(ns), &["link", "show"]).await?;
+        let present: BTreeSet<String> = links
+            .iter()
+            .map(|l| field(l, "ifname").to_owned())
+            .collect();
+        let mut wanted_routes = BTreeSet::new();
+        let mut commands = Vec::new();
+        let mut wired = BTreeSet::new();
+        for interface in &vpc.interfaces {
+            let device = interface_device(&interface.interface_id)?;
+            if !present.contains(&device) {
+                continue;
+            }
+            let Some(subnet) = vpc
+                .subnets
+                .iter()
+                .find(|s| s.subnet_id == interface.subnet_id)
+            else {
+                continue;
+            };
+            commands.extend(device_commands(
+                &device,
+                subnet.cidr,
+                &interface.private_ips,
+            ));
+            wanted_routes.extend(
+                interface
+                    .private_ips
+                    .iter()
+                    .map(|ip| (ip.to_string(), device.clone())),
+            );
+            wired.insert(device);
+        }
+        for device in present
+            .iter()
+            .filter(|d| d.starts_with('t') && !wired.contains(*d))
+        {
+            commands.push(format!("link set {device} down"));
+        }
+        let routes = ip_json(Some(ns), &["route", "show"]).await?;
+        for route in &routes {
+            let (dst, dev) = (field(route, "dst"), field(route, "dev"));
+            let is_interface_route = dst.parse::<Ipv4Addr>().is_ok() && dev.starts_with('t');
+            if is_interface_route && !wanted_routes.contains(&(dst.to_owned(), dev.to_owned())) {
+                commands.push(format!("route del {dst}/32 dev {dev}"));
+            }
+        }
+        ip_batch(Some(ns), &commands).await?;
+        if !wired.is_empty() {
+            let settings: Vec<String> = wired
+                .iter()
+                .map(|d| format!("net.ipv4.conf.{d}.proxy_arp=1"))
+                .collect();
+            let mut args = vec!["netns", "exec", ns, "sysctl", "-qw"];
+            args.extend(settings.iter().map(String::as_str));
+            run("ip", &args, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_rules(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let script = rules::render(vpc)?;
+        run(
+            "ip",
+            &["netns", "exec", ns, "nft", "-f", "-"],
+            Some(&script),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn apply_dnsmasq(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let files = self.dnsmasq_files(&vpc.vpc_id);
+        std::fs::create_dir_all(&files.dir)?;
+        let config = dnsmasq::config(vpc, &files);
+        let hosts_changed = write_if_changed(&files.dhcp_hosts(), &dnsmasq::dhcp_hosts(vpc))?
+            | write_if_changed(&files.hosts(), &dnsmasq::hosts(vpc))?;
+        let config_changed = write_if_changed(&files.config(), &config)?;
+        match running_dnsmasq(&files) {
+            Some(pid) if !config_changed => {
+                if hosts_changed {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
+                }
+                Ok(())
+            }
+            running => {
+                if let Some(pid) = running {
+                    stop(pid).await;
+                }
+                let config = files.config().display().to_string();
+                run(
+                    "ip",
+                    &[
+                        "netns",
+                        "exec",
+                        ns,
+                        "dnsmasq",
+                        &format!("--conf-file={config}"),
+                    ],
+                    None,
+                )
+                .await
+                .map(|_| ())
+            }
+        }
+    }
+}
+
+/// The commands wiring one interface device: up, the subnet router as an address with no
+/// prefix route (dnsmasq picks the DHCP range by it; ARP for the router is answered), a
+/// /32 route per private IP.
+fn device_commands(device: &str, subnet: Ipv4Net, private_ips: &[Ipv4Addr]) -> Vec<String> {
+    let subnet = subnet.trunc();
+    let mut commands = vec![
+        format!("link set {device} up"),
+        format!(
+            "address replace {}/{} dev {device} noprefixroute",
+            router_ip(subnet),
+            subnet.prefix_len()
+        ),
+    ];
+    commands.extend(
+        private_ips
+            .iter()
+            .map(|ip| format!("route replace {ip}/32 dev {device}")),
+    );
+    commands
+}
+
+/// Writes `text` unless the file already holds it; says whether it wrote. Readable by
+/// dnsmasq after it dropped privileges.
+fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    std::fs::write(path, text)?;
+    Ok(true)
+}
+
+/// The pid of the VPC's dnsmasq if it runs with this config.
+fn running_dnsmasq(files: &dnsmasq::Files) -> Option<rustix::process::Pid> {
+    let pid: i32 = std::fs::read_to_string(files.pid())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let ours = String::from_utf8_lossy(&cmdline).contains(&files.config().display().to_string());
+    ours.then(|| rustix::process::Pid::from_raw(pid)).flatten()
+}
+
+/// Stops a dnsmasq and waits for it to go.
+async fn stop(pid: rustix::process::Pid) {
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}
+
+/// Received and sent bytes and packets per device, from `/proc/net/dev` of the namespace.
+fn parse_net_dev(text: &str, device: &str) -> Option<InterfaceCounters> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{device}:")))?;
+    let numbers: Vec<u64> = line
+        .split_once(':')?
+        .1
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // The device transmits what the guest receives.
+    Some(InterfaceCounters {
+        bytes_in: *numbers.get(8)?,
+        packets_in: *numbers.get(9)?,
+        bytes_out: *numbers.first()?,
+        packets_out: *numbers.get(1)?,
+    })
+}
+
+#[async_trait]
+impl NetworkDriver for LinuxNetwork {
+    async fn apply_vpc(&self, vpc: &VpcSpec) -> Result<()> {
+        names::check_spec(vpc)?;
+        let ns = namespace(&vpc.vpc_id)?;
+        let _changing = self.changing.lock().await;
+        let unchanged = self.applied().get(&vpc.vpc_id) == Some(vpc);
+        if unchanged
+            && ns_path(&ns).exists()
+            && running_dnsmasq(&self.dnsmasq_files(&vpc.vpc_id)).is_some()
+        {
+            return Ok(());
+        }
+        self.ensure_namespace(vpc, &ns).await?;
+        self.ensure_uplink(vpc, &ns).await?;
+        self.wire_devices(vpc, &ns).await?;
+        self.apply_rules(vpc, &ns).await?;
+        self.apply_dnsmasq(vpc, &ns).await?;
+        self.applied().insert(vpc.vpc_id.clone(), vpc.clone());
+        Ok(())
+    }
+
+    async fn remove_vpc(&self, vpc_id: &str) -> Result<()> {
+        let ns = namespace(vpc_id)?;
+        let _changing = self.changing.lock().await;
+        let files = self.dnsmasq_files(vpc_id);
+        if let Some(pid) = running_dnsmasq(&files) {
+            stop(pid).await;
+        }
+        let veth = host_veth(vpc_id)?;
+        if ip_json(None, &["link", "show", "dev", &veth]).await.is_ok() {
+            // Its peer in the namespace and the host routes through it go with it.
+            ip_batch(None, &[format!("link del {veth}")]).await?;
+        }
+        if ns_path(&ns).exists() {
+            // Taps in it are destroyed with it; QEMU's descriptors then carry nothing.
+            run("ip", &["netns", "del", &ns], None).await?;
+        }
+        match std::fs::remove_dir_all(&files.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.applied().remove(vpc_id);
+        Ok(())
+    }
+
+    async fn wired_vpcs(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir("/run/netns") {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut vpcs: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                names::vpc_of_namespace(&name).map(str::to_owned)
+            })
+            .collect();
+        vpcs.sort();
+        Ok(vpcs)
+    }
+
+    async fn open_tap(&self, vpc_id: &str, interface_id: &str) -> Result<OwnedFd> {
+        let _changing = self.changing.lock().await;
+        let (interface, subnet) = {
+            let applied = self.applied();
+            let vpc = applied
+                .get(vpc_id)
+                .ok_or_else(|| Error::UnknownInterface(interface_id.to_owned()))?;
+            let interface = vpc
+                .interfaces
+                .iter()
+                .find(|i| i.interface_id == interface_id)
+                .cloned()
+                .ok_or_else(|| Error::UnknownInterface(interface_id.to_owned()))?;
+            let subnet = vpc
+                .subnets
+                .iter()
+                .find(|s| s.subnet_id == interface.subnet_id)
+                .map(|s| s.cidr)
+                .ok_or_else(|| Error::UnknownInterface(interface_id.to_owned()))?;
+            (interface, subnet)
+        };
+        let ns = namespace(vpc_id)?;
+        let device = interface_device(interface_id)?;
+        let tap = in_namespace(&ns, || {
+            let tap = tun_rs::DeviceBuilder::new()
+                .name(device.clone())
+                .layer(tun_rs::Layer::L2)
+                .with(|b| {
+                    b.offload(true).packet_information(false);
+                })
+                .build_sync()?;
+            // A duplicate outlives the builder's device; the tap lives while QEMU has it.
+            tap.as_fd().try_clone_to_owned()
+        })?;
+        ip_batch(
+            Some(&ns),
+            &device_commands(&device, subnet, &interface.private_ips),
+        )
+        .await?;
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{device}.proxy_arp=1"),
+            ],
+            None,
+        )
+        .await?;
+        Ok(tap)
+    }
+
+    fn counters(&self, vpc_id: &str, interface_id: &str) -> Option<InterfaceCounters> {
+        let ns = namespace(vpc_id).ok()?;
+        let device = interface_device(interface_id).ok()?;
+        let text =
+            in_namespace(&ns, || std::fs::read_to_string("/proc/thread-self/net/dev")).ok()?;
+        parse_net_dev(&text, &device)
+    }
+
+    async fn metadata_listener(&self, vpc_id: &str) -> Result<std::net::TcpListener> {
+        let ns = namespace(vpc_id)?;
+        in_namespace(&ns, || {
+            let listener = std::net::TcpListener::bind((METADATA_IP, 80))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+    }
+
+    fn instance_at(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<String> {
+        crate::instance_at(self.applied().get(vpc_id)?, ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_the_guests_view_of_the_device() {
+        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n t0a: 100 2 0 0 0 0 0 0 900 7 0 0 0 0 0 0\n";
+        assert_eq!(
+            parse_net_dev(text, "t0a"),
+            Some(InterfaceCounters {
+                bytes_in: 900,
+                packets_in: 7,
+                bytes_out: 100,
+                packets_out: 2
+            })
+        );
+        assert_eq!(parse_net_dev(text, "t0b"), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! The Linux driver on the real host: a VPC applied from a spec, network namespaces
+//! standing in for guests (a veth end named like the interface's tap), real packets.
+//! Needs root, `ip`, `nft`, `dnsmasq` and busybox; skipped otherwise. Traffic goes only to
+//! addresses inside namespaces this test makes.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use network::{
+    interface_device, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver,
+    Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
+};
+
+const VPC: &str = "vpc-7e570001";
+
+fn can_run() -> bool {
+    let tools = ["ip", "nft", "dnsmasq", "busybox"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    rustix::process::geteuid().is_root() && tools
+}
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh runs")
+}
+
+fn ok(script: &str) {
+    let out = sh(script);
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A namespace standing in for a guest, wired to the VPC like a tap would be.
+struct Guest {
+    ns: String,
+}
+
+impl Guest {
+    fn new(name: &str, interface: &InterfaceSpec) -> Guest {
+        let ns = format!("dptest-{name}");
+        let device = interface_device(&interface.interface_id).expect("device name");
+        ok(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip link add {device} netns nimbus-{VPC} type veth peer name eth0 netns {ns} && \
+             ip -n {ns} link set eth0 address {mac} up",
+            mac = interface.mac
+        ));
+        Guest { ns }
+    }
+
+    fn run(&self, command: &str) -> std::process::Output {
+        sh(&format!("ip netns exec {} {command}", self.ns))
+    }
+
+    fn configure(&self, ip: Ipv4Addr, prefix: u8, router: Ipv4Addr) {
+        ok(&format!(
+            "ip -n {ns} address replace {ip}/{prefix} dev eth0 && ip -n {ns} route replace default via {router}",
+            ns = self.ns
+        ));
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "ip netns pids {0} | xargs -r kill -9; ip netns del {0}",
+            self.ns
+        ));
+    }
+}
+
+/// Removes the VPC's namespace, veth and dnsmasq even when the test fails.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "ip netns pids nimbus-{VPC} | xargs -r kill -9; ip netns del nimbus-{VPC}; ip link del nv7e570001"
+        ));
+    }
+}
+
+/// Whether `from` can open a TCP connection to `ip:port` served in `to` and send a line.
+fn tcp_passes(from: &Guest, to: &Guest, ip: Ipv4Addr, port: u16) -> bool {
+    let listener = Command::new("ip")
+        .args([
+            "netns", "exec", &to.ns, "timeout", "3", "busybox", "nc", "-l", "-p",
+        ])
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener starts");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = from.run(&format!(
+        "sh -c 'echo hello | timeout 2 busybox nc {ip} {port}'"
+    ));
+    // The listener ends after one connection, or when its timeout kills it.
+    let output = listener.wait_with_output().expect("listener output");
+    sent.status.success() && String::from_utf8_lossy(&output.stdout).contains("hello")
+}
+
+fn net(text: &str) -> ipnet::Ipv4Net {
+    text.parse().expect("test CIDR")
+}
+
+fn ip(text: &str) -> Ipv4Addr {
+    text.parse().expect("test IP")
+}
+
+fn interface(id: &str, subnet: &str, mac: &str, address: &str, group: &str) -> InterfaceSpec {
+    InterfaceSpec {
+        interface_id: id.into(),
+        instance_id: Some(id.replace("eni-", "i-")),
+        subnet_id: subnet.into(),
+        mac: mac.into(),
+        private_ips: vec![ip(address)],
+        public_ip: None,
+        security_group_ids: vec![group.into()],
+        source_dest_check: true,
+    }
+}
+
+fn rule(protocol: Protocol, peer: Peer) -> SecurityGroupRule {
+    SecurityGroupRule { protocol, peer }
+}
+
+fn allow_all(number: u16) -> NetworkAclEntry {
+    NetworkAclEntry {
+        rule_number: number,
+        protocol: Protocol::All,
+        cidr: net("0.0.0.0/0"),
+        allow: true,
+    }
+}
+
+/// A and B in a public subnet, C in a private one. `sg-a` (A) lets in TCP 8080 from
+/// anywhere; `sg-b` (B, C) lets in TCP 7000–7010 from members of `sg-a`.
+fn spec() -> VpcSpec {
+    VpcSpec {
+        vpc_id: VPC.into(),
+        cidrs: vec![net("10.9.0.0/16")],
+        dns_support: true,
+        dns_hostnames: true,
+        dns_domain: "ec2.internal".into(),
+        subnets: vec![
+            SubnetSpec {
+                subnet_id: "subnet-0a".into(),
+                cidr: net("10.9.1.0/24"),
+                internet_route: true,
+                network_acl_id: "acl-01".into(),
+            },
+            SubnetSpec {
+                subnet_id: "subnet-0b".into(),
+                cidr: net("10.9.2.0/24"),
+                internet_route: false,
+                network_acl_id: "acl-01".into(),
+            },
+        ],
+        interfaces: vec![
+            InterfaceSpec {
+                public_ip: Some(ip("198.19.250.10")),
+                ..interface(
+                    "eni-0a",
+                    "subnet-0a",
+                    "02:00:00:00:0a:01",
+                    "10.9.1.10",
+                    "sg-0a",
+                )
+            },
+            interface(
+                "eni-0b",
+                "subnet-0a",
+                "02:00:00:00:0b:01",
+                "10.9.1.11",
+                "sg-0b",
+            ),
+            interface(
+                "eni-0c",
+                "subnet-0b",
+                "02:00:00:00:0c:01",
+                "10.9.2.10",
+                "sg-0b",
+            ),
+        ],
+        security_groups: vec![
+            SecurityGroupSpec {
+                group_id: "sg-0a".into(),
+                ingress: vec![rule(
+                    Protocol::Tcp {
+                        from: 8080,
+                        to: 8080,
+                    },
+                    Peer::Cidr(net("0.0.0.0/0")),
+                )],
+                egress: vec![rule(Protocol::All, Peer::Cidr(net("0.0.0.0/0")))],
+            },
+            SecurityGroupSpec {
+                group_id: "sg-0b".into(),
+                ingress: vec![rule(
+                    Protocol::Tcp {
+                        from: 7000,
+                        to: 7010,
+                    },
+                    Peer::Group("sg-0a".into()),
+                )],
+                egress: vec![rule(Protocol::All, Peer::Cidr(net("0.0.0.0/0")))],
+            },
+        ],
+        network_acls: vec![NetworkAclSpec {
+            network_acl_id: "acl-01".into(),
+            ingress: vec![allow_all(100)],
+            egress: vec![allow_all(100)],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
+        return;
+    }
+    let _cleanup = Cleanup;
+    let state = tempfile::tempdir().expect("state dir");
+    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    let mut spec = spec();
+
+    // The namespace first, then the guests' devices, then the whole spec.
+    let empty = VpcSpec {
+        interfaces: vec![],
+        ..spec.clone()
+    };
+    driver.apply_vpc(&empty).await.expect("empty VPC applies");
+    let a = Guest::new("a", &spec.interfaces[0]);
+    let b = Guest::new("b", &spec.interfaces[1]);
+    let c = Guest::new("c", &spec.interfaces[2]);
+    driver.apply_vpc(&spec).await.expect("VPC applies");
+    assert_eq!(
+        driver.wired_vpcs().await.expect("wired"),
+        vec![VPC.to_owned()]
+    );
+
+    // DHCP gives A its address.
+    let lease = a.run("timeout 10 busybox udhcpc -i eth0 -n -q -f -s /bin/true");
+    let lease_text = String::from_utf8_lossy(&lease.stderr).into_owned()
+        + &String::from_utf8_lossy(&lease.stdout);
+    assert!(lease_text.contains("10.9.1.10"), "udhcpc: {lease_text}");
+    a.configure(ip("10.9.1.10"), 24, ip("10.9.1.1"));
+    b.configure(ip("10.9.1.11"), 24, ip("10.9.1.1"));
+    c.configure(ip("10.9.2.10"), 24, ip("10.9.2.1"));
+
+    // The resolver knows the VPC's host names.
+    let lookup = b.run("busybox nslookup ip-10-9-1-10.ec2.internal 10.9.0.2");
+    assert!(
+        String::from_utf8_lossy(&lookup.stdout).contains("10.9.1.10"),
+        "{lookup:?}"
+    );
+
+    // By group reference and port range, in a subnet and across subnets; the replies pass.
+    assert!(tcp_passes(&a, &b, ip("10.9.1.11"), 7005));
+    assert!(tcp_passes(&a, &c, ip("10.9.2.10"), 7010));
+    assert!(
+        !tcp_passes(&a, &b, ip("10.9.1.11"), 7011),
+        "outside the port range"
+    );
+    // By CIDR.
+    assert!(tcp_passes(&b, &a, ip("10.9.1.10"), 8080));
+    // Denied by default: B is not in sg-a, and nothing allows ICMP.
+    assert!(!tcp_passes(&b, &c, ip("10.9.2.10"), 7005));
+    assert!(!a.run("busybox ping -c 1 -W 1 10.9.1.11").status.success());
+
+    // A spoofed source is dropped.
+    ok(&format!("ip -n {} address add 10.9.1.99/24 dev eth0", a.ns));
+    let spoofed = a.run("sh -c 'echo hello | timeout 2 busybox nc -s 10.9.1.99 10.9.1.11 7005'");
+    assert!(
+        !spoofed.status.success(),
+        "a spoofed connection went through"
+    );
+
+    // From the host to A's public IP, on the port its group opens.
+    let listener = Command::new("ip")
+        .args([
+            "netns", "exec", &a.ns, "timeout", "3", "busybox", "nc", "-l", "-p", "8080",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = sh("echo hello | timeout 2 busybox nc 198.19.250.10 8080");
+    let got = listener.wait_with_output().expect("listener output");
+    assert!(
+        sent.status.success() && String::from_utf8_lossy(&got.stdout).contains("hello"),
+        "host to public IP: {sent:?}"
+    );
+
+    // The metadata listener sees the asking interface's address, which names its instance.
+    let listener = driver
+        .metadata_listener(VPC)
+        .await
+        .expect("metadata listener");
+    listener.set_nonblocking(false).expect("blocking");
+    let accepted = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer));
+    let _ = b.run("sh -c 'echo x | timeout 2 busybox nc 169.254.169.254 80'");
+    let peer = accepted.join().expect("accept thread").expect("accepted");
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(ip("10.9.1.11")));
+    assert_eq!(
+        driver.instance_at(VPC, ip("10.9.1.11")).as_deref(),
+        Some("i-0b")
+    );
+
+    // A NACL deny wins over a group allow, in rule number order.
+    spec.network_acls[0].ingress.insert(
+        0,
+        NetworkAclEntry {
+            rule_number: 50,
+            protocol: Protocol::Tcp {
+                from: 7010,
+                to: 7010,
+            },
+            cidr: net("10.9.1.0/24"),
+            allow: false,
+        },
+    );
+    driver.apply_vpc(&spec).await.expect("NACL applies");
+    assert!(!tcp_passes(&a, &c, ip("10.9.2.10"), 7010));
+    assert!(
+        tcp_passes(&a, &b, ip("10.9.1.11"), 7010),
+        "same subnet: no NACL"
+    );
+
+    // Outbound fails once the egress rule is gone.
+    spec.security_groups[0].egress.clear();
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("egress removal applies");
+    assert!(!tcp_passes(&a, &b, ip("10.9.1.11"), 7005));
+
+    // A new driver (nimbus restarted after kill -9) adopts everything: traffic still flows,
+    // dnsmasq is the same process, nothing is duplicated.
+    spec.security_groups[0].egress = vec![rule(Protocol::All, Peer::Cidr(net("0.0.0.0/0")))];
+    driver.apply_vpc(&spec).await.expect("egress back");
+    let dnsmasq_pid =
+        std::fs::read_to_string(state.path().join(VPC).join("dnsmasq.pid")).expect("pid file");
+    drop(driver);
+    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("re-apply after restart");
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("a second apply is a no-op");
+    assert!(tcp_passes(&a, &b, ip("10.9.1.11"), 7005));
+    let again =
+        std::fs::read_to_string(state.path().join(VPC).join("dnsmasq.pid")).expect("pid file");
+    assert_eq!(dnsmasq_pid, again);
+    let tables = sh(&format!("ip netns exec nimbus-{VPC} nft list tables"));
+    assert_eq!(
+        String::from_utf8_lossy(&tables.stdout).trim(),
+        "table inet nimbus"
+    );
+    let routes = sh("ip route show dev nv7e570001");
+    assert_eq!(String::from_utf8_lossy(&routes.stdout).lines().count(), 1);
+
+    // Removal leaves nothing behind.
+    driver.remove_vpc(VPC).await.expect("removes");
+    assert!(driver.wired_vpcs().await.expect("wired").is_empty());
+    assert!(!std::path::Path::new(&format!("/run/netns/nimbus-{VPC}")).exists());
+    assert!(!sh("ip link show nv7e570001").status.success());
+    assert!(!std::path::Path::new(&format!("/proc/{}", dnsmasq_pid.trim())).exists());
+    driver
+        .remove_vpc(VPC)
+        .await
+        .expect("removing again succeeds");
+}
