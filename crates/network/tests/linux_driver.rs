@@ -92,6 +92,22 @@ impl Drop for Cleanup {
 }
 
 /// Whether `from` can open a TCP connection to `ip:port` served in `to` and send a line.
+/// Waits until something listens on `port` in namespace `ns` (a fixed sleep loses the race
+/// on a busy host).
+fn wait_listening(ns: &str, port: u16) {
+    for _ in 0..100 {
+        let listening = Command::new("ip")
+            .args(["netns", "exec", ns, "ss", "-ltnH"])
+            .arg(format!("sport = :{port}"))
+            .output()
+            .expect("ss runs");
+        if !listening.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn tcp_passes(from: &Guest, to: &Guest, ip: Ipv4Addr, port: u16) -> bool {
     let listener = Command::new("ip")
         .args([
@@ -101,7 +117,7 @@ fn tcp_passes(from: &Guest, to: &Guest, ip: Ipv4Addr, port: u16) -> bool {
         .stdout(Stdio::piped())
         .spawn()
         .expect("listener starts");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_listening(&to.ns, port);
     let sent = from.run(&format!(
         "sh -c 'echo hello | timeout 2 busybox nc {ip} {port}'"
     ));
@@ -296,7 +312,7 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("listener");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_listening(&a.ns, 8080);
     let sent = sh("echo hello | timeout 2 busybox nc 198.19.250.10 8080");
     let got = listener.wait_with_output().expect("listener output");
     assert!(
