@@ -262,10 +262,12 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     let b = Guest::new("b", &spec.interfaces[1]);
     let c = Guest::new("c", &spec.interfaces[2]);
     driver.apply_vpc(&spec).await.expect("VPC applies");
-    assert_eq!(
-        driver.wired_vpcs().await.expect("wired"),
-        vec![VPC.to_owned()]
-    );
+    // Other nimbus servers on this host may have VPCs wired too.
+    assert!(driver
+        .wired_vpcs()
+        .await
+        .expect("wired")
+        .contains(&VPC.to_owned()));
 
     // DHCP gives A its address.
     let lease = a.run("timeout 10 busybox udhcpc -i eth0 -n -q -f -s /bin/true");
@@ -393,7 +395,11 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
 
     // Removal leaves nothing behind.
     driver.remove_vpc(VPC).await.expect("removes");
-    assert!(driver.wired_vpcs().await.expect("wired").is_empty());
+    assert!(!driver
+        .wired_vpcs()
+        .await
+        .expect("wired")
+        .contains(&VPC.to_owned()));
     assert!(!std::path::Path::new(&format!("/run/netns/nimbus-{VPC}")).exists());
     assert!(!sh("ip link show nv7e570001").status.success());
     assert!(!std::path::Path::new(&format!("/proc/{}", dnsmasq_pid.trim())).exists());

@@ -1,9 +1,10 @@
 //! dnsmasq per VPC, in the VPC's namespace: DHCP with a static host entry per interface
 //! (MAC → primary IP, hostname `ip-a-b-c-d`, router base+1, resolver base+2) and the VPC
 //! resolver answering `ip-a-b-c-d.<domain>`. It is its own daemon, so it outlives a crash
-//! of nimbus and is adopted again through its pid file. The config (ranges, domain) changes
-//! only with subnets and restarts dnsmasq; the host files change with interfaces and are
-//! reread on SIGHUP, which keeps leases.
+//! of nimbus and is adopted again through its pid file. Everything is in its one config
+//! file, which it reads as root before dropping to `nobody` (who cannot enter nimbus's 0700
+//! data dir, so host files reread on SIGHUP would fail): a change restarts it, and every
+//! lease is static, so none is lost.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -24,12 +25,6 @@ impl Files {
     pub fn pid(&self) -> PathBuf {
         self.dir.join("dnsmasq.pid")
     }
-    pub fn dhcp_hosts(&self) -> PathBuf {
-        self.dir.join("dhcp-hosts")
-    }
-    pub fn hosts(&self) -> PathBuf {
-        self.dir.join("hosts")
-    }
     fn leases(&self) -> PathBuf {
         self.dir.join("leases")
     }
@@ -49,7 +44,6 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
     let mut out = format!("# nimbus: the DHCP server and resolver of {}\n", vpc.vpc_id);
     let _ = writeln!(out, "pid-file={}", path_text(&files.pid()));
     let _ = writeln!(out, "dhcp-leasefile={}", path_text(&files.leases()));
-    let _ = writeln!(out, "dhcp-hostsfile={}", path_text(&files.dhcp_hosts()));
     out.push_str("user=nobody\ngroup=nogroup\nno-hosts\nno-resolv\ndhcp-authoritative\n");
     let _ = writeln!(out, "except-interface={}", super::names::UPLINK);
     let _ = writeln!(out, "domain={}", vpc.dns_domain);
@@ -58,7 +52,7 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
             let _ = writeln!(out, "local=/{}/", vpc.dns_domain);
             let _ = writeln!(out, "dhcp-option=option:dns-server,{resolver}");
             if vpc.dns_hostnames {
-                let _ = writeln!(out, "addn-hosts={}", path_text(&files.hosts()));
+                out.push_str(&host_records(vpc));
             }
         }
         _ => out.push_str("port=0\n"),
@@ -73,26 +67,32 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
             cidr.netmask()
         );
     }
+    out.push_str(&dhcp_hosts(vpc));
     out
 }
 
-/// `MAC,IP,HOSTNAME,infinite` per interface, for `dhcp-hostsfile`.
-pub fn dhcp_hosts(vpc: &VpcSpec) -> String {
+/// `dhcp-host=MAC,IP,HOSTNAME,infinite` per interface.
+fn dhcp_hosts(vpc: &VpcSpec) -> String {
     let mut out = String::new();
     for interface in &vpc.interfaces {
         if let Some(ip) = interface.private_ips.first() {
-            let _ = writeln!(out, "{},{ip},{},infinite", interface.mac, host_name(*ip));
+            let _ = writeln!(
+                out,
+                "dhcp-host={},{ip},{},infinite",
+                interface.mac,
+                host_name(*ip)
+            );
         }
     }
     out
 }
 
-/// `IP FQDN NAME` per private IP, for the resolver.
-pub fn hosts(vpc: &VpcSpec) -> String {
+/// `host-record=FQDN,NAME,IP` per private IP, for the resolver.
+fn host_records(vpc: &VpcSpec) -> String {
     let mut out = String::new();
     for ip in vpc.interfaces.iter().flat_map(|i| &i.private_ips) {
         let name = host_name(*ip);
-        let _ = writeln!(out, "{ip} {name}.{} {name}", vpc.dns_domain);
+        let _ = writeln!(out, "host-record={name}.{},{name},{ip}", vpc.dns_domain);
     }
     out
 }
@@ -137,11 +137,11 @@ mod tests {
     fn dhcp_gives_each_mac_its_primary_ip_and_ec2_host_name() {
         assert_eq!(
             dhcp_hosts(&spec()),
-            "02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"
+            "dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"
         );
         assert_eq!(
-            hosts(&spec()),
-            "10.0.1.10 ip-10-0-1-10.ec2.internal ip-10-0-1-10\n10.0.1.11 ip-10-0-1-11.ec2.internal ip-10-0-1-11\n"
+            host_records(&spec()),
+            "host-record=ip-10-0-1-10.ec2.internal,ip-10-0-1-10,10.0.1.10\nhost-record=ip-10-0-1-11.ec2.internal,ip-10-0-1-11,10.0.1.11\n"
         );
     }
 
@@ -152,13 +152,14 @@ mod tests {
         };
         let on = config(&spec(), &files);
         assert!(on.contains("dhcp-option=option:dns-server,10.0.0.2\n"));
-        assert!(on.contains("addn-hosts=/run/x/hosts\n"));
+        assert!(on.contains("host-record=ip-10-0-1-10.ec2.internal,ip-10-0-1-10,10.0.1.10\n"));
+        assert!(on.contains("dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"));
         assert!(on.contains("dhcp-range=10.0.1.0,static,255.255.255.0,infinite\n"));
         assert!(!on.contains("port=0"));
 
         let mut no_names = spec();
         no_names.dns_hostnames = false;
-        assert!(!config(&no_names, &files).contains("addn-hosts"));
+        assert!(!config(&no_names, &files).contains("host-record"));
 
         let mut off = spec();
         off.dns_support = false;

@@ -271,16 +271,9 @@ impl LinuxNetwork {
         let files = self.dnsmasq_files(&vpc.vpc_id);
         std::fs::create_dir_all(&files.dir)?;
         let config = dnsmasq::config(vpc, &files);
-        let hosts_changed = write_if_changed(&files.dhcp_hosts(), &dnsmasq::dhcp_hosts(vpc))?
-            | write_if_changed(&files.hosts(), &dnsmasq::hosts(vpc))?;
         let config_changed = write_if_changed(&files.config(), &config)?;
         match running_dnsmasq(&files) {
-            Some(pid) if !config_changed => {
-                if hosts_changed {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
-                }
-                Ok(())
-            }
+            Some(_) if !config_changed => Ok(()),
             running => {
                 if let Some(pid) = running {
                     stop(pid).await;
@@ -325,8 +318,7 @@ fn device_commands(device: &str, subnet: Ipv4Net, private_ips: &[Ipv4Addr]) -> V
     commands
 }
 
-/// Writes `text` unless the file already holds it; says whether it wrote. Readable by
-/// dnsmasq after it dropped privileges.
+/// Writes `text` unless the file already holds it; says whether it wrote.
 fn write_if_changed(path: &std::path::Path, text: &str) -> Result<bool> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(false);
