@@ -2,6 +2,7 @@
 driven by real AWS clients (boto3, the aws CLI)."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,11 +34,14 @@ class Nimbus:
         self.listen = f"{listen_host}:{self.port}"
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
-        self.config_path = None
-        if config_text is not None:
-            self.config_path = os.path.join(data_dir, "nimbus.toml")
-            with open(self.config_path, "w") as f:
-                f.write(config_text)
+        # Each server gets its own block of public IPs: the host routes them, and a test may
+        # run two servers at once.
+        config_text = config_text or ""
+        if "public_ip_pool" not in config_text:
+            config_text = f'public_ip_pool = "198.19.{random.randrange(256)}.0/24"\n' + config_text
+        self.config_path = os.path.join(data_dir, "nimbus.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
         self.process = None
         self.log_path = os.path.join(data_dir, "nimbus.log")
 

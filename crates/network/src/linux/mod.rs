@@ -429,6 +429,8 @@ impl NetworkDriver for LinuxNetwork {
                 let name = e.file_name().to_string_lossy().into_owned();
                 names::vpc_of_namespace(&name).map(str::to_owned)
             })
+            // Only this server's: another nimbus on the host (its own data dir) keeps its VPCs.
+            .filter(|vpc_id| self.state_dir.join(vpc_id).is_dir())
             .collect();
         vpcs.sort();
         Ok(vpcs)
