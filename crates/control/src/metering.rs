@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blockstore::VolumeCounters;
+use network::InterfaceCounters;
 use nimbus_core::metrics::{MetricSink, Sample};
 
 use crate::catalog::find_instance_type;
@@ -54,6 +55,9 @@ struct Reading {
 #[derive(Default)]
 pub struct Collector {
     cpu_usec: HashMap<String, u64>,
+    /// The interface counters of each instance at the last reading (they only grow, until
+    /// a new tap starts them again).
+    network_counters: HashMap<String, InterfaceCounters>,
     volume_counters: HashMap<String, VolumeCounters>,
     /// Basic monitoring: readings summed so far, per instance and metric.
     pending: HashMap<String, Pending>,
@@ -294,6 +298,9 @@ impl Control {
         collector
             .pending
             .retain(|id, _| running.contains(&id.as_str()));
+        collector
+            .network_counters
+            .retain(|id, _| running.contains(&id.as_str()));
         if !samples.is_empty() {
             sink.record(samples);
         }
@@ -373,7 +380,56 @@ impl Control {
                 readings.push(reading(disk, unit, Combine::Sum, value as f64));
             }
         }
+        readings.extend(self.network_readings(collector, instance));
         readings
+    }
+
+    /// NetworkIn/Out and NetworkPacketsIn/Out since the last reading, from the tap of the
+    /// instance's interface.
+    fn network_readings(&self, collector: &mut Collector, instance: &Instance) -> Vec<Reading> {
+        let Some(network) = instance.live_network() else {
+            return Vec::new();
+        };
+        let Some(now) = self
+            .drivers
+            .network
+            .counters(&network.vpc_id, &network.interface_id)
+        else {
+            return Vec::new();
+        };
+        let Some(before) = collector
+            .network_counters
+            .insert(instance.instance_id.clone(), now)
+        else {
+            return Vec::new();
+        };
+        let since = |now: u64, before: u64| now.checked_sub(before).unwrap_or(now) as f64;
+        vec![
+            reading(
+                "NetworkIn",
+                "Bytes",
+                Combine::Sum,
+                since(now.bytes_in, before.bytes_in),
+            ),
+            reading(
+                "NetworkOut",
+                "Bytes",
+                Combine::Sum,
+                since(now.bytes_out, before.bytes_out),
+            ),
+            reading(
+                "NetworkPacketsIn",
+                "Count",
+                Combine::Sum,
+                since(now.packets_in, before.packets_in),
+            ),
+            reading(
+                "NetworkPacketsOut",
+                "Count",
+                Combine::Sum,
+                since(now.packets_out, before.packets_out),
+            ),
+        ]
     }
 
     /// Runs the collectors forever, every `metrics_interval_secs`; spawn it once per server.
