@@ -36,7 +36,6 @@ declare -A PROVIDER=(
   [debootstrap]=debootstrap
   [nft]=nftables
   [dnsmasq]=dnsmasq-base
-  [iperf3]=iperf3
   [cc]=build-essential
   [python3]=python3
   [node]=nodejs
