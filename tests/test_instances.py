@@ -111,8 +111,10 @@ def test_launch_user_data_attach_detach_lifecycle(cloud, ec2vm, minimal_ami):
     ec2vm.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
     ec2vm.get_waiter("volume_in_use").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
     wait_console(ec2vm, instance_id, "NIMBUS-WROTE-VOLUME")
-    status = ec2vm.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"][0]
-    assert status["InstanceState"]["Name"] == "running" and status["InstanceStatus"]["Status"] == "ok"
+    # The instance check turns ok once the guest's heartbeats are seen.
+    status = wait_for(lambda: next((s for s in ec2vm.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+                                    if s["InstanceStatus"]["Status"] == "ok"), None), timeout=120, interval=1)
+    assert status["InstanceState"]["Name"] == "running"
     ec2vm.detach_volume(VolumeId=volume_id)
     ec2vm.get_waiter("volume_available").wait(VolumeIds=[volume_id], WaiterConfig={"Delay": 1})
     dump = qemu_io(cloud, volume_id, "read -v 0 64")
