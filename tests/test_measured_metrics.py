@@ -118,11 +118,15 @@ def test_volume_write_bytes_of_a_64_mib_direct_write(ec2, cloudwatch, ami):
     since = now() - datetime.timedelta(seconds=5)
     ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
     wait_console(ec2, instance_id, "NIMBUS-WRITTEN")
-    time.sleep(3)  # the next reading after the write
     dimension = {"Name": "VolumeId", "Value": volume_id}
-    points = datapoints(cloudwatch, "AWS/EBS", "VolumeWriteBytes", dimension, since, "Sum")
-    assert all(p["Unit"] == "Bytes" for p in points)
-    written = sum(p["Sum"] for p in points)
+
+    def written_so_far():
+        points = datapoints(cloudwatch, "AWS/EBS", "VolumeWriteBytes", dimension, since, "Sum")
+        assert all(p["Unit"] == "Bytes" for p in points)
+        return sum(p["Sum"] for p in points)
+    # The readings after the write land within a few collection intervals.
+    wait_for(lambda: written_so_far() >= 0.98 * 64 * MIB, timeout=60, interval=1)
+    written = written_so_far()
     assert abs(written - 64 * MIB) <= 0.02 * 64 * MIB, written
     ops = sum(p["Sum"] for p in datapoints(cloudwatch, "AWS/EBS", "VolumeWriteOps", dimension, since, "Sum"))
     assert ops > 0
