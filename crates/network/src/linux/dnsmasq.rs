@@ -25,7 +25,7 @@ impl Files {
     pub fn pid(&self) -> PathBuf {
         self.dir.join("dnsmasq.pid")
     }
-    fn leases(&self) -> PathBuf {
+    pub fn leases(&self) -> PathBuf {
         self.dir.join("leases")
     }
 }

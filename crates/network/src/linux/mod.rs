@@ -21,6 +21,7 @@ mod rules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -290,8 +291,12 @@ impl LinuxNetwork {
                     ],
                     None,
                 )
-                .await
-                .map(|_| ())
+                .await?;
+                // dnsmasq writes its pid and lease files 0644; nimbus's data dir is private.
+                for file in [files.pid(), files.leases()] {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(())
             }
         }
     }
