@@ -73,6 +73,13 @@ impl Control {
         let mut applied = self.applied_network.lock().await;
         let driver = self.drivers.network.clone();
         if !applied.swept {
+            match driver.remove_orphans().await {
+                Ok(orphans) if !orphans.is_empty() => {
+                    tracing::info!(?orphans, "removed the VPCs of data dirs that are gone");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot remove orphaned VPCs"),
+            }
             match driver.wired_vpcs().await {
                 Ok(wired) => {
                     // Unknown to this process: removed below unless a record still wants it.

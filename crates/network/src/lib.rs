@@ -56,6 +56,10 @@ pub trait NetworkDriver: Send + Sync {
     /// The VPCs wired on this host, so that a restart can remove those no longer wanted.
     async fn wired_vpcs(&self) -> Result<Vec<String>>;
 
+    /// Removes the VPCs wired by a nimbus whose data dir no longer exists (a deleted test
+    /// server, say): nobody else would ever clean them up. Returns the VPCs removed.
+    async fn remove_orphans(&self) -> Result<Vec<String>>;
+
     /// The tap of an interface of an applied VPC, opened for its VM: the descriptor is
     /// handed to QEMU, which runs unprivileged. The tap goes away when the last descriptor
     /// closes, so a dead VM leaves nothing behind.

@@ -408,3 +408,43 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         .await
         .expect("removing again succeeds");
 }
+
+#[tokio::test]
+async fn a_vpc_whose_data_dir_is_gone_is_removed_by_the_next_server() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
+        return;
+    }
+    const ORPHAN: &str = "vpc-7e570002";
+    let deleted = tempfile::tempdir().expect("state dir");
+    let kept = tempfile::tempdir().expect("state dir");
+    let pool = net("198.19.0.0/16");
+    // No interfaces: their public IPs would take the host routes of the other test's VPC.
+    let orphan = VpcSpec {
+        vpc_id: ORPHAN.into(),
+        interfaces: vec![],
+        ..spec()
+    };
+    LinuxNetwork::new(deleted.path().to_owned(), pool)
+        .apply_vpc(&orphan)
+        .await
+        .expect("VPC applies");
+    let dnsmasq_pid =
+        std::fs::read_to_string(deleted.path().join(ORPHAN).join("dnsmasq.pid")).expect("pid file");
+    let other = LinuxNetwork::new(kept.path().to_owned(), pool);
+    assert!(
+        !other
+            .remove_orphans()
+            .await
+            .expect("sweeps")
+            .contains(&ORPHAN.to_owned()),
+        "a VPC of a live data dir is not an orphan"
+    );
+    drop(deleted);
+
+    let removed = other.remove_orphans().await.expect("sweeps");
+    assert!(removed.contains(&ORPHAN.to_owned()), "{removed:?}");
+    assert!(!std::path::Path::new(&format!("/run/netns/nimbus-{ORPHAN}")).exists());
+    assert!(!sh("ip link show nv7e570002").status.success());
+    assert!(!std::path::Path::new(&format!("/proc/{}", dnsmasq_pid.trim())).exists());
+}

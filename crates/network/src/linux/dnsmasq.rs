@@ -3,8 +3,9 @@
 //! resolver answering `ip-a-b-c-d.<domain>`. It is its own daemon, so it outlives a crash
 //! of nimbus and is adopted again through its pid file. Everything is in its one config
 //! file, which it reads as root before dropping to `nobody` (who cannot enter nimbus's 0700
-//! data dir, so host files reread on SIGHUP would fail): a change restarts it, and every
-//! lease is static, so none is lost.
+//! data dir, so host files reread on SIGHUP would fail): a change restarts it with no lease
+//! file. Every lease is static, so none is lost, and an address freed by one interface is
+//! not held back from the next.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;

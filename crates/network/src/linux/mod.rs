@@ -52,6 +52,64 @@ fn ns_path(namespace: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(namespace)
 }
 
+/// Where each namespace names the directory of the nimbus that owns it: several servers
+/// (data dirs) may share a host, and one whose data dir was deleted leaves orphans.
+const OWNERS_DIR: &str = "/run/nimbus/vpc-owners";
+
+fn owner_marker(namespace: &str) -> PathBuf {
+    PathBuf::from(OWNERS_DIR).join(namespace)
+}
+
+/// Stops what runs in the namespace (its dnsmasq), then deletes the host's veth (its peer
+/// and the host routes through it go with it) and the namespace (its taps go with it; QEMU's
+/// descriptors then carry nothing).
+async fn tear_down(ns: &str, veth: &str) -> Result<()> {
+    if ns_path(ns).exists() {
+        let pids = run("ip", &["netns", "pids", ns], None).await?;
+        for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                stop(pid).await;
+            }
+        }
+    }
+    if ip_json(None, &["link", "show", "dev", veth]).await.is_ok() {
+        ip_batch(None, &[format!("link del {veth}")]).await?;
+    }
+    if ns_path(ns).exists() {
+        run("ip", &["netns", "del", ns], None).await?;
+    }
+    remove_if_present(&owner_marker(ns))
+}
+
+fn remove_if_present(path: &std::path::Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The namespaces this driver made on the host, by any nimbus, with their VPCs.
+fn vpc_namespaces() -> Result<Vec<(String, String)>> {
+    let entries = match std::fs::read_dir("/run/netns") {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let vpc_id = names::vpc_of_namespace(&name)?.to_owned();
+            Some((name, vpc_id))
+        })
+        .collect())
+}
+
 /// `ip -j` fields as strings.
 fn field<'a>(value: &'a serde_json::Value, name: &str) -> &'a str {
     value[name].as_str().unwrap_or_default()
@@ -80,6 +138,10 @@ impl LinuxNetwork {
     }
 
     async fn ensure_namespace(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let files_dir = self.dnsmasq_files(&vpc.vpc_id).dir;
+        std::fs::create_dir_all(&files_dir)?;
+        std::fs::create_dir_all(OWNERS_DIR)?;
+        write_if_changed(&owner_marker(ns), &files_dir.display().to_string())?;
         if !ns_path(ns).exists() {
             run("ip", &["netns", "add", ns], None).await?;
         }
@@ -270,7 +332,6 @@ impl LinuxNetwork {
 
     async fn apply_dnsmasq(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
         let files = self.dnsmasq_files(&vpc.vpc_id);
-        std::fs::create_dir_all(&files.dir)?;
         let config = dnsmasq::config(vpc, &files);
         let config_changed = write_if_changed(&files.config(), &config)?;
         match running_dnsmasq(&files) {
@@ -279,6 +340,9 @@ impl LinuxNetwork {
                 if let Some(pid) = running {
                     stop(pid).await;
                 }
+                // Every lease is static and infinite, so the config says all they would; a
+                // departed interface's lease would keep its address from the next holder.
+                remove_if_present(&files.leases())?;
                 let config = files.config().display().to_string();
                 run(
                     "ip",
@@ -401,44 +465,37 @@ impl NetworkDriver for LinuxNetwork {
     async fn remove_vpc(&self, vpc_id: &str) -> Result<()> {
         let ns = namespace(vpc_id)?;
         let _changing = self.changing.lock().await;
-        let files = self.dnsmasq_files(vpc_id);
-        if let Some(pid) = running_dnsmasq(&files) {
-            stop(pid).await;
-        }
-        let veth = host_veth(vpc_id)?;
-        if ip_json(None, &["link", "show", "dev", &veth]).await.is_ok() {
-            // Its peer in the namespace and the host routes through it go with it.
-            ip_batch(None, &[format!("link del {veth}")]).await?;
-        }
-        if ns_path(&ns).exists() {
-            // Taps in it are destroyed with it; QEMU's descriptors then carry nothing.
-            run("ip", &["netns", "del", &ns], None).await?;
-        }
-        match std::fs::remove_dir_all(&files.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        tear_down(&ns, &host_veth(vpc_id)?).await?;
+        remove_if_present(&self.dnsmasq_files(vpc_id).dir)?;
         self.applied().remove(vpc_id);
         Ok(())
     }
 
     async fn wired_vpcs(&self) -> Result<Vec<String>> {
-        let entries = match std::fs::read_dir("/run/netns") {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut vpcs: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                names::vpc_of_namespace(&name).map(str::to_owned)
-            })
+        let mut vpcs: Vec<String> = vpc_namespaces()?
+            .into_iter()
+            .map(|(_, vpc_id)| vpc_id)
             // Only this server's: another nimbus on the host (its own data dir) keeps its VPCs.
             .filter(|vpc_id| self.state_dir.join(vpc_id).is_dir())
             .collect();
         vpcs.sort();
         Ok(vpcs)
+    }
+
+    async fn remove_orphans(&self) -> Result<Vec<String>> {
+        let _changing = self.changing.lock().await;
+        let mut removed = Vec::new();
+        for (ns, vpc_id) in vpc_namespaces()? {
+            // A namespace without a marker is not known to be anyone's; it is left alone.
+            let Ok(owner) = std::fs::read_to_string(owner_marker(&ns)) else {
+                continue;
+            };
+            if !std::path::Path::new(&owner).exists() {
+                tear_down(&ns, &host_veth(&vpc_id)?).await?;
+                removed.push(vpc_id);
+            }
+        }
+        Ok(removed)
     }
 
     async fn open_tap(&self, vpc_id: &str, interface_id: &str) -> Result<OwnedFd> {
