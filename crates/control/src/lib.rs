@@ -223,6 +223,9 @@ pub struct Control {
     statuses: status_checks::StatusTable,
     reconciler_stats: host_stats::ReconcilerStats,
     network_signal: tokio::sync::Notify,
+    /// Network-shaping commits so far, and how many of them the reconciler has applied.
+    network_changes: std::sync::atomic::AtomicU64,
+    network_applied: tokio::sync::watch::Sender<u64>,
     applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
     vpc_metadata: metadata::VpcMetadataServers,
 }
@@ -240,6 +243,8 @@ impl Control {
             statuses: status_checks::StatusTable::default(),
             reconciler_stats: host_stats::ReconcilerStats::default(),
             network_signal: tokio::sync::Notify::new(),
+            network_changes: Default::default(),
+            network_applied: tokio::sync::watch::Sender::new(0),
             applied_network: Default::default(),
             vpc_metadata: metadata::VpcMetadataServers::default(),
         };
@@ -305,6 +310,10 @@ impl Control {
                 .commit(&changes)
                 .map(|()| {
                     if changes.iter().any(network_reconciler::shapes_network) {
+                        // Counted under the state lock: a pass that reads the count
+                        // afterwards also reads this change.
+                        self.network_changes
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         self.wake_network();
                     }
                     value

@@ -11,6 +11,7 @@
 //! pass; it never stops the others.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,22 @@ const NETWORK_TICK: Duration = Duration::from_secs(30);
 pub struct AppliedNetwork {
     specs: BTreeMap<String, VpcSpec>,
     swept: bool,
+}
+
+/// What stands for a VPC wired on the host in an unknown state: it equals no wanted spec,
+/// so the next pass applies the VPC again, or removes it if it is no longer wanted.
+fn unknown_spec(vpc_id: String) -> VpcSpec {
+    VpcSpec {
+        vpc_id,
+        cidrs: Vec::new(),
+        dns_support: false,
+        dns_hostnames: false,
+        dns_domain: String::new(),
+        subnets: Vec::new(),
+        interfaces: Vec::new(),
+        security_groups: Vec::new(),
+        network_acls: Vec::new(),
+    }
 }
 
 /// Whether a change to a record can change a VPC's spec.
@@ -51,10 +68,32 @@ pub(crate) fn shapes_network(change: &store::Change) -> bool {
     .any(|k| k.as_str() == kind)
 }
 
+/// How long a call waits for the network to enforce its change; past that it answers anyway
+/// (the change is committed and the reconciler keeps retrying).
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 impl Control {
     /// Asks the network reconciler to run now.
     pub fn wake_network(&self) {
         self.network_signal.notify_one();
+    }
+
+    /// How many network-shaping changes have been committed.
+    pub fn network_changes(&self) -> u64 {
+        self.network_changes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a reconciler pass has covered every network change committed so far
+    /// (applied, or failed and logged for a retry), or [`SETTLE_LIMIT`] has passed.
+    pub async fn network_settled(&self) {
+        let target = self.network_changes();
+        let mut applied = self.network_applied.subscribe();
+        if tokio::time::timeout(SETTLE_LIMIT, applied.wait_for(|done| *done >= target))
+            .await
+            .is_err()
+        {
+            tracing::warn!(target, "the network has not caught up with a change yet");
+        }
     }
 
     /// Runs forever; spawn it once per server.
@@ -71,6 +110,7 @@ impl Control {
     /// One pass: apply every VPC whose spec changed, remove VPCs that no longer exist.
     pub async fn reconcile_network(self: &Arc<Self>) {
         let mut applied = self.applied_network.lock().await;
+        let covered = self.network_changes();
         let driver = self.drivers.network.clone();
         if !applied.swept {
             match driver.remove_orphans().await {
@@ -87,17 +127,7 @@ impl Control {
                         applied
                             .specs
                             .entry(vpc_id.clone())
-                            .or_insert_with(|| VpcSpec {
-                                vpc_id,
-                                cidrs: Vec::new(),
-                                dns_support: false,
-                                dns_hostnames: false,
-                                dns_domain: String::new(),
-                                subnets: Vec::new(),
-                                interfaces: Vec::new(),
-                                security_groups: Vec::new(),
-                                network_acls: Vec::new(),
-                            });
+                            .or_insert_with(|| unknown_spec(vpc_id));
                     }
                     applied.swept = true;
                 }
@@ -114,8 +144,11 @@ impl Control {
                     applied.specs.insert(vpc_id.clone(), spec.clone());
                 }
                 Err(error) => {
-                    // Forget what was applied: the next pass applies the whole spec again.
-                    applied.specs.remove(vpc_id);
+                    // Half applied: the next pass applies the whole spec again, and a
+                    // deletion still removes what is there.
+                    applied
+                        .specs
+                        .insert(vpc_id.clone(), unknown_spec(vpc_id.clone()));
                     tracing::warn!(vpc = vpc_id, %error, "applying the VPC failed; retrying");
                 }
             }
@@ -141,6 +174,11 @@ impl Control {
                 }
             }
         }
+        self.network_applied.send_if_modified(|done| {
+            let newer = covered > *done;
+            *done = (*done).max(covered);
+            newer
+        });
     }
 
     /// The taps of an instance's interfaces, in device-index order, for its VM: its VPC is
@@ -181,11 +219,12 @@ impl Control {
         if applied.specs.get(vpc_id) == Some(&spec) {
             return Ok(());
         }
-        self.drivers
-            .network
-            .apply_vpc(&spec)
-            .await
-            .map_err(|e| Error::Internal(format!("cannot wire VPC {vpc_id}: {e}")))?;
+        if let Err(e) = self.drivers.network.apply_vpc(&spec).await {
+            applied
+                .specs
+                .insert(vpc_id.to_owned(), unknown_spec(vpc_id.to_owned()));
+            return Err(Error::Internal(format!("cannot wire VPC {vpc_id}: {e}")));
+        }
         applied.specs.insert(vpc_id.to_owned(), spec);
         self.serve_metadata_of(vpc_id).await;
         Ok(())
@@ -483,8 +522,23 @@ mod tests {
             .expect("move");
         h.control.reconcile_network().await;
         assert_eq!(public_of(&h, &second.instance_id), Some(address.public_ip));
-        // The first instance's auto-assigned address was released when the elastic IP came.
-        assert_eq!(public_of(&h, &first.instance_id), None);
+        // The first instance's auto-assigned address was released when the elastic IP came;
+        // it was launched with one, so it has a new one now the elastic IP left.
+        let first_again = public_of(&h, &first.instance_id).expect("a new public IP");
+        assert_ne!(first_again, address.public_ip);
+        let association = h
+            .control
+            .associate_address(&address.allocation_id, &to(&first, true), false)
+            .expect("back to the first");
+        h.control
+            .disassociate_address(Some(&association), None, false)
+            .expect("disassociate");
+        h.control.reconcile_network().await;
+        assert!(public_of(&h, &first.instance_id).is_some_and(|ip| ip != address.public_ip));
+        assert!(public_of(&h, &second.instance_id).is_some());
+        h.control
+            .associate_address(&address.allocation_id, &to(&second, false), false)
+            .expect("to the second again");
         assert!(matches!(
             h.control
                 .release_address(Some(&address.allocation_id), None, false),

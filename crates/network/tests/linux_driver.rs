@@ -95,7 +95,7 @@ impl Drop for Cleanup {
 /// Waits until something listens on `port` in namespace `ns` (a fixed sleep loses the race
 /// on a busy host).
 fn wait_listening(ns: &str, port: u16) {
-    for _ in 0..100 {
+    for _ in 0..250 {
         let listening = Command::new("ip")
             .args(["netns", "exec", ns, "ss", "-ltnH"])
             .arg(format!("sport = :{port}"))
@@ -111,7 +111,7 @@ fn wait_listening(ns: &str, port: u16) {
 fn tcp_passes(from: &Guest, to: &Guest, ip: Ipv4Addr, port: u16) -> bool {
     let listener = Command::new("ip")
         .args([
-            "netns", "exec", &to.ns, "timeout", "3", "busybox", "nc", "-l", "-p",
+            "netns", "exec", &to.ns, "timeout", "6", "busybox", "nc", "-l", "-p",
         ])
         .arg(port.to_string())
         .stdout(Stdio::piped())
@@ -119,7 +119,7 @@ fn tcp_passes(from: &Guest, to: &Guest, ip: Ipv4Addr, port: u16) -> bool {
         .expect("listener starts");
     wait_listening(&to.ns, port);
     let sent = from.run(&format!(
-        "sh -c 'echo hello | timeout 2 busybox nc {ip} {port}'"
+        "sh -c 'echo hello | timeout 4 busybox nc {ip} {port}'"
     ));
     // The listener ends after one connection, or when its timeout kills it.
     let output = listener.wait_with_output().expect("listener output");

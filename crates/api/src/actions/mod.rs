@@ -54,7 +54,14 @@ pub async fn ec2_query(
         .into_iter()
         .filter(|(key, _)| key != "Action" && key != "Version" && !key.starts_with("X-Amz-"))
         .collect();
-    match run(context, &action, &params, request_id).await {
+    let network_before = context.control.network_changes();
+    let outcome = run(context, &action, &params, request_id).await;
+    // A call that changed the network answers once the host enforces the change: a revoked
+    // rule stops the next packet, a deleted VPC's namespace is gone.
+    if context.control.network_changes() != network_before {
+        context.control.network_settled().await;
+    }
+    match outcome {
         Ok(xml) => Ok((action, xml)),
         Err(error) => Err((action, error)),
     }

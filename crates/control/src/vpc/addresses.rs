@@ -11,7 +11,7 @@ use super::interfaces::Allocator;
 use crate::describe::{self, existing, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::instances::{Instance, InstanceState};
-use crate::{Control, Error, Result, State, Tags};
+use crate::{Control, Error, Result, State, Tags, Txn};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddressAssociation {
@@ -204,6 +204,10 @@ impl Control {
                     })?,
                 None => network.primary_ip(),
             };
+            let moved_from = address
+                .live_association(state)
+                .map(|current| current.instance_id.clone())
+                .filter(|id| *id != instance.instance_id);
             if let Some(current) = address.live_association(state) {
                 if !target.allow_reassociation && current.instance_id != instance.instance_id {
                     return Err(Error::AlreadyAssociated(format!(
@@ -240,6 +244,9 @@ impl Control {
                 private_ip,
             });
             txn.put(address)?;
+            if let Some(old) = moved_from {
+                restore_auto_public_ip(txn, &old, &self.config().public_ip_pool)?;
+            }
             Ok(association_id)
         })
     }
@@ -273,8 +280,14 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             let mut address = address.clone();
-            address.association = None;
-            txn.put(address)
+            let association = address.association.take();
+            txn.put(address)?;
+            match association {
+                Some(old) => {
+                    restore_auto_public_ip(txn, &old.instance_id, &self.config().public_ip_pool)
+                }
+                None => Ok(()),
+            }
         })
     }
 
@@ -310,4 +323,26 @@ impl Control {
             Ok(())
         })
     }
+}
+
+/// An instance launched with a public IP that an elastic IP displaced gets a new one when
+/// the elastic IP leaves it, as in EC2.
+fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, pool: &str) -> Result<()> {
+    let Some(instance) = txn.state().instances.get(instance_id) else {
+        return Ok(());
+    };
+    let displaced = instance.state != InstanceState::Terminated
+        && instance
+            .network
+            .as_ref()
+            .is_some_and(|n| n.auto_public_ip && n.public_ip.is_none());
+    if !displaced {
+        return Ok(());
+    }
+    let public_ip = Allocator::new(txn.state(), pool)?.public_ip()?;
+    let mut instance = instance.clone();
+    if let Some(network) = instance.network.as_mut() {
+        network.public_ip = Some(public_ip);
+    }
+    txn.put(instance)
 }

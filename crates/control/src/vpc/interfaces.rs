@@ -26,6 +26,10 @@ pub struct InstanceNetwork {
     /// The primary private IP first.
     pub private_ips: Vec<Ipv4Addr>,
     pub public_ip: Option<Ipv4Addr>,
+    /// Launched with a public IP: one that an elastic IP displaced comes back (a new one)
+    /// when the elastic IP is disassociated, as in EC2. Absent in older records.
+    #[serde(default)]
+    pub auto_public_ip: bool,
     pub security_group_ids: Vec<String>,
     pub source_dest_check: bool,
     /// Absent in records written before ModifyNetworkInterfaceAttribute existed.
@@ -189,6 +193,7 @@ impl<'a> Allocator<'a> {
             subnet_id: subnet.subnet_id.clone(),
             mac,
             private_ips: vec![ip],
+            auto_public_ip: public_ip.is_some(),
             public_ip,
             security_group_ids: groups.to_vec(),
             source_dest_check: true,

@@ -334,35 +334,50 @@ impl LinuxNetwork {
         let files = self.dnsmasq_files(&vpc.vpc_id);
         let config = dnsmasq::config(vpc, &files);
         let config_changed = write_if_changed(&files.config(), &config)?;
-        match running_dnsmasq(&files) {
-            Some(_) if !config_changed => Ok(()),
-            running => {
-                if let Some(pid) = running {
-                    stop(pid).await;
-                }
-                // Every lease is static and infinite, so the config says all they would; a
-                // departed interface's lease would keep its address from the next holder.
-                remove_if_present(&files.leases())?;
-                let config = files.config().display().to_string();
-                run(
-                    "ip",
-                    &[
-                        "netns",
-                        "exec",
-                        ns,
-                        "dnsmasq",
-                        &format!("--conf-file={config}"),
-                    ],
-                    None,
-                )
-                .await?;
-                // dnsmasq writes its pid and lease files 0644; nimbus's data dir is private.
-                for file in [files.pid(), files.leases()] {
-                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-                }
-                Ok(())
+        let running = running_dnsmasq(&files);
+        if running.is_none() || config_changed {
+            if let Some(pid) = running {
+                stop(pid).await;
+            }
+            // Every lease is static and infinite, so the config says all they would; a
+            // departed interface's lease would keep its address from the next holder.
+            empty_if_present(&files.leases())?;
+            let config = files.config().display().to_string();
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "dnsmasq",
+                    &format!("--conf-file={config}"),
+                ],
+                None,
+            )
+            .await?;
+        }
+        // dnsmasq writes its pid and lease files 0644 (the lease file only with a DHCP range,
+        // the pid file maybe after its parent returned): each apply makes those present
+        // private, as is the rest of nimbus's data dir.
+        for file in [files.pid(), files.leases()] {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
             }
         }
+        Ok(())
+    }
+}
+
+/// Empties a file, keeping its owner and mode, if it exists.
+fn empty_if_present(path: &std::path::Path) -> Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -412,12 +427,25 @@ fn running_dnsmasq(files: &dnsmasq::Files) -> Option<rustix::process::Pid> {
 async fn stop(pid: rustix::process::Pid) {
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     for _ in 0..100 {
-        if !std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() {
+        if !is_alive(pid) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}
+
+/// Whether a process still runs. A daemon is reparented to the host's init, which may be
+/// slow to reap it: a zombie counts as gone.
+fn is_alive(pid: rustix::process::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+        .is_ok_and(|stat| process_state(&stat) != Some('Z'))
+}
+
+/// The state letter of a `/proc/PID/stat` line (the field after the parenthesised name,
+/// which may itself hold spaces and parentheses).
+fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Received and sent bytes and packets per device, from `/proc/net/dev` of the namespace.
@@ -578,6 +606,13 @@ impl NetworkDriver for LinuxNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_is_told_from_a_running_process() {
+        assert_eq!(process_state("42 (dns masq) Z 1 2 3"), Some('Z'));
+        assert_eq!(process_state("42 (a) b) S 1 2 3"), Some('S'));
+        assert_eq!(process_state("garbage"), None);
+    }
 
     #[test]
     fn counters_are_the_guests_view_of_the_device() {
