@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CloudWatch throughput and latency, nimbus vs moto (see bench.py). Uses a release build
+# CloudWatch throughput and latency, nimbus vs moto (bench.py), and the collectors' CPU (collectors.py). Uses a release build
 # unless NIMBUS_BIN names another binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,3 +8,4 @@ if [ -z "${NIMBUS_BIN:-}" ]; then
   [ -x target/release/nimbus ] || cargo build --release --bin nimbus
 fi
 python3 bench/cloudwatch/bench.py
+python3 bench/cloudwatch/collectors.py
