@@ -5,15 +5,19 @@
 use std::net::Ipv4Addr;
 
 use control::instances::Instance;
+use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
+use control::vpc::network_interfaces::{CreateInterfaceRequest, NetworkInterface};
+use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, render_page, unsupported_parameter, NoOtherParameters, Response,
+    describe_request, input, render_page, unsupported_parameter, write_tag_set,
+    NoOtherParameters, Response,
 };
 use crate::{ApiContext, ApiError};
 
@@ -135,7 +139,8 @@ fn write_association(xml: &mut awsproto::XmlWriter, public_ip: Option<Ipv4Addr>,
     }
 }
 
-/// The instance-level networking fields of DescribeInstances, for a live instance.
+/// The instance-level networking fields of DescribeInstances, for a live instance, with
+/// every attached interface.
 pub(super) fn write_instance_network(
     xml: &mut awsproto::XmlWriter,
     instance: &Instance,
@@ -154,28 +159,31 @@ pub(super) fn write_instance_network(
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
     write_groups(xml, state, network);
     xml.start("networkInterfaceSet");
-    xml.start("item");
-    write_interface(xml, instance, network, state, config);
-    xml.end();
+    for interface in state.interfaces_of(instance) {
+        xml.start("item");
+        write_interface(xml, &interface, state, config);
+        xml.end();
+    }
     xml.end();
 }
 
-/// One interface, as DescribeInstances and DescribeNetworkInterfaces show it.
+/// One interface, as DescribeInstances, DescribeNetworkInterfaces and
+/// CreateNetworkInterface show it.
 fn write_interface(
     xml: &mut awsproto::XmlWriter,
-    instance: &Instance,
-    network: &InstanceNetwork,
+    interface: &NetworkInterface,
     state: &control::State,
     config: &nimbus_core::Config,
 ) {
     let region = &config.region;
-    let public_ip = state.public_ip_of(instance);
+    let network = &interface.network;
+    let public_ip = network.public_ip;
     xml.leaf("networkInterfaceId", &network.interface_id);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
     xml.leaf("description", &network.description);
     xml.leaf("ownerId", &config.account_id);
-    xml.leaf("status", "in-use");
+    xml.leaf("status", interface.status());
     xml.leaf("macAddress", &network.mac);
     xml.leaf("privateIpAddress", &network.primary_ip().to_string());
     xml.leaf(
@@ -184,19 +192,24 @@ fn write_interface(
     );
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
     write_groups(xml, state, network);
-    xml.start("attachment");
-    xml.leaf("attachmentId", &network.attachment_id);
-    xml.leaf("instanceId", &instance.instance_id);
-    xml.leaf("instanceOwnerId", &config.account_id);
-    xml.leaf("deviceIndex", "0");
-    xml.leaf("networkCardIndex", "0");
-    xml.leaf("status", "attached");
-    xml.leaf(
-        "attachTime",
-        &nimbus_core::iso8601_millis(instance.launch_time),
-    );
-    xml.leaf("deleteOnTermination", "true");
-    xml.end();
+    if let Some(attachment) = &interface.attachment {
+        xml.start("attachment");
+        xml.leaf("attachmentId", &network.attachment_id);
+        xml.leaf("instanceId", &attachment.instance_id);
+        xml.leaf("instanceOwnerId", &config.account_id);
+        xml.leaf("deviceIndex", &attachment.device_index.to_string());
+        xml.leaf("networkCardIndex", "0");
+        xml.leaf("status", "attached");
+        xml.leaf(
+            "attachTime",
+            &nimbus_core::iso8601_millis(attachment.attach_time),
+        );
+        xml.leaf(
+            "deleteOnTermination",
+            &attachment.delete_on_termination.to_string(),
+        );
+        xml.end();
+    }
     write_association(xml, public_ip, region);
     xml.start("privateIpAddressesSet");
     for (index, ip) in network.private_ips.iter().enumerate() {
@@ -213,6 +226,19 @@ fn write_interface(
     xml.leaf("interfaceType", "interface");
 }
 
+/// An interface as DescribeNetworkInterfaces and CreateNetworkInterface show it.
+fn write_interface_row(
+    xml: &mut awsproto::XmlWriter,
+    interface: &NetworkInterface,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    write_interface(xml, interface, state, config);
+    xml.leaf("availabilityZone", &interface.availability_zone);
+    xml.leaf("requesterManaged", "false");
+    write_tag_set(xml, &interface.tags);
+}
+
 pub(super) fn describe_network_interfaces(
     context: &ApiContext,
     request: Value,
@@ -223,10 +249,130 @@ pub(super) fn describe_network_interfaces(
     let state = context.control.read();
     let config = context.control.config();
     render_page(response, "networkInterfaceSet", page, |xml, row| {
-        write_interface(xml, &row.instance, &row.network, &state, config);
-        xml.leaf("availabilityZone", &row.instance.availability_zone);
-        xml.leaf("requesterManaged", "false");
+        write_interface_row(xml, row, &state, config)
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateNetworkInterface {
+    subnet_id: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    private_ip_address: Option<String>,
+    secondary_private_ip_address_count: Option<i64>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn create_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: CreateNetworkInterface = input(request)?;
+    let tags = tags_from_specifications(
+        &request.tag_specifications,
+        &[ResourceKind::NetworkInterface],
+        ResourceKind::NetworkInterface,
+    )?;
+    let interface = context
+        .control
+        .create_network_interface(&CreateInterfaceRequest {
+            subnet_id: request.subnet_id,
+            security_group_ids: request.groups,
+            private_ip: request.private_ip_address,
+            secondary_ip_count: request.secondary_private_ip_address_count,
+            description: request.description,
+            tags,
+            dry_run: request.dry_run,
+        })?;
+    let state = context.control.read();
+    response.render(|xml| {
+        xml.start("networkInterface");
+        write_interface_row(xml, &interface, &state, context.control.config());
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteNetworkInterface {
+    network_interface_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn delete_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteNetworkInterface = input(request)?;
+    context
+        .control
+        .delete_network_interface(&request.network_interface_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttachNetworkInterface {
+    network_interface_id: String,
+    instance_id: String,
+    device_index: i64,
+    network_card_index: Option<i64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn attach_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AttachNetworkInterface = input(request)?;
+    if request.network_card_index.is_some_and(|card| card != 0) {
+        return Err(unsupported_parameter("NetworkCardIndex (other than 0)"));
+    }
+    let attachment_id = context.control.attach_network_interface(
+        &request.network_interface_id,
+        &request.instance_id,
+        request.device_index,
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("attachmentId", &attachment_id);
+        xml.leaf("networkCardIndex", "0");
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DetachNetworkInterface {
+    attachment_id: String,
+    /// Nothing to force: interfaces are detached from stopped instances only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    force: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn detach_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DetachNetworkInterface = input(request)?;
+    context
+        .control
+        .detach_network_interface(&request.attachment_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
 }
 
 #[derive(Deserialize)]
