@@ -1,5 +1,5 @@
 //! The networking part of RunInstances (`SubnetId`, `SecurityGroupIds`, `SecurityGroups`,
-//! `PrivateIpAddress`, `NetworkInterfaces` for device index 0, `AssociatePublicIpAddress`) and
+//! `PrivateIpAddress`, `NetworkInterfaces`, `AssociatePublicIpAddress`) and
 //! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
 
 use std::net::Ipv4Addr;
@@ -9,15 +9,17 @@ use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
-use control::vpc::network_interfaces::{CreateInterfaceRequest, NetworkInterface};
+use control::vpc::network_interfaces::{
+    CreateInterfaceRequest, ExtraInterface, InterfaceSource, NetworkInterface,
+};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set,
-    NoOtherParameters, Response,
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
 };
 use crate::{ApiContext, ApiError};
 
@@ -47,8 +49,8 @@ pub(super) struct RunNetworkInput {
 
 impl RunNetworkInput {
     /// The primary interface asked for, from the top-level members or `NetworkInterfaces`
-    /// (EC2 refuses both together).
-    pub fn into_request(self) -> Result<NetworkRequest, ApiError> {
+    /// (EC2 refuses both together), and the interfaces at device index 1 and up.
+    pub fn into_request(self) -> Result<(NetworkRequest, Vec<ExtraInterface>), ApiError> {
         let mut request = NetworkRequest {
             subnet_id: self.subnet_id,
             security_group_ids: self.security_group_ids,
@@ -56,26 +58,59 @@ impl RunNetworkInput {
             private_ip: self.private_ip_address,
             associate_public_ip: None,
         };
-        let mut interfaces = self.network_interfaces.into_iter();
-        let Some(primary) = interfaces.next() else {
-            return Ok(request);
-        };
-        if interfaces.next().is_some() || primary.device_index.unwrap_or(0) != 0 {
-            return Err(unsupported_parameter(
-                "NetworkInterfaces (only one interface, at device index 0)",
-            ));
+        if self.network_interfaces.is_empty() {
+            return Ok((request, Vec::new()));
         }
+        let several = self.network_interfaces.len() > 1;
+        let mut primary = None;
+        let mut extras = Vec::new();
+        for interface in self.network_interfaces {
+            if several && interface.associate_public_ip_address.is_some() {
+                return Err(control::Error::InvalidParameterCombination(
+                    "The associatePublicIPAddress parameter cannot be specified when launching \
+                     with multiple network interfaces."
+                        .into(),
+                )
+                .into());
+            }
+            match interface.device_index {
+                // A lone interface may leave its index out: it can only be the primary one.
+                None if !several => primary = Some(interface),
+                None => {
+                    return Err(control::Error::MissingParameter(
+                        "NetworkInterfaces.N.DeviceIndex".into(),
+                    )
+                    .into())
+                }
+                Some(0) if primary.is_some() => {
+                    return Err(control::Error::InvalidParameterValue(
+                        "Each network interface requires a unique device index.".into(),
+                    )
+                    .into())
+                }
+                Some(0) => primary = Some(interface),
+                Some(index) => extras.push(interface.into_extra(index)?),
+            }
+        }
+        let Some(primary) = primary else {
+            return Err(control::Error::InvalidParameterValue(
+                "A network interface at device index 0 is required.".into(),
+            )
+            .into());
+        };
         if primary.network_interface_id.is_some() {
             return Err(unsupported_parameter(
-                "NetworkInterfaces.N.NetworkInterfaceId",
+                "NetworkInterfaces.N.NetworkInterfaceId (at device index 0)",
             ));
         }
         if primary.description.is_some() {
-            return Err(unsupported_parameter("NetworkInterfaces.N.Description"));
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.Description (at device index 0)",
+            ));
         }
         if primary.delete_on_termination == Some(false) {
             return Err(unsupported_parameter(
-                "NetworkInterfaces.N.DeleteOnTermination=false",
+                "NetworkInterfaces.N.DeleteOnTermination=false (at device index 0)",
             ));
         }
         let top_level = request.subnet_id.is_some()
@@ -94,7 +129,53 @@ impl RunNetworkInput {
         request.security_group_ids = primary.groups;
         request.private_ip = primary.private_ip_address;
         request.associate_public_ip = primary.associate_public_ip_address;
-        Ok(request)
+        Ok((request, extras))
+    }
+}
+
+impl NetworkInterfaceInput {
+    /// An interface at device index 1 and up: an existing one, or a new one in a subnet.
+    fn into_extra(self, device_index: i64) -> Result<ExtraInterface, ApiError> {
+        let device_index = u32::try_from(device_index).map_err(|_| {
+            control::Error::InvalidParameterValue(format!(
+                "Value ({device_index}) for parameter deviceIndex is invalid."
+            ))
+        })?;
+        let source = match (self.network_interface_id, self.subnet_id) {
+            (Some(id), None) => {
+                if !self.groups.is_empty()
+                    || self.private_ip_address.is_some()
+                    || self.description.is_some()
+                {
+                    return Err(control::Error::InvalidParameterCombination(
+                        "A network interface ID cannot be given with a subnet, groups, private \
+                         IP address or description."
+                            .into(),
+                    )
+                    .into());
+                }
+                InterfaceSource::Existing(id)
+            }
+            (None, Some(subnet_id)) => InterfaceSource::New(CreateInterfaceRequest {
+                subnet_id,
+                security_group_ids: self.groups,
+                private_ip: self.private_ip_address,
+                description: self.description.unwrap_or_default(),
+                ..CreateInterfaceRequest::default()
+            }),
+            _ => {
+                return Err(control::Error::InvalidParameterCombination(
+                    "Each network interface needs either a NetworkInterfaceId or a SubnetId."
+                        .into(),
+                )
+                .into())
+            }
+        };
+        Ok(ExtraInterface {
+            device_index,
+            source,
+            delete_on_termination: self.delete_on_termination,
+        })
     }
 }
 

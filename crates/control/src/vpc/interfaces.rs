@@ -10,8 +10,8 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::security_groups::GroupRef;
 use super::network_interfaces::{check_description, check_interface_id, NetworkInterface};
+use super::security_groups::GroupRef;
 use super::subnets::Subnet;
 use crate::describe::existing;
 use crate::{Error, Result, State};

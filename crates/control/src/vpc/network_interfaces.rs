@@ -118,7 +118,10 @@ fn ips(e: &NetworkInterface) -> Vec<String> {
         .collect()
 }
 
-fn of_attachment(e: &NetworkInterface, field: impl Fn(&InterfaceAttachment) -> String) -> Vec<String> {
+fn of_attachment(
+    e: &NetworkInterface,
+    field: impl Fn(&InterfaceAttachment) -> String,
+) -> Vec<String> {
     e.attachment.iter().map(field).collect()
 }
 
@@ -129,7 +132,9 @@ impl Filterable for NetworkInterface {
         }),
         ("subnet-id", |e, _| vec![e.network.subnet_id.clone()]),
         ("vpc-id", |e, _| vec![e.network.vpc_id.clone()]),
-        ("availability-zone", |e, _| vec![e.availability_zone.clone()]),
+        ("availability-zone", |e, _| {
+            vec![e.availability_zone.clone()]
+        }),
         ("description", |e, _| vec![e.network.description.clone()]),
         ("attachment.instance-id", |e, _| {
             of_attachment(e, |a| a.instance_id.clone())
@@ -190,7 +195,11 @@ pub(crate) fn check_interface_id(id: &str) -> Result<()> {
 }
 
 /// A new available interface in a subnet, planned with the allocator of `txn`'s state.
-pub(crate) fn new_interface(txn: &Txn, pool: &str, request: &CreateInterfaceRequest) -> Result<NetworkInterface> {
+pub(crate) fn new_interface(
+    txn: &Txn,
+    pool: &str,
+    request: &CreateInterfaceRequest,
+) -> Result<NetworkInterface> {
     check_description(&request.description)?;
     let state = txn.state();
     let mut allocator = Allocator::new(state, pool)?;
@@ -225,6 +234,54 @@ pub(crate) fn new_interface(txn: &Txn, pool: &str, request: &CreateInterfaceRequ
         attachment: None,
         tags: request.tags.clone(),
     })
+}
+
+/// An interface RunInstances attaches besides the primary one.
+#[derive(Clone, Debug)]
+pub struct ExtraInterface {
+    pub device_index: u32,
+    pub source: InterfaceSource,
+    /// Defaults to true for an interface made for the launch, false for an existing one.
+    pub delete_on_termination: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub enum InterfaceSource {
+    /// An available interface.
+    Existing(String),
+    /// A new interface (`subnet_id` and groups as CreateNetworkInterface takes them).
+    New(CreateInterfaceRequest),
+}
+
+/// Attaches RunInstances's extra interfaces to the instance just put in `txn`.
+pub(crate) fn attach_extras(
+    txn: &mut Txn,
+    pool: &str,
+    instance: &Instance,
+    extras: &[ExtraInterface],
+) -> Result<()> {
+    for extra in extras {
+        let (mut interface, created) = match &extra.source {
+            InterfaceSource::Existing(id) => {
+                check_interface_id(id)?;
+                (
+                    existing::<NetworkInterface>(txn.state(), id)?.clone(),
+                    false,
+                )
+            }
+            InterfaceSource::New(request) => (new_interface(txn, pool, request)?, true),
+        };
+        let delete_on_termination = extra.delete_on_termination.unwrap_or(created);
+        attach(
+            txn.state(),
+            &mut interface,
+            instance,
+            extra.device_index,
+            delete_on_termination,
+        )?;
+        txn.put(interface)?;
+    }
+    Ok(())
 }
 
 /// Checks that `interface` can be attached to `instance` at `device_index` and attaches it
@@ -267,11 +324,11 @@ pub(crate) fn attach(
             device_index + 1
         )));
     }
-    if state
-        .interfaces_of(instance)
-        .iter()
-        .any(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == device_index))
-    {
+    if state.interfaces_of(instance).iter().any(|e| {
+        e.attachment
+            .as_ref()
+            .is_some_and(|a| a.device_index == device_index)
+    }) {
         return Err(Error::InvalidParameterValue(format!(
             "Instance '{instance_id}' already has an interface attached at device index \
              '{device_index}'."
@@ -308,11 +365,19 @@ pub(crate) fn release_on_termination(txn: &mut Txn, instance_id: &str) -> Result
         .state()
         .network_interfaces
         .values()
-        .filter(|e| e.attachment.as_ref().is_some_and(|a| a.instance_id == instance_id))
+        .filter(|e| {
+            e.attachment
+                .as_ref()
+                .is_some_and(|a| a.instance_id == instance_id)
+        })
         .cloned()
         .collect();
     for mut interface in attached {
-        if interface.attachment.take().is_some_and(|a| a.delete_on_termination) {
+        if interface
+            .attachment
+            .take()
+            .is_some_and(|a| a.delete_on_termination)
+        {
             txn.delete::<NetworkInterface>(&interface.network.interface_id);
         } else {
             txn.put(interface)?;
@@ -323,7 +388,10 @@ pub(crate) fn release_on_termination(txn: &mut Txn, instance_id: &str) -> Result
 
 impl crate::Control {
     /// CreateNetworkInterface.
-    pub fn create_network_interface(&self, request: &CreateInterfaceRequest) -> Result<NetworkInterface> {
+    pub fn create_network_interface(
+        &self,
+        request: &CreateInterfaceRequest,
+    ) -> Result<NetworkInterface> {
         let pool = self.config().public_ip_pool.clone();
         self.mutate(|txn| {
             let interface = new_interface(txn, &pool, request)?;
@@ -344,7 +412,10 @@ impl crate::Control {
                 Some(interface) => interface.attachment.is_some(),
                 None => {
                     // A primary interface goes with its instance.
-                    if !state.interface_networks().any(|n| n.interface_id == interface_id) {
+                    if !state
+                        .interface_networks()
+                        .any(|n| n.interface_id == interface_id)
+                    {
                         return Err(Error::InterfaceNotFound(format!(
                             "The networkInterface ID '{interface_id}' does not exist"
                         )));
@@ -383,7 +454,10 @@ impl crate::Control {
             let state = txn.state();
             let mut interface = existing::<NetworkInterface>(state, interface_id)
                 .map_err(|_| {
-                    if state.interface_networks().any(|n| n.interface_id == interface_id) {
+                    if state
+                        .interface_networks()
+                        .any(|n| n.interface_id == interface_id)
+                    {
                         Error::InterfaceInUse(format!("Interface: [{interface_id}] in use."))
                     } else {
                         Error::InterfaceNotFound(format!(
@@ -421,7 +495,10 @@ impl crate::Control {
                 .find(|e| e.attachment.is_some() && e.network.attachment_id == attachment_id)
                 .cloned()
             else {
-                if state.interface_networks().any(|n| n.attachment_id == attachment_id) {
+                if state
+                    .interface_networks()
+                    .any(|n| n.attachment_id == attachment_id)
+                {
                     return Err(Error::OperationNotPermitted(format!(
                         "The network interface at device index 0 cannot be detached \
                          ({attachment_id})."
@@ -441,5 +518,349 @@ impl crate::Control {
             interface.attachment = None;
             txn.put(interface)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::instances::RunInstancesRequest;
+    use crate::testkit::Harness;
+
+    fn create(h: &Harness, subnet_id: &str) -> NetworkInterface {
+        h.control
+            .create_network_interface(&CreateInterfaceRequest {
+                subnet_id: subnet_id.to_owned(),
+                description: "extra".into(),
+                ..CreateInterfaceRequest::default()
+            })
+            .expect("create")
+    }
+
+    fn interface(h: &Harness, id: &str) -> Option<NetworkInterface> {
+        h.control.read().network_interfaces.get(id).cloned()
+    }
+
+    /// A running instance in the default subnet of the first zone, and that subnet.
+    async fn running_instance(h: &Harness) -> (Instance, String) {
+        let instance = h.run_instance();
+        h.settle().await;
+        let subnet = instance.network.clone().expect("interface").subnet_id;
+        (instance, subnet)
+    }
+
+    async fn stop(h: &Harness, id: &str) {
+        h.control
+            .stop_instances(&[id.to_owned()], false, false)
+            .expect("stop");
+        h.settle().await;
+        assert_eq!(h.instance(id).state, InstanceState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_new_interface_takes_an_address_a_mac_and_the_default_group() {
+        let h = Harness::new().await;
+        let subnet = h
+            .control
+            .read()
+            .default_subnet("us-east-1a")
+            .cloned()
+            .expect("subnet");
+        let before = h.control.read().available_ip_count(&subnet);
+        let eni = create(&h, &subnet.subnet_id);
+        assert_eq!(eni.status(), "available");
+        assert_eq!(eni.network.primary_ip(), Ipv4Addr::new(172, 31, 0, 4));
+        assert!(eni.network.mac.starts_with("02:"));
+        assert_eq!(eni.network.public_ip, None);
+        assert_eq!(eni.availability_zone, subnet.availability_zone);
+        let default_group = h
+            .control
+            .read()
+            .default_group(&subnet.vpc_id)
+            .cloned()
+            .expect("group");
+        assert_eq!(eni.network.security_group_ids, vec![default_group.group_id]);
+        assert_eq!(h.control.read().available_ip_count(&subnet), before - 1);
+        // The next instance does not get its address, and the VPC spec carries it unattached.
+        let instance = h.run_instance();
+        assert_eq!(
+            instance.network.expect("interface").primary_ip(),
+            Ipv4Addr::new(172, 31, 0, 5)
+        );
+        let spec = crate::vpc::spec::vpc_spec(
+            &h.control.read(),
+            "us-east-1",
+            &h.control.read().vpcs[&subnet.vpc_id],
+        );
+        let wired = spec
+            .interfaces
+            .iter()
+            .find(|i| i.interface_id == eni.network.interface_id)
+            .expect("in the spec");
+        assert_eq!(wired.instance_id, None);
+        // A taken address is refused; a subnet's dependencies include the interface.
+        let taken = h.control.create_network_interface(&CreateInterfaceRequest {
+            subnet_id: subnet.subnet_id.clone(),
+            private_ip: Some("172.31.0.4".into()),
+            ..CreateInterfaceRequest::default()
+        });
+        assert!(matches!(taken, Err(Error::AddressInUse(_))), "{taken:?}");
+        let busy = h.control.delete_subnet(&subnet.subnet_id, false);
+        assert!(
+            matches!(busy, Err(Error::DependencyViolation(_))),
+            "{busy:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_takes_available_interfaces_only() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let primary = instance.network.clone().expect("interface").interface_id;
+        let eni = create(&h, &subnet).network.interface_id;
+        for (id, check) in [
+            (
+                "eni-nothex!",
+                (|e| matches!(e, Error::MalformedInterfaceId(_))) as fn(&Error) -> bool,
+            ),
+            ("eni-0123456789abcdef0", |e| {
+                matches!(e, Error::InterfaceNotFound(_))
+            }),
+            (primary.as_str(), |e| matches!(e, Error::InterfaceInUse(_))),
+        ] {
+            let error = h.control.delete_network_interface(id, false).expect_err(id);
+            assert!(check(&error), "{id}: {error:?}");
+        }
+        stop(&h, &instance.instance_id).await;
+        h.control
+            .attach_network_interface(&eni, &instance.instance_id, 1, false)
+            .expect("attach");
+        let attached = h.control.delete_network_interface(&eni, false);
+        assert!(
+            matches!(attached, Err(Error::InterfaceInUse(_))),
+            "{attached:?}"
+        );
+        let attachment = interface(&h, &eni).expect("eni").network.attachment_id;
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        h.control
+            .delete_network_interface(&eni, false)
+            .expect("delete");
+        assert!(interface(&h, &eni).is_none());
+    }
+
+    #[tokio::test]
+    async fn attach_checks_state_index_zone_and_vpc() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let eni = create(&h, &subnet).network.interface_id;
+        let running = h.control.attach_network_interface(&eni, &id, 1, false);
+        assert!(
+            matches!(running, Err(Error::IncorrectInstanceState(_))),
+            "{running:?}"
+        );
+        stop(&h, &id).await;
+        let at_zero = h.control.attach_network_interface(&eni, &id, 0, false);
+        assert!(
+            matches!(at_zero, Err(Error::InvalidParameterValue(_))),
+            "{at_zero:?}"
+        );
+        let too_far = h
+            .control
+            .attach_network_interface(&eni, &id, MAX_INTERFACES as i64, false);
+        assert!(
+            matches!(too_far, Err(Error::AttachmentLimitExceeded(_))),
+            "{too_far:?}"
+        );
+        let other_zone = h
+            .control
+            .read()
+            .default_subnet("us-east-1b")
+            .cloned()
+            .expect("subnet");
+        let far = create(&h, &other_zone.subnet_id).network.interface_id;
+        let zone = h.control.attach_network_interface(&far, &id, 1, false);
+        assert!(
+            matches!(zone, Err(Error::InvalidParameterCombination(_))),
+            "{zone:?}"
+        );
+        let vpc = h
+            .control
+            .create_vpc("10.7.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        let foreign = h
+            .control
+            .create_subnet(
+                &vpc.vpc_id,
+                "10.7.1.0/24",
+                Some("us-east-1a"),
+                Tags::new(),
+                false,
+            )
+            .expect("subnet");
+        let foreign = create(&h, &foreign.subnet_id).network.interface_id;
+        let vpc_error = h.control.attach_network_interface(&foreign, &id, 1, false);
+        assert!(
+            matches!(vpc_error, Err(Error::InvalidParameterValue(_))),
+            "{vpc_error:?}"
+        );
+
+        let attachment = h
+            .control
+            .attach_network_interface(&eni, &id, 1, false)
+            .expect("attach");
+        assert!(attachment.starts_with("eni-attach-"));
+        let again = h.control.attach_network_interface(&eni, &id, 2, false);
+        assert!(matches!(again, Err(Error::InterfaceInUse(_))), "{again:?}");
+        let second = create(&h, &subnet).network.interface_id;
+        let taken = h.control.attach_network_interface(&second, &id, 1, false);
+        assert!(
+            matches!(taken, Err(Error::InvalidParameterValue(_))),
+            "{taken:?}"
+        );
+        let dry = h.control.attach_network_interface(&second, &id, 2, true);
+        assert!(matches!(dry, Err(Error::DryRunOperation)), "{dry:?}");
+        assert_eq!(interface(&h, &second).expect("eni").status(), "available");
+    }
+
+    #[tokio::test]
+    async fn an_attached_interface_is_plugged_at_the_next_start_and_leaves_at_detach() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        stop(&h, &id).await;
+        let attachment = h
+            .control
+            .attach_network_interface(&eni_id, &id, 1, false)
+            .expect("attach");
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()],
+            "both cards, in device index order"
+        );
+        let spec = h.network.applied(&primary.vpc_id).expect("applied");
+        let wired = spec
+            .interfaces
+            .iter()
+            .find(|i| i.interface_id == eni_id)
+            .expect("in the spec");
+        assert_eq!(wired.instance_id.as_deref(), Some(id.as_str()));
+        let listed = h.control.read().interfaces_of(&h.instance(&id));
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].status(), "in-use");
+
+        // Detach: not the primary, not an unknown attachment, not while running.
+        let primary_detach = h
+            .control
+            .detach_network_interface(&primary.attachment_id, false);
+        assert!(
+            matches!(primary_detach, Err(Error::OperationNotPermitted(_))),
+            "{primary_detach:?}"
+        );
+        let unknown = h
+            .control
+            .detach_network_interface("eni-attach-0123456789abcdef0", false);
+        assert!(
+            matches!(unknown, Err(Error::InterfaceAttachmentNotFound(_))),
+            "{unknown:?}"
+        );
+        let running = h.control.detach_network_interface(&attachment, false);
+        assert!(
+            matches!(running, Err(Error::IncorrectInstanceState(_))),
+            "{running:?}"
+        );
+        stop(&h, &id).await;
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
+        assert_eq!(interface(&h, &eni_id).expect("eni").status(), "available");
+    }
+
+    #[tokio::test]
+    async fn termination_deletes_launch_interfaces_and_frees_the_others() {
+        let h = Harness::new().await;
+        let subnet = h
+            .control
+            .read()
+            .default_subnet("us-east-1a")
+            .cloned()
+            .expect("subnet");
+        let kept = create(&h, &subnet.subnet_id).network.interface_id;
+        let request = RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            extra_interfaces: vec![
+                ExtraInterface {
+                    device_index: 1,
+                    source: InterfaceSource::Existing(kept.clone()),
+                    delete_on_termination: None,
+                },
+                ExtraInterface {
+                    device_index: 2,
+                    source: InterfaceSource::New(CreateInterfaceRequest {
+                        subnet_id: subnet.subnet_id.clone(),
+                        ..CreateInterfaceRequest::default()
+                    }),
+                    delete_on_termination: None,
+                },
+            ],
+            ..RunInstancesRequest::default()
+        };
+        let instance = h.control.run_instances(request).expect("run").remove(0);
+        h.settle().await;
+        let id = instance.instance_id.clone();
+        assert_eq!(h.hypervisor.nic_macs(&id).len(), 3);
+        let interfaces = h.control.read().interfaces_of(&instance);
+        let made = interfaces[2].network.interface_id.clone();
+        let dot: Vec<bool> = interfaces
+            .iter()
+            .map(|e| {
+                e.attachment
+                    .as_ref()
+                    .expect("attached")
+                    .delete_on_termination
+            })
+            .collect();
+        assert_eq!(dot, vec![true, false, true]);
+
+        // Two launches may not share one existing interface.
+        let twice = h.control.run_instances(RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            extra_interfaces: vec![ExtraInterface {
+                device_index: 1,
+                source: InterfaceSource::Existing(kept.clone()),
+                delete_on_termination: None,
+            }],
+            ..RunInstancesRequest::default()
+        });
+        assert!(matches!(twice, Err(Error::InterfaceInUse(_))), "{twice:?}");
+        assert_eq!(h.control.read().instances.len(), 1, "nothing of it remains");
+
+        h.control
+            .terminate_instances(std::slice::from_ref(&id), false)
+            .expect("terminate");
+        h.settle().await;
+        assert_eq!(interface(&h, &kept).expect("kept").status(), "available");
+        assert!(interface(&h, &made).is_none(), "deleted with its instance");
     }
 }
