@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use control::idempotency::ClientToken;
 use control::instances::Instance;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::interfaces::{
@@ -346,6 +347,9 @@ struct CreateNetworkInterface {
     description: String,
     #[serde(default)]
     tag_specifications: Vec<TagSpecification>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -355,15 +359,15 @@ pub(super) fn create_network_interface(
     request: Value,
     response: Response,
 ) -> Result<String, ApiError> {
+    let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
     let request: CreateNetworkInterface = input(request)?;
     let tags = tags_from_specifications(
         &request.tag_specifications,
         &[ResourceKind::NetworkInterface],
         ResourceKind::NetworkInterface,
     )?;
-    let interface = context
-        .control
-        .create_network_interface(&CreateInterfaceRequest {
+    let interface = context.control.create_network_interface(
+        &CreateInterfaceRequest {
             subnet_id: request.subnet_id,
             security_group_ids: request.groups,
             private_ip: request.private_ip_address,
@@ -371,7 +375,9 @@ pub(super) fn create_network_interface(
             description: request.description,
             tags,
             dry_run: request.dry_run,
-        })?;
+        },
+        token.as_ref(),
+    )?;
     let state = context.control.read();
     response.render(|xml| {
         xml.start("networkInterface");

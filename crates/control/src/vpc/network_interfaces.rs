@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::interfaces::{Allocator, InstanceNetwork, NetworkRequest, MAX_SECONDARY_IPS};
 use crate::describe::existing;
 use crate::filter::{FilterField, Filterable};
+use crate::idempotency::{create_once, ClientToken};
 use crate::instances::{Instance, InstanceState};
 use crate::{Error, Result, State, Tags, Txn};
 
@@ -387,19 +388,22 @@ pub(crate) fn release_on_termination(txn: &mut Txn, instance_id: &str) -> Result
 }
 
 impl crate::Control {
-    /// CreateNetworkInterface.
+    /// CreateNetworkInterface (at most once per client token).
     pub fn create_network_interface(
         &self,
         request: &CreateInterfaceRequest,
+        token: Option<&ClientToken>,
     ) -> Result<NetworkInterface> {
         let pool = self.config().public_ip_pool.clone();
         self.mutate(|txn| {
-            let interface = new_interface(txn, &pool, request)?;
-            if request.dry_run {
-                return Err(Error::DryRunOperation);
-            }
-            txn.put(interface.clone())?;
-            Ok(interface)
+            create_once(txn, token, |txn| {
+                let interface = new_interface(txn, &pool, request)?;
+                if request.dry_run {
+                    return Err(Error::DryRunOperation);
+                }
+                txn.put(interface.clone())?;
+                Ok(interface)
+            })
         })
     }
 
@@ -531,11 +535,14 @@ mod tests {
 
     fn create(h: &Harness, subnet_id: &str) -> NetworkInterface {
         h.control
-            .create_network_interface(&CreateInterfaceRequest {
-                subnet_id: subnet_id.to_owned(),
-                description: "extra".into(),
-                ..CreateInterfaceRequest::default()
-            })
+            .create_network_interface(
+                &CreateInterfaceRequest {
+                    subnet_id: subnet_id.to_owned(),
+                    description: "extra".into(),
+                    ..CreateInterfaceRequest::default()
+                },
+                None,
+            )
             .expect("create")
     }
 
@@ -601,11 +608,14 @@ mod tests {
             .expect("in the spec");
         assert_eq!(wired.instance_id, None);
         // A taken address is refused; a subnet's dependencies include the interface.
-        let taken = h.control.create_network_interface(&CreateInterfaceRequest {
-            subnet_id: subnet.subnet_id.clone(),
-            private_ip: Some("172.31.0.4".into()),
-            ..CreateInterfaceRequest::default()
-        });
+        let taken = h.control.create_network_interface(
+            &CreateInterfaceRequest {
+                subnet_id: subnet.subnet_id.clone(),
+                private_ip: Some("172.31.0.4".into()),
+                ..CreateInterfaceRequest::default()
+            },
+            None,
+        );
         assert!(matches!(taken, Err(Error::AddressInUse(_))), "{taken:?}");
         let busy = h.control.delete_subnet(&subnet.subnet_id, false);
         assert!(
