@@ -452,6 +452,7 @@ mod tests {
                 "internet-gateway",
                 "key-pair",
                 "network-acl",
+                "network-interface",
                 "route-table",
                 "security-group",
                 "snapshot",
