@@ -61,6 +61,8 @@ def test_an_attached_interface_reaches_the_guest(ec2vm, minimal_ami):  # noqa: F
     assert subnet["AvailableIpAddressCount"] == second["AvailableIpAddressCount"] - 1
     listed = ec2.describe_network_interfaces(Filters=[{"Name": "status", "Values": ["available"]}])
     assert [i["NetworkInterfaceId"] for i in listed["NetworkInterfaces"]] == [eni]
+    tagged = ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": ["leg"]}])
+    assert [i["NetworkInterfaceId"] for i in tagged["NetworkInterfaces"]] == [eni]
     far = ec2.create_network_interface(SubnetId=other_zone["SubnetId"])["NetworkInterface"]["NetworkInterfaceId"]
 
     reservation = ec2.run_instances(ImageId=minimal_ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,

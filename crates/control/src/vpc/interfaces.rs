@@ -277,13 +277,7 @@ impl crate::Control {
             }
         }
         rows.retain(|r| query.ids.is_empty() || query.ids.contains(&r.network.interface_id));
-        crate::describe::describe_rows(
-            rows,
-            |r| r.network.interface_id.as_str(),
-            self.config(),
-            query,
-            DESCRIBE_INTERFACES_PAGING,
-        )
+        crate::describe::describe_resources(rows, self.config(), query, DESCRIBE_INTERFACES_PAGING)
     }
 
     /// ModifyNetworkInterfaceAttribute: groups, source/destination check or description.
