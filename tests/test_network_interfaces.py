@@ -92,6 +92,10 @@ def test_an_attached_interface_reaches_the_guest(ec2vm, minimal_ami):  # noqa: F
     assert sorted(by_index) == [0, 1] and by_index[1]["NetworkInterfaceId"] == eni
     assert by_index[1]["Status"] == "in-use" and by_index[1]["Attachment"]["AttachmentId"] == attachment
     assert by_index[1]["Attachment"]["DeleteOnTermination"] is False
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Attachment={
+        "AttachmentId": attachment, "DeleteOnTermination": True})
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert described["Attachment"]["DeleteOnTermination"] is True
     primary = by_index[0]
     assert code_of(ec2.delete_network_interface,
                    NetworkInterfaceId=primary["NetworkInterfaceId"]) == "InvalidNetworkInterface.InUse"

@@ -470,8 +470,16 @@ struct ModifyNetworkInterfaceAttribute {
     groups: Vec<String>,
     source_dest_check: Option<BooleanValue>,
     description: Option<StringValue>,
+    attachment: Option<AttachmentChanges>,
     #[serde(default)]
     dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttachmentChanges {
+    attachment_id: Option<String>,
+    delete_on_termination: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -486,6 +494,31 @@ pub(super) fn modify_network_interface_attribute(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: ModifyNetworkInterfaceAttribute = input(request)?;
+    let one_attribute = || {
+        ApiError::from(control::Error::InvalidParameterCombination(
+            "Exactly one attribute may be modified at a time.".into(),
+        ))
+    };
+    if let Some(attachment) = request.attachment {
+        if !request.groups.is_empty()
+            || request.source_dest_check.is_some()
+            || request.description.is_some()
+        {
+            return Err(one_attribute());
+        }
+        let missing = |name: &str| ApiError::from(control::Error::MissingParameter(name.into()));
+        context.control.modify_interface_attachment(
+            &request.network_interface_id,
+            &attachment
+                .attachment_id
+                .ok_or_else(|| missing("Attachment.AttachmentId"))?,
+            attachment
+                .delete_on_termination
+                .ok_or_else(|| missing("Attachment.DeleteOnTermination"))?,
+            request.dry_run,
+        )?;
+        return response.render(|xml| xml.leaf("return", "true"));
+    }
     let change = match (
         request.groups.is_empty(),
         request.source_dest_check,
@@ -500,12 +533,7 @@ pub(super) fn modify_network_interface_attribute(
             })?)
         }
         (true, None, Some(text)) => InterfaceChange::Description(text.value.unwrap_or_default()),
-        _ => {
-            return Err(control::Error::InvalidParameterCombination(
-                "Exactly one attribute may be modified at a time.".into(),
-            )
-            .into())
-        }
+        _ => return Err(one_attribute()),
     };
     context
         .control

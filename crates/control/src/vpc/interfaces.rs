@@ -1,7 +1,9 @@
 //! An instance's primary network interface: its subnet, private IP (from the subnet, never
 //! one in use or reserved), MAC, public IP (from `public_ip_pool`), security groups and
 //! source/destination check. It is kept inside the instance record, so it is written in the
-//! same transaction as the instance it belongs to and goes away with it.
+//! same transaction as the instance it belongs to and goes away with it. Other interfaces
+//! (`network_interfaces.rs`) share its address part and allocator, and the changes below
+//! (groups, description, secondary addresses) apply to any interface.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -10,7 +12,9 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::network_interfaces::{check_description, check_interface_id, NetworkInterface};
+use super::network_interfaces::{
+    check_description, check_interface_id, interface_not_found, NetworkInterface,
+};
 use super::security_groups::GroupRef;
 use super::subnets::Subnet;
 use crate::describe::existing;
@@ -90,7 +94,8 @@ pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
     }
 }
 
-/// Plans the primary interfaces of `count` instances in one RunInstances call.
+/// Plans interfaces: the primary ones of `count` instances in one RunInstances call, or a
+/// standalone one.
 pub struct Allocator<'a> {
     state: &'a State,
     pool: Ipv4Net,
@@ -271,9 +276,7 @@ impl crate::Control {
         for id in &query.ids {
             check_interface_id(id)?;
             if !rows.iter().any(|r| r.network.interface_id == *id) {
-                return Err(Error::InterfaceNotFound(format!(
-                    "The networkInterface ID '{id}' does not exist"
-                )));
+                return Err(interface_not_found(id));
             }
         }
         rows.retain(|r| query.ids.is_empty() || query.ids.contains(&r.network.interface_id));
@@ -411,11 +414,7 @@ impl crate::Control {
                         .is_some_and(|n| n.interface_id == interface_id)
                 })
                 .map(|i| i.instance_id.clone())
-                .ok_or_else(|| {
-                    Error::InterfaceNotFound(format!(
-                        "The networkInterface ID '{interface_id}' does not exist"
-                    ))
-                })?;
+                .ok_or_else(|| interface_not_found(interface_id))?;
             return self.modify_instance_network(&instance_id, dry_run, change);
         }
         self.mutate(|txn| {

@@ -185,6 +185,10 @@ pub(crate) fn check_description(text: &str) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn interface_not_found(id: &str) -> Error {
+    Error::InterfaceNotFound(format!("The networkInterface ID '{id}' does not exist"))
+}
+
 pub(crate) fn check_interface_id(id: &str) -> Result<()> {
     if nimbus_core::is_valid_id(id, "eni") {
         Ok(())
@@ -420,9 +424,7 @@ impl crate::Control {
                         .interface_networks()
                         .any(|n| n.interface_id == interface_id)
                     {
-                        return Err(Error::InterfaceNotFound(format!(
-                            "The networkInterface ID '{interface_id}' does not exist"
-                        )));
+                        return Err(interface_not_found(interface_id));
                     }
                     true
                 }
@@ -464,9 +466,7 @@ impl crate::Control {
                     {
                         Error::InterfaceInUse(format!("Interface: [{interface_id}] in use."))
                     } else {
-                        Error::InterfaceNotFound(format!(
-                            "The networkInterface ID '{interface_id}' does not exist"
-                        ))
+                        interface_not_found(interface_id)
                     }
                 })?
                 .clone();
@@ -478,6 +478,53 @@ impl crate::Control {
             }
             txn.put(interface)?;
             Ok(attachment_id)
+        })
+    }
+
+    /// ModifyNetworkInterfaceAttribute `Attachment`: the DeleteOnTermination of an attachment.
+    pub fn modify_interface_attachment(
+        &self,
+        interface_id: &str,
+        attachment_id: &str,
+        delete_on_termination: bool,
+        dry_run: bool,
+    ) -> Result<()> {
+        check_interface_id(interface_id)?;
+        self.mutate(|txn| {
+            let state = txn.state();
+            let Some(mut interface) = state.network_interfaces.get(interface_id).cloned() else {
+                let primary = state
+                    .interface_networks()
+                    .find(|n| n.interface_id == interface_id)
+                    .ok_or_else(|| interface_not_found(interface_id))?;
+                // A primary interface is part of its instance's record and goes with it.
+                if primary.attachment_id != attachment_id || !delete_on_termination {
+                    return Err(Error::Unsupported(format!(
+                        "The primary network interface {interface_id} is always deleted with \
+                         its instance."
+                    )));
+                }
+                return if dry_run {
+                    Err(Error::DryRunOperation)
+                } else {
+                    Ok(())
+                };
+            };
+            let current = interface.network.attachment_id.clone();
+            let Some(attachment) = interface
+                .attachment
+                .as_mut()
+                .filter(|_| current == attachment_id)
+            else {
+                return Err(Error::InterfaceAttachmentNotFound(format!(
+                    "The attachment ID '{attachment_id}' does not exist"
+                )));
+            };
+            attachment.delete_on_termination = delete_on_termination;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.put(interface)
         })
     }
 
@@ -770,6 +817,26 @@ mod tests {
         let listed = h.control.read().interfaces_of(&h.instance(&id));
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[1].status(), "in-use");
+        h.control
+            .modify_interface_attachment(&eni_id, &attachment, true, false)
+            .expect("delete on termination");
+        let dot = interface(&h, &eni_id)
+            .and_then(|e| e.attachment)
+            .expect("attached");
+        assert!(dot.delete_on_termination);
+        let stranger = h.control.modify_interface_attachment(
+            &eni_id,
+            "eni-attach-0123456789abcdef0",
+            false,
+            false,
+        );
+        assert!(
+            matches!(stranger, Err(Error::InterfaceAttachmentNotFound(_))),
+            "{stranger:?}"
+        );
+        h.control
+            .modify_interface_attachment(&eni_id, &attachment, false, false)
+            .expect("keep on termination");
 
         // Detach: not the primary, not an unknown attachment, not while running.
         let primary_detach = h
