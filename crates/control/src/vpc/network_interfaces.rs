@@ -817,6 +817,16 @@ mod tests {
         let listed = h.control.read().interfaces_of(&h.instance(&id));
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[1].status(), "in-use");
+        let metadata = crate::metadata::instance_metadata(&h.control, &id).expect("metadata");
+        let served: Vec<(u32, String)> = metadata
+            .interfaces
+            .iter()
+            .map(|i| (i.device_number, i.interface_id.clone()))
+            .collect();
+        assert_eq!(
+            served,
+            vec![(0, primary.interface_id.clone()), (1, eni_id.clone())]
+        );
         h.control
             .modify_interface_attachment(&eni_id, &attachment, true, false)
             .expect("delete on termination");
