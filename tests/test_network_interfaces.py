@@ -18,8 +18,11 @@ if [ -e /sys/class/net/eth1 ]; then
     [ -n "$ADDR" ] && break
     sleep 1
   done
-  echo "NIMBUS-ETH1 addr=${ADDR:-missing} mac=$(cat /sys/class/net/eth1/address) \
-default=$(ip route | awk '/^default/ {print $5}') END" > /dev/console
+  MAC=$(cat /sys/class/net/eth1/address)
+  echo "NIMBUS-ETH1 addr=${ADDR:-missing} mac=$MAC \
+default=$(ip route | awk '/^default/ {print $5}') \
+imds=$(imds-get meta-data/network/interfaces/macs/$MAC/interface-id),\
+$(imds-get meta-data/network/interfaces/macs/$MAC/device-number) END" > /dev/console
 else
   echo "NIMBUS-ETH1 addr=none END" > /dev/console
 fi
@@ -107,10 +110,11 @@ def test_an_attached_interface_reaches_the_guest(ec2vm, minimal_ami):  # noqa: F
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert sorted(i["NetworkInterfaceId"] for i in instance["NetworkInterfaces"]) == sorted(
         [primary["NetworkInterfaceId"], eni])
-    seen = wait_console(ec2, instance_id, r"NIMBUS-ETH1 addr=(\S+) mac=(\S+) default=(\S*) END")
+    seen = wait_console(ec2, instance_id, r"NIMBUS-ETH1 addr=(\S+) mac=(\S+) default=(\S*) imds=(\S*) END")
     assert seen.group(1) == f"{address}/24", seen.group(0)
     assert seen.group(2) == created["MacAddress"]
     assert seen.group(3) == "eth0", "only the primary card holds the default route"
+    assert seen.group(4) == f"{eni},1", "the metadata service describes the second card"
 
     ec2.stop_instances(InstanceIds=[instance_id])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
