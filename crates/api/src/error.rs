@@ -131,6 +131,9 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::AddressNotFound(_) => "InvalidAddress.NotFound",
         ControlError::InterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
         ControlError::MalformedInterfaceId(_) => "InvalidNetworkInterfaceID.Malformed",
+        ControlError::AttachmentLimitExceeded(_) => "AttachmentLimitExceeded",
+        ControlError::InterfaceInUse(_) => "InvalidNetworkInterface.InUse",
+        ControlError::InterfaceAttachmentNotFound(_) => "InvalidAttachmentID.NotFound",
         ControlError::PrivateIpLimitExceeded(_) => "PrivateIpAddressLimitExceeded",
         ControlError::Store(_) | ControlError::Internal(_) => {
             return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")

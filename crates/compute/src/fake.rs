@@ -28,6 +28,8 @@ struct FakeVm {
     disks: Mutex<BTreeSet<String>>,
     /// Every disk growth the guest was told of: (device, export).
     grown: Mutex<Vec<(String, String)>>,
+    /// The MACs of its network cards, in the order they were plugged.
+    nic_macs: Vec<String>,
 }
 
 impl FakeVm {
@@ -58,6 +60,14 @@ impl Default for FakeHypervisor {
 impl FakeHypervisor {
     fn vms(&self) -> MutexGuard<'_, HashMap<String, Arc<FakeVm>>> {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The MACs of the network cards of the instance's last VM, in plug order.
+    pub fn nic_macs(&self, instance_id: &str) -> Vec<String> {
+        self.vms()
+            .get(instance_id)
+            .map(|vm| vm.nic_macs.clone())
+            .unwrap_or_default()
     }
 
     /// The disk growths the instance's guest was told of, as (device, export).
@@ -158,7 +168,10 @@ impl Hypervisor for FakeHypervisor {
         if failing {
             return Err(Error::Qemu(format!("{} failed to boot", spec.instance_id)));
         }
-        let vm = Arc::new(FakeVm::default());
+        let vm = Arc::new(FakeVm {
+            nic_macs: spec.nics.iter().map(|n| n.mac.clone()).collect(),
+            ..FakeVm::default()
+        });
         vm.disks()
             .extend(spec.disks.iter().map(|d| d.device_name.clone()));
         if let Some(previous) = self.vms().insert(spec.instance_id.clone(), vm.clone()) {

@@ -19,7 +19,9 @@ pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
     serve_imds, IamMetadata, InstanceMetadata, InterfaceMetadata, MetadataSource, RoleCredentials,
 };
-pub use vm::{adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, QEMU_USER};
+pub use vm::{
+    adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, NIC_PORTS, QEMU_USER,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -21,7 +21,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Root ports for disks.
 const DISK_PORTS: usize = 12;
 /// Root ports for network cards, after the disks' (EC2's small types allow 2–4 interfaces).
-const NIC_PORTS: usize = 4;
+pub const NIC_PORTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {

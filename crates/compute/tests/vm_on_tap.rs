@@ -184,7 +184,7 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
     let tap = driver.open_tap(VPC, "eni-0a").await.expect("tap");
 
     let cmdline = std::fs::read_to_string(image.join("cmdline")).expect("cmdline");
-    let kernel = image.join("vmlinuz");
+    let kernel = image.join("vmlinux");
     let initrd = image.join("initrd.img");
     let accel = compute::probe_accel(&kernel, &initrd).await;
     let run_dir = dir.path().join("vm");

@@ -82,6 +82,23 @@ pub fn describe<T: Resource>(
     page(rows, T::id, query, paging)
 }
 
+/// Describes resources the caller gathered from more than their table (interfaces kept in
+/// instance records too), tag filters included. The query's IDs are the caller's to honour.
+pub fn describe_resources<T: Resource>(
+    rows: Vec<T>,
+    config: &Config,
+    query: &Query,
+    paging: Paging,
+) -> Result<Page<T>> {
+    filter::validate_filters::<T>(&query.filters, T::KIND.spec().taggable)?;
+    check_combination(query, paging)?;
+    let passing = rows
+        .into_iter()
+        .filter(|row| filter::matches(row, row.tags(), &query.filters, config))
+        .collect();
+    page(passing, T::id, query, paging)
+}
+
 /// Describes rows that are not stored resources (tags, modifications, catalog entries),
 /// already selected by the caller and sorted by `key`. The query's IDs are the caller's to
 /// honour.

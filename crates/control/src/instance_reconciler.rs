@@ -580,8 +580,8 @@ pub(crate) fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
     Some(current.clone())
 }
 
-/// The VM is gone: the instance is `terminated`, its DeleteOnTermination volumes are deleted
-/// and the others detached. A volume whose data is still being created keeps `creating`
+/// The VM is gone: the instance is `terminated`, its DeleteOnTermination volumes and network
+/// interfaces are deleted and the others detached. A volume whose data is still being created keeps `creating`
 /// (the reconciler finishes it, then it is `available`) unless it is to be deleted.
 fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
     let Some(mut instance) = still_wanted(txn, seen) else {
@@ -603,6 +603,7 @@ fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
         };
         txn.put(volume)?;
     }
+    crate::vpc::network_interfaces::release_on_termination(txn, &instance.instance_id)?;
     instance.state = InstanceState::Terminated;
     instance.terminated_at = Some(nimbus_core::now_millis());
     txn.put(instance)

@@ -20,6 +20,7 @@ use crate::snapshots::Snapshot;
 use crate::volume_types::{self, VolumeType};
 use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
 use crate::vpc::interfaces::{private_dns_name, Allocator, InstanceNetwork, NetworkRequest};
+use crate::vpc::network_interfaces::ExtraInterface;
 use crate::{Control, Error, ResourceKind, Result, State, Tags, Txn};
 
 /// DescribeInstances's MaxResults bounds.
@@ -386,6 +387,8 @@ pub struct RunInstancesRequest {
     /// `MaintenanceOptions.AutoRecovery`.
     pub auto_recovery: Option<String>,
     pub network: NetworkRequest,
+    /// `NetworkInterfaces` at device index 1 and up.
+    pub extra_interfaces: Vec<ExtraInterface>,
 }
 
 /// A volume to create at launch for one device.
@@ -648,6 +651,11 @@ impl Control {
                     request.min_count
                 )));
             }
+            if !request.extra_interfaces.is_empty() && request.max_count > 1 {
+                return Err(Error::InvalidParameterCombination(
+                    "Cannot launch more than one instance with several network interfaces.".into(),
+                ));
+            }
             if request.network.private_ip.is_some() && request.max_count > 1 {
                 return Err(Error::InvalidParameterCombination(
                     "Cannot specify PrivateIpAddress with more than one instance.".into(),
@@ -740,6 +748,12 @@ impl Control {
                     network: Some(network),
                 };
                 txn.put(instance.clone())?;
+                crate::vpc::network_interfaces::attach_extras(
+                    txn,
+                    &self.config().public_ip_pool,
+                    &instance,
+                    &request.extra_interfaces,
+                )?;
                 instances.push(instance);
             }
             if let Some(token) = &request.client_token {

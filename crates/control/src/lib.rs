@@ -165,8 +165,17 @@ pub enum Error {
     InterfaceNotFound(String),
     #[error("{0}")]
     MalformedInterfaceId(String),
+    /// An attached interface, or an instance's primary one.
+    #[error("{0}")]
+    InterfaceInUse(String),
+    /// No interface has this attachment ID.
+    #[error("{0}")]
+    InterfaceAttachmentNotFound(String),
     #[error("{0}")]
     PrivateIpLimitExceeded(String),
+    /// More network interfaces than an instance can have.
+    #[error("{0}")]
+    AttachmentLimitExceeded(String),
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::credentials::{InstanceProfileAssociation, InstanceRoleCredentials};
 use crate::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork};
+use crate::vpc::network_interfaces::NetworkInterface;
 use crate::{Control, Result, State};
 
 struct VpcMetadataSource {
@@ -53,7 +54,10 @@ impl VpcMetadataServers {
     }
 }
 
-fn instance_metadata(control: &Control, instance_id: &str) -> Option<compute::InstanceMetadata> {
+pub(crate) fn instance_metadata(
+    control: &Control,
+    instance_id: &str,
+) -> Option<compute::InstanceMetadata> {
     // Issuing credentials writes, so it happens before the read lock below is taken.
     let role_credentials = control
         .instance_role_credentials(instance_id)
@@ -114,9 +118,12 @@ fn instance_metadata(control: &Control, instance_id: &str) -> Option<compute::In
             .as_ref()
             .map(|n| group_names(&state, n))
             .unwrap_or_default(),
-        interfaces: network
+        // Every attached interface, by device index (the primary one with the instance's
+        // public or elastic IP).
+        interfaces: state
+            .interfaces_of(instance)
             .iter()
-            .map(|n| interface_metadata(&state, config, n, public_ip))
+            .map(|e| interface_metadata(&state, config, e))
             .collect(),
     })
 }
@@ -134,12 +141,13 @@ fn group_names(state: &State, network: &InstanceNetwork) -> Vec<String> {
 fn interface_metadata(
     state: &State,
     config: &nimbus_core::Config,
-    network: &InstanceNetwork,
-    public_ip: Option<std::net::Ipv4Addr>,
+    interface: &NetworkInterface,
 ) -> compute::InterfaceMetadata {
     let region = &config.region;
+    let network = &interface.network;
+    let public_ip = network.public_ip;
     compute::InterfaceMetadata {
-        device_number: 0,
+        device_number: interface.attachment.as_ref().map_or(0, |a| a.device_index),
         interface_id: network.interface_id.clone(),
         mac: network.mac.clone(),
         owner_id: config.account_id.clone(),

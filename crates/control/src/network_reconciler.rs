@@ -63,6 +63,7 @@ pub(crate) fn shapes_network(change: &store::Change) -> bool {
         ResourceKind::NetworkAcl,
         ResourceKind::ElasticIp,
         ResourceKind::Instance,
+        ResourceKind::NetworkInterface,
     ]
     .iter()
     .any(|k| k.as_str() == kind)
@@ -191,21 +192,28 @@ impl Control {
             return Ok(Vec::new());
         };
         self.ensure_vpc_applied(&network.vpc_id).await?;
-        let tap = self
-            .drivers
-            .network
-            .open_tap(&network.vpc_id, &network.interface_id)
-            .await
-            .map_err(|e| {
-                Error::Internal(format!(
-                    "cannot open the tap of {}: {e}",
-                    network.interface_id
-                ))
-            })?;
-        Ok(vec![compute::NicSpec {
-            mac: network.mac.clone(),
-            tap: Arc::new(tap),
-        }])
+        // All of an instance's interfaces are in its primary one's VPC (attach checks it).
+        let interfaces = self.read().interfaces_of(instance);
+        let mut nics = Vec::new();
+        for interface in interfaces {
+            let network = interface.network;
+            let tap = self
+                .drivers
+                .network
+                .open_tap(&network.vpc_id, &network.interface_id)
+                .await
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "cannot open the tap of {}: {e}",
+                        network.interface_id
+                    ))
+                })?;
+            nics.push(compute::NicSpec {
+                mac: network.mac,
+                tap: Arc::new(tap),
+            });
+        }
+        Ok(nics)
     }
 
     /// Makes sure a VPC is applied as its records are now (before a VM is wired into it).

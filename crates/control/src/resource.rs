@@ -25,6 +25,7 @@ use crate::volumes::Volume;
 use crate::vpc::addresses::ElasticIp;
 use crate::vpc::gateways::InternetGateway;
 use crate::vpc::network_acls::NetworkAcl;
+use crate::vpc::network_interfaces::NetworkInterface;
 use crate::vpc::route_tables::RouteTable;
 use crate::vpc::security_groups::SecurityGroup;
 use crate::vpc::subnets::Subnet;
@@ -78,7 +79,7 @@ pub trait Resource: Serialize + DeserializeOwned + Clone + Filterable {
 macro_rules! kinds {
     ($(
         $(#[$doc:meta])*
-        $variant:ident: $type:ty, table $table:ident, id $id:ident, tags $tags:ident {
+        $variant:ident: $type:ty, table $table:ident, id $($id:ident).+, tags $tags:ident {
             name: $name:literal,
             prefix: $prefix:expr,
             not_found: $not_found:literal,
@@ -125,7 +126,7 @@ macro_rules! kinds {
         $(impl Resource for $type {
             const KIND: ResourceKind = ResourceKind::$variant;
             fn id(&self) -> &str {
-                &self.$id
+                &self.$($id).+
             }
             kinds!(@tags $tags);
             fn table(state: &State) -> &BTreeMap<String, Self> {
@@ -232,6 +233,15 @@ kinds! {
         prefix: Some("acl"),
         not_found: "InvalidNetworkAclID.NotFound",
         malformed: "InvalidNetworkAclID.Malformed",
+        migrations: &[],
+    }
+    /// A network interface other than an instance's primary one (that one lives in its
+    /// instance record, see `vpc/interfaces.rs`).
+    NetworkInterface: NetworkInterface, table network_interfaces, id network.interface_id, tags tags {
+        name: "network-interface",
+        prefix: Some("eni"),
+        not_found: "InvalidNetworkInterfaceID.NotFound",
+        malformed: "InvalidNetworkInterfaceID.Malformed",
         migrations: &[],
     }
     ElasticIp: ElasticIp, table elastic_ips, id allocation_id, tags tags {
@@ -442,6 +452,7 @@ mod tests {
                 "internet-gateway",
                 "key-pair",
                 "network-acl",
+                "network-interface",
                 "route-table",
                 "security-group",
                 "snapshot",

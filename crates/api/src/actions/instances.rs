@@ -141,6 +141,14 @@ pub fn run_instances(
         options.apply(&mut metadata_options)?;
     }
     let allowed = [ResourceKind::Instance, ResourceKind::Volume];
+    let (network, extra_interfaces) = RunNetworkInput {
+        subnet_id: request.subnet_id,
+        security_group_ids: request.security_group_ids,
+        security_groups: request.security_groups,
+        private_ip_address: request.private_ip_address,
+        network_interfaces: request.network_interfaces,
+    }
+    .into_request()?;
     let instances = context.control.run_instances(RunInstancesRequest {
         image_id,
         instance_type: request.instance_type,
@@ -171,14 +179,8 @@ pub fn run_instances(
                 name: profile.name,
             }
         }),
-        network: RunNetworkInput {
-            subnet_id: request.subnet_id,
-            security_group_ids: request.security_group_ids,
-            security_groups: request.security_groups,
-            private_ip_address: request.private_ip_address,
-            network_interfaces: request.network_interfaces,
-        }
-        .into_request()?,
+        network,
+        extra_interfaces,
         detailed_monitoring: request.monitoring.is_some_and(|m| m.enabled),
         auto_recovery: request.maintenance_options.and_then(|m| m.auto_recovery),
     })?;

@@ -1,19 +1,26 @@
 //! The networking part of RunInstances (`SubnetId`, `SecurityGroupIds`, `SecurityGroups`,
-//! `PrivateIpAddress`, `NetworkInterfaces` for device index 0, `AssociatePublicIpAddress`) and
+//! `PrivateIpAddress`, `NetworkInterfaces`, `AssociatePublicIpAddress`) and
 //! of DescribeInstances (VPC, subnet, addresses, groups, the primary network interface).
 
 use std::net::Ipv4Addr;
 
+use control::idempotency::ClientToken;
 use control::instances::Instance;
+use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
+use control::vpc::network_interfaces::{
+    CreateInterfaceRequest, ExtraInterface, InterfaceSource, NetworkInterface,
+};
+use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, render_page, unsupported_parameter, NoOtherParameters, Response,
+    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
+    Response,
 };
 use crate::{ApiContext, ApiError};
 
@@ -43,8 +50,8 @@ pub(super) struct RunNetworkInput {
 
 impl RunNetworkInput {
     /// The primary interface asked for, from the top-level members or `NetworkInterfaces`
-    /// (EC2 refuses both together).
-    pub fn into_request(self) -> Result<NetworkRequest, ApiError> {
+    /// (EC2 refuses both together), and the interfaces at device index 1 and up.
+    pub fn into_request(self) -> Result<(NetworkRequest, Vec<ExtraInterface>), ApiError> {
         let mut request = NetworkRequest {
             subnet_id: self.subnet_id,
             security_group_ids: self.security_group_ids,
@@ -52,26 +59,59 @@ impl RunNetworkInput {
             private_ip: self.private_ip_address,
             associate_public_ip: None,
         };
-        let mut interfaces = self.network_interfaces.into_iter();
-        let Some(primary) = interfaces.next() else {
-            return Ok(request);
-        };
-        if interfaces.next().is_some() || primary.device_index.unwrap_or(0) != 0 {
-            return Err(unsupported_parameter(
-                "NetworkInterfaces (only one interface, at device index 0)",
-            ));
+        if self.network_interfaces.is_empty() {
+            return Ok((request, Vec::new()));
         }
+        let several = self.network_interfaces.len() > 1;
+        let mut primary = None;
+        let mut extras = Vec::new();
+        for interface in self.network_interfaces {
+            if several && interface.associate_public_ip_address.is_some() {
+                return Err(control::Error::InvalidParameterCombination(
+                    "The associatePublicIPAddress parameter cannot be specified when launching \
+                     with multiple network interfaces."
+                        .into(),
+                )
+                .into());
+            }
+            match interface.device_index {
+                // A lone interface may leave its index out: it can only be the primary one.
+                None if !several => primary = Some(interface),
+                None => {
+                    return Err(control::Error::MissingParameter(
+                        "NetworkInterfaces.N.DeviceIndex".into(),
+                    )
+                    .into())
+                }
+                Some(0) if primary.is_some() => {
+                    return Err(control::Error::InvalidParameterValue(
+                        "Each network interface requires a unique device index.".into(),
+                    )
+                    .into())
+                }
+                Some(0) => primary = Some(interface),
+                Some(index) => extras.push(interface.into_extra(index)?),
+            }
+        }
+        let Some(primary) = primary else {
+            return Err(control::Error::InvalidParameterValue(
+                "A network interface at device index 0 is required.".into(),
+            )
+            .into());
+        };
         if primary.network_interface_id.is_some() {
             return Err(unsupported_parameter(
-                "NetworkInterfaces.N.NetworkInterfaceId",
+                "NetworkInterfaces.N.NetworkInterfaceId (at device index 0)",
             ));
         }
         if primary.description.is_some() {
-            return Err(unsupported_parameter("NetworkInterfaces.N.Description"));
+            return Err(unsupported_parameter(
+                "NetworkInterfaces.N.Description (at device index 0)",
+            ));
         }
         if primary.delete_on_termination == Some(false) {
             return Err(unsupported_parameter(
-                "NetworkInterfaces.N.DeleteOnTermination=false",
+                "NetworkInterfaces.N.DeleteOnTermination=false (at device index 0)",
             ));
         }
         let top_level = request.subnet_id.is_some()
@@ -90,7 +130,53 @@ impl RunNetworkInput {
         request.security_group_ids = primary.groups;
         request.private_ip = primary.private_ip_address;
         request.associate_public_ip = primary.associate_public_ip_address;
-        Ok(request)
+        Ok((request, extras))
+    }
+}
+
+impl NetworkInterfaceInput {
+    /// An interface at device index 1 and up: an existing one, or a new one in a subnet.
+    fn into_extra(self, device_index: i64) -> Result<ExtraInterface, ApiError> {
+        let device_index = u32::try_from(device_index).map_err(|_| {
+            control::Error::InvalidParameterValue(format!(
+                "Value ({device_index}) for parameter deviceIndex is invalid."
+            ))
+        })?;
+        let source = match (self.network_interface_id, self.subnet_id) {
+            (Some(id), None) => {
+                if !self.groups.is_empty()
+                    || self.private_ip_address.is_some()
+                    || self.description.is_some()
+                {
+                    return Err(control::Error::InvalidParameterCombination(
+                        "A network interface ID cannot be given with a subnet, groups, private \
+                         IP address or description."
+                            .into(),
+                    )
+                    .into());
+                }
+                InterfaceSource::Existing(id)
+            }
+            (None, Some(subnet_id)) => InterfaceSource::New(CreateInterfaceRequest {
+                subnet_id,
+                security_group_ids: self.groups,
+                private_ip: self.private_ip_address,
+                description: self.description.unwrap_or_default(),
+                ..CreateInterfaceRequest::default()
+            }),
+            _ => {
+                return Err(control::Error::InvalidParameterCombination(
+                    "Each network interface needs either a NetworkInterfaceId or a SubnetId."
+                        .into(),
+                )
+                .into())
+            }
+        };
+        Ok(ExtraInterface {
+            device_index,
+            source,
+            delete_on_termination: self.delete_on_termination,
+        })
     }
 }
 
@@ -135,7 +221,8 @@ fn write_association(xml: &mut awsproto::XmlWriter, public_ip: Option<Ipv4Addr>,
     }
 }
 
-/// The instance-level networking fields of DescribeInstances, for a live instance.
+/// The instance-level networking fields of DescribeInstances, for a live instance, with
+/// every attached interface.
 pub(super) fn write_instance_network(
     xml: &mut awsproto::XmlWriter,
     instance: &Instance,
@@ -154,28 +241,31 @@ pub(super) fn write_instance_network(
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
     write_groups(xml, state, network);
     xml.start("networkInterfaceSet");
-    xml.start("item");
-    write_interface(xml, instance, network, state, config);
-    xml.end();
+    for interface in state.interfaces_of(instance) {
+        xml.start("item");
+        write_interface(xml, &interface, state, config);
+        xml.end();
+    }
     xml.end();
 }
 
-/// One interface, as DescribeInstances and DescribeNetworkInterfaces show it.
+/// One interface, as DescribeInstances, DescribeNetworkInterfaces and
+/// CreateNetworkInterface show it.
 fn write_interface(
     xml: &mut awsproto::XmlWriter,
-    instance: &Instance,
-    network: &InstanceNetwork,
+    interface: &NetworkInterface,
     state: &control::State,
     config: &nimbus_core::Config,
 ) {
     let region = &config.region;
-    let public_ip = state.public_ip_of(instance);
+    let network = &interface.network;
+    let public_ip = network.public_ip;
     xml.leaf("networkInterfaceId", &network.interface_id);
     xml.leaf("subnetId", &network.subnet_id);
     xml.leaf("vpcId", &network.vpc_id);
     xml.leaf("description", &network.description);
     xml.leaf("ownerId", &config.account_id);
-    xml.leaf("status", "in-use");
+    xml.leaf("status", interface.status());
     xml.leaf("macAddress", &network.mac);
     xml.leaf("privateIpAddress", &network.primary_ip().to_string());
     xml.leaf(
@@ -184,19 +274,24 @@ fn write_interface(
     );
     xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
     write_groups(xml, state, network);
-    xml.start("attachment");
-    xml.leaf("attachmentId", &network.attachment_id);
-    xml.leaf("instanceId", &instance.instance_id);
-    xml.leaf("instanceOwnerId", &config.account_id);
-    xml.leaf("deviceIndex", "0");
-    xml.leaf("networkCardIndex", "0");
-    xml.leaf("status", "attached");
-    xml.leaf(
-        "attachTime",
-        &nimbus_core::iso8601_millis(instance.launch_time),
-    );
-    xml.leaf("deleteOnTermination", "true");
-    xml.end();
+    if let Some(attachment) = &interface.attachment {
+        xml.start("attachment");
+        xml.leaf("attachmentId", &network.attachment_id);
+        xml.leaf("instanceId", &attachment.instance_id);
+        xml.leaf("instanceOwnerId", &config.account_id);
+        xml.leaf("deviceIndex", &attachment.device_index.to_string());
+        xml.leaf("networkCardIndex", "0");
+        xml.leaf("status", "attached");
+        xml.leaf(
+            "attachTime",
+            &nimbus_core::iso8601_millis(attachment.attach_time),
+        );
+        xml.leaf(
+            "deleteOnTermination",
+            &attachment.delete_on_termination.to_string(),
+        );
+        xml.end();
+    }
     write_association(xml, public_ip, region);
     xml.start("privateIpAddressesSet");
     for (index, ip) in network.private_ips.iter().enumerate() {
@@ -213,6 +308,19 @@ fn write_interface(
     xml.leaf("interfaceType", "interface");
 }
 
+/// An interface as DescribeNetworkInterfaces and CreateNetworkInterface show it.
+fn write_interface_row(
+    xml: &mut awsproto::XmlWriter,
+    interface: &NetworkInterface,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) {
+    write_interface(xml, interface, state, config);
+    xml.leaf("availabilityZone", &interface.availability_zone);
+    xml.leaf("requesterManaged", "false");
+    write_tag_set(xml, &interface.tags);
+}
+
 pub(super) fn describe_network_interfaces(
     context: &ApiContext,
     request: Value,
@@ -223,10 +331,135 @@ pub(super) fn describe_network_interfaces(
     let state = context.control.read();
     let config = context.control.config();
     render_page(response, "networkInterfaceSet", page, |xml, row| {
-        write_interface(xml, &row.instance, &row.network, &state, config);
-        xml.leaf("availabilityZone", &row.instance.availability_zone);
-        xml.leaf("requesterManaged", "false");
+        write_interface_row(xml, row, &state, config)
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateNetworkInterface {
+    subnet_id: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    private_ip_address: Option<String>,
+    secondary_private_ip_address_count: Option<i64>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn create_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
+    let request: CreateNetworkInterface = input(request)?;
+    let tags = tags_from_specifications(
+        &request.tag_specifications,
+        &[ResourceKind::NetworkInterface],
+        ResourceKind::NetworkInterface,
+    )?;
+    let interface = context.control.create_network_interface(
+        &CreateInterfaceRequest {
+            subnet_id: request.subnet_id,
+            security_group_ids: request.groups,
+            private_ip: request.private_ip_address,
+            secondary_ip_count: request.secondary_private_ip_address_count,
+            description: request.description,
+            tags,
+            dry_run: request.dry_run,
+        },
+        token.as_ref(),
+    )?;
+    let state = context.control.read();
+    response.render(|xml| {
+        xml.start("networkInterface");
+        write_interface_row(xml, &interface, &state, context.control.config());
+        xml.end();
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteNetworkInterface {
+    network_interface_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn delete_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DeleteNetworkInterface = input(request)?;
+    context
+        .control
+        .delete_network_interface(&request.network_interface_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttachNetworkInterface {
+    network_interface_id: String,
+    instance_id: String,
+    device_index: i64,
+    network_card_index: Option<i64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn attach_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: AttachNetworkInterface = input(request)?;
+    if request.network_card_index.is_some_and(|card| card != 0) {
+        return Err(unsupported_parameter("NetworkCardIndex (other than 0)"));
+    }
+    let attachment_id = context.control.attach_network_interface(
+        &request.network_interface_id,
+        &request.instance_id,
+        request.device_index,
+        request.dry_run,
+    )?;
+    response.render(|xml| {
+        xml.leaf("attachmentId", &attachment_id);
+        xml.leaf("networkCardIndex", "0");
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DetachNetworkInterface {
+    attachment_id: String,
+    /// Nothing to force: interfaces are detached from stopped instances only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    force: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+pub(super) fn detach_network_interface(
+    context: &ApiContext,
+    request: Value,
+    response: Response,
+) -> Result<String, ApiError> {
+    let request: DetachNetworkInterface = input(request)?;
+    context
+        .control
+        .detach_network_interface(&request.attachment_id, request.dry_run)?;
+    response.render(|xml| xml.leaf("return", "true"))
 }
 
 #[derive(Deserialize)]
@@ -237,8 +470,16 @@ struct ModifyNetworkInterfaceAttribute {
     groups: Vec<String>,
     source_dest_check: Option<BooleanValue>,
     description: Option<StringValue>,
+    attachment: Option<AttachmentChanges>,
     #[serde(default)]
     dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct AttachmentChanges {
+    attachment_id: Option<String>,
+    delete_on_termination: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -253,6 +494,31 @@ pub(super) fn modify_network_interface_attribute(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: ModifyNetworkInterfaceAttribute = input(request)?;
+    let one_attribute = || {
+        ApiError::from(control::Error::InvalidParameterCombination(
+            "Exactly one attribute may be modified at a time.".into(),
+        ))
+    };
+    if let Some(attachment) = request.attachment {
+        if !request.groups.is_empty()
+            || request.source_dest_check.is_some()
+            || request.description.is_some()
+        {
+            return Err(one_attribute());
+        }
+        let missing = |name: &str| ApiError::from(control::Error::MissingParameter(name.into()));
+        context.control.modify_interface_attachment(
+            &request.network_interface_id,
+            &attachment
+                .attachment_id
+                .ok_or_else(|| missing("Attachment.AttachmentId"))?,
+            attachment
+                .delete_on_termination
+                .ok_or_else(|| missing("Attachment.DeleteOnTermination"))?,
+            request.dry_run,
+        )?;
+        return response.render(|xml| xml.leaf("return", "true"));
+    }
     let change = match (
         request.groups.is_empty(),
         request.source_dest_check,
@@ -267,12 +533,7 @@ pub(super) fn modify_network_interface_attribute(
             })?)
         }
         (true, None, Some(text)) => InterfaceChange::Description(text.value.unwrap_or_default()),
-        _ => {
-            return Err(control::Error::InvalidParameterCombination(
-                "Exactly one attribute may be modified at a time.".into(),
-            )
-            .into())
-        }
+        _ => return Err(one_attribute()),
     };
     context
         .control

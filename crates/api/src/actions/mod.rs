@@ -206,6 +206,10 @@ async fn run(
             network_acls::replace_network_acl_entry(context, input, response)
         }
         "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
+        "CreateNetworkInterface" => interfaces::create_network_interface(context, input, response),
+        "DeleteNetworkInterface" => interfaces::delete_network_interface(context, input, response),
+        "AttachNetworkInterface" => interfaces::attach_network_interface(context, input, response),
+        "DetachNetworkInterface" => interfaces::detach_network_interface(context, input, response),
         "DescribeNetworkInterfaces" => {
             interfaces::describe_network_interfaces(context, input, response)
         }

@@ -162,6 +162,14 @@ impl Control {
             let mut address = existing::<ElasticIp>(state, allocation_id)?.clone();
             let instance = match (&target.instance_id, &target.interface_id) {
                 (Some(id), _) => existing::<Instance>(state, id)?,
+                // Elastic IPs follow primary interfaces only: the NAT rules of a public IP
+                // are the primary interface's (`InterfaceSpec::public_ip`).
+                (None, Some(eni)) if state.network_interfaces.contains_key(eni) => {
+                    return Err(Error::Unsupported(format!(
+                        "Elastic IPs can be associated with primary network interfaces only \
+                         ({eni} is not one)."
+                    )))
+                }
                 (None, Some(eni)) => state
                     .instances
                     .values()

@@ -1,7 +1,9 @@
 //! An instance's primary network interface: its subnet, private IP (from the subnet, never
 //! one in use or reserved), MAC, public IP (from `public_ip_pool`), security groups and
 //! source/destination check. It is kept inside the instance record, so it is written in the
-//! same transaction as the instance it belongs to and goes away with it.
+//! same transaction as the instance it belongs to and goes away with it. Other interfaces
+//! (`network_interfaces.rs`) share its address part and allocator, and the changes below
+//! (groups, description, secondary addresses) apply to any interface.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -10,6 +12,9 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::network_interfaces::{
+    check_description, check_interface_id, interface_not_found, NetworkInterface,
+};
 use super::security_groups::GroupRef;
 use super::subnets::Subnet;
 use crate::describe::existing;
@@ -46,7 +51,7 @@ pub enum InterfaceChange {
 }
 
 /// AWS's limit of secondary private IPv4 addresses on a small instance's interface.
-const MAX_SECONDARY_IPS: i64 = 10;
+pub(crate) const MAX_SECONDARY_IPS: i64 = 10;
 
 impl InstanceNetwork {
     pub fn primary_ip(&self) -> Ipv4Addr {
@@ -93,15 +98,8 @@ pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
     }
 }
 
-fn live_networks(state: &State) -> impl Iterator<Item = &InstanceNetwork> {
-    state
-        .instances
-        .values()
-        .filter(|i| i.state != crate::instances::InstanceState::Terminated)
-        .filter_map(|i| i.network.as_ref())
-}
-
-/// Plans the primary interfaces of `count` instances in one RunInstances call.
+/// Plans interfaces: the primary ones of `count` instances in one RunInstances call, or a
+/// standalone one.
 pub struct Allocator<'a> {
     state: &'a State,
     pool: Ipv4Net,
@@ -121,11 +119,12 @@ impl<'a> Allocator<'a> {
             state,
             pool,
             taken_ips: BTreeSet::new(),
-            taken_public: live_networks(state)
+            taken_public: state
+                .interface_networks()
                 .filter_map(|n| n.public_ip)
                 .chain(state.elastic_ips.values().map(|e| e.public_ip))
                 .collect(),
-            taken_macs: live_networks(state).map(|n| n.mac.clone()).collect(),
+            taken_macs: state.interface_networks().map(|n| n.mac.clone()).collect(),
         })
     }
 
@@ -267,119 +266,26 @@ impl<'a> Allocator<'a> {
     }
 }
 
-/// One row of DescribeNetworkInterfaces: an instance's primary interface.
-#[derive(Clone, Debug)]
-pub struct InterfaceRow {
-    pub instance: crate::instances::Instance,
-    pub network: InstanceNetwork,
-}
-
-impl crate::filter::Filterable for InterfaceRow {
-    const FILTERS: &'static [crate::filter::FilterField<Self>] = &[
-        ("network-interface-id", |r, _| {
-            vec![r.network.interface_id.clone()]
-        }),
-        ("subnet-id", |r, _| vec![r.network.subnet_id.clone()]),
-        ("vpc-id", |r, _| vec![r.network.vpc_id.clone()]),
-        ("availability-zone", |r, _| {
-            vec![r.instance.availability_zone.clone()]
-        }),
-        ("attachment.instance-id", |r, _| {
-            vec![r.instance.instance_id.clone()]
-        }),
-        ("attachment.attachment-id", |r, _| {
-            vec![r.network.attachment_id.clone()]
-        }),
-        ("attachment.device-index", |_, _| vec!["0".into()]),
-        ("attachment.status", |_, _| vec!["attached".into()]),
-        ("private-ip-address", |r, _| {
-            r.network
-                .private_ips
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect()
-        }),
-        ("addresses.private-ip-address", |r, _| {
-            r.network
-                .private_ips
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect()
-        }),
-        ("mac-address", |r, _| vec![r.network.mac.clone()]),
-        ("group-id", |r, _| r.network.security_group_ids.clone()),
-        ("status", |_, _| vec!["in-use".into()]),
-        ("owner-id", |_, config| vec![config.account_id.clone()]),
-        ("source-dest-check", |r, _| {
-            vec![r.network.source_dest_check.to_string()]
-        }),
-    ];
-}
-
 /// DescribeNetworkInterfaces's MaxResults bounds.
 const DESCRIBE_INTERFACES_PAGING: crate::describe::Paging =
     crate::describe::Paging::within_without_ids(5, 1000, "NetworkInterfaceId");
 
 impl crate::Control {
-    /// DescribeNetworkInterfaces: the primary interfaces of live instances.
+    /// DescribeNetworkInterfaces: the primary interfaces of live instances and the others.
     pub fn describe_network_interfaces(
         &self,
         query: &crate::describe::Query,
-    ) -> Result<crate::describe::Page<InterfaceRow>> {
+    ) -> Result<crate::describe::Page<NetworkInterface>> {
         let state = self.read();
-        let mut rows: Vec<InterfaceRow> = state
-            .instances
-            .values()
-            .filter_map(|instance| {
-                instance.live_network().map(|network| InterfaceRow {
-                    instance: instance.clone(),
-                    network: network.clone(),
-                })
-            })
-            .collect();
+        let mut rows = state.all_interfaces();
         for id in &query.ids {
-            if !nimbus_core::is_valid_id(id, "eni") {
-                return Err(Error::MalformedInterfaceId(format!(
-                    "Invalid id: \"{id}\" (expecting \"eni-...\")"
-                )));
-            }
+            check_interface_id(id)?;
             if !rows.iter().any(|r| r.network.interface_id == *id) {
-                return Err(Error::InterfaceNotFound(format!(
-                    "The networkInterface ID '{id}' does not exist"
-                )));
+                return Err(interface_not_found(id));
             }
         }
         rows.retain(|r| query.ids.is_empty() || query.ids.contains(&r.network.interface_id));
-        rows.sort_by(|a, b| a.network.interface_id.cmp(&b.network.interface_id));
-        crate::describe::describe_rows(
-            rows,
-            |r| r.network.interface_id.as_str(),
-            self.config(),
-            query,
-            DESCRIBE_INTERFACES_PAGING,
-        )
-    }
-
-    /// The instance whose primary interface is `interface_id`.
-    fn instance_with_interface(&self, interface_id: &str) -> Result<String> {
-        if !nimbus_core::is_valid_id(interface_id, "eni") {
-            return Err(Error::MalformedInterfaceId(format!(
-                "Invalid id: \"{interface_id}\" (expecting \"eni-...\")"
-            )));
-        }
-        self.read()
-            .instances
-            .values()
-            .find(|i| {
-                i.live_network()
-                    .is_some_and(|n| n.interface_id == interface_id)
-            })
-            .map(|i| i.instance_id.clone())
-            .ok_or_else(|| {
-                Error::InterfaceNotFound(format!(
-                    "The networkInterface ID '{interface_id}' does not exist"
-                ))
-            })
+        crate::describe::describe_resources(rows, self.config(), query, DESCRIBE_INTERFACES_PAGING)
     }
 
     /// ModifyNetworkInterfaceAttribute: groups, source/destination check or description.
@@ -389,27 +295,23 @@ impl crate::Control {
         change: InterfaceChange,
         dry_run: bool,
     ) -> Result<()> {
-        let instance_id = self.instance_with_interface(interface_id)?;
-        match change {
-            InterfaceChange::Groups(groups) => {
-                self.modify_instance_groups(&instance_id, &groups, dry_run)
-            }
-            InterfaceChange::SourceDestCheck(value) => {
-                self.modify_source_dest_check(&instance_id, value, dry_run)
-            }
-            InterfaceChange::Description(text) => {
-                if text.len() > 255 {
-                    return Err(Error::InvalidParameterValue(
-                        "Value for parameter description is invalid. Length exceeds maximum of 255."
-                            .into(),
-                    ));
-                }
-                self.modify_instance_network(&instance_id, dry_run, |_, network| {
-                    network.description = text;
-                    Ok(())
-                })
+        if let InterfaceChange::Groups(groups) = &change {
+            if groups.is_empty() {
+                return Err(Error::MissingParameter("GroupId".into()));
             }
         }
+        self.modify_interface_network(interface_id, dry_run, |state, network| match change {
+            InterfaceChange::Groups(groups) => set_groups(state, network, &groups),
+            InterfaceChange::SourceDestCheck(value) => {
+                network.source_dest_check = value;
+                Ok(())
+            }
+            InterfaceChange::Description(text) => {
+                check_description(&text)?;
+                network.description = text;
+                Ok(())
+            }
+        })
     }
 
     /// AssignPrivateIpAddresses: the named addresses, or `count` free ones, as secondaries.
@@ -419,10 +321,9 @@ impl crate::Control {
         requested: &[String],
         count: Option<i64>,
     ) -> Result<Vec<Ipv4Addr>> {
-        let instance_id = self.instance_with_interface(interface_id)?;
         let pool = self.config().public_ip_pool.clone();
         let mut assigned = Vec::new();
-        self.modify_instance_network(&instance_id, false, |state, network| {
+        self.modify_interface_network(interface_id, false, |state, network| {
             let subnet = existing::<Subnet>(state, &network.subnet_id)?;
             let mut allocator = Allocator::new(state, &pool)?;
             let wanted: Vec<Option<&str>> = match count {
@@ -453,8 +354,7 @@ impl crate::Control {
 
     /// UnassignPrivateIpAddresses: secondary addresses only.
     pub fn unassign_private_ips(&self, interface_id: &str, addresses: &[String]) -> Result<()> {
-        let instance_id = self.instance_with_interface(interface_id)?;
-        self.modify_instance_network(&instance_id, false, |_, network| {
+        self.modify_interface_network(interface_id, false, |_, network| {
             for text in addresses {
                 let position = network
                     .private_ips
@@ -483,18 +383,7 @@ impl crate::Control {
             return Err(Error::MissingParameter("GroupId".into()));
         }
         self.modify_instance_network(instance_id, dry_run, |state, network| {
-            for id in group_ids {
-                let group = state.find_group(GroupRef::Id(id), None)?;
-                if group.vpc_id != network.vpc_id {
-                    return Err(Error::InvalidParameterValue(format!(
-                        "Security group {id} and instance {instance_id} belong to different networks."
-                    )));
-                }
-            }
-            let mut ids = group_ids.to_vec();
-            ids.dedup();
-            network.security_group_ids = ids;
-            Ok(())
+            set_groups(state, network, group_ids)
         })
     }
 
@@ -508,6 +397,38 @@ impl crate::Control {
         self.modify_instance_network(instance_id, dry_run, |_, network| {
             network.source_dest_check = value;
             Ok(())
+        })
+    }
+
+    /// Changes an interface, primary (in its instance's record) or not.
+    fn modify_interface_network(
+        &self,
+        interface_id: &str,
+        dry_run: bool,
+        change: impl FnOnce(&State, &mut InstanceNetwork) -> Result<()>,
+    ) -> Result<()> {
+        check_interface_id(interface_id)?;
+        let standalone = self.read().network_interfaces.contains_key(interface_id);
+        if !standalone {
+            let instance_id = self
+                .read()
+                .instances
+                .values()
+                .find(|i| {
+                    i.live_network()
+                        .is_some_and(|n| n.interface_id == interface_id)
+                })
+                .map(|i| i.instance_id.clone())
+                .ok_or_else(|| interface_not_found(interface_id))?;
+            return self.modify_instance_network(&instance_id, dry_run, change);
+        }
+        self.mutate(|txn| {
+            let mut interface = existing::<NetworkInterface>(txn.state(), interface_id)?.clone();
+            change(txn.state(), &mut interface.network)?;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.put(interface)
         })
     }
 
@@ -534,4 +455,21 @@ impl crate::Control {
             txn.put(instance)
         })
     }
+}
+
+/// Sets an interface's groups, all of its VPC.
+fn set_groups(state: &State, network: &mut InstanceNetwork, group_ids: &[String]) -> Result<()> {
+    for id in group_ids {
+        let group = state.find_group(GroupRef::Id(id), None)?;
+        if group.vpc_id != network.vpc_id {
+            return Err(Error::InvalidParameterValue(format!(
+                "Security group {id} and interface {} belong to different networks.",
+                network.interface_id
+            )));
+        }
+    }
+    let mut ids = group_ids.to_vec();
+    ids.dedup();
+    network.security_group_ids = ids;
+    Ok(())
 }

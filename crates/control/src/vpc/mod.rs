@@ -11,6 +11,7 @@ pub mod default_vpc;
 pub mod gateways;
 pub mod interfaces;
 pub mod network_acls;
+pub mod network_interfaces;
 pub mod route_tables;
 pub mod security_groups;
 pub mod spec;

@@ -471,15 +471,9 @@ impl Control {
                 )));
             }
             let in_use = state
-                .instances
-                .values()
-                .filter(|i| i.state != crate::instances::InstanceState::Terminated)
-                .find(|i| {
-                    i.network
-                        .as_ref()
-                        .is_some_and(|n| n.security_group_ids.contains(&group_id))
-                })
-                .map(|i| i.instance_id.clone())
+                .interface_networks()
+                .find(|n| n.security_group_ids.contains(&group_id))
+                .map(|n| n.interface_id.clone())
                 .or_else(|| {
                     state
                         .security_groups

@@ -1,6 +1,6 @@
 //! The desired state of each VPC for the network driver, computed from the records: its
 //! subnets (with whether their route table reaches an attached internet gateway and which
-//! ACL guards them), the interfaces of its live instances, its security groups (group
+//! ACL guards them), its interfaces (live instances' primary ones and the others), its security groups (group
 //! references stay `Peer::Group`; the driver resolves membership) and its network ACLs.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,6 @@ use network::{InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
 
 use super::interfaces::dns_domain;
 use super::vpcs::Vpc;
-use crate::instances::InstanceState;
 use crate::State;
 
 /// The spec of every VPC, by ID.
@@ -41,21 +40,24 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
                 .unwrap_or_default(),
         })
         .collect();
+    // Every interface, attached or not: an available one keeps its DHCP reservation and
+    // rules, so attaching it later changes no address.
     let interfaces = state
-        .instances
-        .values()
-        .filter(|i| i.state != InstanceState::Terminated)
-        .filter_map(|i| i.network.as_ref().map(|n| (i, n)))
-        .filter(|(_, n)| n.vpc_id == *vpc_id)
-        .map(|(instance, net)| InterfaceSpec {
-            interface_id: net.interface_id.clone(),
-            instance_id: Some(instance.instance_id.clone()),
-            subnet_id: net.subnet_id.clone(),
-            mac: net.mac.clone(),
-            private_ips: net.private_ips.clone(),
-            public_ip: state.public_ip_of(instance),
-            security_group_ids: net.security_group_ids.clone(),
-            source_dest_check: net.source_dest_check,
+        .all_interfaces()
+        .into_iter()
+        .filter(|e| e.network.vpc_id == *vpc_id)
+        .map(|e| {
+            let net = e.network;
+            InterfaceSpec {
+                interface_id: net.interface_id,
+                instance_id: e.attachment.map(|a| a.instance_id),
+                subnet_id: net.subnet_id,
+                mac: net.mac,
+                private_ips: net.private_ips,
+                public_ip: net.public_ip,
+                security_group_ids: net.security_group_ids,
+                source_dest_check: net.source_dest_check,
+            }
         })
         .collect();
     let security_groups = state

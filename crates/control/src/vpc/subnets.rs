@@ -48,9 +48,7 @@ impl Subnet {
 impl State {
     /// Private IPs in use in a subnet.
     pub fn used_ips(&self, subnet_id: &str) -> Vec<Ipv4Addr> {
-        self.instances
-            .values()
-            .filter_map(|i| i.live_network())
+        self.interface_networks()
             .filter(|n| n.subnet_id == subnet_id)
             .flat_map(|n| n.private_ips.iter().copied())
             .collect()
@@ -194,15 +192,14 @@ impl Control {
     pub fn delete_subnet(&self, subnet_id: &str, dry_run: bool) -> Result<()> {
         self.mutate(|txn| {
             existing::<Subnet>(txn.state(), subnet_id)?;
-            if let Some(instance) = txn
+            if let Some(network) = txn
                 .state()
-                .instances
-                .values()
-                .find(|i| i.live_network().is_some_and(|n| n.subnet_id == subnet_id))
+                .interface_networks()
+                .find(|n| n.subnet_id == subnet_id)
             {
                 return Err(Error::DependencyViolation(format!(
                     "The subnet '{subnet_id}' has dependencies and cannot be deleted ({}).",
-                    instance.instance_id
+                    network.interface_id
                 )));
             }
             if dry_run {

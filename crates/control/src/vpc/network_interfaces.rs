@@ -1,0 +1,953 @@
+//! Network interfaces other than an instance's primary one (elastic network interfaces):
+//! made by CreateNetworkInterface, deleted by DeleteNetworkInterface, attached to an instance
+//! at device index 1 and up and detached again. Each is a record of its own, so it outlives
+//! its attachments; the primary interface stays in its instance record (`interfaces.rs`) and
+//! is shown among these as the attachment at device index 0.
+//!
+//! Attach and detach act on stopped instances only: the interfaces of a VM are its taps
+//! plugged in at launch (`network_reconciler::open_nics`), and hot-plugging is not done.
+//! Because a launch reads the attachments when the instance leaves `stopped`, and attach and
+//! detach refuse every other state inside the same transaction that checks it, no step of
+//! the instance reconciler can see half of an attach; termination settles the attachments
+//! in `finish_termination`, under the instance's generation fencing.
+
+use serde::{Deserialize, Serialize};
+
+use super::interfaces::{Allocator, InstanceNetwork, NetworkRequest, MAX_SECONDARY_IPS};
+use crate::describe::existing;
+use crate::filter::{FilterField, Filterable};
+use crate::idempotency::{create_once, ClientToken};
+use crate::instances::{Instance, InstanceState};
+use crate::{Error, Result, State, Tags, Txn};
+
+/// The network cards a VM has room for (compute's hot-plug ports for NICs): device indexes
+/// 0 to `MAX_INTERFACES - 1`.
+pub const MAX_INTERFACES: u32 = compute::NIC_PORTS as u32;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkInterface {
+    /// Its addresses, MAC and groups; `attachment_id` is that of its current attachment (a
+    /// new one per attach). Such interfaces never get a public IP of their own.
+    pub network: InstanceNetwork,
+    pub availability_zone: String,
+    pub attachment: Option<InterfaceAttachment>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceAttachment {
+    pub instance_id: String,
+    pub device_index: u32,
+    pub delete_on_termination: bool,
+    pub attach_time: i64,
+}
+
+impl NetworkInterface {
+    pub fn status(&self) -> &'static str {
+        if self.attachment.is_some() {
+            "in-use"
+        } else {
+            "available"
+        }
+    }
+
+    /// The primary interface of a live instance, shown as an interface attached at device
+    /// index 0 (with the instance's public or elastic IP).
+    pub fn primary_of(state: &State, instance: &Instance) -> Option<NetworkInterface> {
+        let mut network = instance.live_network()?.clone();
+        network.public_ip = state.public_ip_of(instance);
+        Some(NetworkInterface {
+            network,
+            availability_zone: instance.availability_zone.clone(),
+            attachment: Some(InterfaceAttachment {
+                instance_id: instance.instance_id.clone(),
+                device_index: 0,
+                delete_on_termination: true,
+                attach_time: instance.launch_time,
+            }),
+            tags: Tags::new(),
+        })
+    }
+}
+
+impl State {
+    /// The address part of every interface: live instances' primary ones and the others.
+    pub fn interface_networks(&self) -> impl Iterator<Item = &InstanceNetwork> {
+        self.instances
+            .values()
+            .filter_map(|i| i.live_network())
+            .chain(self.network_interfaces.values().map(|e| &e.network))
+    }
+
+    /// Every interface, primary ones included, by ID.
+    pub fn all_interfaces(&self) -> Vec<NetworkInterface> {
+        let mut all: Vec<NetworkInterface> = self
+            .instances
+            .values()
+            .filter_map(|i| NetworkInterface::primary_of(self, i))
+            .chain(self.network_interfaces.values().cloned())
+            .collect();
+        all.sort_by(|a, b| a.network.interface_id.cmp(&b.network.interface_id));
+        all
+    }
+
+    /// The interfaces of an instance, by device index (the primary one first).
+    pub fn interfaces_of(&self, instance: &Instance) -> Vec<NetworkInterface> {
+        let mut interfaces: Vec<NetworkInterface> = NetworkInterface::primary_of(self, instance)
+            .into_iter()
+            .chain(
+                self.network_interfaces
+                    .values()
+                    .filter(|e| {
+                        e.attachment
+                            .as_ref()
+                            .is_some_and(|a| a.instance_id == instance.instance_id)
+                    })
+                    .cloned(),
+            )
+            .collect();
+        interfaces.sort_by_key(|e| e.attachment.as_ref().map(|a| a.device_index));
+        interfaces
+    }
+}
+
+fn ips(e: &NetworkInterface) -> Vec<String> {
+    e.network
+        .private_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect()
+}
+
+fn of_attachment(
+    e: &NetworkInterface,
+    field: impl Fn(&InterfaceAttachment) -> String,
+) -> Vec<String> {
+    e.attachment.iter().map(field).collect()
+}
+
+impl Filterable for NetworkInterface {
+    const FILTERS: &'static [FilterField<Self>] = &[
+        ("network-interface-id", |e, _| {
+            vec![e.network.interface_id.clone()]
+        }),
+        ("subnet-id", |e, _| vec![e.network.subnet_id.clone()]),
+        ("vpc-id", |e, _| vec![e.network.vpc_id.clone()]),
+        ("availability-zone", |e, _| {
+            vec![e.availability_zone.clone()]
+        }),
+        ("description", |e, _| vec![e.network.description.clone()]),
+        ("attachment.instance-id", |e, _| {
+            of_attachment(e, |a| a.instance_id.clone())
+        }),
+        ("attachment.attachment-id", |e, _| {
+            of_attachment(e, |_| e.network.attachment_id.clone())
+        }),
+        ("attachment.device-index", |e, _| {
+            of_attachment(e, |a| a.device_index.to_string())
+        }),
+        ("attachment.status", |e, _| {
+            of_attachment(e, |_| "attached".into())
+        }),
+        ("attachment.delete-on-termination", |e, _| {
+            of_attachment(e, |a| a.delete_on_termination.to_string())
+        }),
+        ("private-ip-address", |e, _| ips(e)),
+        ("addresses.private-ip-address", |e, _| ips(e)),
+        ("mac-address", |e, _| vec![e.network.mac.clone()]),
+        ("group-id", |e, _| e.network.security_group_ids.clone()),
+        ("status", |e, _| vec![e.status().into()]),
+        ("owner-id", |_, config| vec![config.account_id.clone()]),
+        ("source-dest-check", |e, _| {
+            vec![e.network.source_dest_check.to_string()]
+        }),
+    ];
+}
+
+/// What CreateNetworkInterface asks for.
+#[derive(Clone, Debug, Default)]
+pub struct CreateInterfaceRequest {
+    pub subnet_id: String,
+    pub security_group_ids: Vec<String>,
+    pub private_ip: Option<String>,
+    pub secondary_ip_count: Option<i64>,
+    pub description: String,
+    pub tags: Tags,
+    pub dry_run: bool,
+}
+
+pub(crate) fn check_description(text: &str) -> Result<()> {
+    if text.len() > 255 {
+        return Err(Error::InvalidParameterValue(
+            "Value for parameter description is invalid. Length exceeds maximum of 255.".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn interface_not_found(id: &str) -> Error {
+    Error::InterfaceNotFound(format!("The networkInterface ID '{id}' does not exist"))
+}
+
+pub(crate) fn check_interface_id(id: &str) -> Result<()> {
+    if nimbus_core::is_valid_id(id, "eni") {
+        Ok(())
+    } else {
+        Err(Error::MalformedInterfaceId(format!(
+            "Invalid id: \"{id}\" (expecting \"eni-...\")"
+        )))
+    }
+}
+
+/// A new available interface in a subnet, planned with the allocator of `txn`'s state.
+pub(crate) fn new_interface(
+    txn: &Txn,
+    pool: &str,
+    request: &CreateInterfaceRequest,
+) -> Result<NetworkInterface> {
+    check_description(&request.description)?;
+    let state = txn.state();
+    let mut allocator = Allocator::new(state, pool)?;
+    let network_request = NetworkRequest {
+        subnet_id: Some(request.subnet_id.clone()),
+        security_group_ids: request.security_group_ids.clone(),
+        private_ip: request.private_ip.clone(),
+        associate_public_ip: Some(false),
+        ..NetworkRequest::default()
+    };
+    let (subnet, groups) = allocator.placement(&network_request, "")?;
+    let mut network = allocator.allocate(&network_request, &subnet, &groups)?;
+    match request.secondary_ip_count {
+        None => {}
+        Some(n) if (1..=MAX_SECONDARY_IPS).contains(&n) => {
+            for _ in 0..n {
+                let ip = allocator.private_ip(&subnet, None)?;
+                network.private_ips.push(ip);
+            }
+        }
+        Some(n) => {
+            return Err(Error::InvalidParameterValue(format!(
+                "Value ({n}) for parameter secondaryPrivateIpAddressCount is invalid \
+                 (1 to {MAX_SECONDARY_IPS})."
+            )))
+        }
+    }
+    network.description = request.description.clone();
+    Ok(NetworkInterface {
+        network,
+        availability_zone: subnet.availability_zone.clone(),
+        attachment: None,
+        tags: request.tags.clone(),
+    })
+}
+
+/// An interface RunInstances attaches besides the primary one.
+#[derive(Clone, Debug)]
+pub struct ExtraInterface {
+    pub device_index: u32,
+    pub source: InterfaceSource,
+    /// Defaults to true for an interface made for the launch, false for an existing one.
+    pub delete_on_termination: Option<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub enum InterfaceSource {
+    /// An available interface.
+    Existing(String),
+    /// A new interface (`subnet_id` and groups as CreateNetworkInterface takes them).
+    New(CreateInterfaceRequest),
+}
+
+/// Attaches RunInstances's extra interfaces to the instance just put in `txn`.
+pub(crate) fn attach_extras(
+    txn: &mut Txn,
+    pool: &str,
+    instance: &Instance,
+    extras: &[ExtraInterface],
+) -> Result<()> {
+    for extra in extras {
+        let (mut interface, created) = match &extra.source {
+            InterfaceSource::Existing(id) => {
+                check_interface_id(id)?;
+                (
+                    existing::<NetworkInterface>(txn.state(), id)?.clone(),
+                    false,
+                )
+            }
+            InterfaceSource::New(request) => (new_interface(txn, pool, request)?, true),
+        };
+        let delete_on_termination = extra.delete_on_termination.unwrap_or(created);
+        attach(
+            txn.state(),
+            &mut interface,
+            instance,
+            extra.device_index,
+            delete_on_termination,
+        )?;
+        txn.put(interface)?;
+    }
+    Ok(())
+}
+
+/// Checks that `interface` can be attached to `instance` at `device_index` and attaches it
+/// (in memory; the caller stores it). Returns the new attachment ID.
+pub(crate) fn attach(
+    state: &State,
+    interface: &mut NetworkInterface,
+    instance: &Instance,
+    device_index: u32,
+    delete_on_termination: bool,
+) -> Result<String> {
+    let interface_id = interface.network.interface_id.clone();
+    let instance_id = &instance.instance_id;
+    if interface.attachment.is_some() {
+        return Err(Error::InterfaceInUse(format!(
+            "Interface: [{interface_id}] in use."
+        )));
+    }
+    let Some(primary) = instance.live_network() else {
+        return Err(Error::IncorrectInstanceState(format!(
+            "The instance '{instance_id}' has no network interface."
+        )));
+    };
+    if primary.vpc_id != interface.network.vpc_id {
+        return Err(Error::InvalidParameterValue(format!(
+            "The network interface {interface_id} and instance {instance_id} are in different VPCs."
+        )));
+    }
+    if interface.availability_zone != instance.availability_zone {
+        return Err(Error::InvalidParameterCombination(format!(
+            "You may not attach a network interface to an instance if they are not in the same \
+             availability zone ({} and {}).",
+            interface.availability_zone, instance.availability_zone
+        )));
+    }
+    if device_index >= MAX_INTERFACES {
+        return Err(Error::AttachmentLimitExceeded(format!(
+            "Interface count {} exceeds the limit of {MAX_INTERFACES} network interfaces of an \
+             instance (device index {device_index}).",
+            device_index + 1
+        )));
+    }
+    if state.interfaces_of(instance).iter().any(|e| {
+        e.attachment
+            .as_ref()
+            .is_some_and(|a| a.device_index == device_index)
+    }) {
+        return Err(Error::InvalidParameterValue(format!(
+            "Instance '{instance_id}' already has an interface attached at device index \
+             '{device_index}'."
+        )));
+    }
+    let attachment_id = nimbus_core::new_id("eni-attach");
+    interface.network.attachment_id = attachment_id.clone();
+    interface.attachment = Some(InterfaceAttachment {
+        instance_id: instance_id.clone(),
+        device_index,
+        delete_on_termination,
+        attach_time: nimbus_core::now_millis(),
+    });
+    Ok(attachment_id)
+}
+
+/// Attach and detach take effect at the next start: a VM's network cards are fixed.
+fn require_stopped(instance: &Instance) -> Result<()> {
+    if instance.state == InstanceState::Stopped {
+        return Ok(());
+    }
+    Err(Error::IncorrectInstanceState(format!(
+        "The instance '{}' is in the '{}' state; network interfaces are attached to and \
+         detached from stopped instances only (no hot-plug).",
+        instance.instance_id,
+        instance.state.as_str()
+    )))
+}
+
+/// The terminated instance's interfaces: DeleteOnTermination ones are deleted, the others
+/// detached (`available`).
+pub(crate) fn release_on_termination(txn: &mut Txn, instance_id: &str) -> Result<()> {
+    let attached: Vec<NetworkInterface> = txn
+        .state()
+        .network_interfaces
+        .values()
+        .filter(|e| {
+            e.attachment
+                .as_ref()
+                .is_some_and(|a| a.instance_id == instance_id)
+        })
+        .cloned()
+        .collect();
+    for mut interface in attached {
+        if interface
+            .attachment
+            .take()
+            .is_some_and(|a| a.delete_on_termination)
+        {
+            txn.delete::<NetworkInterface>(&interface.network.interface_id);
+        } else {
+            txn.put(interface)?;
+        }
+    }
+    Ok(())
+}
+
+impl crate::Control {
+    /// CreateNetworkInterface (at most once per client token).
+    pub fn create_network_interface(
+        &self,
+        request: &CreateInterfaceRequest,
+        token: Option<&ClientToken>,
+    ) -> Result<NetworkInterface> {
+        let pool = self.config().public_ip_pool.clone();
+        self.mutate(|txn| {
+            create_once(txn, token, |txn| {
+                let interface = new_interface(txn, &pool, request)?;
+                if request.dry_run {
+                    return Err(Error::DryRunOperation);
+                }
+                txn.put(interface.clone())?;
+                Ok(interface)
+            })
+        })
+    }
+
+    /// DeleteNetworkInterface: available interfaces only.
+    pub fn delete_network_interface(&self, interface_id: &str, dry_run: bool) -> Result<()> {
+        check_interface_id(interface_id)?;
+        self.mutate(|txn| {
+            let state = txn.state();
+            let in_use = match state.network_interfaces.get(interface_id) {
+                Some(interface) => interface.attachment.is_some(),
+                None => {
+                    // A primary interface goes with its instance.
+                    if !state
+                        .interface_networks()
+                        .any(|n| n.interface_id == interface_id)
+                    {
+                        return Err(interface_not_found(interface_id));
+                    }
+                    true
+                }
+            };
+            if in_use {
+                return Err(Error::InterfaceInUse(format!(
+                    "The network interface '{interface_id}' is currently in use."
+                )));
+            }
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.delete::<NetworkInterface>(interface_id);
+            Ok(())
+        })
+    }
+
+    /// AttachNetworkInterface: returns the attachment ID.
+    pub fn attach_network_interface(
+        &self,
+        interface_id: &str,
+        instance_id: &str,
+        device_index: i64,
+        dry_run: bool,
+    ) -> Result<String> {
+        check_interface_id(interface_id)?;
+        let device_index = u32::try_from(device_index).map_err(|_| {
+            Error::InvalidParameterValue(format!(
+                "Value ({device_index}) for parameter deviceIndex is invalid."
+            ))
+        })?;
+        self.mutate(|txn| {
+            let state = txn.state();
+            let mut interface = existing::<NetworkInterface>(state, interface_id)
+                .map_err(|_| {
+                    if state
+                        .interface_networks()
+                        .any(|n| n.interface_id == interface_id)
+                    {
+                        Error::InterfaceInUse(format!("Interface: [{interface_id}] in use."))
+                    } else {
+                        interface_not_found(interface_id)
+                    }
+                })?
+                .clone();
+            let instance = existing::<Instance>(state, instance_id)?;
+            let attachment_id = attach(state, &mut interface, instance, device_index, false)?;
+            require_stopped(instance)?;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.put(interface)?;
+            Ok(attachment_id)
+        })
+    }
+
+    /// ModifyNetworkInterfaceAttribute `Attachment`: the DeleteOnTermination of an attachment.
+    pub fn modify_interface_attachment(
+        &self,
+        interface_id: &str,
+        attachment_id: &str,
+        delete_on_termination: bool,
+        dry_run: bool,
+    ) -> Result<()> {
+        check_interface_id(interface_id)?;
+        self.mutate(|txn| {
+            let state = txn.state();
+            let Some(mut interface) = state.network_interfaces.get(interface_id).cloned() else {
+                let primary = state
+                    .interface_networks()
+                    .find(|n| n.interface_id == interface_id)
+                    .ok_or_else(|| interface_not_found(interface_id))?;
+                // A primary interface is part of its instance's record and goes with it.
+                if primary.attachment_id != attachment_id || !delete_on_termination {
+                    return Err(Error::Unsupported(format!(
+                        "The primary network interface {interface_id} is always deleted with \
+                         its instance."
+                    )));
+                }
+                return if dry_run {
+                    Err(Error::DryRunOperation)
+                } else {
+                    Ok(())
+                };
+            };
+            let current = interface.network.attachment_id.clone();
+            let Some(attachment) = interface
+                .attachment
+                .as_mut()
+                .filter(|_| current == attachment_id)
+            else {
+                return Err(Error::InterfaceAttachmentNotFound(format!(
+                    "The attachment ID '{attachment_id}' does not exist"
+                )));
+            };
+            attachment.delete_on_termination = delete_on_termination;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            txn.put(interface)
+        })
+    }
+
+    /// DetachNetworkInterface. `force` changes nothing: the instance is stopped.
+    pub fn detach_network_interface(&self, attachment_id: &str, dry_run: bool) -> Result<()> {
+        self.mutate(|txn| {
+            let state = txn.state();
+            let not_found = || {
+                Error::InterfaceAttachmentNotFound(format!(
+                    "The attachment ID '{attachment_id}' does not exist"
+                ))
+            };
+            if !nimbus_core::is_valid_id(attachment_id, "eni-attach") {
+                return Err(not_found());
+            }
+            let Some(mut interface) = state
+                .network_interfaces
+                .values()
+                .find(|e| e.attachment.is_some() && e.network.attachment_id == attachment_id)
+                .cloned()
+            else {
+                if state
+                    .interface_networks()
+                    .any(|n| n.attachment_id == attachment_id)
+                {
+                    return Err(Error::OperationNotPermitted(format!(
+                        "The network interface at device index 0 cannot be detached \
+                         ({attachment_id})."
+                    )));
+                }
+                return Err(not_found());
+            };
+            let instance_id = interface
+                .attachment
+                .as_ref()
+                .map(|a| a.instance_id.clone())
+                .unwrap_or_default();
+            require_stopped(existing::<Instance>(state, &instance_id)?)?;
+            if dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            interface.attachment = None;
+            txn.put(interface)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::instances::RunInstancesRequest;
+    use crate::testkit::Harness;
+
+    fn create(h: &Harness, subnet_id: &str) -> NetworkInterface {
+        h.control
+            .create_network_interface(
+                &CreateInterfaceRequest {
+                    subnet_id: subnet_id.to_owned(),
+                    description: "extra".into(),
+                    ..CreateInterfaceRequest::default()
+                },
+                None,
+            )
+            .expect("create")
+    }
+
+    fn interface(h: &Harness, id: &str) -> Option<NetworkInterface> {
+        h.control.read().network_interfaces.get(id).cloned()
+    }
+
+    /// A running instance in the default subnet of the first zone, and that subnet.
+    async fn running_instance(h: &Harness) -> (Instance, String) {
+        let instance = h.run_instance();
+        h.settle().await;
+        let subnet = instance.network.clone().expect("interface").subnet_id;
+        (instance, subnet)
+    }
+
+    async fn stop(h: &Harness, id: &str) {
+        h.control
+            .stop_instances(&[id.to_owned()], false, false)
+            .expect("stop");
+        h.settle().await;
+        assert_eq!(h.instance(id).state, InstanceState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_new_interface_takes_an_address_a_mac_and_the_default_group() {
+        let h = Harness::new().await;
+        let subnet = h
+            .control
+            .read()
+            .default_subnet("us-east-1a")
+            .cloned()
+            .expect("subnet");
+        let before = h.control.read().available_ip_count(&subnet);
+        let eni = create(&h, &subnet.subnet_id);
+        assert_eq!(eni.status(), "available");
+        assert_eq!(eni.network.primary_ip(), Ipv4Addr::new(172, 31, 0, 4));
+        assert!(eni.network.mac.starts_with("02:"));
+        assert_eq!(eni.network.public_ip, None);
+        assert_eq!(eni.availability_zone, subnet.availability_zone);
+        let default_group = h
+            .control
+            .read()
+            .default_group(&subnet.vpc_id)
+            .cloned()
+            .expect("group");
+        assert_eq!(eni.network.security_group_ids, vec![default_group.group_id]);
+        assert_eq!(h.control.read().available_ip_count(&subnet), before - 1);
+        // The next instance does not get its address, and the VPC spec carries it unattached.
+        let instance = h.run_instance();
+        assert_eq!(
+            instance.network.expect("interface").primary_ip(),
+            Ipv4Addr::new(172, 31, 0, 5)
+        );
+        let spec = crate::vpc::spec::vpc_spec(
+            &h.control.read(),
+            "us-east-1",
+            &h.control.read().vpcs[&subnet.vpc_id],
+        );
+        let wired = spec
+            .interfaces
+            .iter()
+            .find(|i| i.interface_id == eni.network.interface_id)
+            .expect("in the spec");
+        assert_eq!(wired.instance_id, None);
+        // A taken address is refused; a subnet's dependencies include the interface.
+        let taken = h.control.create_network_interface(
+            &CreateInterfaceRequest {
+                subnet_id: subnet.subnet_id.clone(),
+                private_ip: Some("172.31.0.4".into()),
+                ..CreateInterfaceRequest::default()
+            },
+            None,
+        );
+        assert!(matches!(taken, Err(Error::AddressInUse(_))), "{taken:?}");
+        let busy = h.control.delete_subnet(&subnet.subnet_id, false);
+        assert!(
+            matches!(busy, Err(Error::DependencyViolation(_))),
+            "{busy:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_takes_available_interfaces_only() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let primary = instance.network.clone().expect("interface").interface_id;
+        let eni = create(&h, &subnet).network.interface_id;
+        for (id, check) in [
+            (
+                "eni-nothex!",
+                (|e| matches!(e, Error::MalformedInterfaceId(_))) as fn(&Error) -> bool,
+            ),
+            ("eni-0123456789abcdef0", |e| {
+                matches!(e, Error::InterfaceNotFound(_))
+            }),
+            (primary.as_str(), |e| matches!(e, Error::InterfaceInUse(_))),
+        ] {
+            let error = h.control.delete_network_interface(id, false).expect_err(id);
+            assert!(check(&error), "{id}: {error:?}");
+        }
+        stop(&h, &instance.instance_id).await;
+        h.control
+            .attach_network_interface(&eni, &instance.instance_id, 1, false)
+            .expect("attach");
+        let attached = h.control.delete_network_interface(&eni, false);
+        assert!(
+            matches!(attached, Err(Error::InterfaceInUse(_))),
+            "{attached:?}"
+        );
+        let attachment = interface(&h, &eni).expect("eni").network.attachment_id;
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        h.control
+            .delete_network_interface(&eni, false)
+            .expect("delete");
+        assert!(interface(&h, &eni).is_none());
+    }
+
+    #[tokio::test]
+    async fn attach_checks_state_index_zone_and_vpc() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let eni = create(&h, &subnet).network.interface_id;
+        let running = h.control.attach_network_interface(&eni, &id, 1, false);
+        assert!(
+            matches!(running, Err(Error::IncorrectInstanceState(_))),
+            "{running:?}"
+        );
+        stop(&h, &id).await;
+        let at_zero = h.control.attach_network_interface(&eni, &id, 0, false);
+        assert!(
+            matches!(at_zero, Err(Error::InvalidParameterValue(_))),
+            "{at_zero:?}"
+        );
+        let too_far = h
+            .control
+            .attach_network_interface(&eni, &id, MAX_INTERFACES as i64, false);
+        assert!(
+            matches!(too_far, Err(Error::AttachmentLimitExceeded(_))),
+            "{too_far:?}"
+        );
+        let other_zone = h
+            .control
+            .read()
+            .default_subnet("us-east-1b")
+            .cloned()
+            .expect("subnet");
+        let far = create(&h, &other_zone.subnet_id).network.interface_id;
+        let zone = h.control.attach_network_interface(&far, &id, 1, false);
+        assert!(
+            matches!(zone, Err(Error::InvalidParameterCombination(_))),
+            "{zone:?}"
+        );
+        let vpc = h
+            .control
+            .create_vpc("10.7.0.0/16", Tags::new(), false)
+            .expect("vpc");
+        let foreign = h
+            .control
+            .create_subnet(
+                &vpc.vpc_id,
+                "10.7.1.0/24",
+                Some("us-east-1a"),
+                Tags::new(),
+                false,
+            )
+            .expect("subnet");
+        let foreign = create(&h, &foreign.subnet_id).network.interface_id;
+        let vpc_error = h.control.attach_network_interface(&foreign, &id, 1, false);
+        assert!(
+            matches!(vpc_error, Err(Error::InvalidParameterValue(_))),
+            "{vpc_error:?}"
+        );
+
+        let attachment = h
+            .control
+            .attach_network_interface(&eni, &id, 1, false)
+            .expect("attach");
+        assert!(attachment.starts_with("eni-attach-"));
+        let again = h.control.attach_network_interface(&eni, &id, 2, false);
+        assert!(matches!(again, Err(Error::InterfaceInUse(_))), "{again:?}");
+        let second = create(&h, &subnet).network.interface_id;
+        let taken = h.control.attach_network_interface(&second, &id, 1, false);
+        assert!(
+            matches!(taken, Err(Error::InvalidParameterValue(_))),
+            "{taken:?}"
+        );
+        let dry = h.control.attach_network_interface(&second, &id, 2, true);
+        assert!(matches!(dry, Err(Error::DryRunOperation)), "{dry:?}");
+        assert_eq!(interface(&h, &second).expect("eni").status(), "available");
+    }
+
+    #[tokio::test]
+    async fn an_attached_interface_is_plugged_at_the_next_start_and_leaves_at_detach() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        stop(&h, &id).await;
+        let attachment = h
+            .control
+            .attach_network_interface(&eni_id, &id, 1, false)
+            .expect("attach");
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()],
+            "both cards, in device index order"
+        );
+        let spec = h.network.applied(&primary.vpc_id).expect("applied");
+        let wired = spec
+            .interfaces
+            .iter()
+            .find(|i| i.interface_id == eni_id)
+            .expect("in the spec");
+        assert_eq!(wired.instance_id.as_deref(), Some(id.as_str()));
+        let listed = h.control.read().interfaces_of(&h.instance(&id));
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].status(), "in-use");
+        let metadata = crate::metadata::instance_metadata(&h.control, &id).expect("metadata");
+        let served: Vec<(u32, String)> = metadata
+            .interfaces
+            .iter()
+            .map(|i| (i.device_number, i.interface_id.clone()))
+            .collect();
+        assert_eq!(
+            served,
+            vec![(0, primary.interface_id.clone()), (1, eni_id.clone())]
+        );
+        h.control
+            .modify_interface_attachment(&eni_id, &attachment, true, false)
+            .expect("delete on termination");
+        let dot = interface(&h, &eni_id)
+            .and_then(|e| e.attachment)
+            .expect("attached");
+        assert!(dot.delete_on_termination);
+        let stranger = h.control.modify_interface_attachment(
+            &eni_id,
+            "eni-attach-0123456789abcdef0",
+            false,
+            false,
+        );
+        assert!(
+            matches!(stranger, Err(Error::InterfaceAttachmentNotFound(_))),
+            "{stranger:?}"
+        );
+        h.control
+            .modify_interface_attachment(&eni_id, &attachment, false, false)
+            .expect("keep on termination");
+
+        // Detach: not the primary, not an unknown attachment, not while running.
+        let primary_detach = h
+            .control
+            .detach_network_interface(&primary.attachment_id, false);
+        assert!(
+            matches!(primary_detach, Err(Error::OperationNotPermitted(_))),
+            "{primary_detach:?}"
+        );
+        let unknown = h
+            .control
+            .detach_network_interface("eni-attach-0123456789abcdef0", false);
+        assert!(
+            matches!(unknown, Err(Error::InterfaceAttachmentNotFound(_))),
+            "{unknown:?}"
+        );
+        let running = h.control.detach_network_interface(&attachment, false);
+        assert!(
+            matches!(running, Err(Error::IncorrectInstanceState(_))),
+            "{running:?}"
+        );
+        stop(&h, &id).await;
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
+        assert_eq!(interface(&h, &eni_id).expect("eni").status(), "available");
+    }
+
+    #[tokio::test]
+    async fn termination_deletes_launch_interfaces_and_frees_the_others() {
+        let h = Harness::new().await;
+        let subnet = h
+            .control
+            .read()
+            .default_subnet("us-east-1a")
+            .cloned()
+            .expect("subnet");
+        let kept = create(&h, &subnet.subnet_id).network.interface_id;
+        let request = RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            extra_interfaces: vec![
+                ExtraInterface {
+                    device_index: 1,
+                    source: InterfaceSource::Existing(kept.clone()),
+                    delete_on_termination: None,
+                },
+                ExtraInterface {
+                    device_index: 2,
+                    source: InterfaceSource::New(CreateInterfaceRequest {
+                        subnet_id: subnet.subnet_id.clone(),
+                        ..CreateInterfaceRequest::default()
+                    }),
+                    delete_on_termination: None,
+                },
+            ],
+            ..RunInstancesRequest::default()
+        };
+        let instance = h.control.run_instances(request).expect("run").remove(0);
+        h.settle().await;
+        let id = instance.instance_id.clone();
+        assert_eq!(h.hypervisor.nic_macs(&id).len(), 3);
+        let interfaces = h.control.read().interfaces_of(&instance);
+        let made = interfaces[2].network.interface_id.clone();
+        let dot: Vec<bool> = interfaces
+            .iter()
+            .map(|e| {
+                e.attachment
+                    .as_ref()
+                    .expect("attached")
+                    .delete_on_termination
+            })
+            .collect();
+        assert_eq!(dot, vec![true, false, true]);
+
+        // Two launches may not share one existing interface.
+        let twice = h.control.run_instances(RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            extra_interfaces: vec![ExtraInterface {
+                device_index: 1,
+                source: InterfaceSource::Existing(kept.clone()),
+                delete_on_termination: None,
+            }],
+            ..RunInstancesRequest::default()
+        });
+        assert!(matches!(twice, Err(Error::InterfaceInUse(_))), "{twice:?}");
+        assert_eq!(h.control.read().instances.len(), 1, "nothing of it remains");
+
+        h.control
+            .terminate_instances(std::slice::from_ref(&id), false)
+            .expect("terminate");
+        h.settle().await;
+        assert_eq!(interface(&h, &kept).expect("kept").status(), "available");
+        assert!(interface(&h, &made).is_none(), "deleted with its instance");
+    }
+}
