@@ -281,7 +281,7 @@ fn write_interface(
         xml.leaf("instanceOwnerId", &config.account_id);
         xml.leaf("deviceIndex", &attachment.device_index.to_string());
         xml.leaf("networkCardIndex", "0");
-        xml.leaf("status", "attached");
+        xml.leaf("status", attachment.status.as_str());
         xml.leaf(
             "attachTime",
             &nimbus_core::iso8601_millis(attachment.attach_time),
