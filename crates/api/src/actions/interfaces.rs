@@ -442,7 +442,7 @@ pub(super) fn attach_network_interface(
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DetachNetworkInterface {
     attachment_id: String,
-    /// Nothing to force: interfaces are detached from stopped instances only.
+    /// Nothing to force: the guest is always asked to release the card, with a bounded wait.
     #[serde(default)]
     #[allow(dead_code)]
     force: bool,
