@@ -392,12 +392,14 @@ const UNPLUG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks the guest to release a device and waits until QEMU has removed it.
 async fn remove_device(qmp: &mut Qmp, id: &str) -> Result<()> {
-    qmp.execute("device_del", json!({ "id": id })).await?;
-    qmp.wait_event(UNPLUG_TIMEOUT, |event| {
+    let deleted = |event: &serde_json::Value| {
         event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id
-    })
-    .await
-    .map(|_| ())
+    };
+    // An earlier device of this ID whose removal came after its wait gave up left its event;
+    // it must not pass for this one's.
+    qmp.discard_events(deleted);
+    qmp.execute("device_del", json!({ "id": id })).await?;
+    qmp.wait_event(UNPLUG_TIMEOUT, deleted).await.map(|_| ())
 }
 
 /// Whether the VM has a device with this ID (user-created devices live under
