@@ -1130,4 +1130,41 @@ mod tests {
         assert!(!h.hypervisor.is_running(&id));
         assert_eq!(interface(&h, &eni_id).expect("kept").status(), "available");
     }
+
+    #[tokio::test]
+    async fn a_restart_takes_up_pending_hot_plugs_from_the_records() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        h.control
+            .attach_network_interface(&eni_id, &id, 2, false)
+            .expect("attach");
+        // nimbus restarts before any step ran: the adopted VM gets the card.
+        let reopened = h.reopen();
+        reopened.settle().await;
+        assert_eq!(
+            attachment_status(&reopened, &eni_id),
+            Some(AttachmentState::Attached)
+        );
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()]
+        );
+        assert_eq!(h.hypervisor.launches(), 1, "adopted, not relaunched");
+        let attachment = interface(&reopened, &eni_id)
+            .expect("eni")
+            .network
+            .attachment_id;
+        reopened
+            .control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        let again = reopened.reopen();
+        again.settle().await;
+        assert_eq!(attachment_status(&again, &eni_id), None);
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
+    }
 }
