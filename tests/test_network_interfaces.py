@@ -1,13 +1,16 @@
-"""Elastic network interfaces: one made in a second subnet, attached to a stopped instance at
-device index 1; after the start the guest's eth1 holds the interface's address, which only the
-VPC's DHCP server (dnsmasq on the host) could have handed it. Read back through the serial
-console. Then detach and delete, and the error codes of misuse. One small VM, booted twice."""
+"""Elastic network interfaces: one made in a second subnet is hot-plugged into the running
+instance at device index 1 (the guest's eth1 takes the interface's address by DHCP, as its
+init says on the console) and unplugged again (the guest says the card is gone); then attached
+to the stopped instance, and after the start the guest's eth1 holds the interface's address,
+which only the VPC's DHCP server (dnsmasq on the host) could have handed it. Read back through
+the serial console. Then detach and delete, and the error codes of misuse. One small VM,
+booted twice."""
 
 import re
 
 from botocore.exceptions import ClientError
 
-from test_instances import cloud, ec2vm, minimal_ami, wait_console  # noqa: F401  (fixtures)
+from test_instances import cloud, ec2vm, minimal_ami, wait_console, wait_for  # noqa: F401  (fixtures)
 
 # Every boot: eth1's IPv4 address once its lease is in (the init script asks DHCP on every
 # card), or "none" when the VM has a single card.
@@ -29,6 +32,11 @@ fi
 """
 
 WAIT = {"Delay": 1, "MaxAttempts": 300}
+
+
+def attachment_status(ec2, eni):
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    return described.get("Attachment", {}).get("Status")
 
 
 def code_of(call, **kwargs):
@@ -73,9 +81,20 @@ def test_an_attached_interface_reaches_the_guest(ec2vm, minimal_ami):  # noqa: F
     instance_id = reservation["Instances"][0]["InstanceId"]
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
     assert wait_console(ec2, instance_id, r"NIMBUS-ETH1 addr=none END")
-    # No hot-plug: a running instance refuses attach.
-    assert code_of(ec2.attach_network_interface, NetworkInterfaceId=eni, InstanceId=instance_id,
-                   DeviceIndex=1) == "IncorrectInstanceState"
+    # Hot-plug: attaching, then attached once the card is in; the guest leases its address.
+    hot = ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=instance_id,
+                                       DeviceIndex=1)["AttachmentId"]
+    now = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert now["Status"] == "in-use" and now["Attachment"]["Status"] in ("attaching", "attached")
+    assert code_of(ec2.delete_network_interface, NetworkInterfaceId=eni) == "InvalidNetworkInterface.InUse"
+    assert wait_for(lambda: attachment_status(ec2, eni) == "attached", timeout=120, interval=1)
+    assert wait_console(ec2, instance_id, rf"nimbus-minimal: eth1 has {re.escape(address)}\b")
+    # Hot-unplug: detaching until the guest gave the card back, then gone from the guest.
+    ec2.detach_network_interface(AttachmentId=hot)
+    assert attachment_status(ec2, eni) in ("detaching", None)
+    assert wait_for(lambda: attachment_status(ec2, eni) is None, timeout=120, interval=1)
+    assert ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Status"] == "available"
+    assert wait_console(ec2, instance_id, r"nimbus-minimal: eth1 removed")
 
     ec2.stop_instances(InstanceIds=[instance_id])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)

@@ -159,7 +159,11 @@ case "$1" in
   bound|renew)
     [ "$1" = bound ] || ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ "$interface" = eth0 ] || exit 0
+    if [ "$interface" != eth0 ]; then
+      # Said on the console, where a hot-plugged card's address can be seen.
+      [ "$1" = bound ] && echo "nimbus-minimal: $interface has $ip" > /dev/console
+      exit 0
+    fi
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
     {
       [ -n "$domain" ] && echo "search $domain"
@@ -171,6 +175,38 @@ case "$1" in
     fi
     ;;
 esac
+EOF
+# Every card but eth0, at boot or hot-plugged later (AttachNetworkInterface on a running
+# instance), gets a DHCP client that sets only its address; the client of a card that was
+# unplugged is stopped. A card is known by its ifindex, so a new card that takes the name of
+# one just unplugged still gets a client. Polling each second costs little even under TCG.
+cat > "$ROOT/usr/sbin/nimbus-nics" <<'EOF'
+#!/bin/sh
+mkdir -p /run/nics
+while :; do
+  for path in /sys/class/net/eth*; do
+    interface=${path##*/}
+    [ -e "$path" ] && [ "$interface" != eth0 ] || continue
+    read -r index < "$path/ifindex" 2> /dev/null || continue
+    if [ -e "/run/nics/$interface" ]; then
+      read -r pid known < "/run/nics/$interface"
+      [ "$known" = "$index" ] && continue
+      kill "$pid" 2> /dev/null
+    fi
+    ip link set "$interface" up
+    udhcpc -i "$interface" -f -t 20 -T 1 -s /etc/udhcpc.script > /dev/null 2>&1 &
+    echo "$! $index" > "/run/nics/$interface"
+  done
+  for record in /run/nics/*; do
+    interface=${record##*/}
+    [ -e "$record" ] && [ ! -e "/sys/class/net/$interface" ] || continue
+    read -r pid known < "$record"
+    kill "$pid" 2> /dev/null
+    rm -f "$record"
+    echo "nimbus-minimal: $interface removed" > /dev/console
+  done
+  sleep 1
+done
 EOF
 cat > "$ROOT/etc/init.d/rcS" <<'EOF'
 #!/bin/sh
@@ -199,13 +235,8 @@ fi
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 ip link set lo up
-for path in /sys/class/net/eth*; do
-  interface=${path##*/}
-  [ -e "$path" ] && [ "$interface" != eth0 ] || continue
-  # Extra interfaces (secondary ENIs) get their leases in the background.
-  ip link set "$interface" up
-  udhcpc -i "$interface" -b -t 20 -T 1 -s /etc/udhcpc.script > /dev/null 2>&1
-done
+# Extra interfaces (secondary ENIs), now and hot-plugged later, get leases in the background.
+nimbus-nics < /dev/null > /dev/null 2>&1 &
 log "instance $(imds-get meta-data/instance-id 2> /dev/null)"
 read -r hostname < /proc/sys/kernel/hostname
 [ "$hostname" != "(none)" ] || imds-get meta-data/local-hostname > /proc/sys/kernel/hostname 2> /dev/null
@@ -218,7 +249,8 @@ fi
 dropbear -R -E -p 22 2> /var/log/dropbear.log && log "ssh ready"
 log "ready"
 EOF
-chmod +x "$ROOT/usr/bin/imds-token" "$ROOT/usr/bin/imds-get" "$ROOT/etc/udhcpc.script" "$ROOT/etc/init.d/rcS"
+chmod +x "$ROOT/usr/bin/imds-token" "$ROOT/usr/bin/imds-get" "$ROOT/etc/udhcpc.script" "$ROOT/etc/init.d/rcS" \
+  "$ROOT/usr/sbin/nimbus-nics"
 rm -f "$OUT/rootfs.img.tmp"
 mkfs.ext4 -q -F -L nimbus-root -d "$ROOT" "$OUT/rootfs.img.tmp" 256M
 mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::vm::{Accel, DiskSpec, Vm, VmSpec};
+use crate::vm::{Accel, DiskSpec, NicSpec, Vm, VmSpec};
 use crate::Result;
 
 /// Starts and adopts VMs on this host.
@@ -52,6 +52,10 @@ pub trait VmHandle: Send + Sync {
     /// Tells the guest that the volume behind `disk` is now `new_size` bytes.
     async fn grow_disk(&self, disk: &DiskSpec, new_size: u64) -> Result<()>;
     async fn unplug_disk(&self, device_name: &str) -> Result<()>;
+    /// Plugs a network card at its device index; one already there counts as plugged.
+    async fn hotplug_nic(&self, nic: &NicSpec) -> Result<()>;
+    /// Unplugs the card at a device index once the guest released it; none there is fine.
+    async fn unplug_nic(&self, device_index: u32) -> Result<()>;
 }
 
 /// QEMU processes on this host (see `vm.rs`), on the accelerator probed at the first launch.
@@ -115,5 +119,11 @@ impl VmHandle for Vm {
     }
     async fn unplug_disk(&self, device_name: &str) -> Result<()> {
         Vm::unplug_disk(self, device_name).await
+    }
+    async fn hotplug_nic(&self, nic: &NicSpec) -> Result<()> {
+        Vm::hotplug_nic(self, nic).await
+    }
+    async fn unplug_nic(&self, device_index: u32) -> Result<()> {
+        Vm::unplug_nic(self, device_index).await
     }
 }

@@ -2,7 +2,7 @@
 //! "run" until killed or powered off. Slow steps yield to the runtime a few times, so a test
 //! on a single-threaded runtime can land API calls in the middle of a launch.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::driver::{ExitCause, Hypervisor, VmHandle};
-use crate::vm::{DiskSpec, VmSpec};
+use crate::vm::{DiskSpec, NicSpec, VmSpec};
 use crate::{Error, Result};
 
 /// How many times a launch yields before the VM runs.
@@ -28,11 +28,15 @@ struct FakeVm {
     disks: Mutex<BTreeSet<String>>,
     /// Every disk growth the guest was told of: (device, export).
     grown: Mutex<Vec<(String, String)>>,
-    /// The MACs of its network cards, in the order they were plugged.
-    nic_macs: Vec<String>,
+    /// Its network cards: device index → MAC.
+    nics: Mutex<BTreeMap<u32, String>>,
 }
 
 impl FakeVm {
+    fn nics(&self) -> MutexGuard<'_, BTreeMap<u32, String>> {
+        self.nics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn disks(&self) -> MutexGuard<'_, BTreeSet<String>> {
         self.disks.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -62,11 +66,11 @@ impl FakeHypervisor {
         self.vms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The MACs of the network cards of the instance's last VM, in plug order.
+    /// The MACs of the network cards of the instance's last VM, in device index order.
     pub fn nic_macs(&self, instance_id: &str) -> Vec<String> {
         self.vms()
             .get(instance_id)
-            .map(|vm| vm.nic_macs.clone())
+            .map(|vm| vm.nics().values().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -169,7 +173,12 @@ impl Hypervisor for FakeHypervisor {
             return Err(Error::Qemu(format!("{} failed to boot", spec.instance_id)));
         }
         let vm = Arc::new(FakeVm {
-            nic_macs: spec.nics.iter().map(|n| n.mac.clone()).collect(),
+            nics: Mutex::new(
+                spec.nics
+                    .iter()
+                    .map(|n| (n.device_index, n.mac.clone()))
+                    .collect(),
+            ),
             ..FakeVm::default()
         });
         vm.disks()
@@ -262,6 +271,18 @@ impl VmHandle for FakeVmHandle {
         self.check_running()?;
         tokio::task::yield_now().await;
         self.0.disks().remove(device_name);
+        Ok(())
+    }
+    async fn hotplug_nic(&self, nic: &NicSpec) -> Result<()> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        self.0.nics().insert(nic.device_index, nic.mac.clone());
+        Ok(())
+    }
+    async fn unplug_nic(&self, device_index: u32) -> Result<()> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        self.0.nics().remove(&device_index);
         Ok(())
     }
 }

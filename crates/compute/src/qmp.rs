@@ -143,6 +143,12 @@ impl Qmp {
         }
     }
 
+    /// Drops the received events matching `matches`, so a later `wait_event` sees only new
+    /// ones.
+    pub fn discard_events(&mut self, matches: impl Fn(&Value) -> bool) {
+        self.events.retain(|event| !matches(event));
+    }
+
     /// Waits for an event matching `matches` (already received ones count).
     pub async fn wait_event(
         &mut self,

@@ -50,6 +50,10 @@ pub struct DiskSpec {
 /// opened by the network driver and handed to QEMU.
 #[derive(Clone, Debug)]
 pub struct NicSpec {
+    /// The EC2 device index; the card sits on NIC root port `device_index` (and has QEMU IDs
+    /// `nic<index>`/`net<index>`), so where a card is follows from the records alone, also
+    /// after a restart of nimbus, and a card hot-plugged later never meets a taken port.
+    pub device_index: u32,
     pub mac: String,
     pub tap: std::sync::Arc<std::os::fd::OwnedFd>,
 }
@@ -340,11 +344,7 @@ impl Vm {
         let key = device_key(device_name);
         let id = format!("disk-{key}");
         let mut qmp = self.qmp.lock().await;
-        qmp.execute("device_del", json!({ "id": id })).await?;
-        qmp.wait_event(Duration::from_secs(60), |event| {
-            event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id.as_str()
-        })
-        .await?;
+        remove_device(&mut qmp, &id).await?;
         let connections = nbd_nodes(&mut qmp, &key).await?;
         delete_nodes(&mut qmp, [format!("node-{key}")]).await?;
         delete_nodes(&mut qmp, connections.into_iter().map(|(name, _)| name)).await?;
@@ -356,6 +356,116 @@ impl Vm {
         self.save_ports();
         Ok(())
     }
+
+    /// Hot-plugs a network card. A card already there (plugged before nimbus restarted,
+    /// before the attachment was recorded) counts as plugged: its ID is its device index,
+    /// and one attachment at a time holds an index.
+    pub async fn hotplug_nic(&self, nic: &NicSpec) -> Result<()> {
+        let mut qmp = self.qmp.lock().await;
+        if has_device(&mut qmp, &nic_id(nic.device_index)).await? {
+            return Ok(());
+        }
+        // A back end left by an unplug that was cut short would take the ID.
+        let _ = qmp
+            .execute("netdev_del", json!({ "id": netdev_id(nic.device_index) }))
+            .await;
+        add_nic(&mut qmp, nic).await
+    }
+
+    /// Unplugs a network card: the guest releases it, then QEMU closes its tap. A card that
+    /// is not there is unplugged already.
+    pub async fn unplug_nic(&self, device_index: u32) -> Result<()> {
+        let mut qmp = self.qmp.lock().await;
+        if has_device(&mut qmp, &nic_id(device_index)).await? {
+            remove_device(&mut qmp, &nic_id(device_index)).await?;
+        }
+        // Absent when an earlier unplug got this far; a leftover is cleared by the next plug.
+        let _ = qmp
+            .execute("netdev_del", json!({ "id": netdev_id(device_index) }))
+            .await;
+        Ok(())
+    }
+}
+
+/// How long a guest gets to release a device it is asked to give back.
+const UNPLUG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Asks the guest to release a device and waits until QEMU has removed it.
+async fn remove_device(qmp: &mut Qmp, id: &str) -> Result<()> {
+    let deleted = |event: &serde_json::Value| {
+        event["event"] == "DEVICE_DELETED" && event["data"]["device"] == id
+    };
+    // An earlier device of this ID whose removal came after its wait gave up left its event;
+    // it must not pass for this one's.
+    qmp.discard_events(deleted);
+    qmp.execute("device_del", json!({ "id": id })).await?;
+    qmp.wait_event(UNPLUG_TIMEOUT, deleted).await.map(|_| ())
+}
+
+/// Whether the VM has a device with this ID (user-created devices live under
+/// `/machine/peripheral`).
+async fn has_device(qmp: &mut Qmp, id: &str) -> Result<bool> {
+    let devices = qmp
+        .execute("qom-list", json!({ "path": "/machine/peripheral" }))
+        .await?;
+    Ok(devices
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["name"] == id))
+}
+
+fn nic_id(device_index: u32) -> String {
+    format!("nic{device_index}")
+}
+
+fn netdev_id(device_index: u32) -> String {
+    format!("net{device_index}")
+}
+
+/// Plugs a virtio-net card on its tap: the descriptor is passed over QMP (QEMU runs
+/// unprivileged and could not open a tap). The tap carries the virtio header, which QEMU
+/// finds on the descriptor and uses to offload checksums and segmentation.
+async fn add_nic(qmp: &mut Qmp, nic: &NicSpec) -> Result<()> {
+    use std::os::fd::AsFd;
+    let index = nic.device_index as usize;
+    if index >= NIC_PORTS {
+        return Err(Error::Qemu(format!(
+            "device index {index}: at most {NIC_PORTS} network interfaces are supported"
+        )));
+    }
+    let fd_name = format!("tap{index}");
+    qmp.execute_passing_fd("getfd", json!({ "fdname": fd_name }), nic.tap.as_fd())
+        .await?;
+    let netdev = netdev_id(nic.device_index);
+    if let Err(error) = qmp
+        .execute(
+            "netdev_add",
+            json!({ "type": "tap", "id": netdev, "fd": fd_name }),
+        )
+        .await
+    {
+        let _ = qmp.execute("closefd", json!({ "fdname": fd_name })).await;
+        return Err(error);
+    }
+    let added = qmp
+        .execute(
+            "device_add",
+            json!({
+                "driver": "virtio-net-pci",
+                "id": nic_id(nic.device_index),
+                "netdev": netdev,
+                "mac": nic.mac,
+                "romfile": "",
+                "bus": format!("rp{}", DISK_PORTS + index),
+            }),
+        )
+        .await;
+    if let Err(error) = added {
+        let _ = qmp.execute("netdev_del", json!({ "id": netdev })).await;
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Starts QEMU for `spec` on `accel` and connects to it.
@@ -486,40 +596,11 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
     Ok(vm)
 }
 
-/// Plugs a virtio-net card per interface, in device index order, into the paused VM: each
-/// tap descriptor is passed over QMP (QEMU runs unprivileged and could not open a tap). The
-/// tap carries the virtio header, which QEMU finds on the descriptor and uses to offload
-/// checksums and segmentation.
+/// Plugs a card per interface into the paused VM, in device index order.
 async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
-    use std::os::fd::AsFd;
-    if nics.len() > NIC_PORTS {
-        return Err(Error::Qemu(format!(
-            "{} network interfaces, at most {NIC_PORTS} are supported",
-            nics.len()
-        )));
-    }
     let mut qmp = vm.qmp.lock().await;
-    for (index, nic) in nics.iter().enumerate() {
-        let fd_name = format!("tap{index}");
-        qmp.execute_passing_fd("getfd", json!({ "fdname": fd_name }), nic.tap.as_fd())
-            .await?;
-        qmp.execute(
-            "netdev_add",
-            json!({ "type": "tap", "id": format!("net{index}"), "fd": fd_name }),
-        )
-        .await?;
-        qmp.execute(
-            "device_add",
-            json!({
-                "driver": "virtio-net-pci",
-                "id": format!("nic{index}"),
-                "netdev": format!("net{index}"),
-                "mac": nic.mac,
-                "romfile": "",
-                "bus": format!("rp{}", DISK_PORTS + index),
-            }),
-        )
-        .await?;
+    for nic in nics {
+        add_nic(&mut qmp, nic).await?;
     }
     Ok(())
 }

@@ -202,6 +202,7 @@ async fn a_guest_on_a_tap_gets_dhcp_metadata_and_its_public_ip() {
         }],
         run_dir: run_dir.clone(),
         nics: vec![compute::NicSpec {
+            device_index: 0,
             mac: "02:00:00:00:0a:02".into(),
             tap: Arc::new(tap),
         }],

@@ -23,6 +23,7 @@ use crate::catalog::find_instance_type;
 use crate::images::Image;
 use crate::instances::{Instance, InstanceState, ShutdownBehavior};
 use crate::volumes::{AttachmentState, Volume, VolumeState};
+use crate::vpc::network_interfaces::NetworkInterface;
 use crate::{Control, Error, Result, Txn};
 
 /// How long a guest gets to power off after ACPI before it is stopped by force.
@@ -232,7 +233,8 @@ impl Control {
                     running.vm.reset().await.map_err(compute_error)?;
                     self.settle_instance(&instance, |i| i.reboot_requested = false)?;
                 }
-                self.sync_hotplug(&instance, &running).await
+                self.sync_hotplug(&instance, &running).await?;
+                self.sync_nics(&instance, &running).await
             }
             InstanceState::Stopping => {
                 if let Some(running) = vm {
@@ -241,6 +243,7 @@ impl Control {
                     }
                 }
                 self.settle_detached_while_stopped(&instance)?;
+                self.settle_nics_while_stopped(&instance)?;
                 self.settle_instance(&instance, |i| {
                     i.state = InstanceState::Stopped;
                     i.force_stop = false;
@@ -265,7 +268,8 @@ impl Control {
                     running.vm.kill().await.map_err(compute_error)?;
                     self.vms.remove(id);
                 }
-                self.settle_detached_while_stopped(&instance)
+                self.settle_detached_while_stopped(&instance)?;
+                self.settle_nics_while_stopped(&instance)
             }
             InstanceState::Terminated => Ok(()),
         }
@@ -489,6 +493,88 @@ impl Control {
                 }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Plugs the cards of interfaces being attached and unplugs those being detached. Plug
+    /// and unplug are idempotent (the card's place is its device index), so a step cut short
+    /// by a restart is simply done again.
+    async fn sync_nics(self: &Arc<Self>, instance: &Instance, running: &RunningVm) -> Result<()> {
+        for interface in self.pending_nics(instance) {
+            let Some(attachment) = &interface.attachment else {
+                continue;
+            };
+            if attachment.status == AttachmentState::Attaching {
+                let nic = self.hotplug_nic_spec(&interface).await?;
+                running.vm.hotplug_nic(&nic).await.map_err(compute_error)?;
+            } else {
+                running
+                    .vm
+                    .unplug_nic(attachment.device_index)
+                    .await
+                    .map_err(compute_error)?;
+            }
+            self.settle_nic(instance, &interface, true)?;
+        }
+        Ok(())
+    }
+
+    /// Completes a pending attach (`attached`) or detach (the interface `available`) if the
+    /// interface still has that attachment in that state. A step's outcome (`fenced`) is also
+    /// dropped when a newer request changed what the user wants of the instance since it
+    /// read `seen`: a stop or terminate during a hot-plug wins, and the step for it settles
+    /// the attachment from what it observes.
+    fn settle_nic(
+        &self,
+        seen: &Instance,
+        interface: &NetworkInterface,
+        fenced: bool,
+    ) -> Result<()> {
+        self.mutate(|txn| {
+            if fenced && still_wanted(txn, seen).is_none() {
+                return Ok(());
+            }
+            let id = &interface.network.interface_id;
+            let Some(mut current) = txn.state().network_interfaces.get(id).cloned() else {
+                return Ok(());
+            };
+            let same = current.network.attachment_id == interface.network.attachment_id
+                && current.attachment.as_ref().map(|a| a.status)
+                    == interface.attachment.as_ref().map(|a| a.status);
+            if !same {
+                return Ok(());
+            }
+            match current.attachment.as_mut() {
+                Some(a) if a.status == AttachmentState::Attaching => {
+                    a.status = AttachmentState::Attached
+                }
+                Some(a) if a.status == AttachmentState::Detaching => current.attachment = None,
+                _ => return Ok(()),
+            }
+            txn.put(current)
+        })
+    }
+
+    /// The instance's interfaces being attached or detached.
+    fn pending_nics(&self, instance: &Instance) -> Vec<NetworkInterface> {
+        self.read()
+            .interfaces_of(instance)
+            .into_iter()
+            .filter(|e| {
+                e.attachment
+                    .as_ref()
+                    .is_some_and(|a| a.status != AttachmentState::Attached)
+            })
+            .collect()
+    }
+
+    /// Settles the interfaces being attached or detached when the VM went away: the cards
+    /// of attached ones are plugged at the next start, detached ones are gone with the VM.
+    fn settle_nics_while_stopped(&self, instance: &Instance) -> Result<()> {
+        for interface in self.pending_nics(instance) {
+            // This step is the one the newer request asked for: it settles unfenced.
+            self.settle_nic(instance, &interface, false)?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use network::VpcSpec;
 
 use crate::instances::Instance;
+use crate::vpc::network_interfaces::NetworkInterface;
 use crate::vpc::spec::{vpc_spec, vpc_specs};
 use crate::{Control, Error, ResourceKind, Result};
 
@@ -196,24 +197,39 @@ impl Control {
         let interfaces = self.read().interfaces_of(instance);
         let mut nics = Vec::new();
         for interface in interfaces {
-            let network = interface.network;
-            let tap = self
-                .drivers
-                .network
-                .open_tap(&network.vpc_id, &network.interface_id)
-                .await
-                .map_err(|e| {
-                    Error::Internal(format!(
-                        "cannot open the tap of {}: {e}",
-                        network.interface_id
-                    ))
-                })?;
-            nics.push(compute::NicSpec {
-                mac: network.mac,
-                tap: Arc::new(tap),
-            });
+            nics.push(self.open_nic(&interface).await?);
         }
         Ok(nics)
+    }
+
+    /// The card of one interface (attached or being attached) for a running VM: the VPC is
+    /// applied as it is now, with the interface wired to its instance, before the tap opens.
+    pub(crate) async fn hotplug_nic_spec(
+        self: &Arc<Self>,
+        interface: &NetworkInterface,
+    ) -> Result<compute::NicSpec> {
+        self.ensure_vpc_applied(&interface.network.vpc_id).await?;
+        self.open_nic(interface).await
+    }
+
+    async fn open_nic(&self, interface: &NetworkInterface) -> Result<compute::NicSpec> {
+        let network = &interface.network;
+        let tap = self
+            .drivers
+            .network
+            .open_tap(&network.vpc_id, &network.interface_id)
+            .await
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "cannot open the tap of {}: {e}",
+                    network.interface_id
+                ))
+            })?;
+        Ok(compute::NicSpec {
+            device_index: interface.attachment.as_ref().map_or(0, |a| a.device_index),
+            mac: network.mac.clone(),
+            tap: Arc::new(tap),
+        })
     }
 
     /// Makes sure a VPC is applied as its records are now (before a VM is wired into it).

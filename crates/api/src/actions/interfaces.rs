@@ -281,7 +281,7 @@ fn write_interface(
         xml.leaf("instanceOwnerId", &config.account_id);
         xml.leaf("deviceIndex", &attachment.device_index.to_string());
         xml.leaf("networkCardIndex", "0");
-        xml.leaf("status", "attached");
+        xml.leaf("status", attachment.status.as_str());
         xml.leaf(
             "attachTime",
             &nimbus_core::iso8601_millis(attachment.attach_time),
@@ -442,7 +442,7 @@ pub(super) fn attach_network_interface(
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct DetachNetworkInterface {
     attachment_id: String,
-    /// Nothing to force: interfaces are detached from stopped instances only.
+    /// Nothing to force: the guest is always asked to release the card, with a bounded wait.
     #[serde(default)]
     #[allow(dead_code)]
     force: bool,

@@ -4,12 +4,14 @@
 //! its attachments; the primary interface stays in its instance record (`interfaces.rs`) and
 //! is shown among these as the attachment at device index 0.
 //!
-//! Attach and detach act on stopped instances only: the interfaces of a VM are its taps
-//! plugged in at launch (`network_reconciler::open_nics`), and hot-plugging is not done.
-//! Because a launch reads the attachments when the instance leaves `stopped`, and attach and
-//! detach refuse every other state inside the same transaction that checks it, no step of
-//! the instance reconciler can see half of an attach; termination settles the attachments
-//! in `finish_termination`, under the instance's generation fencing.
+//! On a stopped instance attach and detach take effect at once: the cards of a VM are
+//! plugged at launch (`network_reconciler::open_nics`). On a running one they are recorded
+//! `attaching` / `detaching`, as volumes are, and the instance reconciler hot-plugs or
+//! unplugs the card (`instance_reconciler::sync_nics`), then settles the attachment. A stop
+//! settles what is pending (an attach holds at the next start, a detach is done), and
+//! termination releases the attachments in `finish_termination`; both under the instance's
+//! generation fencing. Other states (pending, stopping, shutting-down) are refused, so a
+//! launch never reads half of an attach.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,7 @@ use crate::describe::existing;
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
 use crate::instances::{Instance, InstanceState};
+use crate::volumes::AttachmentState;
 use crate::{Error, Result, State, Tags, Txn};
 
 /// The network cards a VM has room for (compute's hot-plug ports for NICs): device indexes
@@ -40,6 +43,14 @@ pub struct InterfaceAttachment {
     pub device_index: u32,
     pub delete_on_termination: bool,
     pub attach_time: i64,
+    /// `attaching` / `detaching` while the card of a running instance is being plugged or
+    /// unplugged (records from before hot-plug are `attached`).
+    #[serde(default = "attached")]
+    pub status: AttachmentState,
+}
+
+fn attached() -> AttachmentState {
+    AttachmentState::Attached
 }
 
 impl NetworkInterface {
@@ -64,6 +75,7 @@ impl NetworkInterface {
                 device_index: 0,
                 delete_on_termination: true,
                 attach_time: instance.launch_time,
+                status: AttachmentState::Attached,
             }),
             tags: Tags::new(),
         })
@@ -147,7 +159,7 @@ impl Filterable for NetworkInterface {
             of_attachment(e, |a| a.device_index.to_string())
         }),
         ("attachment.status", |e, _| {
-            of_attachment(e, |_| "attached".into())
+            of_attachment(e, |a| a.status.as_str().into())
         }),
         ("attachment.delete-on-termination", |e, _| {
             of_attachment(e, |a| a.delete_on_termination.to_string())
@@ -346,18 +358,28 @@ pub(crate) fn attach(
         device_index,
         delete_on_termination,
         attach_time: nimbus_core::now_millis(),
+        // A running instance gets the card from the reconciler; a stopped one at its start.
+        status: if instance.state == InstanceState::Running {
+            AttachmentState::Attaching
+        } else {
+            AttachmentState::Attached
+        },
     });
     Ok(attachment_id)
 }
 
-/// Attach and detach take effect at the next start: a VM's network cards are fixed.
-fn require_stopped(instance: &Instance) -> Result<()> {
-    if instance.state == InstanceState::Stopped {
+/// Attach and detach act on a stopped instance at once and hot-plug on a running one; in
+/// between, the VM's cards are in flux (a launch or a power-off is under way).
+fn require_stopped_or_running(instance: &Instance) -> Result<()> {
+    if matches!(
+        instance.state,
+        InstanceState::Stopped | InstanceState::Running
+    ) {
         return Ok(());
     }
     Err(Error::IncorrectInstanceState(format!(
         "The instance '{}' is in the '{}' state; network interfaces are attached to and \
-         detached from stopped instances only (no hot-plug).",
+         detached from running or stopped instances.",
         instance.instance_id,
         instance.state.as_str()
     )))
@@ -471,8 +493,8 @@ impl crate::Control {
                 })?
                 .clone();
             let instance = existing::<Instance>(state, instance_id)?;
+            require_stopped_or_running(instance)?;
             let attachment_id = attach(state, &mut interface, instance, device_index, false)?;
-            require_stopped(instance)?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -528,7 +550,9 @@ impl crate::Control {
         })
     }
 
-    /// DetachNetworkInterface. `force` changes nothing: the instance is stopped.
+    /// DetachNetworkInterface: at once from a stopped instance, `detaching` from a running
+    /// one until the reconciler has unplugged the card. `force` changes nothing: the guest
+    /// is always asked to release the card, and a bounded wait is retried.
     pub fn detach_network_interface(&self, attachment_id: &str, dry_run: bool) -> Result<()> {
         self.mutate(|txn| {
             let state = txn.state();
@@ -557,16 +581,30 @@ impl crate::Control {
                 }
                 return Err(not_found());
             };
-            let instance_id = interface
-                .attachment
-                .as_ref()
-                .map(|a| a.instance_id.clone())
-                .unwrap_or_default();
-            require_stopped(existing::<Instance>(state, &instance_id)?)?;
+            let Some(attachment) = interface.attachment.as_mut() else {
+                return Err(not_found());
+            };
+            let instance = existing::<Instance>(state, &attachment.instance_id)?;
+            require_stopped_or_running(instance)?;
+            match attachment.status {
+                AttachmentState::Attaching => {
+                    return Err(Error::IncorrectState(format!(
+                        "The network interface attachment '{attachment_id}' is in the \
+                         'attaching' state."
+                    )))
+                }
+                // Asked again while the card is going: nothing more to do.
+                AttachmentState::Detaching if !dry_run => return Ok(()),
+                _ => {}
+            }
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            interface.attachment = None;
+            if instance.state == InstanceState::Running {
+                attachment.status = AttachmentState::Detaching;
+            } else {
+                interface.attachment = None;
+            }
             txn.put(interface)
         })
     }
@@ -715,10 +753,12 @@ mod tests {
         let (instance, subnet) = running_instance(&h).await;
         let id = instance.instance_id.clone();
         let eni = create(&h, &subnet).network.interface_id;
-        let running = h.control.attach_network_interface(&eni, &id, 1, false);
+        // A VM whose cards are in flux (here: being launched) takes no attach.
+        let booting = h.run_instance().instance_id;
+        let pending = h.control.attach_network_interface(&eni, &booting, 1, false);
         assert!(
-            matches!(running, Err(Error::IncorrectInstanceState(_))),
-            "{running:?}"
+            matches!(pending, Err(Error::IncorrectInstanceState(_))),
+            "{pending:?}"
         );
         stop(&h, &id).await;
         let at_zero = h.control.attach_network_interface(&eni, &id, 0, false);
@@ -848,7 +888,7 @@ mod tests {
             .modify_interface_attachment(&eni_id, &attachment, false, false)
             .expect("keep on termination");
 
-        // Detach: not the primary, not an unknown attachment, not while running.
+        // Detach: not the primary, not an unknown attachment.
         let primary_detach = h
             .control
             .detach_network_interface(&primary.attachment_id, false);
@@ -862,11 +902,6 @@ mod tests {
         assert!(
             matches!(unknown, Err(Error::InterfaceAttachmentNotFound(_))),
             "{unknown:?}"
-        );
-        let running = h.control.detach_network_interface(&attachment, false);
-        assert!(
-            matches!(running, Err(Error::IncorrectInstanceState(_))),
-            "{running:?}"
         );
         stop(&h, &id).await;
         h.control
@@ -949,5 +984,187 @@ mod tests {
         h.settle().await;
         assert_eq!(interface(&h, &kept).expect("kept").status(), "available");
         assert!(interface(&h, &made).is_none(), "deleted with its instance");
+    }
+
+    fn attachment_status(h: &Harness, eni: &str) -> Option<AttachmentState> {
+        interface(h, eni)
+            .and_then(|e| e.attachment)
+            .map(|a| a.status)
+    }
+
+    #[tokio::test]
+    async fn a_running_instance_gets_the_card_hot_plugged_and_unplugged() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        let attachment = h
+            .control
+            .attach_network_interface(&eni_id, &id, 1, false)
+            .expect("attach to a running instance");
+        assert_eq!(
+            attachment_status(&h, &eni_id),
+            Some(AttachmentState::Attaching)
+        );
+        assert_eq!(interface(&h, &eni_id).expect("eni").status(), "in-use");
+        // What is still being attached cannot be detached yet, as in EC2.
+        let early = h.control.detach_network_interface(&attachment, false);
+        assert!(matches!(early, Err(Error::IncorrectState(_))), "{early:?}");
+        h.settle().await;
+        assert_eq!(
+            attachment_status(&h, &eni_id),
+            Some(AttachmentState::Attached)
+        );
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()]
+        );
+        let spec = h.network.applied(&primary.vpc_id).expect("applied");
+        let wired = spec
+            .interfaces
+            .iter()
+            .find(|i| i.interface_id == eni_id)
+            .expect("in the spec");
+        assert_eq!(wired.instance_id.as_deref(), Some(id.as_str()));
+        assert_eq!(h.hypervisor.launches(), 1, "plugged, not rebooted");
+
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach from a running instance");
+        assert_eq!(
+            attachment_status(&h, &eni_id),
+            Some(AttachmentState::Detaching)
+        );
+        let busy = h.control.delete_network_interface(&eni_id, false);
+        assert!(matches!(busy, Err(Error::InterfaceInUse(_))), "{busy:?}");
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("asking again while detaching");
+        h.settle().await;
+        assert_eq!(attachment_status(&h, &eni_id), None);
+        assert_eq!(interface(&h, &eni_id).expect("eni").status(), "available");
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_a_hot_plug_wins() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        h.control
+            .attach_network_interface(&eni_id, &id, 1, false)
+            .expect("attach");
+        let steps = h.control.start_instance_steps();
+        // The card is being plugged (the fake yields inside) when the user stops.
+        tokio::task::yield_now().await;
+        h.control
+            .stop_instances(std::slice::from_ref(&id), false, false)
+            .expect("stop");
+        for step in steps {
+            step.await.expect("step");
+        }
+        assert_eq!(
+            attachment_status(&h, &eni_id),
+            Some(AttachmentState::Attaching),
+            "the superseded step's outcome is dropped"
+        );
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Stopped);
+        assert!(!h.hypervisor.is_running(&id));
+        // As in EC2 the attachment holds: the card is there at the next start.
+        assert_eq!(
+            attachment_status(&h, &eni_id),
+            Some(AttachmentState::Attached)
+        );
+
+        // A detach cut short by a stop is done: the card goes with the VM.
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()]
+        );
+        let attachment = interface(&h, &eni_id).expect("eni").network.attachment_id;
+        h.control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        h.control
+            .stop_instances(std::slice::from_ref(&id), false, false)
+            .expect("stop");
+        h.settle().await;
+        assert_eq!(interface(&h, &eni_id).expect("eni").status(), "available");
+        h.control
+            .start_instances(std::slice::from_ref(&id), false)
+            .expect("start");
+        h.settle().await;
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
+    }
+
+    #[tokio::test]
+    async fn termination_during_a_hot_plug_leaves_nothing_attached() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let eni_id = create(&h, &subnet).network.interface_id;
+        h.control
+            .attach_network_interface(&eni_id, &id, 1, false)
+            .expect("attach");
+        let steps = h.control.start_instance_steps();
+        tokio::task::yield_now().await;
+        h.control
+            .terminate_instances(std::slice::from_ref(&id), false)
+            .expect("terminate");
+        for step in steps {
+            step.await.expect("step");
+        }
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Terminated);
+        assert!(!h.hypervisor.is_running(&id));
+        assert_eq!(interface(&h, &eni_id).expect("kept").status(), "available");
+    }
+
+    #[tokio::test]
+    async fn a_restart_takes_up_pending_hot_plugs_from_the_records() {
+        let h = Harness::new().await;
+        let (instance, subnet) = running_instance(&h).await;
+        let id = instance.instance_id.clone();
+        let primary = instance.network.clone().expect("interface");
+        let eni = create(&h, &subnet);
+        let eni_id = eni.network.interface_id.clone();
+        h.control
+            .attach_network_interface(&eni_id, &id, 2, false)
+            .expect("attach");
+        // nimbus restarts before any step ran: the adopted VM gets the card.
+        let reopened = h.reopen();
+        reopened.settle().await;
+        assert_eq!(
+            attachment_status(&reopened, &eni_id),
+            Some(AttachmentState::Attached)
+        );
+        assert_eq!(
+            h.hypervisor.nic_macs(&id),
+            vec![primary.mac.clone(), eni.network.mac.clone()]
+        );
+        assert_eq!(h.hypervisor.launches(), 1, "adopted, not relaunched");
+        let attachment = interface(&reopened, &eni_id)
+            .expect("eni")
+            .network
+            .attachment_id;
+        reopened
+            .control
+            .detach_network_interface(&attachment, false)
+            .expect("detach");
+        let again = reopened.reopen();
+        again.settle().await;
+        assert_eq!(attachment_status(&again, &eni_id), None);
+        assert_eq!(h.hypervisor.nic_macs(&id), vec![primary.mac]);
     }
 }
