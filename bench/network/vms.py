@@ -231,7 +231,9 @@ class NimbusSetup:
 
 
 def kernel_and_version():
-    kernels = sorted(glob.glob(os.path.join(IMAGE_CACHE, "nimbus-minimal-*", "vmlinux")))
+    # The newest build (the one `nimbus image build` just made or found), by time.
+    kernels = sorted((k for k in glob.glob(os.path.join(IMAGE_CACHE, "nimbus-minimal-*", "vmlinux"))
+                      if os.path.exists(os.path.join(os.path.dirname(k), "done"))), key=os.path.getmtime)
     if not kernels:
         raise BenchError(f"no nimbus-minimal image in {IMAGE_CACHE}: run `nimbus image build` first")
     kernel = kernels[-1]
