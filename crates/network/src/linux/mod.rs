@@ -173,8 +173,8 @@ impl LinuxNetwork {
         ip_batch(Some(ns), &commands).await
     }
 
-    /// The veth pair to the host, the host's routes to the VPC's public IPs, and the
-    /// host's masquerade of the public pool.
+    /// The veth pair to the host, the host's forwarding and proxy ARP on it, and the host's
+    /// masquerade of the public pool.
     async fn ensure_uplink(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
         let veth = host_veth(&vpc.vpc_id)?;
         if ip_json(None, &["link", "show", "dev", &veth])
@@ -203,8 +203,14 @@ impl LinuxNetwork {
         let host_rules = format!(
             "table inet {HOST_TABLE}\ndelete table inet {HOST_TABLE}\ntable inet {HOST_TABLE} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
         );
-        run("nft", &["-f", "-"], Some(&host_rules)).await?;
+        run("nft", &["-f", "-"], Some(&host_rules))
+            .await
+            .map(|_| ())
+    }
 
+    /// The VPC's public IPs on its uplink, and the host's routes to them.
+    async fn sync_public_ips(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let veth = host_veth(&vpc.vpc_id)?;
         let public: BTreeSet<Ipv4Addr> = vpc
             .interfaces
             .iter()
@@ -426,11 +432,12 @@ fn running_dnsmasq(files: &dnsmasq::Files) -> Option<rustix::process::Pid> {
 /// Stops a dnsmasq and waits for it to go.
 async fn stop(pid: rustix::process::Pid) {
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    for _ in 0..100 {
+    // dnsmasq exits within milliseconds; a restart waits for it on the way to a VM's boot.
+    for _ in 0..1000 {
         if !is_alive(pid) {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
 }
@@ -481,8 +488,19 @@ impl NetworkDriver for LinuxNetwork {
         {
             return Ok(());
         }
-        self.ensure_namespace(vpc, &ns).await?;
-        self.ensure_uplink(vpc, &ns).await?;
+        // The namespace's own settings and the uplink are made once by this process (a
+        // restart adopts them here); later applies, one per launch or rule change, converge
+        // only what specs change. Every process spawned is on the way to a VM's first boot.
+        let settled = self
+            .applied()
+            .get(&vpc.vpc_id)
+            .is_some_and(|known| known.cidrs == vpc.cidrs)
+            && ns_path(&ns).exists();
+        if !settled {
+            self.ensure_namespace(vpc, &ns).await?;
+            self.ensure_uplink(vpc, &ns).await?;
+        }
+        self.sync_public_ips(vpc, &ns).await?;
         self.wire_devices(vpc, &ns).await?;
         self.apply_rules(vpc, &ns).await?;
         self.apply_dnsmasq(vpc, &ns).await?;
