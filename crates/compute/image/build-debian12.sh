@@ -56,4 +56,5 @@ echo "step 3/3 filesystem"
 rm -f "$OUT/rootfs.img.tmp"
 mkfs.ext4 -q -F -L debian-root -d "$ROOT" "$OUT/rootfs.img.tmp" 2G
 mv "$OUT/rootfs.img.tmp" "$OUT/rootfs.img"
-echo "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1 cryptomgr.notests" > "$OUT/cmdline"
+# The boot options of nimbus-minimal (build-minimal.sh says why).
+echo "console=ttyS0 root=/dev/vda rw net.ifnames=0 panic=-1 cryptomgr.notests pcie_ports=compat" > "$OUT/cmdline"

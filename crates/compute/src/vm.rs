@@ -18,6 +18,12 @@ use crate::{Error, Result};
 /// answer is skipped by the next command, which waits for its own ID.)
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// qboot, QEMU's minimal firmware for direct kernel boots (Debian's qemu-system-data ships
+/// it). SeaBIOS walks and programs every root port before the kernel starts; qboot leaves
+/// that to the kernel, which does it anyway: a few tenths of a second of a TCG boot
+/// (docs/images.md). Without it QEMU's default firmware boots the same kernel.
+const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
 /// Root ports for disks.
 const DISK_PORTS: usize = 12;
 /// Root ports for network cards, after the disks' (EC2's small types allow 2–4 interfaces).
@@ -531,6 +537,9 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         }
         // QEMU opens its files, sockets and disks as root, then drops to this user.
         args.extend(["-runas".into(), QEMU_USER.into()]);
+    }
+    if Path::new(QBOOT).exists() {
+        args.extend(["-bios".into(), QBOOT.into()]);
     }
     args.extend(crate::heartbeat::qemu_args(&spec.run_dir));
     for port in 0..DISK_PORTS + NIC_PORTS {
