@@ -1,24 +1,29 @@
 """Instance-to-instance TCP throughput and round-trip latency with real VMs.
 
-Two setups, alternated for ROUNDS rounds in one run, medians reported:
+Three setups, rotated for ROUNDS rounds in one run, medians reported:
 
 * nimbus: `nimbus serve` on a temporary data dir; a fresh VPC (no internet gateway) with a
   subnet and a security group that allows TCP 5201 and ICMP from itself only; two t3.nano
   instances of the nimbus-minimal AMI. B runs `iperf3 -s`, A (launched knowing B's private IP)
   runs the workload from its user data and prints the markers on /dev/console, read back
   from the instance's serial log.
-* bare: two qemu-system-x86_64 of the same shape (q35, TCG, -cpu max, 2 vCPUs, 512 MiB), the
-  same kernel as the image, a busybox + iperf3 initramfs built here, each with a
-  virtio-net card on a tap enslaved to a plain Linux bridge. Bridge and taps live in a
-  network namespace of their own, with no nftables rules (and bridge netfilter off), so
-  nothing filters and nothing reaches the host's networks.
+* image: two qemu-system-x86_64 of the same shape (q35, TCG, -cpu max, 2 vCPUs, 512 MiB)
+  booting the nimbus-minimal image itself, on a plain bridge where dnsmasq answers DHCP and a
+  small metadata service hands out the same user data. Only nimbus's network and VM setup
+  differ from the nimbus setup: this is the comparison the target is about.
+* busybox: the same bare VMs booting the image's kernel with a busybox + iperf3 initramfs
+  built here, which runs the workload from /init with a fixed address. It shows what the
+  guest image itself costs (docs/network.md).
 
-The workload (the same shell in both): the client waits for the peer to answer ping, lets
-both guests settle for 5 s, runs `iperf3 -c PEER -t 5` (retried until the server answers),
+Bridge and taps live in a network namespace of their own, with no nftables rules (and bridge
+netfilter off), so nothing filters and nothing reaches the host's networks.
+
+The workload (the same shell in all): the client waits for the peer to answer ping, lets
+both guests settle for 5 s, runs `iperf3 -c PEER -t 10` (retried until the server answers),
 prints `BENCH-TCP <kbit/s>`, then `ping -c 50 -i 0.05 PEER` and prints `BENCH-RTT <avg ms>`,
 then `BENCH-DONE`.
 
-Appends a section to bench/RESULTS.md. Needs root, qemu-system-x86_64, iperf3, busybox."""
+Appends a section to bench/RESULTS.md. Needs root, qemu-system-x86_64, iperf3, busybox, dnsmasq."""
 
 import datetime
 import glob
@@ -40,8 +45,8 @@ os.environ.setdefault("NIMBUS_BIN", os.path.join(ROOT, "target", "release", "nim
 from conftest import Nimbus  # noqa: E402
 
 IMAGE_CACHE = os.environ.get("NIMBUS_TEST_IMAGE_DIR", "/tmp/nimbus-test-images")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-IPERF_SECONDS = 5
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+IPERF_SECONDS = 10
 PINGS = 50
 SETTLE_SECONDS = 5
 INSTANCE_TYPE = "t3.nano"  # 2 vCPUs, 512 MiB
@@ -311,13 +316,15 @@ exec sleep 100000
     return image
 
 
-class BareSetup:
-    """A network namespace holding a bridge and two taps; the VMs run in it."""
+class BridgeSetup:
+    """A network namespace holding a plain bridge and two taps; the VMs run in it. Subclasses
+    say what the VMs boot (`qemu_boot`) and how a round's workload reaches them."""
+
+    label = "bare"
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.kernel, version = kernel_and_version()
-        self.initramfs = bare_initramfs(workdir, version)
+        self.kernel, self.version = kernel_and_version()
         suffix = f"{os.getpid() % 10000}{random.randrange(100)}"
         self.netns = f"nbench-{suffix}"
         self.bridge = "br0"
@@ -341,18 +348,16 @@ class BareSetup:
         return run("ip", "netns", "exec", self.netns, *args, check=check)
 
     def vm(self, name, tap, ip, role, peer):
-        log = os.path.join(self.workdir, f"bare-{name}.log")
+        log = os.path.join(self.workdir, f"{self.label}-{name}.log")
         if os.path.exists(log):
             os.remove(log)
-        mac = f"52:54:00:99:00:{int(ip.rsplit('.', 1)[1]):02x}"
         process = subprocess.Popen([
             "ip", "netns", "exec", self.netns,
             "qemu-system-x86_64", "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", str(VCPUS),
             "-m", f"{MEMORY_MIB}M", "-nodefaults", "-no-user-config", "-display", "none",
-            "-kernel", self.kernel, "-initrd", self.initramfs,
-            "-append", f"console=ttyS0 quiet panic=-1 cryptomgr.notests bench.ip={ip} bench.role={role} bench.peer={peer}",
+            *self.qemu_boot(ip, role, peer),
             "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={mac},romfile=",
+            "-device", f"virtio-net-pci,netdev=n0,mac={mac_of(ip)},romfile=",
             "-chardev", f"file,id=console,path={log}", "-serial", "chardev:console",
         ], stdout=subprocess.DEVNULL, stderr=open(log + ".stderr", "w"))
         return process, log
@@ -372,8 +377,8 @@ class BareSetup:
                         return f"qemu exited with {p.returncode}: {tail(read(log + '.stderr'), 10)}"
                 return None
 
-            return wait_markers({"bare A": lambda: read(client_log), "bare B": lambda: read(server_log)},
-                                ROUND_TIMEOUT, "bare round", alive)
+            return wait_markers({f"{self.label} A": lambda: read(client_log), f"{self.label} B": lambda: read(server_log)},
+                                ROUND_TIMEOUT, f"{self.label} round", alive)
         finally:
             for p in processes:
                 p.kill()
@@ -387,6 +392,95 @@ class BareSetup:
         run("ip", "netns", "del", self.netns, check=False)
 
 
+def mac_of(ip):
+    return f"52:54:00:99:00:{int(ip.rsplit('.', 1)[1]):02x}"
+
+
+class BusyboxSetup(BridgeSetup):
+    """Bare VMs booting a busybox + iperf3 initramfs that runs the workload from /init."""
+
+    label = "busybox"
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        self.initramfs = bare_initramfs(workdir, self.version)
+
+    def qemu_boot(self, ip, role, peer):
+        return ["-kernel", self.kernel, "-initrd", self.initramfs, "-append",
+                f"console=ttyS0 quiet panic=-1 cryptomgr.notests bench.ip={ip} bench.role={role} bench.peer={peer}"]
+
+
+# The instance metadata service of the bare image VMs: a token for the PUT, the user data of
+# the asking VM (by its address) and an instance ID; anything else is 404.
+METADATA_SERVER = r"""
+import http.server, os, sys
+directory = sys.argv[1]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        if body is None:
+            self.send_response(404); self.end_headers(); return
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        self.answer(b"bench-token" if self.path == "/latest/api/token" else None)
+    def do_GET(self):
+        ip = self.client_address[0]
+        if self.path == "/latest/user-data":
+            path = os.path.join(directory, ip)
+            self.answer(open(path, "rb").read() if os.path.exists(path) else None)
+        elif self.path == "/latest/meta-data/instance-id":
+            self.answer(f"i-bare-{ip}".encode())
+        else:
+            self.answer(None)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("169.254.169.254", 80), Handler).serve_forever()
+"""
+
+
+class ImageSetup(BridgeSetup):
+    """Bare VMs booting the nimbus-minimal image itself (its kernel, initramfs, command line
+    and root volume, discarded at exit) on the plain bridge: dnsmasq answers DHCP with fixed
+    addresses, a small metadata service gives each its user data. The same guest as the
+    nimbus instances, so only nimbus's network and VM setup differ."""
+
+    label = "image"
+
+    def __init__(self, workdir):
+        super().__init__(workdir)
+        image = os.path.dirname(self.kernel)
+        self.initrd = os.path.join(image, "initrd.img")
+        self.rootfs = os.path.join(image, "rootfs.img")
+        self.cmdline = read(os.path.join(image, "cmdline")).strip()
+        self.user_data = os.path.join(workdir, "image-user-data")
+        os.makedirs(self.user_data)
+        self.ns("ip", "addr", "add", f"{BARE_NET}.1/24", "dev", self.bridge)
+        self.ns("ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
+        self.dnsmasq = subprocess.Popen([
+            "ip", "netns", "exec", self.netns, "dnsmasq", "--keep-in-foreground", "--port=0",
+            f"--interface={self.bridge}", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            f"--dhcp-range={BARE_NET}.0,static,255.255.255.0,infinite", "--leasefile-ro",
+            *(f"--dhcp-host={mac_of(f'{BARE_NET}.{n}')},{BARE_NET}.{n},infinite" for n in (10, 11)),
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.metadata = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, sys.executable, "-c", METADATA_SERVER, self.user_data],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def qemu_boot(self, ip, role, peer):
+        workload = "#!/bin/sh\n" + (SERVER_WORKLOAD if role == "server" else client_workload(peer))
+        with open(os.path.join(self.user_data, ip), "w") as f:
+            f.write(workload)
+        return ["-kernel", self.kernel, "-initrd", self.initrd, "-append", self.cmdline,
+                "-drive", f"file={self.rootfs},format=raw,if=none,id=root,snapshot=on",
+                "-device", "virtio-blk-pci,drive=root"]
+
+    def close(self):
+        for process in (self.dnsmasq, self.metadata):
+            process.kill()
+            process.wait()
+        super().close()
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -394,27 +488,30 @@ def load():
     return os.getloadavg()[0]
 
 
+SETUPS = (("nimbus", NimbusSetup), ("image", ImageSetup), ("busybox", BusyboxSetup))
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = load()
     workdir = tempfile.mkdtemp(prefix="nimbus-bench-netvm-")
-    results = {"nimbus": [], "bare": []}
-    nimbus = bare = None
+    results = {name: [] for name, _ in SETUPS}
+    setups = {}
     try:
-        nimbus = NimbusSetup(workdir)
-        bare = BareSetup(workdir)
+        for name, kind in SETUPS:
+            setups[name] = kind(workdir)
+        names = list(setups)
         for r in range(ROUNDS):
-            for name, setup in (("nimbus", nimbus), ("bare", bare)) if r % 2 == 0 else (("bare", bare), ("nimbus", nimbus)):
+            # Each round starts with the next setup, so none always runs first or last.
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 t = time.time()
-                kbps, rtt = setup.round()
+                kbps, rtt = setups[name].round()
                 results[name].append((kbps, rtt))
                 print(f"round {r + 1} {name}: {kbps / 1000:.0f} Mbit/s, RTT {rtt:.3f} ms ({time.time() - t:.0f} s,"
                       f" load {load():.1f})", flush=True)
     finally:
-        if nimbus:
-            nimbus.close()
-        if bare:
-            bare.close()
+        for setup in setups.values():
+            setup.close()
     load_end = load()
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -424,8 +521,6 @@ def main():
     def each(name, index, fmt):
         return ", ".join(fmt(x[index]) for x in results[name])
 
-    n_tcp, b_tcp = med("nimbus", 0) / 1000, med("bare", 0) / 1000
-    n_rtt, b_rtt = med("nimbus", 1), med("bare", 1)
     cpu = "unknown CPU"
     for line in read("/proc/cpuinfo").splitlines():
         if line.startswith("model name"):
@@ -433,18 +528,22 @@ def main():
             break
     mbit = lambda v: f"{v / 1000:.0f}"  # noqa: E731
     ms = lambda v: f"{v:.3f}"  # noqa: E731
+    tcp = {name: med(name, 0) / 1000 for name in results}
+    rtt = {name: med(name, 1) for name in results}
     table = "\n".join([
-        "| measure | nimbus VPC (enforced) | bare VMs on a bridge | ratio |",
-        "|---|---|---|---|",
-        f"| TCP throughput A→B, iperf3 -t {IPERF_SECONDS} (Mbit/s, higher is better) | {n_tcp:.0f} ({each('nimbus', 0, mbit)})"
-        f" | {b_tcp:.0f} ({each('bare', 0, mbit)}) | **{n_tcp / b_tcp:.2f}x** |",
-        f"| round-trip time, ping -c {PINGS} -i 0.05, average (ms, lower is better) | {n_rtt:.3f} ({each('nimbus', 1, ms)})"
-        f" | {b_rtt:.3f} ({each('bare', 1, ms)}) | **{b_rtt / n_rtt:.2f}x** (bare / nimbus) |",
+        "| measure | nimbus VPC (enforced) | bare VMs, same image, on a bridge | ratio | bare VMs, busybox guest, on a bridge | ratio |",
+        "|---|---|---|---|---|---|",
+        f"| TCP throughput A→B, iperf3 -t {IPERF_SECONDS} (Mbit/s, higher is better) | {tcp['nimbus']:.0f} ({each('nimbus', 0, mbit)})"
+        f" | {tcp['image']:.0f} ({each('image', 0, mbit)}) | **{tcp['nimbus'] / tcp['image']:.2f}x**"
+        f" | {tcp['busybox']:.0f} ({each('busybox', 0, mbit)}) | {tcp['nimbus'] / tcp['busybox']:.2f}x |",
+        f"| round-trip time, ping -c {PINGS} -i 0.05, average (ms, lower is better) | {rtt['nimbus']:.3f} ({each('nimbus', 1, ms)})"
+        f" | {rtt['image']:.3f} ({each('image', 1, ms)}) | **{rtt['image'] / rtt['nimbus']:.2f}x**"
+        f" | {rtt['busybox']:.3f} ({each('busybox', 1, ms)}) | {rtt['busybox'] / rtt['nimbus']:.2f}x |",
     ])
     section = f"""
 ## network with VMs — {started.strftime('%Y-%m-%dT%H:%MZ')}
 
-Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; accelerator tcg. Binary: {os.environ['NIMBUS_BIN']}. Two {INSTANCE_TYPE} instances (nimbus-minimal, {VCPUS} vCPU, {MEMORY_MIB} MiB) in a VPC with a security group allowing TCP 5201 and ICMP from itself, against two bare qemu-system-x86_64 of the same shape (q35, -cpu max, same kernel, busybox + iperf3 initramfs) on virtio-net taps on a plain Linux bridge in a namespace without nftables rules. Median of {ROUNDS} rounds, alternating, values of each round in brackets. Host load average {load_start:.1f} at the start, {load_end:.1f} at the end (`bench/network/vms.py`).
+Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; accelerator tcg. Binary: {os.environ['NIMBUS_BIN']}. Two {INSTANCE_TYPE} instances (nimbus-minimal, {VCPUS} vCPU, {MEMORY_MIB} MiB) in a VPC with a security group allowing TCP 5201 and ICMP from itself, against two bare qemu-system-x86_64 of the same shape (q35, -cpu max) on virtio-net taps on a plain Linux bridge in a namespace without nftables rules, booting either the same nimbus-minimal image (kernel, initramfs, command line, root volume; dnsmasq for DHCP, a small metadata service for the user data) or the same kernel with a busybox + iperf3 initramfs. Ratios are nimbus against each (RTT: bare / nimbus). Median of {ROUNDS} rounds, rotating order, values of each round in brackets. Host load average {load_start:.1f} at the start, {load_end:.1f} at the end (`bench/network/vms.py`).
 
 {table}
 """
