@@ -25,7 +25,9 @@ def test_instance_in_a_new_subnet_shows_its_network(ec2vm, minimal_ami):  # noqa
     web = ec2vm.create_security_group(GroupName="web", Description="web", VpcId=vpc_id)["GroupId"]
     ssh = ec2vm.create_security_group(GroupName="ssh", Description="ssh", VpcId=vpc_id)["GroupId"]
     reservation = ec2vm.run_instances(ImageId=minimal_ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
-                                      SubnetId=subnet_id, SecurityGroupIds=[web, ssh], UserData=USER_DATA)
+                                      SubnetId=subnet_id, SecurityGroupIds=[web, ssh], UserData=USER_DATA,
+                                      TagSpecifications=[{"ResourceType": "network-interface",
+                                                          "Tags": [{"Key": "role", "Value": "web"}]}])
     instance = reservation["Instances"][0]
     instance_id = instance["InstanceId"]
     assert instance["Placement"]["AvailabilityZone"] == "us-east-1b"
@@ -66,6 +68,15 @@ def test_instance_in_a_new_subnet_shows_its_network(ec2vm, minimal_ami):  # noqa
     assert [(a["PrivateIpAddress"], a["Primary"]) for a in described["PrivateIpAddresses"]] == [("172.20.1.4", True), ("172.20.1.5", False)]
     ec2vm.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=["172.20.1.5"])
 
+    # The primary interface's tags: from the launch, CreateTags, DeleteTags, and every Describe.
+    assert interface["TagSet"] == [{"Key": "role", "Value": "web"}]
+    ec2vm.create_tags(Resources=[eni], Tags=[{"Key": "Name", "Value": "front"}])
+    ec2vm.delete_tags(Resources=[eni], Tags=[{"Key": "role"}])
+    tagged = ec2vm.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": ["front"]}])["NetworkInterfaces"]
+    assert [(i["NetworkInterfaceId"], i["TagSet"]) for i in tagged] == [(eni, [{"Key": "Name", "Value": "front"}])]
+    tags = ec2vm.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]
+    assert tags == [{"Key": "Name", "Value": "front", "ResourceId": eni, "ResourceType": "network-interface"}]
+
     # Groups change live; a group in use cannot be deleted.
     ec2vm.modify_instance_attribute(InstanceId=instance_id, Groups=[web])
     assert [g["GroupId"] for g in ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["SecurityGroups"]] == [web]
@@ -74,6 +85,11 @@ def test_instance_in_a_new_subnet_shows_its_network(ec2vm, minimal_ami):  # noqa
     assert "DependencyViolation" in str(raised.value)
     ec2vm.terminate_instances(InstanceIds=[instance_id])
     ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    # The primary interface and its tags went with the instance.
+    assert not ec2vm.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]
+    with pytest.raises(Exception) as raised:
+        ec2vm.create_tags(Resources=[eni], Tags=[{"Key": "Name", "Value": "gone"}])
+    assert "InvalidNetworkInterfaceID.NotFound" in str(raised.value)
     ec2vm.delete_security_group(GroupId=web)
     ec2vm.delete_security_group(GroupId=ssh)
     ec2vm.delete_subnet(SubnetId=subnet_id)

@@ -24,6 +24,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// (docs/images.md). Without it QEMU's default firmware boots the same kernel.
 const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 
+/// How long after a launch a hot-plug waits for a guest without a heartbeat agent.
+const BOOT_GRACE: Duration = Duration::from_secs(30);
+
 /// Root ports for disks.
 const DISK_PORTS: usize = 12;
 /// Root ports for network cards, after the disks' (EC2's small types allow 2–4 interfaces).
@@ -104,6 +107,8 @@ pub struct Vm {
     /// Device name → root port index.
     ports: std::sync::Mutex<BTreeMap<String, usize>>,
     heartbeat: crate::heartbeat::Heartbeat,
+    /// Until when the guest may still be enumerating PCI (see `wait_until_booted`).
+    booting_until: std::time::Instant,
 }
 
 fn device_key(device_name: &str) -> String {
@@ -281,8 +286,18 @@ impl Vm {
         Ok(())
     }
 
+    /// A card plugged while the guest kernel is still enumerating PCI can be left without a
+    /// memory window (qboot leaves bridge windows to the kernel), so hot-plugs wait until the
+    /// guest has booted: its heartbeat agent spoke, or `BOOT_GRACE` passed for a guest without.
+    async fn wait_until_booted(&self) {
+        while self.heartbeat.last_ms().is_none() && std::time::Instant::now() < self.booting_until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Hot-plugs a volume on a free root port.
     pub async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()> {
+        self.wait_until_booted().await;
         let port = {
             let ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
             (0..DISK_PORTS)
@@ -367,6 +382,7 @@ impl Vm {
     /// before the attachment was recorded) counts as plugged: its ID is its device index,
     /// and one attachment at a time holds an index.
     pub async fn hotplug_nic(&self, nic: &NicSpec) -> Result<()> {
+        self.wait_until_booted().await;
         let mut qmp = self.qmp.lock().await;
         if has_device(&mut qmp, &nic_id(nic.device_index)).await? {
             return Ok(());
@@ -583,9 +599,10 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         spec.run_dir.join("ports.json"),
         serde_json::to_string(&ports).unwrap_or_default(),
     )?;
-    let vm = adopt(&spec.run_dir)
+    let mut vm = adopt(&spec.run_dir)
         .await?
         .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))?;
+    vm.booting_until = std::time::Instant::now() + BOOT_GRACE;
     crate::cgroup::limit_vm(&spec.instance_id, vm.pid, spec.vcpus, spec.memory_mib);
     let started = plug_nics(&vm, &spec.nics).await;
     let started = match started {
@@ -636,6 +653,9 @@ pub async fn adopt(run_dir: &Path) -> Result<Option<Vm>> {
         qmp: tokio::sync::Mutex::new(qmp),
         ports: std::sync::Mutex::new(ports),
         heartbeat: crate::heartbeat::Heartbeat::listen(run_dir),
+        // A VM found running was launched before this nimbus started: it counts as booted
+        // (a restart in the first seconds of a boot is the case this misses).
+        booting_until: std::time::Instant::now(),
     }))
 }
 

@@ -215,6 +215,10 @@ pub struct Instance {
     /// The primary network interface; absent in records written before VPCs existed.
     #[serde(default)]
     pub network: Option<InstanceNetwork>,
+    /// The primary interface's tags: it has no record of its own, CreateTags on its ID lands
+    /// here. Absent in older records.
+    #[serde(default)]
+    pub network_tags: Tags,
 }
 
 impl Instance {
@@ -375,6 +379,8 @@ pub struct RunInstancesRequest {
     pub block_device_mappings: Vec<BlockDeviceMappingInput>,
     pub instance_tags: Tags,
     pub volume_tags: Tags,
+    /// For the interfaces the launch makes: the primary one and new extra ones.
+    pub interface_tags: Tags,
     pub client_token: Option<ClientToken>,
     pub client_token_text: Option<String>,
     pub metadata_options: MetadataOptions,
@@ -746,6 +752,7 @@ impl Control {
                     auto_recovery,
                     recovery_requested: false,
                     network: Some(network),
+                    network_tags: request.interface_tags.clone(),
                 };
                 txn.put(instance.clone())?;
                 crate::vpc::network_interfaces::attach_extras(
@@ -753,6 +760,7 @@ impl Control {
                     &self.config().public_ip_pool,
                     &instance,
                     &request.extra_interfaces,
+                    &request.interface_tags,
                 )?;
                 instances.push(instance);
             }

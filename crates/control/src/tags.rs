@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::describe::{self, Page, Paging, Query};
 use crate::filter::{self, FilterField, Filterable};
+use crate::instances::Instance;
 use crate::resource::{taggable_kinds, KindVisitor};
 use crate::{Control, Error, Resource, ResourceKind, Result, State, Tags, Txn};
 
@@ -90,6 +91,11 @@ fn validate_tags(inputs: &[TagInput]) -> Result<Tags> {
     Ok(tags)
 }
 
+/// The tags of an action that creates one resource of `kind` and nothing else.
+pub fn tags_of_created(specifications: &[TagSpecification], kind: ResourceKind) -> Result<Tags> {
+    tags_from_specifications(specifications, &[kind], kind)
+}
+
 /// The tags a creating action's TagSpecifications give to a resource of `kind`; a
 /// specification for a type this action does not create is an error, as in EC2.
 pub fn tags_from_specifications(
@@ -131,7 +137,31 @@ fn update_tags(txn: &mut Txn, id: &str, change: &dyn Fn(&mut Tags)) -> Result<()
         kind: None,
         id: id.to_owned(),
     })?;
+    if kind == ResourceKind::NetworkInterface {
+        if let Some(mut instance) = primary_interface_owner(txn.state(), id).cloned() {
+            change(&mut instance.network_tags);
+            check_count(&instance.network_tags)?;
+            return txn.put(instance);
+        }
+    }
     kind.visit(UpdateTags { txn, id, change })
+}
+
+/// The live instance whose primary interface is `interface_id`.
+fn primary_interface_owner<'a>(state: &'a State, interface_id: &str) -> Option<&'a Instance> {
+    state.instances.values().find(|i| {
+        i.live_network()
+            .is_some_and(|n| n.interface_id == interface_id)
+    })
+}
+
+fn check_count(tags: &Tags) -> Result<()> {
+    if tags.len() > MAX_TAGS_PER_RESOURCE {
+        return Err(Error::TooManyTags(format!(
+            "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
+        )));
+    }
+    Ok(())
 }
 
 struct UpdateTags<'a, 'b> {
@@ -147,11 +177,7 @@ impl KindVisitor for UpdateTags<'_, '_> {
         let mut item = describe::existing::<T>(self.txn.state(), self.id)?.clone();
         if let Some(tags) = item.tags_mut() {
             (self.change)(tags);
-            if tags.len() > MAX_TAGS_PER_RESOURCE {
-                return Err(Error::TooManyTags(format!(
-                    "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
-                )));
-            }
+            check_count(tags)?;
         }
         self.txn.put(item)
     }
@@ -242,6 +268,19 @@ impl Control {
                 rows: &mut rows,
             });
         }
+        for instance in state.instances.values() {
+            if let Some(network) = instance.live_network() {
+                for (key, value) in &instance.network_tags {
+                    let row = tag_row(
+                        &network.interface_id,
+                        ResourceKind::NetworkInterface,
+                        key,
+                        value,
+                    );
+                    keep_if_matching(row, query, self.config(), &mut rows);
+                }
+            }
+        }
         rows.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
         describe::describe_rows(
             rows,
@@ -269,18 +308,31 @@ impl KindVisitor for CollectTags<'_> {
     fn visit<T: Resource>(self) {
         for item in T::table(self.state).values() {
             for (key, value) in item.tags().into_iter().flatten() {
-                let mut row = TagDescription {
-                    resource_id: item.id().to_owned(),
-                    resource_type: T::KIND,
-                    key: key.clone(),
-                    value: value.clone(),
-                    sort_key: String::new(),
-                };
-                if filter::matches(&row, None, &self.query.filters, self.config) {
-                    row.sort_key = format!("{}\u{0}{}", item.id(), key);
-                    self.rows.push(row);
-                }
+                let row = tag_row(item.id(), T::KIND, key, value);
+                keep_if_matching(row, self.query, self.config, self.rows);
             }
         }
+    }
+}
+
+fn tag_row(id: &str, kind: ResourceKind, key: &str, value: &str) -> TagDescription {
+    TagDescription {
+        resource_id: id.to_owned(),
+        resource_type: kind,
+        key: key.to_owned(),
+        value: value.to_owned(),
+        sort_key: String::new(),
+    }
+}
+
+fn keep_if_matching(
+    mut row: TagDescription,
+    query: &Query,
+    config: &Config,
+    rows: &mut Vec<TagDescription>,
+) {
+    if filter::matches(&row, None, &query.filters, config) {
+        row.sort_key = format!("{}\u{0}{}", row.resource_id, row.key);
+        rows.push(row);
     }
 }

@@ -1,6 +1,6 @@
 //! AllocateAddress, AssociateAddress, DisassociateAddress, ReleaseAddress, DescribeAddresses.
 
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::addresses::{AssociationTarget, ElasticIp};
 use control::ResourceKind;
 use serde::Deserialize;
@@ -28,11 +28,7 @@ pub fn allocate_address(
     if request.domain.as_deref().is_some_and(|d| d != "vpc") {
         return Err(unsupported_parameter("Domain=standard"));
     }
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::ElasticIp],
-        ResourceKind::ElasticIp,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::ElasticIp)?;
     let address = context.control.allocate_address(tags, request.dry_run)?;
     response.render(|xml| {
         xml.leaf("publicIp", &address.public_ip.to_string());

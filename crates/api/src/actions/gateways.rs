@@ -1,7 +1,7 @@
 //! CreateInternetGateway, AttachInternetGateway, DetachInternetGateway, DeleteInternetGateway,
 //! DescribeInternetGateways.
 
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::gateways::InternetGateway;
 use control::ResourceKind;
 use serde::Deserialize;
@@ -39,11 +39,7 @@ pub fn create_internet_gateway(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: CreateInternetGateway = input(request)?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::InternetGateway],
-        ResourceKind::InternetGateway,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::InternetGateway)?;
     let gateway = context
         .control
         .create_internet_gateway(tags, request.dry_run)?;

@@ -2,7 +2,7 @@
 
 use control::images::{Image, ImageBlockDevice, RegisterImageRequest};
 use control::instances::BlockDeviceMappingInput;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_from_specifications, tags_of_created, TagSpecification};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
@@ -197,11 +197,7 @@ pub fn register_image(
         root_device_name,
         block_devices,
         boot: context.control.default_boot_files(),
-        tags: tags_from_specifications(
-            &request.tag_specifications,
-            &[ResourceKind::Image],
-            ResourceKind::Image,
-        )?,
+        tags: tags_of_created(&request.tag_specifications, ResourceKind::Image)?,
         dry_run: request.dry_run,
     })?;
     response.render(|xml| xml.leaf("imageId", &image.image_id))

@@ -140,7 +140,11 @@ pub fn run_instances(
     if let Some(options) = &request.metadata_options {
         options.apply(&mut metadata_options)?;
     }
-    let allowed = [ResourceKind::Instance, ResourceKind::Volume];
+    let allowed = [
+        ResourceKind::Instance,
+        ResourceKind::Volume,
+        ResourceKind::NetworkInterface,
+    ];
     let (network, extra_interfaces) = RunNetworkInput {
         subnet_id: request.subnet_id,
         security_group_ids: request.security_group_ids,
@@ -166,6 +170,11 @@ pub fn run_instances(
             &request.tag_specifications,
             &allowed,
             ResourceKind::Volume,
+        )?,
+        interface_tags: tags_from_specifications(
+            &request.tag_specifications,
+            &allowed,
+            ResourceKind::NetworkInterface,
         )?,
         client_token,
         client_token_text: request.client_token,

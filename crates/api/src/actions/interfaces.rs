@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use control::idempotency::ClientToken;
 use control::instances::Instance;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
@@ -361,11 +361,7 @@ pub(super) fn create_network_interface(
 ) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
     let request: CreateNetworkInterface = input(request)?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::NetworkInterface],
-        ResourceKind::NetworkInterface,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::NetworkInterface)?;
     let interface = context.control.create_network_interface(
         &CreateInterfaceRequest {
             subnet_id: request.subnet_id,

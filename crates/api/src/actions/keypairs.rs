@@ -3,7 +3,7 @@
 use base64::Engine;
 
 use control::keypairs::KeyType;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,14 +23,6 @@ struct CreateKeyPair {
     dry_run: bool,
 }
 
-fn key_pair_tags(specifications: &[TagSpecification]) -> Result<control::Tags, ApiError> {
-    Ok(tags_from_specifications(
-        specifications,
-        &[ResourceKind::KeyPair],
-        ResourceKind::KeyPair,
-    )?)
-}
-
 pub async fn create_key_pair(
     context: &ApiContext,
     request: Value,
@@ -47,7 +39,7 @@ pub async fn create_key_pair(
         )));
     }
     let key_type = KeyType::parse(request.key_type.as_deref().unwrap_or("rsa"))?;
-    let tags = key_pair_tags(&request.tag_specifications)?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::KeyPair)?;
     let control = context.control.clone();
     // RSA key generation takes a while: keep it off the request threads.
     let (key_pair, private_key) = tokio::task::spawn_blocking(move || {
@@ -88,7 +80,7 @@ pub fn import_key_pair(
                 "PublicKeyMaterial must be base64-encoded.".into(),
             ))
         })?;
-    let tags = key_pair_tags(&request.tag_specifications)?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::KeyPair)?;
     let key_pair =
         context
             .control

@@ -3,7 +3,7 @@
 //! to internet gateways are served; other targets are refused by name.
 
 use control::idempotency::ClientToken;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
 use control::ResourceKind;
 use serde::Deserialize;
@@ -79,11 +79,7 @@ pub fn create_route_table(
 ) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::RouteTable],
-        ResourceKind::RouteTable,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::RouteTable)?;
     let table = context.control.create_route_table(
         &request.vpc_id,
         tags,

@@ -2,7 +2,7 @@
 //! Authorize/RevokeSecurityGroupIngress/Egress, DescribeSecurityGroupRules,
 //! ModifySecurityGroupRules, UpdateSecurityGroupRuleDescriptionsIngress/Egress.
 
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::security_groups::{
     Direction, GroupRef, IpPermission, IpRange, RulePeer, RuleRow, RuleSelection, RuleUpdate,
     SecurityGroup, SecurityGroupRule, UserIdGroupPair,
@@ -36,11 +36,7 @@ pub fn create_security_group(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: CreateSecurityGroup = input(request)?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::SecurityGroup],
-        ResourceKind::SecurityGroup,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::SecurityGroup)?;
     let group = context.control.create_security_group(
         &request.group_name,
         &request.description,

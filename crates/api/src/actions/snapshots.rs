@@ -1,21 +1,13 @@
 //! CreateSnapshot, DescribeSnapshots, DeleteSnapshot, CopySnapshot.
 
 use control::snapshots::Snapshot;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{describe_request, input, render_page, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
-
-fn snapshot_tags(specifications: &[TagSpecification]) -> Result<control::Tags, ApiError> {
-    Ok(tags_from_specifications(
-        specifications,
-        &[ResourceKind::Snapshot],
-        ResourceKind::Snapshot,
-    )?)
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -34,7 +26,7 @@ pub async fn create_snapshot(
     response: Response<'_>,
 ) -> Result<String, ApiError> {
     let request: CreateSnapshot = input(request)?;
-    let tags = snapshot_tags(&request.tag_specifications)?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Snapshot)?;
     let snapshot = context
         .control
         .create_snapshot(
@@ -161,7 +153,7 @@ pub async fn copy_snapshot(
             )));
         }
     }
-    let tags = snapshot_tags(&request.tag_specifications)?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Snapshot)?;
     let copy = context
         .control
         .copy_snapshot(

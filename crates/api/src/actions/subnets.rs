@@ -1,6 +1,6 @@
 //! CreateSubnet, DeleteSubnet, DescribeSubnets, ModifySubnetAttribute (`MapPublicIpOnLaunch`).
 
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::subnets::Subnet;
 use control::ResourceKind;
 use serde::Deserialize;
@@ -69,11 +69,7 @@ pub fn create_subnet(
     let cidr = request
         .cidr_block
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::Subnet],
-        ResourceKind::Subnet,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Subnet)?;
     let subnet = context.control.create_subnet(
         &request.vpc_id,
         &cidr,

@@ -1,7 +1,7 @@
 //! CreateVolume, DescribeVolumes, DeleteVolume, ModifyVolume, DescribeVolumesModifications.
 
 use control::idempotency::ClientToken;
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::volumes::{
     CreateVolumeRequest, Modification, ModificationState, ModifyVolumeRequest, Volume,
 };
@@ -52,11 +52,7 @@ pub fn create_volume(
         iops: request.iops,
         throughput: request.throughput,
         encrypted: request.encrypted,
-        tags: tags_from_specifications(
-            &request.tag_specifications,
-            &[ResourceKind::Volume],
-            ResourceKind::Volume,
-        )?,
+        tags: tags_of_created(&request.tag_specifications, ResourceKind::Volume)?,
         client_token,
         dry_run: request.dry_run,
     })?;

@@ -1,7 +1,7 @@
 //! CreateVpc, DeleteVpc, DescribeVpcs, DescribeVpcAttribute, ModifyVpcAttribute,
 //! AssociateVpcCidrBlock, DisassociateVpcCidrBlock.
 
-use control::tags::{tags_from_specifications, TagSpecification};
+use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::vpcs::{CidrAssociation, Vpc, VpcAttribute};
 use control::ResourceKind;
 use serde::Deserialize;
@@ -78,11 +78,7 @@ pub fn create_vpc(
     let cidr = request
         .cidr_block
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
-    let tags = tags_from_specifications(
-        &request.tag_specifications,
-        &[ResourceKind::Vpc],
-        ResourceKind::Vpc,
-    )?;
+    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Vpc)?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {

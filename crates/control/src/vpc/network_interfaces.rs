@@ -77,7 +77,7 @@ impl NetworkInterface {
                 attach_time: instance.launch_time,
                 status: AttachmentState::Attached,
             }),
-            tags: Tags::new(),
+            tags: instance.network_tags.clone(),
         })
     }
 }
@@ -276,6 +276,7 @@ pub(crate) fn attach_extras(
     pool: &str,
     instance: &Instance,
     extras: &[ExtraInterface],
+    new_interface_tags: &Tags,
 ) -> Result<()> {
     for extra in extras {
         let (mut interface, created) = match &extra.source {
@@ -286,7 +287,11 @@ pub(crate) fn attach_extras(
                     false,
                 )
             }
-            InterfaceSource::New(request) => (new_interface(txn, pool, request)?, true),
+            InterfaceSource::New(request) => {
+                let mut interface = new_interface(txn, pool, request)?;
+                interface.tags.extend(new_interface_tags.clone());
+                (interface, true)
+            }
         };
         let delete_on_termination = extra.delete_on_termination.unwrap_or(created);
         attach(
