@@ -69,7 +69,7 @@ def test_instance_in_a_new_subnet_shows_its_network(ec2vm, minimal_ami):  # noqa
     ec2vm.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=["172.20.1.5"])
 
     # The primary interface's tags: from the launch, CreateTags, DeleteTags, and every Describe.
-    assert interface["TagSet"] == [{"Key": "role", "Value": "web"}]
+    assert described["TagSet"] == [{"Key": "role", "Value": "web"}]
     ec2vm.create_tags(Resources=[eni], Tags=[{"Key": "Name", "Value": "front"}])
     ec2vm.delete_tags(Resources=[eni], Tags=[{"Key": "role"}])
     tagged = ec2vm.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": ["front"]}])["NetworkInterfaces"]
