@@ -83,11 +83,7 @@ fn validate_tags(inputs: &[TagInput]) -> Result<Tags> {
         }
         tags.insert(key.to_owned(), value);
     }
-    if tags.len() > MAX_TAGS_PER_RESOURCE {
-        return Err(Error::TooManyTags(format!(
-            "The maximum number of tags per resource is {MAX_TAGS_PER_RESOURCE}."
-        )));
-    }
+    check_count(&tags)?;
     Ok(tags)
 }
 

@@ -648,6 +648,16 @@ mod tests {
         (instance, subnet)
     }
 
+    /// A running instance (its ID and primary interface) and an available interface in its
+    /// subnet.
+    async fn running_instance_and_free_interface(
+        h: &Harness,
+    ) -> (String, InstanceNetwork, NetworkInterface) {
+        let (instance, subnet) = running_instance(h).await;
+        let primary = instance.network.clone().expect("interface");
+        (instance.instance_id, primary, create(h, &subnet))
+    }
+
     async fn stop(h: &Harness, id: &str) {
         h.control
             .stop_instances(&[id.to_owned()], false, false)
@@ -832,10 +842,7 @@ mod tests {
     #[tokio::test]
     async fn an_attached_interface_is_plugged_at_the_next_start_and_leaves_at_detach() {
         let h = Harness::new().await;
-        let (instance, subnet) = running_instance(&h).await;
-        let id = instance.instance_id.clone();
-        let primary = instance.network.clone().expect("interface");
-        let eni = create(&h, &subnet);
+        let (id, primary, eni) = running_instance_and_free_interface(&h).await;
         let eni_id = eni.network.interface_id.clone();
         stop(&h, &id).await;
         let attachment = h
@@ -1000,10 +1007,7 @@ mod tests {
     #[tokio::test]
     async fn a_running_instance_gets_the_card_hot_plugged_and_unplugged() {
         let h = Harness::new().await;
-        let (instance, subnet) = running_instance(&h).await;
-        let id = instance.instance_id.clone();
-        let primary = instance.network.clone().expect("interface");
-        let eni = create(&h, &subnet);
+        let (id, primary, eni) = running_instance_and_free_interface(&h).await;
         let eni_id = eni.network.interface_id.clone();
         let attachment = h
             .control
@@ -1057,10 +1061,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_during_a_hot_plug_wins() {
         let h = Harness::new().await;
-        let (instance, subnet) = running_instance(&h).await;
-        let id = instance.instance_id.clone();
-        let primary = instance.network.clone().expect("interface");
-        let eni = create(&h, &subnet);
+        let (id, primary, eni) = running_instance_and_free_interface(&h).await;
         let eni_id = eni.network.interface_id.clone();
         h.control
             .attach_network_interface(&eni_id, &id, 1, false)
@@ -1139,10 +1140,7 @@ mod tests {
     #[tokio::test]
     async fn a_restart_takes_up_pending_hot_plugs_from_the_records() {
         let h = Harness::new().await;
-        let (instance, subnet) = running_instance(&h).await;
-        let id = instance.instance_id.clone();
-        let primary = instance.network.clone().expect("interface");
-        let eni = create(&h, &subnet);
+        let (id, primary, eni) = running_instance_and_free_interface(&h).await;
         let eni_id = eni.network.interface_id.clone();
         h.control
             .attach_network_interface(&eni_id, &id, 2, false)
