@@ -200,8 +200,61 @@ def test_ssh_with_created_key_and_online_volume_growth(ec2vm, minimal_ami, tmp_p
     ec2vm.terminate_instances(InstanceIds=[instance_id])
 
 
-def test_kill9_readopts_running_instance(minimal_ami, tmp_path):
-    """A nimbus killed with -9 takes its running VMs back when it restarts."""
+# Numbered records, each flushed before the next, to the root file system and to the raw data
+# volume (record n at sector n); the console says which were flushed and any write that failed.
+IO_LOOP = """#!/bin/sh
+while [ ! -b /dev/vdb ]; do sleep 0.2; done
+n=0
+while true; do
+  n=$((n+1))
+  if echo "record-$n" >> /root/io.log && sync && \\
+     printf 'record-%08d' $n | dd of=/dev/vdb bs=512 seek=$n conv=sync,fsync 2>/dev/null; then
+    echo "flushed $n" > /dev/console
+  else
+    echo "NIMBUS-IO-ERROR $n" > /dev/console
+  fi
+  sleep 0.2
+done
+"""
+
+
+def flushed(ec2, instance_id):
+    return max([int(n) for n in re.findall(r"flushed (\d+)", console(ec2, instance_id))] or [0])
+
+
+def nbd_options(socket_path, option, name=b""):
+    """Negotiates one NBD option on a unix socket; returns the reply types and payloads, or
+    None when the server closes the connection (it refused the peer)."""
+    import socket as sockets
+    import struct
+    with sockets.socket(sockets.AF_UNIX) as conn:
+        conn.settimeout(10)
+        conn.connect(socket_path)
+        greeting = conn.recv(18, sockets.MSG_WAITALL)
+        if len(greeting) < 18:
+            return None
+        conn.sendall(struct.pack(">I", 3))  # fixed newstyle, no zeroes
+        if option == 7:  # NBD_OPT_GO: name, no info requests
+            payload = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
+        else:
+            payload = b""
+        conn.sendall(struct.pack(">QII", 0x49484156454F5054, option, len(payload)) + payload)
+        replies = []
+        while True:
+            header = conn.recv(20, sockets.MSG_WAITALL)
+            if len(header) < 20:
+                return replies or None
+            _, _, reply, length = struct.unpack(">QIII", header)
+            data = conn.recv(length, sockets.MSG_WAITALL) if length else b""
+            replies.append((reply, data))
+            if reply == 1 or reply >= 1 << 31:  # ACK or an error ends the option
+                return replies
+
+
+def test_restarts_are_invisible_to_guest_io(minimal_ami, tmp_path):
+    """A guest flushing writes to its root and data volumes across kill -9 and a clean restart
+    of nimbus sees no I/O error, its VM is re-adopted (same QEMU), every write it flushed is
+    on its volume, and its disk socket serves only its own volumes, to its own QEMU only."""
     build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
                             "--data-dir", str(tmp_path), "--cache-dir", IMAGE_CACHE], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
@@ -209,24 +262,63 @@ def test_kill9_readopts_running_instance(minimal_ami, tmp_path):
     try:
         ec2 = server.client()
         ami = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
-        instance_id = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
-                                        UserData="#!/bin/sh\nwhile true; do echo tick > /dev/console; sleep 1; done\n")["Instances"][0]["InstanceId"]
+        instance = ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                     UserData=IO_LOOP)["Instances"][0]
+        instance_id = instance["InstanceId"]
+        zone = instance["Placement"]["AvailabilityZone"]
+        data = ec2.create_volume(AvailabilityZone=zone, Size=1)["VolumeId"]
+        other = ec2.create_volume(AvailabilityZone=zone, Size=1)["VolumeId"]
+        wait_volume(ec2, data)
+        wait_volume(ec2, other)
         ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-        wait_console(ec2, instance_id, "tick")
+        ec2.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
+        wait_for(lambda: flushed(ec2, instance_id) >= 5, timeout=120)
+
+        # The VM's own socket: its volumes only, and only to nimbus's user or its QEMU.
+        socket_path = f"/run/nimbus/disks/{instance_id}.sock"
+        listed = nbd_options(socket_path, 3)
+        assert sorted(d[4:].decode() for r, d in listed if r == 2) == sorted(
+            [data, instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]])
+        assert nbd_options(socket_path, 7, other.encode())[-1][0] >= 1 << 31
+        assert nbd_options(socket_path, 7, data.encode())[-1][0] == 1
+        qemu_uid = pwd.getpwnam("nimbus-qemu").pw_uid
+        probe = subprocess.run(["setpriv", f"--reuid={qemu_uid}", f"--regid={qemu_uid}", "--clear-groups",
+                                "python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); "
+                                f"s.connect('{socket_path}'); sys.exit(0 if len(s.recv(18)) == 18 else 3)"],
+                               capture_output=True, text=True, timeout=30)
+        assert probe.returncode == 3, probe.stdout + probe.stderr
+
         pid = open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip()
-        server.kill9()
-        server.start()
-        ec2 = server.client()
-        state = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
-        assert state == "running"
-        assert open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip() == pid
-        before = console(ec2, instance_id).count("tick")
-        wait_for(lambda: console(ec2, instance_id).count("tick") > before + 2, timeout=60)
+        for restart in (server.kill9, server.stop):
+            before = flushed(ec2, instance_id)
+            restart()
+            time.sleep(3)
+            server.start()
+            ec2 = server.client()
+            described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            assert described["State"]["Name"] == "running"
+            assert open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip() == pid
+            wait_for(lambda: flushed(ec2, instance_id) > before + 20, timeout=120)
+
         ec2.stop_instances(InstanceIds=[instance_id])
         ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        output = console(ec2, instance_id)
+        for failure in ("NIMBUS-IO-ERROR", "I/O error", "read-only", "EXT4-fs error"):
+            assert failure not in output, output[-3000:]
+        last = flushed(ec2, instance_id)
+        dump = tmp_path / "data.raw"
+        nbd = f"nbd+unix:///{data}?socket={tmp_path}/nbd.sock"
+        copied = subprocess.run(["qemu-img", "dd", "-f", "raw", "-O", "raw", "bs=512", f"count={last + 1}",
+                                 f"if={nbd}", f"of={dump}"], capture_output=True, text=True, timeout=120)
+        assert copied.returncode == 0, copied.stderr
+        sectors = dump.read_bytes()
+        for n in range(1, last + 1):
+            assert sectors[n * 512:n * 512 + 15] == f"record-{n:08d}".encode(), n
+
         ec2.terminate_instances(InstanceIds=[instance_id])
         ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         assert not os.path.exists(os.path.join(str(tmp_path), "instances", instance_id))
+        assert not os.path.exists(socket_path)
     finally:
         server.stop()
 

@@ -281,10 +281,16 @@ def test_from_the_host_public_ip_follows_port_80_and_elastic_ips_move(net):
     ec2.authorize_security_group_ingress(GroupId=net["ssh"], IpPermissions=[tcp(80, **cidr("0.0.0.0/0"))])
     allocation = ec2.allocate_address(Domain="vpc")
     try:
-        ec2.associate_address(AllocationId=allocation["AllocationId"], InstanceId=a.id)
-        assert wait_for(lambda: host_fetch(allocation["PublicIp"]) == f"page-of-{a.id}", timeout=30, interval=1)
-        ec2.associate_address(AllocationId=allocation["AllocationId"], InstanceId=b.id, AllowReassociation=True)
-        assert wait_for(lambda: host_fetch(allocation["PublicIp"]) == f"page-of-{b.id}", timeout=30, interval=1)
+        # A, then B, then A again: each time the elastic IP answers for its holder, and every
+        # other public address of the VPC keeps answering.
+        for holder in (a, b, a):
+            ec2.associate_address(AllocationId=allocation["AllocationId"], InstanceId=holder.id,
+                                  AllowReassociation=True)
+            assert wait_for(lambda: host_fetch(allocation["PublicIp"]) == f"page-of-{holder.id}",
+                            timeout=30, interval=1)
+            for guest in (a, b):
+                guest.refresh()
+                assert host_fetch(guest.public_ip) == f"page-of-{guest.id}", guest.id
     finally:
         ec2.disassociate_address(AssociationId=ec2.describe_addresses(
             AllocationIds=[allocation["AllocationId"]])["Addresses"][0]["AssociationId"])
@@ -295,6 +301,47 @@ def test_from_the_host_public_ip_follows_port_80_and_elastic_ips_move(net):
         guest.refresh()
         assert guest.public_ip and guest.public_ip != allocation["PublicIp"]
         assert guest.run("true").returncode == 0
+
+
+def test_an_elastic_ip_replaces_the_only_public_ip_of_its_vpc(net):
+    """The VPC's uplink holds one address: replacing it must not drop the namespace's routes."""
+    ec2 = net["ec2"]
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.1.0/24")["Subnet"]["SubnetId"]
+    routes = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=routes, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    group_id = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                     {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[tcp(80, **cidr("0.0.0.0/0"))])
+    instance_id = ec2.run_instances(ImageId=net["ami"], InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                    UserData=USER_DATA, NetworkInterfaces=[{
+                                        "DeviceIndex": 0, "SubnetId": subnet, "Groups": [group_id],
+                                        "AssociatePublicIpAddress": True}])["Instances"][0]["InstanceId"]
+    allocation = ec2.allocate_address(Domain="vpc")
+    try:
+        wait_console(ec2, instance_id, "NIMBUS-NET-READY")
+        launched_ip = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+        assert host_fetch(launched_ip) == f"page-of-{instance_id}"
+        association = ec2.associate_address(AllocationId=allocation["AllocationId"], InstanceId=instance_id)
+        assert wait_for(lambda: host_fetch(allocation["PublicIp"]) == f"page-of-{instance_id}", timeout=10, interval=0.5)
+        # Back to an auto-assigned address when the elastic IP leaves.
+        ec2.disassociate_address(AssociationId=association["AssociationId"])
+        public_ip = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+        assert public_ip != allocation["PublicIp"]
+        assert wait_for(lambda: host_fetch(public_ip) == f"page-of-{instance_id}", timeout=10, interval=0.5)
+    finally:
+        held = ec2.describe_addresses(AllocationIds=[allocation["AllocationId"]])["Addresses"][0]
+        if "AssociationId" in held:
+            ec2.disassociate_address(AssociationId=held["AssociationId"])
+        ec2.release_address(AllocationId=allocation["AllocationId"])
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        ec2.delete_subnet(SubnetId=subnet)
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        ec2.delete_internet_gateway(InternetGatewayId=igw)
+        ec2.delete_vpc(VpcId=vpc)
 
 
 def test_public_subnet_reaches_the_host_and_a_private_subnet_has_no_way_out(net):

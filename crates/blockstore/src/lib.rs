@@ -17,15 +17,17 @@ mod pending;
 mod private;
 mod snapshot;
 mod store;
+mod vm_socket;
 mod volume;
 
 pub use direct::{BlockRef, ChangedBlock};
 pub use error::{Error, Result};
 pub use io_counters::VolumeCounters;
 pub use limits::IoLimits;
-pub use nbd::bind_nbd_unix;
+pub use nbd::{bind_nbd_unix, ExportFilter};
 pub use objects::{ObjectStoreSpec, SnapshotState};
 pub use store::{BlockStore, BlockStoreOptions, SnapshotStatus, VolumeInfo};
+pub use vm_socket::VmSocket;
 
 /// Block size of the EBS direct APIs and the default snapshot chunk size: 512 KiB.
 pub const EBS_BLOCK_SIZE: u64 = 512 << 10;

@@ -1,5 +1,6 @@
-//! NBD server (fixed newstyle handshake, simple replies) exporting every volume by its ID.
-//! Protocol: NetworkBlockDevice/nbd `doc/proto.md`.
+//! NBD server (fixed newstyle handshake, simple replies) exporting volumes by their IDs:
+//! every volume on the operator's sockets, only a VM's own on that VM's socket
+//! (`vm_socket.rs`). Protocol: NetworkBlockDevice/nbd `doc/proto.md`.
 //!
 //! Per connection one task reads requests and runs them concurrently as futures it polls
 //! itself: a request that needs no waiting (a page-cache read, a small write) completes on
@@ -89,6 +90,10 @@ const PREFERRED_BLOCK: u32 = 4096;
 const MAX_IN_FLIGHT: usize = 64;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Which exports a connection may list and open; an export it may not open answers as
+/// one that does not exist.
+pub type ExportFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Binds a unix socket for NBD, replacing a stale socket file, readable by the owner only.
 pub fn bind_nbd_unix(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
@@ -106,7 +111,7 @@ impl BlockStore {
     pub async fn serve_nbd_unix(&self, listener: UnixListener) -> Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
-            self.spawn_connection(stream);
+            self.spawn_connection(stream, None);
         }
     }
 
@@ -116,14 +121,19 @@ impl BlockStore {
             let (stream, _) = listener.accept().await?;
             // Replies are small and latency-bound.
             let _ = stream.set_nodelay(true);
-            self.spawn_connection(stream);
+            self.spawn_connection(stream, None);
         }
     }
 
-    fn spawn_connection<S: AsyncRead + AsyncWrite + Send + 'static>(&self, stream: S) {
+    /// Serves one connection, limited to the exports `filter` admits (all without one).
+    pub(crate) fn spawn_connection<S: AsyncRead + AsyncWrite + Send + 'static>(
+        &self,
+        stream: S,
+        filter: Option<ExportFilter>,
+    ) {
         let store = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.serve_connection(stream).await {
+            if let Err(e) = store.serve_connection(stream, filter).await {
                 tracing::debug!(error = %e, "NBD connection closed");
             }
         });
@@ -132,25 +142,33 @@ impl BlockStore {
     async fn serve_connection<S: AsyncRead + AsyncWrite + Send + 'static>(
         &self,
         stream: S,
+        filter: Option<ExportFilter>,
     ) -> Result<()> {
         let (reader, writer) = tokio::io::split(stream);
         // Buffered: a request header and a small write payload arrive in one read.
         let mut reader = BufReader::with_capacity(256 << 10, reader);
         let mut writer = BufWriter::new(writer);
-        let volume =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(&mut reader, &mut writer))
-                .await
-            {
-                Ok(Ok(Some(volume))) => volume,
-                Ok(Ok(None)) => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
-            };
+        let volume = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            self.handshake(&mut reader, &mut writer, filter.as_ref()),
+        )
+        .await
+        {
+            Ok(Ok(Some(volume))) => volume,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
         self.transmission(volume, reader, writer).await
     }
 
     /// Negotiates options until the client picks an export; `None` when it leaves.
-    async fn handshake<R, W>(&self, reader: &mut R, writer: &mut W) -> Result<Option<Arc<Volume>>>
+    async fn handshake<R, W>(
+        &self,
+        reader: &mut R,
+        writer: &mut W,
+        filter: Option<&ExportFilter>,
+    ) -> Result<Option<Arc<Volume>>>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -182,7 +200,7 @@ impl BlockStore {
             reader.read_exact(&mut data).await?;
             match option {
                 OPT_EXPORT_NAME => {
-                    let Some(volume) = self.export(&data) else {
+                    let Some(volume) = self.export(&data, filter) else {
                         return Ok(None);
                     };
                     writer.write_u64(volume.size()).await?;
@@ -198,7 +216,8 @@ impl BlockStore {
                     return Ok(None);
                 }
                 OPT_LIST if data.is_empty() => {
-                    for id in self.list_volumes() {
+                    let listed = self.list_volumes().into_iter();
+                    for id in listed.filter(|id| filter.is_none_or(|may_open| may_open(id))) {
                         let mut payload = (id.len() as u32).to_be_bytes().to_vec();
                         payload.extend_from_slice(id.as_bytes());
                         option_reply(writer, option, REP_SERVER, &payload).await?;
@@ -210,7 +229,7 @@ impl BlockStore {
                         option_reply(writer, option, REP_ERR_INVALID, &[]).await?;
                         continue;
                     };
-                    let Some(volume) = self.export(name) else {
+                    let Some(volume) = self.export(name, filter) else {
                         option_reply(writer, option, REP_ERR_UNKNOWN, b"no such export").await?;
                         continue;
                     };
@@ -242,8 +261,11 @@ impl BlockStore {
         }
     }
 
-    fn export(&self, name: &[u8]) -> Option<Arc<Volume>> {
+    fn export(&self, name: &[u8], filter: Option<&ExportFilter>) -> Option<Arc<Volume>> {
         let name = std::str::from_utf8(name).ok()?;
+        if filter.is_some_and(|may_open| !may_open(name)) {
+            return None;
+        }
         self.volume(name).ok()
     }
 

@@ -33,6 +33,8 @@ pub enum ExitCause {
 /// One running VM.
 #[async_trait]
 pub trait VmHandle: Send + Sync {
+    /// The process running the VM (its QEMU), which alone may open the VM's disks.
+    fn pid(&self) -> i32;
     fn has_exited(&self) -> bool;
     /// Why the VM went away; asked once it has exited.
     async fn exit_cause(&self) -> ExitCause;
@@ -87,6 +89,9 @@ impl Hypervisor for Qemu {
 
 #[async_trait]
 impl VmHandle for Vm {
+    fn pid(&self) -> i32 {
+        Vm::pid(self)
+    }
     fn has_exited(&self) -> bool {
         Vm::has_exited(self)
     }

@@ -218,6 +218,10 @@ impl FakeVmHandle {
 
 #[async_trait]
 impl VmHandle for FakeVmHandle {
+    /// No process: nothing but nimbus's own user may open a fake VM's disks.
+    fn pid(&self) -> i32 {
+        0
+    }
     fn has_exited(&self) -> bool {
         self.0.exited.load(Ordering::SeqCst)
     }

@@ -132,6 +132,11 @@ fn pid_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// How long the guest's disk requests wait for nimbus to come back (a restart, an upgrade)
+/// before they fail: QEMU's NBD client reconnects to the VM's socket meanwhile and resends
+/// what was in flight, so a shorter outage is a pause the guest never sees as an error.
+pub const NBD_RECONNECT_DELAY_SECS: u64 = 600;
+
 /// A disk is a `raw` format node (`node-<key>`, what the device uses) over an NBD
 /// connection node (`nbd-<key>-<generation>`). Growing a volume swaps in a new connection,
 /// which learns the new size, under the same format node.
@@ -139,31 +144,16 @@ fn nbd_node_name(disk: &DiskSpec, generation: u64) -> String {
     format!("nbd-{}-{generation}", device_key(&disk.device_name))
 }
 
-fn nbd_node(disk: &DiskSpec, generation: u64, server: serde_json::Value) -> serde_json::Value {
+/// An NBD connection to the VM's own socket, by path: QEMU opens it as root at launch and
+/// as its unprivileged user for hot-plugs and reconnections.
+fn nbd_node(disk: &DiskSpec, generation: u64) -> serde_json::Value {
     json!({
         "driver": "nbd",
         "node-name": nbd_node_name(disk, generation),
-        "server": server,
+        "server": { "type": "unix", "path": disk.nbd_socket },
         "export": disk.export,
+        "reconnect-delay": NBD_RECONNECT_DELAY_SECS,
     })
-}
-
-/// Adds an NBD connection node on a connection nimbus opens and hands to QEMU, which may
-/// not open the block store's socket itself once it runs unprivileged.
-async fn add_nbd_node(qmp: &mut Qmp, disk: &DiskSpec, generation: u64) -> Result<()> {
-    use std::os::fd::AsFd;
-    let name = nbd_node_name(disk, generation);
-    let connection = std::os::unix::net::UnixStream::connect(&disk.nbd_socket)?;
-    qmp.execute_passing_fd("getfd", json!({ "fdname": name }), connection.as_fd())
-        .await?;
-    let server = json!({ "type": "fd", "str": name });
-    let added = qmp
-        .execute("blockdev-add", nbd_node(disk, generation, server))
-        .await;
-    if added.is_err() {
-        let _ = qmp.execute("closefd", json!({ "fdname": name })).await;
-    }
-    added.map(|_| ())
 }
 
 fn format_node(disk: &DiskSpec, generation: u64) -> serde_json::Value {
@@ -306,7 +296,7 @@ impl Vm {
         };
         let key = device_key(&disk.device_name);
         let mut qmp = self.qmp.lock().await;
-        add_nbd_node(&mut qmp, disk, 0).await?;
+        qmp.execute("blockdev-add", nbd_node(disk, 0)).await?;
         let mut added = qmp.execute("blockdev-add", format_node(disk, 0)).await;
         if added.is_ok() {
             added = qmp
@@ -340,7 +330,8 @@ impl Vm {
         let mut qmp = self.qmp.lock().await;
         let old = nbd_nodes(&mut qmp, &key).await?;
         let generation = old.iter().map(|(_, g)| g + 1).max().unwrap_or(0);
-        add_nbd_node(&mut qmp, disk, generation).await?;
+        qmp.execute("blockdev-add", nbd_node(disk, generation))
+            .await?;
         let swapped = qmp
             .execute(
                 "blockdev-reopen",
@@ -569,8 +560,7 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
     let mut ports = BTreeMap::new();
     for (index, disk) in spec.disks.iter().enumerate().take(DISK_PORTS) {
         let key = device_key(&disk.device_name);
-        let server = json!({ "type": "unix", "path": disk.nbd_socket });
-        for node in [nbd_node(disk, 0, server), format_node(disk, 0)] {
+        for node in [nbd_node(disk, 0), format_node(disk, 0)] {
             args.push("-blockdev".into());
             args.push(node.to_string());
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use blockstore::{
-    BlockRef, BlockStore, ChangedBlock, IoLimits, Result, SnapshotStatus, VolumeCounters,
+    BlockRef, BlockStore, ChangedBlock, ExportFilter, IoLimits, Result, SnapshotStatus, VmSocket,
+    VolumeCounters,
 };
 
 /// The drivers a [`crate::Control`] acts through.
@@ -68,6 +69,22 @@ pub trait BlockDriver: Send + Sync {
     async fn get_block(&self, snapshot_id: &str, index: u64) -> Result<Vec<u8>>;
     /// Imports a raw disk image as a completed snapshot; returns its size in bytes.
     async fn import_raw_image(&self, snapshot_id: &str, path: &Path) -> Result<u64>;
+    /// Serves one VM's disks, those `may_open` admits, on its own socket at `socket`: QEMU
+    /// opens them there, and reconnects there after a restart of nimbus. Served while the
+    /// returned value lives.
+    fn serve_vm(&self, socket: &Path, may_open: ExportFilter) -> Result<Box<dyn VmDisks>>;
+}
+
+/// A VM's disk socket (see [`BlockDriver::serve_vm`]).
+pub trait VmDisks: Send + Sync {
+    /// Lets the VM's process connect once it runs as its own user.
+    fn admit(&self, pid: i32);
+}
+
+impl VmDisks for VmSocket {
+    fn admit(&self, pid: i32) {
+        VmSocket::admit(self, pid)
+    }
 }
 
 #[async_trait]
@@ -137,5 +154,8 @@ impl BlockDriver for BlockStore {
     }
     async fn import_raw_image(&self, snapshot_id: &str, path: &Path) -> Result<u64> {
         BlockStore::import_raw_image(self, snapshot_id, path).await
+    }
+    fn serve_vm(&self, socket: &Path, may_open: ExportFilter) -> Result<Box<dyn VmDisks>> {
+        Ok(Box::new(BlockStore::serve_vm(self, socket, may_open)?))
     }
 }

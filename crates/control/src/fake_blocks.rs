@@ -3,17 +3,17 @@
 //! reconciler's follow-up is exercised; EBS direct snapshots complete when told to.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use blockstore::{
-    BlockRef, ChangedBlock, Error, IoLimits, Result, SnapshotState, SnapshotStatus, VolumeCounters,
-    EBS_BLOCK_SIZE,
+    BlockRef, ChangedBlock, Error, ExportFilter, IoLimits, Result, SnapshotState, SnapshotStatus,
+    VolumeCounters, EBS_BLOCK_SIZE,
 };
 
-use crate::drivers::BlockDriver;
+use crate::drivers::{BlockDriver, VmDisks};
 
 #[derive(Default)]
 struct Blocks {
@@ -22,12 +22,37 @@ struct Blocks {
     snapshots: HashMap<String, (SnapshotStatus, BTreeMap<u64, Vec<u8>>)>,
 }
 
+/// The VM sockets being served: path → which exports the VM may open.
+type Served = Arc<Mutex<HashMap<PathBuf, ExportFilter>>>;
+
 #[derive(Default)]
-pub struct FakeBlocks(Mutex<Blocks>);
+pub struct FakeBlocks(Mutex<Blocks>, Served);
+
+/// A fake VM socket: served until dropped.
+struct FakeVmDisks(PathBuf, Served);
+
+impl VmDisks for FakeVmDisks {
+    fn admit(&self, _pid: i32) {}
+}
+
+impl Drop for FakeVmDisks {
+    fn drop(&mut self) {
+        self.1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
 
 impl FakeBlocks {
     fn lock(&self) -> MutexGuard<'_, Blocks> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the VM served on `socket` may open `export`; `None` when nothing is served there.
+    pub fn may_open(&self, socket: &Path, export: &str) -> Option<bool> {
+        let served = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        served.get(socket).map(|may_open| may_open(export))
     }
 
     pub fn volume_size(&self, id: &str) -> Option<u64> {
@@ -246,5 +271,13 @@ impl BlockDriver for FakeBlocks {
         let size = std::fs::metadata(path)?.len().div_ceil(512) * 512;
         self.add_snapshot(snapshot_id, None, size, SnapshotState::Completed);
         Ok(size)
+    }
+    fn serve_vm(&self, socket: &Path, may_open: ExportFilter) -> Result<Box<dyn VmDisks>> {
+        let served = self.1.clone();
+        served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(socket.to_owned(), may_open);
+        Ok(Box::new(FakeVmDisks(socket.to_owned(), served)))
     }
 }

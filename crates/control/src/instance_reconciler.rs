@@ -20,11 +20,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::catalog::find_instance_type;
+use crate::drivers::VmDisks;
 use crate::images::Image;
 use crate::instances::{Instance, InstanceState, ShutdownBehavior};
 use crate::volumes::{AttachmentState, Volume, VolumeState};
 use crate::vpc::network_interfaces::NetworkInterface;
 use crate::{Control, Error, Result, Txn};
+
+/// Where VMs' disk sockets live when nimbus runs as root (see `Control::disk_socket`).
+const VM_DISK_SOCKETS: &str = "/run/nimbus/disks";
 
 /// How long a guest gets to power off after ACPI before it is stopped by force.
 const POWERDOWN_GRACE: Duration = Duration::from_secs(60);
@@ -32,6 +36,9 @@ const POWERDOWN_GRACE: Duration = Duration::from_secs(60);
 /// A VM nimbus started (or re-adopted), with what the reconciler knows about it.
 pub struct RunningVm {
     pub(crate) vm: Box<dyn compute::VmHandle>,
+    /// The VM's own disk socket: held (never read) so that it is served exactly as long as
+    /// this VM is known.
+    _disk_socket: Box<dyn VmDisks>,
     powerdown_sent: Mutex<Option<Instant>>,
     /// The disks plugged into the VM: device name → the volume behind it.
     plugged: Mutex<HashMap<String, String>>,
@@ -127,13 +134,61 @@ impl Control {
         self.config().data_dir.join("instances").join(instance_id)
     }
 
-    /// How a VM reaches a volume: the block store's NBD export named by the volume ID.
-    fn disk_spec(&self, device_name: &str, volume_id: &str) -> compute::DiskSpec {
-        compute::DiskSpec {
-            device_name: device_name.to_owned(),
-            nbd_socket: self.config().data_dir.join("nbd.sock"),
-            export: volume_id.to_owned(),
+    /// Where an instance's VM reaches its disks: its own NBD socket (see `serve_disks`). As
+    /// root, QEMU runs as its own user and cannot enter the data dir, so the socket lives in
+    /// a directory it may only pass through (as may its parent, `/run/nimbus`).
+    fn disk_socket(&self, instance_id: &str) -> Result<PathBuf> {
+        if !rustix::process::geteuid().is_root() {
+            return Ok(self.instance_run_dir(instance_id).join("nbd.sock"));
         }
+        let dir = PathBuf::from(VM_DISK_SOCKETS);
+        for passable in dir.ancestors().take(2) {
+            std::fs::create_dir_all(passable)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(passable, std::fs::Permissions::from_mode(0o711))
+                })
+                .map_err(|e| {
+                    Error::Internal(format!("cannot create {}: {e}", passable.display()))
+                })?;
+        }
+        Ok(dir.join(format!("{instance_id}.sock")))
+    }
+
+    /// How a VM reaches a volume: the export named by the volume ID on the VM's socket.
+    fn disk_spec(
+        &self,
+        instance_id: &str,
+        device_name: &str,
+        volume_id: &str,
+    ) -> Result<compute::DiskSpec> {
+        Ok(compute::DiskSpec {
+            device_name: device_name.to_owned(),
+            nbd_socket: self.disk_socket(instance_id)?,
+            export: volume_id.to_owned(),
+        })
+    }
+
+    /// Serves an instance's VM its disks: on its socket it may open the volumes attached
+    /// to it (attaching, attached or detaching), as the records say at each connection.
+    fn serve_disks(self: &Arc<Self>, instance_id: &str) -> Result<Box<dyn VmDisks>> {
+        let control = Arc::downgrade(self);
+        let instance = instance_id.to_owned();
+        let may_open: blockstore::ExportFilter = Arc::new(move |volume_id: &str| {
+            control.upgrade().is_some_and(|control| {
+                control.read().volumes.get(volume_id).is_some_and(|volume| {
+                    volume
+                        .attachments
+                        .iter()
+                        .any(|attachment| attachment.instance_id == instance)
+                })
+            })
+        });
+        let socket = self.disk_socket(instance_id)?;
+        self.drivers
+            .blocks
+            .serve_vm(&socket, may_open)
+            .map_err(|e| Error::Internal(format!("cannot serve the disks of {instance_id}: {e}")))
     }
 
     /// The serial console log of an instance (empty before its first boot).
@@ -162,8 +217,16 @@ impl Control {
             if !plugged_here {
                 continue;
             }
-            let disk = self.disk_spec(&attachment.device, volume_id);
-            if let Err(error) = running.vm.grow_disk(&disk, new_size).await {
+            let grown = match self.disk_spec(&attachment.instance_id, &attachment.device, volume_id)
+            {
+                Ok(disk) => running
+                    .vm
+                    .grow_disk(&disk, new_size)
+                    .await
+                    .map_err(compute_error),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = grown {
                 tracing::warn!(volume = volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
             }
         }
@@ -283,21 +346,26 @@ impl Control {
             .adopt(id, &self.instance_run_dir(id))
             .await
             .map_err(compute_error)?;
-        Ok(adopted.map(|vm| {
-            let plugged = instance
-                .disks
-                .iter()
-                .map(|d| (d.device_name.clone(), d.volume_id.clone()))
-                .collect();
-            self.vms.insert(
-                id,
-                RunningVm {
-                    vm,
-                    powerdown_sent: Mutex::new(None),
-                    plugged: Mutex::new(plugged),
-                },
-            )
-        }))
+        let Some(vm) = adopted else {
+            return Ok(None);
+        };
+        // Its NBD client is reconnecting: the socket is bound again for it.
+        let disks = self.serve_disks(id)?;
+        disks.admit(vm.pid());
+        let plugged = instance
+            .disks
+            .iter()
+            .map(|d| (d.device_name.clone(), d.volume_id.clone()))
+            .collect();
+        Ok(Some(self.vms.insert(
+            id,
+            RunningVm {
+                vm,
+                _disk_socket: disks,
+                powerdown_sent: Mutex::new(None),
+                plugged: Mutex::new(plugged),
+            },
+        )))
     }
 
     /// Asks the guest to power off, forcing it with `force_stop` or after the grace period.
@@ -412,15 +480,17 @@ impl Control {
             kernel: PathBuf::from(&boot.kernel),
             initrd: PathBuf::from(&boot.initrd),
             cmdline: boot.cmdline.clone(),
-            disks: self.disk_specs(instance),
+            disks: self.disk_specs(instance)?,
             run_dir: run_dir.clone(),
             nics,
         };
+        let disks = self.serve_disks(id)?;
         let vm = self
             .hypervisor()
             .launch(&spec)
             .await
             .map_err(compute_error)?;
+        disks.admit(vm.pid());
         let plugged = instance
             .disks
             .iter()
@@ -428,13 +498,14 @@ impl Control {
             .collect();
         let running = RunningVm {
             vm,
+            _disk_socket: disks,
             powerdown_sent: Mutex::new(None),
             plugged: Mutex::new(plugged),
         };
         Ok(running)
     }
 
-    fn disk_specs(&self, instance: &Instance) -> Vec<compute::DiskSpec> {
+    fn disk_specs(&self, instance: &Instance) -> Result<Vec<compute::DiskSpec>> {
         // The root device first, so it is the guest's /dev/vda.
         let mut disks: Vec<_> = instance.disks.iter().collect();
         disks.sort_by_key(|d| d.device_name != instance.root_device_name);
@@ -447,7 +518,7 @@ impl Control {
                         .is_some_and(|a| a.state != AttachmentState::Detaching)
                 })
             })
-            .map(|d| self.disk_spec(&d.device_name, &d.volume_id))
+            .map(|d| self.disk_spec(&instance.instance_id, &d.device_name, &d.volume_id))
             .collect()
     }
 
@@ -468,7 +539,8 @@ impl Control {
             match attachment.state {
                 AttachmentState::Attaching => {
                     if !running.plugged().contains_key(&device) {
-                        let disk = self.disk_spec(&device, &volume.volume_id);
+                        let disk =
+                            self.disk_spec(&instance.instance_id, &device, &volume.volume_id)?;
                         running
                             .vm
                             .hotplug_disk(&disk)
@@ -725,6 +797,30 @@ mod tests {
             h.hypervisor.disks(&id),
             vec![instance.root_device_name.clone()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_vm_may_open_its_own_volumes_only_while_it_runs() {
+        let h = Harness::new().await;
+        let instance = h.run_instance();
+        let id = instance.instance_id.clone();
+        let (data, other) = (h.create_volume(), h.create_volume());
+        h.settle().await;
+        h.control
+            .attach_volume(&data, &id, "/dev/sdf", false)
+            .unwrap();
+        h.settle().await;
+        let socket = h.control.disk_socket(&id).unwrap();
+        let root = &instance.disks[0].volume_id;
+        assert_eq!(h.blocks.may_open(&socket, root), Some(true));
+        assert_eq!(h.blocks.may_open(&socket, &data), Some(true));
+        assert_eq!(h.blocks.may_open(&socket, &other), Some(false));
+        h.control.detach_volume(&data, None, None, false).unwrap();
+        h.settle().await;
+        assert_eq!(h.blocks.may_open(&socket, &data), Some(false));
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        h.settle().await;
+        assert_eq!(h.blocks.may_open(&socket, root), None, "no longer served");
     }
 
     #[tokio::test]

@@ -229,10 +229,7 @@ impl LinuxNetwork {
                 )));
             }
         }
-        let mut ns_commands = vec![
-            format!("link set {UPLINK} up"),
-            format!("route replace default dev {UPLINK}"),
-        ];
+        let mut ns_commands = vec![format!("link set {UPLINK} up")];
         let mut host_commands = vec![format!("link set {veth} up")];
         let held = ip_json(Some(ns), &["address", "show", "dev", UPLINK]).await?;
         let held: BTreeSet<Ipv4Addr> = held
@@ -240,9 +237,6 @@ impl LinuxNetwork {
             .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
             .filter_map(|a| field(&a, "local").parse().ok())
             .collect();
-        for gone in held.difference(&public) {
-            ns_commands.push(format!("address del {gone}/32 dev {UPLINK}"));
-        }
         let routed = ip_json(None, &["route", "show", "dev", &veth]).await?;
         for route in &routed {
             let dst = field(route, "dst");
@@ -253,10 +247,17 @@ impl LinuxNetwork {
                 host_commands.push(format!("route del {dst}/32 dev {veth}"));
             }
         }
+        // New addresses go on before old ones come off, and the default route is (re)made
+        // last: Linux drops a device's routes with its last address, so replacing a VPC's
+        // only public IP would otherwise cut the whole namespace off.
         for ip in &public {
             ns_commands.push(format!("address replace {ip}/32 dev {UPLINK}"));
             host_commands.push(format!("route replace {ip}/32 dev {veth}"));
         }
+        for gone in held.difference(&public) {
+            ns_commands.push(format!("address del {gone}/32 dev {UPLINK}"));
+        }
+        ns_commands.push(format!("route replace default dev {UPLINK}"));
         ip_batch(Some(ns), &ns_commands).await?;
         ip_batch(None, &host_commands).await
     }
