@@ -31,6 +31,9 @@ declare -A PROVIDER=(
   [nbdcopy]=libnbd-bin
   [nbdkit]=nbdkit
   [ip]=iproute2
+  [unshare]=util-linux
+  [setpriv]=util-linux
+  [nsenter]=util-linux
   [ssh]=openssh-client
   [ssh-keygen]=openssh-client
   [debootstrap]=debootstrap
@@ -110,9 +113,14 @@ if [[ $(printf '%s\n' "$RUST_MIN" "$RUST_HAVE" | sort -V | head -n1) != "$RUST_M
   exit 1
 fi
 
-# QEMU drops to this user when nimbus runs as root (docs/compute.md).
+# When nimbus runs as root, each QEMU drops to a uid of its own from this user's subordinate
+# range (docs/compute.md, "Least privilege"). 1,000,000,000 + 65,536 lies far above the
+# ranges useradd hands to people (100,000 on).
 if [[ $(id -u) -eq 0 ]] && ! id -u nimbus-qemu >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nimbus-qemu
+fi
+if [[ $(id -u) -eq 0 ]] && ! grep -q '^nimbus-qemu:' /etc/subuid 2>/dev/null; then
+  echo "nimbus-qemu:1000000000:65536" >> /etc/subuid
 fi
 
 # The pinned Python packages, into the python3 that `make test` runs (a no-op when they are

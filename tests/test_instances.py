@@ -94,13 +94,14 @@ def test_launch_user_data_attach_detach_lifecycle(cloud, ec2vm, minimal_ami):
     assert int(marker.group(2)) == 2
     assert 400_000 < int(marker.group(3)) <= 512 * 1024  # t3.nano: 512 MiB
     if os.geteuid() == 0:
-        # QEMU drops to an unprivileged user (the metadata service is reached over the VPC's
-        # network only: tests/test_network.py).
+        # QEMU drops to an unprivileged uid of its own, from nimbus-qemu's subordinate range
+        # (the metadata service is reached over the VPC's network only: tests/test_network.py).
         with open(os.path.join(cloud.data_dir, "instances", instance_id, "qemu.pid")) as f:
             pid = f.read().strip()
         with open(f"/proc/{pid}/status") as f:
             uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-        assert set(uids) == {str(pwd.getpwnam("nimbus-qemu").pw_uid)}
+        first, count = next(line.split(":")[1:] for line in open("/etc/subuid") if line.startswith("nimbus-qemu:"))
+        assert len(set(uids)) == 1 and int(first) <= int(uids[0]) < int(first) + int(count), uids
     described = ec2vm.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["web"]}])["Reservations"]
     assert described[0]["Instances"][0]["InstanceId"] == instance_id
     root_volume = described[0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
@@ -157,6 +158,25 @@ def test_bad_launches(ec2vm, minimal_ami):
     with pytest.raises(ClientError) as e:
         ec2vm.run_instances(ImageId=minimal_ami, MinCount=1, MaxCount=1, DryRun=True)
     assert error_code(e) == "DryRunOperation"
+
+
+def test_a_console_flood_keeps_the_newest_output_within_bounds(cloud, ec2vm, minimal_ami):
+    """A guest printing megabytes to its console fills neither the data dir nor the answer:
+    the log stays under its cap and GetConsoleOutput returns the newest 64 KiB, whole
+    characters only."""
+    flood = "#!/bin/sh\nyes 'flood-€-0123456789abcdef' | head -c 3000000 > /dev/console\necho CONSOLE-END > /dev/console\n"
+    instance_id = ec2vm.run_instances(ImageId=minimal_ami, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                      UserData=flood)["Instances"][0]["InstanceId"]
+    try:
+        wait_console(ec2vm, instance_id, "CONSOLE-END", timeout=600)
+        answer = ec2vm.get_console_output(InstanceId=instance_id, Latest=True)["Output"]
+        assert len(answer.encode()) <= 64 * 1024
+        assert "CONSOLE-END" in answer[-200:]
+        assert "flood-€-0123456789abcdef" in answer
+        log = os.path.join(cloud.data_dir, "instances", instance_id, "serial.log")
+        assert os.path.getsize(log) <= 1 << 20
+    finally:
+        ec2vm.terminate_instances(InstanceIds=[instance_id])
 
 
 def test_ssh_with_created_key_and_online_volume_growth(ec2vm, minimal_ami, tmp_path):
@@ -288,7 +308,21 @@ def test_restarts_are_invisible_to_guest_io(minimal_ami, tmp_path):
                                capture_output=True, text=True, timeout=30)
         assert probe.returncode == 3, probe.stdout + probe.stderr
 
+        # Its QEMU runs as a uid no other process has, in an empty network namespace: a
+        # process there, as that uid, reaches no address (not the API on loopback) and cannot
+        # signal another user's process (nimbus's own).
         pid = open(os.path.join(str(tmp_path), "instances", instance_id, "qemu.pid")).read().strip()
+        with open(f"/proc/{pid}/status") as f:
+            uid = next(line for line in f if line.startswith("Uid:")).split()[1]
+        others = subprocess.run(["pgrep", "-u", uid], capture_output=True, text=True).stdout.split()
+        assert others == [pid], others
+        as_qemu = ["nsenter", "-t", pid, "-n", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        reach = subprocess.run(as_qemu + ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', "
+                                          f"{server.port}), timeout=5)"], capture_output=True, text=True, timeout=30)
+        assert reach.returncode != 0 and "unreachable" in reach.stderr.lower(), reach.stderr
+        signal = subprocess.run(as_qemu + ["kill", "-0", str(server.process.pid)], capture_output=True, text=True)
+        assert signal.returncode != 0 and "not permitted" in signal.stderr.lower(), signal.stderr
+
         for restart in (server.kill9, server.stop):
             before = flushed(ec2, instance_id)
             restart()

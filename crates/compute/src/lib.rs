@@ -2,6 +2,8 @@
 //! the instance metadata service. See `docs/compute.md`.
 
 mod cgroup;
+mod confine;
+pub mod console;
 mod driver;
 #[cfg(feature = "fake")]
 pub mod fake;
@@ -14,14 +16,13 @@ mod vm;
 use std::path::Path;
 use std::time::Duration;
 
+pub use console::console_output;
 pub use driver::{ExitCause, Hypervisor, Qemu, VmHandle};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
     serve_imds, IamMetadata, InstanceMetadata, InterfaceMetadata, MetadataSource, RoleCredentials,
 };
-pub use vm::{
-    adopt, console_output, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, NIC_PORTS, QEMU_USER,
-};
+pub use vm::{adopt, launch, Accel, DiskSpec, NicSpec, Vm, VmSpec, NIC_PORTS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

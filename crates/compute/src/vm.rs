@@ -5,7 +5,7 @@
 //! re-adopted through their pid file and QMP socket.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,23 +82,6 @@ pub struct VmSpec {
     pub nics: Vec<NicSpec>,
 }
 
-/// The unprivileged user QEMU runs as when nimbus runs as root (`scripts/install-deps.sh`
-/// creates it). It can open nothing of nimbus's: disks and taps are handed over as file
-/// descriptors.
-pub const QEMU_USER: &str = "nimbus-qemu";
-
-/// The uid of [`QEMU_USER`], if the user exists.
-pub(crate) fn qemu_uid() -> Option<u32> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != QEMU_USER {
-            return None;
-        }
-        fields.nth(1)?.parse().ok()
-    })
-}
-
 /// A running VM.
 pub struct Vm {
     pid: i32,
@@ -106,6 +89,8 @@ pub struct Vm {
     qmp: tokio::sync::Mutex<Qmp>,
     /// Device name → root port index.
     ports: std::sync::Mutex<BTreeMap<String, usize>>,
+    /// Held for as long as the VM is kept: copies its console into `serial.log`.
+    _console: crate::console::Console,
     heartbeat: crate::heartbeat::Heartbeat,
     /// Until when the guest may still be enumerating PCI (see `wait_until_booted`).
     booting_until: std::time::Instant,
@@ -488,14 +473,8 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
     let pid_file = spec.run_dir.join("qemu.pid");
     let _ = std::fs::remove_file(&qmp_socket);
     let _ = std::fs::remove_file(&pid_file);
-    // QEMU daemonizes with umask 027, which would leave the console log and the QMP socket
-    // readable by root's group: the log is created private here (QEMU appends to it), the
-    // socket is made private once QEMU has made it.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(spec.run_dir.join("serial.log"))?;
+    // QEMU daemonizes with umask 027, which would leave its sockets open to root's group:
+    // they are made private once QEMU has made them.
     let mut args: Vec<String> = vec![
         "-name".into(),
         format!("{},process=nimbus-{}", spec.instance_id, spec.instance_id),
@@ -517,13 +496,6 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         spec.initrd.display().to_string(),
         "-append".into(),
         spec.cmdline.clone(),
-        "-chardev".into(),
-        format!(
-            "file,id=console,path={},append=on",
-            spec.run_dir.join("serial.log").display()
-        ),
-        "-serial".into(),
-        "chardev:console".into(),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp_socket.display()),
         "-pidfile".into(),
@@ -531,23 +503,19 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         "-daemonize".into(),
         // Paused until the network cards are plugged in on their taps (see `plug_nics`).
         "-S".into(),
-        // Seccomp with QEMU's defaults (obsolete syscalls denied). Denying privilege changes
-        // breaks -daemonize on QEMU 7.2.
         "-sandbox".into(),
-        "on,obsolete=deny".into(),
+        crate::confine::SANDBOX.into(),
     ];
-    if rustix::process::geteuid().is_root() {
-        if qemu_uid().is_none() {
-            return Err(Error::Qemu(format!(
-                "the user {QEMU_USER} that QEMU runs as does not exist: run scripts/install-deps.sh"
-            )));
-        }
-        // QEMU opens its files, sockets and disks as root, then drops to this user.
-        args.extend(["-runas".into(), QEMU_USER.into()]);
-    }
+    // As root, QEMU runs confined (`confine.rs`); the uid stays reserved until it runs.
+    let confined = if rustix::process::geteuid().is_root() {
+        Some(crate::confine::reserve_uid()?)
+    } else {
+        None
+    };
     if Path::new(QBOOT).exists() {
         args.extend(["-bios".into(), QBOOT.into()]);
     }
+    args.extend(crate::console::qemu_args(&spec.run_dir));
     args.extend(crate::heartbeat::qemu_args(&spec.run_dir));
     for port in 0..DISK_PORTS + NIC_PORTS {
         args.push("-device".into());
@@ -570,19 +538,23 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         ));
         ports.insert(disk.device_name.clone(), index);
     }
-    let output = tokio::process::Command::new("qemu-system-x86_64")
-        .args(&args)
+    let (program, prefix) = match &confined {
+        Some(uid) => ("unshare", uid.command()),
+        None => ("qemu-system-x86_64", Vec::new()),
+    };
+    let output = tokio::process::Command::new(program)
+        .args(prefix.iter().chain(&args))
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .map_err(|e| Error::Qemu(format!("cannot run qemu-system-x86_64: {e}")))?;
+        .map_err(|e| Error::Qemu(format!("cannot run {program}: {e}")))?;
     if !output.status.success() {
         return Err(Error::Qemu(format!(
             "QEMU failed to start: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    for socket in [&qmp_socket, &spec.run_dir.join("heartbeat.sock")] {
+    for socket in ["qmp.sock", "console.sock", "heartbeat.sock"].map(|s| spec.run_dir.join(s)) {
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     }
     std::fs::write(
@@ -642,16 +614,10 @@ pub async fn adopt(run_dir: &Path) -> Result<Option<Vm>> {
         run_dir: run_dir.to_owned(),
         qmp: tokio::sync::Mutex::new(qmp),
         ports: std::sync::Mutex::new(ports),
+        _console: crate::console::Console::attach(run_dir).await,
         heartbeat: crate::heartbeat::Heartbeat::listen(run_dir),
         // A VM found running was launched before this nimbus started: it counts as booted
         // (a restart in the first seconds of a boot is the case this misses).
         booting_until: std::time::Instant::now(),
     }))
-}
-
-/// The serial console log of the VM that ran in `run_dir` (empty if none).
-pub fn console_output(run_dir: &Path) -> String {
-    std::fs::read(run_dir.join("serial.log"))
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
 }

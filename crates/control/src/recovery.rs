@@ -13,7 +13,6 @@
 //! reconciler's fencing applies: a terminate or stop that lands during a recovery wins, and
 //! the VM launched for the superseded recovery is killed by the next pass.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use compute::ExitCause;
@@ -131,12 +130,9 @@ impl Control {
 
     /// Appends a line of nimbus's own to the instance's console log.
     fn note_on_console(&self, instance_id: &str, line: &str) {
-        let path = self.instance_run_dir(instance_id).join("serial.log");
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut log| writeln!(log, "\r\n{line}\r"));
+        let run_dir = self.instance_run_dir(instance_id);
+        let written =
+            std::fs::create_dir_all(&run_dir).and_then(|()| compute::console::note(&run_dir, line));
         if let Err(error) = written {
             tracing::warn!(instance = instance_id, %error, "the recovery note was not written to the console");
         }
