@@ -33,10 +33,6 @@ impl Engine {
         subscription
     }
 
-    pub fn registry(&self) -> &'static Registry {
-        self.registry
-    }
-
     /// A consistent read view of every resource.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-mutated in a way the store
