@@ -94,6 +94,11 @@ impl Registry {
         self.kinds.iter().map(|ops| ops.kind())
     }
 
+    /// Whether `kind` is registered.
+    pub fn knows(&self, kind: Kind) -> bool {
+        self.kinds().any(|k| k == kind)
+    }
+
     /// Kinds that carry tags, in the order DescribeTags lists them.
     pub fn taggable_kinds(&self) -> Vec<Kind> {
         let mut kinds: Vec<Kind> = self.kinds().filter(|k| k.spec().taggable).collect();

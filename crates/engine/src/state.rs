@@ -85,8 +85,15 @@ impl<'a> Txn<'a> {
         self.state
     }
 
-    /// Inserts or replaces a resource.
+    /// Inserts or replaces a resource. A kind missing from the registry is refused: it would
+    /// be written, but never loaded again.
     pub fn put<T: Resource>(&mut self, item: T) -> Result<()> {
+        if !self.state.registry.knows(T::KIND) {
+            return Err(Error::Internal(format!(
+                "the kind {} is not registered",
+                T::KIND
+            )));
+        }
         self.changes.push(Change::Put(record_of(&item)?));
         self.state
             .table_mut::<T>()
@@ -203,6 +210,33 @@ mod tests {
         assert_eq!(state.widgets().len(), 2);
         assert!(state.notes().is_empty());
         assert!(state.get::<Note>("anything").is_none());
+    }
+
+    #[test]
+    fn a_kind_outside_the_registry_is_not_written() {
+        #[derive(Clone, serde::Serialize, serde::Deserialize)]
+        struct Stray {
+            id: String,
+        }
+        impl crate::filter::Filterable for Stray {
+            const FILTERS: &'static [crate::filter::FilterField<Self>] = &[];
+        }
+        crate::kinds! {
+            trait StrayTables; fn stray_registry;
+            Stray, table strays, id id, tags untagged {
+                name: "stray",
+                prefix: None,
+                not_found: "InvalidStray.NotFound",
+                malformed: "InvalidStray.Malformed",
+                migrations: &[],
+            }
+        }
+        let (engine, store) = engine_with(0);
+        let refused = engine.mutate(|txn| txn.put(Stray { id: "s".into() }));
+        assert!(matches!(refused, Err(Error::Internal(_))));
+        assert!(store.load_kind("stray").expect("load").is_empty());
+        assert!(engine.read().strays().is_empty());
+        assert!(stray_registry().knows(Stray::KIND));
     }
 
     #[test]
