@@ -6,7 +6,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use control::direct::BLOCK_SIZE;
 use control::idempotency::ClientToken;
-use control::ResourceKind;
+use control::snapshots::Snapshot;
+use control::Resource;
+use engine::Error as EngineError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -22,6 +24,12 @@ enum EbsError {
     InvalidRequest(String),
     #[error("No such EBS direct API route.")]
     NoSuchRoute,
+}
+
+impl From<EngineError> for EbsError {
+    fn from(error: EngineError) -> EbsError {
+        EbsError::Control(error.into())
+    }
 }
 
 const VALIDATION: &str = "ValidationException";
@@ -40,24 +48,30 @@ fn ebs_code(error: &EbsError) -> (StatusCode, &'static str, Option<&'static str>
         EbsError::NoSuchRoute => (StatusCode::NOT_FOUND, NOT_FOUND, None),
         EbsError::InvalidRequest(_) => invalid_value,
         EbsError::Control(error) => match error {
-            Control::NotFound {
-                kind: ResourceKind::Snapshot,
-                ..
-            } => (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND")),
-            Control::NotFound { .. } => (StatusCode::NOT_FOUND, NOT_FOUND, None),
-            Control::MalformedId { .. } => (
+            Control::Engine(EngineError::NotFound { kind, .. }) if *kind == Snapshot::KIND => {
+                (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND"))
+            }
+            Control::Engine(EngineError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, NOT_FOUND, None)
+            }
+            Control::Engine(EngineError::MalformedId { .. }) => (
                 StatusCode::BAD_REQUEST,
                 VALIDATION,
                 Some("INVALID_SNAPSHOT_ID"),
             ),
-            Control::InvalidPaginationToken(_) => (
+            Control::Engine(EngineError::InvalidPaginationToken(_)) => (
                 StatusCode::BAD_REQUEST,
                 VALIDATION,
                 Some("INVALID_PAGE_TOKEN"),
             ),
-            Control::ClientTokenReused(_) => (StatusCode::CONFLICT, "ConflictException", None),
+            Control::Engine(EngineError::ClientTokenReused(_)) => {
+                (StatusCode::CONFLICT, "ConflictException", None)
+            }
             Control::IncorrectState(_) => (StatusCode::BAD_REQUEST, VALIDATION, None),
-            Control::Store(_) | Control::Internal(_) => (
+            Control::Engine(
+                EngineError::Unreadable { .. } | EngineError::Store(_) | EngineError::Internal(_),
+            )
+            | Control::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerException",
                 None,
@@ -418,15 +432,15 @@ mod tests {
 
     #[test]
     fn codes_and_reasons_follow_the_ebs_model() {
-        let missing = EbsError::Control(control::Error::NotFound {
-            kind: ResourceKind::Snapshot,
-            id: "snap-0123456789abcdef0".into(),
-        });
+        let missing = EbsError::from(EngineError::not_found(
+            Snapshot::KIND,
+            "snap-0123456789abcdef0",
+        ));
         assert_eq!(
             ebs_code(&missing),
             (StatusCode::NOT_FOUND, NOT_FOUND, Some("SNAPSHOT_NOT_FOUND"))
         );
-        let reused = EbsError::Control(control::Error::ClientTokenReused("t".into()));
+        let reused = EbsError::from(EngineError::ClientTokenReused("t".into()));
         assert_eq!(ebs_code(&reused).1, "ConflictException");
         let header = EbsError::InvalidRequest("The header x is required.".into());
         assert_eq!(

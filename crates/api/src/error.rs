@@ -1,7 +1,10 @@
 //! AWS error codes and HTTP statuses: chosen here and nowhere else.
 
 use axum::http::StatusCode;
-use control::{Error as ControlError, ResourceKind};
+use control::keypairs::KeyPair;
+use control::vpc::security_groups::SecurityGroup;
+use control::{Error as ControlError, Resource};
+use engine::Error as EngineError;
 
 /// An error as the client will see it.
 #[derive(Debug)]
@@ -48,6 +51,12 @@ impl From<ControlError> for ApiError {
     }
 }
 
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        ControlError::from(error).into()
+    }
+}
+
 impl From<Ec2Error> for ApiError {
     fn from(error: Ec2Error) -> ApiError {
         let (status, code) = ec2_code(&error);
@@ -59,7 +68,7 @@ impl From<Ec2Error> for ApiError {
 }
 
 /// EC2's AWS code and HTTP status for each error: chosen here and nowhere else. A kind's
-/// NotFound and Malformed codes come from its declaration in `control::resource`.
+/// NotFound and Malformed codes come from its declaration in `control::kinds`.
 pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
     let error = match error {
         Ec2Error::Control(error) => error,
@@ -70,30 +79,39 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         Ec2Error::UnknownAction(_) => return (StatusCode::BAD_REQUEST, "InvalidAction"),
     };
     let code = match error {
-        ControlError::NotFound { kind, .. } => kind.spec().not_found_code,
-        ControlError::MalformedId {
-            kind: Some(kind), ..
-        } => kind.spec().malformed_code,
-        ControlError::MalformedId { kind: None, .. } => "InvalidID",
-        ControlError::Duplicate {
-            kind: ResourceKind::KeyPair,
-            ..
-        } => "InvalidKeyPair.Duplicate",
-        ControlError::Duplicate {
-            kind: ResourceKind::SecurityGroup,
-            ..
-        } => "InvalidGroup.Duplicate",
+        ControlError::Engine(error) => match error {
+            EngineError::NotFound { kind, .. } => kind.spec().not_found_code,
+            EngineError::MalformedId {
+                kind: Some(kind), ..
+            } => kind.spec().malformed_code,
+            EngineError::MalformedId { kind: None, .. } => "InvalidID",
+            EngineError::UnknownFilter(_)
+            | EngineError::MaxResultsOutOfRange { .. }
+            | EngineError::InvalidTag(_)
+            | EngineError::InvalidClientToken(_) => "InvalidParameterValue",
+            EngineError::IdsWithMaxResults(_) => "InvalidParameterCombination",
+            EngineError::InvalidPaginationToken(_) => "InvalidPaginationToken",
+            EngineError::MissingParameter(_) => "MissingParameter",
+            EngineError::TooManyTags => "TagLimitExceeded",
+            EngineError::ClientTokenReused(_) => "IdempotentParameterMismatch",
+            EngineError::Unreadable { .. } | EngineError::Store(_) | EngineError::Internal(_) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+            }
+        },
+        ControlError::Duplicate { kind, .. } if *kind == KeyPair::KIND => {
+            "InvalidKeyPair.Duplicate"
+        }
+        ControlError::Duplicate { kind, .. } if *kind == SecurityGroup::KIND => {
+            "InvalidGroup.Duplicate"
+        }
         ControlError::Duplicate { .. } => "InvalidParameterValue",
         ControlError::InvalidParameterValue(_) => "InvalidParameterValue",
         ControlError::InvalidParameterCombination(_) => "InvalidParameterCombination",
         ControlError::MissingParameter(_) => "MissingParameter",
-        ControlError::InvalidPaginationToken(_) => "InvalidPaginationToken",
         ControlError::UnknownInstanceType(_) => "InvalidInstanceType",
-        ControlError::ClientTokenReused(_) => "IdempotentParameterMismatch",
         ControlError::DryRunOperation => {
             return (StatusCode::PRECONDITION_FAILED, "DryRunOperation")
         }
-        ControlError::TooManyTags(_) => "TagLimitExceeded",
         ControlError::Unsupported(_) => "UnsupportedOperation",
         ControlError::MalformedPublicKey(_) => "InvalidKey.Format",
         ControlError::UnknownZone(_) => "InvalidZone.NotFound",
@@ -135,9 +153,7 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::InterfaceInUse(_) => "InvalidNetworkInterface.InUse",
         ControlError::InterfaceAttachmentNotFound(_) => "InvalidAttachmentID.NotFound",
         ControlError::PrivateIpLimitExceeded(_) => "PrivateIpAddressLimitExceeded",
-        ControlError::Store(_) | ControlError::Internal(_) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
-        }
+        ControlError::Internal(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
     (StatusCode::BAD_REQUEST, code)
 }
@@ -157,30 +173,35 @@ impl From<awsproto::AuthError> for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use control::images::Image;
+
     use super::*;
 
     #[test]
     fn kind_codes_come_from_the_declarations() {
-        let not_found = ControlError::NotFound {
-            kind: ResourceKind::Image,
-            id: "ami-0123456789abcdef0".into(),
-        };
+        let code = |error: EngineError| ec2_code(&ControlError::from(error).into());
+        let not_found = EngineError::not_found(Image::KIND, "ami-0123456789abcdef0");
         assert_eq!(
-            ec2_code(&not_found.into()),
+            code(not_found),
             (StatusCode::BAD_REQUEST, "InvalidAMIID.NotFound")
         );
-        let malformed = ResourceKind::Image
-            .check_id("foo-missing")
-            .expect_err("malformed");
+        let malformed = Image::KIND.check_id("foo-missing").expect_err("malformed");
         assert_eq!(
-            ec2_code(&malformed.into()),
+            code(malformed),
             (StatusCode::BAD_REQUEST, "InvalidAMIID.Malformed")
         );
-        let unknown_kind = ControlError::MalformedId {
+        let unknown_kind = EngineError::MalformedId {
             kind: None,
             id: "foo".into(),
         };
-        assert_eq!(ec2_code(&unknown_kind.into()).1, "InvalidID");
+        assert_eq!(code(unknown_kind).1, "InvalidID");
+        let duplicate = ControlError::Duplicate {
+            kind: KeyPair::KIND,
+            id: "k".into(),
+        };
+        assert_eq!(ec2_code(&duplicate.into()).1, "InvalidKeyPair.Duplicate");
+        let internal = EngineError::Internal("boom".into());
+        assert_eq!(code(internal).0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -147,7 +147,9 @@ fn select<T: Filterable>(
         .into_iter()
         .filter(|item| wanted.is_empty() || wanted.iter().any(|w| w == name_of(item)))
         .collect();
-    describe::describe_rows(rows, name_of, config, query, paging)
+    Ok(describe::describe_rows(
+        rows, name_of, config, query, paging,
+    )?)
 }
 
 impl Control {

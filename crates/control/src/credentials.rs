@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{FilterField, Filterable};
 use crate::iam::{find_profile, new_unique_id, validate_name, IdentityError, IdentityResult, Role};
+use crate::kinds::Tables;
 use crate::{Control, Txn};
 
 const MILLIS_PER_SECOND: i64 = 1000;
@@ -170,7 +171,7 @@ struct Grant {
 fn issue(txn: &mut Txn, grant: Grant, now: i64) -> IdentityResult<TemporaryCredential> {
     let stale: Vec<String> = txn
         .state()
-        .temporary_credentials
+        .temporary_credentials()
         .values()
         .filter(|c| c.expiration + PURGE_AFTER_EXPIRY_MILLIS <= now)
         .map(|c| c.access_key_id.clone())
@@ -250,7 +251,7 @@ impl Control {
         }
         let state = self.read();
         let issued = state
-            .temporary_credentials
+            .temporary_credentials()
             .get(access_key_id)
             .ok_or(CredentialError::UnknownAccessKey)?;
         let token_matches = session_token.is_some_and(|token| {
@@ -353,7 +354,7 @@ impl Control {
         self.mutate_with(|txn| {
             let role = txn
                 .state()
-                .roles
+                .roles()
                 .values()
                 .find(|role| role.arn == input.role_arn)
                 .cloned()
@@ -430,12 +431,16 @@ impl Control {
 /// The role of the instance profile an instance runs with, if any.
 fn instance_role(state: &crate::State, instance_id: &str) -> Option<Role> {
     let profile = state
-        .instances
+        .instances()
         .get(instance_id)?
         .iam_instance_profile
         .as_ref()?;
-    let role_id = state.instance_profiles.get(&profile.id)?.role_id.as_ref()?;
-    state.roles.get(role_id).cloned()
+    let role_id = state
+        .instance_profiles()
+        .get(&profile.id)?
+        .role_id
+        .as_ref()?;
+    state.roles().get(role_id).cloned()
 }
 
 /// The instance's session of `role` with more than 15 minutes left, if any.
@@ -446,7 +451,7 @@ fn fresh_session(
     now: i64,
 ) -> Option<TemporaryCredential> {
     state
-        .temporary_credentials
+        .temporary_credentials()
         .values()
         .filter(|c| {
             c.instance_id.as_deref() == Some(instance_id)
@@ -511,8 +516,8 @@ pub(crate) fn resolve_instance_profile(
     spec: &InstanceProfileSpecification,
 ) -> crate::Result<InstanceProfileAssociation> {
     let found = match (&spec.arn, &spec.name) {
-        (Some(arn), _) => state.instance_profiles.values().find(|p| &p.arn == arn),
-        (None, Some(name)) => find_profile(&state.instance_profiles, name),
+        (Some(arn), _) => state.instance_profiles().values().find(|p| &p.arn == arn),
+        (None, Some(name)) => find_profile(state.instance_profiles(), name),
         (None, None) => None,
     };
     let (member, label, shown) = match (&spec.arn, &spec.name) {
@@ -728,14 +733,14 @@ mod tests {
             .expect("while the old one is still remembered");
         assert!(control
             .read()
-            .temporary_credentials
+            .temporary_credentials()
             .contains_key(&old.access_key_id));
         control
             .get_session_token_at(&root, Some(900), expired_at + PURGE_AFTER_EXPIRY_MILLIS)
             .expect("after the retention");
         assert!(!control
             .read()
-            .temporary_credentials
+            .temporary_credentials()
             .contains_key(&old.access_key_id));
     }
 

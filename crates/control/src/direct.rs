@@ -110,7 +110,7 @@ impl Control {
             if let Some(token) = &client_token {
                 token.remember(txn, serde_json::Value::String(snapshot.snapshot_id.clone()))?;
             }
-            txn.put(snapshot.clone())
+            Ok(txn.put(snapshot.clone())?)
         })?;
         Ok(snapshot)
     }

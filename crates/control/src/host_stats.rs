@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::kinds::Tables;
 use crate::Control;
 
 /// The reconciler's passes, as atomics written by the pass and read by a scrape.
@@ -55,10 +56,10 @@ impl Control {
         };
         let volume_ids: Vec<String> = {
             let state = self.read();
-            for volume in state.volumes.values() {
+            for volume in state.volumes().values() {
                 *host.volumes.entry(volume.state.as_str()).or_default() += 1;
             }
-            state.volumes.keys().cloned().collect()
+            state.volumes().keys().cloned().collect()
         };
         for id in volume_ids {
             if let Some(counters) = self.engine().counters(&id) {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::{FilterField, Filterable};
+use crate::kinds::Tables;
 use crate::{Control, Error, Tags, Txn};
 
 /// Why an IAM or STS operation failed; the wire layer maps each variant to AWS's code.
@@ -40,6 +41,12 @@ pub enum IdentityError {
     /// Storage or internal failure (500).
     #[error(transparent)]
     Control(#[from] Error),
+}
+
+impl From<engine::Error> for IdentityError {
+    fn from(error: engine::Error) -> IdentityError {
+        IdentityError::Control(error.into())
+    }
 }
 
 pub type IdentityResult<T> = std::result::Result<T, IdentityError>;
@@ -352,7 +359,7 @@ fn delete_conflict() -> IdentityError {
 }
 
 fn existing_role(txn: &Txn, name: &str) -> IdentityResult<Role> {
-    find_role(&txn.state().roles, name)
+    find_role(txn.state().roles(), name)
         .cloned()
         .ok_or_else(|| role_not_found(name))
 }
@@ -367,7 +374,7 @@ pub(crate) fn find_profile<'a>(
 }
 
 fn existing_profile(txn: &Txn, name: &str) -> IdentityResult<InstanceProfile> {
-    find_profile(&txn.state().instance_profiles, name)
+    find_profile(txn.state().instance_profiles(), name)
         .cloned()
         .ok_or_else(|| profile_not_found(name))
 }
@@ -413,7 +420,7 @@ impl Control {
             tags,
         };
         self.mutate_with(|txn| {
-            if let Some(existing) = find_role(&txn.state().roles, &role.role_name) {
+            if let Some(existing) = find_role(txn.state().roles(), &role.role_name) {
                 return Err(IdentityError::EntityAlreadyExists(format!(
                     "Role with name {} already exists.",
                     existing.role_name
@@ -425,14 +432,14 @@ impl Control {
     }
 
     pub fn get_role(&self, role_name: &str) -> IdentityResult<Role> {
-        find_role(&self.read().roles, role_name)
+        find_role(self.read().roles(), role_name)
             .cloned()
             .ok_or_else(|| role_not_found(role_name))
     }
 
     /// ListRoles, by name, optionally below a path prefix.
     pub fn list_roles(&self, input: &ListInput) -> IdentityResult<IamPage<Role>> {
-        list(self.read().roles.values(), Role::clone, input)
+        list(self.read().roles().values(), Role::clone, input)
     }
 
     /// DeleteRole: refused with `DeleteConflict` while an instance profile holds the role.
@@ -441,7 +448,7 @@ impl Control {
             let role = existing_role(txn, role_name)?;
             let in_profile = txn
                 .state()
-                .instance_profiles
+                .instance_profiles()
                 .values()
                 .any(|p| p.role_id.as_deref() == Some(role.role_id.as_str()));
             if in_profile {
@@ -489,7 +496,7 @@ impl Control {
         };
         self.mutate_with(|txn| {
             if let Some(existing) = find_profile(
-                &txn.state().instance_profiles,
+                txn.state().instance_profiles(),
                 &profile.instance_profile_name,
             ) {
                 return Err(IdentityError::EntityAlreadyExists(format!(
@@ -558,8 +565,8 @@ impl Control {
         instance_profile_name: &str,
     ) -> IdentityResult<InstanceProfileView> {
         let state = self.read();
-        find_profile(&state.instance_profiles, instance_profile_name)
-            .map(|profile| profile_view(&state.roles, profile))
+        find_profile(state.instance_profiles(), instance_profile_name)
+            .map(|profile| profile_view(state.roles(), profile))
             .ok_or_else(|| profile_not_found(instance_profile_name))
     }
 
@@ -569,8 +576,8 @@ impl Control {
         input: &ListInput,
     ) -> IdentityResult<IamPage<InstanceProfileView>> {
         let state = self.read();
-        let view = |profile: &InstanceProfile| profile_view(&state.roles, profile);
-        list(state.instance_profiles.values(), view, input)
+        let view = |profile: &InstanceProfile| profile_view(state.roles(), profile);
+        list(state.instance_profiles().values(), view, input)
     }
 
     /// DeleteInstanceProfile: refused with `DeleteConflict` while it holds a role.

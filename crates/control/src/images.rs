@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::kinds::Tables;
 use crate::snapshots::{Snapshot, SnapshotState};
 use crate::{Control, Error, Result, State, Tags};
 
@@ -105,13 +106,22 @@ impl Filterable for Image {
     ];
 }
 
-impl State {
+/// Lookups of the working set that the rules of this module answer.
+pub trait ImageQueries {
     /// IDs of images whose block devices use `snapshot_id`.
-    pub fn images_using_snapshot<'a>(
+    fn images_using_snapshot<'a>(
+        &'a self,
+        snapshot_id: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a;
+    fn image_by_name(&self, name: &str) -> Option<&Image>;
+}
+
+impl ImageQueries for State {
+    fn images_using_snapshot<'a>(
         &'a self,
         snapshot_id: &'a str,
     ) -> impl Iterator<Item = &'a str> + 'a {
-        self.images
+        self.images()
             .values()
             .filter(move |image| {
                 image
@@ -122,8 +132,8 @@ impl State {
             .map(|image| image.image_id.as_str())
     }
 
-    pub fn image_by_name(&self, name: &str) -> Option<&Image> {
-        self.images.values().find(|image| image.name == name)
+    fn image_by_name(&self, name: &str) -> Option<&Image> {
+        self.images().values().find(|image| image.name == name)
     }
 }
 
@@ -196,13 +206,13 @@ impl Control {
 
     pub fn describe_images(&self, query: &Query, owners: &[String]) -> Result<Page<Image>> {
         let owned = self.owners_include_account(owners);
-        describe::describe(
+        Ok(describe::describe(
             &self.read(),
             self.config(),
             query,
             DESCRIBE_IMAGES_PAGING,
             |_| owned,
-        )
+        )?)
     }
 
     /// Forgets the image; its snapshots stay (as in EC2, they are deleted separately).
@@ -280,7 +290,7 @@ impl Control {
                 txn.delete::<Image>(&old);
             }
             txn.put(snapshot.clone())?;
-            txn.put(image.clone())
+            Ok(txn.put(image.clone())?)
         })?;
         Ok(image)
     }
@@ -316,14 +326,14 @@ impl Control {
                 .iter()
                 .filter_map(|d| {
                     state
-                        .volumes
+                        .volumes()
                         .get(&d.volume_id)
                         .map(|v| (d.device_name.clone(), v.clone()))
                 })
                 .collect();
             (
                 instance.clone(),
-                state.images.get(&instance.image_id).cloned(),
+                state.images().get(&instance.image_id).cloned(),
                 volumes,
             )
         };
@@ -365,7 +375,7 @@ impl Control {
             creation_time: nimbus_core::now_millis(),
             tags: image_tags,
         };
-        self.mutate(|txn| txn.put(image.clone()))?;
+        self.mutate(|txn| Ok(txn.put(image.clone())?))?;
         self.wake_reconciler();
         Ok(image)
     }
@@ -375,7 +385,7 @@ impl Control {
         let pending: Vec<(String, ImageState)> = {
             let state = self.read();
             state
-                .images
+                .images()
                 .values()
                 .filter(|i| i.state == ImageState::Pending)
                 .filter_map(|i| {
@@ -383,7 +393,7 @@ impl Control {
                         .block_devices
                         .iter()
                         .filter_map(|d| d.snapshot_id.as_ref())
-                        .map(|s| state.snapshots.get(s).map(|s| s.state))
+                        .map(|s| state.snapshots().get(s).map(|s| s.state))
                         .collect();
                     if states
                         .iter()

@@ -23,7 +23,9 @@ use crate::catalog::find_instance_type;
 use crate::drivers::VmDisks;
 use crate::images::Image;
 use crate::instances::{Instance, InstanceState, ShutdownBehavior};
+use crate::kinds::Tables;
 use crate::volumes::{AttachmentState, Volume, VolumeState};
+use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::network_interfaces::NetworkInterface;
 use crate::{Control, Error, Result, Txn};
 
@@ -176,12 +178,16 @@ impl Control {
         let instance = instance_id.to_owned();
         let may_open: blockstore::ExportFilter = Arc::new(move |volume_id: &str| {
             control.upgrade().is_some_and(|control| {
-                control.read().volumes.get(volume_id).is_some_and(|volume| {
-                    volume
-                        .attachments
-                        .iter()
-                        .any(|attachment| attachment.instance_id == instance)
-                })
+                control
+                    .read()
+                    .volumes()
+                    .get(volume_id)
+                    .is_some_and(|volume| {
+                        volume
+                            .attachments
+                            .iter()
+                            .any(|attachment| attachment.instance_id == instance)
+                    })
             })
         });
         let socket = self.disk_socket(instance_id)?;
@@ -202,7 +208,7 @@ impl Control {
     pub(crate) async fn grow_attached_disks(&self, volume_id: &str, new_size: u64) {
         // The attachments as they are now, not as they were when the resize began: the
         // volume may have been detached meanwhile, and another plugged at its device.
-        let attachments = match self.read().volumes.get(volume_id) {
+        let attachments = match self.read().volumes().get(volume_id) {
             Some(volume) => volume.attachments.clone(),
             None => return,
         };
@@ -243,7 +249,7 @@ impl Control {
         }
         let instances: Vec<Instance> = self
             .read()
-            .instances
+            .instances()
             .values()
             .filter(|i| i.state != InstanceState::Terminated)
             .cloned()
@@ -400,7 +406,7 @@ impl Control {
                 return Ok(());
             };
             change(&mut current);
-            txn.put(current)
+            Ok(txn.put(current)?)
         })
     }
 
@@ -412,7 +418,7 @@ impl Control {
             };
             instance.state = InstanceState::Running;
             for disk in &instance.disks {
-                let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
+                let Some(mut volume) = txn.state().volumes().get(&disk.volume_id).cloned() else {
                     continue;
                 };
                 volume.state = VolumeState::InUse;
@@ -423,7 +429,7 @@ impl Control {
                 }
                 txn.put(volume)?;
             }
-            txn.put(instance)
+            Ok(txn.put(instance)?)
         })
     }
 
@@ -446,7 +452,7 @@ impl Control {
         let state = self.read();
         instance.disks.iter().all(|disk| {
             state
-                .volumes
+                .volumes()
                 .get(&disk.volume_id)
                 .is_some_and(|v| matches!(v.state, VolumeState::InUse | VolumeState::Available))
         })
@@ -457,7 +463,7 @@ impl Control {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();
-            let image: Option<Image> = state.images.get(&instance.image_id).cloned();
+            let image: Option<Image> = state.images().get(&instance.image_id).cloned();
             (image, find_instance_type(&instance.instance_type).copied())
         };
         let boot = image
@@ -512,7 +518,7 @@ impl Control {
         disks
             .into_iter()
             .filter(|d| {
-                self.read().volumes.get(&d.volume_id).is_some_and(|v| {
+                self.read().volumes().get(&d.volume_id).is_some_and(|v| {
                     v.attachments
                         .first()
                         .is_some_and(|a| a.state != AttachmentState::Detaching)
@@ -528,7 +534,7 @@ impl Control {
             instance
                 .disks
                 .iter()
-                .filter_map(|d| state.volumes.get(&d.volume_id).cloned())
+                .filter_map(|d| state.volumes().get(&d.volume_id).cloned())
                 .collect()
         };
         for volume in volumes {
@@ -608,7 +614,7 @@ impl Control {
                 return Ok(());
             }
             let id = &interface.network.interface_id;
-            let Some(mut current) = txn.state().network_interfaces.get(id).cloned() else {
+            let Some(mut current) = txn.state().network_interfaces().get(id).cloned() else {
                 return Ok(());
             };
             let same = current.network.attachment_id == interface.network.attachment_id
@@ -624,7 +630,7 @@ impl Control {
                 Some(a) if a.status == AttachmentState::Detaching => current.attachment = None,
                 _ => return Ok(()),
             }
-            txn.put(current)
+            Ok(txn.put(current)?)
         })
     }
 
@@ -654,7 +660,7 @@ impl Control {
     /// Marks an attachment `attached` if it is still the one being attached.
     fn settle_attachment(&self, volume_id: &str, instance: &Instance, device: &str) -> Result<()> {
         self.mutate(|txn| {
-            let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() else {
+            let Some(mut volume) = txn.state().volumes().get(volume_id).cloned() else {
                 return Ok(());
             };
             let Some(attachment) = volume.attachments.first_mut().filter(|a| {
@@ -665,7 +671,7 @@ impl Control {
                 return Ok(());
             };
             attachment.state = AttachmentState::Attached;
-            txn.put(volume)
+            Ok(txn.put(volume)?)
         })
     }
 
@@ -678,7 +684,7 @@ impl Control {
                 .disks
                 .iter()
                 .filter_map(|d| {
-                    let volume = state.volumes.get(&d.volume_id)?;
+                    let volume = state.volumes().get(&d.volume_id)?;
                     let attachment = volume.attachments.first()?;
                     (attachment.state != AttachmentState::Attached).then(|| {
                         (
@@ -703,7 +709,7 @@ impl Control {
     /// Completes a detach that is still requested: the volume is `available` again.
     fn finish_detach(&self, volume_id: &str, instance_id: &str) -> Result<()> {
         self.mutate(|txn| {
-            let Some(mut volume) = txn.state().volumes.get(volume_id).cloned() else {
+            let Some(mut volume) = txn.state().volumes().get(volume_id).cloned() else {
                 return Ok(());
             };
             let detaching = volume.attachments.first().is_some_and(|a| {
@@ -715,7 +721,7 @@ impl Control {
             volume.attachments.clear();
             volume.state = VolumeState::Available;
             txn.put(volume)?;
-            if let Some(mut instance) = txn.state().instances.get(instance_id).cloned() {
+            if let Some(mut instance) = txn.state().instances().get(instance_id).cloned() {
                 instance.disks.retain(|d| d.volume_id != volume_id);
                 txn.put(instance)?;
             }
@@ -727,7 +733,7 @@ impl Control {
 /// The current record of `seen`'s instance if no request changed what the user wants since
 /// `seen` was read; `None` means a step's outcome is stale and must be dropped.
 pub(crate) fn still_wanted(txn: &Txn, seen: &Instance) -> Option<Instance> {
-    let current = txn.state().instances.get(&seen.instance_id)?;
+    let current = txn.state().instances().get(&seen.instance_id)?;
     if current.generation != seen.generation {
         tracing::info!(
             instance = seen.instance_id,
@@ -746,7 +752,7 @@ fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
         return Ok(());
     };
     for disk in &instance.disks {
-        let Some(mut volume) = txn.state().volumes.get(&disk.volume_id).cloned() else {
+        let Some(mut volume) = txn.state().volumes().get(&disk.volume_id).cloned() else {
             continue;
         };
         let delete = volume
@@ -764,7 +770,7 @@ fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
     crate::vpc::network_interfaces::release_on_termination(txn, &instance.instance_id)?;
     instance.state = InstanceState::Terminated;
     instance.terminated_at = Some(nimbus_core::now_millis());
-    txn.put(instance)
+    Ok(txn.put(instance)?)
 }
 
 pub fn compute_error(error: impl std::fmt::Display) -> Error {
@@ -774,6 +780,7 @@ pub fn compute_error(error: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use crate::instances::InstanceState;
+    use crate::kinds::Tables;
     use crate::testkit::Harness;
     use crate::volumes::AttachmentState;
     use crate::volumes::{VolumeState, GIB};
@@ -790,7 +797,8 @@ mod tests {
         let instance = h.instance(&id);
         assert_eq!(instance.state, InstanceState::Running);
         assert!(h.hypervisor.is_running(&id));
-        let root = &h.control.read().volumes[&instance.disks[0].volume_id];
+        let state = h.control.read();
+        let root = &state.volumes()[&instance.disks[0].volume_id];
         assert_eq!(root.state, VolumeState::InUse);
         assert_eq!(root.attachments[0].state, AttachmentState::Attached);
         assert_eq!(
@@ -841,7 +849,7 @@ mod tests {
         assert_eq!(h.instance(&id).state, InstanceState::Terminated);
         assert!(!h.hypervisor.is_running(&id));
         assert!(
-            h.control.read().volumes.is_empty(),
+            h.control.read().volumes().is_empty(),
             "DeleteOnTermination root deleted"
         );
     }
@@ -940,14 +948,14 @@ mod tests {
         );
         h.settle().await;
         assert_eq!(
-            h.control.read().volumes[&volume].attachments[0].state,
+            h.control.read().volumes()[&volume].attachments[0].state,
             AttachmentState::Attached
         );
         assert!(h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));
         h.control.detach_volume(&volume, None, None, false).unwrap();
         h.settle().await;
         assert_eq!(
-            h.control.read().volumes[&volume].state,
+            h.control.read().volumes()[&volume].state,
             VolumeState::Available
         );
         assert!(!h.hypervisor.disks(&id).contains(&"/dev/sdf".to_owned()));

@@ -16,12 +16,14 @@ use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
 use crate::images::Image;
 use crate::keypairs::KeyPair;
+use crate::keypairs::KeyPairQueries;
+use crate::kinds::Tables;
 use crate::snapshots::Snapshot;
 use crate::volume_types::{self, VolumeType};
 use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
 use crate::vpc::interfaces::{private_dns_name, Allocator, InstanceNetwork, NetworkRequest};
 use crate::vpc::network_interfaces::ExtraInterface;
-use crate::{Control, Error, ResourceKind, Result, State, Tags, Txn};
+use crate::{Control, Error, Resource, Result, State, Tags, Txn};
 
 /// DescribeInstances's MaxResults bounds.
 const DESCRIBE_INSTANCES_PAGING: Paging = Paging::within_without_ids(5, 1000, "instancesSet");
@@ -632,10 +634,7 @@ impl Control {
             }
             if let Some(key) = &request.key_name {
                 if txn.state().key_pair_by_name(key).is_none() {
-                    return Err(Error::NotFound {
-                        kind: ResourceKind::KeyPair,
-                        id: key.clone(),
-                    });
+                    return Err(engine::Error::not_found(KeyPair::KIND, key).into());
                 }
             }
             let iam_instance_profile = request
@@ -646,7 +645,7 @@ impl Control {
             let planned = plan_volumes(txn.state(), &image, &request.block_device_mappings)?;
             let live = txn
                 .state()
-                .instances
+                .instances()
                 .values()
                 .filter(|i| !matches!(i.state, InstanceState::Terminated | InstanceState::ShuttingDown))
                 .count();
@@ -780,13 +779,13 @@ impl Control {
     }
 
     pub fn describe_instances(&self, query: &Query) -> Result<Page<Instance>> {
-        describe::describe(
+        Ok(describe::describe(
             &self.read(),
             self.config(),
             query,
             DESCRIBE_INSTANCES_PAGING,
             |_| true,
-        )
+        )?)
     }
 
     /// Applies a state change to each instance after checking every one can take it.
@@ -1012,7 +1011,7 @@ impl Control {
         let cutoff = nimbus_core::now_millis() - TERMINATED_VISIBLE_MILLIS;
         let expired: Vec<String> = txn
             .state()
-            .instances
+            .instances()
             .values()
             .filter(|i| i.terminated_at.is_some_and(|at| at < cutoff))
             .map(|i| i.instance_id.clone())
@@ -1044,8 +1043,13 @@ pub(crate) fn incorrect_instance_state(
     ))
 }
 
-impl State {
-    pub fn key_for_instance(&self, instance: &Instance) -> Option<&KeyPair> {
+/// Lookups of the working set that the rules of this module answer.
+pub trait InstanceQueries {
+    fn key_for_instance(&self, instance: &Instance) -> Option<&KeyPair>;
+}
+
+impl InstanceQueries for State {
+    fn key_for_instance(&self, instance: &Instance) -> Option<&KeyPair> {
         instance
             .key_name
             .as_deref()
@@ -1056,6 +1060,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::InstanceState;
+    use crate::kinds::Tables;
     use crate::testkit::Harness;
     use crate::Error;
 
@@ -1166,15 +1171,15 @@ mod tests {
         h.settle().await;
         let state = h.control.read();
         assert_eq!(
-            state.volumes.len(),
+            state.volumes().len(),
             1,
             "the DeleteOnTermination root volume is gone"
         );
         assert_eq!(
-            state.volumes[&data].state,
+            state.volumes()[&data].state,
             crate::volumes::VolumeState::Available
         );
-        assert!(state.volumes[&data].attachments.is_empty());
+        assert!(state.volumes()[&data].attachments.is_empty());
         assert_eq!(h.blocks.volume_size(&data), Some(crate::volumes::GIB));
     }
 }

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::describe::{self, Paging, Query};
 use crate::filter::{FilterField, Filterable};
-use crate::{Control, Error, ResourceKind, Result, State, Tags};
+use crate::kinds::Tables;
+use crate::{Control, Error, Resource, Result, State, Tags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,7 +228,7 @@ impl Control {
             if txn.state().key_pair_by_name(&key_pair.key_name).is_some() {
                 return Err(duplicate(&key_pair.key_name));
             }
-            txn.put(key_pair)
+            Ok(txn.put(key_pair)?)
         })
     }
 
@@ -280,22 +281,24 @@ impl Control {
     }
 }
 
-impl State {
-    pub fn key_pair_by_name(&self, name: &str) -> Option<&KeyPair> {
-        self.key_pairs.values().find(|kp| kp.key_name == name)
+/// Lookups of the working set that the rules of this module answer.
+pub trait KeyPairQueries {
+    fn key_pair_by_name(&self, name: &str) -> Option<&KeyPair>;
+}
+
+impl KeyPairQueries for State {
+    fn key_pair_by_name(&self, name: &str) -> Option<&KeyPair> {
+        self.key_pairs().values().find(|kp| kp.key_name == name)
     }
 }
 
 fn not_found(name_or_id: &str) -> Error {
-    Error::NotFound {
-        kind: ResourceKind::KeyPair,
-        id: name_or_id.to_owned(),
-    }
+    engine::Error::not_found(KeyPair::KIND, name_or_id).into()
 }
 
 fn duplicate(name: &str) -> Error {
     Error::Duplicate {
-        kind: ResourceKind::KeyPair,
+        kind: KeyPair::KIND,
         id: name.to_owned(),
     }
 }

@@ -1,34 +1,30 @@
-//! The control plane: the rules of every resource (validation, state machines, idempotency),
-//! an in-memory working set written through to the [`store::Store`] one transaction per call.
+//! The EC2, IAM and STS services: the rules of every resource (validation, state machines),
+//! their reconcilers, on the resource engine ([`engine`]), which holds the working set and
+//! writes each call through to the [`store::Store`] in one transaction.
 //!
-//! Reads take a shared lock on the working set and never touch the database; writes take the
-//! exclusive lock, mutate through a [`Txn`] that records every change, and commit those changes
-//! in one store transaction before the lock is released. A failed commit reloads the working
-//! set from the store, so memory never runs ahead of what is durable.
+//! Every kind is declared once, in `kinds.rs`, and registered into the engine; the engine's
+//! generic modules (describe, filters, pages, tags, idempotency) are re-exported here under
+//! their usual names.
 
 pub mod attachments;
 pub mod catalog;
 pub mod credentials;
-pub mod describe;
 pub mod direct;
 pub mod drivers;
 #[cfg(test)]
 mod fake_blocks;
-pub mod filter;
 pub mod host_stats;
 pub mod iam;
-pub mod idempotency;
 pub mod images;
 pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
+pub mod kinds;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
-pub mod pagination;
 pub mod reconciler;
 pub mod recovery;
-pub mod resource;
 pub mod snapshots;
 pub mod status_checks;
 pub mod tags;
@@ -38,49 +34,36 @@ pub mod volume_types;
 pub mod volumes;
 pub mod vpc;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLockReadGuard};
 
 use nimbus_core::Config;
-use store::{Change, Store, StoreError};
+use store::{Store, StoreError};
 
 pub use drivers::{BlockDriver, Drivers};
-pub use resource::{KindSpec, Resource, ResourceKind, State};
-
-/// Tags of one resource, ordered by key.
-pub type Tags = BTreeMap<String, String>;
+pub use engine::{describe, filter, idempotency, pagination};
+pub use engine::{Kind, KindSpec, Resource, State, Tags, Txn};
+pub use kinds::Tables;
 
 /// What went wrong in a control operation. Variants say what happened; the API layer of each
 /// service chooses the AWS code (`api/src/error.rs` for EC2), reading a kind's codes from its
-/// declaration in `resource.rs`.
+/// declaration in `kinds.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("The {kind} ID '{id}' does not exist")]
-    NotFound { kind: ResourceKind, id: String },
+    /// What the engine refused (a missing or malformed ID, a bad filter, page or tag…).
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
     #[error("The {kind} '{id}' already exists.")]
-    Duplicate { kind: ResourceKind, id: String },
-    /// An ID that cannot name a resource of `kind` (or of any kind, when `None`).
-    #[error("{}", malformed_id_message(*kind, id))]
-    MalformedId {
-        kind: Option<ResourceKind>,
-        id: String,
-    },
+    Duplicate { kind: Kind, id: String },
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]
     InvalidParameterCombination(String),
     #[error("The request must contain the parameter {0}")]
     MissingParameter(String),
-    #[error("The pagination token '{0}' is invalid.")]
-    InvalidPaginationToken(String),
     #[error("The following supplied instance types do not exist: [{0}]")]
     UnknownInstanceType(String),
-    #[error("Client token '{0}' was used with different parameters.")]
-    ClientTokenReused(String),
     #[error("Request would have succeeded, but DryRun flag is set.")]
     DryRunOperation,
-    #[error("{0}")]
-    TooManyTags(String),
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
@@ -179,61 +162,28 @@ pub enum Error {
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),
-    #[error("storage failure: {0}")]
-    Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-fn malformed_id_message(kind: Option<ResourceKind>, id: &str) -> String {
-    match kind.and_then(|kind| kind.spec().id_prefix) {
-        Some(prefix) => format!("Invalid id: \"{id}\" (expecting \"{prefix}-...\")"),
-        None => format!("Invalid id: \"{id}\""),
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Error {
+        Error::Engine(error.into())
     }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Mutations of the working set inside one API call; committed together or not at all.
-pub struct Txn<'a> {
-    state: &'a mut State,
-    changes: Vec<Change>,
-}
-
-impl Txn<'_> {
-    pub fn state(&self) -> &State {
-        self.state
-    }
-
-    /// Inserts or replaces a resource.
-    pub fn put<T: Resource>(&mut self, item: T) -> Result<()> {
-        self.changes.push(Change::Put(resource::record_of(&item)?));
-        T::table_mut(self.state).insert(item.id().to_owned(), item);
-        Ok(())
-    }
-
-    pub fn delete<T: Resource>(&mut self, id: &str) {
-        if T::table_mut(self.state).remove(id).is_some() {
-            self.changes.push(Change::Delete {
-                kind: T::KIND.as_str().to_owned(),
-                id: id.to_owned(),
-            });
-        }
-    }
-}
-
 pub struct Control {
     config: Config,
-    store: Arc<dyn Store>,
-    state: RwLock<State>,
+    resources: engine::Engine,
     drivers: Drivers,
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
     statuses: status_checks::StatusTable,
     reconciler_stats: host_stats::ReconcilerStats,
-    network_signal: tokio::sync::Notify,
-    /// Network-shaping commits so far, and how many of them the reconciler has applied.
-    network_changes: std::sync::atomic::AtomicU64,
+    /// The commits that shape the network, and how many of them the reconciler has applied.
+    network_changes: Arc<engine::Subscription>,
     network_applied: tokio::sync::watch::Sender<u64>,
     applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
     vpc_metadata: metadata::VpcMetadataServers,
@@ -241,18 +191,17 @@ pub struct Control {
 
 impl Control {
     pub fn open(config: Config, store: Arc<dyn Store>, drivers: Drivers) -> Result<Control> {
-        let state = State::load(store.as_ref())?;
+        let mut resources = engine::Engine::open(store, kinds::registry())?;
+        let network_changes = resources.subscribe(network_reconciler::NETWORK_KINDS);
         let control = Control {
             config,
-            store,
-            state: RwLock::new(state),
+            resources,
             drivers,
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
             statuses: status_checks::StatusTable::default(),
             reconciler_stats: host_stats::ReconcilerStats::default(),
-            network_signal: tokio::sync::Notify::new(),
-            network_changes: Default::default(),
+            network_changes,
             network_applied: tokio::sync::watch::Sender::new(0),
             applied_network: Default::default(),
             vpc_metadata: metadata::VpcMetadataServers::default(),
@@ -285,54 +234,19 @@ impl Control {
 
     /// A consistent read view of every resource.
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-mutated in a way the store
-        // disagrees with (see `mutate`), so a poisoned lock is still safe to read.
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.resources.read()
     }
 
     /// Runs `operation` against the working set and commits what it changed in one transaction.
     pub fn mutate<R>(&self, operation: impl FnOnce(&mut Txn) -> Result<R>) -> Result<R> {
-        self.mutate_with(operation)
+        self.resources.mutate(operation)
     }
 
     /// [`Control::mutate`] for services whose rules have an error type of their own.
-    pub fn mutate_with<R, E: From<Error>>(
+    pub fn mutate_with<R, E: From<engine::Error>>(
         &self,
         operation: impl FnOnce(&mut Txn) -> std::result::Result<R, E>,
     ) -> std::result::Result<R, E> {
-        let mut state = self
-            .state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut txn = Txn {
-            state: &mut state,
-            changes: Vec::new(),
-        };
-        let outcome = operation(&mut txn);
-        let changes = std::mem::take(&mut txn.changes);
-        let committed = match outcome {
-            Ok(value) if changes.is_empty() => return Ok(value),
-            Ok(value) => self
-                .store
-                .commit(&changes)
-                .map(|()| {
-                    if changes.iter().any(network_reconciler::shapes_network) {
-                        // Counted under the state lock: a pass that reads the count
-                        // afterwards also reads this change.
-                        self.network_changes
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        self.wake_network();
-                    }
-                    value
-                })
-                .map_err(|e| E::from(Error::from(e))),
-            Err(error) => Err(error),
-        };
-        if committed.is_err() && !changes.is_empty() {
-            *state = State::load(self.store.as_ref()).map_err(E::from)?;
-        }
-        committed
+        self.resources.mutate(operation)
     }
 }

@@ -7,7 +7,11 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::credentials::{InstanceProfileAssociation, InstanceRoleCredentials};
+use crate::instances::InstanceQueries;
+use crate::kinds::Tables;
+use crate::vpc::addresses::AddressQueries;
 use crate::vpc::interfaces::{private_dns_name, public_dns_name, InstanceNetwork};
+use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::network_interfaces::NetworkInterface;
 use crate::{Control, Result, State};
 
@@ -34,7 +38,7 @@ impl compute::MetadataSource for VpcMetadataSource {
             let instance_id = self.instance_at(&control, address)?;
             let state = control.read();
             let limit = state
-                .instances
+                .instances()
                 .get(&instance_id)?
                 .metadata_options
                 .http_put_response_hop_limit;
@@ -67,7 +71,7 @@ pub(crate) fn instance_metadata(
         });
     let config = control.config();
     let state = control.read();
-    let instance = state.instances.get(instance_id)?;
+    let instance = state.instances().get(instance_id)?;
     let network = instance.live_network().cloned();
     let public_ip = state.public_ip_of(instance);
     let mut block_devices = vec![
@@ -132,7 +136,7 @@ fn group_names(state: &State, network: &InstanceNetwork) -> Vec<String> {
     network
         .security_group_ids
         .iter()
-        .filter_map(|id| state.security_groups.get(id))
+        .filter_map(|id| state.security_groups().get(id))
         .map(|g| g.group_name.clone())
         .collect()
 }
@@ -163,13 +167,13 @@ fn interface_metadata(
         security_groups: group_names(state, network),
         subnet_id: network.subnet_id.clone(),
         subnet_ipv4_cidr_block: state
-            .subnets
+            .subnets()
             .get(&network.subnet_id)
             .map(|s| s.cidr.to_string())
             .unwrap_or_default(),
         vpc_id: network.vpc_id.clone(),
         vpc_ipv4_cidr_blocks: state
-            .vpcs
+            .vpcs()
             .get(&network.vpc_id)
             .map(|v| v.cidrs.iter().map(|c| c.cidr.to_string()).collect())
             .unwrap_or_default(),

@@ -29,6 +29,7 @@ use nimbus_core::metrics::{MetricSink, Sample};
 
 use crate::catalog::find_instance_type;
 use crate::instances::{Instance, InstanceState};
+use crate::kinds::Tables;
 use crate::volumes::VolumeState;
 use crate::Control;
 
@@ -231,13 +232,13 @@ impl Control {
         let (instances, volumes): (Vec<Instance>, Vec<String>) = {
             let state = self.read();
             let instances = state
-                .instances
+                .instances()
                 .values()
                 .filter(|i| i.state == InstanceState::Running)
                 .cloned()
                 .collect();
             let volumes = state
-                .volumes
+                .volumes()
                 .values()
                 .filter(|v| matches!(v.state, VolumeState::InUse | VolumeState::Available))
                 .map(|v| v.volume_id.clone())

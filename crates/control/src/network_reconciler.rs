@@ -1,26 +1,33 @@
 //! Drives the network driver toward the VPC specs computed from the records.
 //!
 //! Every committed change to a networking record (VPCs, subnets, groups, gateways, route
-//! tables, ACLs, instances) pokes the reconciler (see `Control::mutate_with`), so a rule
-//! change reaches the driver within milliseconds rather than at the next periodic pass. A
-//! pass computes every VPC's spec from the latest records and applies only the VPCs whose
-//! spec differs from the one last applied (kept in memory, so the first pass after a start
-//! applies them all and removes the wired VPCs that no longer exist). Specs are always
-//! computed from the records at the time of the pass, under the applied-spec lock, so the
-//! latest records win over an older pass. One VPC failing is logged and retried on the next
-//! pass; it never stops the others.
+//! tables, ACLs, addresses, instances, interfaces: [`NETWORK_KINDS`]) pokes the reconciler
+//! through its engine subscription, so a rule change reaches the driver within milliseconds
+//! rather than at the next periodic pass. A pass computes every VPC's spec from the latest
+//! records and applies only the VPCs whose spec differs from the one last applied (kept in
+//! memory, so the first pass after a start applies them all and removes the wired VPCs that no
+//! longer exist). Specs are always computed from the records at the time of the pass, under
+//! the applied-spec lock, so the latest records win over an older pass. One VPC failing is
+//! logged and retried on the next pass; it never stops the others.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use network::VpcSpec;
 
 use crate::instances::Instance;
+use crate::vpc::addresses::ElasticIp;
+use crate::vpc::gateways::InternetGateway;
+use crate::vpc::network_acls::NetworkAcl;
+use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::network_interfaces::NetworkInterface;
+use crate::vpc::route_tables::RouteTable;
+use crate::vpc::security_groups::SecurityGroup;
 use crate::vpc::spec::{vpc_spec, vpc_specs};
-use crate::{Control, Error, ResourceKind, Result};
+use crate::vpc::subnets::Subnet;
+use crate::vpc::vpcs::Vpc;
+use crate::{Control, Error, Kind, Resource, Result};
 
 /// How often the network is reconciled without any change, to heal drift on the host.
 const NETWORK_TICK: Duration = Duration::from_secs(30);
@@ -49,26 +56,18 @@ fn unknown_spec(vpc_id: String) -> VpcSpec {
     }
 }
 
-/// Whether a change to a record can change a VPC's spec.
-pub(crate) fn shapes_network(change: &store::Change) -> bool {
-    let kind = match change {
-        store::Change::Put(record) => record.kind.as_str(),
-        store::Change::Delete { kind, .. } => kind.as_str(),
-    };
-    [
-        ResourceKind::Vpc,
-        ResourceKind::Subnet,
-        ResourceKind::SecurityGroup,
-        ResourceKind::InternetGateway,
-        ResourceKind::RouteTable,
-        ResourceKind::NetworkAcl,
-        ResourceKind::ElasticIp,
-        ResourceKind::Instance,
-        ResourceKind::NetworkInterface,
-    ]
-    .iter()
-    .any(|k| k.as_str() == kind)
-}
+/// The kinds whose records make up VPC specs: the reconciler subscribes to their commits.
+pub(crate) const NETWORK_KINDS: &[Kind] = &[
+    Vpc::KIND,
+    Subnet::KIND,
+    SecurityGroup::KIND,
+    InternetGateway::KIND,
+    RouteTable::KIND,
+    NetworkAcl::KIND,
+    ElasticIp::KIND,
+    Instance::KIND,
+    NetworkInterface::KIND,
+];
 
 /// How long a call waits for the network to enforce its change; past that it answers anyway
 /// (the change is committed and the reconciler keeps retrying).
@@ -77,12 +76,12 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 impl Control {
     /// Asks the network reconciler to run now.
     pub fn wake_network(&self) {
-        self.network_signal.notify_one();
+        self.network_changes.wake();
     }
 
     /// How many network-shaping changes have been committed.
     pub fn network_changes(&self) -> u64 {
-        self.network_changes.load(Ordering::SeqCst)
+        self.network_changes.commits()
     }
 
     /// Waits until a reconciler pass has covered every network change committed so far
@@ -103,7 +102,7 @@ impl Control {
         loop {
             self.reconcile_network().await;
             tokio::select! {
-                _ = self.network_signal.notified() => {}
+                _ = self.network_changes.changed() => {}
                 _ = tokio::time::sleep(NETWORK_TICK) => {}
             }
         }
@@ -264,6 +263,7 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
+    use crate::vpc::subnets::SubnetQueries;
     use std::net::Ipv4Addr;
 
     use network::{NetworkDriver, Peer, Protocol};

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kinds::Tables;
 use crate::snapshots::{engine_error, Snapshot, SnapshotSource, SnapshotState};
 use crate::volumes::{ModificationState, Volume, VolumeState};
 use crate::{Control, Result};
@@ -53,7 +54,7 @@ impl Control {
             let state = self.read();
             (
                 state
-                    .volumes
+                    .volumes()
                     .values()
                     .filter(|v| {
                         matches!(v.state, VolumeState::Creating | VolumeState::Deleting)
@@ -64,7 +65,7 @@ impl Control {
                     .cloned()
                     .collect(),
                 state
-                    .snapshots
+                    .snapshots()
                     .values()
                     .filter(|s| s.state == SnapshotState::Pending)
                     .cloned()
@@ -198,7 +199,7 @@ impl Control {
                 return Ok(());
             };
             change(&mut item);
-            txn.put(item)
+            Ok(txn.put(item)?)
         })
     }
 }
@@ -215,6 +216,7 @@ mod tests {
     //! A randomized test: API calls land between and in the middle of reconcile rounds, and
     //! once the reconciler settles, every resource is what the last accepted call asked for.
 
+    use crate::kinds::Tables;
     use proptest::prelude::*;
 
     use crate::instances::InstanceState;
@@ -361,7 +363,7 @@ mod tests {
             }
             let state = self.h.control.read();
             for (v, id) in self.volumes.iter().enumerate() {
-                let volume = state.volumes.get(id);
+                let volume = state.volumes().get(id);
                 match wishes.volumes[v] {
                     VolumeWish::Deleted => {
                         assert!(volume.is_none(), "volume {v} record");

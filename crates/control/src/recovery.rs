@@ -95,7 +95,7 @@ impl Control {
                     nimbus_core::iso8601_millis(nimbus_core::now_millis())
                 );
             }
-            txn.put(current)
+            Ok(txn.put(current)?)
         })?;
         self.wake_reconciler();
         Ok(())

@@ -7,6 +7,7 @@ pub use blockstore::SnapshotState;
 
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::images::ImageQueries;
 use crate::volumes::{Volume, VolumeState};
 use crate::{Control, Error, Result, Tags};
 
@@ -96,7 +97,7 @@ impl Control {
             .create_snapshot(&snapshot.snapshot_id, volume_id)
             .await
             .map_err(engine_error)?;
-        self.mutate(|txn| txn.put(snapshot.clone()))?;
+        self.mutate(|txn| Ok(txn.put(snapshot.clone())?))?;
         self.wake_reconciler();
         Ok(snapshot)
     }
@@ -104,13 +105,13 @@ impl Control {
     pub fn describe_snapshots(&self, query: &Query, owners: &[String]) -> Result<Page<Snapshot>> {
         // Every snapshot here belongs to the one account: other owners (or `amazon`) own nothing.
         let owned = self.owners_include_account(owners);
-        describe::describe(
+        Ok(describe::describe(
             &self.read(),
             self.config(),
             query,
             DESCRIBE_SNAPSHOTS_PAGING,
             |_| owned,
-        )
+        )?)
     }
 
     pub async fn delete_snapshot(&self, id: &str, dry_run: bool) -> Result<()> {
@@ -181,7 +182,7 @@ impl Control {
             state_message: None,
             tags,
         };
-        self.mutate(|txn| txn.put(copy.clone()))?;
+        self.mutate(|txn| Ok(txn.put(copy.clone())?))?;
         self.wake_reconciler();
         Ok(copy)
     }
@@ -194,6 +195,7 @@ pub fn engine_error(error: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::SnapshotState;
+    use crate::kinds::Tables;
     use crate::testkit::Harness;
     use crate::Error;
 
@@ -222,7 +224,7 @@ mod tests {
             "pending: {refused:?}"
         );
         h.settle().await;
-        let stored = h.control.read().snapshots[&snapshot.snapshot_id].clone();
+        let stored = h.control.read().snapshots()[&snapshot.snapshot_id].clone();
         assert_eq!(
             (stored.state, stored.progress),
             (SnapshotState::Completed, 100)
@@ -234,7 +236,7 @@ mod tests {
         assert!(!h
             .control
             .read()
-            .snapshots
+            .snapshots()
             .contains_key(&snapshot.snapshot_id));
     }
 
@@ -253,7 +255,7 @@ mod tests {
         let copy = h.copy(&source.snapshot_id, "us-east-1").await.unwrap();
         h.settle().await;
         assert_eq!(
-            h.control.read().snapshots[&copy.snapshot_id].state,
+            h.control.read().snapshots()[&copy.snapshot_id].state,
             SnapshotState::Completed
         );
         let elsewhere = h.copy(&source.snapshot_id, "eu-west-1").await;
@@ -266,7 +268,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_an_image_uses_cannot_be_deleted() {
         let h = Harness::new().await;
-        let snapshot_id = h.control.read().images[&h.image_id].block_devices[0]
+        let snapshot_id = h.control.read().images()[&h.image_id].block_devices[0]
             .snapshot_id
             .clone()
             .unwrap();

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::instances::{Instance, InstanceState};
+use crate::kinds::Tables;
 use crate::Control;
 
 /// How often the checks are read: one QMP `query-status` per running VM.
@@ -171,7 +172,7 @@ impl Control {
     pub(crate) async fn check_instances(&self) {
         let running: Vec<Instance> = self
             .read()
-            .instances
+            .instances()
             .values()
             .filter(|i| i.state == InstanceState::Running)
             .cloned()

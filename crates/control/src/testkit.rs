@@ -7,6 +7,7 @@ use compute::fake::FakeHypervisor;
 use crate::fake_blocks::FakeBlocks;
 use crate::images::BootFiles;
 use crate::instances::{Instance, RunInstancesRequest};
+use crate::kinds::Tables;
 use crate::volumes::CreateVolumeRequest;
 use crate::{Control, Drivers};
 use network::FakeNetwork;
@@ -110,7 +111,7 @@ impl Harness {
 
     fn fingerprint(&self) -> String {
         let state = self.control.read();
-        serde_json::json!([state.instances, state.volumes, state.snapshots]).to_string()
+        serde_json::json!([state.instances(), state.volumes(), state.snapshots()]).to_string()
     }
 
     pub fn run_instance(&self) -> Instance {
@@ -125,7 +126,7 @@ impl Harness {
     }
 
     pub fn instance(&self, id: &str) -> Instance {
-        self.control.read().instances[id].clone()
+        self.control.read().instances()[id].clone()
     }
 
     /// CreateSnapshot of `volume_id`.

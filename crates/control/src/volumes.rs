@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
+use crate::kinds::Tables;
 use crate::snapshots::{Snapshot, SnapshotState};
 use crate::volume_types::{self, Performance, VolumeType};
 use crate::{Control, Error, Result, Tags};
@@ -265,7 +266,7 @@ impl Control {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
                     let id = previous.as_str().unwrap_or_default();
-                    return existing::<Volume>(txn.state(), id).cloned();
+                    return Ok(existing::<Volume>(txn.state(), id).cloned()?);
                 }
             }
             let snapshot_size = match &request.snapshot_id {
@@ -319,13 +320,13 @@ impl Control {
     }
 
     pub fn describe_volumes(&self, query: &Query) -> Result<Page<Volume>> {
-        describe::describe(
+        Ok(describe::describe(
             &self.read(),
             self.config(),
             query,
             DESCRIBE_VOLUMES_PAGING,
             |_| true,
-        )
+        )?)
     }
 
     /// Marks the volume `deleting`; the reconciler frees its data and forgets it.
@@ -356,7 +357,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             volume.state = VolumeState::Deleting;
-            txn.put(volume)
+            Ok(txn.put(volume)?)
         })
         .inspect(|_| self.wake_reconciler())
     }
@@ -441,7 +442,7 @@ impl Control {
             existing::<Volume>(&state, id)?;
         }
         let rows = state
-            .volumes
+            .volumes()
             .values()
             .filter(|v| query.ids.is_empty() || query.ids.contains(&v.volume_id))
             .filter_map(|v| {
@@ -451,13 +452,13 @@ impl Control {
                 })
             })
             .collect();
-        describe::describe_rows(
+        Ok(describe::describe_rows(
             rows,
             |m| m.volume_id.as_str(),
             self.config(),
             query,
             DESCRIBE_MODIFICATIONS_PAGING,
-        )
+        )?)
     }
 }
 
@@ -473,6 +474,7 @@ fn attached_to(volume: &Volume) -> String {
 #[cfg(test)]
 mod tests {
     use super::{CreateVolumeRequest, ModificationState, ModifyVolumeRequest, VolumeState, GIB};
+    use crate::kinds::Tables;
     use crate::testkit::Harness;
     use crate::Error;
 
@@ -480,15 +482,18 @@ mod tests {
     async fn a_volume_is_created_then_deleted() {
         let h = Harness::new().await;
         let id = h.create_volume();
-        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Creating);
+        assert_eq!(h.control.read().volumes()[&id].state, VolumeState::Creating);
         h.settle().await;
-        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Available);
+        assert_eq!(
+            h.control.read().volumes()[&id].state,
+            VolumeState::Available
+        );
         assert_eq!(h.blocks.volume_size(&id), Some(GIB));
         h.control.delete_volume(&id, false).unwrap();
         let again = h.control.delete_volume(&id, false);
         assert!(matches!(again, Err(Error::IncorrectState(_))), "{again:?}");
         h.settle().await;
-        assert!(!h.control.read().volumes.contains_key(&id));
+        assert!(!h.control.read().volumes().contains_key(&id));
         assert_eq!(h.blocks.volume_size(&id), None);
     }
 
@@ -502,7 +507,10 @@ mod tests {
             "{refused:?}"
         );
         h.settle().await;
-        assert_eq!(h.control.read().volumes[&id].state, VolumeState::Available);
+        assert_eq!(
+            h.control.read().volumes()[&id].state,
+            VolumeState::Available
+        );
     }
 
     #[tokio::test]
@@ -529,7 +537,7 @@ mod tests {
         };
         let id = h.control.create_volume(request).unwrap().volume_id;
         h.settle().await;
-        let volume = h.control.read().volumes[&id].clone();
+        let volume = h.control.read().volumes()[&id].clone();
         assert_eq!((volume.state, volume.size_gib), (VolumeState::Available, 1));
         let smaller = CreateVolumeRequest {
             snapshot_id: Some(snapshot.snapshot_id),
@@ -560,7 +568,7 @@ mod tests {
             "{refused:?}"
         );
         h.settle().await;
-        let volume = h.control.read().volumes[&id].clone();
+        let volume = h.control.read().volumes()[&id].clone();
         assert_eq!(volume.size_gib, 3);
         assert_eq!(
             volume.modification.map(|m| m.state),
@@ -578,7 +586,7 @@ mod tests {
             .terminate_instances(std::slice::from_ref(&instance.instance_id), false)
             .unwrap();
         h.settle().await;
-        assert!(!h.control.read().volumes.contains_key(&root));
+        assert!(!h.control.read().volumes().contains_key(&root));
         assert_eq!(h.blocks.volume_size(&root), None, "no data left behind");
         assert_eq!(h.hypervisor.launches(), 0);
     }

@@ -1,5 +1,6 @@
 //! `nimbus`: self-hosted EC2 and EBS. `nimbus serve` runs the API; see `--help`.
 
+use control::images::ImageQueries;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::addresses::{AssociationTarget, ElasticIp};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ pub fn allocate_address(
     if request.domain.as_deref().is_some_and(|d| d != "vpc") {
         return Err(unsupported_parameter("Domain=standard"));
     }
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::ElasticIp)?;
+    let tags = tags_of_created(&request.tag_specifications, ElasticIp::KIND)?;
     let address = context.control.allocate_address(tags, request.dry_run)?;
     response.render(|xml| {
         xml.leaf("publicIp", &address.public_ip.to_string());

@@ -3,7 +3,7 @@
 
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::gateways::InternetGateway;
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ pub fn create_internet_gateway(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: CreateInternetGateway = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::InternetGateway)?;
+    let tags = tags_of_created(&request.tag_specifications, InternetGateway::KIND)?;
     let gateway = context
         .control
         .create_internet_gateway(tags, request.dry_run)?;

@@ -2,13 +2,15 @@
 
 use control::images::{Image, ImageBlockDevice, RegisterImageRequest};
 use control::instances::BlockDeviceMappingInput;
+use control::snapshots::Snapshot;
 use control::tags::{tags_from_specifications, tags_of_created, TagSpecification};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, Response};
 use crate::{ApiContext, ApiError};
+use control::Tables;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -184,7 +186,7 @@ pub fn register_image(
                 device.volume_size_gib = context
                     .control
                     .read()
-                    .snapshots
+                    .snapshots()
                     .get(snapshot)
                     .map(|s| s.volume_size_gib)
                     .unwrap_or(0);
@@ -197,7 +199,7 @@ pub fn register_image(
         root_device_name,
         block_devices,
         boot: context.control.default_boot_files(),
-        tags: tags_of_created(&request.tag_specifications, ResourceKind::Image)?,
+        tags: tags_of_created(&request.tag_specifications, Image::KIND)?,
         dry_run: request.dry_run,
     })?;
     response.render(|xml| xml.leaf("imageId", &image.image_id))
@@ -244,19 +246,15 @@ pub async fn create_image(
     response: Response<'_>,
 ) -> Result<String, ApiError> {
     let request: CreateImage = input(request)?;
-    let allowed = [ResourceKind::Image, ResourceKind::Snapshot];
+    let allowed = [Image::KIND, Snapshot::KIND];
     let image = context
         .control
         .create_image(
             &request.instance_id,
             &request.name,
             request.description.unwrap_or_default(),
-            tags_from_specifications(&request.tag_specifications, &allowed, ResourceKind::Image)?,
-            tags_from_specifications(
-                &request.tag_specifications,
-                &allowed,
-                ResourceKind::Snapshot,
-            )?,
+            tags_from_specifications(&request.tag_specifications, &allowed, Image::KIND)?,
+            tags_from_specifications(&request.tag_specifications, &allowed, Snapshot::KIND)?,
             request.dry_run,
         )
         .await?;

@@ -9,8 +9,10 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
+use control::volumes::Volume;
 use control::vpc::interfaces::public_dns_name;
-use control::{Control, ResourceKind};
+use control::vpc::network_interfaces::NetworkInterface;
+use control::{Control, Resource};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,6 +25,8 @@ use super::{
     NoOtherParameters, Response,
 };
 use crate::{ApiContext, ApiError};
+use control::vpc::addresses::AddressQueries;
+use control::Tables;
 
 /// One instance's ID with its state before and after a change.
 type Transition = (String, InstanceState, InstanceState);
@@ -140,11 +144,7 @@ pub fn run_instances(
     if let Some(options) = &request.metadata_options {
         options.apply(&mut metadata_options)?;
     }
-    let allowed = [
-        ResourceKind::Instance,
-        ResourceKind::Volume,
-        ResourceKind::NetworkInterface,
-    ];
+    let allowed = [Instance::KIND, Volume::KIND, NetworkInterface::KIND];
     let (network, extra_interfaces) = RunNetworkInput {
         subnet_id: request.subnet_id,
         security_group_ids: request.security_group_ids,
@@ -164,17 +164,13 @@ pub fn run_instances(
         instance_tags: tags_from_specifications(
             &request.tag_specifications,
             &allowed,
-            ResourceKind::Instance,
+            Instance::KIND,
         )?,
-        volume_tags: tags_from_specifications(
-            &request.tag_specifications,
-            &allowed,
-            ResourceKind::Volume,
-        )?,
+        volume_tags: tags_from_specifications(&request.tag_specifications, &allowed, Volume::KIND)?,
         interface_tags: tags_from_specifications(
             &request.tag_specifications,
             &allowed,
-            ResourceKind::NetworkInterface,
+            NetworkInterface::KIND,
         )?,
         client_token,
         client_token_text: request.client_token,
@@ -288,7 +284,7 @@ fn write_instance(
     xml.leaf("rootDeviceName", &instance.root_device_name);
     xml.start("blockDeviceMapping");
     for disk in &instance.disks {
-        let Some(volume) = state.volumes.get(&disk.volume_id) else {
+        let Some(volume) = state.volumes().get(&disk.volume_id) else {
             continue;
         };
         let Some(attachment) = volume.attachments.first() else {

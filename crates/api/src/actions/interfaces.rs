@@ -13,7 +13,7 @@ use control::vpc::interfaces::{
 use control::vpc::network_interfaces::{
     CreateInterfaceRequest, ExtraInterface, InterfaceSource, NetworkInterface,
 };
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,6 +23,9 @@ use super::{
     Response,
 };
 use crate::{ApiContext, ApiError};
+use control::vpc::addresses::AddressQueries;
+use control::vpc::network_interfaces::InterfaceQueries;
+use control::Tables;
 
 /// `NetworkInterfaces.N` of RunInstances.
 #[derive(Deserialize)]
@@ -186,7 +189,7 @@ fn write_groups(xml: &mut awsproto::XmlWriter, state: &control::State, network: 
         xml.start("item");
         xml.leaf("groupId", group_id);
         let name = state
-            .security_groups
+            .security_groups()
             .get(group_id)
             .map(|g| g.group_name.as_str())
             .unwrap_or_default();
@@ -361,7 +364,7 @@ pub(super) fn create_network_interface(
 ) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
     let request: CreateNetworkInterface = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::NetworkInterface)?;
+    let tags = tags_of_created(&request.tag_specifications, NetworkInterface::KIND)?;
     let interface = context.control.create_network_interface(
         &CreateInterfaceRequest {
             subnet_id: request.subnet_id,

@@ -2,9 +2,10 @@
 
 use base64::Engine;
 
+use control::keypairs::KeyPair;
 use control::keypairs::KeyType;
 use control::tags::{tags_of_created, TagSpecification};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -39,7 +40,7 @@ pub async fn create_key_pair(
         )));
     }
     let key_type = KeyType::parse(request.key_type.as_deref().unwrap_or("rsa"))?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::KeyPair)?;
+    let tags = tags_of_created(&request.tag_specifications, KeyPair::KIND)?;
     let control = context.control.clone();
     // RSA key generation takes a while: keep it off the request threads.
     let (key_pair, private_key) = tokio::task::spawn_blocking(move || {
@@ -80,7 +81,7 @@ pub fn import_key_pair(
                 "PublicKeyMaterial must be base64-encoded.".into(),
             ))
         })?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::KeyPair)?;
+    let tags = tags_of_created(&request.tag_specifications, KeyPair::KIND)?;
     let key_pair =
         context
             .control

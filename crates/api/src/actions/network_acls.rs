@@ -5,7 +5,7 @@ use control::idempotency::ClientToken;
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::network_acls::{AclEntry, AclEntryRequest, NetworkAcl, DEFAULT_RULE_NUMBER};
 use control::vpc::Traffic;
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -99,7 +99,7 @@ pub fn create_network_acl(
 ) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateNetworkAcl", &request)?;
     let request: CreateNetworkAcl = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::NetworkAcl)?;
+    let tags = tags_of_created(&request.tag_specifications, NetworkAcl::KIND)?;
     let acl = context.control.create_network_acl(
         &request.vpc_id,
         tags,

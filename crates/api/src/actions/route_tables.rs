@@ -5,7 +5,7 @@
 use control::idempotency::ClientToken;
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -79,7 +79,7 @@ pub fn create_route_table(
 ) -> Result<String, ApiError> {
     let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::RouteTable)?;
+    let tags = tags_of_created(&request.tag_specifications, RouteTable::KIND)?;
     let table = context.control.create_route_table(
         &request.vpc_id,
         tags,

@@ -8,7 +8,7 @@ use control::vpc::security_groups::{
     SecurityGroup, SecurityGroupRule, UserIdGroupPair,
 };
 use control::vpc::Traffic;
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ pub fn create_security_group(
     response: Response,
 ) -> Result<String, ApiError> {
     let request: CreateSecurityGroup = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::SecurityGroup)?;
+    let tags = tags_of_created(&request.tag_specifications, SecurityGroup::KIND)?;
     let group = context.control.create_security_group(
         &request.group_name,
         &request.description,

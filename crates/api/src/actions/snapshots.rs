@@ -2,7 +2,7 @@
 
 use control::snapshots::Snapshot;
 use control::tags::{tags_of_created, TagSpecification};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ pub async fn create_snapshot(
     response: Response<'_>,
 ) -> Result<String, ApiError> {
     let request: CreateSnapshot = input(request)?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Snapshot)?;
+    let tags = tags_of_created(&request.tag_specifications, Snapshot::KIND)?;
     let snapshot = context
         .control
         .create_snapshot(
@@ -153,7 +153,7 @@ pub async fn copy_snapshot(
             )));
         }
     }
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Snapshot)?;
+    let tags = tags_of_created(&request.tag_specifications, Snapshot::KIND)?;
     let copy = context
         .control
         .copy_snapshot(

@@ -2,13 +2,14 @@
 
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::subnets::Subnet;
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::vpcs::BooleanValue;
 use super::{describe_request, input, render_page, write_tag_set, NoOtherParameters, Response};
 use crate::{ApiContext, ApiError};
+use control::vpc::subnets::SubnetQueries;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -69,7 +70,7 @@ pub fn create_subnet(
     let cidr = request
         .cidr_block
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Subnet)?;
+    let tags = tags_of_created(&request.tag_specifications, Subnet::KIND)?;
     let subnet = context.control.create_subnet(
         &request.vpc_id,
         &cidr,

@@ -5,7 +5,7 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::volumes::{
     CreateVolumeRequest, Modification, ModificationState, ModifyVolumeRequest, Volume,
 };
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -52,7 +52,7 @@ pub fn create_volume(
         iops: request.iops,
         throughput: request.throughput,
         encrypted: request.encrypted,
-        tags: tags_of_created(&request.tag_specifications, ResourceKind::Volume)?,
+        tags: tags_of_created(&request.tag_specifications, Volume::KIND)?,
         client_token,
         dry_run: request.dry_run,
     })?;

@@ -3,7 +3,7 @@
 
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::vpcs::{CidrAssociation, Vpc, VpcAttribute};
-use control::ResourceKind;
+use control::Resource;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ pub fn create_vpc(
     let cidr = request
         .cidr_block
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
-    let tags = tags_of_created(&request.tag_specifications, ResourceKind::Vpc)?;
+    let tags = tags_of_created(&request.tag_specifications, Vpc::KIND)?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
     response.render(|xml| {

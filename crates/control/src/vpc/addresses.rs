@@ -11,6 +11,7 @@ use super::interfaces::Allocator;
 use crate::describe::{self, existing, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::instances::{Instance, InstanceState};
+use crate::kinds::Tables;
 use crate::{Control, Error, Result, State, Tags, Txn};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,19 +71,23 @@ impl Filterable for ElasticIp {
     ];
 }
 
-impl State {
+/// Lookups of the working set that the rules of this module answer.
+pub trait AddressQueries {
     /// The elastic IP associated with a live instance, if any.
-    pub fn elastic_ip_of(&self, instance_id: &str) -> Option<&ElasticIp> {
-        self.elastic_ips.values().find(|e| {
+    fn elastic_ip_of(&self, instance_id: &str) -> Option<&ElasticIp>;
+    /// An instance's public address: its elastic IP, else its auto-assigned public IP.
+    fn public_ip_of(&self, instance: &Instance) -> Option<Ipv4Addr>;
+}
+
+impl AddressQueries for State {
+    fn elastic_ip_of(&self, instance_id: &str) -> Option<&ElasticIp> {
+        self.elastic_ips().values().find(|e| {
             e.live_association(self)
                 .is_some_and(|a| a.instance_id == instance_id)
         })
     }
-}
 
-impl State {
-    /// An instance's public address: its elastic IP, else its auto-assigned public IP.
-    pub fn public_ip_of(&self, instance: &Instance) -> Option<Ipv4Addr> {
+    fn public_ip_of(&self, instance: &Instance) -> Option<Ipv4Addr> {
         let network = instance.live_network()?;
         self.elastic_ip_of(&instance.instance_id)
             .map(|e| e.public_ip)
@@ -131,7 +136,7 @@ impl Control {
         let state = self.read();
         for ip in public_ips {
             if !state
-                .elastic_ips
+                .elastic_ips()
                 .values()
                 .any(|e| e.public_ip.to_string() == *ip)
             {
@@ -164,14 +169,14 @@ impl Control {
                 (Some(id), _) => existing::<Instance>(state, id)?,
                 // Elastic IPs follow primary interfaces only: the NAT rules of a public IP
                 // are the primary interface's (`InterfaceSpec::public_ip`).
-                (None, Some(eni)) if state.network_interfaces.contains_key(eni) => {
+                (None, Some(eni)) if state.network_interfaces().contains_key(eni) => {
                     return Err(Error::Unsupported(format!(
                         "Elastic IPs can be associated with primary network interfaces only \
                          ({eni} is not one)."
                     )))
                 }
                 (None, Some(eni)) => state
-                    .instances
+                    .instances()
                     .values()
                     .find(|i| i.live_network().is_some_and(|n| n.interface_id == *eni))
                     .ok_or_else(|| {
@@ -270,7 +275,7 @@ impl Control {
             let state = txn.state();
             let address = match (association_id, public_ip) {
                 (Some(id), _) => state
-                    .elastic_ips
+                    .elastic_ips()
                     .values()
                     .find(|e| {
                         e.live_association(state)
@@ -278,7 +283,7 @@ impl Control {
                     })
                     .ok_or_else(|| association_not_found(id))?,
                 (None, Some(ip)) => state
-                    .elastic_ips
+                    .elastic_ips()
                     .values()
                     .find(|e| e.public_ip.to_string() == ip)
                     .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
@@ -311,7 +316,7 @@ impl Control {
             let address = match (allocation_id, public_ip) {
                 (Some(id), _) => existing::<ElasticIp>(state, id)?,
                 (None, Some(ip)) => state
-                    .elastic_ips
+                    .elastic_ips()
                     .values()
                     .find(|e| e.public_ip.to_string() == ip)
                     .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
@@ -336,7 +341,7 @@ impl Control {
 /// An instance launched with a public IP that an elastic IP displaced gets a new one when
 /// the elastic IP leaves it, as in EC2.
 fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, pool: &str) -> Result<()> {
-    let Some(instance) = txn.state().instances.get(instance_id) else {
+    let Some(instance) = txn.state().instances().get(instance_id) else {
         return Ok(());
     };
     let displaced = instance.state != InstanceState::Terminated
@@ -352,5 +357,5 @@ fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, pool: &str) -> Resul
     if let Some(network) = instance.network.as_mut() {
         network.public_ip = Some(public_ip);
     }
-    txn.put(instance)
+    Ok(txn.put(instance)?)
 }

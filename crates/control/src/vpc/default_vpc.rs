@@ -11,6 +11,8 @@ use super::gateways::InternetGateway;
 use super::route_tables::{Route, RouteTarget};
 use super::subnets::{insert_subnet, Subnet};
 use super::vpcs::insert_vpc;
+use crate::kinds::Tables;
+use crate::vpc::security_groups::GroupQueries;
 use crate::{Control, Error, Result, Tags};
 
 const DEFAULT_VPC_CIDR: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(172, 31, 0, 0), 16) {
@@ -57,7 +59,7 @@ impl Control {
             };
             let mut main = txn
                 .state()
-                .route_tables
+                .route_tables()
                 .values()
                 .find(|t| t.vpc_id == vpc.vpc_id && t.is_main())
                 .cloned()
@@ -67,7 +69,7 @@ impl Control {
                 target: RouteTarget::Gateway(gateway.internet_gateway_id.clone()),
             });
             txn.put(gateway)?;
-            txn.put(main)
+            Ok(txn.put(main)?)
         })
     }
 

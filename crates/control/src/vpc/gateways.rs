@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::vpcs::Vpc;
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::kinds::Tables;
 use crate::{Control, Error, Result, Tags};
 
 /// DescribeInternetGateways's MaxResults bounds.
@@ -46,19 +47,19 @@ impl Control {
             attached_vpc: None,
             tags,
         };
-        self.mutate(|txn| txn.put(gateway.clone()))?;
+        self.mutate(|txn| Ok(txn.put(gateway.clone())?))?;
         Ok(gateway)
     }
 
     pub fn describe_internet_gateways(&self, query: &Query) -> Result<Page<InternetGateway>> {
         let state = self.read();
-        describe::describe(
+        Ok(describe::describe(
             &state,
             self.config(),
             query,
             DESCRIBE_GATEWAYS_PAGING,
             |_| true,
-        )
+        )?)
     }
 
     pub fn attach_internet_gateway(
@@ -77,7 +78,7 @@ impl Control {
                 )));
             }
             if let Some(other) = state
-                .internet_gateways
+                .internet_gateways()
                 .values()
                 .find(|g| g.attached_vpc.as_deref() == Some(vpc_id))
             {
@@ -90,7 +91,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             gateway.attached_vpc = Some(vpc_id.to_owned());
-            txn.put(gateway)
+            Ok(txn.put(gateway)?)
         })
     }
 
@@ -113,7 +114,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             gateway.attached_vpc = None;
-            txn.put(gateway)
+            Ok(txn.put(gateway)?)
         })
     }
 

@@ -18,6 +18,10 @@ use super::network_interfaces::{
 use super::security_groups::GroupRef;
 use super::subnets::Subnet;
 use crate::describe::existing;
+use crate::kinds::Tables;
+use crate::vpc::network_interfaces::InterfaceQueries;
+use crate::vpc::security_groups::GroupQueries;
+use crate::vpc::subnets::SubnetQueries;
 use crate::{Error, Result, State};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,7 +126,7 @@ impl<'a> Allocator<'a> {
             taken_public: state
                 .interface_networks()
                 .filter_map(|n| n.public_ip)
-                .chain(state.elastic_ips.values().map(|e| e.public_ip))
+                .chain(state.elastic_ips().values().map(|e| e.public_ip))
                 .collect(),
             taken_macs: state.interface_networks().map(|n| n.mac.clone()).collect(),
         })
@@ -285,7 +289,12 @@ impl crate::Control {
             }
         }
         rows.retain(|r| query.ids.is_empty() || query.ids.contains(&r.network.interface_id));
-        crate::describe::describe_resources(rows, self.config(), query, DESCRIBE_INTERFACES_PAGING)
+        Ok(crate::describe::describe_resources(
+            rows,
+            self.config(),
+            query,
+            DESCRIBE_INTERFACES_PAGING,
+        )?)
     }
 
     /// ModifyNetworkInterfaceAttribute: groups, source/destination check or description.
@@ -408,11 +417,11 @@ impl crate::Control {
         change: impl FnOnce(&State, &mut InstanceNetwork) -> Result<()>,
     ) -> Result<()> {
         check_interface_id(interface_id)?;
-        let standalone = self.read().network_interfaces.contains_key(interface_id);
+        let standalone = self.read().network_interfaces().contains_key(interface_id);
         if !standalone {
             let instance_id = self
                 .read()
-                .instances
+                .instances()
                 .values()
                 .find(|i| {
                     i.live_network()
@@ -428,7 +437,7 @@ impl crate::Control {
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            txn.put(interface)
+            Ok(txn.put(interface)?)
         })
     }
 
@@ -452,7 +461,7 @@ impl crate::Control {
                 return Err(Error::DryRunOperation);
             }
             instance.network = Some(network);
-            txn.put(instance)
+            Ok(txn.put(instance)?)
         })
     }
 }

@@ -12,6 +12,7 @@ use super::{parse_cidr, Traffic};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
+use crate::kinds::Tables;
 use crate::{Control, Error, Result, Tags};
 
 /// DescribeNetworkAcls's MaxResults bounds.
@@ -225,7 +226,13 @@ impl Control {
 
     pub fn describe_network_acls(&self, query: &Query) -> Result<Page<NetworkAcl>> {
         let state = self.read();
-        describe::describe(&state, self.config(), query, DESCRIBE_ACLS_PAGING, |_| true)
+        Ok(describe::describe(
+            &state,
+            self.config(),
+            query,
+            DESCRIBE_ACLS_PAGING,
+            |_| true,
+        )?)
     }
 
     pub fn delete_network_acl(&self, acl_id: &str, dry_run: bool) -> Result<()> {
@@ -283,7 +290,7 @@ impl Control {
                 Some(position) => acl.entries[position] = entry,
                 None => acl.entries.push(entry),
             }
-            txn.put(acl)
+            Ok(txn.put(acl)?)
         })
     }
 
@@ -307,7 +314,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             acl.entries.remove(position);
-            txn.put(acl)
+            Ok(txn.put(acl)?)
         })
     }
 
@@ -322,7 +329,7 @@ impl Control {
             let state = txn.state();
             let mut target = existing::<NetworkAcl>(state, acl_id)?.clone();
             let mut current = state
-                .network_acls
+                .network_acls()
                 .values()
                 .find(|a| {
                     a.associations

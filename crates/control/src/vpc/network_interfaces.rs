@@ -20,7 +20,9 @@ use crate::describe::existing;
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
 use crate::instances::{Instance, InstanceState};
+use crate::kinds::Tables;
 use crate::volumes::AttachmentState;
+use crate::vpc::addresses::AddressQueries;
 use crate::{Error, Result, State, Tags, Txn};
 
 /// The network cards a VM has room for (compute's hot-plug ports for NICs): device indexes
@@ -82,33 +84,40 @@ impl NetworkInterface {
     }
 }
 
-impl State {
+/// Lookups of the working set that the rules of this module answer.
+pub trait InterfaceQueries {
     /// The address part of every interface: live instances' primary ones and the others.
-    pub fn interface_networks(&self) -> impl Iterator<Item = &InstanceNetwork> {
-        self.instances
+    fn interface_networks(&self) -> impl Iterator<Item = &InstanceNetwork>;
+    /// Every interface, primary ones included, by ID.
+    fn all_interfaces(&self) -> Vec<NetworkInterface>;
+    /// The interfaces of an instance, by device index (the primary one first).
+    fn interfaces_of(&self, instance: &Instance) -> Vec<NetworkInterface>;
+}
+
+impl InterfaceQueries for State {
+    fn interface_networks(&self) -> impl Iterator<Item = &InstanceNetwork> {
+        self.instances()
             .values()
             .filter_map(|i| i.live_network())
-            .chain(self.network_interfaces.values().map(|e| &e.network))
+            .chain(self.network_interfaces().values().map(|e| &e.network))
     }
 
-    /// Every interface, primary ones included, by ID.
-    pub fn all_interfaces(&self) -> Vec<NetworkInterface> {
+    fn all_interfaces(&self) -> Vec<NetworkInterface> {
         let mut all: Vec<NetworkInterface> = self
-            .instances
+            .instances()
             .values()
             .filter_map(|i| NetworkInterface::primary_of(self, i))
-            .chain(self.network_interfaces.values().cloned())
+            .chain(self.network_interfaces().values().cloned())
             .collect();
         all.sort_by(|a, b| a.network.interface_id.cmp(&b.network.interface_id));
         all
     }
 
-    /// The interfaces of an instance, by device index (the primary one first).
-    pub fn interfaces_of(&self, instance: &Instance) -> Vec<NetworkInterface> {
+    fn interfaces_of(&self, instance: &Instance) -> Vec<NetworkInterface> {
         let mut interfaces: Vec<NetworkInterface> = NetworkInterface::primary_of(self, instance)
             .into_iter()
             .chain(
-                self.network_interfaces
+                self.network_interfaces()
                     .values()
                     .filter(|e| {
                         e.attachment
@@ -395,7 +404,7 @@ fn require_stopped_or_running(instance: &Instance) -> Result<()> {
 pub(crate) fn release_on_termination(txn: &mut Txn, instance_id: &str) -> Result<()> {
     let attached: Vec<NetworkInterface> = txn
         .state()
-        .network_interfaces
+        .network_interfaces()
         .values()
         .filter(|e| {
             e.attachment
@@ -443,7 +452,7 @@ impl crate::Control {
         check_interface_id(interface_id)?;
         self.mutate(|txn| {
             let state = txn.state();
-            let in_use = match state.network_interfaces.get(interface_id) {
+            let in_use = match state.network_interfaces().get(interface_id) {
                 Some(interface) => interface.attachment.is_some(),
                 None => {
                     // A primary interface goes with its instance.
@@ -519,7 +528,7 @@ impl crate::Control {
         check_interface_id(interface_id)?;
         self.mutate(|txn| {
             let state = txn.state();
-            let Some(mut interface) = state.network_interfaces.get(interface_id).cloned() else {
+            let Some(mut interface) = state.network_interfaces().get(interface_id).cloned() else {
                 let primary = state
                     .interface_networks()
                     .find(|n| n.interface_id == interface_id)
@@ -551,7 +560,7 @@ impl crate::Control {
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
-            txn.put(interface)
+            Ok(txn.put(interface)?)
         })
     }
 
@@ -570,7 +579,7 @@ impl crate::Control {
                 return Err(not_found());
             }
             let Some(mut interface) = state
-                .network_interfaces
+                .network_interfaces()
                 .values()
                 .find(|e| e.attachment.is_some() && e.network.attachment_id == attachment_id)
                 .cloned()
@@ -610,7 +619,7 @@ impl crate::Control {
             } else {
                 interface.attachment = None;
             }
-            txn.put(interface)
+            Ok(txn.put(interface)?)
         })
     }
 }
@@ -622,6 +631,8 @@ mod tests {
     use super::*;
     use crate::instances::RunInstancesRequest;
     use crate::testkit::Harness;
+    use crate::vpc::security_groups::GroupQueries;
+    use crate::vpc::subnets::SubnetQueries;
 
     fn create(h: &Harness, subnet_id: &str) -> NetworkInterface {
         h.control
@@ -637,7 +648,7 @@ mod tests {
     }
 
     fn interface(h: &Harness, id: &str) -> Option<NetworkInterface> {
-        h.control.read().network_interfaces.get(id).cloned()
+        h.control.read().network_interfaces().get(id).cloned()
     }
 
     /// A running instance in the default subnet of the first zone, and that subnet.
@@ -699,7 +710,7 @@ mod tests {
         let spec = crate::vpc::spec::vpc_spec(
             &h.control.read(),
             "us-east-1",
-            &h.control.read().vpcs[&subnet.vpc_id],
+            &h.control.read().vpcs()[&subnet.vpc_id],
         );
         let wired = spec
             .interfaces
@@ -988,7 +999,11 @@ mod tests {
             ..RunInstancesRequest::default()
         });
         assert!(matches!(twice, Err(Error::InterfaceInUse(_))), "{twice:?}");
-        assert_eq!(h.control.read().instances.len(), 1, "nothing of it remains");
+        assert_eq!(
+            h.control.read().instances().len(),
+            1,
+            "nothing of it remains"
+        );
 
         h.control
             .terminate_instances(std::slice::from_ref(&id), false)

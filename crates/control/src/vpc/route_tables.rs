@@ -13,6 +13,7 @@ use super::vpcs::Vpc;
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
+use crate::kinds::Tables;
 use crate::{Control, Error, Result, State, Tags};
 
 /// DescribeRouteTables's MaxResults bounds.
@@ -154,10 +155,15 @@ impl Filterable for RouteTable {
     ];
 }
 
-impl State {
+/// Lookups of the working set that the rules of this module answer.
+pub trait RouteTableQueries {
     /// The table that routes a subnet: its explicit association, else its VPC's main table.
-    pub fn route_table_of(&self, subnet: &Subnet) -> Option<&RouteTable> {
-        self.route_tables
+    fn route_table_of(&self, subnet: &Subnet) -> Option<&RouteTable>;
+}
+
+impl RouteTableQueries for State {
+    fn route_table_of(&self, subnet: &Subnet) -> Option<&RouteTable> {
+        self.route_tables()
             .values()
             .find(|t| {
                 t.associations
@@ -165,7 +171,7 @@ impl State {
                     .any(|a| a.subnet_id.as_deref() == Some(&subnet.subnet_id))
             })
             .or_else(|| {
-                self.route_tables
+                self.route_tables()
                     .values()
                     .find(|t| t.vpc_id == subnet.vpc_id && t.is_main())
             })
@@ -240,13 +246,13 @@ impl Control {
 
     pub fn describe_route_tables(&self, query: &Query) -> Result<Page<RouteTable>> {
         let state = self.read();
-        describe::describe(
+        Ok(describe::describe(
             &state,
             self.config(),
             query,
             DESCRIBE_ROUTE_TABLES_PAGING,
             |_| true,
-        )
+        )?)
     }
 
     pub fn delete_route_table(&self, table_id: &str, dry_run: bool) -> Result<()> {
@@ -309,7 +315,7 @@ impl Control {
                 Some(p) => table.routes[p] = route,
                 None => table.routes.push(route),
             }
-            txn.put(table)
+            Ok(txn.put(table)?)
         })
     }
 
@@ -331,7 +337,7 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             table.routes.remove(position);
-            txn.put(table)
+            Ok(txn.put(table)?)
         })
     }
 
@@ -351,7 +357,7 @@ impl Control {
                     "Route table {table_id} and subnet {subnet_id} belong to different networks."
                 )));
             }
-            if let Some(other) = state.route_tables.values().find(|t| {
+            if let Some(other) = state.route_tables().values().find(|t| {
                 t.associations
                     .iter()
                     .any(|a| a.subnet_id.as_deref() == Some(subnet_id))
@@ -378,7 +384,7 @@ impl Control {
         self.mutate(|txn| {
             let mut table = txn
                 .state()
-                .route_tables
+                .route_tables()
                 .values()
                 .find(|t| {
                     t.associations
@@ -402,7 +408,7 @@ impl Control {
             table
                 .associations
                 .retain(|a| a.association_id != association_id);
-            txn.put(table)
+            Ok(txn.put(table)?)
         })
     }
 }
@@ -420,7 +426,7 @@ impl Control {
             let state = txn.state();
             let mut target = existing::<RouteTable>(state, table_id)?.clone();
             let mut current = state
-                .route_tables
+                .route_tables()
                 .values()
                 .find(|t| t.associations.iter().any(|a| a.association_id == association_id))
                 .cloned()

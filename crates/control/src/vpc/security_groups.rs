@@ -12,7 +12,9 @@ use super::vpcs::Vpc;
 use super::{check_text, parse_cidr, port_text, Traffic};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
-use crate::{Control, Error, ResourceKind, Result, State, Tags};
+use crate::kinds::Tables;
+use crate::vpc::network_interfaces::InterfaceQueries;
+use crate::{Control, Error, Resource, Result, State, Tags};
 
 /// DescribeSecurityGroups's MaxResults bounds.
 const DESCRIBE_GROUPS_PAGING: Paging = Paging::within_without_ids(5, 1000, "groupId");
@@ -229,27 +231,32 @@ impl<'a> GroupRef<'a> {
 }
 
 fn group_not_found(id: &str) -> Error {
-    Error::NotFound {
-        kind: ResourceKind::SecurityGroup,
-        id: id.to_owned(),
-    }
+    engine::Error::not_found(SecurityGroup::KIND, id).into()
 }
 
-impl State {
-    pub fn default_vpc(&self) -> Option<&Vpc> {
-        self.vpcs.values().find(|v| v.is_default)
+/// Lookups of the working set that the rules of this module answer.
+pub trait GroupQueries {
+    fn default_vpc(&self) -> Option<&Vpc>;
+    /// A group by ID, or by name in `vpc_id` (the default VPC when `None`).
+    fn find_group(&self, group: GroupRef, vpc_id: Option<&str>) -> Result<&SecurityGroup>;
+    /// The default group of a VPC.
+    fn default_group(&self, vpc_id: &str) -> Option<&SecurityGroup>;
+}
+
+impl GroupQueries for State {
+    fn default_vpc(&self) -> Option<&Vpc> {
+        self.vpcs().values().find(|v| v.is_default)
     }
 
-    /// A group by ID, or by name in `vpc_id` (the default VPC when `None`).
-    pub fn find_group(&self, group: GroupRef, vpc_id: Option<&str>) -> Result<&SecurityGroup> {
+    fn find_group(&self, group: GroupRef, vpc_id: Option<&str>) -> Result<&SecurityGroup> {
         match group {
-            GroupRef::Id(id) => existing::<SecurityGroup>(self, id),
+            GroupRef::Id(id) => Ok(existing::<SecurityGroup>(self, id)?),
             GroupRef::Name(name) => {
                 let vpc_id = match vpc_id {
                     Some(vpc_id) => Some(vpc_id.to_owned()),
                     None => self.default_vpc().map(|v| v.vpc_id.clone()),
                 };
-                self.security_groups
+                self.security_groups()
                     .values()
                     .find(|g| Some(&g.vpc_id) == vpc_id.as_ref() && g.group_name == name)
                     .ok_or_else(|| group_not_found(name))
@@ -257,9 +264,8 @@ impl State {
         }
     }
 
-    /// The default group of a VPC.
-    pub fn default_group(&self, vpc_id: &str) -> Option<&SecurityGroup> {
-        self.security_groups
+    fn default_group(&self, vpc_id: &str) -> Option<&SecurityGroup> {
+        self.security_groups()
             .values()
             .find(|g| g.vpc_id == vpc_id && g.is_default())
     }
@@ -442,12 +448,12 @@ impl Control {
                     .ok_or_else(|| Error::MissingParameter("VpcId".into()))?,
             };
             if state
-                .security_groups
+                .security_groups()
                 .values()
                 .any(|g| g.vpc_id == vpc_id && g.group_name == name)
             {
                 return Err(Error::Duplicate {
-                    kind: ResourceKind::SecurityGroup,
+                    kind: SecurityGroup::KIND,
                     id: name.to_owned(),
                 });
             }
@@ -476,7 +482,7 @@ impl Control {
                 .map(|n| n.interface_id.clone())
                 .or_else(|| {
                     state
-                        .security_groups
+                        .security_groups()
                         .values()
                         .find(|g| g.group_id != group_id && g.references(&group_id))
                         .map(|g| g.group_id.clone())
@@ -510,13 +516,13 @@ impl Control {
                     .clone(),
             );
         }
-        describe::describe::<SecurityGroup>(
+        Ok(describe::describe::<SecurityGroup>(
             &state,
             self.config(),
             query,
             DESCRIBE_GROUPS_PAGING,
             |g| named.is_empty() || named.contains(&g.group_id),
-        )
+        )?)
     }
 
     /// Adds rules; any one already present (or asked twice) fails the whole request.
@@ -669,7 +675,7 @@ impl Control {
             for (position, description) in positions.into_iter().zip(new_descriptions) {
                 rules[position].description = description;
             }
-            txn.put(target)
+            Ok(txn.put(target)?)
         })
     }
 
@@ -720,14 +726,14 @@ impl Control {
                     rule.description = update.description.clone();
                 }
             }
-            txn.put(target)
+            Ok(txn.put(target)?)
         })
     }
 
     pub fn describe_security_group_rules(&self, query: &Query) -> Result<Page<RuleRow>> {
         let state = self.read();
         let rows: Vec<RuleRow> = state
-            .security_groups
+            .security_groups()
             .values()
             .flat_map(|g| {
                 [Direction::Ingress, Direction::Egress]
@@ -751,12 +757,12 @@ impl Control {
             .filter(|r| query.ids.is_empty() || query.ids.contains(&r.rule.rule_id))
             .collect();
         rows.sort_by(|a, b| a.rule.rule_id.cmp(&b.rule.rule_id));
-        describe::describe_rows(
+        Ok(describe::describe_rows(
             rows,
             |r| r.rule.rule_id.as_str(),
             self.config(),
             query,
             DESCRIBE_RULES_PAGING,
-        )
+        )?)
     }
 }

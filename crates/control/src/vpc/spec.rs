@@ -9,12 +9,15 @@ use network::{InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
 
 use super::interfaces::dns_domain;
 use super::vpcs::Vpc;
+use crate::kinds::Tables;
+use crate::vpc::network_interfaces::InterfaceQueries;
+use crate::vpc::route_tables::RouteTableQueries;
 use crate::State;
 
 /// The spec of every VPC, by ID.
 pub fn vpc_specs(state: &State, region: &str) -> BTreeMap<String, VpcSpec> {
     state
-        .vpcs
+        .vpcs()
         .values()
         .map(|vpc| (vpc.vpc_id.clone(), vpc_spec(state, region, vpc)))
         .collect()
@@ -23,7 +26,7 @@ pub fn vpc_specs(state: &State, region: &str) -> BTreeMap<String, VpcSpec> {
 pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
     let vpc_id = &vpc.vpc_id;
     let subnets = state
-        .subnets
+        .subnets()
         .values()
         .filter(|s| s.vpc_id == *vpc_id)
         .map(|subnet| SubnetSpec {
@@ -33,7 +36,7 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
                 .route_table_of(subnet)
                 .is_some_and(|t| t.routes_to_internet(state)),
             network_acl_id: state
-                .network_acls
+                .network_acls()
                 .values()
                 .find(|a| a.association_of(&subnet.subnet_id).is_some())
                 .map(|a| a.network_acl_id.clone())
@@ -61,7 +64,7 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
         })
         .collect();
     let security_groups = state
-        .security_groups
+        .security_groups()
         .values()
         .filter(|g| g.vpc_id == *vpc_id)
         .map(|group| SecurityGroupSpec {
@@ -71,7 +74,7 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
         })
         .collect();
     let network_acls = state
-        .network_acls
+        .network_acls()
         .values()
         .filter(|a| a.vpc_id == *vpc_id)
         .map(|a| a.to_network())

@@ -12,6 +12,8 @@ use super::vpcs::Vpc;
 use super::{parse_cidr, CIDR_PREFIXES};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::kinds::Tables;
+use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::{Control, Error, Result, State, Tags, Txn};
 
 /// DescribeSubnets's MaxResults bounds.
@@ -45,25 +47,32 @@ impl Subnet {
     }
 }
 
-impl State {
+/// Lookups of the working set that the rules of this module answer.
+pub trait SubnetQueries {
     /// Private IPs in use in a subnet.
-    pub fn used_ips(&self, subnet_id: &str) -> Vec<Ipv4Addr> {
+    fn used_ips(&self, subnet_id: &str) -> Vec<Ipv4Addr>;
+    fn available_ip_count(&self, subnet: &Subnet) -> u64;
+    /// The default subnet of a zone, if the default VPC has one.
+    fn default_subnet(&self, zone: &str) -> Option<&Subnet>;
+}
+
+impl SubnetQueries for State {
+    fn used_ips(&self, subnet_id: &str) -> Vec<Ipv4Addr> {
         self.interface_networks()
             .filter(|n| n.subnet_id == subnet_id)
             .flat_map(|n| n.private_ips.iter().copied())
             .collect()
     }
 
-    pub fn available_ip_count(&self, subnet: &Subnet) -> u64 {
+    fn available_ip_count(&self, subnet: &Subnet) -> u64 {
         let size = 1u64 << (32 - subnet.cidr.prefix_len());
         size.saturating_sub(
             RESERVED_ADDRESSES as u64 + self.used_ips(&subnet.subnet_id).len() as u64,
         )
     }
 
-    /// The default subnet of a zone, if the default VPC has one.
-    pub fn default_subnet(&self, zone: &str) -> Option<&Subnet> {
-        self.subnets
+    fn default_subnet(&self, zone: &str) -> Option<&Subnet> {
+        self.subnets()
             .values()
             .find(|s| s.default_for_az && s.availability_zone == zone)
     }
@@ -99,7 +108,7 @@ fn check_subnet_cidr(state: &State, vpc: &Vpc, cidr: Ipv4Net) -> Result<()> {
         )));
     }
     if let Some(other) = state
-        .subnets
+        .subnets()
         .values()
         .find(|s| s.vpc_id == vpc.vpc_id && (s.cidr.contains(&cidr) || cidr.contains(&s.cidr)))
     {
@@ -115,7 +124,7 @@ fn check_subnet_cidr(state: &State, vpc: &Vpc, cidr: Ipv4Net) -> Result<()> {
 pub(crate) fn insert_subnet(txn: &mut Txn, subnet: Subnet) -> Result<()> {
     let mut acl = txn
         .state()
-        .network_acls
+        .network_acls()
         .values()
         .find(|a| a.vpc_id == subnet.vpc_id && a.is_default)
         .cloned()
@@ -124,7 +133,7 @@ pub(crate) fn insert_subnet(txn: &mut Txn, subnet: Subnet) -> Result<()> {
         })?;
     acl.associate(&subnet.subnet_id);
     txn.put(acl)?;
-    txn.put(subnet)
+    Ok(txn.put(subnet)?)
 }
 
 impl Control {
@@ -207,7 +216,7 @@ impl Control {
             }
             let acls: Vec<NetworkAcl> = txn
                 .state()
-                .network_acls
+                .network_acls()
                 .values()
                 .filter(|a| a.association_of(subnet_id).is_some())
                 .cloned()
@@ -218,7 +227,7 @@ impl Control {
             }
             let tables: Vec<_> = txn
                 .state()
-                .route_tables
+                .route_tables()
                 .values()
                 .filter(|t| {
                     t.associations
@@ -242,7 +251,7 @@ impl Control {
         self.mutate(|txn| {
             let mut subnet = existing::<Subnet>(txn.state(), subnet_id)?.clone();
             subnet.map_public_ip_on_launch = value;
-            txn.put(subnet)
+            Ok(txn.put(subnet)?)
         })
     }
 }

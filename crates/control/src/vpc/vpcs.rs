@@ -11,6 +11,7 @@ use super::security_groups::SecurityGroup;
 use super::{parse_cidr, CIDR_PREFIXES};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::kinds::Tables;
 use crate::{Control, Error, Result, Tags, Txn};
 
 /// DescribeVpcs's MaxResults bounds.
@@ -145,7 +146,13 @@ impl Control {
 
     pub fn describe_vpcs(&self, query: &Query) -> Result<Page<Vpc>> {
         let state = self.read();
-        describe::describe(&state, self.config(), query, DESCRIBE_VPCS_PAGING, |_| true)
+        Ok(describe::describe(
+            &state,
+            self.config(),
+            query,
+            DESCRIBE_VPCS_PAGING,
+            |_| true,
+        )?)
     }
 
     /// Deletes a VPC that holds nothing but what AWS made with it (main route table, default
@@ -156,34 +163,34 @@ impl Control {
             existing::<Vpc>(state, vpc_id)?;
             let in_vpc = |owner: &str| owner == vpc_id;
             let blocker = state
-                .subnets
+                .subnets()
                 .values()
                 .find(|s| in_vpc(&s.vpc_id))
                 .map(|s| s.subnet_id.clone())
                 .or_else(|| {
                     state
-                        .internet_gateways
+                        .internet_gateways()
                         .values()
                         .find(|g| g.attached_vpc.as_deref() == Some(vpc_id))
                         .map(|g| g.internet_gateway_id.clone())
                 })
                 .or_else(|| {
                     state
-                        .route_tables
+                        .route_tables()
                         .values()
                         .find(|t| in_vpc(&t.vpc_id) && !t.is_main())
                         .map(|t| t.route_table_id.clone())
                 })
                 .or_else(|| {
                     state
-                        .network_acls
+                        .network_acls()
                         .values()
                         .find(|a| in_vpc(&a.vpc_id) && !a.is_default)
                         .map(|a| a.network_acl_id.clone())
                 })
                 .or_else(|| {
                     state
-                        .security_groups
+                        .security_groups()
                         .values()
                         .find(|g| in_vpc(&g.vpc_id) && !g.is_default())
                         .map(|g| g.group_id.clone())
@@ -197,19 +204,19 @@ impl Control {
                 return Err(Error::DryRunOperation);
             }
             let tables: Vec<String> = state
-                .route_tables
+                .route_tables()
                 .values()
                 .filter(|t| in_vpc(&t.vpc_id))
                 .map(|t| t.route_table_id.clone())
                 .collect();
             let acls: Vec<String> = state
-                .network_acls
+                .network_acls()
                 .values()
                 .filter(|a| in_vpc(&a.vpc_id))
                 .map(|a| a.network_acl_id.clone())
                 .collect();
             let groups: Vec<String> = state
-                .security_groups
+                .security_groups()
                 .values()
                 .filter(|g| in_vpc(&g.vpc_id))
                 .map(|g| g.group_id.clone())
@@ -249,7 +256,7 @@ impl Control {
                 VpcAttribute::EnableDnsSupport => vpc.enable_dns_support = value,
                 VpcAttribute::EnableDnsHostnames => vpc.enable_dns_hostnames = value,
             }
-            txn.put(vpc)
+            Ok(txn.put(vpc)?)
         })
     }
 
@@ -297,7 +304,7 @@ impl Control {
                 ))
             };
             let vpc = state
-                .vpcs
+                .vpcs()
                 .values()
                 .find(|v| v.cidrs.iter().any(|c| c.association_id == association_id))
                 .ok_or_else(not_found)?;
@@ -314,7 +321,7 @@ impl Control {
                 )));
             }
             if let Some(subnet) = state
-                .subnets
+                .subnets()
                 .values()
                 .find(|s| s.vpc_id == vpc.vpc_id && block.cidr.contains(&s.cidr))
             {

@@ -37,10 +37,7 @@ pub fn validate_filters<T: Filterable>(filters: &[Filter], tagged: bool) -> Resu
             T::FILTERS.iter().any(|(name, _)| *name == filter.name)
         };
         if !known {
-            return Err(Error::InvalidParameterValue(format!(
-                "The filter '{}' is invalid",
-                filter.name
-            )));
+            return Err(Error::UnknownFilter(filter.name.clone()));
         }
     }
     Ok(())

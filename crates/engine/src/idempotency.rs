@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::filter::{FilterField, Filterable};
-use crate::{Error, Result, State, Txn};
+use crate::{Error, Kind, KindSpec, Resource, Result, State, Tags, Txn};
 
 /// What the first call with a token produced, keyed by `action:token`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -13,6 +13,27 @@ pub struct ClientTokenRecord {
     pub key: String,
     pub parameters_digest: String,
     pub result: serde_json::Value,
+}
+
+/// The engine's own kind, in every registry.
+impl Resource for ClientTokenRecord {
+    const KIND: Kind = Kind::new(&KindSpec {
+        name: "client-token",
+        id_prefix: None,
+        taggable: false,
+        not_found_code: "InvalidParameterValue",
+        malformed_code: "InvalidParameterValue",
+        migrations: &[],
+    });
+    fn id(&self) -> &str {
+        &self.key
+    }
+    fn tags(&self) -> Option<&Tags> {
+        None
+    }
+    fn tags_mut(&mut self) -> Option<&mut Tags> {
+        None
+    }
 }
 
 /// Client tokens are never described.
@@ -32,9 +53,7 @@ impl ClientToken {
     /// `parameters` is the decoded request without the token itself.
     pub fn new(action: &str, token: &str, parameters: &serde_json::Value) -> Result<ClientToken> {
         if token.is_empty() || token.len() > 64 || !token.is_ascii() {
-            return Err(Error::InvalidParameterValue(
-                "The client token must be 1 to 64 ASCII characters.".into(),
-            ));
+            return Err(Error::InvalidClientToken("1 to 64 ASCII characters"));
         }
         Ok(ClientToken {
             key: format!("{action}:{token}"),
@@ -49,9 +68,9 @@ impl ClientToken {
         let Some(token) = request.get("ClientToken") else {
             return Ok(None);
         };
-        let token = token.as_str().ok_or_else(|| {
-            Error::InvalidParameterValue("The client token must be a string.".into())
-        })?;
+        let token = token
+            .as_str()
+            .ok_or(Error::InvalidClientToken("a string"))?;
         let mut parameters = request.clone();
         if let Some(object) = parameters.as_object_mut() {
             object.remove("ClientToken");
@@ -82,16 +101,16 @@ impl ClientToken {
 
 /// Creates one resource at most once per token: a replay returns the resource the first call
 /// created (as it is now), a first call runs `create` and remembers the new resource's ID in
-/// the same transaction.
-pub fn create_once<T: crate::Resource>(
+/// the same transaction. `E` is the caller's error type, so `create` keeps its own errors.
+pub fn create_once<T: Resource, E: From<Error>>(
     txn: &mut Txn,
     token: Option<&ClientToken>,
-    create: impl FnOnce(&mut Txn) -> Result<T>,
-) -> Result<T> {
+    create: impl FnOnce(&mut Txn) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     if let Some(token) = token {
         if let Some(previous) = token.replay(txn.state())? {
             let id = previous.as_str().unwrap_or_default();
-            return crate::describe::existing::<T>(txn.state(), id).cloned();
+            return Ok(crate::describe::existing::<T>(txn.state(), id)?.clone());
         }
     }
     let created = create(txn)?;

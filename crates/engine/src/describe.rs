@@ -52,10 +52,9 @@ impl Paging {
 /// The resource `id` of type `T`: a malformed ID and a missing one are told apart, as in EC2.
 pub fn existing<'a, T: Resource>(state: &'a State, id: &str) -> Result<&'a T> {
     T::KIND.check_id(id)?;
-    state.get::<T>(id).ok_or_else(|| Error::NotFound {
-        kind: T::KIND,
-        id: id.to_owned(),
-    })
+    state
+        .get::<T>(id)
+        .ok_or_else(|| Error::not_found(T::KIND, id))
 }
 
 /// Describes resources of type `T` that pass `keep` as well as the query.
@@ -72,7 +71,8 @@ pub fn describe<T: Resource>(
         existing::<T>(state, id)?;
     }
     // Filter before cloning: a Describe usually keeps few of many resources.
-    let rows = T::table(state)
+    let rows = state
+        .table::<T>()
         .values()
         .filter(|item| query.ids.is_empty() || query.ids.iter().any(|id| id == item.id()))
         .filter(|item| keep(item))
@@ -121,9 +121,7 @@ pub fn describe_rows<T: Filterable>(
 fn check_combination(query: &Query, paging: Paging) -> Result<()> {
     match paging.ids_exclude_max_results {
         Some(set) if !query.ids.is_empty() && query.max_results.is_some() => {
-            Err(Error::InvalidParameterCombination(format!(
-                "The parameter {set} cannot be used with the parameter maxResults"
-            )))
+            Err(Error::IdsWithMaxResults(set))
         }
         _ => Ok(()),
     }
@@ -142,28 +140,7 @@ fn page<T>(rows: Vec<T>, key: fn(&T) -> &str, query: &Query, paging: Paging) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keypairs::{KeyPair, KeyType};
-
-    fn key_pair(n: u32) -> KeyPair {
-        KeyPair {
-            key_pair_id: format!("key-{n:017x}"),
-            key_name: format!("key{n}"),
-            key_type: KeyType::Ed25519,
-            key_fingerprint: String::new(),
-            public_key: String::new(),
-            create_time: 0,
-            tags: [("n".to_owned(), n.to_string())].into(),
-        }
-    }
-
-    fn state_with(count: u32) -> State {
-        let mut state = State::default();
-        for n in 0..count {
-            let item = key_pair(n);
-            state.key_pairs.insert(item.key_pair_id.clone(), item);
-        }
-        state
-    }
+    use crate::toy::{engine_with, widget, Widget};
 
     fn query(filters: &[(&str, &str)]) -> Query {
         Query {
@@ -183,70 +160,67 @@ mod tests {
     #[test]
     fn unknown_filter_names_are_refused_on_an_empty_account() {
         let config = Config::default();
-        for state in [state_with(0), state_with(3)] {
+        for (engine, _) in [engine_with(0), engine_with(3)] {
+            let state = engine.read();
             let error =
-                describe::<KeyPair>(&state, &config, &query(&[("colour", "x")]), PAGING, |_| {
+                describe::<Widget>(&state, &config, &query(&[("colour", "x")]), PAGING, |_| {
                     true
                 });
-            assert!(matches!(error, Err(Error::InvalidParameterValue(_))));
+            assert!(matches!(error, Err(Error::UnknownFilter(_))));
             let fine =
-                describe::<KeyPair>(&state, &config, &query(&[("tag:n", "1")]), PAGING, |_| true);
+                describe::<Widget>(&state, &config, &query(&[("tag:n", "1")]), PAGING, |_| true);
             assert!(fine.is_ok());
         }
     }
 
     #[test]
     fn ids_are_checked_for_form_then_existence() {
-        let state = state_with(2);
+        let (engine, _) = engine_with(2);
+        let state = engine.read();
         let config = Config::default();
         let ask = |id: &str| Query {
             ids: vec![id.to_owned()],
             ..Query::default()
         };
-        let malformed = describe::<KeyPair>(&state, &config, &ask("foo-missing"), PAGING, |_| true);
+        let malformed = describe::<Widget>(&state, &config, &ask("foo-missing"), PAGING, |_| true);
         assert!(matches!(malformed, Err(Error::MalformedId { .. })));
-        let missing = describe::<KeyPair>(
-            &state,
-            &config,
-            &ask(&format!("key-{:017x}", 9)),
-            PAGING,
-            |_| true,
-        );
+        let missing =
+            describe::<Widget>(&state, &config, &ask(&widget(9).widget_id), PAGING, |_| {
+                true
+            });
         assert!(matches!(missing, Err(Error::NotFound { .. })));
-        let (found, _) = describe::<KeyPair>(
-            &state,
-            &config,
-            &ask(&key_pair(1).key_pair_id),
-            PAGING,
-            |_| true,
-        )
-        .expect("found");
+        let (found, _) =
+            describe::<Widget>(&state, &config, &ask(&widget(1).widget_id), PAGING, |_| {
+                true
+            })
+            .expect("found");
         assert_eq!(found.len(), 1);
     }
 
     #[test]
     fn pages_within_the_action_bounds() {
-        let state = state_with(12);
+        let (engine, _) = engine_with(12);
+        let state = engine.read();
         let config = Config::default();
-        let mut query = query(&[("key-type", "ed25519")]);
+        let mut query = query(&[("color", "red")]);
         query.max_results = Some(4);
-        assert!(describe::<KeyPair>(&state, &config, &query, PAGING, |_| true).is_err());
+        assert!(describe::<Widget>(&state, &config, &query, PAGING, |_| true).is_err());
         query.max_results = Some(5);
         let mut seen = 0;
         loop {
             let (page, next) =
-                describe::<KeyPair>(&state, &config, &query, PAGING, |_| true).expect("page");
+                describe::<Widget>(&state, &config, &query, PAGING, |_| true).expect("page");
             seen += page.len();
             match next {
                 Some(token) => query.next_token = Some(token),
                 None => break,
             }
         }
-        assert_eq!(seen, 12);
-        query.ids = vec![key_pair(1).key_pair_id];
+        assert_eq!(seen, 6);
+        query.ids = vec![widget(1).widget_id];
         assert!(matches!(
-            describe::<KeyPair>(&state, &config, &query, PAGING, |_| true),
-            Err(Error::InvalidParameterCombination(_))
+            describe::<Widget>(&state, &config, &query, PAGING, |_| true),
+            Err(Error::IdsWithMaxResults("keySet"))
         ));
     }
 }

@@ -25,10 +25,11 @@ pub fn paginate<T>(
     };
     let limit = match max_results {
         Some(n) if n < bounds.min || n > bounds.max => {
-            return Err(Error::InvalidParameterValue(format!(
-                "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {} and {}.",
-                bounds.min, bounds.max
-            )))
+            return Err(Error::MaxResultsOutOfRange {
+                value: n,
+                min: bounds.min,
+                max: bounds.max,
+            })
         }
         Some(n) => n as usize,
         None => usize::MAX,
