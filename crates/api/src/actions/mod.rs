@@ -17,14 +17,18 @@ mod tags;
 mod volumes;
 mod vpcs;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use axum::http::Method;
 use control::describe::{Page, Query};
 use control::filter::Filter;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::error::Ec2Error;
+use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
 
 /// Runs one EC2 Query request. Returns the action name (for the log) with the XML answer.
@@ -90,154 +94,354 @@ async fn run(
             object.remove("DryRun");
         }
     }
-    let response = Response { action, request_id };
-    let xml = match action {
-        "DescribeRegions" => catalog::describe_regions(context, input, response),
-        "DescribeAvailabilityZones" => {
-            catalog::describe_availability_zones(context, input, response)
+    let Some(handler) = handler(action) else {
+        return Err(unsupported(action));
+    };
+    let output = match handler {
+        Handler::Sync(handle) => handle(context, input),
+        Handler::Async(handle) => handle(context, input).await,
+        Handler::Written(handle) => {
+            let xml = handle(context, input, Response { action, request_id })?;
+            return dry_run_answer(action, dry_run).map(|()| xml);
         }
-        "DescribeAccountAttributes" => {
-            catalog::describe_account_attributes(context, input, response)
-        }
-        "DescribeInstanceTypes" => catalog::describe_instance_types(context, input, response),
-        "CreateKeyPair" => keypairs::create_key_pair(context, input, response).await,
-        "ImportKeyPair" => keypairs::import_key_pair(context, input, response),
-        "DescribeKeyPairs" => keypairs::describe_key_pairs(context, input, response),
-        "DeleteKeyPair" => keypairs::delete_key_pair(context, input, response),
-        "CreateTags" => tags::create_tags(context, input, response),
-        "DeleteTags" => tags::delete_tags(context, input, response),
-        "DescribeTags" => tags::describe_tags(context, input, response),
-        "CreateVolume" => volumes::create_volume(context, input, response),
-        "DescribeVolumes" => volumes::describe_volumes(context, input, response),
-        "DeleteVolume" => volumes::delete_volume(context, input, response),
-        "ModifyVolume" => volumes::modify_volume(context, input, response),
-        "DescribeVolumesModifications" => {
-            volumes::describe_volumes_modifications(context, input, response)
-        }
-        "CreateSnapshot" => snapshots::create_snapshot(context, input, response).await,
-        "DescribeSnapshots" => snapshots::describe_snapshots(context, input, response),
-        "DeleteSnapshot" => snapshots::delete_snapshot(context, input, response).await,
-        "CopySnapshot" => snapshots::copy_snapshot(context, input, response).await,
-        "AttachVolume" => volumes::attach_volume(context, input, response),
-        "DetachVolume" => volumes::detach_volume(context, input, response),
-        "DescribeImages" => images::describe_images(context, input, response),
-        "RegisterImage" => images::register_image(context, input, response),
-        "DeregisterImage" => images::deregister_image(context, input, response),
-        "CreateImage" => images::create_image(context, input, response).await,
-        "RunInstances" => instances::run_instances(context, input, response),
-        "DescribeInstances" => instances::describe_instances(context, input, response),
-        "DescribeInstanceStatus" => {
-            instance_health::describe_instance_status(context, input, response)
-        }
-        "MonitorInstances" => instance_health::monitor_instances(context, input, response),
-        "UnmonitorInstances" => instance_health::unmonitor_instances(context, input, response),
-        "ModifyInstanceMaintenanceOptions" => {
-            instance_health::modify_instance_maintenance_options(context, input, response)
-        }
-        "StartInstances" => instances::start_instances(context, input, response),
-        "StopInstances" => instances::stop_instances(context, input, response),
-        "RebootInstances" => instances::reboot_instances(context, input, response),
-        "TerminateInstances" => instances::terminate_instances(context, input, response),
-        "DescribeInstanceAttribute" => {
-            instances::describe_instance_attribute(context, input, response)
-        }
-        "ModifyInstanceAttribute" => instances::modify_instance_attribute(context, input, response),
-        "ModifyInstanceMetadataOptions" => {
-            instances::modify_instance_metadata_options(context, input, response)
-        }
-        "GetConsoleOutput" => instances::get_console_output(context, input, response),
-        "CreateVpc" => vpcs::create_vpc(context, input, response),
-        "DescribeVpcs" => vpcs::describe_vpcs(context, input, response),
-        "DeleteVpc" => vpcs::delete_vpc(context, input, response),
-        "DescribeVpcAttribute" => vpcs::describe_vpc_attribute(context, input, response),
-        "ModifyVpcAttribute" => vpcs::modify_vpc_attribute(context, input, response),
-        "AssociateVpcCidrBlock" => vpcs::associate_vpc_cidr_block(context, input, response),
-        "DisassociateVpcCidrBlock" => vpcs::disassociate_vpc_cidr_block(context, input, response),
-        "CreateSubnet" => subnets::create_subnet(context, input, response),
-        "DescribeSubnets" => subnets::describe_subnets(context, input, response),
-        "DeleteSubnet" => subnets::delete_subnet(context, input, response),
-        "ModifySubnetAttribute" => subnets::modify_subnet_attribute(context, input, response),
-        "CreateSecurityGroup" => security_groups::create_security_group(context, input, response),
-        "DeleteSecurityGroup" => security_groups::delete_security_group(context, input, response),
-        "DescribeSecurityGroups" => {
-            security_groups::describe_security_groups(context, input, response)
-        }
-        "AuthorizeSecurityGroupIngress" | "AuthorizeSecurityGroupEgress" => {
-            security_groups::authorize(context, input, response)
-        }
-        "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress" => {
-            security_groups::revoke(context, input, response)
-        }
-        "DescribeSecurityGroupRules" => {
-            security_groups::describe_security_group_rules(context, input, response)
-        }
-        "ModifySecurityGroupRules" => {
-            security_groups::modify_security_group_rules(context, input, response)
-        }
-        "UpdateSecurityGroupRuleDescriptionsIngress"
-        | "UpdateSecurityGroupRuleDescriptionsEgress" => {
-            security_groups::update_rule_descriptions(context, input, response)
-        }
-        "CreateInternetGateway" => gateways::create_internet_gateway(context, input, response),
-        "DescribeInternetGateways" => {
-            gateways::describe_internet_gateways(context, input, response)
-        }
-        "AttachInternetGateway" => gateways::attach_internet_gateway(context, input, response),
-        "DetachInternetGateway" => gateways::detach_internet_gateway(context, input, response),
-        "DeleteInternetGateway" => gateways::delete_internet_gateway(context, input, response),
-        "CreateRouteTable" => route_tables::create_route_table(context, input, response),
-        "DescribeRouteTables" => route_tables::describe_route_tables(context, input, response),
-        "DeleteRouteTable" => route_tables::delete_route_table(context, input, response),
-        "CreateRoute" => route_tables::create_route(context, input, response),
-        "ReplaceRoute" => route_tables::replace_route(context, input, response),
-        "DeleteRoute" => route_tables::delete_route(context, input, response),
-        "AssociateRouteTable" => route_tables::associate_route_table(context, input, response),
-        "ReplaceRouteTableAssociation" => {
-            route_tables::replace_route_table_association(context, input, response)
-        }
-        "DisassociateRouteTable" => {
-            route_tables::disassociate_route_table(context, input, response)
-        }
-        "CreateNetworkAcl" => network_acls::create_network_acl(context, input, response),
-        "DescribeNetworkAcls" => network_acls::describe_network_acls(context, input, response),
-        "DeleteNetworkAcl" => network_acls::delete_network_acl(context, input, response),
-        "CreateNetworkAclEntry" => network_acls::create_network_acl_entry(context, input, response),
-        "ReplaceNetworkAclEntry" => {
-            network_acls::replace_network_acl_entry(context, input, response)
-        }
-        "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
-        "CreateNetworkInterface" => interfaces::create_network_interface(context, input, response),
-        "DeleteNetworkInterface" => interfaces::delete_network_interface(context, input, response),
-        "AttachNetworkInterface" => interfaces::attach_network_interface(context, input, response),
-        "DetachNetworkInterface" => interfaces::detach_network_interface(context, input, response),
-        "DescribeNetworkInterfaces" => {
-            interfaces::describe_network_interfaces(context, input, response)
-        }
-        "ModifyNetworkInterfaceAttribute" => {
-            interfaces::modify_network_interface_attribute(context, input, response)
-        }
-        "AssignPrivateIpAddresses" => {
-            interfaces::assign_private_ip_addresses(context, input, response)
-        }
-        "UnassignPrivateIpAddresses" => {
-            interfaces::unassign_private_ip_addresses(context, input, response)
-        }
-        "AllocateAddress" => addresses::allocate_address(context, input, response),
-        "DescribeAddresses" => addresses::describe_addresses(context, input, response),
-        "AssociateAddress" => addresses::associate_address(context, input, response),
-        "DisassociateAddress" => addresses::disassociate_address(context, input, response),
-        "ReleaseAddress" => addresses::release_address(context, input, response),
-        "ReplaceNetworkAclAssociation" => {
-            network_acls::replace_network_acl_association(context, input, response)
-        }
-        _ => return Err(unsupported(action)),
     }?;
-    // Read-only actions honour DryRun after the request proved valid; mutating actions check
-    // it themselves before changing anything.
+    dry_run_answer(action, dry_run)?;
+    // Every handled action is modeled (`handlers_are_the_model_list` checks).
+    ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
+}
+
+/// Read-only actions honour DryRun after the request proved valid; mutating actions check it
+/// themselves before changing anything.
+fn dry_run_answer(action: &str, dry_run: bool) -> Result<(), ApiError> {
     if dry_run && is_read_only(action) {
         return Err(control::Error::DryRunOperation.into());
     }
-    Ok(xml)
+    Ok(())
+}
+
+/// A handler's answer: JSON keyed by the output shape's member names, which
+/// `ec2model::encode_output` writes.
+type Output = Result<Value, ApiError>;
+
+/// An action's handler. It takes the input as `ec2model::decode` checked it against the model
+/// (JSON keyed by member names) and reads it into its own `deny_unknown_fields` struct, so a
+/// modeled parameter it does not honour is refused by name.
+#[derive(Clone, Copy)]
+enum Handler {
+    Sync(fn(&ApiContext, Value) -> Output),
+    Async(for<'a> fn(&'a ApiContext, Value) -> BoxFuture<'a, Output>),
+    /// Writes its XML itself, until it is moved to the model's output shapes.
+    Written(fn(&ApiContext, Value, Response) -> Result<String, ApiError>),
+}
+
+/// Every action nimbus answers and its handler: exactly the actions of `ec2model`'s list.
+const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "DescribeRegions",
+        Handler::Written(catalog::describe_regions),
+    ),
+    (
+        "DescribeAvailabilityZones",
+        Handler::Written(catalog::describe_availability_zones),
+    ),
+    (
+        "DescribeAccountAttributes",
+        Handler::Written(catalog::describe_account_attributes),
+    ),
+    (
+        "DescribeInstanceTypes",
+        Handler::Written(catalog::describe_instance_types),
+    ),
+    ("CreateKeyPair", Handler::Async(keypairs::create_key_pair)),
+    ("ImportKeyPair", Handler::Sync(keypairs::import_key_pair)),
+    (
+        "DescribeKeyPairs",
+        Handler::Sync(keypairs::describe_key_pairs),
+    ),
+    ("DeleteKeyPair", Handler::Sync(keypairs::delete_key_pair)),
+    ("CreateTags", Handler::Sync(tags::create_tags)),
+    ("DeleteTags", Handler::Sync(tags::delete_tags)),
+    ("DescribeTags", Handler::Sync(tags::describe_tags)),
+    ("CreateVolume", Handler::Sync(volumes::create_volume)),
+    ("DescribeVolumes", Handler::Sync(volumes::describe_volumes)),
+    ("DeleteVolume", Handler::Sync(volumes::delete_volume)),
+    ("ModifyVolume", Handler::Sync(volumes::modify_volume)),
+    (
+        "DescribeVolumesModifications",
+        Handler::Sync(volumes::describe_volumes_modifications),
+    ),
+    ("CreateSnapshot", Handler::Async(snapshots::create_snapshot)),
+    (
+        "DescribeSnapshots",
+        Handler::Sync(snapshots::describe_snapshots),
+    ),
+    ("DeleteSnapshot", Handler::Async(snapshots::delete_snapshot)),
+    ("CopySnapshot", Handler::Async(snapshots::copy_snapshot)),
+    ("AttachVolume", Handler::Sync(volumes::attach_volume)),
+    ("DetachVolume", Handler::Sync(volumes::detach_volume)),
+    ("DescribeImages", Handler::Sync(images::describe_images)),
+    ("RegisterImage", Handler::Sync(images::register_image)),
+    ("DeregisterImage", Handler::Sync(images::deregister_image)),
+    ("CreateImage", Handler::Async(images::create_image)),
+    ("RunInstances", Handler::Written(instances::run_instances)),
+    (
+        "DescribeInstances",
+        Handler::Written(instances::describe_instances),
+    ),
+    (
+        "DescribeInstanceStatus",
+        Handler::Written(instance_health::describe_instance_status),
+    ),
+    (
+        "MonitorInstances",
+        Handler::Written(instance_health::monitor_instances),
+    ),
+    (
+        "UnmonitorInstances",
+        Handler::Written(instance_health::unmonitor_instances),
+    ),
+    (
+        "ModifyInstanceMaintenanceOptions",
+        Handler::Written(instance_health::modify_instance_maintenance_options),
+    ),
+    (
+        "StartInstances",
+        Handler::Written(instances::start_instances),
+    ),
+    ("StopInstances", Handler::Written(instances::stop_instances)),
+    (
+        "RebootInstances",
+        Handler::Written(instances::reboot_instances),
+    ),
+    (
+        "TerminateInstances",
+        Handler::Written(instances::terminate_instances),
+    ),
+    (
+        "DescribeInstanceAttribute",
+        Handler::Written(instances::describe_instance_attribute),
+    ),
+    (
+        "ModifyInstanceAttribute",
+        Handler::Written(instances::modify_instance_attribute),
+    ),
+    (
+        "ModifyInstanceMetadataOptions",
+        Handler::Written(instances::modify_instance_metadata_options),
+    ),
+    (
+        "GetConsoleOutput",
+        Handler::Written(instances::get_console_output),
+    ),
+    ("CreateVpc", Handler::Written(vpcs::create_vpc)),
+    ("DescribeVpcs", Handler::Written(vpcs::describe_vpcs)),
+    ("DeleteVpc", Handler::Written(vpcs::delete_vpc)),
+    (
+        "DescribeVpcAttribute",
+        Handler::Written(vpcs::describe_vpc_attribute),
+    ),
+    (
+        "ModifyVpcAttribute",
+        Handler::Written(vpcs::modify_vpc_attribute),
+    ),
+    (
+        "AssociateVpcCidrBlock",
+        Handler::Written(vpcs::associate_vpc_cidr_block),
+    ),
+    (
+        "DisassociateVpcCidrBlock",
+        Handler::Written(vpcs::disassociate_vpc_cidr_block),
+    ),
+    ("CreateSubnet", Handler::Written(subnets::create_subnet)),
+    (
+        "DescribeSubnets",
+        Handler::Written(subnets::describe_subnets),
+    ),
+    ("DeleteSubnet", Handler::Written(subnets::delete_subnet)),
+    (
+        "ModifySubnetAttribute",
+        Handler::Written(subnets::modify_subnet_attribute),
+    ),
+    (
+        "CreateSecurityGroup",
+        Handler::Written(security_groups::create_security_group),
+    ),
+    (
+        "DeleteSecurityGroup",
+        Handler::Written(security_groups::delete_security_group),
+    ),
+    (
+        "DescribeSecurityGroups",
+        Handler::Written(security_groups::describe_security_groups),
+    ),
+    (
+        "AuthorizeSecurityGroupIngress",
+        Handler::Written(security_groups::authorize),
+    ),
+    (
+        "AuthorizeSecurityGroupEgress",
+        Handler::Written(security_groups::authorize),
+    ),
+    (
+        "RevokeSecurityGroupIngress",
+        Handler::Written(security_groups::revoke),
+    ),
+    (
+        "RevokeSecurityGroupEgress",
+        Handler::Written(security_groups::revoke),
+    ),
+    (
+        "DescribeSecurityGroupRules",
+        Handler::Written(security_groups::describe_security_group_rules),
+    ),
+    (
+        "ModifySecurityGroupRules",
+        Handler::Written(security_groups::modify_security_group_rules),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        Handler::Written(security_groups::update_rule_descriptions),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        Handler::Written(security_groups::update_rule_descriptions),
+    ),
+    (
+        "CreateInternetGateway",
+        Handler::Sync(gateways::create_internet_gateway),
+    ),
+    (
+        "DescribeInternetGateways",
+        Handler::Sync(gateways::describe_internet_gateways),
+    ),
+    (
+        "AttachInternetGateway",
+        Handler::Sync(gateways::attach_internet_gateway),
+    ),
+    (
+        "DetachInternetGateway",
+        Handler::Sync(gateways::detach_internet_gateway),
+    ),
+    (
+        "DeleteInternetGateway",
+        Handler::Sync(gateways::delete_internet_gateway),
+    ),
+    (
+        "CreateRouteTable",
+        Handler::Written(route_tables::create_route_table),
+    ),
+    (
+        "DescribeRouteTables",
+        Handler::Written(route_tables::describe_route_tables),
+    ),
+    (
+        "DeleteRouteTable",
+        Handler::Written(route_tables::delete_route_table),
+    ),
+    ("CreateRoute", Handler::Written(route_tables::create_route)),
+    (
+        "ReplaceRoute",
+        Handler::Written(route_tables::replace_route),
+    ),
+    ("DeleteRoute", Handler::Written(route_tables::delete_route)),
+    (
+        "AssociateRouteTable",
+        Handler::Written(route_tables::associate_route_table),
+    ),
+    (
+        "ReplaceRouteTableAssociation",
+        Handler::Written(route_tables::replace_route_table_association),
+    ),
+    (
+        "DisassociateRouteTable",
+        Handler::Written(route_tables::disassociate_route_table),
+    ),
+    (
+        "CreateNetworkAcl",
+        Handler::Written(network_acls::create_network_acl),
+    ),
+    (
+        "DescribeNetworkAcls",
+        Handler::Written(network_acls::describe_network_acls),
+    ),
+    (
+        "DeleteNetworkAcl",
+        Handler::Written(network_acls::delete_network_acl),
+    ),
+    (
+        "CreateNetworkAclEntry",
+        Handler::Written(network_acls::create_network_acl_entry),
+    ),
+    (
+        "ReplaceNetworkAclEntry",
+        Handler::Written(network_acls::replace_network_acl_entry),
+    ),
+    (
+        "DeleteNetworkAclEntry",
+        Handler::Written(network_acls::delete_network_acl_entry),
+    ),
+    (
+        "CreateNetworkInterface",
+        Handler::Written(interfaces::create_network_interface),
+    ),
+    (
+        "DeleteNetworkInterface",
+        Handler::Written(interfaces::delete_network_interface),
+    ),
+    (
+        "AttachNetworkInterface",
+        Handler::Written(interfaces::attach_network_interface),
+    ),
+    (
+        "DetachNetworkInterface",
+        Handler::Written(interfaces::detach_network_interface),
+    ),
+    (
+        "DescribeNetworkInterfaces",
+        Handler::Written(interfaces::describe_network_interfaces),
+    ),
+    (
+        "ModifyNetworkInterfaceAttribute",
+        Handler::Written(interfaces::modify_network_interface_attribute),
+    ),
+    (
+        "AssignPrivateIpAddresses",
+        Handler::Written(interfaces::assign_private_ip_addresses),
+    ),
+    (
+        "UnassignPrivateIpAddresses",
+        Handler::Written(interfaces::unassign_private_ip_addresses),
+    ),
+    (
+        "AllocateAddress",
+        Handler::Written(addresses::allocate_address),
+    ),
+    (
+        "DescribeAddresses",
+        Handler::Written(addresses::describe_addresses),
+    ),
+    (
+        "AssociateAddress",
+        Handler::Written(addresses::associate_address),
+    ),
+    (
+        "DisassociateAddress",
+        Handler::Written(addresses::disassociate_address),
+    ),
+    (
+        "ReleaseAddress",
+        Handler::Written(addresses::release_address),
+    ),
+    (
+        "ReplaceNetworkAclAssociation",
+        Handler::Written(network_acls::replace_network_acl_association),
+    ),
+];
+
+fn handler(action: &str) -> Option<Handler> {
+    static TABLE: OnceLock<HashMap<&str, Handler>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| HANDLERS.iter().copied().collect());
+    table.get(action).copied()
 }
 
 fn is_read_only(action: &str) -> bool {
@@ -361,6 +565,27 @@ fn render_page<T>(
     response.render(|xml| write_page(xml, set, &items, next_token.as_deref(), write_item))
 }
 
+/// A resource's tags as the model's `TagList` (`ec2model` decides when an empty one is sent).
+fn tags_output(tags: &control::Tags) -> Value {
+    tags.iter()
+        .map(|(key, value)| json!({"Key": key, "Value": value}))
+        .collect()
+}
+
+/// A Describe answer: one page of items in the output's list `member`, and its `NextToken`.
+fn page_output<T>(
+    member: &str,
+    (items, next_token): Page<T>,
+    item: impl FnMut(&T) -> Value,
+) -> Value {
+    let mut output = serde_json::Map::new();
+    output.insert(member.to_owned(), items.iter().map(item).collect());
+    if let Some(token) = next_token {
+        output.insert("NextToken".to_owned(), Value::String(token));
+    }
+    Value::Object(output)
+}
+
 /// A resource's tags; AWS omits the element for an untagged resource.
 fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
     if tags.is_empty() {
@@ -374,4 +599,21 @@ fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
         xml.end();
     }
     xml.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::HANDLERS;
+
+    /// The dispatch table and the model list name the same actions, each once: a listed action
+    /// without a handler, or a handler the list lacks, fails here.
+    #[test]
+    fn handlers_are_the_model_list() {
+        let handled: BTreeSet<&str> = HANDLERS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(handled.len(), HANDLERS.len(), "an action is handled twice");
+        let modeled: BTreeSet<&str> = ec2model::modeled_actions().collect();
+        assert_eq!(handled, modeled);
+    }
 }
