@@ -136,21 +136,18 @@ enum Handler {
 
 /// Every action nimbus answers and its handler: exactly the actions of `ec2model`'s list.
 const HANDLERS: &[(&str, Handler)] = &[
-    (
-        "DescribeRegions",
-        Handler::Written(catalog::describe_regions),
-    ),
+    ("DescribeRegions", Handler::Sync(catalog::describe_regions)),
     (
         "DescribeAvailabilityZones",
-        Handler::Written(catalog::describe_availability_zones),
+        Handler::Sync(catalog::describe_availability_zones),
     ),
     (
         "DescribeAccountAttributes",
-        Handler::Written(catalog::describe_account_attributes),
+        Handler::Sync(catalog::describe_account_attributes),
     ),
     (
         "DescribeInstanceTypes",
-        Handler::Written(catalog::describe_instance_types),
+        Handler::Sync(catalog::describe_instance_types),
     ),
     ("CreateKeyPair", Handler::Async(keypairs::create_key_pair)),
     ("ImportKeyPair", Handler::Sync(keypairs::import_key_pair)),
@@ -233,34 +230,31 @@ const HANDLERS: &[(&str, Handler)] = &[
         "GetConsoleOutput",
         Handler::Written(instances::get_console_output),
     ),
-    ("CreateVpc", Handler::Written(vpcs::create_vpc)),
-    ("DescribeVpcs", Handler::Written(vpcs::describe_vpcs)),
-    ("DeleteVpc", Handler::Written(vpcs::delete_vpc)),
+    ("CreateVpc", Handler::Sync(vpcs::create_vpc)),
+    ("DescribeVpcs", Handler::Sync(vpcs::describe_vpcs)),
+    ("DeleteVpc", Handler::Sync(vpcs::delete_vpc)),
     (
         "DescribeVpcAttribute",
-        Handler::Written(vpcs::describe_vpc_attribute),
+        Handler::Sync(vpcs::describe_vpc_attribute),
     ),
     (
         "ModifyVpcAttribute",
-        Handler::Written(vpcs::modify_vpc_attribute),
+        Handler::Sync(vpcs::modify_vpc_attribute),
     ),
     (
         "AssociateVpcCidrBlock",
-        Handler::Written(vpcs::associate_vpc_cidr_block),
+        Handler::Sync(vpcs::associate_vpc_cidr_block),
     ),
     (
         "DisassociateVpcCidrBlock",
-        Handler::Written(vpcs::disassociate_vpc_cidr_block),
+        Handler::Sync(vpcs::disassociate_vpc_cidr_block),
     ),
-    ("CreateSubnet", Handler::Written(subnets::create_subnet)),
-    (
-        "DescribeSubnets",
-        Handler::Written(subnets::describe_subnets),
-    ),
-    ("DeleteSubnet", Handler::Written(subnets::delete_subnet)),
+    ("CreateSubnet", Handler::Sync(subnets::create_subnet)),
+    ("DescribeSubnets", Handler::Sync(subnets::describe_subnets)),
+    ("DeleteSubnet", Handler::Sync(subnets::delete_subnet)),
     (
         "ModifySubnetAttribute",
-        Handler::Written(subnets::modify_subnet_attribute),
+        Handler::Sync(subnets::modify_subnet_attribute),
     ),
     (
         "CreateSecurityGroup",
@@ -414,24 +408,21 @@ const HANDLERS: &[(&str, Handler)] = &[
     ),
     (
         "AllocateAddress",
-        Handler::Written(addresses::allocate_address),
+        Handler::Sync(addresses::allocate_address),
     ),
     (
         "DescribeAddresses",
-        Handler::Written(addresses::describe_addresses),
+        Handler::Sync(addresses::describe_addresses),
     ),
     (
         "AssociateAddress",
-        Handler::Written(addresses::associate_address),
+        Handler::Sync(addresses::associate_address),
     ),
     (
         "DisassociateAddress",
-        Handler::Written(addresses::disassociate_address),
+        Handler::Sync(addresses::disassociate_address),
     ),
-    (
-        "ReleaseAddress",
-        Handler::Written(addresses::release_address),
-    ),
+    ("ReleaseAddress", Handler::Sync(addresses::release_address)),
     (
         "ReplaceNetworkAclAssociation",
         Handler::Written(network_acls::replace_network_acl_association),
