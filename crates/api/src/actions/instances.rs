@@ -12,7 +12,7 @@ use control::tags::{tags_from_specifications, TagSpecification};
 use control::vpc::interfaces::public_dns_name;
 use control::{Control, ResourceKind};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::interfaces::{
     write_group_set, write_instance_network, NetworkInterfaceInput, RunNetworkInput,
@@ -217,6 +217,11 @@ fn write_reservation(
     write_page(xml, "instancesSet", members, None, |xml, instance| {
         write_instance(xml, instance, state, config)
     });
+}
+
+/// An `InstanceState`: its code and name.
+pub(super) fn state_output(state: InstanceState) -> Value {
+    json!({"Code": state.code(), "Name": state.as_str()})
 }
 
 pub(super) fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {

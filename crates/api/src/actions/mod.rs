@@ -187,19 +187,19 @@ const HANDLERS: &[(&str, Handler)] = &[
     ),
     (
         "DescribeInstanceStatus",
-        Handler::Written(instance_health::describe_instance_status),
+        Handler::Sync(instance_health::describe_instance_status),
     ),
     (
         "MonitorInstances",
-        Handler::Written(instance_health::monitor_instances),
+        Handler::Sync(instance_health::monitor_instances),
     ),
     (
         "UnmonitorInstances",
-        Handler::Written(instance_health::unmonitor_instances),
+        Handler::Sync(instance_health::unmonitor_instances),
     ),
     (
         "ModifyInstanceMaintenanceOptions",
-        Handler::Written(instance_health::modify_instance_maintenance_options),
+        Handler::Sync(instance_health::modify_instance_maintenance_options),
     ),
     (
         "StartInstances",
@@ -322,57 +322,54 @@ const HANDLERS: &[(&str, Handler)] = &[
     ),
     (
         "CreateRouteTable",
-        Handler::Written(route_tables::create_route_table),
+        Handler::Sync(route_tables::create_route_table),
     ),
     (
         "DescribeRouteTables",
-        Handler::Written(route_tables::describe_route_tables),
+        Handler::Sync(route_tables::describe_route_tables),
     ),
     (
         "DeleteRouteTable",
-        Handler::Written(route_tables::delete_route_table),
+        Handler::Sync(route_tables::delete_route_table),
     ),
-    ("CreateRoute", Handler::Written(route_tables::create_route)),
-    (
-        "ReplaceRoute",
-        Handler::Written(route_tables::replace_route),
-    ),
-    ("DeleteRoute", Handler::Written(route_tables::delete_route)),
+    ("CreateRoute", Handler::Sync(route_tables::create_route)),
+    ("ReplaceRoute", Handler::Sync(route_tables::replace_route)),
+    ("DeleteRoute", Handler::Sync(route_tables::delete_route)),
     (
         "AssociateRouteTable",
-        Handler::Written(route_tables::associate_route_table),
+        Handler::Sync(route_tables::associate_route_table),
     ),
     (
         "ReplaceRouteTableAssociation",
-        Handler::Written(route_tables::replace_route_table_association),
+        Handler::Sync(route_tables::replace_route_table_association),
     ),
     (
         "DisassociateRouteTable",
-        Handler::Written(route_tables::disassociate_route_table),
+        Handler::Sync(route_tables::disassociate_route_table),
     ),
     (
         "CreateNetworkAcl",
-        Handler::Written(network_acls::create_network_acl),
+        Handler::Sync(network_acls::create_network_acl),
     ),
     (
         "DescribeNetworkAcls",
-        Handler::Written(network_acls::describe_network_acls),
+        Handler::Sync(network_acls::describe_network_acls),
     ),
     (
         "DeleteNetworkAcl",
-        Handler::Written(network_acls::delete_network_acl),
+        Handler::Sync(network_acls::delete_network_acl),
     ),
     (
         "CreateNetworkAclEntry",
-        Handler::Written(network_acls::create_network_acl_entry),
+        Handler::Sync(network_acls::create_network_acl_entry),
     ),
     (
         "ReplaceNetworkAclEntry",
-        Handler::Written(network_acls::replace_network_acl_entry),
+        Handler::Sync(network_acls::replace_network_acl_entry),
     ),
     (
         "DeleteNetworkAclEntry",
-        Handler::Written(network_acls::delete_network_acl_entry),
+        Handler::Sync(network_acls::delete_network_acl_entry),
     ),
     (
         "CreateNetworkInterface",
@@ -425,7 +422,7 @@ const HANDLERS: &[(&str, Handler)] = &[
     ("ReleaseAddress", Handler::Sync(addresses::release_address)),
     (
         "ReplaceNetworkAclAssociation",
-        Handler::Written(network_acls::replace_network_acl_association),
+        Handler::Sync(network_acls::replace_network_acl_association),
     ),
 ];
 
