@@ -258,47 +258,47 @@ const HANDLERS: &[(&str, Handler)] = &[
     ),
     (
         "CreateSecurityGroup",
-        Handler::Written(security_groups::create_security_group),
+        Handler::Sync(security_groups::create_security_group),
     ),
     (
         "DeleteSecurityGroup",
-        Handler::Written(security_groups::delete_security_group),
+        Handler::Sync(security_groups::delete_security_group),
     ),
     (
         "DescribeSecurityGroups",
-        Handler::Written(security_groups::describe_security_groups),
+        Handler::Sync(security_groups::describe_security_groups),
     ),
     (
         "AuthorizeSecurityGroupIngress",
-        Handler::Written(security_groups::authorize),
+        Handler::Sync(security_groups::authorize_ingress),
     ),
     (
         "AuthorizeSecurityGroupEgress",
-        Handler::Written(security_groups::authorize),
+        Handler::Sync(security_groups::authorize_egress),
     ),
     (
         "RevokeSecurityGroupIngress",
-        Handler::Written(security_groups::revoke),
+        Handler::Sync(security_groups::revoke_ingress),
     ),
     (
         "RevokeSecurityGroupEgress",
-        Handler::Written(security_groups::revoke),
+        Handler::Sync(security_groups::revoke_egress),
     ),
     (
         "DescribeSecurityGroupRules",
-        Handler::Written(security_groups::describe_security_group_rules),
+        Handler::Sync(security_groups::describe_security_group_rules),
     ),
     (
         "ModifySecurityGroupRules",
-        Handler::Written(security_groups::modify_security_group_rules),
+        Handler::Sync(security_groups::modify_security_group_rules),
     ),
     (
         "UpdateSecurityGroupRuleDescriptionsIngress",
-        Handler::Written(security_groups::update_rule_descriptions),
+        Handler::Sync(security_groups::update_rule_descriptions_ingress),
     ),
     (
         "UpdateSecurityGroupRuleDescriptionsEgress",
-        Handler::Written(security_groups::update_rule_descriptions),
+        Handler::Sync(security_groups::update_rule_descriptions_egress),
     ),
     (
         "CreateInternetGateway",
