@@ -100,23 +100,14 @@ async fn run(
     let output = match handler {
         Handler::Sync(handle) => handle(context, input),
         Handler::Async(handle) => handle(context, input).await,
-        Handler::Written(handle) => {
-            let xml = handle(context, input, Response { action, request_id })?;
-            return dry_run_answer(action, dry_run).map(|()| xml);
-        }
     }?;
-    dry_run_answer(action, dry_run)?;
-    // Every handled action is modeled (`handlers_are_the_model_list` checks).
-    ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
-}
-
-/// Read-only actions honour DryRun after the request proved valid; mutating actions check it
-/// themselves before changing anything.
-fn dry_run_answer(action: &str, dry_run: bool) -> Result<(), ApiError> {
+    // Read-only actions honour DryRun after the request proved valid; mutating actions check
+    // it themselves before changing anything.
     if dry_run && is_read_only(action) {
         return Err(control::Error::DryRunOperation.into());
     }
-    Ok(())
+    // Every handled action is modeled (`handlers_are_the_model_list` checks).
+    ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
 }
 
 /// A handler's answer: JSON keyed by the output shape's member names, which
@@ -130,8 +121,6 @@ type Output = Result<Value, ApiError>;
 enum Handler {
     Sync(fn(&ApiContext, Value) -> Output),
     Async(for<'a> fn(&'a ApiContext, Value) -> BoxFuture<'a, Output>),
-    /// Writes its XML itself, until it is moved to the model's output shapes.
-    Written(fn(&ApiContext, Value, Response) -> Result<String, ApiError>),
 }
 
 /// Every action nimbus answers and its handler: exactly the actions of `ec2model`'s list.
@@ -180,10 +169,10 @@ const HANDLERS: &[(&str, Handler)] = &[
     ("RegisterImage", Handler::Sync(images::register_image)),
     ("DeregisterImage", Handler::Sync(images::deregister_image)),
     ("CreateImage", Handler::Async(images::create_image)),
-    ("RunInstances", Handler::Written(instances::run_instances)),
+    ("RunInstances", Handler::Sync(instances::run_instances)),
     (
         "DescribeInstances",
-        Handler::Written(instances::describe_instances),
+        Handler::Sync(instances::describe_instances),
     ),
     (
         "DescribeInstanceStatus",
@@ -201,34 +190,31 @@ const HANDLERS: &[(&str, Handler)] = &[
         "ModifyInstanceMaintenanceOptions",
         Handler::Sync(instance_health::modify_instance_maintenance_options),
     ),
-    (
-        "StartInstances",
-        Handler::Written(instances::start_instances),
-    ),
-    ("StopInstances", Handler::Written(instances::stop_instances)),
+    ("StartInstances", Handler::Sync(instances::start_instances)),
+    ("StopInstances", Handler::Sync(instances::stop_instances)),
     (
         "RebootInstances",
-        Handler::Written(instances::reboot_instances),
+        Handler::Sync(instances::reboot_instances),
     ),
     (
         "TerminateInstances",
-        Handler::Written(instances::terminate_instances),
+        Handler::Sync(instances::terminate_instances),
     ),
     (
         "DescribeInstanceAttribute",
-        Handler::Written(instances::describe_instance_attribute),
+        Handler::Sync(instances::describe_instance_attribute),
     ),
     (
         "ModifyInstanceAttribute",
-        Handler::Written(instances::modify_instance_attribute),
+        Handler::Sync(instances::modify_instance_attribute),
     ),
     (
         "ModifyInstanceMetadataOptions",
-        Handler::Written(instances::modify_instance_metadata_options),
+        Handler::Sync(instances::modify_instance_metadata_options),
     ),
     (
         "GetConsoleOutput",
-        Handler::Written(instances::get_console_output),
+        Handler::Sync(instances::get_console_output),
     ),
     ("CreateVpc", Handler::Sync(vpcs::create_vpc)),
     ("DescribeVpcs", Handler::Sync(vpcs::describe_vpcs)),
@@ -373,35 +359,35 @@ const HANDLERS: &[(&str, Handler)] = &[
     ),
     (
         "CreateNetworkInterface",
-        Handler::Written(interfaces::create_network_interface),
+        Handler::Sync(interfaces::create_network_interface),
     ),
     (
         "DeleteNetworkInterface",
-        Handler::Written(interfaces::delete_network_interface),
+        Handler::Sync(interfaces::delete_network_interface),
     ),
     (
         "AttachNetworkInterface",
-        Handler::Written(interfaces::attach_network_interface),
+        Handler::Sync(interfaces::attach_network_interface),
     ),
     (
         "DetachNetworkInterface",
-        Handler::Written(interfaces::detach_network_interface),
+        Handler::Sync(interfaces::detach_network_interface),
     ),
     (
         "DescribeNetworkInterfaces",
-        Handler::Written(interfaces::describe_network_interfaces),
+        Handler::Sync(interfaces::describe_network_interfaces),
     ),
     (
         "ModifyNetworkInterfaceAttribute",
-        Handler::Written(interfaces::modify_network_interface_attribute),
+        Handler::Sync(interfaces::modify_network_interface_attribute),
     ),
     (
         "AssignPrivateIpAddresses",
-        Handler::Written(interfaces::assign_private_ip_addresses),
+        Handler::Sync(interfaces::assign_private_ip_addresses),
     ),
     (
         "UnassignPrivateIpAddresses",
-        Handler::Written(interfaces::unassign_private_ip_addresses),
+        Handler::Sync(interfaces::unassign_private_ip_addresses),
     ),
     (
         "AllocateAddress",
@@ -466,19 +452,6 @@ fn input<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// Identifies the response being written.
-#[derive(Clone, Copy)]
-struct Response<'a> {
-    action: &'a str,
-    request_id: &'a str,
-}
-
-impl Response<'_> {
-    fn render(self, body: impl FnOnce(&mut awsproto::XmlWriter)) -> Result<String, ApiError> {
-        Ok(awsproto::ec2_response(self.action, self.request_id, body))
-    }
-}
-
 /// The part of a request every Describe action shares: its ID list (named `ids_member` in the
 /// model, if the action has one), `Filters`, `MaxResults` and `NextToken`. The rest of the request is decoded into
 /// `Rest`, which denies unknown fields, so a modeled parameter nimbus does not honour is
@@ -523,36 +496,6 @@ fn describe_request<Rest: DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 struct NoOtherParameters {}
 
-/// `<set><item>…</item>…</set>` and the `nextToken` of a page, as every Describe answers.
-fn write_page<T>(
-    xml: &mut awsproto::XmlWriter,
-    set: &str,
-    items: &[T],
-    next_token: Option<&str>,
-    mut write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
-) {
-    xml.start(set);
-    for item in items {
-        xml.start("item");
-        write_item(xml, item);
-        xml.end();
-    }
-    xml.end();
-    if let Some(token) = next_token {
-        xml.leaf("nextToken", token);
-    }
-}
-
-/// A Describe answer: one page of items in `set`.
-fn render_page<T>(
-    response: Response,
-    set: &str,
-    (items, next_token): Page<T>,
-    write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
-) -> Result<String, ApiError> {
-    response.render(|xml| write_page(xml, set, &items, next_token.as_deref(), write_item))
-}
-
 /// A resource's tags as the model's `TagList` (`ec2model` decides when an empty one is sent).
 fn tags_output(tags: &control::Tags) -> Value {
     tags.iter()
@@ -572,21 +515,6 @@ fn page_output<T>(
         output.insert("NextToken".to_owned(), Value::String(token));
     }
     Value::Object(output)
-}
-
-/// A resource's tags; AWS omits the element for an untagged resource.
-fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
-    if tags.is_empty() {
-        return;
-    }
-    xml.start("tagSet");
-    for (key, value) in tags {
-        xml.start("item");
-        xml.leaf("key", key);
-        xml.leaf("value", value);
-        xml.end();
-    }
-    xml.end();
 }
 
 #[cfg(test)]
