@@ -6,8 +6,19 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, unsupported_parameter, Output};
+use super::{
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("AllocateAddress", Handler::Sync(allocate_address)),
+    ("DescribeAddresses", Handler::Sync(describe_addresses)),
+    ("AssociateAddress", Handler::Sync(associate_address)),
+    ("DisassociateAddress", Handler::Sync(disassociate_address)),
+    ("ReleaseAddress", Handler::Sync(release_address)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -19,7 +30,7 @@ struct AllocateAddress {
     dry_run: bool,
 }
 
-pub fn allocate_address(context: &ApiContext, request: Value) -> Output {
+fn allocate_address(context: &ApiContext, request: Value) -> Output {
     let request: AllocateAddress = input(request)?;
     if request.domain.as_deref().is_some_and(|d| d != "vpc") {
         return Err(unsupported_parameter("Domain=standard"));
@@ -61,7 +72,7 @@ struct DescribeAddresses {
     public_ips: Vec<String>,
 }
 
-pub fn describe_addresses(context: &ApiContext, request: Value) -> Output {
+fn describe_addresses(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeAddresses) =
         describe_request(request, Some("AllocationIds"))?;
     let addresses = context
@@ -86,7 +97,7 @@ struct AssociateAddress {
     dry_run: bool,
 }
 
-pub fn associate_address(context: &ApiContext, request: Value) -> Output {
+fn associate_address(context: &ApiContext, request: Value) -> Output {
     let request: AssociateAddress = input(request)?;
     let allocation_id = match (request.allocation_id, &request.public_ip) {
         (Some(id), _) => id,
@@ -120,7 +131,7 @@ struct DisassociateAddress {
     dry_run: bool,
 }
 
-pub fn disassociate_address(context: &ApiContext, request: Value) -> Output {
+fn disassociate_address(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateAddress = input(request)?;
     context.control.disassociate_address(
         request.association_id.as_deref(),
@@ -140,7 +151,7 @@ struct ReleaseAddress {
     dry_run: bool,
 }
 
-pub fn release_address(context: &ApiContext, request: Value) -> Output {
+fn release_address(context: &ApiContext, request: Value) -> Output {
     let request: ReleaseAddress = input(request)?;
     if request
         .network_border_group

@@ -3,8 +3,25 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, NoOtherParameters, Output};
+use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("DescribeRegions", Handler::Sync(describe_regions)),
+    (
+        "DescribeAvailabilityZones",
+        Handler::Sync(describe_availability_zones),
+    ),
+    (
+        "DescribeAccountAttributes",
+        Handler::Sync(describe_account_attributes),
+    ),
+    (
+        "DescribeInstanceTypes",
+        Handler::Sync(describe_instance_types),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -14,7 +31,7 @@ struct DescribeRegions {
     _all_regions: bool,
 }
 
-pub fn describe_regions(context: &ApiContext, request: Value) -> Output {
+fn describe_regions(context: &ApiContext, request: Value) -> Output {
     let (query, DescribeRegions { .. }) = describe_request(request, Some("RegionNames"))?;
     let regions = context.control.describe_regions(&query)?;
     Ok(page_output("Regions", (regions, None), |region| {
@@ -36,7 +53,7 @@ struct DescribeAvailabilityZones {
     _all_availability_zones: bool,
 }
 
-pub fn describe_availability_zones(context: &ApiContext, request: Value) -> Output {
+fn describe_availability_zones(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeAvailabilityZones) =
         describe_request(request, Some("ZoneNames"))?;
     let zones = context
@@ -64,7 +81,7 @@ struct DescribeAccountAttributes {
     attribute_names: Vec<String>,
 }
 
-pub fn describe_account_attributes(context: &ApiContext, request: Value) -> Output {
+fn describe_account_attributes(context: &ApiContext, request: Value) -> Output {
     let request: DescribeAccountAttributes = input(request)?;
     let attributes = context
         .control
@@ -80,7 +97,7 @@ pub fn describe_account_attributes(context: &ApiContext, request: Value) -> Outp
     Ok(json!({"AccountAttributes": attributes}))
 }
 
-pub fn describe_instance_types(context: &ApiContext, request: Value) -> Output {
+fn describe_instance_types(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceTypes"))?;
     let page = context.control.describe_instance_types(&query)?;
     Ok(page_output("InstanceTypes", page, |instance_type| {

@@ -7,8 +7,34 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, NoOtherParameters, Output};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "CreateInternetGateway",
+        Handler::Sync(create_internet_gateway),
+    ),
+    (
+        "DescribeInternetGateways",
+        Handler::Sync(describe_internet_gateways),
+    ),
+    (
+        "AttachInternetGateway",
+        Handler::Sync(attach_internet_gateway),
+    ),
+    (
+        "DetachInternetGateway",
+        Handler::Sync(detach_internet_gateway),
+    ),
+    (
+        "DeleteInternetGateway",
+        Handler::Sync(delete_internet_gateway),
+    ),
+];
 
 fn gateway_output(gateway: &InternetGateway, owner: &str) -> Value {
     let attachments: Vec<Value> = (gateway.attached_vpc.iter())
@@ -31,7 +57,7 @@ struct CreateInternetGateway {
     dry_run: bool,
 }
 
-pub fn create_internet_gateway(context: &ApiContext, request: Value) -> Output {
+fn create_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: CreateInternetGateway = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, ResourceKind::InternetGateway)?;
     let gateway = context
@@ -41,7 +67,7 @@ pub fn create_internet_gateway(context: &ApiContext, request: Value) -> Output {
     Ok(json!({"InternetGateway": gateway_output(&gateway, owner)}))
 }
 
-pub fn describe_internet_gateways(context: &ApiContext, request: Value) -> Output {
+fn describe_internet_gateways(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InternetGatewayIds"))?;
     let page = context.control.describe_internet_gateways(&query)?;
     let owner = &context.control.config().account_id;
@@ -59,7 +85,7 @@ struct GatewayAttachment {
     dry_run: bool,
 }
 
-pub fn attach_internet_gateway(context: &ApiContext, request: Value) -> Output {
+fn attach_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: GatewayAttachment = input(request)?;
     context.control.attach_internet_gateway(
         &request.internet_gateway_id,
@@ -69,7 +95,7 @@ pub fn attach_internet_gateway(context: &ApiContext, request: Value) -> Output {
     Ok(Value::Null)
 }
 
-pub fn detach_internet_gateway(context: &ApiContext, request: Value) -> Output {
+fn detach_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: GatewayAttachment = input(request)?;
     context.control.detach_internet_gateway(
         &request.internet_gateway_id,
@@ -87,7 +113,7 @@ struct DeleteInternetGateway {
     dry_run: bool,
 }
 
-pub fn delete_internet_gateway(context: &ApiContext, request: Value) -> Output {
+fn delete_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: DeleteInternetGateway = input(request)?;
     context
         .control

@@ -7,9 +7,19 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, unsupported_parameter, Output};
+use super::{
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+};
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("DescribeImages", Handler::Sync(describe_images)),
+    ("RegisterImage", Handler::Sync(register_image)),
+    ("DeregisterImage", Handler::Sync(deregister_image)),
+    ("CreateImage", Handler::Async(create_image)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -25,7 +35,7 @@ struct DescribeImages {
     _include_disabled: bool,
 }
 
-pub fn describe_images(context: &ApiContext, request: Value) -> Output {
+fn describe_images(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeImages) = describe_request(request, Some("ImageIds"))?;
     let account = context.control.config().account_id.clone();
     let (images, next_token) = context.control.describe_images(&query, &request.owners)?;
@@ -135,7 +145,7 @@ struct RegisterImage {
     dry_run: bool,
 }
 
-pub fn register_image(context: &ApiContext, request: Value) -> Output {
+fn register_image(context: &ApiContext, request: Value) -> Output {
     let request: RegisterImage = input(request)?;
     if request
         .architecture
@@ -199,7 +209,7 @@ struct DeregisterImage {
     dry_run: bool,
 }
 
-pub fn deregister_image(context: &ApiContext, request: Value) -> Output {
+fn deregister_image(context: &ApiContext, request: Value) -> Output {
     let request: DeregisterImage = input(request)?;
     context
         .control
@@ -222,7 +232,7 @@ struct CreateImage {
     dry_run: bool,
 }
 
-pub fn create_image(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+fn create_image(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
     Box::pin(create(context, request))
 }
 

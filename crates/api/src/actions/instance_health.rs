@@ -8,8 +8,22 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::instances::state_output;
-use super::{describe_request, input, page_output, unsupported_parameter, Output};
+use super::{describe_request, input, page_output, unsupported_parameter, Handler, Output};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "DescribeInstanceStatus",
+        Handler::Sync(describe_instance_status),
+    ),
+    ("MonitorInstances", Handler::Sync(monitor_instances)),
+    ("UnmonitorInstances", Handler::Sync(unmonitor_instances)),
+    (
+        "ModifyInstanceMaintenanceOptions",
+        Handler::Sync(modify_instance_maintenance_options),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -29,7 +43,7 @@ fn status_value(name: &str, checks: &InstanceChecks) -> Option<&'static str> {
     })
 }
 
-pub fn describe_instance_status(context: &ApiContext, request: Value) -> Output {
+fn describe_instance_status(context: &ApiContext, request: Value) -> Output {
     let (mut query, request): (_, DescribeInstanceStatus) =
         describe_request(request, Some("InstanceIds"))?;
     let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
@@ -96,11 +110,11 @@ struct MonitorInstances {
     dry_run: bool,
 }
 
-pub fn monitor_instances(context: &ApiContext, request: Value) -> Output {
+fn monitor_instances(context: &ApiContext, request: Value) -> Output {
     set_monitoring(context, request, true)
 }
 
-pub fn unmonitor_instances(context: &ApiContext, request: Value) -> Output {
+fn unmonitor_instances(context: &ApiContext, request: Value) -> Output {
     set_monitoring(context, request, false)
 }
 
@@ -129,7 +143,7 @@ struct ModifyInstanceMaintenanceOptions {
     dry_run: bool,
 }
 
-pub fn modify_instance_maintenance_options(context: &ApiContext, request: Value) -> Output {
+fn modify_instance_maintenance_options(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceMaintenanceOptions = input(request)?;
     if request.reboot_migration.is_some() {
         return Err(unsupported_parameter("RebootMigration"));

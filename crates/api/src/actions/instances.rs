@@ -19,10 +19,33 @@ use super::interfaces::{
 };
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("RunInstances", Handler::Sync(run_instances)),
+    ("DescribeInstances", Handler::Sync(describe_instances)),
+    ("StartInstances", Handler::Sync(start_instances)),
+    ("StopInstances", Handler::Sync(stop_instances)),
+    ("RebootInstances", Handler::Sync(reboot_instances)),
+    ("TerminateInstances", Handler::Sync(terminate_instances)),
+    (
+        "DescribeInstanceAttribute",
+        Handler::Sync(describe_instance_attribute),
+    ),
+    (
+        "ModifyInstanceAttribute",
+        Handler::Sync(modify_instance_attribute),
+    ),
+    (
+        "ModifyInstanceMetadataOptions",
+        Handler::Sync(modify_instance_metadata_options),
+    ),
+    ("GetConsoleOutput", Handler::Sync(get_console_output)),
+];
 
 /// One instance's ID with its state before and after a change.
 type Transition = (String, InstanceState, InstanceState);
@@ -120,7 +143,7 @@ struct IamInstanceProfileInput {
     name: Option<String>,
 }
 
-pub fn run_instances(context: &ApiContext, request: Value) -> Output {
+fn run_instances(context: &ApiContext, request: Value) -> Output {
     let client_token = ClientToken::of_request("RunInstances", &request)?;
     let request: RunInstances = input(request)?;
     let image_id = request
@@ -315,7 +338,7 @@ fn metadata_options_output(options: &MetadataOptions) -> Value {
     })
 }
 
-pub fn describe_instances(context: &ApiContext, request: Value) -> Output {
+fn describe_instances(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceIds"))?;
     let (instances, next_token) = context.control.describe_instances(&query)?;
     let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
@@ -368,7 +391,7 @@ fn transitions_output(member: &str, changes: &[Transition]) -> Output {
     Ok(json!({ member: changes }))
 }
 
-pub fn start_instances(context: &ApiContext, request: Value) -> Output {
+fn start_instances(context: &ApiContext, request: Value) -> Output {
     transition(
         context,
         request,
@@ -390,7 +413,7 @@ fn transition(
     transitions_output(member, &changes)
 }
 
-pub fn stop_instances(context: &ApiContext, request: Value) -> Output {
+fn stop_instances(context: &ApiContext, request: Value) -> Output {
     let request: InstanceIds = input(request)?;
     if request.hibernate {
         return Err(unsupported_parameter("Hibernate"));
@@ -402,7 +425,7 @@ pub fn stop_instances(context: &ApiContext, request: Value) -> Output {
     transitions_output("StoppingInstances", &changes)
 }
 
-pub fn terminate_instances(context: &ApiContext, request: Value) -> Output {
+fn terminate_instances(context: &ApiContext, request: Value) -> Output {
     transition(
         context,
         request,
@@ -411,7 +434,7 @@ pub fn terminate_instances(context: &ApiContext, request: Value) -> Output {
     )
 }
 
-pub fn reboot_instances(context: &ApiContext, request: Value) -> Output {
+fn reboot_instances(context: &ApiContext, request: Value) -> Output {
     let request: InstanceIds = input(request)?;
     reject_stop_options(&request)?;
     context
@@ -438,7 +461,7 @@ struct DescribeInstanceAttribute {
     attribute: String,
 }
 
-pub fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
+fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let request: DescribeInstanceAttribute = input(request)?;
     let instance = context.control.instance(&request.instance_id)?;
     if request.attribute == "groupSet" {
@@ -490,7 +513,7 @@ struct ModifyInstanceAttribute {
     dry_run: bool,
 }
 
-pub fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
+fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceAttribute = input(request)?;
     let control = &context.control;
     if !request.groups.is_empty() {
@@ -553,7 +576,7 @@ struct ModifyInstanceMetadataOptions {
     dry_run: bool,
 }
 
-pub fn modify_instance_metadata_options(context: &ApiContext, request: Value) -> Output {
+fn modify_instance_metadata_options(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceMetadataOptions = input(request)?;
     let mut probe = MetadataOptions::default();
     request.options.apply(&mut probe)?;
@@ -580,7 +603,7 @@ struct GetConsoleOutput {
     _latest: bool,
 }
 
-pub fn get_console_output(context: &ApiContext, request: Value) -> Output {
+fn get_console_output(context: &ApiContext, request: Value) -> Output {
     let request: GetConsoleOutput = input(request)?;
     let output = context.control.console_output(&request.instance_id)?;
     // EC2 returns at most 64 KiB: the most recent output.

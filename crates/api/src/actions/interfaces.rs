@@ -19,10 +19,46 @@ use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "CreateNetworkInterface",
+        Handler::Sync(create_network_interface),
+    ),
+    (
+        "DeleteNetworkInterface",
+        Handler::Sync(delete_network_interface),
+    ),
+    (
+        "AttachNetworkInterface",
+        Handler::Sync(attach_network_interface),
+    ),
+    (
+        "DetachNetworkInterface",
+        Handler::Sync(detach_network_interface),
+    ),
+    (
+        "DescribeNetworkInterfaces",
+        Handler::Sync(describe_network_interfaces),
+    ),
+    (
+        "ModifyNetworkInterfaceAttribute",
+        Handler::Sync(modify_network_interface_attribute),
+    ),
+    (
+        "AssignPrivateIpAddresses",
+        Handler::Sync(assign_private_ip_addresses),
+    ),
+    (
+        "UnassignPrivateIpAddresses",
+        Handler::Sync(unassign_private_ip_addresses),
+    ),
+];
 
 /// `NetworkInterfaces.N` of RunInstances.
 #[derive(Deserialize)]
@@ -295,7 +331,7 @@ fn interface_row_output(
     output
 }
 
-pub(super) fn describe_network_interfaces(context: &ApiContext, request: Value) -> Output {
+fn describe_network_interfaces(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkInterfaceIds"))?;
     let page = context.control.describe_network_interfaces(&query)?;
     let state = context.control.read();
@@ -324,7 +360,7 @@ struct CreateNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn create_network_interface(context: &ApiContext, request: Value) -> Output {
+fn create_network_interface(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
     let request: CreateNetworkInterface = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, ResourceKind::NetworkInterface)?;
@@ -353,7 +389,7 @@ struct DeleteNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn delete_network_interface(context: &ApiContext, request: Value) -> Output {
+fn delete_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: DeleteNetworkInterface = input(request)?;
     context
         .control
@@ -372,7 +408,7 @@ struct AttachNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn attach_network_interface(context: &ApiContext, request: Value) -> Output {
+fn attach_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: AttachNetworkInterface = input(request)?;
     if request.network_card_index.is_some_and(|card| card != 0) {
         return Err(unsupported_parameter("NetworkCardIndex (other than 0)"));
@@ -398,7 +434,7 @@ struct DetachNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn detach_network_interface(context: &ApiContext, request: Value) -> Output {
+fn detach_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: DetachNetworkInterface = input(request)?;
     context
         .control
@@ -432,7 +468,7 @@ struct StringValue {
     value: Option<String>,
 }
 
-pub(super) fn modify_network_interface_attribute(context: &ApiContext, request: Value) -> Output {
+fn modify_network_interface_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyNetworkInterfaceAttribute = input(request)?;
     let one_attribute = || {
         ApiError::from(control::Error::InvalidParameterCombination(
@@ -492,7 +528,7 @@ struct AssignPrivateIpAddresses {
     allow_reassignment: bool,
 }
 
-pub(super) fn assign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
+fn assign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
     let request: AssignPrivateIpAddresses = input(request)?;
     if request.allow_reassignment {
         return Err(unsupported_parameter("AllowReassignment"));
@@ -519,7 +555,7 @@ struct UnassignPrivateIpAddresses {
     private_ip_addresses: Vec<String>,
 }
 
-pub(super) fn unassign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
+fn unassign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
     let request: UnassignPrivateIpAddresses = input(request)?;
     context
         .control

@@ -8,9 +8,17 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, Output};
+use super::{describe_request, input, page_output, tags_output, Handler, Output};
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateKeyPair", Handler::Async(create_key_pair)),
+    ("ImportKeyPair", Handler::Sync(import_key_pair)),
+    ("DescribeKeyPairs", Handler::Sync(describe_key_pairs)),
+    ("DeleteKeyPair", Handler::Sync(delete_key_pair)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -24,7 +32,7 @@ struct CreateKeyPair {
     dry_run: bool,
 }
 
-pub fn create_key_pair(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+fn create_key_pair(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
     Box::pin(create(context, request))
 }
 
@@ -68,7 +76,7 @@ struct ImportKeyPair {
     dry_run: bool,
 }
 
-pub fn import_key_pair(context: &ApiContext, request: Value) -> Output {
+fn import_key_pair(context: &ApiContext, request: Value) -> Output {
     let request: ImportKeyPair = input(request)?;
     let material = base64::engine::general_purpose::STANDARD
         .decode(request.public_key_material.as_bytes())
@@ -99,7 +107,7 @@ struct DescribeKeyPairs {
     include_public_key: bool,
 }
 
-pub fn describe_key_pairs(context: &ApiContext, request: Value) -> Output {
+fn describe_key_pairs(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeKeyPairs) = describe_request(request, Some("KeyPairIds"))?;
     let key_pairs = context
         .control
@@ -126,7 +134,7 @@ struct DeleteKeyPair {
     dry_run: bool,
 }
 
-pub fn delete_key_pair(context: &ApiContext, request: Value) -> Output {
+fn delete_key_pair(context: &ApiContext, request: Value) -> Output {
     let request: DeleteKeyPair = input(request)?;
     let deleted = context.control.delete_key_pair(
         request.key_name.as_deref(),

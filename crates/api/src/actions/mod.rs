@@ -118,303 +118,40 @@ type Output = Result<Value, ApiError>;
 /// (JSON keyed by member names) and reads it into its own `deny_unknown_fields` struct, so a
 /// modeled parameter it does not honour is refused by name.
 #[derive(Clone, Copy)]
-enum Handler {
+pub(super) enum Handler {
     Sync(fn(&ApiContext, Value) -> Output),
     Async(for<'a> fn(&'a ApiContext, Value) -> BoxFuture<'a, Output>),
 }
 
-/// Every action nimbus answers and its handler: exactly the actions of `ec2model`'s list.
-const HANDLERS: &[(&str, Handler)] = &[
-    ("DescribeRegions", Handler::Sync(catalog::describe_regions)),
-    (
-        "DescribeAvailabilityZones",
-        Handler::Sync(catalog::describe_availability_zones),
-    ),
-    (
-        "DescribeAccountAttributes",
-        Handler::Sync(catalog::describe_account_attributes),
-    ),
-    (
-        "DescribeInstanceTypes",
-        Handler::Sync(catalog::describe_instance_types),
-    ),
-    ("CreateKeyPair", Handler::Async(keypairs::create_key_pair)),
-    ("ImportKeyPair", Handler::Sync(keypairs::import_key_pair)),
-    (
-        "DescribeKeyPairs",
-        Handler::Sync(keypairs::describe_key_pairs),
-    ),
-    ("DeleteKeyPair", Handler::Sync(keypairs::delete_key_pair)),
-    ("CreateTags", Handler::Sync(tags::create_tags)),
-    ("DeleteTags", Handler::Sync(tags::delete_tags)),
-    ("DescribeTags", Handler::Sync(tags::describe_tags)),
-    ("CreateVolume", Handler::Sync(volumes::create_volume)),
-    ("DescribeVolumes", Handler::Sync(volumes::describe_volumes)),
-    ("DeleteVolume", Handler::Sync(volumes::delete_volume)),
-    ("ModifyVolume", Handler::Sync(volumes::modify_volume)),
-    (
-        "DescribeVolumesModifications",
-        Handler::Sync(volumes::describe_volumes_modifications),
-    ),
-    ("CreateSnapshot", Handler::Async(snapshots::create_snapshot)),
-    (
-        "DescribeSnapshots",
-        Handler::Sync(snapshots::describe_snapshots),
-    ),
-    ("DeleteSnapshot", Handler::Async(snapshots::delete_snapshot)),
-    ("CopySnapshot", Handler::Async(snapshots::copy_snapshot)),
-    ("AttachVolume", Handler::Sync(volumes::attach_volume)),
-    ("DetachVolume", Handler::Sync(volumes::detach_volume)),
-    ("DescribeImages", Handler::Sync(images::describe_images)),
-    ("RegisterImage", Handler::Sync(images::register_image)),
-    ("DeregisterImage", Handler::Sync(images::deregister_image)),
-    ("CreateImage", Handler::Async(images::create_image)),
-    ("RunInstances", Handler::Sync(instances::run_instances)),
-    (
-        "DescribeInstances",
-        Handler::Sync(instances::describe_instances),
-    ),
-    (
-        "DescribeInstanceStatus",
-        Handler::Sync(instance_health::describe_instance_status),
-    ),
-    (
-        "MonitorInstances",
-        Handler::Sync(instance_health::monitor_instances),
-    ),
-    (
-        "UnmonitorInstances",
-        Handler::Sync(instance_health::unmonitor_instances),
-    ),
-    (
-        "ModifyInstanceMaintenanceOptions",
-        Handler::Sync(instance_health::modify_instance_maintenance_options),
-    ),
-    ("StartInstances", Handler::Sync(instances::start_instances)),
-    ("StopInstances", Handler::Sync(instances::stop_instances)),
-    (
-        "RebootInstances",
-        Handler::Sync(instances::reboot_instances),
-    ),
-    (
-        "TerminateInstances",
-        Handler::Sync(instances::terminate_instances),
-    ),
-    (
-        "DescribeInstanceAttribute",
-        Handler::Sync(instances::describe_instance_attribute),
-    ),
-    (
-        "ModifyInstanceAttribute",
-        Handler::Sync(instances::modify_instance_attribute),
-    ),
-    (
-        "ModifyInstanceMetadataOptions",
-        Handler::Sync(instances::modify_instance_metadata_options),
-    ),
-    (
-        "GetConsoleOutput",
-        Handler::Sync(instances::get_console_output),
-    ),
-    ("CreateVpc", Handler::Sync(vpcs::create_vpc)),
-    ("DescribeVpcs", Handler::Sync(vpcs::describe_vpcs)),
-    ("DeleteVpc", Handler::Sync(vpcs::delete_vpc)),
-    (
-        "DescribeVpcAttribute",
-        Handler::Sync(vpcs::describe_vpc_attribute),
-    ),
-    (
-        "ModifyVpcAttribute",
-        Handler::Sync(vpcs::modify_vpc_attribute),
-    ),
-    (
-        "AssociateVpcCidrBlock",
-        Handler::Sync(vpcs::associate_vpc_cidr_block),
-    ),
-    (
-        "DisassociateVpcCidrBlock",
-        Handler::Sync(vpcs::disassociate_vpc_cidr_block),
-    ),
-    ("CreateSubnet", Handler::Sync(subnets::create_subnet)),
-    ("DescribeSubnets", Handler::Sync(subnets::describe_subnets)),
-    ("DeleteSubnet", Handler::Sync(subnets::delete_subnet)),
-    (
-        "ModifySubnetAttribute",
-        Handler::Sync(subnets::modify_subnet_attribute),
-    ),
-    (
-        "CreateSecurityGroup",
-        Handler::Sync(security_groups::create_security_group),
-    ),
-    (
-        "DeleteSecurityGroup",
-        Handler::Sync(security_groups::delete_security_group),
-    ),
-    (
-        "DescribeSecurityGroups",
-        Handler::Sync(security_groups::describe_security_groups),
-    ),
-    (
-        "AuthorizeSecurityGroupIngress",
-        Handler::Sync(security_groups::authorize_ingress),
-    ),
-    (
-        "AuthorizeSecurityGroupEgress",
-        Handler::Sync(security_groups::authorize_egress),
-    ),
-    (
-        "RevokeSecurityGroupIngress",
-        Handler::Sync(security_groups::revoke_ingress),
-    ),
-    (
-        "RevokeSecurityGroupEgress",
-        Handler::Sync(security_groups::revoke_egress),
-    ),
-    (
-        "DescribeSecurityGroupRules",
-        Handler::Sync(security_groups::describe_security_group_rules),
-    ),
-    (
-        "ModifySecurityGroupRules",
-        Handler::Sync(security_groups::modify_security_group_rules),
-    ),
-    (
-        "UpdateSecurityGroupRuleDescriptionsIngress",
-        Handler::Sync(security_groups::update_rule_descriptions_ingress),
-    ),
-    (
-        "UpdateSecurityGroupRuleDescriptionsEgress",
-        Handler::Sync(security_groups::update_rule_descriptions_egress),
-    ),
-    (
-        "CreateInternetGateway",
-        Handler::Sync(gateways::create_internet_gateway),
-    ),
-    (
-        "DescribeInternetGateways",
-        Handler::Sync(gateways::describe_internet_gateways),
-    ),
-    (
-        "AttachInternetGateway",
-        Handler::Sync(gateways::attach_internet_gateway),
-    ),
-    (
-        "DetachInternetGateway",
-        Handler::Sync(gateways::detach_internet_gateway),
-    ),
-    (
-        "DeleteInternetGateway",
-        Handler::Sync(gateways::delete_internet_gateway),
-    ),
-    (
-        "CreateRouteTable",
-        Handler::Sync(route_tables::create_route_table),
-    ),
-    (
-        "DescribeRouteTables",
-        Handler::Sync(route_tables::describe_route_tables),
-    ),
-    (
-        "DeleteRouteTable",
-        Handler::Sync(route_tables::delete_route_table),
-    ),
-    ("CreateRoute", Handler::Sync(route_tables::create_route)),
-    ("ReplaceRoute", Handler::Sync(route_tables::replace_route)),
-    ("DeleteRoute", Handler::Sync(route_tables::delete_route)),
-    (
-        "AssociateRouteTable",
-        Handler::Sync(route_tables::associate_route_table),
-    ),
-    (
-        "ReplaceRouteTableAssociation",
-        Handler::Sync(route_tables::replace_route_table_association),
-    ),
-    (
-        "DisassociateRouteTable",
-        Handler::Sync(route_tables::disassociate_route_table),
-    ),
-    (
-        "CreateNetworkAcl",
-        Handler::Sync(network_acls::create_network_acl),
-    ),
-    (
-        "DescribeNetworkAcls",
-        Handler::Sync(network_acls::describe_network_acls),
-    ),
-    (
-        "DeleteNetworkAcl",
-        Handler::Sync(network_acls::delete_network_acl),
-    ),
-    (
-        "CreateNetworkAclEntry",
-        Handler::Sync(network_acls::create_network_acl_entry),
-    ),
-    (
-        "ReplaceNetworkAclEntry",
-        Handler::Sync(network_acls::replace_network_acl_entry),
-    ),
-    (
-        "DeleteNetworkAclEntry",
-        Handler::Sync(network_acls::delete_network_acl_entry),
-    ),
-    (
-        "CreateNetworkInterface",
-        Handler::Sync(interfaces::create_network_interface),
-    ),
-    (
-        "DeleteNetworkInterface",
-        Handler::Sync(interfaces::delete_network_interface),
-    ),
-    (
-        "AttachNetworkInterface",
-        Handler::Sync(interfaces::attach_network_interface),
-    ),
-    (
-        "DetachNetworkInterface",
-        Handler::Sync(interfaces::detach_network_interface),
-    ),
-    (
-        "DescribeNetworkInterfaces",
-        Handler::Sync(interfaces::describe_network_interfaces),
-    ),
-    (
-        "ModifyNetworkInterfaceAttribute",
-        Handler::Sync(interfaces::modify_network_interface_attribute),
-    ),
-    (
-        "AssignPrivateIpAddresses",
-        Handler::Sync(interfaces::assign_private_ip_addresses),
-    ),
-    (
-        "UnassignPrivateIpAddresses",
-        Handler::Sync(interfaces::unassign_private_ip_addresses),
-    ),
-    (
-        "AllocateAddress",
-        Handler::Sync(addresses::allocate_address),
-    ),
-    (
-        "DescribeAddresses",
-        Handler::Sync(addresses::describe_addresses),
-    ),
-    (
-        "AssociateAddress",
-        Handler::Sync(addresses::associate_address),
-    ),
-    (
-        "DisassociateAddress",
-        Handler::Sync(addresses::disassociate_address),
-    ),
-    ("ReleaseAddress", Handler::Sync(addresses::release_address)),
-    (
-        "ReplaceNetworkAclAssociation",
-        Handler::Sync(network_acls::replace_network_acl_association),
-    ),
+/// Every action nimbus answers and its handler, one table per module: exactly the actions of
+/// `ec2model`'s list (`handlers_are_the_model_list` checks).
+const HANDLERS: &[&[(&str, Handler)]] = &[
+    catalog::HANDLERS,
+    keypairs::HANDLERS,
+    tags::HANDLERS,
+    volumes::HANDLERS,
+    snapshots::HANDLERS,
+    images::HANDLERS,
+    instances::HANDLERS,
+    instance_health::HANDLERS,
+    vpcs::HANDLERS,
+    subnets::HANDLERS,
+    security_groups::HANDLERS,
+    gateways::HANDLERS,
+    route_tables::HANDLERS,
+    network_acls::HANDLERS,
+    interfaces::HANDLERS,
+    addresses::HANDLERS,
 ];
 
 fn handler(action: &str) -> Option<Handler> {
     static TABLE: OnceLock<HashMap<&str, Handler>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| HANDLERS.iter().copied().collect());
+    let table = TABLE.get_or_init(|| {
+        HANDLERS
+            .iter()
+            .flat_map(|module| module.iter().copied())
+            .collect()
+    });
     table.get(action).copied()
 }
 
@@ -527,8 +264,11 @@ mod tests {
     /// without a handler, or a handler the list lacks, fails here.
     #[test]
     fn handlers_are_the_model_list() {
-        let handled: BTreeSet<&str> = HANDLERS.iter().map(|(name, _)| *name).collect();
-        assert_eq!(handled.len(), HANDLERS.len(), "an action is handled twice");
+        let rows: Vec<&str> = (HANDLERS.iter().flat_map(|module| module.iter()))
+            .map(|(name, _)| *name)
+            .collect();
+        let handled: BTreeSet<&str> = rows.iter().copied().collect();
+        assert_eq!(handled.len(), rows.len(), "an action is handled twice");
         let modeled: BTreeSet<&str> = ec2model::modeled_actions().collect();
         assert_eq!(handled, modeled);
     }

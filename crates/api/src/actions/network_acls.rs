@@ -10,10 +10,33 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateNetworkAcl", Handler::Sync(create_network_acl)),
+    ("DescribeNetworkAcls", Handler::Sync(describe_network_acls)),
+    ("DeleteNetworkAcl", Handler::Sync(delete_network_acl)),
+    (
+        "CreateNetworkAclEntry",
+        Handler::Sync(create_network_acl_entry),
+    ),
+    (
+        "ReplaceNetworkAclEntry",
+        Handler::Sync(replace_network_acl_entry),
+    ),
+    (
+        "DeleteNetworkAclEntry",
+        Handler::Sync(delete_network_acl_entry),
+    ),
+    (
+        "ReplaceNetworkAclAssociation",
+        Handler::Sync(replace_network_acl_association),
+    ),
+];
 
 /// EC2 shows ACL protocols as numbers.
 fn protocol_number(traffic: &Traffic) -> &str {
@@ -86,7 +109,7 @@ struct CreateNetworkAcl {
     dry_run: bool,
 }
 
-pub fn create_network_acl(context: &ApiContext, request: Value) -> Output {
+fn create_network_acl(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateNetworkAcl", &request)?;
     let request: CreateNetworkAcl = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, ResourceKind::NetworkAcl)?;
@@ -100,7 +123,7 @@ pub fn create_network_acl(context: &ApiContext, request: Value) -> Output {
     Ok(json!({"NetworkAcl": acl_output(&acl, owner)}))
 }
 
-pub fn describe_network_acls(context: &ApiContext, request: Value) -> Output {
+fn describe_network_acls(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkAclIds"))?;
     let page = context.control.describe_network_acls(&query)?;
     let owner = &context.control.config().account_id;
@@ -117,7 +140,7 @@ struct DeleteNetworkAcl {
     dry_run: bool,
 }
 
-pub fn delete_network_acl(context: &ApiContext, request: Value) -> Output {
+fn delete_network_acl(context: &ApiContext, request: Value) -> Output {
     let request: DeleteNetworkAcl = input(request)?;
     context
         .control
@@ -180,11 +203,11 @@ fn put_entry(context: &ApiContext, request: Value, replace: bool) -> Output {
     Ok(Value::Null)
 }
 
-pub fn create_network_acl_entry(context: &ApiContext, request: Value) -> Output {
+fn create_network_acl_entry(context: &ApiContext, request: Value) -> Output {
     put_entry(context, request, false)
 }
 
-pub fn replace_network_acl_entry(context: &ApiContext, request: Value) -> Output {
+fn replace_network_acl_entry(context: &ApiContext, request: Value) -> Output {
     put_entry(context, request, true)
 }
 
@@ -199,7 +222,7 @@ struct DeleteEntry {
     dry_run: bool,
 }
 
-pub fn delete_network_acl_entry(context: &ApiContext, request: Value) -> Output {
+fn delete_network_acl_entry(context: &ApiContext, request: Value) -> Output {
     let request: DeleteEntry = input(request)?;
     context.control.delete_network_acl_entry(
         &request.network_acl_id,
@@ -219,7 +242,7 @@ struct ReplaceAssociation {
     dry_run: bool,
 }
 
-pub fn replace_network_acl_association(context: &ApiContext, request: Value) -> Output {
+fn replace_network_acl_association(context: &ApiContext, request: Value) -> Output {
     let request: ReplaceAssociation = input(request)?;
     let new_id = context.control.replace_network_acl_association(
         &request.association_id,

@@ -10,10 +10,29 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateRouteTable", Handler::Sync(create_route_table)),
+    ("DescribeRouteTables", Handler::Sync(describe_route_tables)),
+    ("DeleteRouteTable", Handler::Sync(delete_route_table)),
+    ("CreateRoute", Handler::Sync(create_route)),
+    ("ReplaceRoute", Handler::Sync(replace_route)),
+    ("DeleteRoute", Handler::Sync(delete_route)),
+    ("AssociateRouteTable", Handler::Sync(associate_route_table)),
+    (
+        "ReplaceRouteTableAssociation",
+        Handler::Sync(replace_route_table_association),
+    ),
+    (
+        "DisassociateRouteTable",
+        Handler::Sync(disassociate_route_table),
+    ),
+];
 
 fn route_table_output(state: &control::State, table: &RouteTable, owner: &str) -> Value {
     let routes: Vec<Value> = (table.routes.iter())
@@ -62,7 +81,7 @@ struct CreateInVpc {
     dry_run: bool,
 }
 
-pub fn create_route_table(context: &ApiContext, request: Value) -> Output {
+fn create_route_table(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, ResourceKind::RouteTable)?;
@@ -77,7 +96,7 @@ pub fn create_route_table(context: &ApiContext, request: Value) -> Output {
     Ok(json!({"RouteTable": route_table_output(&state, &table, owner)}))
 }
 
-pub fn describe_route_tables(context: &ApiContext, request: Value) -> Output {
+fn describe_route_tables(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("RouteTableIds"))?;
     let page = context.control.describe_route_tables(&query)?;
     let state = context.control.read();
@@ -95,7 +114,7 @@ struct DeleteRouteTable {
     dry_run: bool,
 }
 
-pub fn delete_route_table(context: &ApiContext, request: Value) -> Output {
+fn delete_route_table(context: &ApiContext, request: Value) -> Output {
     let request: DeleteRouteTable = input(request)?;
     context
         .control
@@ -185,11 +204,11 @@ fn put_route(context: &ApiContext, request: Value, replace: bool) -> Output {
     Ok(json!({"Return": true}))
 }
 
-pub fn create_route(context: &ApiContext, request: Value) -> Output {
+fn create_route(context: &ApiContext, request: Value) -> Output {
     put_route(context, request, false)
 }
 
-pub fn replace_route(context: &ApiContext, request: Value) -> Output {
+fn replace_route(context: &ApiContext, request: Value) -> Output {
     put_route(context, request, true)
 }
 
@@ -202,7 +221,7 @@ struct DeleteRoute {
     dry_run: bool,
 }
 
-pub fn delete_route(context: &ApiContext, request: Value) -> Output {
+fn delete_route(context: &ApiContext, request: Value) -> Output {
     let request: DeleteRoute = input(request)?;
     let destination = request.destination_cidr_block.ok_or_else(|| {
         ApiError::from(control::Error::MissingParameter(
@@ -224,7 +243,7 @@ struct AssociateRouteTable {
     dry_run: bool,
 }
 
-pub fn associate_route_table(context: &ApiContext, request: Value) -> Output {
+fn associate_route_table(context: &ApiContext, request: Value) -> Output {
     let request: AssociateRouteTable = input(request)?;
     let subnet_id = request
         .subnet_id
@@ -248,7 +267,7 @@ struct DisassociateRouteTable {
     dry_run: bool,
 }
 
-pub fn disassociate_route_table(context: &ApiContext, request: Value) -> Output {
+fn disassociate_route_table(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateRouteTable = input(request)?;
     context
         .control
@@ -265,7 +284,7 @@ struct ReplaceRouteTableAssociation {
     dry_run: bool,
 }
 
-pub fn replace_route_table_association(context: &ApiContext, request: Value) -> Output {
+fn replace_route_table_association(context: &ApiContext, request: Value) -> Output {
     let request: ReplaceRouteTableAssociation = input(request)?;
     let new_id = context.control.replace_route_table_association(
         &request.association_id,

@@ -13,10 +13,46 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSecurityGroup", Handler::Sync(create_security_group)),
+    ("DeleteSecurityGroup", Handler::Sync(delete_security_group)),
+    (
+        "DescribeSecurityGroups",
+        Handler::Sync(describe_security_groups),
+    ),
+    (
+        "AuthorizeSecurityGroupIngress",
+        Handler::Sync(authorize_ingress),
+    ),
+    (
+        "AuthorizeSecurityGroupEgress",
+        Handler::Sync(authorize_egress),
+    ),
+    ("RevokeSecurityGroupIngress", Handler::Sync(revoke_ingress)),
+    ("RevokeSecurityGroupEgress", Handler::Sync(revoke_egress)),
+    (
+        "DescribeSecurityGroupRules",
+        Handler::Sync(describe_security_group_rules),
+    ),
+    (
+        "ModifySecurityGroupRules",
+        Handler::Sync(modify_security_group_rules),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        Handler::Sync(update_rule_descriptions_ingress),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        Handler::Sync(update_rule_descriptions_egress),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -30,7 +66,7 @@ struct CreateSecurityGroup {
     dry_run: bool,
 }
 
-pub fn create_security_group(context: &ApiContext, request: Value) -> Output {
+fn create_security_group(context: &ApiContext, request: Value) -> Output {
     let request: CreateSecurityGroup = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, ResourceKind::SecurityGroup)?;
     let group = context.control.create_security_group(
@@ -64,7 +100,7 @@ struct DeleteSecurityGroup {
     dry_run: bool,
 }
 
-pub fn delete_security_group(context: &ApiContext, request: Value) -> Output {
+fn delete_security_group(context: &ApiContext, request: Value) -> Output {
     let request: DeleteSecurityGroup = input(request)?;
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let group_id = context
@@ -143,7 +179,7 @@ struct DescribeSecurityGroups {
     group_names: Vec<String>,
 }
 
-pub fn describe_security_groups(context: &ApiContext, request: Value) -> Output {
+fn describe_security_groups(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeSecurityGroups) =
         describe_request(request, Some("GroupIds"))?;
     let page = context
@@ -254,11 +290,11 @@ impl ChangeRules {
     }
 }
 
-pub fn authorize_ingress(context: &ApiContext, request: Value) -> Output {
+fn authorize_ingress(context: &ApiContext, request: Value) -> Output {
     authorize(context, request, Direction::Ingress)
 }
 
-pub fn authorize_egress(context: &ApiContext, request: Value) -> Output {
+fn authorize_egress(context: &ApiContext, request: Value) -> Output {
     authorize(context, request, Direction::Egress)
 }
 
@@ -285,11 +321,11 @@ fn authorize(context: &ApiContext, request: Value, direction: Direction) -> Outp
     }))
 }
 
-pub fn revoke_ingress(context: &ApiContext, request: Value) -> Output {
+fn revoke_ingress(context: &ApiContext, request: Value) -> Output {
     revoke(context, request, Direction::Ingress)
 }
 
-pub fn revoke_egress(context: &ApiContext, request: Value) -> Output {
+fn revoke_egress(context: &ApiContext, request: Value) -> Output {
     revoke(context, request, Direction::Egress)
 }
 
@@ -325,7 +361,7 @@ fn revoke(context: &ApiContext, request: Value, direction: Direction) -> Output 
     Ok(json!({"Return": true, "RevokedSecurityGroupRules": revoked}))
 }
 
-pub fn describe_security_group_rules(context: &ApiContext, request: Value) -> Output {
+fn describe_security_group_rules(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SecurityGroupRuleIds"))?;
     let page = context.control.describe_security_group_rules(&query)?;
     let config = context.control.config();
@@ -361,7 +397,7 @@ struct ModifySecurityGroupRules {
     dry_run: bool,
 }
 
-pub fn modify_security_group_rules(context: &ApiContext, request: Value) -> Output {
+fn modify_security_group_rules(context: &ApiContext, request: Value) -> Output {
     let request: ModifySecurityGroupRules = input(request)?;
     let mut updates = Vec::new();
     for update in request.security_group_rules {
@@ -409,11 +445,11 @@ struct UpdateDescriptions {
     dry_run: bool,
 }
 
-pub fn update_rule_descriptions_ingress(context: &ApiContext, request: Value) -> Output {
+fn update_rule_descriptions_ingress(context: &ApiContext, request: Value) -> Output {
     update_rule_descriptions(context, request, Direction::Ingress)
 }
 
-pub fn update_rule_descriptions_egress(context: &ApiContext, request: Value) -> Output {
+fn update_rule_descriptions_egress(context: &ApiContext, request: Value) -> Output {
     update_rule_descriptions(context, request, Direction::Egress)
 }
 

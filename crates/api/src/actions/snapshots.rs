@@ -6,9 +6,17 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, Output};
+use super::{describe_request, input, page_output, tags_output, Handler, Output};
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSnapshot", Handler::Async(create_snapshot)),
+    ("DescribeSnapshots", Handler::Sync(describe_snapshots)),
+    ("DeleteSnapshot", Handler::Async(delete_snapshot)),
+    ("CopySnapshot", Handler::Async(copy_snapshot)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -21,7 +29,7 @@ struct CreateSnapshot {
     dry_run: bool,
 }
 
-pub fn create_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+fn create_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
     Box::pin(create(context, request))
 }
 
@@ -67,7 +75,7 @@ struct DescribeSnapshots {
     restorable_by_user_ids: Vec<String>,
 }
 
-pub fn describe_snapshots(context: &ApiContext, request: Value) -> Output {
+fn describe_snapshots(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeSnapshots) = describe_request(request, Some("SnapshotIds"))?;
     let account = context.control.config().account_id.clone();
     let (snapshots, next_token) = context
@@ -98,7 +106,7 @@ struct DeleteSnapshot {
     dry_run: bool,
 }
 
-pub fn delete_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+fn delete_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
     Box::pin(async move {
         let request: DeleteSnapshot = input(request)?;
         context
@@ -128,7 +136,7 @@ struct CopySnapshot {
     dry_run: bool,
 }
 
-pub fn copy_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+fn copy_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
     Box::pin(copy(context, request))
 }
 

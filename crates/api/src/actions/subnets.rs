@@ -7,8 +7,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
-use super::{describe_request, input, page_output, tags_output, NoOtherParameters, Output};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSubnet", Handler::Sync(create_subnet)),
+    ("DescribeSubnets", Handler::Sync(describe_subnets)),
+    ("DeleteSubnet", Handler::Sync(delete_subnet)),
+    (
+        "ModifySubnetAttribute",
+        Handler::Sync(modify_subnet_attribute),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -51,7 +64,7 @@ fn subnet_output(context: &ApiContext, subnet: &Subnet, available: u64) -> Value
     })
 }
 
-pub fn create_subnet(context: &ApiContext, request: Value) -> Output {
+fn create_subnet(context: &ApiContext, request: Value) -> Output {
     let request: CreateSubnet = input(request)?;
     let cidr = request
         .cidr_block
@@ -68,7 +81,7 @@ pub fn create_subnet(context: &ApiContext, request: Value) -> Output {
     Ok(json!({"Subnet": subnet_output(context, &subnet, available)}))
 }
 
-pub fn describe_subnets(context: &ApiContext, request: Value) -> Output {
+fn describe_subnets(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SubnetIds"))?;
     let page = context.control.describe_subnets(&query)?;
     Ok(page_output("Subnets", page, |(subnet, available)| {
@@ -84,7 +97,7 @@ struct DeleteSubnet {
     dry_run: bool,
 }
 
-pub fn delete_subnet(context: &ApiContext, request: Value) -> Output {
+fn delete_subnet(context: &ApiContext, request: Value) -> Output {
     let request: DeleteSubnet = input(request)?;
     context
         .control
@@ -99,7 +112,7 @@ struct ModifySubnetAttribute {
     map_public_ip_on_launch: Option<BooleanValue>,
 }
 
-pub fn modify_subnet_attribute(context: &ApiContext, request: Value) -> Output {
+fn modify_subnet_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifySubnetAttribute = input(request)?;
     let value = request
         .map_public_ip_on_launch

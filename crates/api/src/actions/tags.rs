@@ -5,8 +5,15 @@ use control::Control;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, NoOtherParameters, Output};
+use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateTags", Handler::Sync(create_tags)),
+    ("DeleteTags", Handler::Sync(delete_tags)),
+    ("DescribeTags", Handler::Sync(describe_tags)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -19,11 +26,11 @@ struct ChangeTags {
     dry_run: bool,
 }
 
-pub fn create_tags(context: &ApiContext, request: Value) -> Output {
+fn create_tags(context: &ApiContext, request: Value) -> Output {
     change_tags(context, request, Control::create_tags)
 }
 
-pub fn delete_tags(context: &ApiContext, request: Value) -> Output {
+fn delete_tags(context: &ApiContext, request: Value) -> Output {
     change_tags(context, request, Control::delete_tags)
 }
 
@@ -40,7 +47,7 @@ fn change_tags(context: &ApiContext, request: Value, change: TagChange) -> Outpu
     Ok(Value::Null)
 }
 
-pub fn describe_tags(context: &ApiContext, request: Value) -> Output {
+fn describe_tags(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, None)?;
     let page = context.control.describe_tags(&query)?;
     Ok(page_output("Tags", page, |row| {

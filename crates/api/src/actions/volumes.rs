@@ -9,8 +9,24 @@ use control::ResourceKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, NoOtherParameters, Output};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
 use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateVolume", Handler::Sync(create_volume)),
+    ("DescribeVolumes", Handler::Sync(describe_volumes)),
+    ("DeleteVolume", Handler::Sync(delete_volume)),
+    ("ModifyVolume", Handler::Sync(modify_volume)),
+    (
+        "DescribeVolumesModifications",
+        Handler::Sync(describe_volumes_modifications),
+    ),
+    ("AttachVolume", Handler::Sync(attach_volume)),
+    ("DetachVolume", Handler::Sync(detach_volume)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -34,7 +50,7 @@ struct CreateVolume {
     dry_run: bool,
 }
 
-pub fn create_volume(context: &ApiContext, request: Value) -> Output {
+fn create_volume(context: &ApiContext, request: Value) -> Output {
     let client_token = ClientToken::of_request("CreateVolume", &request)?;
     let request: CreateVolume = input(request)?;
     if request.multi_attach_enabled {
@@ -76,7 +92,7 @@ fn volume_output(volume: &Volume) -> Value {
     })
 }
 
-pub fn describe_volumes(context: &ApiContext, request: Value) -> Output {
+fn describe_volumes(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes(&query)?;
     Ok(page_output("Volumes", page, volume_output))
@@ -90,7 +106,7 @@ struct DeleteVolume {
     dry_run: bool,
 }
 
-pub fn delete_volume(context: &ApiContext, request: Value) -> Output {
+fn delete_volume(context: &ApiContext, request: Value) -> Output {
     let request: DeleteVolume = input(request)?;
     context
         .control
@@ -110,7 +126,7 @@ struct ModifyVolume {
     dry_run: bool,
 }
 
-pub fn modify_volume(context: &ApiContext, request: Value) -> Output {
+fn modify_volume(context: &ApiContext, request: Value) -> Output {
     let request: ModifyVolume = input(request)?;
     let volume = context.control.modify_volume(
         &request.volume_id,
@@ -148,7 +164,7 @@ fn modification_output(volume_id: &str, m: &Modification) -> Value {
     })
 }
 
-pub fn describe_volumes_modifications(context: &ApiContext, request: Value) -> Output {
+fn describe_volumes_modifications(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes_modifications(&query)?;
     Ok(page_output("VolumesModifications", page, |row| {
@@ -177,7 +193,7 @@ fn attachment_output(volume_id: &str, attachment: &control::volumes::Attachment)
     })
 }
 
-pub fn attach_volume(context: &ApiContext, request: Value) -> Output {
+fn attach_volume(context: &ApiContext, request: Value) -> Output {
     let request: AttachVolume = input(request)?;
     let attachment = context.control.attach_volume(
         &request.volume_id,
@@ -201,7 +217,7 @@ struct DetachVolume {
     dry_run: bool,
 }
 
-pub fn detach_volume(context: &ApiContext, request: Value) -> Output {
+fn detach_volume(context: &ApiContext, request: Value) -> Output {
     let request: DetachVolume = input(request)?;
     let (_, attachment) = context.control.detach_volume(
         &request.volume_id,

@@ -8,10 +8,30 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, NoOtherParameters,
-    Output,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateVpc", Handler::Sync(create_vpc)),
+    ("DescribeVpcs", Handler::Sync(describe_vpcs)),
+    ("DeleteVpc", Handler::Sync(delete_vpc)),
+    (
+        "DescribeVpcAttribute",
+        Handler::Sync(describe_vpc_attribute),
+    ),
+    ("ModifyVpcAttribute", Handler::Sync(modify_vpc_attribute)),
+    (
+        "AssociateVpcCidrBlock",
+        Handler::Sync(associate_vpc_cidr_block),
+    ),
+    (
+        "DisassociateVpcCidrBlock",
+        Handler::Sync(disassociate_vpc_cidr_block),
+    ),
+];
 
 /// `{"Value": bool}`, as EC2 wraps boolean attributes.
 #[derive(Deserialize)]
@@ -59,7 +79,7 @@ fn vpc_output(vpc: &Vpc, owner_id: &str) -> Value {
     })
 }
 
-pub fn create_vpc(context: &ApiContext, request: Value) -> Output {
+fn create_vpc(context: &ApiContext, request: Value) -> Output {
     let request: CreateVpc = input(request)?;
     if request.amazon_provided_ipv6_cidr_block {
         return Err(unsupported_parameter("AmazonProvidedIpv6CidrBlock"));
@@ -80,7 +100,7 @@ pub fn create_vpc(context: &ApiContext, request: Value) -> Output {
     Ok(json!({"Vpc": vpc_output(&vpc, owner)}))
 }
 
-pub fn describe_vpcs(context: &ApiContext, request: Value) -> Output {
+fn describe_vpcs(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VpcIds"))?;
     let page = context.control.describe_vpcs(&query)?;
     let owner = &context.control.config().account_id;
@@ -95,7 +115,7 @@ struct VpcRequest {
     dry_run: bool,
 }
 
-pub fn delete_vpc(context: &ApiContext, request: Value) -> Output {
+fn delete_vpc(context: &ApiContext, request: Value) -> Output {
     let request: VpcRequest = input(request)?;
     context
         .control
@@ -110,7 +130,7 @@ struct DescribeVpcAttribute {
     attribute: String,
 }
 
-pub fn describe_vpc_attribute(context: &ApiContext, request: Value) -> Output {
+fn describe_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let request: DescribeVpcAttribute = input(request)?;
     let attribute = VpcAttribute::parse(&request.attribute)?;
     let value = context.control.vpc_attribute(&request.vpc_id, attribute)?;
@@ -129,7 +149,7 @@ struct ModifyVpcAttribute {
     enable_dns_hostnames: Option<BooleanValue>,
 }
 
-pub fn modify_vpc_attribute(context: &ApiContext, request: Value) -> Output {
+fn modify_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyVpcAttribute = input(request)?;
     let (attribute, value) = match (request.enable_dns_support, request.enable_dns_hostnames) {
         (Some(value), None) => (VpcAttribute::EnableDnsSupport, value),
@@ -162,7 +182,7 @@ struct AssociateVpcCidrBlock {
     amazon_provided_ipv6_cidr_block: bool,
 }
 
-pub fn associate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
+fn associate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let request: AssociateVpcCidrBlock = input(request)?;
     if request.amazon_provided_ipv6_cidr_block {
         return Err(unsupported_parameter("AmazonProvidedIpv6CidrBlock"));
@@ -185,7 +205,7 @@ struct DisassociateVpcCidrBlock {
     association_id: String,
 }
 
-pub fn disassociate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
+fn disassociate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateVpcCidrBlock = input(request)?;
     let (vpc_id, association) = context
         .control
