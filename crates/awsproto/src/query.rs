@@ -229,17 +229,6 @@ fn write_members(
     let Kind::Structure { members, .. } = &model.shape(shape).kind else {
         return;
     };
-    // TEMPCHECK
-    for key in object.keys() {
-        if !members.iter().any(|m| &m.name == key) {
-            let line = format!("{} {}\n", model.shape(shape).name, key);
-            let _ = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open("/tmp/unmodeled.log")
-                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-        }
-    }
     for member in members {
         if let Some(child) = object.get(&member.name) {
             let name = member.wire_name();
