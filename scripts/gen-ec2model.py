@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes crates/ec2model/model/ec2.json from botocore's EC2 model: every operation name, and
 for the operations in crates/ec2model/model/actions.txt their input/output shapes with the
-closure of the shapes they reference. Deterministic (one shape per line, sorted); rerun after
+closure of the shapes they reference (members in botocore's order, the order of elements in
+answers). Deterministic (one shape per line, sorted); rerun after
 editing actions.txt or upgrading botocore."""
 
 import os
@@ -51,8 +52,11 @@ def main():
     model = load_botocore_model()
     actions = read_list(os.path.join(MODEL_DIR, "actions.txt"))
     modeled, shapes = select(model, "EC2", actions, slim_shape)
-    write_model(os.path.join(MODEL_DIR, "ec2.json"), ("version", model["metadata"]["apiVersion"]),
-                model["operations"], modeled, shapes, sort_keys=True)
+    # The metadata awsproto's model reader needs; members stay in botocore's order, which is
+    # the order of elements in answers.
+    metadata = {k: model["metadata"][k] for k in ("apiVersion", "protocol", "endpointPrefix")}
+    write_model(os.path.join(MODEL_DIR, "ec2.json"), ("metadata", metadata),
+                model["operations"], modeled, shapes, sort_keys=False)
     print(f"{len(modeled)} actions, {len(shapes)} shapes, {len(model['operations'])} operations")
 
 

@@ -324,3 +324,14 @@ def test_elastic_ips(ec2):
     ec2.release_address(AllocationId=allocated["AllocationId"])
     ec2.release_address(PublicIp=other["PublicIp"])
     assert code_of(ec2.release_address, AllocationId=allocated["AllocationId"]) == "InvalidAllocationID.NotFound"
+
+
+def test_a_new_internet_gateway_has_empty_tag_and_attachment_sets(ec2):
+    # As AWS answers CreateInternetGateway (Ansible's ec2_vpc_igw reads both); a Describe leaves
+    # out the tagSet of an untagged gateway, as it does for every untagged resource.
+    created = ec2.create_internet_gateway()["InternetGateway"]
+    assert created["Tags"] == [] and created["Attachments"] == []
+    gateway_id = created["InternetGatewayId"]
+    described = ec2.describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"][0]
+    assert "Tags" not in described and described["Attachments"] == []
+    ec2.delete_internet_gateway(InternetGatewayId=gateway_id)

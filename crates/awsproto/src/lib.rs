@@ -24,6 +24,7 @@ pub use protocol::{
     decode, detect, encode_error, encode_output, Answer, Decoded, ErrorStyle, JsonVersion,
     Protocol, RequestError, WireError,
 };
+pub use query::encode_ec2_output;
 pub use sigv4::{parse_sigv4, verify_sigv4, AuthDialect, AuthError, HttpRequestParts, SigV4Auth};
 pub use timestamp::iso8601;
-pub use xml::{ec2_error, ec2_response, XmlWriter, EC2_XMLNS};
+pub use xml::{ec2_error, XmlWriter, EC2_XMLNS};

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::input::{conform, InputError, Scalars};
 use crate::model::{Kind, MemberRef, Operation, ServiceModel, ShapeId};
 use crate::timestamp;
-use crate::xml::XmlWriter;
+use crate::xml::{XmlWriter, EC2_XMLNS};
 
 /// The form's parameters without `Action` and `Version`, each key once.
 pub type Params = BTreeMap<String, String>;
@@ -160,12 +160,41 @@ pub fn encode_output(
             .result_wrapper
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}Result", operation.name));
-        write_value(&mut xml, model, shape, &wrapper, output);
+        write_value(&mut xml, model, shape, &wrapper, output, &|_| true);
     }
     xml.start("ResponseMetadata");
     xml.leaf("RequestId", request_id);
     xml.finish()
 }
+
+/// The EC2 dialect of the same walk: `<?xml?><OpResponse xmlns=EC2><requestId/>` and the
+/// output's members right under the root (no result wrapper), lists as
+/// `<locationName><item>…</item></locationName>` by their `locationName`s. An operation without
+/// an output shape answers `<return>true</return>`, as EC2 does. `sends_empty(list shape
+/// name)` says whether an empty list is written (`<tagSet></tagSet>`) or left out: EC2 decides
+/// that per answer, so the caller holds the table.
+pub fn encode_ec2_output(
+    model: &ServiceModel,
+    operation: &Operation,
+    output: &Value,
+    request_id: &str,
+    sends_empty: &dyn Fn(&str) -> bool,
+) -> String {
+    let mut xml = XmlWriter::document();
+    xml.start_with_namespace(&format!("{}Response", operation.name), EC2_XMLNS);
+    xml.leaf("requestId", request_id);
+    match (operation.output, output) {
+        (Some(shape), Value::Object(object)) => {
+            write_members(&mut xml, model, shape, object, sends_empty)
+        }
+        (Some(_), _) => {}
+        (None, _) => xml.leaf("return", "true"),
+    }
+    xml.finish()
+}
+
+/// Whether an empty list of the named shape is written (`<name></name>`) or left out.
+type SendsEmpty<'a> = &'a dyn Fn(&str) -> bool;
 
 fn write_value(
     xml: &mut XmlWriter,
@@ -173,22 +202,38 @@ fn write_value(
     shape: ShapeId,
     name: &str,
     value: &Value,
+    sends_empty: SendsEmpty,
 ) {
     match (&model.shape(shape).kind, value) {
         (_, Value::Null) => {}
-        (Kind::Structure { members, .. }, Value::Object(object)) => {
+        (Kind::Structure { .. }, Value::Object(object)) => {
             xml.start(name);
-            for member in members {
-                if let Some(child) = object.get(&member.name) {
-                    write_member(xml, model, &member.target, member.wire_name(), child);
-                }
-            }
+            write_members(xml, model, shape, object, sends_empty);
             xml.end();
         }
         (Kind::List { .. } | Kind::Map { .. }, _) => {
-            write_member(xml, model, &unflattened(shape), name, value)
+            write_member(xml, model, &unflattened(shape), name, value, sends_empty)
         }
         (kind, scalar) => xml.leaf(name, &scalar_text(kind, scalar)),
+    }
+}
+
+/// A structure's members in the model's order; members the shape does not have are left out.
+fn write_members(
+    xml: &mut XmlWriter,
+    model: &ServiceModel,
+    shape: ShapeId,
+    object: &Map<String, Value>,
+    sends_empty: SendsEmpty,
+) {
+    let Kind::Structure { members, .. } = &model.shape(shape).kind else {
+        return;
+    };
+    for member in members {
+        if let Some(child) = object.get(&member.name) {
+            let name = member.wire_name();
+            write_member(xml, model, &member.target, name, child, sends_empty);
+        }
     }
 }
 
@@ -207,8 +252,12 @@ fn write_member(
     target: &MemberRef,
     name: &str,
     value: &Value,
+    sends_empty: SendsEmpty,
 ) {
-    match (&model.shape(target.shape).kind, value) {
+    let shape = model.shape(target.shape);
+    match (&shape.kind, value) {
+        (Kind::List { .. }, Value::Array(elements))
+            if elements.is_empty() && !sends_empty(&shape.name) => {}
         (
             Kind::List {
                 member, flattened, ..
@@ -225,7 +274,7 @@ fn write_member(
                 xml.start(name);
             }
             for element in elements {
-                write_value(xml, model, member.shape, element_name, element);
+                write_value(xml, model, member.shape, element_name, element, sends_empty);
             }
             if !flattened {
                 xml.end();
@@ -248,14 +297,15 @@ fn write_member(
                 xml.start(if flattened { name } else { "entry" });
                 xml.leaf(key.location_name.as_deref().unwrap_or("key"), entry_key);
                 let value_name = value_ref.location_name.as_deref().unwrap_or("value");
-                write_value(xml, model, value_ref.shape, value_name, entry_value);
+                let shape = value_ref.shape;
+                write_value(xml, model, shape, value_name, entry_value, sends_empty);
                 xml.end();
             }
             if !flattened {
                 xml.end();
             }
         }
-        _ => write_value(xml, model, target.shape, name, value),
+        _ => write_value(xml, model, target.shape, name, value, sends_empty),
     }
 }
 

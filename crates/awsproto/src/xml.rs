@@ -1,4 +1,4 @@
-//! A small XML writer for EC2 responses, writing into one `String`.
+//! A small XML writer for the XML protocols' answers and errors, writing into one `String`.
 //!
 //! Element names come from code and are written as given; text is escaped, and characters
 //! that XML 1.0 forbids are dropped (a client's parser would reject the whole document).
@@ -110,13 +110,6 @@ impl XmlWriter {
         self.close_tag(name);
     }
 
-    /// `<name>text</name>` when there is a text, nothing otherwise (EC2 omits absent fields).
-    pub fn leaf_opt(&mut self, name: &str, text: Option<&str>) {
-        if let Some(text) = text {
-            self.leaf(name, text);
-        }
-    }
-
     /// Closes whatever is still open and returns the document.
     pub fn finish(mut self) -> String {
         while !self.open_starts.is_empty() {
@@ -124,15 +117,6 @@ impl XmlWriter {
         }
         self.out
     }
-}
-
-/// `<?xml?><{Action}Response xmlns=…><requestId>…</requestId>…</{Action}Response>`
-pub fn ec2_response(action: &str, request_id: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
-    let mut xml = XmlWriter::document();
-    xml.start_with_namespace(&format!("{action}Response"), EC2_XMLNS);
-    xml.leaf("requestId", request_id);
-    body(&mut xml);
-    xml.finish()
 }
 
 /// The EC2 error envelope:
@@ -156,16 +140,17 @@ mod tests {
 
     #[test]
     fn writes_escaped_documents() {
-        let xml = ec2_response("DescribeRegions", "req-1", |w| {
-            w.start("regionInfo");
-            w.start("item");
-            w.leaf("regionName", "a<b>&\"c'\u{1}d\u{FFFF}\r\n\té");
-            w.leaf_opt("optInStatus", None);
-            w.leaf_opt("endpoint", Some("e"));
-            w.end();
-            w.start("item");
-            // Left open: finish closes it.
-        });
+        let mut w = XmlWriter::document();
+        w.start_with_namespace("DescribeRegionsResponse", EC2_XMLNS);
+        w.leaf("requestId", "req-1");
+        w.start("regionInfo");
+        w.start("item");
+        w.leaf("regionName", "a<b>&\"c'\u{1}d\u{FFFF}\r\n\té");
+        w.leaf("endpoint", "e");
+        w.end();
+        w.start("item");
+        // Left open: finish closes it.
+        let xml = w.finish();
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\

@@ -1,12 +1,15 @@
 //! botocore's EC2 model (a committed subset, `model/ec2.json`, made by
 //! `scripts/gen-ec2model.py`) and what it drives: a decoder that turns EC2 Query forms into
 //! JSON keyed by the model's member names, checked for unknown keys, missing members and
-//! malformed values, and a checker of response bodies for tests.
+//! malformed values; the encoder of answers from the output shapes; and a checker of response
+//! bodies for tests.
 
+mod answer;
 mod check;
 mod decode;
 mod model;
 
+pub use answer::{encode_output, modeled_actions};
 pub use check::check_output_xml;
 pub use decode::decode;
 pub use model::{is_modeled, operation_exists};

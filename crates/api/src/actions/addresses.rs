@@ -4,10 +4,21 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::addresses::{AssociationTarget, ElasticIp};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, Response};
-use crate::{ApiContext, ApiError};
+use super::{
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+};
+use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("AllocateAddress", Handler::Sync(allocate_address)),
+    ("DescribeAddresses", Handler::Sync(describe_addresses)),
+    ("AssociateAddress", Handler::Sync(associate_address)),
+    ("DisassociateAddress", Handler::Sync(disassociate_address)),
+    ("ReleaseAddress", Handler::Sync(release_address)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -19,41 +30,39 @@ struct AllocateAddress {
     dry_run: bool,
 }
 
-pub fn allocate_address(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn allocate_address(context: &ApiContext, request: Value) -> Output {
     let request: AllocateAddress = input(request)?;
     if request.domain.as_deref().is_some_and(|d| d != "vpc") {
         return Err(unsupported_parameter("Domain=standard"));
     }
     let tags = tags_of_created(&request.tag_specifications, ElasticIp::KIND)?;
     let address = context.control.allocate_address(tags, request.dry_run)?;
-    response.render(|xml| {
-        xml.leaf("publicIp", &address.public_ip.to_string());
-        xml.leaf("domain", "vpc");
-        xml.leaf("allocationId", &address.allocation_id);
-        xml.leaf("publicIpv4Pool", "amazon");
-        xml.leaf("networkBorderGroup", &context.control.config().region);
-    })
+    Ok(json!({
+        "PublicIp": address.public_ip.to_string(),
+        "Domain": "vpc",
+        "AllocationId": address.allocation_id,
+        "PublicIpv4Pool": "amazon",
+        "NetworkBorderGroup": context.control.config().region,
+    }))
 }
 
-fn write_address(xml: &mut awsproto::XmlWriter, context: &ApiContext, address: &ElasticIp) {
+fn address_output(context: &ApiContext, address: &ElasticIp) -> Value {
     let config = context.control.config();
-    xml.leaf("publicIp", &address.public_ip.to_string());
-    xml.leaf("allocationId", &address.allocation_id);
-    xml.leaf("domain", "vpc");
-    if let Some(association) = &address.association {
-        xml.leaf("instanceId", &association.instance_id);
-        xml.leaf("associationId", &association.association_id);
-        xml.leaf("networkInterfaceId", &association.interface_id);
-        xml.leaf("networkInterfaceOwnerId", &config.account_id);
-        xml.leaf("privateIpAddress", &association.private_ip.to_string());
-    }
-    xml.leaf("publicIpv4Pool", "amazon");
-    xml.leaf("networkBorderGroup", &config.region);
-    write_tag_set(xml, &address.tags);
+    // An unassociated address has no association members (null members are left out).
+    let association = address.association.as_ref();
+    json!({
+        "PublicIp": address.public_ip.to_string(),
+        "AllocationId": address.allocation_id,
+        "Domain": "vpc",
+        "InstanceId": association.map(|a| &a.instance_id),
+        "AssociationId": association.map(|a| &a.association_id),
+        "NetworkInterfaceId": association.map(|a| &a.interface_id),
+        "NetworkInterfaceOwnerId": association.map(|_| &config.account_id),
+        "PrivateIpAddress": association.map(|a| a.private_ip.to_string()),
+        "PublicIpv4Pool": "amazon",
+        "NetworkBorderGroup": config.region,
+        "Tags": tags_output(&address.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -63,22 +72,15 @@ struct DescribeAddresses {
     public_ips: Vec<String>,
 }
 
-pub fn describe_addresses(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_addresses(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeAddresses) =
         describe_request(request, Some("AllocationIds"))?;
     let addresses = context
         .control
         .describe_addresses(&request.public_ips, &query)?;
-    render_page(
-        response,
-        "addressesSet",
-        (addresses, None),
-        |xml, address| write_address(xml, context, address),
-    )
+    Ok(page_output("Addresses", (addresses, None), |address| {
+        address_output(context, address)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -95,11 +97,7 @@ struct AssociateAddress {
     dry_run: bool,
 }
 
-pub fn associate_address(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn associate_address(context: &ApiContext, request: Value) -> Output {
     let request: AssociateAddress = input(request)?;
     let allocation_id = match (request.allocation_id, &request.public_ip) {
         (Some(id), _) => id,
@@ -121,10 +119,7 @@ pub fn associate_address(
         context
             .control
             .associate_address(&allocation_id, &target, request.dry_run)?;
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        xml.leaf("associationId", &association_id);
-    })
+    Ok(json!({"AssociationId": association_id}))
 }
 
 #[derive(Deserialize)]
@@ -136,18 +131,14 @@ struct DisassociateAddress {
     dry_run: bool,
 }
 
-pub fn disassociate_address(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn disassociate_address(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateAddress = input(request)?;
     context.control.disassociate_address(
         request.association_id.as_deref(),
         request.public_ip.as_deref(),
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -160,11 +151,7 @@ struct ReleaseAddress {
     dry_run: bool,
 }
 
-pub fn release_address(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn release_address(context: &ApiContext, request: Value) -> Output {
     let request: ReleaseAddress = input(request)?;
     if request
         .network_border_group
@@ -178,5 +165,5 @@ pub fn release_address(
         request.public_ip.as_deref(),
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }

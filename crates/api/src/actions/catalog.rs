@@ -1,10 +1,27 @@
 //! DescribeRegions, DescribeAvailabilityZones, DescribeAccountAttributes, DescribeInstanceTypes.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, NoOtherParameters, Response};
-use crate::{ApiContext, ApiError};
+use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
+use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("DescribeRegions", Handler::Sync(describe_regions)),
+    (
+        "DescribeAvailabilityZones",
+        Handler::Sync(describe_availability_zones),
+    ),
+    (
+        "DescribeAccountAttributes",
+        Handler::Sync(describe_account_attributes),
+    ),
+    (
+        "DescribeInstanceTypes",
+        Handler::Sync(describe_instance_types),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -14,18 +31,16 @@ struct DescribeRegions {
     _all_regions: bool,
 }
 
-pub fn describe_regions(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_regions(context: &ApiContext, request: Value) -> Output {
     let (query, DescribeRegions { .. }) = describe_request(request, Some("RegionNames"))?;
     let regions = context.control.describe_regions(&query)?;
-    render_page(response, "regionInfo", (regions, None), |xml, region| {
-        xml.leaf("regionName", &region.region_name);
-        xml.leaf("regionEndpoint", &region.endpoint);
-        xml.leaf("optInStatus", "opt-in-not-required");
-    })
+    Ok(page_output("Regions", (regions, None), |region| {
+        json!({
+            "RegionName": region.region_name,
+            "Endpoint": region.endpoint,
+            "OptInStatus": "opt-in-not-required",
+        })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -38,33 +53,25 @@ struct DescribeAvailabilityZones {
     _all_availability_zones: bool,
 }
 
-pub fn describe_availability_zones(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_availability_zones(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeAvailabilityZones) =
         describe_request(request, Some("ZoneNames"))?;
     let zones = context
         .control
         .describe_availability_zones(&query, &request.zone_ids)?;
-    render_page(
-        response,
-        "availabilityZoneInfo",
-        (zones, None),
-        |xml, zone| {
-            xml.leaf("zoneState", "available");
-            xml.leaf("optInStatus", "opt-in-not-required");
-            xml.start("messageSet");
-            xml.end();
-            xml.leaf("regionName", &zone.region_name);
-            xml.leaf("zoneName", &zone.zone_name);
-            xml.leaf("zoneId", &zone.zone_id);
-            xml.leaf("groupName", &zone.region_name);
-            xml.leaf("networkBorderGroup", &zone.region_name);
-            xml.leaf("zoneType", "availability-zone");
-        },
-    )
+    Ok(page_output("AvailabilityZones", (zones, None), |zone| {
+        json!({
+            "State": "available",
+            "OptInStatus": "opt-in-not-required",
+            "Messages": [],
+            "RegionName": zone.region_name,
+            "ZoneName": zone.zone_name,
+            "ZoneId": zone.zone_id,
+            "GroupName": zone.region_name,
+            "NetworkBorderGroup": zone.region_name,
+            "ZoneType": "availability-zone",
+        })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -74,90 +81,49 @@ struct DescribeAccountAttributes {
     attribute_names: Vec<String>,
 }
 
-pub fn describe_account_attributes(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_account_attributes(context: &ApiContext, request: Value) -> Output {
     let request: DescribeAccountAttributes = input(request)?;
     let attributes = context
         .control
         .describe_account_attributes(&request.attribute_names)?;
-    response.render(|xml| {
-        xml.start("accountAttributeSet");
-        for (name, values) in &attributes {
-            xml.start("item");
-            xml.leaf("attributeName", name);
-            xml.start("attributeValueSet");
-            for value in values.iter() {
-                xml.start("item");
-                xml.leaf("attributeValue", value);
-                xml.end();
-            }
-            xml.end();
-            xml.end();
-        }
-        xml.end();
-    })
+    let attributes: Vec<Value> = (attributes.iter())
+        .map(|(name, values)| {
+            let values: Vec<Value> = (values.iter())
+                .map(|value| json!({"AttributeValue": value}))
+                .collect();
+            json!({"AttributeName": name, "AttributeValues": values})
+        })
+        .collect();
+    Ok(json!({"AccountAttributes": attributes}))
 }
 
-pub fn describe_instance_types(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_instance_types(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceTypes"))?;
     let page = context.control.describe_instance_types(&query)?;
-    render_page(response, "instanceTypeSet", page, |xml, instance_type| {
-        xml.leaf("instanceType", instance_type.name);
-        xml.leaf("currentGeneration", "true");
-        xml.leaf(
-            "freeTierEligible",
-            if instance_type.name == "t3.micro" {
-                "true"
-            } else {
-                "false"
+    Ok(page_output("InstanceTypes", page, |instance_type| {
+        json!({
+            "InstanceType": instance_type.name,
+            "CurrentGeneration": true,
+            "FreeTierEligible": instance_type.name == "t3.micro",
+            "SupportedUsageClasses": ["on-demand"],
+            "SupportedRootDeviceTypes": ["ebs"],
+            "SupportedVirtualizationTypes": ["hvm"],
+            "BareMetal": false,
+            "Hypervisor": "nitro",
+            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+            "VCpuInfo": {
+                "DefaultVCpus": instance_type.vcpus,
+                "DefaultCores": (instance_type.vcpus / 2).max(1),
+                "DefaultThreadsPerCore": if instance_type.vcpus > 1 { 2 } else { 1 },
             },
-        );
-        xml.start("supportedUsageClasses");
-        xml.leaf("item", "on-demand");
-        xml.end();
-        xml.start("supportedRootDeviceTypes");
-        xml.leaf("item", "ebs");
-        xml.end();
-        xml.start("supportedVirtualizationTypes");
-        xml.leaf("item", "hvm");
-        xml.end();
-        xml.leaf("bareMetal", "false");
-        xml.leaf("hypervisor", "nitro");
-        xml.start("processorInfo");
-        xml.start("supportedArchitectures");
-        xml.leaf("item", "x86_64");
-        xml.end();
-        xml.end();
-        xml.start("vCpuInfo");
-        xml.leaf("defaultVCpus", &instance_type.vcpus.to_string());
-        xml.leaf(
-            "defaultCores",
-            &(instance_type.vcpus / 2).max(1).to_string(),
-        );
-        xml.leaf(
-            "defaultThreadsPerCore",
-            if instance_type.vcpus > 1 { "2" } else { "1" },
-        );
-        xml.end();
-        xml.start("memoryInfo");
-        xml.leaf("sizeInMiB", &instance_type.memory_mib.to_string());
-        xml.end();
-        xml.leaf("instanceStorageSupported", "false");
-        xml.start("ebsInfo");
-        xml.leaf("ebsOptimizedSupport", "default");
-        xml.leaf("encryptionSupport", "unsupported");
-        xml.leaf("nvmeSupport", "unsupported");
-        xml.end();
-        xml.leaf(
-            "burstablePerformanceSupported",
-            &instance_type.burstable.to_string(),
-        );
-    })
+            "MemoryInfo": {"SizeInMiB": instance_type.memory_mib},
+            "InstanceStorageSupported": false,
+            "EbsInfo": {
+                "EbsOptimizedSupport": "default",
+                "EncryptionSupport": "unsupported",
+                "NvmeSupport": "unsupported",
+            },
+            "BurstablePerformanceSupported": instance_type.burstable,
+        })
+    }))
 }

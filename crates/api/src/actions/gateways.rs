@@ -5,23 +5,47 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::gateways::InternetGateway;
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, write_tag_set, NoOtherParameters, Response};
-use crate::{ApiContext, ApiError};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
+use crate::ApiContext;
 
-fn write_gateway(xml: &mut awsproto::XmlWriter, gateway: &InternetGateway, owner: &str) {
-    xml.leaf("internetGatewayId", &gateway.internet_gateway_id);
-    xml.leaf("ownerId", owner);
-    xml.start("attachmentSet");
-    if let Some(vpc_id) = &gateway.attached_vpc {
-        xml.start("item");
-        xml.leaf("vpcId", vpc_id);
-        xml.leaf("state", "available");
-        xml.end();
-    }
-    xml.end();
-    write_tag_set(xml, &gateway.tags);
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "CreateInternetGateway",
+        Handler::Sync(create_internet_gateway),
+    ),
+    (
+        "DescribeInternetGateways",
+        Handler::Sync(describe_internet_gateways),
+    ),
+    (
+        "AttachInternetGateway",
+        Handler::Sync(attach_internet_gateway),
+    ),
+    (
+        "DetachInternetGateway",
+        Handler::Sync(detach_internet_gateway),
+    ),
+    (
+        "DeleteInternetGateway",
+        Handler::Sync(delete_internet_gateway),
+    ),
+];
+
+fn gateway_output(gateway: &InternetGateway, owner: &str) -> Value {
+    let attachments: Vec<Value> = (gateway.attached_vpc.iter())
+        .map(|vpc_id| json!({"VpcId": vpc_id, "State": "available"}))
+        .collect();
+    json!({
+        "InternetGatewayId": gateway.internet_gateway_id,
+        "OwnerId": owner,
+        "Attachments": attachments,
+        "Tags": tags_output(&gateway.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -33,35 +57,23 @@ struct CreateInternetGateway {
     dry_run: bool,
 }
 
-pub fn create_internet_gateway(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: CreateInternetGateway = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, InternetGateway::KIND)?;
     let gateway = context
         .control
         .create_internet_gateway(tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
-    response.render(|xml| {
-        xml.start("internetGateway");
-        write_gateway(xml, &gateway, owner);
-        xml.end();
-    })
+    Ok(json!({"InternetGateway": gateway_output(&gateway, owner)}))
 }
 
-pub fn describe_internet_gateways(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_internet_gateways(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InternetGatewayIds"))?;
     let page = context.control.describe_internet_gateways(&query)?;
     let owner = &context.control.config().account_id;
-    render_page(response, "internetGatewaySet", page, |xml, gateway| {
-        write_gateway(xml, gateway, owner)
-    })
+    Ok(page_output("InternetGateways", page, |gateway| {
+        gateway_output(gateway, owner)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -73,32 +85,24 @@ struct GatewayAttachment {
     dry_run: bool,
 }
 
-pub fn attach_internet_gateway(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn attach_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: GatewayAttachment = input(request)?;
     context.control.attach_internet_gateway(
         &request.internet_gateway_id,
         &request.vpc_id,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
-pub fn detach_internet_gateway(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn detach_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: GatewayAttachment = input(request)?;
     context.control.detach_internet_gateway(
         &request.internet_gateway_id,
         &request.vpc_id,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -109,14 +113,10 @@ struct DeleteInternetGateway {
     dry_run: bool,
 }
 
-pub fn delete_internet_gateway(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_internet_gateway(context: &ApiContext, request: Value) -> Output {
     let request: DeleteInternetGateway = input(request)?;
     context
         .control
         .delete_internet_gateway(&request.internet_gateway_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }

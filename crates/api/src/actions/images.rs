@@ -6,11 +6,22 @@ use control::snapshots::Snapshot;
 use control::tags::{tags_from_specifications, tags_of_created, TagSpecification};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, unsupported_parameter, write_tag_set, Response};
+use super::{
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+};
+use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
 use control::Tables;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("DescribeImages", Handler::Sync(describe_images)),
+    ("RegisterImage", Handler::Sync(register_image)),
+    ("DeregisterImage", Handler::Sync(deregister_image)),
+    ("CreateImage", Handler::Async(create_image)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -26,11 +37,7 @@ struct DescribeImages {
     _include_disabled: bool,
 }
 
-pub fn describe_images(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_images(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeImages) = describe_request(request, Some("ImageIds"))?;
     let account = context.control.config().account_id.clone();
     let (images, next_token) = context.control.describe_images(&query, &request.owners)?;
@@ -44,52 +51,47 @@ pub fn describe_images(
     } else {
         images
     };
-    render_page(response, "imagesSet", (images, next_token), |xml, image| {
-        write_image(xml, image, &account)
-    })
+    Ok(page_output("Images", (images, next_token), |image| {
+        image_output(image, &account)
+    }))
 }
 
-fn write_image(xml: &mut awsproto::XmlWriter, image: &Image, owner: &str) {
-    xml.leaf("imageId", &image.image_id);
-    xml.leaf("imageLocation", &format!("{owner}/{}", image.name));
-    xml.leaf("imageState", image.state.as_str());
-    xml.leaf("imageOwnerId", owner);
-    xml.leaf(
-        "creationDate",
-        &nimbus_core::iso8601_millis(image.creation_time),
-    );
-    xml.leaf("isPublic", "false");
-    xml.leaf("architecture", "x86_64");
-    xml.leaf("imageType", "machine");
-    xml.leaf("name", &image.name);
-    xml.leaf("description", &image.description);
-    xml.leaf("rootDeviceType", "ebs");
-    xml.leaf("rootDeviceName", &image.root_device_name);
-    xml.start("blockDeviceMapping");
-    for device in &image.block_devices {
-        xml.start("item");
-        xml.leaf("deviceName", &device.device_name);
-        xml.start("ebs");
-        if let Some(snapshot) = &device.snapshot_id {
-            xml.leaf("snapshotId", snapshot);
-        }
-        xml.leaf("volumeSize", &device.volume_size_gib.to_string());
-        xml.leaf(
-            "deleteOnTermination",
-            &device.delete_on_termination.to_string(),
-        );
-        xml.leaf("volumeType", &device.volume_type);
-        xml.leaf("encrypted", "false");
-        xml.end();
-        xml.end();
-    }
-    xml.end();
-    xml.leaf("virtualizationType", "hvm");
-    write_tag_set(xml, &image.tags);
-    xml.leaf("hypervisor", "xen");
-    xml.leaf("enaSupport", "true");
-    xml.leaf("platformDetails", "Linux/UNIX");
-    xml.leaf("usageOperation", "RunInstances");
+fn image_output(image: &Image, owner: &str) -> Value {
+    let devices: Vec<Value> = (image.block_devices.iter())
+        .map(|device| {
+            json!({
+                "DeviceName": device.device_name,
+                "Ebs": {
+                    "SnapshotId": device.snapshot_id,
+                    "VolumeSize": device.volume_size_gib,
+                    "DeleteOnTermination": device.delete_on_termination,
+                    "VolumeType": device.volume_type,
+                    "Encrypted": false,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "ImageId": image.image_id,
+        "ImageLocation": format!("{owner}/{}", image.name),
+        "State": image.state.as_str(),
+        "OwnerId": owner,
+        "CreationDate": nimbus_core::iso8601_millis(image.creation_time),
+        "Public": false,
+        "Architecture": "x86_64",
+        "ImageType": "machine",
+        "Name": image.name,
+        "Description": image.description,
+        "RootDeviceType": "ebs",
+        "RootDeviceName": image.root_device_name,
+        "BlockDeviceMappings": devices,
+        "VirtualizationType": "hvm",
+        "Tags": tags_output(&image.tags),
+        "Hypervisor": "xen",
+        "EnaSupport": true,
+        "PlatformDetails": "Linux/UNIX",
+        "UsageOperation": "RunInstances",
+    })
 }
 
 fn image_devices(mappings: &[BlockDeviceMappingInput]) -> Result<Vec<ImageBlockDevice>, ApiError> {
@@ -145,11 +147,7 @@ struct RegisterImage {
     dry_run: bool,
 }
 
-pub fn register_image(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn register_image(context: &ApiContext, request: Value) -> Output {
     let request: RegisterImage = input(request)?;
     if request
         .architecture
@@ -202,7 +200,7 @@ pub fn register_image(
         tags: tags_of_created(&request.tag_specifications, Image::KIND)?,
         dry_run: request.dry_run,
     })?;
-    response.render(|xml| xml.leaf("imageId", &image.image_id))
+    Ok(json!({"ImageId": image.image_id}))
 }
 
 #[derive(Deserialize)]
@@ -213,16 +211,12 @@ struct DeregisterImage {
     dry_run: bool,
 }
 
-pub fn deregister_image(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn deregister_image(context: &ApiContext, request: Value) -> Output {
     let request: DeregisterImage = input(request)?;
     context
         .control
         .deregister_image(&request.image_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(json!({"Return": true}))
 }
 
 #[derive(Deserialize)]
@@ -240,11 +234,11 @@ struct CreateImage {
     dry_run: bool,
 }
 
-pub async fn create_image(
-    context: &ApiContext,
-    request: Value,
-    response: Response<'_>,
-) -> Result<String, ApiError> {
+fn create_image(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(create(context, request))
+}
+
+async fn create(context: &ApiContext, request: Value) -> Output {
     let request: CreateImage = input(request)?;
     let allowed = [Image::KIND, Snapshot::KIND];
     let image = context
@@ -258,5 +252,5 @@ pub async fn create_image(
             request.dry_run,
         )
         .await?;
-    response.render(|xml| xml.leaf("imageId", &image.image_id))
+    Ok(json!({"ImageId": image.image_id}))
 }

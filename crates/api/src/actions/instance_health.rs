@@ -5,11 +5,25 @@ use control::filter::{wildcard_match, Filter};
 use control::instances::Instance;
 use control::status_checks::{Check, InstanceChecks};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::instances::write_state;
-use super::{describe_request, input, unsupported_parameter, write_page, Response};
-use crate::{ApiContext, ApiError};
+use super::instances::state_output;
+use super::{describe_request, input, page_output, unsupported_parameter, Handler, Output};
+use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "DescribeInstanceStatus",
+        Handler::Sync(describe_instance_status),
+    ),
+    ("MonitorInstances", Handler::Sync(monitor_instances)),
+    ("UnmonitorInstances", Handler::Sync(unmonitor_instances)),
+    (
+        "ModifyInstanceMaintenanceOptions",
+        Handler::Sync(modify_instance_maintenance_options),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -29,11 +43,7 @@ fn status_value(name: &str, checks: &InstanceChecks) -> Option<&'static str> {
     })
 }
 
-pub fn describe_instance_status(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_instance_status(context: &ApiContext, request: Value) -> Output {
     let (mut query, request): (_, DescribeInstanceStatus) =
         describe_request(request, Some("InstanceIds"))?;
     let (status_filters, filters): (Vec<Filter>, Vec<Filter>) =
@@ -65,36 +75,30 @@ pub fn describe_instance_status(
             })
         })
         .collect();
-    response.render(|xml| {
-        write_page(
-            xml,
-            "instanceStatusSet",
-            &shown,
-            next_token.as_deref(),
-            |xml, (instance, checks)| {
-                xml.leaf("instanceId", &instance.instance_id);
-                xml.leaf("availabilityZone", &instance.availability_zone);
-                write_state(xml, "instanceState", instance.state);
-                write_check(xml, "systemStatus", checks.system);
-                write_check(xml, "instanceStatus", checks.instance);
-            },
-        )
-    })
+    Ok(page_output(
+        "InstanceStatuses",
+        (shown, next_token),
+        |(instance, checks)| {
+            json!({
+                "InstanceId": instance.instance_id,
+                "AvailabilityZone": instance.availability_zone,
+                "InstanceState": state_output(instance.state),
+                "SystemStatus": check_output(checks.system),
+                "InstanceStatus": check_output(checks.instance),
+            })
+        },
+    ))
 }
 
-fn write_check(xml: &mut awsproto::XmlWriter, element: &str, check: Check) {
-    xml.start(element);
-    xml.leaf("status", check.status.as_str());
-    xml.start("details");
-    xml.start("item");
-    xml.leaf("name", "reachability");
-    xml.leaf("status", check.status.detail());
-    if let Some(since) = check.impaired_since {
-        xml.leaf("impairedSince", &nimbus_core::iso8601_millis(since));
-    }
-    xml.end();
-    xml.end();
-    xml.end();
+fn check_output(check: Check) -> Value {
+    json!({
+        "Status": check.status.as_str(),
+        "Details": [{
+            "Name": "reachability",
+            "Status": check.status.detail(),
+            "ImpairedSince": check.impaired_since.map(nimbus_core::iso8601_millis),
+        }],
+    })
 }
 
 #[derive(Deserialize)]
@@ -106,48 +110,27 @@ struct MonitorInstances {
     dry_run: bool,
 }
 
-pub fn monitor_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    set_monitoring(context, request, response, true)
+fn monitor_instances(context: &ApiContext, request: Value) -> Output {
+    set_monitoring(context, request, true)
 }
 
-pub fn unmonitor_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    set_monitoring(context, request, response, false)
+fn unmonitor_instances(context: &ApiContext, request: Value) -> Output {
+    set_monitoring(context, request, false)
 }
 
 /// EC2 answers with the transition under way (`pending`, `disabling`); DescribeInstances
 /// shows where it lands (`enabled`, `disabled`), which in nimbus is at once.
-fn set_monitoring(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-    enabled: bool,
-) -> Result<String, ApiError> {
+fn set_monitoring(context: &ApiContext, request: Value, enabled: bool) -> Output {
     let request: MonitorInstances = input(request)?;
     let ids =
         context
             .control
             .set_detailed_monitoring(&request.instance_ids, enabled, request.dry_run)?;
     let shown = if enabled { "pending" } else { "disabling" };
-    response.render(|xml| {
-        xml.start("instancesSet");
-        for id in &ids {
-            xml.start("item");
-            xml.leaf("instanceId", id);
-            xml.start("monitoring");
-            xml.leaf("state", shown);
-            xml.end();
-            xml.end();
-        }
-        xml.end();
-    })
+    let monitorings: Vec<Value> = (ids.iter())
+        .map(|id| json!({"InstanceId": id, "Monitoring": {"State": shown}}))
+        .collect();
+    Ok(json!({"InstanceMonitorings": monitorings}))
 }
 
 #[derive(Deserialize)]
@@ -160,11 +143,7 @@ struct ModifyInstanceMaintenanceOptions {
     dry_run: bool,
 }
 
-pub fn modify_instance_maintenance_options(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_instance_maintenance_options(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceMaintenanceOptions = input(request)?;
     if request.reboot_migration.is_some() {
         return Err(unsupported_parameter("RebootMigration"));
@@ -174,8 +153,8 @@ pub fn modify_instance_maintenance_options(
         request.auto_recovery.as_deref(),
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("instanceId", &instance.instance_id);
-        xml.leaf("autoRecovery", instance.auto_recovery.as_str());
-    })
+    Ok(json!({
+        "InstanceId": instance.instance_id,
+        "AutoRecovery": instance.auto_recovery.as_str(),
+    }))
 }

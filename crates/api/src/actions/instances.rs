@@ -9,24 +9,46 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
-use control::volumes::Volume;
 use control::vpc::interfaces::public_dns_name;
+use control::volumes::Volume;
+use control::vpc::addresses::AddressQueries;
 use control::vpc::network_interfaces::NetworkInterface;
-use control::{Control, Resource};
+use control::{Control, Resource, Tables};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::interfaces::{
-    write_group_set, write_instance_network, NetworkInterfaceInput, RunNetworkInput,
+    group_set_output, instance_network_output, NetworkInterfaceInput, RunNetworkInput,
 };
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_page, write_tag_set,
-    NoOtherParameters, Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
-use control::vpc::addresses::AddressQueries;
-use control::Tables;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("RunInstances", Handler::Sync(run_instances)),
+    ("DescribeInstances", Handler::Sync(describe_instances)),
+    ("StartInstances", Handler::Sync(start_instances)),
+    ("StopInstances", Handler::Sync(stop_instances)),
+    ("RebootInstances", Handler::Sync(reboot_instances)),
+    ("TerminateInstances", Handler::Sync(terminate_instances)),
+    (
+        "DescribeInstanceAttribute",
+        Handler::Sync(describe_instance_attribute),
+    ),
+    (
+        "ModifyInstanceAttribute",
+        Handler::Sync(modify_instance_attribute),
+    ),
+    (
+        "ModifyInstanceMetadataOptions",
+        Handler::Sync(modify_instance_metadata_options),
+    ),
+    ("GetConsoleOutput", Handler::Sync(get_console_output)),
+];
 
 /// One instance's ID with its state before and after a change.
 type Transition = (String, InstanceState, InstanceState);
@@ -124,11 +146,7 @@ struct IamInstanceProfileInput {
     name: Option<String>,
 }
 
-pub fn run_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn run_instances(context: &ApiContext, request: Value) -> Output {
     let client_token = ClientToken::of_request("RunInstances", &request)?;
     let request: RunInstances = input(request)?;
     let image_id = request
@@ -144,7 +162,11 @@ pub fn run_instances(
     if let Some(options) = &request.metadata_options {
         options.apply(&mut metadata_options)?;
     }
-    let allowed = [Instance::KIND, Volume::KIND, NetworkInterface::KIND];
+    let allowed = [
+        Instance::KIND,
+        Volume::KIND,
+        NetworkInterface::KIND,
+    ];
     let (network, extra_interfaces) = RunNetworkInput {
         subnet_id: request.subnet_id,
         security_group_ids: request.security_group_ids,
@@ -166,7 +188,11 @@ pub fn run_instances(
             &allowed,
             Instance::KIND,
         )?,
-        volume_tags: tags_from_specifications(&request.tag_specifications, &allowed, Volume::KIND)?,
+        volume_tags: tags_from_specifications(
+            &request.tag_specifications,
+            &allowed,
+            Volume::KIND,
+        )?,
         interface_tags: tags_from_specifications(
             &request.tag_specifications,
             &allowed,
@@ -192,169 +218,130 @@ pub fn run_instances(
     let config = context.control.config();
     let state = context.control.read();
     let members: Vec<&Instance> = instances.iter().collect();
-    response.render(|xml| write_reservation(xml, &members, config, &state))
+    Ok(reservation_output(&members, config, &state))
 }
 
 /// One reservation: its ID and owner, and its instances.
-fn write_reservation(
-    xml: &mut awsproto::XmlWriter,
+fn reservation_output(
     members: &[&Instance],
     config: &nimbus_core::Config,
     state: &control::State,
-) {
+) -> Value {
     let reservation_id = members
         .first()
         .map(|i| i.reservation_id.as_str())
         .unwrap_or_default();
-    xml.leaf("reservationId", reservation_id);
-    xml.leaf("ownerId", &config.account_id);
-    xml.start("groupSet");
-    xml.end();
-    write_page(xml, "instancesSet", members, None, |xml, instance| {
-        write_instance(xml, instance, state, config)
-    });
+    let instances: Vec<Value> = (members.iter())
+        .map(|instance| instance_output(instance, state, config))
+        .collect();
+    json!({
+        "ReservationId": reservation_id,
+        "OwnerId": config.account_id,
+        "Groups": [],
+        "Instances": instances,
+    })
 }
 
-pub(super) fn write_state(xml: &mut awsproto::XmlWriter, element: &str, state: InstanceState) {
-    xml.start(element);
-    xml.leaf("code", &state.code().to_string());
-    xml.leaf("name", state.as_str());
-    xml.end();
+/// An `InstanceState`: its code and name.
+pub(super) fn state_output(state: InstanceState) -> Value {
+    json!({"Code": state.code(), "Name": state.as_str()})
 }
 
-fn write_instance(
-    xml: &mut awsproto::XmlWriter,
+fn instance_output(
     instance: &Instance,
     state: &control::State,
     config: &nimbus_core::Config,
-) {
+) -> Value {
     let running = !matches!(instance.state, InstanceState::Terminated);
-    xml.leaf("instanceId", &instance.instance_id);
-    xml.leaf("imageId", &instance.image_id);
-    write_state(xml, "instanceState", instance.state);
-    xml.leaf(
-        "privateDnsName",
-        if running {
-            instance.private_dns_name(&config.region)
-        } else {
-            String::new()
-        }
-        .as_str(),
-    );
+    let private_dns_name = if running {
+        instance.private_dns_name(&config.region)
+    } else {
+        String::new()
+    };
     let public_dns = state
         .public_ip_of(instance)
         .map(|ip| public_dns_name(ip, &config.region))
         .unwrap_or_default();
-    xml.leaf("dnsName", &public_dns);
-    xml.leaf("reason", &instance.state_transition_reason);
-    if let Some(key) = &instance.key_name {
-        xml.leaf("keyName", key);
+    let devices: Vec<Value> = (instance.disks.iter())
+        .filter_map(|disk| {
+            let volume = state.volumes().get(&disk.volume_id)?;
+            let attachment = volume.attachments.first()?;
+            Some(json!({
+                "DeviceName": disk.device_name,
+                "Ebs": {
+                    "VolumeId": disk.volume_id,
+                    "Status": attachment.state.as_str(),
+                    "AttachTime": nimbus_core::iso8601_millis(attachment.attach_time),
+                    "DeleteOnTermination": attachment.delete_on_termination,
+                },
+            }))
+        })
+        .collect();
+    let cpu = control::catalog::find_instance_type(&instance.instance_type).map(|t| {
+        json!({"CoreCount": t.vcpus.div_ceil(2), "ThreadsPerCore": if t.vcpus > 1 { 2 } else { 1 }})
+    });
+    let mut output = json!({
+        "InstanceId": instance.instance_id,
+        "ImageId": instance.image_id,
+        "State": state_output(instance.state),
+        "PrivateDnsName": private_dns_name,
+        "PublicDnsName": public_dns,
+        "StateTransitionReason": instance.state_transition_reason,
+        "KeyName": instance.key_name,
+        "AmiLaunchIndex": instance.ami_launch_index,
+        "ProductCodes": [],
+        "InstanceType": instance.instance_type,
+        "LaunchTime": nimbus_core::iso8601_millis(instance.launch_time),
+        "Placement": {
+            "AvailabilityZone": instance.availability_zone,
+            "GroupName": "",
+            "Tenancy": "default",
+        },
+        "Monitoring": {
+            "State": control::instances::monitoring_state(instance.detailed_monitoring),
+        },
+        "PrivateIpAddress": running.then_some(&instance.private_ip),
+        "StateReason": instance.state_reason.as_ref().map(|reason| {
+            json!({"Code": reason.code, "Message": reason.message})
+        }),
+        "Architecture": "x86_64",
+        "RootDeviceType": "ebs",
+        "RootDeviceName": instance.root_device_name,
+        "BlockDeviceMappings": devices,
+        "VirtualizationType": "hvm",
+        "ClientToken": instance.client_token,
+        "Tags": tags_output(&instance.tags),
+        "Hypervisor": "xen",
+        "EbsOptimized": false,
+        "EnaSupport": true,
+        "CpuOptions": cpu,
+        "MetadataOptions": metadata_options_output(&instance.metadata_options),
+        "MaintenanceOptions": {"AutoRecovery": instance.auto_recovery.as_str()},
+        "IamInstanceProfile": instance.iam_instance_profile.as_ref().map(|profile| {
+            json!({"Arn": profile.arn, "Id": profile.id})
+        }),
+    });
+    if let (Some(members), Value::Object(network)) = (
+        output.as_object_mut(),
+        instance_network_output(instance, state, config),
+    ) {
+        members.extend(network);
     }
-    xml.leaf("amiLaunchIndex", &instance.ami_launch_index.to_string());
-    xml.start("productCodes");
-    xml.end();
-    xml.leaf("instanceType", &instance.instance_type);
-    xml.leaf(
-        "launchTime",
-        &nimbus_core::iso8601_millis(instance.launch_time),
-    );
-    xml.start("placement");
-    xml.leaf("availabilityZone", &instance.availability_zone);
-    xml.leaf("groupName", "");
-    xml.leaf("tenancy", "default");
-    xml.end();
-    xml.start("monitoring");
-    xml.leaf(
-        "state",
-        control::instances::monitoring_state(instance.detailed_monitoring),
-    );
-    xml.end();
-    if running {
-        xml.leaf("privateIpAddress", &instance.private_ip);
-    }
-    write_instance_network(xml, instance, state, config);
-    if let Some(reason) = &instance.state_reason {
-        xml.start("stateReason");
-        xml.leaf("code", &reason.code);
-        xml.leaf("message", &reason.message);
-        xml.end();
-    }
-    xml.leaf("architecture", "x86_64");
-    xml.leaf("rootDeviceType", "ebs");
-    xml.leaf("rootDeviceName", &instance.root_device_name);
-    xml.start("blockDeviceMapping");
-    for disk in &instance.disks {
-        let Some(volume) = state.volumes().get(&disk.volume_id) else {
-            continue;
-        };
-        let Some(attachment) = volume.attachments.first() else {
-            continue;
-        };
-        xml.start("item");
-        xml.leaf("deviceName", &disk.device_name);
-        xml.start("ebs");
-        xml.leaf("volumeId", &disk.volume_id);
-        xml.leaf("status", attachment.state.as_str());
-        xml.leaf(
-            "attachTime",
-            &nimbus_core::iso8601_millis(attachment.attach_time),
-        );
-        xml.leaf(
-            "deleteOnTermination",
-            &attachment.delete_on_termination.to_string(),
-        );
-        xml.end();
-        xml.end();
-    }
-    xml.end();
-    xml.leaf("virtualizationType", "hvm");
-    if let Some(token) = &instance.client_token {
-        xml.leaf("clientToken", token);
-    }
-    write_tag_set(xml, &instance.tags);
-    xml.leaf("hypervisor", "xen");
-    xml.leaf("ebsOptimized", "false");
-    xml.leaf("enaSupport", "true");
-    if let Some(instance_type) = control::catalog::find_instance_type(&instance.instance_type) {
-        xml.start("cpuOptions");
-        xml.leaf("coreCount", &instance_type.vcpus.div_ceil(2).to_string());
-        xml.leaf(
-            "threadsPerCore",
-            if instance_type.vcpus > 1 { "2" } else { "1" },
-        );
-        xml.end();
-    }
-    write_metadata_options(xml, "metadataOptions", &instance.metadata_options);
-    xml.start("maintenanceOptions");
-    xml.leaf("autoRecovery", instance.auto_recovery.as_str());
-    xml.end();
-    if let Some(profile) = &instance.iam_instance_profile {
-        xml.start("iamInstanceProfile");
-        xml.leaf("arn", &profile.arn);
-        xml.leaf("id", &profile.id);
-        xml.end();
-    }
+    output
 }
 
-fn write_metadata_options(xml: &mut awsproto::XmlWriter, element: &str, options: &MetadataOptions) {
-    xml.start(element);
-    xml.leaf("state", "applied");
-    xml.leaf("httpTokens", &options.http_tokens);
-    xml.leaf(
-        "httpPutResponseHopLimit",
-        &options.http_put_response_hop_limit.to_string(),
-    );
-    xml.leaf("httpEndpoint", &options.http_endpoint);
-    xml.leaf("httpProtocolIpv6", "disabled");
-    xml.leaf("instanceMetadataTags", &options.instance_metadata_tags);
-    xml.end();
+fn metadata_options_output(options: &MetadataOptions) -> Value {
+    json!({
+        "State": "applied",
+        "HttpTokens": options.http_tokens,
+        "HttpPutResponseHopLimit": options.http_put_response_hop_limit,
+        "HttpEndpoint": options.http_endpoint,
+        "HttpProtocolIpv6": "disabled",
+        "InstanceMetadataTags": options.instance_metadata_tags,
+    })
 }
 
-pub fn describe_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_instances(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceIds"))?;
     let (instances, next_token) = context.control.describe_instances(&query)?;
     let mut reservations: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
@@ -373,12 +360,11 @@ pub fn describe_instances(
         .collect();
     let config = context.control.config();
     let state = context.control.read();
-    render_page(
-        response,
-        "reservationSet",
+    Ok(page_output(
+        "Reservations",
         (reservations, next_token),
-        |xml, members| write_reservation(xml, members, config, &state),
-    )
+        |members| reservation_output(members, config, &state),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -394,46 +380,43 @@ struct InstanceIds {
     dry_run: bool,
 }
 
-fn render_transitions(response: Response, changes: &[Transition]) -> Result<String, ApiError> {
-    response.render(|xml| {
-        xml.start("instancesSet");
-        for (id, before, after) in changes {
-            xml.start("item");
-            xml.leaf("instanceId", id);
-            write_state(xml, "currentState", *after);
-            write_state(xml, "previousState", *before);
-            xml.end();
-        }
-        xml.end();
-    })
+/// The answer of a state change, its `InstanceStateChange`s under `member`.
+fn transitions_output(member: &str, changes: &[Transition]) -> Output {
+    let changes: Vec<Value> = (changes.iter())
+        .map(|(id, before, after)| {
+            json!({
+                "InstanceId": id,
+                "CurrentState": state_output(*after),
+                "PreviousState": state_output(*before),
+            })
+        })
+        .collect();
+    Ok(json!({ member: changes }))
 }
 
-pub fn start_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    transition(context, request, response, Control::start_instances)
+fn start_instances(context: &ApiContext, request: Value) -> Output {
+    transition(
+        context,
+        request,
+        "StartingInstances",
+        Control::start_instances,
+    )
 }
 
 /// StartInstances and TerminateInstances: a transition with no options.
 fn transition(
     context: &ApiContext,
     request: Value,
-    response: Response,
+    member: &str,
     change: fn(&Control, &[String], bool) -> control::Result<Vec<Transition>>,
-) -> Result<String, ApiError> {
+) -> Output {
     let request: InstanceIds = input(request)?;
     reject_stop_options(&request)?;
     let changes = change(&context.control, &request.instance_ids, request.dry_run)?;
-    render_transitions(response, &changes)
+    transitions_output(member, &changes)
 }
 
-pub fn stop_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn stop_instances(context: &ApiContext, request: Value) -> Output {
     let request: InstanceIds = input(request)?;
     if request.hibernate {
         return Err(unsupported_parameter("Hibernate"));
@@ -442,28 +425,25 @@ pub fn stop_instances(
         context
             .control
             .stop_instances(&request.instance_ids, request.force, request.dry_run)?;
-    render_transitions(response, &changes)
+    transitions_output("StoppingInstances", &changes)
 }
 
-pub fn terminate_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    transition(context, request, response, Control::terminate_instances)
+fn terminate_instances(context: &ApiContext, request: Value) -> Output {
+    transition(
+        context,
+        request,
+        "TerminatingInstances",
+        Control::terminate_instances,
+    )
 }
 
-pub fn reboot_instances(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn reboot_instances(context: &ApiContext, request: Value) -> Output {
     let request: InstanceIds = input(request)?;
     reject_stop_options(&request)?;
     context
         .control
         .reboot_instances(&request.instance_ids, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 /// Force and Hibernate belong to StopInstances only.
@@ -484,43 +464,35 @@ struct DescribeInstanceAttribute {
     attribute: String,
 }
 
-pub fn describe_instance_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let request: DescribeInstanceAttribute = input(request)?;
     let instance = context.control.instance(&request.instance_id)?;
     if request.attribute == "groupSet" {
         let state = context.control.read();
-        return response.render(|xml| {
-            xml.leaf("instanceId", &instance.instance_id);
-            write_group_set(xml, &state, &instance);
-        });
+        let groups = group_set_output(&state, &instance);
+        return Ok(json!({"InstanceId": instance.instance_id, "Groups": groups}));
     }
-    let value = match request.attribute.as_str() {
-        "instanceType" => Some(instance.instance_type.clone()),
-        "userData" => instance.user_data.clone(),
-        "instanceInitiatedShutdownBehavior" => Some(instance.shutdown_behavior.as_str().to_owned()),
-        "rootDeviceName" => Some(instance.root_device_name.clone()),
-        "disableApiTermination" | "disableApiStop" => Some("false".into()),
-        "sourceDestCheck" => instance
-            .live_network()
-            .map(|n| n.source_dest_check.to_string()),
+    let (member, value) = match request.attribute.as_str() {
+        "instanceType" => ("InstanceType", Some(instance.instance_type.clone())),
+        "userData" => ("UserData", instance.user_data.clone()),
+        "instanceInitiatedShutdownBehavior" => (
+            "InstanceInitiatedShutdownBehavior",
+            Some(instance.shutdown_behavior.as_str().to_owned()),
+        ),
+        "rootDeviceName" => ("RootDeviceName", Some(instance.root_device_name.clone())),
+        "disableApiTermination" => ("DisableApiTermination", Some("false".into())),
+        "disableApiStop" => ("DisableApiStop", Some("false".into())),
+        "sourceDestCheck" => (
+            "SourceDestCheck",
+            (instance.live_network()).map(|n| n.source_dest_check.to_string()),
+        ),
         other => {
             return Err(ApiError::from(control::Error::Unsupported(format!(
                 "The instance attribute {other} is not supported by nimbus."
             ))))
         }
     };
-    response.render(|xml| {
-        xml.leaf("instanceId", &instance.instance_id);
-        xml.start(&request.attribute);
-        if let Some(value) = &value {
-            xml.leaf("value", value);
-        }
-        xml.end();
-    })
+    Ok(json!({"InstanceId": instance.instance_id, member: {"Value": value}}))
 }
 
 #[derive(Deserialize)]
@@ -544,16 +516,12 @@ struct ModifyInstanceAttribute {
     dry_run: bool,
 }
 
-pub fn modify_instance_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceAttribute = input(request)?;
     let control = &context.control;
     if !request.groups.is_empty() {
         control.modify_instance_groups(&request.instance_id, &request.groups, request.dry_run)?;
-        return response.render(|xml| xml.leaf("return", "true"));
+        return Ok(Value::Null);
     }
     if let Some(check) = &request.source_dest_check {
         let value = check.value.ok_or_else(|| {
@@ -562,7 +530,7 @@ pub fn modify_instance_attribute(
             ))
         })?;
         control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
-        return response.render(|xml| xml.leaf("return", "true"));
+        return Ok(Value::Null);
     }
     let (attribute, value) = match (
         &request.instance_type,
@@ -598,7 +566,7 @@ pub fn modify_instance_attribute(
             ))))
         }
     }
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -611,11 +579,7 @@ struct ModifyInstanceMetadataOptions {
     dry_run: bool,
 }
 
-pub fn modify_instance_metadata_options(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_instance_metadata_options(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceMetadataOptions = input(request)?;
     let mut probe = MetadataOptions::default();
     request.options.apply(&mut probe)?;
@@ -627,10 +591,10 @@ pub fn modify_instance_metadata_options(
         },
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("instanceId", &instance.instance_id);
-        write_metadata_options(xml, "instanceMetadataOptions", &instance.metadata_options);
-    })
+    Ok(json!({
+        "InstanceId": instance.instance_id,
+        "InstanceMetadataOptions": metadata_options_output(&instance.metadata_options),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -642,11 +606,7 @@ struct GetConsoleOutput {
     _latest: bool,
 }
 
-pub fn get_console_output(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn get_console_output(context: &ApiContext, request: Value) -> Output {
     let request: GetConsoleOutput = input(request)?;
     let output = context.control.console_output(&request.instance_id)?;
     // EC2 returns at most 64 KiB: the most recent output.
@@ -656,15 +616,9 @@ pub fn get_console_output(
     } else {
         &output[..]
     };
-    response.render(|xml| {
-        xml.leaf("instanceId", &request.instance_id);
-        xml.leaf(
-            "timestamp",
-            &nimbus_core::iso8601_millis(nimbus_core::now_millis()),
-        );
-        xml.leaf(
-            "output",
-            &base64::engine::general_purpose::STANDARD.encode(tail),
-        );
-    })
+    Ok(json!({
+        "InstanceId": request.instance_id,
+        "Timestamp": nimbus_core::iso8601_millis(nimbus_core::now_millis()),
+        "Output": base64::engine::general_purpose::STANDARD.encode(tail),
+    }))
 }

@@ -13,19 +13,54 @@ use control::vpc::interfaces::{
 use control::vpc::network_interfaces::{
     CreateInterfaceRequest, ExtraInterface, InterfaceSource, NetworkInterface,
 };
-use control::Resource;
+use control::vpc::addresses::AddressQueries;
+use control::vpc::network_interfaces::InterfaceQueries;
+use control::{Resource, Tables};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
-    Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
-use control::vpc::addresses::AddressQueries;
-use control::vpc::network_interfaces::InterfaceQueries;
-use control::Tables;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "CreateNetworkInterface",
+        Handler::Sync(create_network_interface),
+    ),
+    (
+        "DeleteNetworkInterface",
+        Handler::Sync(delete_network_interface),
+    ),
+    (
+        "AttachNetworkInterface",
+        Handler::Sync(attach_network_interface),
+    ),
+    (
+        "DetachNetworkInterface",
+        Handler::Sync(detach_network_interface),
+    ),
+    (
+        "DescribeNetworkInterfaces",
+        Handler::Sync(describe_network_interfaces),
+    ),
+    (
+        "ModifyNetworkInterfaceAttribute",
+        Handler::Sync(modify_network_interface_attribute),
+    ),
+    (
+        "AssignPrivateIpAddresses",
+        Handler::Sync(assign_private_ip_addresses),
+    ),
+    (
+        "UnassignPrivateIpAddresses",
+        Handler::Sync(unassign_private_ip_addresses),
+    ),
+];
 
 /// `NetworkInterfaces.N` of RunInstances.
 #[derive(Deserialize)]
@@ -183,159 +218,129 @@ impl NetworkInterfaceInput {
     }
 }
 
-fn write_groups(xml: &mut awsproto::XmlWriter, state: &control::State, network: &InstanceNetwork) {
-    xml.start("groupSet");
-    for group_id in &network.security_group_ids {
-        xml.start("item");
-        xml.leaf("groupId", group_id);
-        let name = state
-            .security_groups()
-            .get(group_id)
-            .map(|g| g.group_name.as_str())
-            .unwrap_or_default();
-        xml.leaf("groupName", name);
-        xml.end();
-    }
-    xml.end();
+fn groups_output(state: &control::State, network: &InstanceNetwork) -> Value {
+    (network.security_group_ids.iter())
+        .map(|group_id| {
+            let name = (state.security_groups().get(group_id)).map(|g| g.group_name.as_str());
+            json!({"GroupId": group_id, "GroupName": name.unwrap_or_default()})
+        })
+        .collect()
 }
 
 /// The `groupSet` of an instance (empty once it is terminated).
-pub(super) fn write_group_set(
-    xml: &mut awsproto::XmlWriter,
-    state: &control::State,
-    instance: &Instance,
-) {
+pub(super) fn group_set_output(state: &control::State, instance: &Instance) -> Value {
     match instance.live_network() {
-        Some(network) => write_groups(xml, state, network),
-        None => {
-            xml.start("groupSet");
-            xml.end();
-        }
+        Some(network) => groups_output(state, network),
+        None => json!([]),
     }
 }
 
-fn write_association(xml: &mut awsproto::XmlWriter, public_ip: Option<Ipv4Addr>, region: &str) {
-    if let Some(ip) = public_ip {
-        xml.start("association");
-        xml.leaf("publicIp", &ip.to_string());
-        xml.leaf("publicDnsName", &public_dns_name(ip, region));
-        xml.leaf("ipOwnerId", "amazon");
-        xml.end();
-    }
+fn association_output(public_ip: Option<Ipv4Addr>, region: &str) -> Value {
+    json!(public_ip.map(|ip| json!({
+        "PublicIp": ip.to_string(),
+        "PublicDnsName": public_dns_name(ip, region),
+        "IpOwnerId": "amazon",
+    })))
 }
 
-/// The instance-level networking fields of DescribeInstances, for a live instance, with
-/// every attached interface.
-pub(super) fn write_instance_network(
-    xml: &mut awsproto::XmlWriter,
+/// The instance-level networking members of DescribeInstances, for a live instance, with
+/// every attached interface; null for a terminated one.
+pub(super) fn instance_network_output(
     instance: &Instance,
     state: &control::State,
     config: &nimbus_core::Config,
-) {
+) -> Value {
     let Some(network) = instance.live_network() else {
-        return;
+        return Value::Null;
     };
-    let public_ip = state.public_ip_of(instance);
-    xml.leaf("subnetId", &network.subnet_id);
-    xml.leaf("vpcId", &network.vpc_id);
-    if let Some(ip) = public_ip {
-        xml.leaf("ipAddress", &ip.to_string());
-    }
-    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
-    write_groups(xml, state, network);
-    xml.start("networkInterfaceSet");
-    for interface in state.interfaces_of(instance) {
-        xml.start("item");
-        write_interface(xml, &interface, state, config);
-        xml.end();
-    }
-    xml.end();
+    let interfaces: Vec<Value> = (state.interfaces_of(instance).iter())
+        .map(|interface| interface_output(interface, state, config))
+        .collect();
+    let public_ip = state.public_ip_of(instance).map(|ip| ip.to_string());
+    json!({
+        "SubnetId": network.subnet_id,
+        "VpcId": network.vpc_id,
+        "PublicIpAddress": public_ip,
+        "SourceDestCheck": network.source_dest_check,
+        "SecurityGroups": groups_output(state, network),
+        "NetworkInterfaces": interfaces,
+    })
 }
 
 /// One interface, as DescribeInstances, DescribeNetworkInterfaces and
-/// CreateNetworkInterface show it.
-fn write_interface(
-    xml: &mut awsproto::XmlWriter,
+/// CreateNetworkInterface show it (the members of `InstanceNetworkInterface` and
+/// `NetworkInterface` share their names).
+fn interface_output(
     interface: &NetworkInterface,
     state: &control::State,
     config: &nimbus_core::Config,
-) {
+) -> Value {
     let region = &config.region;
     let network = &interface.network;
     let public_ip = network.public_ip;
-    xml.leaf("networkInterfaceId", &network.interface_id);
-    xml.leaf("subnetId", &network.subnet_id);
-    xml.leaf("vpcId", &network.vpc_id);
-    xml.leaf("description", &network.description);
-    xml.leaf("ownerId", &config.account_id);
-    xml.leaf("status", interface.status());
-    xml.leaf("macAddress", &network.mac);
-    xml.leaf("privateIpAddress", &network.primary_ip().to_string());
-    xml.leaf(
-        "privateDnsName",
-        &private_dns_name(network.primary_ip(), region),
-    );
-    xml.leaf("sourceDestCheck", &network.source_dest_check.to_string());
-    write_groups(xml, state, network);
-    if let Some(attachment) = &interface.attachment {
-        xml.start("attachment");
-        xml.leaf("attachmentId", &network.attachment_id);
-        xml.leaf("instanceId", &attachment.instance_id);
-        xml.leaf("instanceOwnerId", &config.account_id);
-        xml.leaf("deviceIndex", &attachment.device_index.to_string());
-        xml.leaf("networkCardIndex", "0");
-        xml.leaf("status", attachment.status.as_str());
-        xml.leaf(
-            "attachTime",
-            &nimbus_core::iso8601_millis(attachment.attach_time),
-        );
-        xml.leaf(
-            "deleteOnTermination",
-            &attachment.delete_on_termination.to_string(),
-        );
-        xml.end();
-    }
-    write_association(xml, public_ip, region);
-    xml.start("privateIpAddressesSet");
-    for (index, ip) in network.private_ips.iter().enumerate() {
-        xml.start("item");
-        xml.leaf("privateIpAddress", &ip.to_string());
-        xml.leaf("privateDnsName", &private_dns_name(*ip, region));
-        xml.leaf("primary", &(index == 0).to_string());
-        if index == 0 {
-            write_association(xml, public_ip, region);
-        }
-        xml.end();
-    }
-    xml.end();
-    xml.leaf("interfaceType", "interface");
+    let attachment = interface.attachment.as_ref().map(|attachment| {
+        json!({
+            "AttachmentId": network.attachment_id,
+            "InstanceId": attachment.instance_id,
+            "InstanceOwnerId": config.account_id,
+            "DeviceIndex": attachment.device_index,
+            "NetworkCardIndex": 0,
+            "Status": attachment.status.as_str(),
+            "AttachTime": nimbus_core::iso8601_millis(attachment.attach_time),
+            "DeleteOnTermination": attachment.delete_on_termination,
+        })
+    });
+    let private_ips: Vec<Value> = (network.private_ips.iter().enumerate())
+        .map(|(index, ip)| {
+            let primary = index == 0;
+            json!({
+                "PrivateIpAddress": ip.to_string(),
+                "PrivateDnsName": private_dns_name(*ip, region),
+                "Primary": primary,
+                "Association": association_output(public_ip.filter(|_| primary), region),
+            })
+        })
+        .collect();
+    json!({
+        "NetworkInterfaceId": network.interface_id,
+        "SubnetId": network.subnet_id,
+        "VpcId": network.vpc_id,
+        "Description": network.description,
+        "OwnerId": config.account_id,
+        "Status": interface.status(),
+        "MacAddress": network.mac,
+        "PrivateIpAddress": network.primary_ip().to_string(),
+        "PrivateDnsName": private_dns_name(network.primary_ip(), region),
+        "SourceDestCheck": network.source_dest_check,
+        "Groups": groups_output(state, network),
+        "Attachment": attachment,
+        "Association": association_output(public_ip, region),
+        "PrivateIpAddresses": private_ips,
+        "InterfaceType": "interface",
+    })
 }
 
 /// An interface as DescribeNetworkInterfaces and CreateNetworkInterface show it.
-fn write_interface_row(
-    xml: &mut awsproto::XmlWriter,
+fn interface_row_output(
     interface: &NetworkInterface,
     state: &control::State,
     config: &nimbus_core::Config,
-) {
-    write_interface(xml, interface, state, config);
-    xml.leaf("availabilityZone", &interface.availability_zone);
-    xml.leaf("requesterManaged", "false");
-    write_tag_set(xml, &interface.tags);
+) -> Value {
+    let mut output = interface_output(interface, state, config);
+    output["AvailabilityZone"] = json!(interface.availability_zone);
+    output["RequesterManaged"] = json!(false);
+    output["TagSet"] = tags_output(&interface.tags);
+    output
 }
 
-pub(super) fn describe_network_interfaces(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_network_interfaces(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkInterfaceIds"))?;
     let page = context.control.describe_network_interfaces(&query)?;
     let state = context.control.read();
     let config = context.control.config();
-    render_page(response, "networkInterfaceSet", page, |xml, row| {
-        write_interface_row(xml, row, &state, config)
-    })
+    Ok(page_output("NetworkInterfaces", page, |row| {
+        interface_row_output(row, &state, config)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -357,11 +362,7 @@ struct CreateNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn create_network_interface(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_network_interface(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateNetworkInterface", &request)?;
     let request: CreateNetworkInterface = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, NetworkInterface::KIND)?;
@@ -378,11 +379,8 @@ pub(super) fn create_network_interface(
         token.as_ref(),
     )?;
     let state = context.control.read();
-    response.render(|xml| {
-        xml.start("networkInterface");
-        write_interface_row(xml, &interface, &state, context.control.config());
-        xml.end();
-    })
+    let config = context.control.config();
+    Ok(json!({"NetworkInterface": interface_row_output(&interface, &state, config)}))
 }
 
 #[derive(Deserialize)]
@@ -393,16 +391,12 @@ struct DeleteNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn delete_network_interface(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: DeleteNetworkInterface = input(request)?;
     context
         .control
         .delete_network_interface(&request.network_interface_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -416,11 +410,7 @@ struct AttachNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn attach_network_interface(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn attach_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: AttachNetworkInterface = input(request)?;
     if request.network_card_index.is_some_and(|card| card != 0) {
         return Err(unsupported_parameter("NetworkCardIndex (other than 0)"));
@@ -431,10 +421,7 @@ pub(super) fn attach_network_interface(
         request.device_index,
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("attachmentId", &attachment_id);
-        xml.leaf("networkCardIndex", "0");
-    })
+    Ok(json!({"AttachmentId": attachment_id, "NetworkCardIndex": 0}))
 }
 
 #[derive(Deserialize)]
@@ -449,16 +436,12 @@ struct DetachNetworkInterface {
     dry_run: bool,
 }
 
-pub(super) fn detach_network_interface(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn detach_network_interface(context: &ApiContext, request: Value) -> Output {
     let request: DetachNetworkInterface = input(request)?;
     context
         .control
         .detach_network_interface(&request.attachment_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -487,11 +470,7 @@ struct StringValue {
     value: Option<String>,
 }
 
-pub(super) fn modify_network_interface_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_network_interface_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyNetworkInterfaceAttribute = input(request)?;
     let one_attribute = || {
         ApiError::from(control::Error::InvalidParameterCombination(
@@ -516,7 +495,7 @@ pub(super) fn modify_network_interface_attribute(
                 .ok_or_else(|| missing("Attachment.DeleteOnTermination"))?,
             request.dry_run,
         )?;
-        return response.render(|xml| xml.leaf("return", "true"));
+        return Ok(Value::Null);
     }
     let change = match (
         request.groups.is_empty(),
@@ -537,7 +516,7 @@ pub(super) fn modify_network_interface_attribute(
     context
         .control
         .modify_interface(&request.network_interface_id, change, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -551,11 +530,7 @@ struct AssignPrivateIpAddresses {
     allow_reassignment: bool,
 }
 
-pub(super) fn assign_private_ip_addresses(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn assign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
     let request: AssignPrivateIpAddresses = input(request)?;
     if request.allow_reassignment {
         return Err(unsupported_parameter("AllowReassignment"));
@@ -565,16 +540,13 @@ pub(super) fn assign_private_ip_addresses(
         &request.private_ip_addresses,
         request.secondary_private_ip_address_count,
     )?;
-    response.render(|xml| {
-        xml.leaf("networkInterfaceId", &request.network_interface_id);
-        xml.start("assignedPrivateIpAddressesSet");
-        for ip in &assigned {
-            xml.start("item");
-            xml.leaf("privateIpAddress", &ip.to_string());
-            xml.end();
-        }
-        xml.end();
-    })
+    let assigned: Vec<Value> = (assigned.iter())
+        .map(|ip| json!({"PrivateIpAddress": ip.to_string()}))
+        .collect();
+    Ok(json!({
+        "NetworkInterfaceId": request.network_interface_id,
+        "AssignedPrivateIpAddresses": assigned,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -585,14 +557,10 @@ struct UnassignPrivateIpAddresses {
     private_ip_addresses: Vec<String>,
 }
 
-pub(super) fn unassign_private_ip_addresses(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn unassign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
     let request: UnassignPrivateIpAddresses = input(request)?;
     context
         .control
         .unassign_private_ips(&request.network_interface_id, &request.private_ip_addresses)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }

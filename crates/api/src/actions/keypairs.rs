@@ -7,10 +7,19 @@ use control::keypairs::KeyType;
 use control::tags::{tags_of_created, TagSpecification};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, write_tag_set, Response};
+use super::{describe_request, input, page_output, tags_output, Handler, Output};
+use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateKeyPair", Handler::Async(create_key_pair)),
+    ("ImportKeyPair", Handler::Sync(import_key_pair)),
+    ("DescribeKeyPairs", Handler::Sync(describe_key_pairs)),
+    ("DeleteKeyPair", Handler::Sync(delete_key_pair)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -24,11 +33,11 @@ struct CreateKeyPair {
     dry_run: bool,
 }
 
-pub async fn create_key_pair(
-    context: &ApiContext,
-    request: Value,
-    response: Response<'_>,
-) -> Result<String, ApiError> {
+fn create_key_pair(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(create(context, request))
+}
+
+async fn create(context: &ApiContext, request: Value) -> Output {
     let request: CreateKeyPair = input(request)?;
     if request
         .key_format
@@ -48,13 +57,13 @@ pub async fn create_key_pair(
     })
     .await
     .map_err(|e| ApiError::from(control::Error::Internal(e.to_string())))??;
-    response.render(|xml| {
-        xml.leaf("keyName", &key_pair.key_name);
-        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
-        xml.leaf("keyMaterial", &private_key);
-        xml.leaf("keyPairId", &key_pair.key_pair_id);
-        write_tag_set(xml, &key_pair.tags);
-    })
+    Ok(json!({
+        "KeyName": key_pair.key_name,
+        "KeyFingerprint": key_pair.key_fingerprint,
+        "KeyMaterial": private_key,
+        "KeyPairId": key_pair.key_pair_id,
+        "Tags": tags_output(&key_pair.tags),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -68,11 +77,7 @@ struct ImportKeyPair {
     dry_run: bool,
 }
 
-pub fn import_key_pair(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn import_key_pair(context: &ApiContext, request: Value) -> Output {
     let request: ImportKeyPair = input(request)?;
     let material = base64::engine::general_purpose::STANDARD
         .decode(request.public_key_material.as_bytes())
@@ -86,12 +91,12 @@ pub fn import_key_pair(
         context
             .control
             .import_key_pair(&request.key_name, &material, tags, request.dry_run)?;
-    response.render(|xml| {
-        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
-        xml.leaf("keyName", &key_pair.key_name);
-        xml.leaf("keyPairId", &key_pair.key_pair_id);
-        write_tag_set(xml, &key_pair.tags);
-    })
+    Ok(json!({
+        "KeyFingerprint": key_pair.key_fingerprint,
+        "KeyName": key_pair.key_name,
+        "KeyPairId": key_pair.key_pair_id,
+        "Tags": tags_output(&key_pair.tags),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -103,29 +108,22 @@ struct DescribeKeyPairs {
     include_public_key: bool,
 }
 
-pub fn describe_key_pairs(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_key_pairs(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeKeyPairs) = describe_request(request, Some("KeyPairIds"))?;
     let key_pairs = context
         .control
         .describe_key_pairs(&request.key_names, &query)?;
-    render_page(response, "keySet", (key_pairs, None), |xml, key_pair| {
-        xml.leaf("keyPairId", &key_pair.key_pair_id);
-        xml.leaf("keyFingerprint", &key_pair.key_fingerprint);
-        xml.leaf("keyName", &key_pair.key_name);
-        xml.leaf("keyType", key_pair.key_type.as_str());
-        write_tag_set(xml, &key_pair.tags);
-        if request.include_public_key {
-            xml.leaf("publicKey", &key_pair.public_key);
-        }
-        xml.leaf(
-            "createTime",
-            &nimbus_core::iso8601_millis(key_pair.create_time),
-        );
-    })
+    Ok(page_output("KeyPairs", (key_pairs, None), |key_pair| {
+        json!({
+            "KeyPairId": key_pair.key_pair_id,
+            "KeyFingerprint": key_pair.key_fingerprint,
+            "KeyName": key_pair.key_name,
+            "KeyType": key_pair.key_type.as_str(),
+            "Tags": tags_output(&key_pair.tags),
+            "PublicKey": request.include_public_key.then_some(&key_pair.public_key),
+            "CreateTime": nimbus_core::iso8601_millis(key_pair.create_time),
+        })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -137,21 +135,12 @@ struct DeleteKeyPair {
     dry_run: bool,
 }
 
-pub fn delete_key_pair(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_key_pair(context: &ApiContext, request: Value) -> Output {
     let request: DeleteKeyPair = input(request)?;
     let deleted = context.control.delete_key_pair(
         request.key_name.as_deref(),
         request.key_pair_id.as_deref(),
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        if let Some(id) = &deleted {
-            xml.leaf("keyPairId", id);
-        }
-    })
+    Ok(json!({"Return": true, "KeyPairId": deleted}))
 }

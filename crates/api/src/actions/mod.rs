@@ -17,14 +17,18 @@ mod tags;
 mod volumes;
 mod vpcs;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use axum::http::Method;
 use control::describe::{Page, Query};
 use control::filter::Filter;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::error::Ec2Error;
+use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
 
 /// Runs one EC2 Query request. Returns the action name (for the log) with the XML answer.
@@ -90,154 +94,65 @@ async fn run(
             object.remove("DryRun");
         }
     }
-    let response = Response { action, request_id };
-    let xml = match action {
-        "DescribeRegions" => catalog::describe_regions(context, input, response),
-        "DescribeAvailabilityZones" => {
-            catalog::describe_availability_zones(context, input, response)
-        }
-        "DescribeAccountAttributes" => {
-            catalog::describe_account_attributes(context, input, response)
-        }
-        "DescribeInstanceTypes" => catalog::describe_instance_types(context, input, response),
-        "CreateKeyPair" => keypairs::create_key_pair(context, input, response).await,
-        "ImportKeyPair" => keypairs::import_key_pair(context, input, response),
-        "DescribeKeyPairs" => keypairs::describe_key_pairs(context, input, response),
-        "DeleteKeyPair" => keypairs::delete_key_pair(context, input, response),
-        "CreateTags" => tags::create_tags(context, input, response),
-        "DeleteTags" => tags::delete_tags(context, input, response),
-        "DescribeTags" => tags::describe_tags(context, input, response),
-        "CreateVolume" => volumes::create_volume(context, input, response),
-        "DescribeVolumes" => volumes::describe_volumes(context, input, response),
-        "DeleteVolume" => volumes::delete_volume(context, input, response),
-        "ModifyVolume" => volumes::modify_volume(context, input, response),
-        "DescribeVolumesModifications" => {
-            volumes::describe_volumes_modifications(context, input, response)
-        }
-        "CreateSnapshot" => snapshots::create_snapshot(context, input, response).await,
-        "DescribeSnapshots" => snapshots::describe_snapshots(context, input, response),
-        "DeleteSnapshot" => snapshots::delete_snapshot(context, input, response).await,
-        "CopySnapshot" => snapshots::copy_snapshot(context, input, response).await,
-        "AttachVolume" => volumes::attach_volume(context, input, response),
-        "DetachVolume" => volumes::detach_volume(context, input, response),
-        "DescribeImages" => images::describe_images(context, input, response),
-        "RegisterImage" => images::register_image(context, input, response),
-        "DeregisterImage" => images::deregister_image(context, input, response),
-        "CreateImage" => images::create_image(context, input, response).await,
-        "RunInstances" => instances::run_instances(context, input, response),
-        "DescribeInstances" => instances::describe_instances(context, input, response),
-        "DescribeInstanceStatus" => {
-            instance_health::describe_instance_status(context, input, response)
-        }
-        "MonitorInstances" => instance_health::monitor_instances(context, input, response),
-        "UnmonitorInstances" => instance_health::unmonitor_instances(context, input, response),
-        "ModifyInstanceMaintenanceOptions" => {
-            instance_health::modify_instance_maintenance_options(context, input, response)
-        }
-        "StartInstances" => instances::start_instances(context, input, response),
-        "StopInstances" => instances::stop_instances(context, input, response),
-        "RebootInstances" => instances::reboot_instances(context, input, response),
-        "TerminateInstances" => instances::terminate_instances(context, input, response),
-        "DescribeInstanceAttribute" => {
-            instances::describe_instance_attribute(context, input, response)
-        }
-        "ModifyInstanceAttribute" => instances::modify_instance_attribute(context, input, response),
-        "ModifyInstanceMetadataOptions" => {
-            instances::modify_instance_metadata_options(context, input, response)
-        }
-        "GetConsoleOutput" => instances::get_console_output(context, input, response),
-        "CreateVpc" => vpcs::create_vpc(context, input, response),
-        "DescribeVpcs" => vpcs::describe_vpcs(context, input, response),
-        "DeleteVpc" => vpcs::delete_vpc(context, input, response),
-        "DescribeVpcAttribute" => vpcs::describe_vpc_attribute(context, input, response),
-        "ModifyVpcAttribute" => vpcs::modify_vpc_attribute(context, input, response),
-        "AssociateVpcCidrBlock" => vpcs::associate_vpc_cidr_block(context, input, response),
-        "DisassociateVpcCidrBlock" => vpcs::disassociate_vpc_cidr_block(context, input, response),
-        "CreateSubnet" => subnets::create_subnet(context, input, response),
-        "DescribeSubnets" => subnets::describe_subnets(context, input, response),
-        "DeleteSubnet" => subnets::delete_subnet(context, input, response),
-        "ModifySubnetAttribute" => subnets::modify_subnet_attribute(context, input, response),
-        "CreateSecurityGroup" => security_groups::create_security_group(context, input, response),
-        "DeleteSecurityGroup" => security_groups::delete_security_group(context, input, response),
-        "DescribeSecurityGroups" => {
-            security_groups::describe_security_groups(context, input, response)
-        }
-        "AuthorizeSecurityGroupIngress" | "AuthorizeSecurityGroupEgress" => {
-            security_groups::authorize(context, input, response)
-        }
-        "RevokeSecurityGroupIngress" | "RevokeSecurityGroupEgress" => {
-            security_groups::revoke(context, input, response)
-        }
-        "DescribeSecurityGroupRules" => {
-            security_groups::describe_security_group_rules(context, input, response)
-        }
-        "ModifySecurityGroupRules" => {
-            security_groups::modify_security_group_rules(context, input, response)
-        }
-        "UpdateSecurityGroupRuleDescriptionsIngress"
-        | "UpdateSecurityGroupRuleDescriptionsEgress" => {
-            security_groups::update_rule_descriptions(context, input, response)
-        }
-        "CreateInternetGateway" => gateways::create_internet_gateway(context, input, response),
-        "DescribeInternetGateways" => {
-            gateways::describe_internet_gateways(context, input, response)
-        }
-        "AttachInternetGateway" => gateways::attach_internet_gateway(context, input, response),
-        "DetachInternetGateway" => gateways::detach_internet_gateway(context, input, response),
-        "DeleteInternetGateway" => gateways::delete_internet_gateway(context, input, response),
-        "CreateRouteTable" => route_tables::create_route_table(context, input, response),
-        "DescribeRouteTables" => route_tables::describe_route_tables(context, input, response),
-        "DeleteRouteTable" => route_tables::delete_route_table(context, input, response),
-        "CreateRoute" => route_tables::create_route(context, input, response),
-        "ReplaceRoute" => route_tables::replace_route(context, input, response),
-        "DeleteRoute" => route_tables::delete_route(context, input, response),
-        "AssociateRouteTable" => route_tables::associate_route_table(context, input, response),
-        "ReplaceRouteTableAssociation" => {
-            route_tables::replace_route_table_association(context, input, response)
-        }
-        "DisassociateRouteTable" => {
-            route_tables::disassociate_route_table(context, input, response)
-        }
-        "CreateNetworkAcl" => network_acls::create_network_acl(context, input, response),
-        "DescribeNetworkAcls" => network_acls::describe_network_acls(context, input, response),
-        "DeleteNetworkAcl" => network_acls::delete_network_acl(context, input, response),
-        "CreateNetworkAclEntry" => network_acls::create_network_acl_entry(context, input, response),
-        "ReplaceNetworkAclEntry" => {
-            network_acls::replace_network_acl_entry(context, input, response)
-        }
-        "DeleteNetworkAclEntry" => network_acls::delete_network_acl_entry(context, input, response),
-        "CreateNetworkInterface" => interfaces::create_network_interface(context, input, response),
-        "DeleteNetworkInterface" => interfaces::delete_network_interface(context, input, response),
-        "AttachNetworkInterface" => interfaces::attach_network_interface(context, input, response),
-        "DetachNetworkInterface" => interfaces::detach_network_interface(context, input, response),
-        "DescribeNetworkInterfaces" => {
-            interfaces::describe_network_interfaces(context, input, response)
-        }
-        "ModifyNetworkInterfaceAttribute" => {
-            interfaces::modify_network_interface_attribute(context, input, response)
-        }
-        "AssignPrivateIpAddresses" => {
-            interfaces::assign_private_ip_addresses(context, input, response)
-        }
-        "UnassignPrivateIpAddresses" => {
-            interfaces::unassign_private_ip_addresses(context, input, response)
-        }
-        "AllocateAddress" => addresses::allocate_address(context, input, response),
-        "DescribeAddresses" => addresses::describe_addresses(context, input, response),
-        "AssociateAddress" => addresses::associate_address(context, input, response),
-        "DisassociateAddress" => addresses::disassociate_address(context, input, response),
-        "ReleaseAddress" => addresses::release_address(context, input, response),
-        "ReplaceNetworkAclAssociation" => {
-            network_acls::replace_network_acl_association(context, input, response)
-        }
-        _ => return Err(unsupported(action)),
+    let Some(handler) = handler(action) else {
+        return Err(unsupported(action));
+    };
+    let output = match handler {
+        Handler::Sync(handle) => handle(context, input),
+        Handler::Async(handle) => handle(context, input).await,
     }?;
     // Read-only actions honour DryRun after the request proved valid; mutating actions check
     // it themselves before changing anything.
     if dry_run && is_read_only(action) {
         return Err(control::Error::DryRunOperation.into());
     }
-    Ok(xml)
+    // Every handled action is modeled (`handlers_are_the_model_list` checks).
+    ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
+}
+
+/// A handler's answer: JSON keyed by the output shape's member names, which
+/// `ec2model::encode_output` writes.
+type Output = Result<Value, ApiError>;
+
+/// An action's handler. It takes the input as `ec2model::decode` checked it against the model
+/// (JSON keyed by member names) and reads it into its own `deny_unknown_fields` struct, so a
+/// modeled parameter it does not honour is refused by name.
+#[derive(Clone, Copy)]
+pub(super) enum Handler {
+    Sync(fn(&ApiContext, Value) -> Output),
+    Async(for<'a> fn(&'a ApiContext, Value) -> BoxFuture<'a, Output>),
+}
+
+/// Every action nimbus answers and its handler, one table per module: exactly the actions of
+/// `ec2model`'s list (`handlers_are_the_model_list` checks).
+const HANDLERS: &[&[(&str, Handler)]] = &[
+    catalog::HANDLERS,
+    keypairs::HANDLERS,
+    tags::HANDLERS,
+    volumes::HANDLERS,
+    snapshots::HANDLERS,
+    images::HANDLERS,
+    instances::HANDLERS,
+    instance_health::HANDLERS,
+    vpcs::HANDLERS,
+    subnets::HANDLERS,
+    security_groups::HANDLERS,
+    gateways::HANDLERS,
+    route_tables::HANDLERS,
+    network_acls::HANDLERS,
+    interfaces::HANDLERS,
+    addresses::HANDLERS,
+];
+
+fn handler(action: &str) -> Option<Handler> {
+    static TABLE: OnceLock<HashMap<&str, Handler>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        HANDLERS
+            .iter()
+            .flat_map(|module| module.iter().copied())
+            .collect()
+    });
+    table.get(action).copied()
 }
 
 fn is_read_only(action: &str) -> bool {
@@ -272,19 +187,6 @@ fn input<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             ))),
         }
     })
-}
-
-/// Identifies the response being written.
-#[derive(Clone, Copy)]
-struct Response<'a> {
-    action: &'a str,
-    request_id: &'a str,
-}
-
-impl Response<'_> {
-    fn render(self, body: impl FnOnce(&mut awsproto::XmlWriter)) -> Result<String, ApiError> {
-        Ok(awsproto::ec2_response(self.action, self.request_id, body))
-    }
 }
 
 /// The part of a request every Describe action shares: its ID list (named `ids_member` in the
@@ -331,47 +233,43 @@ fn describe_request<Rest: DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 struct NoOtherParameters {}
 
-/// `<set><item>…</item>…</set>` and the `nextToken` of a page, as every Describe answers.
-fn write_page<T>(
-    xml: &mut awsproto::XmlWriter,
-    set: &str,
-    items: &[T],
-    next_token: Option<&str>,
-    mut write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
-) {
-    xml.start(set);
-    for item in items {
-        xml.start("item");
-        write_item(xml, item);
-        xml.end();
-    }
-    xml.end();
-    if let Some(token) = next_token {
-        xml.leaf("nextToken", token);
-    }
+/// A resource's tags as the model's `TagList` (`ec2model` decides when an empty one is sent).
+fn tags_output(tags: &control::Tags) -> Value {
+    tags.iter()
+        .map(|(key, value)| json!({"Key": key, "Value": value}))
+        .collect()
 }
 
-/// A Describe answer: one page of items in `set`.
-fn render_page<T>(
-    response: Response,
-    set: &str,
+/// A Describe answer: one page of items in the output's list `member`, and its `NextToken`.
+fn page_output<T>(
+    member: &str,
     (items, next_token): Page<T>,
-    write_item: impl FnMut(&mut awsproto::XmlWriter, &T),
-) -> Result<String, ApiError> {
-    response.render(|xml| write_page(xml, set, &items, next_token.as_deref(), write_item))
+    item: impl FnMut(&T) -> Value,
+) -> Value {
+    let mut output = serde_json::Map::new();
+    output.insert(member.to_owned(), items.iter().map(item).collect());
+    if let Some(token) = next_token {
+        output.insert("NextToken".to_owned(), Value::String(token));
+    }
+    Value::Object(output)
 }
 
-/// A resource's tags; AWS omits the element for an untagged resource.
-fn write_tag_set(xml: &mut awsproto::XmlWriter, tags: &control::Tags) {
-    if tags.is_empty() {
-        return;
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::HANDLERS;
+
+    /// The dispatch table and the model list name the same actions, each once: a listed action
+    /// without a handler, or a handler the list lacks, fails here.
+    #[test]
+    fn handlers_are_the_model_list() {
+        let rows: Vec<&str> = (HANDLERS.iter().flat_map(|module| module.iter()))
+            .map(|(name, _)| *name)
+            .collect();
+        let handled: BTreeSet<&str> = rows.iter().copied().collect();
+        assert_eq!(handled.len(), rows.len(), "an action is handled twice");
+        let modeled: BTreeSet<&str> = ec2model::modeled_actions().collect();
+        assert_eq!(handled, modeled);
     }
-    xml.start("tagSet");
-    for (key, value) in tags {
-        xml.start("item");
-        xml.leaf("key", key);
-        xml.leaf("value", value);
-        xml.end();
-    }
-    xml.end();
 }

@@ -7,13 +7,36 @@ use control::vpc::network_acls::{AclEntry, AclEntryRequest, NetworkAcl, DEFAULT_
 use control::vpc::Traffic;
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
-    Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateNetworkAcl", Handler::Sync(create_network_acl)),
+    ("DescribeNetworkAcls", Handler::Sync(describe_network_acls)),
+    ("DeleteNetworkAcl", Handler::Sync(delete_network_acl)),
+    (
+        "CreateNetworkAclEntry",
+        Handler::Sync(create_network_acl_entry),
+    ),
+    (
+        "ReplaceNetworkAclEntry",
+        Handler::Sync(replace_network_acl_entry),
+    ),
+    (
+        "DeleteNetworkAclEntry",
+        Handler::Sync(delete_network_acl_entry),
+    ),
+    (
+        "ReplaceNetworkAclAssociation",
+        Handler::Sync(replace_network_acl_association),
+    ),
+];
 
 /// EC2 shows ACL protocols as numbers.
 fn protocol_number(traffic: &Traffic) -> &str {
@@ -25,33 +48,23 @@ fn protocol_number(traffic: &Traffic) -> &str {
     }
 }
 
-fn write_entry(xml: &mut awsproto::XmlWriter, entry: &AclEntry) {
-    xml.leaf("ruleNumber", &entry.rule_number.to_string());
-    xml.leaf("protocol", protocol_number(&entry.traffic));
-    xml.leaf("ruleAction", if entry.allow { "allow" } else { "deny" });
-    xml.leaf("egress", &entry.egress.to_string());
-    xml.leaf("cidrBlock", &entry.cidr.to_string());
-    if let (Some(from), Some(to)) = (entry.traffic.from_port, entry.traffic.to_port) {
-        if entry.traffic.protocol == "icmp" {
-            xml.start("icmpTypeCode");
-            xml.leaf("code", &to.to_string());
-            xml.leaf("type", &from.to_string());
-            xml.end();
-        } else {
-            xml.start("portRange");
-            xml.leaf("from", &from.to_string());
-            xml.leaf("to", &to.to_string());
-            xml.end();
-        }
-    }
+fn entry_output(entry: &AclEntry) -> Value {
+    let ports = entry.traffic.from_port.zip(entry.traffic.to_port);
+    let icmp = entry.traffic.protocol == "icmp";
+    json!({
+        "RuleNumber": entry.rule_number,
+        "Protocol": protocol_number(&entry.traffic),
+        "RuleAction": if entry.allow { "allow" } else { "deny" },
+        "Egress": entry.egress,
+        "CidrBlock": entry.cidr.to_string(),
+        // ICMP's type and code travel in the port fields.
+        "IcmpTypeCode": ports.filter(|_| icmp).map(|(from, to)| json!({"Code": to, "Type": from})),
+        "PortRange": ports.filter(|_| !icmp).map(|(from, to)| json!({"From": from, "To": to})),
+    })
 }
 
-fn write_acl(xml: &mut awsproto::XmlWriter, acl: &NetworkAcl, owner: &str) {
-    xml.leaf("networkAclId", &acl.network_acl_id);
-    xml.leaf("vpcId", &acl.vpc_id);
-    xml.leaf("default", &acl.is_default.to_string());
-    xml.leaf("ownerId", owner);
-    xml.start("entrySet");
+fn acl_output(acl: &NetworkAcl, owner: &str) -> Value {
+    let mut entries = Vec::new();
     for egress in [true, false] {
         let final_deny = AclEntry {
             rule_number: DEFAULT_RULE_NUMBER,
@@ -60,23 +73,27 @@ fn write_acl(xml: &mut awsproto::XmlWriter, acl: &NetworkAcl, owner: &str) {
             cidr: Default::default(),
             allow: false,
         };
-        for entry in acl.ordered(egress).into_iter().chain([&final_deny]) {
-            xml.start("item");
-            write_entry(xml, entry);
-            xml.end();
-        }
+        let ordered = acl.ordered(egress).into_iter().chain([&final_deny]);
+        entries.extend(ordered.map(entry_output));
     }
-    xml.end();
-    xml.start("associationSet");
-    for association in &acl.associations {
-        xml.start("item");
-        xml.leaf("networkAclAssociationId", &association.association_id);
-        xml.leaf("networkAclId", &acl.network_acl_id);
-        xml.leaf("subnetId", &association.subnet_id);
-        xml.end();
-    }
-    xml.end();
-    write_tag_set(xml, &acl.tags);
+    let associations: Vec<Value> = (acl.associations.iter())
+        .map(|association| {
+            json!({
+                "NetworkAclAssociationId": association.association_id,
+                "NetworkAclId": acl.network_acl_id,
+                "SubnetId": association.subnet_id,
+            })
+        })
+        .collect();
+    json!({
+        "NetworkAclId": acl.network_acl_id,
+        "VpcId": acl.vpc_id,
+        "IsDefault": acl.is_default,
+        "OwnerId": owner,
+        "Entries": entries,
+        "Associations": associations,
+        "Tags": tags_output(&acl.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -92,11 +109,7 @@ struct CreateNetworkAcl {
     dry_run: bool,
 }
 
-pub fn create_network_acl(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_network_acl(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateNetworkAcl", &request)?;
     let request: CreateNetworkAcl = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, NetworkAcl::KIND)?;
@@ -107,24 +120,16 @@ pub fn create_network_acl(
         request.dry_run,
     )?;
     let owner = &context.control.config().account_id;
-    response.render(|xml| {
-        xml.start("networkAcl");
-        write_acl(xml, &acl, owner);
-        xml.end();
-    })
+    Ok(json!({"NetworkAcl": acl_output(&acl, owner)}))
 }
 
-pub fn describe_network_acls(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_network_acls(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("NetworkAclIds"))?;
     let page = context.control.describe_network_acls(&query)?;
     let owner = &context.control.config().account_id;
-    render_page(response, "networkAclSet", page, |xml, acl| {
-        write_acl(xml, acl, owner)
-    })
+    Ok(page_output("NetworkAcls", page, |acl| {
+        acl_output(acl, owner)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -135,16 +140,12 @@ struct DeleteNetworkAcl {
     dry_run: bool,
 }
 
-pub fn delete_network_acl(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_network_acl(context: &ApiContext, request: Value) -> Output {
     let request: DeleteNetworkAcl = input(request)?;
     context
         .control
         .delete_network_acl(&request.network_acl_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -178,12 +179,7 @@ struct EntryRequest {
     dry_run: bool,
 }
 
-fn put_entry(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-    replace: bool,
-) -> Result<String, ApiError> {
+fn put_entry(context: &ApiContext, request: Value, replace: bool) -> Output {
     let request: EntryRequest = input(request)?;
     if request.ipv6_cidr_block.is_some() {
         return Err(unsupported_parameter("Ipv6CidrBlock"));
@@ -204,23 +200,15 @@ fn put_entry(
         replace,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
-pub fn create_network_acl_entry(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    put_entry(context, request, response, false)
+fn create_network_acl_entry(context: &ApiContext, request: Value) -> Output {
+    put_entry(context, request, false)
 }
 
-pub fn replace_network_acl_entry(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    put_entry(context, request, response, true)
+fn replace_network_acl_entry(context: &ApiContext, request: Value) -> Output {
+    put_entry(context, request, true)
 }
 
 #[derive(Deserialize)]
@@ -234,11 +222,7 @@ struct DeleteEntry {
     dry_run: bool,
 }
 
-pub fn delete_network_acl_entry(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_network_acl_entry(context: &ApiContext, request: Value) -> Output {
     let request: DeleteEntry = input(request)?;
     context.control.delete_network_acl_entry(
         &request.network_acl_id,
@@ -246,7 +230,7 @@ pub fn delete_network_acl_entry(
         request.egress,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -258,16 +242,12 @@ struct ReplaceAssociation {
     dry_run: bool,
 }
 
-pub fn replace_network_acl_association(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn replace_network_acl_association(context: &ApiContext, request: Value) -> Output {
     let request: ReplaceAssociation = input(request)?;
     let new_id = context.control.replace_network_acl_association(
         &request.association_id,
         &request.network_acl_id,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("newAssociationId", &new_id))
+    Ok(json!({"NewAssociationId": new_id}))
 }

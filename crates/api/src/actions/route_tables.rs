@@ -7,56 +7,65 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::route_tables::{RouteTable, RouteTarget, RouteTargetRequest};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
-    Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
 
-fn write_route_table(
-    xml: &mut awsproto::XmlWriter,
-    state: &control::State,
-    table: &RouteTable,
-    owner: &str,
-) {
-    xml.leaf("routeTableId", &table.route_table_id);
-    xml.leaf("vpcId", &table.vpc_id);
-    xml.leaf("ownerId", owner);
-    xml.start("routeSet");
-    for route in &table.routes {
-        xml.start("item");
-        xml.leaf("destinationCidrBlock", &route.destination.to_string());
-        xml.leaf("gatewayId", route.target.gateway_id());
-        xml.leaf("state", table.route_state(state, route));
-        xml.leaf(
-            "origin",
-            if route.target == RouteTarget::Local {
-                "CreateRouteTable"
-            } else {
-                "CreateRoute"
-            },
-        );
-        xml.end();
-    }
-    xml.end();
-    xml.start("associationSet");
-    for association in &table.associations {
-        xml.start("item");
-        xml.leaf("routeTableAssociationId", &association.association_id);
-        xml.leaf("routeTableId", &table.route_table_id);
-        xml.leaf_opt("subnetId", association.subnet_id.as_deref());
-        xml.leaf("main", &association.subnet_id.is_none().to_string());
-        xml.start("associationState");
-        xml.leaf("state", "associated");
-        xml.end();
-        xml.end();
-    }
-    xml.end();
-    xml.start("propagatingVgwSet");
-    xml.end();
-    write_tag_set(xml, &table.tags);
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateRouteTable", Handler::Sync(create_route_table)),
+    ("DescribeRouteTables", Handler::Sync(describe_route_tables)),
+    ("DeleteRouteTable", Handler::Sync(delete_route_table)),
+    ("CreateRoute", Handler::Sync(create_route)),
+    ("ReplaceRoute", Handler::Sync(replace_route)),
+    ("DeleteRoute", Handler::Sync(delete_route)),
+    ("AssociateRouteTable", Handler::Sync(associate_route_table)),
+    (
+        "ReplaceRouteTableAssociation",
+        Handler::Sync(replace_route_table_association),
+    ),
+    (
+        "DisassociateRouteTable",
+        Handler::Sync(disassociate_route_table),
+    ),
+];
+
+fn route_table_output(state: &control::State, table: &RouteTable, owner: &str) -> Value {
+    let routes: Vec<Value> = (table.routes.iter())
+        .map(|route| {
+            let local = route.target == RouteTarget::Local;
+            json!({
+                "DestinationCidrBlock": route.destination.to_string(),
+                "GatewayId": route.target.gateway_id(),
+                "State": table.route_state(state, route),
+                "Origin": if local { "CreateRouteTable" } else { "CreateRoute" },
+            })
+        })
+        .collect();
+    let associations: Vec<Value> = (table.associations.iter())
+        .map(|association| {
+            json!({
+                "RouteTableAssociationId": association.association_id,
+                "RouteTableId": table.route_table_id,
+                "SubnetId": association.subnet_id,
+                "Main": association.subnet_id.is_none(),
+                "AssociationState": {"State": "associated"},
+            })
+        })
+        .collect();
+    json!({
+        "RouteTableId": table.route_table_id,
+        "VpcId": table.vpc_id,
+        "OwnerId": owner,
+        "Routes": routes,
+        "Associations": associations,
+        "PropagatingVgws": [],
+        "Tags": tags_output(&table.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -72,11 +81,7 @@ struct CreateInVpc {
     dry_run: bool,
 }
 
-pub fn create_route_table(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_route_table(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateRouteTable", &request)?;
     let request: CreateInVpc = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, RouteTable::KIND)?;
@@ -88,25 +93,17 @@ pub fn create_route_table(
     )?;
     let state = context.control.read();
     let owner = &context.control.config().account_id;
-    response.render(|xml| {
-        xml.start("routeTable");
-        write_route_table(xml, &state, &table, owner);
-        xml.end();
-    })
+    Ok(json!({"RouteTable": route_table_output(&state, &table, owner)}))
 }
 
-pub fn describe_route_tables(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_route_tables(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("RouteTableIds"))?;
     let page = context.control.describe_route_tables(&query)?;
     let state = context.control.read();
     let owner = &context.control.config().account_id;
-    render_page(response, "routeTableSet", page, |xml, table| {
-        write_route_table(xml, &state, table, owner)
-    })
+    Ok(page_output("RouteTables", page, |table| {
+        route_table_output(&state, table, owner)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -117,16 +114,12 @@ struct DeleteRouteTable {
     dry_run: bool,
 }
 
-pub fn delete_route_table(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_route_table(context: &ApiContext, request: Value) -> Output {
     let request: DeleteRouteTable = input(request)?;
     context
         .control
         .delete_route_table(&request.route_table_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 /// CreateRoute and ReplaceRoute: the destination and the one target.
@@ -199,12 +192,7 @@ impl RouteRequest {
     }
 }
 
-fn put_route(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-    replace: bool,
-) -> Result<String, ApiError> {
+fn put_route(context: &ApiContext, request: Value, replace: bool) -> Output {
     let request: RouteRequest = input(request)?;
     context.control.put_route(
         &request.route_table_id,
@@ -213,23 +201,15 @@ fn put_route(
         replace,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(json!({"Return": true}))
 }
 
-pub fn create_route(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    put_route(context, request, response, false)
+fn create_route(context: &ApiContext, request: Value) -> Output {
+    put_route(context, request, false)
 }
 
-pub fn replace_route(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    put_route(context, request, response, true)
+fn replace_route(context: &ApiContext, request: Value) -> Output {
+    put_route(context, request, true)
 }
 
 #[derive(Deserialize)]
@@ -241,11 +221,7 @@ struct DeleteRoute {
     dry_run: bool,
 }
 
-pub fn delete_route(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_route(context: &ApiContext, request: Value) -> Output {
     let request: DeleteRoute = input(request)?;
     let destination = request.destination_cidr_block.ok_or_else(|| {
         ApiError::from(control::Error::MissingParameter(
@@ -255,7 +231,7 @@ pub fn delete_route(
     context
         .control
         .delete_route(&request.route_table_id, &destination, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -267,11 +243,7 @@ struct AssociateRouteTable {
     dry_run: bool,
 }
 
-pub fn associate_route_table(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn associate_route_table(context: &ApiContext, request: Value) -> Output {
     let request: AssociateRouteTable = input(request)?;
     let subnet_id = request
         .subnet_id
@@ -281,12 +253,10 @@ pub fn associate_route_table(
         &subnet_id,
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("associationId", &association_id);
-        xml.start("associationState");
-        xml.leaf("state", "associated");
-        xml.end();
-    })
+    Ok(json!({
+        "AssociationId": association_id,
+        "AssociationState": {"State": "associated"},
+    }))
 }
 
 #[derive(Deserialize)]
@@ -297,16 +267,12 @@ struct DisassociateRouteTable {
     dry_run: bool,
 }
 
-pub fn disassociate_route_table(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn disassociate_route_table(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateRouteTable = input(request)?;
     context
         .control
         .disassociate_route_table(&request.association_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -318,21 +284,15 @@ struct ReplaceRouteTableAssociation {
     dry_run: bool,
 }
 
-pub fn replace_route_table_association(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn replace_route_table_association(context: &ApiContext, request: Value) -> Output {
     let request: ReplaceRouteTableAssociation = input(request)?;
     let new_id = context.control.replace_route_table_association(
         &request.association_id,
         &request.route_table_id,
         request.dry_run,
     )?;
-    response.render(|xml| {
-        xml.leaf("newAssociationId", &new_id);
-        xml.start("associationState");
-        xml.leaf("state", "associated");
-        xml.end();
-    })
+    Ok(json!({
+        "NewAssociationId": new_id,
+        "AssociationState": {"State": "associated"},
+    }))
 }

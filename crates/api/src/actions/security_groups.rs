@@ -10,13 +10,49 @@ use control::vpc::security_groups::{
 use control::vpc::Traffic;
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
-    Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSecurityGroup", Handler::Sync(create_security_group)),
+    ("DeleteSecurityGroup", Handler::Sync(delete_security_group)),
+    (
+        "DescribeSecurityGroups",
+        Handler::Sync(describe_security_groups),
+    ),
+    (
+        "AuthorizeSecurityGroupIngress",
+        Handler::Sync(authorize_ingress),
+    ),
+    (
+        "AuthorizeSecurityGroupEgress",
+        Handler::Sync(authorize_egress),
+    ),
+    ("RevokeSecurityGroupIngress", Handler::Sync(revoke_ingress)),
+    ("RevokeSecurityGroupEgress", Handler::Sync(revoke_egress)),
+    (
+        "DescribeSecurityGroupRules",
+        Handler::Sync(describe_security_group_rules),
+    ),
+    (
+        "ModifySecurityGroupRules",
+        Handler::Sync(modify_security_group_rules),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        Handler::Sync(update_rule_descriptions_ingress),
+    ),
+    (
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+        Handler::Sync(update_rule_descriptions_egress),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -30,11 +66,7 @@ struct CreateSecurityGroup {
     dry_run: bool,
 }
 
-pub fn create_security_group(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_security_group(context: &ApiContext, request: Value) -> Output {
     let request: CreateSecurityGroup = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, SecurityGroup::KIND)?;
     let group = context.control.create_security_group(
@@ -45,12 +77,11 @@ pub fn create_security_group(
         request.dry_run,
     )?;
     let config = context.control.config();
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        xml.leaf("groupId", &group.group_id);
-        write_tag_set(xml, &group.tags);
-        xml.leaf("securityGroupArn", &group_arn(config, &group.group_id));
-    })
+    Ok(json!({
+        "GroupId": group.group_id,
+        "Tags": tags_output(&group.tags),
+        "SecurityGroupArn": group_arn(config, &group.group_id),
+    }))
 }
 
 fn group_arn(config: &nimbus_core::Config, group_id: &str) -> String {
@@ -69,20 +100,13 @@ struct DeleteSecurityGroup {
     dry_run: bool,
 }
 
-pub fn delete_security_group(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_security_group(context: &ApiContext, request: Value) -> Output {
     let request: DeleteSecurityGroup = input(request)?;
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let group_id = context
         .control
         .delete_security_group(group, request.dry_run)?;
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        xml.leaf("groupId", &group_id);
-    })
+    Ok(json!({"Return": true, "GroupId": group_id}))
 }
 
 /// Rules with the same traffic, as one `IpPermission` with their peers.
@@ -97,65 +121,55 @@ fn permissions(rules: &[SecurityGroupRule]) -> Vec<(&Traffic, Vec<&SecurityGroup
     grouped
 }
 
-fn write_ports(xml: &mut awsproto::XmlWriter, traffic: &Traffic) {
-    if let (Some(from), Some(to)) = (traffic.from_port, traffic.to_port) {
-        xml.leaf("fromPort", &from.to_string());
-        xml.leaf("toPort", &to.to_string());
-    }
+fn permissions_output(rules: &[SecurityGroupRule], owner: &str) -> Vec<Value> {
+    (permissions(rules).into_iter())
+        .map(|(traffic, members)| {
+            let groups: Vec<Value> = (members.iter())
+                .filter_map(|rule| match &rule.peer {
+                    RulePeer::Group(group_id) => Some(json!({
+                        "UserId": owner,
+                        "GroupId": group_id,
+                        "Description": rule.description,
+                    })),
+                    RulePeer::Cidr(_) => None,
+                })
+                .collect();
+            let ranges: Vec<Value> = (members.iter())
+                .filter_map(|rule| match &rule.peer {
+                    RulePeer::Cidr(net) => Some(json!({
+                        "CidrIp": net.to_string(),
+                        "Description": rule.description,
+                    })),
+                    RulePeer::Group(_) => None,
+                })
+                .collect();
+            let ports = traffic.from_port.zip(traffic.to_port);
+            json!({
+                "IpProtocol": traffic.protocol,
+                "FromPort": ports.map(|(from, _)| from),
+                "ToPort": ports.map(|(_, to)| to),
+                "UserIdGroupPairs": groups,
+                "IpRanges": ranges,
+                "Ipv6Ranges": [],
+                "PrefixListIds": [],
+            })
+        })
+        .collect()
 }
 
-fn write_permissions(
-    xml: &mut awsproto::XmlWriter,
-    set: &str,
-    rules: &[SecurityGroupRule],
-    owner: &str,
-) {
-    xml.start(set);
-    for (traffic, members) in permissions(rules) {
-        xml.start("item");
-        xml.leaf("ipProtocol", &traffic.protocol);
-        write_ports(xml, traffic);
-        xml.start("groups");
-        for rule in members.iter() {
-            if let RulePeer::Group(group_id) = &rule.peer {
-                xml.start("item");
-                xml.leaf("userId", owner);
-                xml.leaf("groupId", group_id);
-                xml.leaf_opt("description", rule.description.as_deref());
-                xml.end();
-            }
-        }
-        xml.end();
-        xml.start("ipRanges");
-        for rule in members.iter() {
-            if let RulePeer::Cidr(net) = &rule.peer {
-                xml.start("item");
-                xml.leaf("cidrIp", &net.to_string());
-                xml.leaf_opt("description", rule.description.as_deref());
-                xml.end();
-            }
-        }
-        xml.end();
-        xml.start("ipv6Ranges");
-        xml.end();
-        xml.start("prefixListIds");
-        xml.end();
-        xml.end();
-    }
-    xml.end();
-}
-
-fn write_group(xml: &mut awsproto::XmlWriter, config: &nimbus_core::Config, group: &SecurityGroup) {
+fn group_output(config: &nimbus_core::Config, group: &SecurityGroup) -> Value {
     let owner = &config.account_id;
-    xml.leaf("ownerId", owner);
-    xml.leaf("groupId", &group.group_id);
-    xml.leaf("groupName", &group.group_name);
-    xml.leaf("groupDescription", &group.description);
-    xml.leaf("vpcId", &group.vpc_id);
-    xml.leaf("securityGroupArn", &group_arn(config, &group.group_id));
-    write_permissions(xml, "ipPermissions", &group.ingress, owner);
-    write_permissions(xml, "ipPermissionsEgress", &group.egress, owner);
-    write_tag_set(xml, &group.tags);
+    json!({
+        "OwnerId": owner,
+        "GroupId": group.group_id,
+        "GroupName": group.group_name,
+        "Description": group.description,
+        "VpcId": group.vpc_id,
+        "SecurityGroupArn": group_arn(config, &group.group_id),
+        "IpPermissions": permissions_output(&group.ingress, owner),
+        "IpPermissionsEgress": permissions_output(&group.egress, owner),
+        "Tags": tags_output(&group.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -165,78 +179,59 @@ struct DescribeSecurityGroups {
     group_names: Vec<String>,
 }
 
-pub fn describe_security_groups(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_security_groups(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeSecurityGroups) =
         describe_request(request, Some("GroupIds"))?;
     let page = context
         .control
         .describe_security_groups(&request.group_names, &query)?;
     let config = context.control.config();
-    render_page(response, "securityGroupInfo", page, |xml, group| {
-        write_group(xml, config, group)
-    })
+    Ok(page_output("SecurityGroups", page, |group| {
+        group_output(config, group)
+    }))
 }
 
-fn write_rule(xml: &mut awsproto::XmlWriter, config: &nimbus_core::Config, row: &RuleRow) {
+fn rule_output(config: &nimbus_core::Config, row: &RuleRow) -> Value {
     let rule = &row.rule;
-    xml.leaf("securityGroupRuleId", &rule.rule_id);
-    xml.leaf("groupId", &row.group_id);
-    xml.leaf("groupOwnerId", &config.account_id);
-    xml.leaf(
-        "isEgress",
-        &(row.direction == Direction::Egress).to_string(),
-    );
-    xml.leaf("ipProtocol", &rule.traffic.protocol);
-    xml.leaf(
-        "fromPort",
-        &rule.traffic.from_port.unwrap_or(-1).to_string(),
-    );
-    xml.leaf("toPort", &rule.traffic.to_port.unwrap_or(-1).to_string());
-    match &rule.peer {
-        RulePeer::Cidr(net) => xml.leaf("cidrIpv4", &net.to_string()),
-        RulePeer::Group(group_id) => {
-            xml.start("referencedGroupInfo");
-            xml.leaf("groupId", group_id);
-            xml.leaf("userId", &config.account_id);
-            xml.end();
-        }
-    }
-    xml.leaf_opt("description", rule.description.as_deref());
-    xml.leaf(
-        "securityGroupRuleArn",
-        &format!(
+    let (cidr, referenced) = match &rule.peer {
+        RulePeer::Cidr(net) => (Some(net.to_string()), None),
+        RulePeer::Group(group_id) => (None, Some(group_id)),
+    };
+    json!({
+        "SecurityGroupRuleId": rule.rule_id,
+        "GroupId": row.group_id,
+        "GroupOwnerId": config.account_id,
+        "IsEgress": row.direction == Direction::Egress,
+        "IpProtocol": rule.traffic.protocol,
+        "FromPort": rule.traffic.from_port.unwrap_or(-1),
+        "ToPort": rule.traffic.to_port.unwrap_or(-1),
+        "CidrIpv4": cidr,
+        "ReferencedGroupInfo": referenced.map(|id| json!({"GroupId": id, "UserId": config.account_id})),
+        "Description": rule.description,
+        "SecurityGroupRuleArn": format!(
             "arn:aws:ec2:{}:{}:security-group-rule/{}",
             config.region, config.account_id, rule.rule_id
         ),
-    );
+    })
 }
 
-fn write_rule_set(
-    xml: &mut awsproto::XmlWriter,
+/// The rules of one group in one direction, as `SecurityGroupRule`s.
+fn rules_output(
     config: &nimbus_core::Config,
     group_id: &str,
     direction: Direction,
     rules: &[SecurityGroupRule],
-) {
-    xml.start("securityGroupRuleSet");
-    for rule in rules {
-        xml.start("item");
-        write_rule(
-            xml,
-            config,
-            &RuleRow {
+) -> Vec<Value> {
+    (rules.iter())
+        .map(|rule| {
+            let row = RuleRow {
                 group_id: group_id.to_owned(),
                 direction,
                 rule: rule.clone(),
-            },
-        );
-        xml.end();
-    }
-    xml.end();
+            };
+            rule_output(config, &row)
+        })
+        .collect()
 }
 
 /// Authorize and Revoke, in both directions: `IpPermissions`, the older flat form
@@ -295,19 +290,15 @@ impl ChangeRules {
     }
 }
 
-fn direction_of(action: &str) -> Direction {
-    if action.ends_with("Egress") {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    }
+fn authorize_ingress(context: &ApiContext, request: Value) -> Output {
+    authorize(context, request, Direction::Ingress)
 }
 
-pub fn authorize(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn authorize_egress(context: &ApiContext, request: Value) -> Output {
+    authorize(context, request, Direction::Egress)
+}
+
+fn authorize(context: &ApiContext, request: Value, direction: Direction) -> Output {
     let request: ChangeRules = input(request)?;
     if !request.tag_specifications.is_empty() {
         return Err(unsupported_parameter("TagSpecifications"));
@@ -315,7 +306,6 @@ pub fn authorize(
     if !request.security_group_rule_ids.is_empty() {
         return Err(unsupported_parameter("SecurityGroupRuleIds"));
     }
-    let direction = direction_of(response.action);
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let permissions = request.permissions();
     let (group_id, added) = context.control.authorize_security_group(
@@ -325,22 +315,25 @@ pub fn authorize(
         request.dry_run,
     )?;
     let config = context.control.config();
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        write_rule_set(xml, config, &group_id, direction, &added);
-    })
+    Ok(json!({
+        "Return": true,
+        "SecurityGroupRules": rules_output(config, &group_id, direction, &added),
+    }))
 }
 
-pub fn revoke(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn revoke_ingress(context: &ApiContext, request: Value) -> Output {
+    revoke(context, request, Direction::Ingress)
+}
+
+fn revoke_egress(context: &ApiContext, request: Value) -> Output {
+    revoke(context, request, Direction::Egress)
+}
+
+fn revoke(context: &ApiContext, request: Value, direction: Direction) -> Output {
     let request: ChangeRules = input(request)?;
     if !request.tag_specifications.is_empty() {
         return Err(unsupported_parameter("TagSpecifications"));
     }
-    let direction = direction_of(response.action);
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let permissions = request.permissions();
     let selection = if request.security_group_rule_ids.is_empty() {
@@ -353,37 +346,28 @@ pub fn revoke(
             .control
             .revoke_security_group(direction, group, selection, request.dry_run)?;
     let config = context.control.config();
-    response.render(|xml| {
-        xml.leaf("return", "true");
-        xml.start("revokedSecurityGroupRuleSet");
-        for rule in &removed {
-            xml.start("item");
-            write_rule(
-                xml,
-                config,
-                &RuleRow {
-                    group_id: request.group_id.clone().unwrap_or_default(),
-                    direction,
-                    rule: rule.clone(),
-                },
-            );
-            xml.end();
-        }
-        xml.end();
-    })
+    let group_id = request.group_id.unwrap_or_default();
+    let revoked: Vec<Value> = (rules_output(config, &group_id, direction, &removed).into_iter())
+        .zip(&removed)
+        .map(|(mut rule, removed)| {
+            // A `RevokedSecurityGroupRule` names the group it referenced by ID alone (and has no
+            // owner or ARN: the encoder leaves out members the shape lacks).
+            if let RulePeer::Group(id) = &removed.peer {
+                rule["ReferencedGroupId"] = json!(id);
+            }
+            rule
+        })
+        .collect();
+    Ok(json!({"Return": true, "RevokedSecurityGroupRules": revoked}))
 }
 
-pub fn describe_security_group_rules(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_security_group_rules(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SecurityGroupRuleIds"))?;
     let page = context.control.describe_security_group_rules(&query)?;
     let config = context.control.config();
-    render_page(response, "securityGroupRuleSet", page, |xml, row| {
-        write_rule(xml, config, row)
-    })
+    Ok(page_output("SecurityGroupRules", page, |row| {
+        rule_output(config, row)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -413,11 +397,7 @@ struct ModifySecurityGroupRules {
     dry_run: bool,
 }
 
-pub fn modify_security_group_rules(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_security_group_rules(context: &ApiContext, request: Value) -> Output {
     let request: ModifySecurityGroupRules = input(request)?;
     let mut updates = Vec::new();
     for update in request.security_group_rules {
@@ -442,7 +422,7 @@ pub fn modify_security_group_rules(
     context
         .control
         .modify_security_group_rules(&request.group_id, &updates)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(json!({"Return": true}))
 }
 
 #[derive(Deserialize)]
@@ -465,16 +445,19 @@ struct UpdateDescriptions {
     dry_run: bool,
 }
 
-pub fn update_rule_descriptions(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn update_rule_descriptions_ingress(context: &ApiContext, request: Value) -> Output {
+    update_rule_descriptions(context, request, Direction::Ingress)
+}
+
+fn update_rule_descriptions_egress(context: &ApiContext, request: Value) -> Output {
+    update_rule_descriptions(context, request, Direction::Egress)
+}
+
+fn update_rule_descriptions(context: &ApiContext, request: Value, direction: Direction) -> Output {
     let request: UpdateDescriptions = input(request)?;
     if request.dry_run {
         return Err(control::Error::DryRunOperation.into());
     }
-    let direction = direction_of(response.action);
     let group = GroupRef::from_request(request.group_id.as_deref(), request.group_name.as_deref())?;
     let ids: Vec<String> = request
         .security_group_rule_descriptions
@@ -494,5 +477,5 @@ pub fn update_rule_descriptions(
     context
         .control
         .update_rule_descriptions(direction, group, selection, &descriptions)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(json!({"Return": true}))
 }

@@ -4,10 +4,19 @@ use control::snapshots::Snapshot;
 use control::tags::{tags_of_created, TagSpecification};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, write_tag_set, Response};
+use super::{describe_request, input, page_output, tags_output, Handler, Output};
+use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSnapshot", Handler::Async(create_snapshot)),
+    ("DescribeSnapshots", Handler::Sync(describe_snapshots)),
+    ("DeleteSnapshot", Handler::Async(delete_snapshot)),
+    ("CopySnapshot", Handler::Async(copy_snapshot)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -20,11 +29,11 @@ struct CreateSnapshot {
     dry_run: bool,
 }
 
-pub async fn create_snapshot(
-    context: &ApiContext,
-    request: Value,
-    response: Response<'_>,
-) -> Result<String, ApiError> {
+fn create_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(create(context, request))
+}
+
+async fn create(context: &ApiContext, request: Value) -> Output {
     let request: CreateSnapshot = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, Snapshot::KIND)?;
     let snapshot = context
@@ -37,27 +46,24 @@ pub async fn create_snapshot(
         )
         .await?;
     let owner = &context.control.config().account_id;
-    response.render(|xml| write_snapshot(xml, &snapshot, owner))
+    Ok(snapshot_output(&snapshot, owner))
 }
 
-fn write_snapshot(xml: &mut awsproto::XmlWriter, snapshot: &Snapshot, owner: &str) {
-    xml.leaf("snapshotId", &snapshot.snapshot_id);
-    xml.leaf("volumeId", &snapshot.volume_id);
-    xml.leaf("status", snapshot.state.as_str());
-    if let Some(message) = &snapshot.state_message {
-        xml.leaf("statusMessage", message);
-    }
-    xml.leaf(
-        "startTime",
-        &nimbus_core::iso8601_millis(snapshot.start_time),
-    );
-    xml.leaf("progress", &format!("{}%", snapshot.progress));
-    xml.leaf("ownerId", owner);
-    xml.leaf("volumeSize", &snapshot.volume_size_gib.to_string());
-    xml.leaf("description", &snapshot.description);
-    xml.leaf("encrypted", "false");
-    xml.leaf("storageTier", "standard");
-    write_tag_set(xml, &snapshot.tags);
+fn snapshot_output(snapshot: &Snapshot, owner: &str) -> Value {
+    json!({
+        "SnapshotId": snapshot.snapshot_id,
+        "VolumeId": snapshot.volume_id,
+        "State": snapshot.state.as_str(),
+        "StateMessage": snapshot.state_message,
+        "StartTime": nimbus_core::iso8601_millis(snapshot.start_time),
+        "Progress": format!("{}%", snapshot.progress),
+        "OwnerId": owner,
+        "VolumeSize": snapshot.volume_size_gib,
+        "Description": snapshot.description,
+        "Encrypted": false,
+        "StorageTier": "standard",
+        "Tags": tags_output(&snapshot.tags),
+    })
 }
 
 #[derive(Deserialize)]
@@ -69,11 +75,7 @@ struct DescribeSnapshots {
     restorable_by_user_ids: Vec<String>,
 }
 
-pub fn describe_snapshots(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_snapshots(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeSnapshots) = describe_request(request, Some("SnapshotIds"))?;
     let account = context.control.config().account_id.clone();
     let (snapshots, next_token) = context
@@ -89,12 +91,11 @@ pub fn describe_snapshots(
     } else {
         snapshots
     };
-    render_page(
-        response,
-        "snapshotSet",
+    Ok(page_output(
+        "Snapshots",
         (snapshots, next_token),
-        |xml, snapshot| write_snapshot(xml, snapshot, &account),
-    )
+        |snapshot| snapshot_output(snapshot, &account),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -105,17 +106,15 @@ struct DeleteSnapshot {
     dry_run: bool,
 }
 
-pub async fn delete_snapshot(
-    context: &ApiContext,
-    request: Value,
-    response: Response<'_>,
-) -> Result<String, ApiError> {
-    let request: DeleteSnapshot = input(request)?;
-    context
-        .control
-        .delete_snapshot(&request.snapshot_id, request.dry_run)
-        .await?;
-    response.render(|xml| xml.leaf("return", "true"))
+fn delete_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(async move {
+        let request: DeleteSnapshot = input(request)?;
+        context
+            .control
+            .delete_snapshot(&request.snapshot_id, request.dry_run)
+            .await?;
+        Ok(Value::Null)
+    })
 }
 
 #[derive(Deserialize)]
@@ -137,11 +136,11 @@ struct CopySnapshot {
     dry_run: bool,
 }
 
-pub async fn copy_snapshot(
-    context: &ApiContext,
-    request: Value,
-    response: Response<'_>,
-) -> Result<String, ApiError> {
+fn copy_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(copy(context, request))
+}
+
+async fn copy(context: &ApiContext, request: Value) -> Output {
     let request: CopySnapshot = input(request)?;
     if request.encrypted {
         return Err(super::unsupported_parameter("Encrypted"));
@@ -164,8 +163,5 @@ pub async fn copy_snapshot(
             request.dry_run,
         )
         .await?;
-    response.render(|xml| {
-        xml.leaf("snapshotId", &copy.snapshot_id);
-        write_tag_set(xml, &copy.tags);
-    })
+    Ok(json!({"SnapshotId": copy.snapshot_id, "Tags": tags_output(&copy.tags)}))
 }

@@ -4,12 +4,25 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::subnets::Subnet;
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
-use super::{describe_request, input, render_page, write_tag_set, NoOtherParameters, Response};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
 use crate::{ApiContext, ApiError};
 use control::vpc::subnets::SubnetQueries;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateSubnet", Handler::Sync(create_subnet)),
+    ("DescribeSubnets", Handler::Sync(describe_subnets)),
+    ("DeleteSubnet", Handler::Sync(delete_subnet)),
+    (
+        "ModifySubnetAttribute",
+        Handler::Sync(modify_subnet_attribute),
+    ),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -23,49 +36,36 @@ struct CreateSubnet {
     dry_run: bool,
 }
 
-fn write_subnet(
-    xml: &mut awsproto::XmlWriter,
-    context: &ApiContext,
-    subnet: &Subnet,
-    available: u64,
-) {
+fn subnet_output(context: &ApiContext, subnet: &Subnet, available: u64) -> Value {
     let config = context.control.config();
-    xml.leaf("subnetId", &subnet.subnet_id);
-    xml.leaf(
-        "subnetArn",
-        &format!(
+    json!({
+        "SubnetId": subnet.subnet_id,
+        "SubnetArn": format!(
             "arn:aws:ec2:{}:{}:subnet/{}",
             config.region, config.account_id, subnet.subnet_id
         ),
-    );
-    xml.leaf("state", "available");
-    xml.leaf("vpcId", &subnet.vpc_id);
-    xml.leaf("cidrBlock", &subnet.cidr.to_string());
-    xml.leaf("availableIpAddressCount", &available.to_string());
-    xml.leaf("availabilityZone", &subnet.availability_zone);
-    xml.leaf("defaultForAz", &subnet.default_for_az.to_string());
-    xml.leaf(
-        "mapPublicIpOnLaunch",
-        &subnet.map_public_ip_on_launch.to_string(),
-    );
-    xml.leaf("mapCustomerOwnedIpOnLaunch", "false");
-    xml.leaf("assignIpv6AddressOnCreation", "false");
-    xml.leaf("ownerId", &config.account_id);
-    xml.leaf("enableDns64", "false");
-    xml.leaf("ipv6Native", "false");
-    xml.start("privateDnsNameOptionsOnLaunch");
-    xml.leaf("hostnameType", "ip-name");
-    xml.leaf("enableResourceNameDnsARecord", "false");
-    xml.leaf("enableResourceNameDnsAAAARecord", "false");
-    xml.end();
-    write_tag_set(xml, &subnet.tags);
+        "State": "available",
+        "VpcId": subnet.vpc_id,
+        "CidrBlock": subnet.cidr.to_string(),
+        "AvailableIpAddressCount": available,
+        "AvailabilityZone": subnet.availability_zone,
+        "DefaultForAz": subnet.default_for_az,
+        "MapPublicIpOnLaunch": subnet.map_public_ip_on_launch,
+        "MapCustomerOwnedIpOnLaunch": false,
+        "AssignIpv6AddressOnCreation": false,
+        "OwnerId": config.account_id,
+        "EnableDns64": false,
+        "Ipv6Native": false,
+        "PrivateDnsNameOptionsOnLaunch": {
+            "HostnameType": "ip-name",
+            "EnableResourceNameDnsARecord": false,
+            "EnableResourceNameDnsAAAARecord": false,
+        },
+        "Tags": tags_output(&subnet.tags),
+    })
 }
 
-pub fn create_subnet(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_subnet(context: &ApiContext, request: Value) -> Output {
     let request: CreateSubnet = input(request)?;
     let cidr = request
         .cidr_block
@@ -79,23 +79,15 @@ pub fn create_subnet(
         request.dry_run,
     )?;
     let available = context.control.read().available_ip_count(&subnet);
-    response.render(|xml| {
-        xml.start("subnet");
-        write_subnet(xml, context, &subnet, available);
-        xml.end();
-    })
+    Ok(json!({"Subnet": subnet_output(context, &subnet, available)}))
 }
 
-pub fn describe_subnets(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_subnets(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SubnetIds"))?;
     let page = context.control.describe_subnets(&query)?;
-    render_page(response, "subnetSet", page, |xml, (subnet, available)| {
-        write_subnet(xml, context, subnet, *available)
-    })
+    Ok(page_output("Subnets", page, |(subnet, available)| {
+        subnet_output(context, subnet, *available)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -106,16 +98,12 @@ struct DeleteSubnet {
     dry_run: bool,
 }
 
-pub fn delete_subnet(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_subnet(context: &ApiContext, request: Value) -> Output {
     let request: DeleteSubnet = input(request)?;
     context
         .control
         .delete_subnet(&request.subnet_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -125,11 +113,7 @@ struct ModifySubnetAttribute {
     map_public_ip_on_launch: Option<BooleanValue>,
 }
 
-pub fn modify_subnet_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_subnet_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifySubnetAttribute = input(request)?;
     let value = request
         .map_public_ip_on_launch
@@ -142,5 +126,5 @@ pub fn modify_subnet_attribute(
     context
         .control
         .modify_subnet_map_public_ip(&request.subnet_id, value)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }

@@ -3,10 +3,17 @@
 use control::tags::TagInput;
 use control::Control;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, NoOtherParameters, Response};
-use crate::{ApiContext, ApiError};
+use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
+use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateTags", Handler::Sync(create_tags)),
+    ("DeleteTags", Handler::Sync(delete_tags)),
+    ("DescribeTags", Handler::Sync(describe_tags)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -19,30 +26,17 @@ struct ChangeTags {
     dry_run: bool,
 }
 
-pub fn create_tags(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    change_tags(context, request, response, Control::create_tags)
+fn create_tags(context: &ApiContext, request: Value) -> Output {
+    change_tags(context, request, Control::create_tags)
 }
 
-pub fn delete_tags(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
-    change_tags(context, request, response, Control::delete_tags)
+fn delete_tags(context: &ApiContext, request: Value) -> Output {
+    change_tags(context, request, Control::delete_tags)
 }
 
 type TagChange = fn(&Control, &[String], &[TagInput], bool) -> control::Result<()>;
 
-fn change_tags(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-    change: TagChange,
-) -> Result<String, ApiError> {
+fn change_tags(context: &ApiContext, request: Value, change: TagChange) -> Output {
     let request: ChangeTags = input(request)?;
     change(
         &context.control,
@@ -50,20 +44,18 @@ fn change_tags(
         &request.tags,
         request.dry_run,
     )?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
-pub fn describe_tags(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_tags(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, None)?;
     let page = context.control.describe_tags(&query)?;
-    render_page(response, "tagSet", page, |xml, row| {
-        xml.leaf("key", &row.key);
-        xml.leaf("resourceId", &row.resource_id);
-        xml.leaf("resourceType", row.resource_type.as_str());
-        xml.leaf("value", &row.value);
-    })
+    Ok(page_output("Tags", page, |row| {
+        json!({
+            "Key": row.key,
+            "ResourceId": row.resource_id,
+            "ResourceType": row.resource_type.as_str(),
+            "Value": row.value,
+        })
+    }))
 }

@@ -7,10 +7,26 @@ use control::volumes::{
 };
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{describe_request, input, render_page, write_tag_set, NoOtherParameters, Response};
-use crate::{ApiContext, ApiError};
+use super::{
+    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+};
+use crate::ApiContext;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateVolume", Handler::Sync(create_volume)),
+    ("DescribeVolumes", Handler::Sync(describe_volumes)),
+    ("DeleteVolume", Handler::Sync(delete_volume)),
+    ("ModifyVolume", Handler::Sync(modify_volume)),
+    (
+        "DescribeVolumesModifications",
+        Handler::Sync(describe_volumes_modifications),
+    ),
+    ("AttachVolume", Handler::Sync(attach_volume)),
+    ("DetachVolume", Handler::Sync(detach_volume)),
+];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -34,11 +50,7 @@ struct CreateVolume {
     dry_run: bool,
 }
 
-pub fn create_volume(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_volume(context: &ApiContext, request: Value) -> Output {
     let client_token = ClientToken::of_request("CreateVolume", &request)?;
     let request: CreateVolume = input(request)?;
     if request.multi_attach_enabled {
@@ -56,46 +68,34 @@ pub fn create_volume(
         client_token,
         dry_run: request.dry_run,
     })?;
-    response.render(|xml| write_volume(xml, &volume))
+    Ok(volume_output(&volume))
 }
 
-fn write_volume(xml: &mut awsproto::XmlWriter, volume: &Volume) {
-    xml.start("attachmentSet");
-    for attachment in &volume.attachments {
-        xml.start("item");
-        write_attachment(xml, &volume.volume_id, attachment);
-        xml.end();
-    }
-    xml.end();
-    xml.leaf("availabilityZone", &volume.availability_zone);
-    xml.leaf(
-        "createTime",
-        &nimbus_core::iso8601_millis(volume.create_time),
-    );
-    xml.leaf("encrypted", "false");
-    xml.leaf("size", &volume.size_gib.to_string());
-    xml.leaf("snapshotId", volume.snapshot_id.as_deref().unwrap_or(""));
-    xml.leaf("status", volume.state.as_str());
-    xml.leaf("volumeId", &volume.volume_id);
-    if let Some(iops) = volume.reported_iops() {
-        xml.leaf("iops", &iops.to_string());
-    }
-    write_tag_set(xml, &volume.tags);
-    xml.leaf("volumeType", volume.volume_type.as_str());
-    xml.leaf("multiAttachEnabled", "false");
-    if let Some(throughput) = volume.reported_throughput() {
-        xml.leaf("throughput", &throughput.to_string());
-    }
+fn volume_output(volume: &Volume) -> Value {
+    let attachments: Vec<Value> = (volume.attachments.iter())
+        .map(|attachment| attachment_output(&volume.volume_id, attachment))
+        .collect();
+    json!({
+        "Attachments": attachments,
+        "AvailabilityZone": volume.availability_zone,
+        "CreateTime": nimbus_core::iso8601_millis(volume.create_time),
+        "Encrypted": false,
+        "Size": volume.size_gib,
+        "SnapshotId": volume.snapshot_id.as_deref().unwrap_or(""),
+        "State": volume.state.as_str(),
+        "VolumeId": volume.volume_id,
+        "Iops": volume.reported_iops(),
+        "Tags": tags_output(&volume.tags),
+        "VolumeType": volume.volume_type.as_str(),
+        "MultiAttachEnabled": false,
+        "Throughput": volume.reported_throughput(),
+    })
 }
 
-pub fn describe_volumes(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_volumes(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes(&query)?;
-    render_page(response, "volumeSet", page, write_volume)
+    Ok(page_output("Volumes", page, volume_output))
 }
 
 #[derive(Deserialize)]
@@ -106,16 +106,12 @@ struct DeleteVolume {
     dry_run: bool,
 }
 
-pub fn delete_volume(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_volume(context: &ApiContext, request: Value) -> Output {
     let request: DeleteVolume = input(request)?;
     context
         .control
         .delete_volume(&request.volume_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -130,11 +126,7 @@ struct ModifyVolume {
     dry_run: bool,
 }
 
-pub fn modify_volume(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_volume(context: &ApiContext, request: Value) -> Output {
     let request: ModifyVolume = input(request)?;
     let volume = context.control.modify_volume(
         &request.volume_id,
@@ -146,52 +138,38 @@ pub fn modify_volume(
             dry_run: request.dry_run,
         },
     )?;
-    response.render(|xml| {
-        xml.start("volumeModification");
-        if let Some(modification) = &volume.modification {
-            write_modification(xml, &volume.volume_id, modification);
-        }
-        xml.end();
+    let modification = (volume.modification.as_ref())
+        .map_or_else(|| json!({}), |m| modification_output(&volume.volume_id, m));
+    Ok(json!({"VolumeModification": modification}))
+}
+
+fn modification_output(volume_id: &str, m: &Modification) -> Value {
+    let done = m.state == ModificationState::Completed;
+    json!({
+        "VolumeId": volume_id,
+        "ModificationState": m.state.as_str(),
+        "TargetSize": m.target_size_gib,
+        "TargetIops": m.target_performance.iops,
+        "TargetVolumeType": m.target_type.as_str(),
+        "TargetThroughput": m.target_performance.throughput_mib,
+        "TargetMultiAttachEnabled": false,
+        "OriginalSize": m.original_size_gib,
+        "OriginalIops": m.original_performance.iops,
+        "OriginalVolumeType": m.original_type.as_str(),
+        "OriginalThroughput": m.original_performance.throughput_mib,
+        "OriginalMultiAttachEnabled": false,
+        "Progress": if done { 100 } else { 0 },
+        "StartTime": nimbus_core::iso8601_millis(m.start_time),
+        "EndTime": m.end_time.map(nimbus_core::iso8601_millis),
     })
 }
 
-fn write_modification(xml: &mut awsproto::XmlWriter, volume_id: &str, m: &Modification) {
-    xml.leaf("volumeId", volume_id);
-    xml.leaf("modificationState", m.state.as_str());
-    xml.leaf("targetSize", &m.target_size_gib.to_string());
-    xml.leaf("targetIops", &m.target_performance.iops.to_string());
-    xml.leaf("targetVolumeType", m.target_type.as_str());
-    xml.leaf(
-        "targetThroughput",
-        &m.target_performance.throughput_mib.to_string(),
-    );
-    xml.leaf("targetMultiAttachEnabled", "false");
-    xml.leaf("originalSize", &m.original_size_gib.to_string());
-    xml.leaf("originalIops", &m.original_performance.iops.to_string());
-    xml.leaf("originalVolumeType", m.original_type.as_str());
-    xml.leaf(
-        "originalThroughput",
-        &m.original_performance.throughput_mib.to_string(),
-    );
-    xml.leaf("originalMultiAttachEnabled", "false");
-    let done = m.state == ModificationState::Completed;
-    xml.leaf("progress", if done { "100" } else { "0" });
-    xml.leaf("startTime", &nimbus_core::iso8601_millis(m.start_time));
-    if let Some(end) = m.end_time {
-        xml.leaf("endTime", &nimbus_core::iso8601_millis(end));
-    }
-}
-
-pub fn describe_volumes_modifications(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_volumes_modifications(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes_modifications(&query)?;
-    render_page(response, "volumeModificationSet", page, |xml, row| {
-        write_modification(xml, &row.volume_id, &row.modification)
-    })
+    Ok(page_output("VolumesModifications", page, |row| {
+        modification_output(&row.volume_id, &row.modification)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -204,30 +182,18 @@ struct AttachVolume {
     dry_run: bool,
 }
 
-fn write_attachment(
-    xml: &mut awsproto::XmlWriter,
-    volume_id: &str,
-    attachment: &control::volumes::Attachment,
-) {
-    xml.leaf(
-        "attachTime",
-        &nimbus_core::iso8601_millis(attachment.attach_time),
-    );
-    xml.leaf("device", &attachment.device);
-    xml.leaf("instanceId", &attachment.instance_id);
-    xml.leaf("status", attachment.state.as_str());
-    xml.leaf("volumeId", volume_id);
-    xml.leaf(
-        "deleteOnTermination",
-        &attachment.delete_on_termination.to_string(),
-    );
+fn attachment_output(volume_id: &str, attachment: &control::volumes::Attachment) -> Value {
+    json!({
+        "AttachTime": nimbus_core::iso8601_millis(attachment.attach_time),
+        "Device": attachment.device,
+        "InstanceId": attachment.instance_id,
+        "State": attachment.state.as_str(),
+        "VolumeId": volume_id,
+        "DeleteOnTermination": attachment.delete_on_termination,
+    })
 }
 
-pub fn attach_volume(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn attach_volume(context: &ApiContext, request: Value) -> Output {
     let request: AttachVolume = input(request)?;
     let attachment = context.control.attach_volume(
         &request.volume_id,
@@ -235,7 +201,7 @@ pub fn attach_volume(
         &request.device,
         request.dry_run,
     )?;
-    response.render(|xml| write_attachment(xml, &request.volume_id, &attachment))
+    Ok(attachment_output(&request.volume_id, &attachment))
 }
 
 #[derive(Deserialize)]
@@ -251,11 +217,7 @@ struct DetachVolume {
     dry_run: bool,
 }
 
-pub fn detach_volume(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn detach_volume(context: &ApiContext, request: Value) -> Output {
     let request: DetachVolume = input(request)?;
     let (_, attachment) = context.control.detach_volume(
         &request.volume_id,
@@ -263,5 +225,5 @@ pub fn detach_volume(
         request.device.as_deref(),
         request.dry_run,
     )?;
-    response.render(|xml| write_attachment(xml, &request.volume_id, &attachment))
+    Ok(attachment_output(&request.volume_id, &attachment))
 }

@@ -5,13 +5,33 @@ use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::vpcs::{CidrAssociation, Vpc, VpcAttribute};
 use control::Resource;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, render_page, unsupported_parameter, write_tag_set, NoOtherParameters,
-    Response,
+    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    ("CreateVpc", Handler::Sync(create_vpc)),
+    ("DescribeVpcs", Handler::Sync(describe_vpcs)),
+    ("DeleteVpc", Handler::Sync(delete_vpc)),
+    (
+        "DescribeVpcAttribute",
+        Handler::Sync(describe_vpc_attribute),
+    ),
+    ("ModifyVpcAttribute", Handler::Sync(modify_vpc_attribute)),
+    (
+        "AssociateVpcCidrBlock",
+        Handler::Sync(associate_vpc_cidr_block),
+    ),
+    (
+        "DisassociateVpcCidrBlock",
+        Handler::Sync(disassociate_vpc_cidr_block),
+    ),
+];
 
 /// `{"Value": bool}`, as EC2 wraps boolean attributes.
 #[derive(Deserialize)]
@@ -33,37 +53,33 @@ struct CreateVpc {
     dry_run: bool,
 }
 
-fn write_cidr_association(xml: &mut awsproto::XmlWriter, association: &CidrAssociation) {
-    xml.leaf("associationId", &association.association_id);
-    xml.leaf("cidrBlock", &association.cidr.to_string());
-    xml.start("cidrBlockState");
-    xml.leaf("state", "associated");
-    xml.end();
+/// A CIDR block association in `state` (`associated`, `disassociated`).
+fn cidr_association_output(association: &CidrAssociation, state: &str) -> Value {
+    json!({
+        "AssociationId": association.association_id,
+        "CidrBlock": association.cidr.to_string(),
+        "CidrBlockState": {"State": state},
+    })
 }
 
-fn write_vpc(xml: &mut awsproto::XmlWriter, vpc: &Vpc, owner_id: &str) {
-    xml.leaf("vpcId", &vpc.vpc_id);
-    xml.leaf("ownerId", owner_id);
-    xml.leaf("state", "available");
-    xml.leaf("cidrBlock", &vpc.primary_cidr().to_string());
-    xml.start("cidrBlockAssociationSet");
-    for association in &vpc.cidrs {
-        xml.start("item");
-        write_cidr_association(xml, association);
-        xml.end();
-    }
-    xml.end();
-    xml.leaf("dhcpOptionsId", "default");
-    xml.leaf("instanceTenancy", "default");
-    xml.leaf("isDefault", &vpc.is_default.to_string());
-    write_tag_set(xml, &vpc.tags);
+fn vpc_output(vpc: &Vpc, owner_id: &str) -> Value {
+    let associations: Vec<Value> = (vpc.cidrs.iter())
+        .map(|association| cidr_association_output(association, "associated"))
+        .collect();
+    json!({
+        "VpcId": vpc.vpc_id,
+        "OwnerId": owner_id,
+        "State": "available",
+        "CidrBlock": vpc.primary_cidr().to_string(),
+        "CidrBlockAssociationSet": associations,
+        "DhcpOptionsId": "default",
+        "InstanceTenancy": "default",
+        "IsDefault": vpc.is_default,
+        "Tags": tags_output(&vpc.tags),
+    })
 }
 
-pub fn create_vpc(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn create_vpc(context: &ApiContext, request: Value) -> Output {
     let request: CreateVpc = input(request)?;
     if request.amazon_provided_ipv6_cidr_block {
         return Err(unsupported_parameter("AmazonProvidedIpv6CidrBlock"));
@@ -81,24 +97,14 @@ pub fn create_vpc(
     let tags = tags_of_created(&request.tag_specifications, Vpc::KIND)?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
-    response.render(|xml| {
-        xml.start("vpc");
-        write_vpc(xml, &vpc, owner);
-        xml.end();
-    })
+    Ok(json!({"Vpc": vpc_output(&vpc, owner)}))
 }
 
-pub fn describe_vpcs(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_vpcs(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VpcIds"))?;
     let page = context.control.describe_vpcs(&query)?;
     let owner = &context.control.config().account_id;
-    render_page(response, "vpcSet", page, |xml, vpc| {
-        write_vpc(xml, vpc, owner)
-    })
+    Ok(page_output("Vpcs", page, |vpc| vpc_output(vpc, owner)))
 }
 
 #[derive(Deserialize)]
@@ -109,16 +115,12 @@ struct VpcRequest {
     dry_run: bool,
 }
 
-pub fn delete_vpc(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn delete_vpc(context: &ApiContext, request: Value) -> Output {
     let request: VpcRequest = input(request)?;
     context
         .control
         .delete_vpc(&request.vpc_id, request.dry_run)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -128,20 +130,15 @@ struct DescribeVpcAttribute {
     attribute: String,
 }
 
-pub fn describe_vpc_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn describe_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let request: DescribeVpcAttribute = input(request)?;
     let attribute = VpcAttribute::parse(&request.attribute)?;
     let value = context.control.vpc_attribute(&request.vpc_id, attribute)?;
-    response.render(|xml| {
-        xml.leaf("vpcId", &request.vpc_id);
-        xml.start(attribute.wire_name());
-        xml.leaf("value", &value.to_string());
-        xml.end();
-    })
+    let member = match attribute {
+        VpcAttribute::EnableDnsSupport => "EnableDnsSupport",
+        VpcAttribute::EnableDnsHostnames => "EnableDnsHostnames",
+    };
+    Ok(json!({"VpcId": request.vpc_id, member: {"Value": value}}))
 }
 
 #[derive(Deserialize)]
@@ -152,11 +149,7 @@ struct ModifyVpcAttribute {
     enable_dns_hostnames: Option<BooleanValue>,
 }
 
-pub fn modify_vpc_attribute(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn modify_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyVpcAttribute = input(request)?;
     let (attribute, value) = match (request.enable_dns_support, request.enable_dns_hostnames) {
         (Some(value), None) => (VpcAttribute::EnableDnsSupport, value),
@@ -177,7 +170,7 @@ pub fn modify_vpc_attribute(
     context
         .control
         .modify_vpc_attribute(&request.vpc_id, attribute, value)?;
-    response.render(|xml| xml.leaf("return", "true"))
+    Ok(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -189,11 +182,7 @@ struct AssociateVpcCidrBlock {
     amazon_provided_ipv6_cidr_block: bool,
 }
 
-pub fn associate_vpc_cidr_block(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn associate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let request: AssociateVpcCidrBlock = input(request)?;
     if request.amazon_provided_ipv6_cidr_block {
         return Err(unsupported_parameter("AmazonProvidedIpv6CidrBlock"));
@@ -204,12 +193,10 @@ pub fn associate_vpc_cidr_block(
     let association = context
         .control
         .associate_vpc_cidr_block(&request.vpc_id, &cidr)?;
-    response.render(|xml| {
-        xml.start("cidrBlockAssociation");
-        write_cidr_association(xml, &association);
-        xml.end();
-        xml.leaf("vpcId", &request.vpc_id);
-    })
+    Ok(json!({
+        "CidrBlockAssociation": cidr_association_output(&association, "associated"),
+        "VpcId": request.vpc_id,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -218,23 +205,13 @@ struct DisassociateVpcCidrBlock {
     association_id: String,
 }
 
-pub fn disassociate_vpc_cidr_block(
-    context: &ApiContext,
-    request: Value,
-    response: Response,
-) -> Result<String, ApiError> {
+fn disassociate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let request: DisassociateVpcCidrBlock = input(request)?;
     let (vpc_id, association) = context
         .control
         .disassociate_vpc_cidr_block(&request.association_id)?;
-    response.render(|xml| {
-        xml.start("cidrBlockAssociation");
-        xml.leaf("associationId", &association.association_id);
-        xml.leaf("cidrBlock", &association.cidr.to_string());
-        xml.start("cidrBlockState");
-        xml.leaf("state", "disassociated");
-        xml.end();
-        xml.end();
-        xml.leaf("vpcId", &vpc_id);
-    })
+    Ok(json!({
+        "CidrBlockAssociation": cidr_association_output(&association, "disassociated"),
+        "VpcId": vpc_id,
+    }))
 }
