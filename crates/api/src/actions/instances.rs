@@ -608,17 +608,11 @@ struct GetConsoleOutput {
 
 fn get_console_output(context: &ApiContext, request: Value) -> Output {
     let request: GetConsoleOutput = input(request)?;
+    // The newest 64 KiB, as EC2 answers, cut on a character boundary by `compute::console`.
     let output = context.control.console_output(&request.instance_id)?;
-    // EC2 returns at most 64 KiB: the most recent output.
-    let limit = 64 * 1024;
-    let tail = if output.len() > limit {
-        &output[output.len() - limit..]
-    } else {
-        &output[..]
-    };
     Ok(json!({
         "InstanceId": request.instance_id,
         "Timestamp": nimbus_core::iso8601_millis(nimbus_core::now_millis()),
-        "Output": base64::engine::general_purpose::STANDARD.encode(tail),
+        "Output": base64::engine::general_purpose::STANDARD.encode(output),
     }))
 }
