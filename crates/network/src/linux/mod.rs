@@ -35,9 +35,12 @@ use host::{in_namespace, ip_batch, ip_json, run};
 use names::{host_veth, namespace, UPLINK};
 use rules::{router_ip, METADATA_IP};
 
-/// The host's own table: traffic from public IPs leaving by another interface is
-/// masqueraded (where the host has a way out).
-const HOST_TABLE: &str = "nimbus_host";
+/// The prefix of each server's own table on the host, where traffic from its public IPs
+/// leaving by another interface is masqueraded (where the host has a way out). One table
+/// per server (data dir), so several servers on one host do not overwrite each other's.
+const HOST_TABLE_PREFIX: &str = "nimbus_host_";
+/// The one table all servers shared before; removed at start.
+const LEGACY_HOST_TABLE: &str = "nimbus_host";
 
 pub struct LinuxNetwork {
     state_dir: PathBuf,
@@ -110,6 +113,12 @@ fn vpc_namespaces() -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// Whether the VPC's veth pair is there (its host end is in the host's `/sys`; removing
+/// either end removes both).
+fn uplink_exists(vpc_id: &str) -> bool {
+    host_veth(vpc_id).is_ok_and(|veth| std::path::Path::new("/sys/class/net").join(veth).exists())
+}
+
 /// `ip -j` fields as strings.
 fn field<'a>(value: &'a serde_json::Value, name: &str) -> &'a str {
     value[name].as_str().unwrap_or_default()
@@ -125,6 +134,55 @@ impl LinuxNetwork {
             applied: Mutex::new(BTreeMap::new()),
             changing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Brings the VPC's namespace, uplink, devices, rules and dnsmasq to `vpc`.
+    async fn converge(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        // The namespace's own settings and the uplink are made once by this process (a
+        // restart adopts them here); later applies, one per launch or rule change, converge
+        // only what specs change. Every process spawned is on the way to a VM's first boot.
+        let settled = self
+            .applied()
+            .get(&vpc.vpc_id)
+            .is_some_and(|known| known.cidrs == vpc.cidrs)
+            && ns_path(ns).exists()
+            && uplink_exists(&vpc.vpc_id);
+        if !settled {
+            self.ensure_namespace(vpc, ns).await?;
+            self.ensure_uplink(vpc, ns).await?;
+        }
+        self.sync_public_ips(vpc, ns).await?;
+        self.wire_devices(vpc, ns).await?;
+        self.apply_rules(vpc, ns).await?;
+        self.apply_dnsmasq(vpc, ns).await?;
+        self.applied().insert(vpc.vpc_id.clone(), vpc.clone());
+        Ok(())
+    }
+
+    /// This server's table on the host, named by its state dir.
+    fn host_table(&self) -> String {
+        let digest = blake3::hash(self.state_dir.as_os_str().as_encoded_bytes());
+        format!("{HOST_TABLE_PREFIX}{}", &digest.to_hex()[..12])
+    }
+
+    /// Deletes the host tables of servers whose state dir is gone (and the legacy shared
+    /// one); `also` names one more to delete (this server's, once it has no VPC left).
+    async fn remove_host_tables(&self, also: Option<&str>) -> Result<()> {
+        let listed = run("nft", &["-j", "list", "tables", "inet"], None).await?;
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let names = listed["nftables"].as_array().cloned().unwrap_or_default();
+        for name in names.iter().filter_map(|t| t["table"]["name"].as_str()) {
+            let orphan = name == LEGACY_HOST_TABLE
+                || also == Some(name)
+                || (name.starts_with(HOST_TABLE_PREFIX)
+                    && std::fs::read_to_string(owner_marker(name))
+                        .is_ok_and(|owner| !std::path::Path::new(&owner).exists()));
+            if orphan {
+                run("nft", &["delete", "table", "inet", name], None).await?;
+                remove_if_present(&owner_marker(name))?;
+            }
+        }
+        Ok(())
     }
 
     fn applied(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VpcSpec>> {
@@ -200,8 +258,11 @@ impl LinuxNetwork {
         )
         .await?;
         let pool = self.public_ip_pool.trunc();
+        let table = self.host_table();
+        std::fs::create_dir_all(OWNERS_DIR)?;
+        write_if_changed(&owner_marker(&table), &self.state_dir.display().to_string())?;
         let host_rules = format!(
-            "table inet {HOST_TABLE}\ndelete table inet {HOST_TABLE}\ntable inet {HOST_TABLE} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
+            "table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
         );
         run("nft", &["-f", "-"], Some(&host_rules))
             .await
@@ -485,28 +546,18 @@ impl NetworkDriver for LinuxNetwork {
         let unchanged = self.applied().get(&vpc.vpc_id) == Some(vpc);
         if unchanged
             && ns_path(&ns).exists()
+            && uplink_exists(&vpc.vpc_id)
             && running_dnsmasq(&self.dnsmasq_files(&vpc.vpc_id)).is_some()
         {
             return Ok(());
         }
-        // The namespace's own settings and the uplink are made once by this process (a
-        // restart adopts them here); later applies, one per launch or rule change, converge
-        // only what specs change. Every process spawned is on the way to a VM's first boot.
-        let settled = self
-            .applied()
-            .get(&vpc.vpc_id)
-            .is_some_and(|known| known.cidrs == vpc.cidrs)
-            && ns_path(&ns).exists();
-        if !settled {
-            self.ensure_namespace(vpc, &ns).await?;
-            self.ensure_uplink(vpc, &ns).await?;
+        let converged = self.converge(vpc, &ns).await;
+        if converged.is_err() {
+            // Something was removed from outside (the uplink, a device): the next pass
+            // makes the namespace and uplink again rather than failing the same way forever.
+            self.applied().remove(&vpc.vpc_id);
         }
-        self.sync_public_ips(vpc, &ns).await?;
-        self.wire_devices(vpc, &ns).await?;
-        self.apply_rules(vpc, &ns).await?;
-        self.apply_dnsmasq(vpc, &ns).await?;
-        self.applied().insert(vpc.vpc_id.clone(), vpc.clone());
-        Ok(())
+        converged
     }
 
     async fn remove_vpc(&self, vpc_id: &str) -> Result<()> {
@@ -515,6 +566,9 @@ impl NetworkDriver for LinuxNetwork {
         tear_down(&ns, &host_veth(vpc_id)?).await?;
         remove_if_present(&self.dnsmasq_files(vpc_id).dir)?;
         self.applied().remove(vpc_id);
+        if self.wired_vpcs().await?.is_empty() {
+            self.remove_host_tables(Some(&self.host_table())).await?;
+        }
         Ok(())
     }
 
@@ -542,6 +596,7 @@ impl NetworkDriver for LinuxNetwork {
                 removed.push(vpc_id);
             }
         }
+        self.remove_host_tables(None).await?;
         Ok(removed)
     }
 
