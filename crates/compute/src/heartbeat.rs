@@ -6,10 +6,10 @@
 //!
 //! Invariants — what a guest writes costs nimbus a bounded amount, however much it writes:
 //! - a line is at most [`MAX_LINE`] bytes; a guest that writes a longer one loses its
-//!   heartbeat: nimbus closes the port's socket (QEMU then drops what the guest writes) and
+//!   heartbeat: nimbus closes the port's socket (QEMU passes nothing more on) and
 //!   counts no more beats from that VM until it is launched or adopted again;
-//! - the port is read in chunks of at most [`CHUNK`] bytes, at most once every
-//!   [`READ_PAUSE`]: a flood of short lines waits in the guest (virtio-serial pushes back),
+//! - the port is read in chunks of at most `CHUNK` bytes, at most once every
+//!   `READ_PAUSE`: a flood of short lines waits in the guest (virtio-serial pushes back),
 //!   not in nimbus.
 
 use std::path::{Path, PathBuf};
