@@ -62,6 +62,8 @@ echo "ATTACK heartbeat port=$PORT" > /dev/console
   echo "ATTACK tokens issued=$(grep -c '200$' /tmp/tokens) throttled=$(grep -c '429$' /tmp/tokens) failed=$(grep -c '000$' /tmp/tokens)" > /dev/console
 ) &
 TOKENS=$!
+# The token flood holds its connection before the connection flood takes the other slots.
+until [ -s /tmp/tokens ]; do sleep 0.2; done
 
 # 2,000 connections, held, three times over; ESTABLISHED ones are those nimbus keeps open.
 ulimit -n 8192
