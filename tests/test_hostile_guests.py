@@ -3,7 +3,7 @@ its neighbours (issue 20, "Every channel from a guest is bounded").
 
 Two instances in one VPC. The attacker, once the test tags it `attack=go`, stops its
 heartbeat agent and writes one endless line to the heartbeat port, asks the metadata service
-for 5,000 IMDSv2 tokens on one kept-alive connection, and opens 2,000 connections to
+for 5,000 IMDSv2 tokens (one curl, a connection per request), and opens 2,000 connections to
 169.254.169.254 three times over, holding each batch (bash's /dev/tcp). Its neighbour
 (IMDSv2 required, with an instance profile) reads a token, its instance ID and its role's
 credentials every two seconds and prints what it got to its console. Meanwhile nimbus's
@@ -56,13 +56,13 @@ sleep 1
 head -c 50000000 /dev/zero > "$PORT" &
 echo "ATTACK heartbeat port=$PORT" > /dev/console
 
-# 5,000 tokens on one kept-alive connection (curl's URL glob).
+# 5,000 tokens from one curl (its URL glob); nimbus answers one request per connection.
 ( curl -s -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 21600" -w '%{http_code}\n' \
     "http://169.254.169.254/latest/api/token?[1-5000]" > /tmp/tokens
   echo "ATTACK tokens issued=$(grep -c '200$' /tmp/tokens) throttled=$(grep -c '429$' /tmp/tokens) failed=$(grep -c '000$' /tmp/tokens)" > /dev/console
 ) &
 TOKENS=$!
-# The token flood holds its connection before the connection flood takes the other slots.
+# The token flood is under way before the connection flood competes with it for the slots.
 until [ -s /tmp/tokens ]; do sleep 0.2; done
 
 # 2,000 connections, held, three times over; ESTABLISHED ones are those nimbus keeps open.
