@@ -7,6 +7,20 @@
 //! IMDSv1 and IMDSv2 as EC2 serves them: session tokens from
 //! `PUT /latest/api/token` (TTL 1–21600 s), 401 for a bad token or, when tokens are required,
 //! for none; a PUT carrying `X-Forwarded-For` is refused.
+//!
+//! Invariants — what one guest can take of the service is bounded per instance ([`LIMITS`]),
+//! so a guest that floods it slows only itself and its neighbours keep their answers:
+//! - at most 64 open connections per instance; one more is closed as soon as it is accepted;
+//! - at most 100 requests a second per instance, in bursts of up to 200; beyond, 429 Too Many
+//!   Requests, as EC2 answers when it throttles, before any metadata is read;
+//! - a request head must be complete within 10 s of the connection's start, and within 16 KiB
+//!   (hyper's header timeout and read buffer); a connection carries one request (no
+//!   keep-alive), so none stays open idle after its answer;
+//! - at most 1,000 live session tokens per instance; a new one beyond displaces that
+//!   instance's token nearest its expiry, so a guest can only ever displace its own.
+//!
+//! Addresses no instance holds share one such budget. The state of an instance with neither
+//! a connection nor a live token is forgotten within a minute.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -95,6 +109,9 @@ pub struct RoleCredentials {
 
 /// Where the metadata of a VPC's instances comes from (the control plane).
 pub trait MetadataSource: Send + Sync + 'static {
+    /// The ID of the instance whose interface holds `address`; the service's bounds are
+    /// counted per instance.
+    fn instance_id(&self, address: Ipv4Addr) -> Option<String>;
     /// The metadata of the instance whose interface holds `address`; `None` if none does.
     fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata>;
     /// The `HttpPutResponseHopLimit` of the instance holding `address` (1 if none does).
@@ -132,34 +149,143 @@ const API_VERSIONS: &[&str] = &[
     "2021-07-15",
     "2022-09-24",
 ];
-const MAX_TOKENS: usize = 10_000;
 
-/// A session token: the instance it was issued to, and when it expires.
-struct Token {
-    instance_id: String,
-    expiry: Instant,
+/// What one instance may take of the service (the module's invariants).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// Connections open at once.
+    connections: usize,
+    /// Requests answered in one burst, and the rate the burst refills at (per second).
+    burst: f64,
+    per_second: f64,
+    /// Live session tokens.
+    tokens: usize,
+    /// Time to send a complete request head, from the connection's start.
+    header_timeout: Duration,
+}
+
+/// Far above what a real client needs: cloud-init and the AWS SDKs open a handful of
+/// connections, make tens of requests a second at boot, and hold one token per process
+/// (the SDKs ask for 6 hours); the SDKs give up on IMDS after 1 s.
+const LIMITS: Limits = Limits {
+    connections: 64,
+    burst: 200.0,
+    per_second: 100.0,
+    tokens: 1000,
+    header_timeout: Duration::from_secs(10),
+};
+/// hyper's read buffer, and so the largest request head (hyper's minimum is 8 KiB).
+const MAX_BUFFER: usize = 16 * 1024;
+/// How often the state of instances without connections or live tokens is forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What the service holds for one instance.
+struct Guest {
+    connections: usize,
+    /// Requests it may make now (a token bucket), as of `refilled`.
+    allowance: f64,
+    refilled: Instant,
+    /// Its session tokens and when each expires.
+    tokens: HashMap<String, Instant>,
+}
+
+impl Guest {
+    fn new(limits: &Limits, now: Instant) -> Guest {
+        Guest {
+            connections: 0,
+            allowance: limits.burst,
+            refilled: now,
+            tokens: HashMap::new(),
+        }
+    }
+
+    /// Takes one request from the bucket; false when it is empty.
+    fn take_request(&mut self, limits: &Limits, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.refilled).as_secs_f64() * limits.per_second;
+        self.allowance = (self.allowance + earned).min(limits.burst);
+        self.refilled = now;
+        if self.allowance < 1.0 {
+            return false;
+        }
+        self.allowance -= 1.0;
+        true
+    }
+
+    /// Keeps a new token; at the cap, the expired ones go, then the one nearest its expiry.
+    fn keep_token(&mut self, token: String, expiry: Instant, limits: &Limits, now: Instant) {
+        if self.tokens.len() >= limits.tokens {
+            self.tokens.retain(|_, expiry| *expiry > now);
+        }
+        if self.tokens.len() >= limits.tokens {
+            let nearest = self
+                .tokens
+                .iter()
+                .min_by_key(|(_, expiry)| **expiry)
+                .map(|(token, _)| token.clone());
+            if let Some(nearest) = nearest {
+                self.tokens.remove(&nearest);
+            }
+        }
+        self.tokens.insert(token, expiry);
+    }
 }
 
 struct Service {
     source: Arc<dyn MetadataSource>,
-    tokens: Mutex<HashMap<String, Token>>,
+    limits: Limits,
+    /// By instance ID; "" for addresses no instance holds.
+    guests: Mutex<HashMap<String, Guest>>,
+}
+
+/// A connection counted against its instance until it is dropped.
+struct Admitted {
+    service: Arc<Service>,
+    key: String,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(guest) = self.service.guests().get_mut(&self.key) {
+            guest.connections = guest.connections.saturating_sub(1);
+        }
+    }
 }
 
 /// Serves the metadata of a VPC's instances on `listener` until the task is dropped.
 /// Requests may be half-closed (busybox `nc` and `wget` shut their write side after the
-/// request), so HTTP/1 is served with half-close support.
+/// request), so HTTP/1 is served with half-close support. Each connection carries one
+/// request: hyper does not notice a client closing a kept-alive connection until its header
+/// timer fires, so one-shot HTTP/1.1 clients (curl in a loop) would each hold a slot for
+/// 10 s; without keep-alive a slot is free as soon as its answer is sent.
 pub async fn serve_imds(
     listener: std::net::TcpListener,
     source: Arc<dyn MetadataSource>,
+) -> std::io::Result<()> {
+    serve_limited(listener, source, LIMITS).await
+}
+
+async fn serve_limited(
+    listener: std::net::TcpListener,
+    source: Arc<dyn MetadataSource>,
+    limits: Limits,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let service = Arc::new(Service {
         source,
-        tokens: Mutex::new(HashMap::new()),
+        limits,
+        guests: Mutex::new(HashMap::new()),
     });
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = sweep.tick() => {
+                service.sweep();
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of descriptors, or a connection reset before it was accepted.
@@ -171,18 +297,29 @@ pub async fn serve_imds(
         let SocketAddr::V4(peer) = peer else {
             continue;
         };
+        let key = service.source.instance_id(*peer.ip()).unwrap_or_default();
+        // Over its instance's limit, the connection is closed here (dropped).
+        let Some(admitted) = service.admit(key) else {
+            continue;
+        };
         let _ = stream.set_ttl(u32::from(service.source.hop_limit(*peer.ip())));
         let service = service.clone();
         tokio::spawn(async move {
+            let key = admitted.key.clone();
             let handler =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let response = service.handle(peer, request.map(Body::new));
+                    let response = service.handle(&key, peer, request.map(Body::new));
                     async move { Ok::<_, std::convert::Infallible>(response) }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(admitted.service.limits.header_timeout)
+                .keep_alive(false)
+                .max_buf_size(MAX_BUFFER)
                 .half_close(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
                 .await;
+            drop(admitted);
         });
     }
 }
@@ -196,7 +333,50 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Service {
-    fn handle(&self, peer: SocketAddrV4, request: Request<Body>) -> Response {
+    fn guests(&self) -> std::sync::MutexGuard<'_, HashMap<String, Guest>> {
+        self.guests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on what the service holds for `key`'s instance, made if it holds nothing.
+    fn with_guest<R>(&self, key: &str, f: impl FnOnce(&mut Guest, &Limits, Instant) -> R) -> R {
+        let now = Instant::now();
+        let mut guests = self.guests();
+        let guest = guests
+            .entry(key.to_owned())
+            .or_insert_with(|| Guest::new(&self.limits, now));
+        f(guest, &self.limits, now)
+    }
+
+    /// Counts a new connection against `key`'s instance, unless it holds its limit already.
+    fn admit(self: &Arc<Self>, key: String) -> Option<Admitted> {
+        let admitted = self.with_guest(&key, |guest, limits, _| {
+            let room = guest.connections < limits.connections;
+            guest.connections += usize::from(room);
+            room
+        });
+        if !admitted {
+            tracing::debug!(instance = key, "metadata connection over the limit closed");
+            return None;
+        }
+        Some(Admitted {
+            service: self.clone(),
+            key,
+        })
+    }
+
+    /// Forgets the instances that hold neither a connection nor a live token.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.guests().retain(|_, guest| {
+            guest.tokens.retain(|_, expiry| *expiry > now);
+            guest.connections > 0 || !guest.tokens.is_empty()
+        });
+    }
+
+    fn handle(&self, key: &str, peer: SocketAddrV4, request: Request<Body>) -> Response {
+        if !self.with_guest(key, Guest::take_request) {
+            return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        }
         let Some(metadata) = self.source.metadata(*peer.ip()) else {
             return text(StatusCode::NOT_FOUND, "Not Found");
         };
@@ -245,19 +425,9 @@ impl Service {
             use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
         };
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        tokens.retain(|_, token| token.expiry > now);
-        if tokens.len() >= MAX_TOKENS {
-            return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        }
-        tokens.insert(
-            token.clone(),
-            Token {
-                instance_id: instance_id.to_owned(),
-                expiry: now + Duration::from_secs(ttl),
-            },
-        );
+        self.with_guest(instance_id, |guest, limits, now| {
+            guest.keep_token(token.clone(), now + Duration::from_secs(ttl), limits, now);
+        });
         (
             StatusCode::OK,
             [
@@ -271,10 +441,10 @@ impl Service {
 
     /// A token is good only for the instance it was issued to.
     fn token_valid(&self, instance_id: &str, token: &str) -> bool {
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .get(token)
-            .is_some_and(|t| t.instance_id == instance_id && t.expiry > Instant::now())
+        self.guests()
+            .get(instance_id)
+            .and_then(|guest| guest.tokens.get(token))
+            .is_some_and(|expiry| *expiry > Instant::now())
     }
 }
 
@@ -466,25 +636,40 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// The instance at 127.0.0.1; nothing answers for other addresses.
-    struct Fixed(InstanceMetadata);
+    /// The n-th instance answers at 127.0.0.n+1; nothing answers for other addresses.
+    struct Fixed(Vec<InstanceMetadata>);
+    impl Fixed {
+        fn at(&self, address: Ipv4Addr) -> Option<&InstanceMetadata> {
+            let [127, 0, 0, n] = address.octets() else {
+                return None;
+            };
+            self.0.get(usize::from(n).checked_sub(1)?)
+        }
+    }
     impl MetadataSource for Fixed {
+        fn instance_id(&self, address: Ipv4Addr) -> Option<String> {
+            self.at(address).map(|m| m.instance_id.clone())
+        }
         fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata> {
-            (address == Ipv4Addr::LOCALHOST).then(|| self.0.clone())
+            self.at(address).cloned()
         }
         fn hop_limit(&self, _address: Ipv4Addr) -> u8 {
             3
         }
     }
 
-    /// One raw HTTP/1.0 exchange from `from`; returns the status code and body.
-    async fn exchange_from(from: Ipv4Addr, to: SocketAddr, request: &str) -> (u16, String) {
+    const A: Ipv4Addr = Ipv4Addr::LOCALHOST;
+    const B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+    const INSTANCE_ID: &str = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: imds\r\n\r\n";
+
+    async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> tokio::net::TcpStream {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind(SocketAddr::from((from, 0))).expect("bind");
-        let mut stream = socket.connect(to).await.expect("connect");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.expect("read");
+        socket.connect(to).await.expect("connect")
+    }
+
+    /// The status code and body of an HTTP answer.
+    fn parse(answer: &str) -> (u16, String) {
         let status = answer
             .split_whitespace()
             .nth(1)
@@ -494,15 +679,222 @@ mod tests {
         (status, body)
     }
 
+    /// One raw HTTP/1.0 exchange from `from`; returns the status code and body.
+    async fn exchange_from(from: Ipv4Addr, to: SocketAddr, request: &str) -> (u16, String) {
+        let mut stream = connect_from(from, to).await;
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        parse(&answer)
+    }
+
     async fn exchange(to: &SocketAddr, request: &str) -> (u16, String) {
-        exchange_from(Ipv4Addr::LOCALHOST, *to, request).await
+        exchange_from(A, *to, request).await
+    }
+
+    /// One request on a kept-alive connection; the answer is read to its `content-length`.
+    async fn ask(stream: &mut tokio::net::TcpStream, request: &str) -> (u16, String) {
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        loop {
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .expect("content-length");
+                if body.len() >= length {
+                    return parse(&text);
+                }
+            }
+            let mut chunk = [0; 1024];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed before the answer: {text:?}");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits for the server to close the connection; what it said until then.
+    async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> String {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut rest));
+        match read.await {
+            Ok(_) => String::from_utf8_lossy(&rest).into_owned(),
+            Err(_) => panic!("the server kept the connection open"),
+        }
+    }
+
+    async fn serve_all(limits: Limits, instances: Vec<InstanceMetadata>) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(serve_limited(listener, Arc::new(Fixed(instances)), limits));
+        address
     }
 
     async fn serve(metadata: InstanceMetadata) -> SocketAddr {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { serve_imds(listener, Arc::new(Fixed(metadata))).await });
-        address
+        serve_all(LIMITS, vec![metadata]).await
+    }
+
+    /// Two instances: A at 127.0.0.1 and its neighbour B at 127.0.0.2.
+    async fn serve_pair(limits: Limits) -> SocketAddr {
+        let neighbour = InstanceMetadata {
+            instance_id: "i-0b0b0b0b0b0b0b0b0".into(),
+            ..metadata()
+        };
+        serve_all(limits, vec![metadata(), neighbour]).await
+    }
+
+    #[test]
+    fn the_request_bucket_and_the_tokens_are_bounded() {
+        let limits = Limits {
+            burst: 3.0,
+            per_second: 2.0,
+            tokens: 3,
+            ..LIMITS
+        };
+        let start = Instant::now();
+        let mut guest = Guest::new(&limits, start);
+        let taken = (0..10)
+            .filter(|_| guest.take_request(&limits, start))
+            .count();
+        assert_eq!(taken, 3, "a burst");
+        let later = start + Duration::from_secs(1);
+        let taken = (0..10)
+            .filter(|_| guest.take_request(&limits, later))
+            .count();
+        assert_eq!(taken, 2, "a second's refill");
+        let much_later = start + Duration::from_secs(3600);
+        let taken = (0..10)
+            .filter(|_| guest.take_request(&limits, much_later))
+            .count();
+        assert_eq!(taken, 3, "never more than a burst");
+
+        for ttl in [5, 1, 4, 2, 3] {
+            let expiry = start + Duration::from_secs(ttl);
+            guest.keep_token(format!("t{ttl}"), expiry, &limits, start);
+        }
+        let mut kept: Vec<&String> = guest.tokens.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["t3", "t4", "t5"], "the nearest expiries go first");
+        // Expired tokens make room before live ones are displaced.
+        let at_four = start + Duration::from_secs(4);
+        guest.keep_token(
+            "u".into(),
+            at_four + Duration::from_secs(9),
+            &limits,
+            at_four,
+        );
+        let mut kept: Vec<&String> = guest.tokens.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["t5", "u"]);
+    }
+
+    #[tokio::test]
+    async fn connections_are_limited_per_instance() {
+        let server = serve_pair(Limits {
+            connections: 4,
+            ..LIMITS
+        })
+        .await;
+        // Held without a request; admitted in the order they are accepted.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(connect_from(A, server).await);
+        }
+        // A fifth connection from A is closed unanswered.
+        let mut fifth = connect_from(A, server).await;
+        let _ = fifth.write_all(INSTANCE_ID.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = fifth.read_to_end(&mut answer).await;
+        assert!(answer.is_empty(), "{answer:?}");
+        // The neighbour is served meanwhile.
+        assert_eq!(
+            exchange_from(B, server, INSTANCE_ID).await,
+            (200, "i-0b0b0b0b0b0b0b0b0".into())
+        );
+        // A connection closed makes room again (once the server has seen it close).
+        held.pop();
+        loop {
+            let mut again = connect_from(A, server).await;
+            let _ = again.write_all(INSTANCE_ID.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = again.read_to_end(&mut answer).await;
+            if !answer.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_rate_answer_429_and_the_neighbour_is_served() {
+        let server = serve_pair(Limits {
+            burst: 5.0,
+            per_second: 1.0,
+            ..LIMITS
+        })
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..50 {
+            statuses.push(exchange_from(A, server, INSTANCE_ID).await.0);
+        }
+        assert_eq!(statuses[..5], [200; 5], "a full burst first");
+        assert!(statuses.contains(&429), "{statuses:?}");
+        assert_eq!(exchange_from(B, server, INSTANCE_ID).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn tokens_are_capped_per_instance() {
+        let server = serve_pair(Limits {
+            tokens: 3,
+            ..LIMITS
+        })
+        .await;
+        let put = |ttl: u32| {
+            format!(
+                "PUT /latest/api/token HTTP/1.1\r\nHost: imds\r\nX-aws-ec2-metadata-token-ttl-seconds: {ttl}\r\n\r\n"
+            )
+        };
+        let get = |token: &str| {
+            format!("GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: imds\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n")
+        };
+        let (status, neighbours) = exchange_from(B, server, &put(100)).await;
+        assert_eq!(status, 200);
+        let mut tokens = Vec::new();
+        for ttl in 100..106 {
+            let (status, token) = exchange_from(A, server, &put(ttl)).await;
+            assert_eq!(status, 200);
+            tokens.push(token);
+        }
+        let mut statuses = Vec::new();
+        for token in &tokens {
+            statuses.push(exchange_from(A, server, &get(token)).await.0);
+        }
+        assert_eq!(statuses, [401, 401, 401, 200, 200, 200]);
+        assert_eq!(exchange_from(B, server, &get(&neighbours)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn slow_request_heads_and_answered_connections_are_closed() {
+        // A short header timeout (the default is 10 s), for the test's sake.
+        let limits = Limits {
+            header_timeout: Duration::from_secs(1),
+            ..LIMITS
+        };
+        let server = serve_all(limits, vec![metadata()]).await;
+        let mut slow = connect_from(A, server).await;
+        slow.write_all(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost:")
+            .await
+            .expect("write");
+        let rest = closed_by_server(&mut slow).await;
+        assert!(!rest.contains("200 OK"), "{rest}");
+        let mut silent = connect_from(A, server).await;
+        assert_eq!(closed_by_server(&mut silent).await, "");
+        // An HTTP/1.1 request (keep-alive by default) is answered, then its connection ends.
+        let mut answered = connect_from(A, server).await;
+        assert_eq!(ask(&mut answered, INSTANCE_ID).await.0, 200);
+        closed_by_server(&mut answered).await;
     }
 
     #[tokio::test]

@@ -88,12 +88,16 @@ fn spec() -> VpcSpec {
 struct Guest;
 
 impl MetadataSource for Guest {
+    fn instance_id(&self, address: Ipv4Addr) -> Option<String> {
+        (address == Ipv4Addr::new(10, 8, 1, 10)).then(|| "i-0a".into())
+    }
+
     fn metadata(&self, address: Ipv4Addr) -> Option<InstanceMetadata> {
         // The page carries what the guest read with an IMDSv2 token (a PUT over nc, which
         // half-closes its request).
         let script = "#!/bin/sh\nmkdir -p /www\necho served-by-$(imds-get meta-data/instance-id) > /www/index.html\nbusybox httpd -p 80 -h /www\n";
-        (address == Ipv4Addr::new(10, 8, 1, 10)).then(|| InstanceMetadata {
-            instance_id: "i-0a".into(),
+        Some(InstanceMetadata {
+            instance_id: self.instance_id(address)?,
             endpoint_enabled: true,
             user_data: Some(script.as_bytes().to_vec()),
             ..Default::default()

@@ -27,6 +27,11 @@ impl VpcMetadataSource {
 }
 
 impl compute::MetadataSource for VpcMetadataSource {
+    fn instance_id(&self, address: Ipv4Addr) -> Option<String> {
+        let control = self.control.upgrade()?;
+        self.instance_at(&control, address)
+    }
+
     fn metadata(&self, address: Ipv4Addr) -> Option<compute::InstanceMetadata> {
         let control = self.control.upgrade()?;
         let instance_id = self.instance_at(&control, address)?;
