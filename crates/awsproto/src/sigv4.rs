@@ -507,6 +507,21 @@ fn check_time(auth: &SigV4Auth, now: OffsetDateTime) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Whether the request is EBS's PutSnapshotBlock (`PUT /snapshots/{id}/blocks/{index}`)
+/// with its data's checksum among the signed headers: the one request whose body may go
+/// unsigned, since the checksum the signature covers vouches for it.
+fn is_put_snapshot_block(request: &HttpRequestParts, auth: &SigV4Auth) -> bool {
+    let segments: Vec<&str> = request
+        .raw_path
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    auth.service == UNSIGNED_BODY_SERVICE
+        && request.method == "PUT"
+        && matches!(segments.as_slice(), ["snapshots", _, "blocks", _])
+        && auth.signed_headers.iter().any(|h| h == "x-amz-checksum")
+}
+
 /// Checks the request's age against `now`, then the signature with the caller's secret.
 ///
 /// The payload hash is `x-amz-content-sha256` when sent (it must then match the body, unless
@@ -530,7 +545,7 @@ pub fn verify_sigv4(
     // or a captured request, and every service here acts on its body. The one exception is
     // the EBS direct API's PutSnapshotBlock (`v4-unsigned-body` in its model), whose data is
     // checked against the signed `x-amz-Checksum` header.
-    let unsigned_allowed = request.body.is_empty() || auth.service == UNSIGNED_BODY_SERVICE;
+    let unsigned_allowed = request.body.is_empty() || is_put_snapshot_block(request, auth);
     let candidates = match header(request, "x-amz-content-sha256") {
         Some(UNSIGNED_PAYLOAD) if unsigned_allowed => vec![UNSIGNED_PAYLOAD.to_owned()],
         Some(UNSIGNED_PAYLOAD) => {
@@ -844,6 +859,55 @@ mod tests {
             verify_sigv4(&request(&h, ""), &auth, "k", at),
             Err(AuthError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn only_put_snapshot_block_with_a_signed_checksum_may_leave_its_body_unsigned() {
+        let auth = |signed: &[&str]| SigV4Auth {
+            access_key_id: "a".into(),
+            date: "20261123".into(),
+            region: "r".into(),
+            service: "ebs".into(),
+            signed_headers: signed.iter().map(|h| h.to_string()).collect(),
+            signature: String::new(),
+            amz_date: "20261123T010203Z".into(),
+            request_time: parse_amz_date("20261123T010203Z").expect("date"),
+            security_token: None,
+            presigned_expires: None,
+        };
+        let h = headers(&[
+            ("host", "h"),
+            ("x-amz-content-sha256", UNSIGNED_PAYLOAD),
+            ("x-amz-checksum", "c2Vj"),
+        ]);
+        let put = |path: &'static str| HttpRequestParts {
+            method: "PUT",
+            raw_path: path,
+            raw_query: "",
+            headers: &h,
+            body: b"data",
+        };
+        let with_checksum = auth(&["host", "x-amz-checksum"]);
+        let at = with_checksum.request_time;
+        let refused = |outcome| matches!(outcome, Err(AuthError::Malformed(_)));
+        // Accepted as unsigned, then judged by the (empty, so wrong) signature.
+        assert_eq!(
+            verify_sigv4(&put("/snapshots/snap-1/blocks/0"), &with_checksum, "k", at),
+            Err(AuthError::SignatureMismatch)
+        );
+        assert!(refused(verify_sigv4(
+            &put("/snapshots"),
+            &with_checksum,
+            "k",
+            at
+        )));
+        let unsigned_checksum = auth(&["host"]);
+        assert!(refused(verify_sigv4(
+            &put("/snapshots/snap-1/blocks/0"),
+            &unsigned_checksum,
+            "k",
+            at
+        )));
     }
 
     fn canonical_uri(raw_path: &str) -> String {

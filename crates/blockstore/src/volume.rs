@@ -101,6 +101,11 @@ impl Volume {
         file.sync_all()?;
         write_atomic(&dir.join(BASE_FILE), &to_json(&base)?)?;
         write_atomic(&dir.join(META_FILE), &to_json(&meta)?)?;
+        // The new directory's own entry in `volumes/`: without it a crash could lose the
+        // whole volume although its files were synced.
+        if let Some(parent) = dir.parent() {
+            File::open(parent)?.sync_all()?;
+        }
         Ok(Self::assemble(dir, file, meta, base))
     }
 

@@ -42,7 +42,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// KVM when a probe boot of `kernel`/`initrd` reaches userspace under it, TCG otherwise.
-/// `NIMBUS_ACCEL=kvm|tcg` overrides; the answer is cached per kernel in the temp dir.
+/// `NIMBUS_ACCEL=kvm|tcg` overrides; the answer is cached per kernel (`probe_cache_dir`).
 pub async fn probe_accel(kernel: &Path, initrd: &Path) -> Accel {
     match std::env::var("NIMBUS_ACCEL").as_deref() {
         Ok("kvm") => return Accel::Kvm,
@@ -58,7 +58,7 @@ pub async fn probe_accel(kernel: &Path, initrd: &Path) -> Accel {
         return Accel::Tcg;
     }
     let key = std::fs::metadata(kernel).map(|m| m.len()).unwrap_or(0);
-    let cache = std::env::temp_dir().join(format!("nimbus-accel-probe-{key}"));
+    let cache = probe_cache_dir().join(format!("accel-probe-{key}"));
     if let Ok(answer) = std::fs::read_to_string(&cache) {
         return if answer.trim() == "kvm" {
             Accel::Kvm
@@ -72,8 +72,22 @@ pub async fn probe_accel(kernel: &Path, initrd: &Path) -> Accel {
         Accel::Tcg
     };
     tracing::info!(accelerator = accel.as_str(), "accelerator probe finished");
-    let _ = std::fs::write(&cache, accel.as_str());
+    let _ = std::fs::create_dir_all(probe_cache_dir())
+        .and_then(|()| std::fs::write(&cache, accel.as_str()));
     accel
+}
+
+/// Where the probe's answer is kept, in a directory only nimbus's user can write (a
+/// predictable path in the shared temp dir could be planted or linked by another user):
+/// `/run/nimbus` as root, `~/.cache/nimbus` otherwise. Shared by every data dir, since a
+/// probe that fails costs a 20 s boot.
+fn probe_cache_dir() -> std::path::PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return "/run/nimbus".into();
+    }
+    std::env::var_os("HOME")
+        .map(|home| Path::new(&home).join(".cache/nimbus"))
+        .unwrap_or_else(|| "nimbus-cache".into())
 }
 
 async fn probe_boot(kernel: &Path, initrd: &Path) -> bool {

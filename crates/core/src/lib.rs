@@ -151,6 +151,11 @@ pub enum ConfigError {
          address, or pass --allow-default-credentials (allow_default_credentials = true)"
     )]
     DefaultCredentialsExposed { listen: SocketAddr },
+    #[error(
+        "refusing to serve NBD on {listen}: the NBD listener has no authentication yet, so \
+         every volume would be open to anyone who can reach it; use a loopback address"
+    )]
+    UnauthenticatedNbd { listen: SocketAddr },
 }
 
 impl Config {
@@ -177,7 +182,12 @@ impl Config {
                 listen: self.listen,
             });
         }
-        Ok(())
+        match self.nbd_listen {
+            Some(listen) if !listen.ip().is_loopback() => {
+                Err(ConfigError::UnauthenticatedNbd { listen })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -237,5 +247,19 @@ mod tests {
         )
         .expect("parse");
         assert!(own.check_protected_mode().is_ok());
+    }
+
+    #[test]
+    fn nbd_is_served_on_loopback_only() {
+        let mut config = Config {
+            nbd_listen: Some("127.0.0.1:10809".parse().expect("address")),
+            ..Config::default()
+        };
+        assert!(config.check_protected_mode().is_ok());
+        config.nbd_listen = Some("0.0.0.0:10809".parse().expect("address"));
+        assert!(matches!(
+            config.check_protected_mode(),
+            Err(ConfigError::UnauthenticatedNbd { .. })
+        ));
     }
 }

@@ -8,9 +8,11 @@
 //! - The data dir is created 0700. An existing one (an older release made it 0755 with 0644
 //!   files) is tightened on start: it and everything under it lose their group and other
 //!   permission bits.
-//! - QEMU, which runs as `nimbus-qemu`, needs no access here: it opens its kernel, initrd,
-//!   serial log, QMP socket and pid file as root before it drops privileges, and gets its
-//!   disks as file descriptors (docs/compute.md).
+//! - The data dir must belong to the user nimbus runs as, and the tightening walk changes
+//!   each entry through a descriptor opened without following links.
+//! - QEMU, which runs as a uid of its own, needs no access here: it opens its kernel,
+//!   initrd, sockets and pid file as root before it drops privileges, and reaches its disks
+//!   on its own socket outside the data dir (docs/compute.md).
 
 use std::fs::{DirBuilder, File, Permissions};
 use std::io::ErrorKind;
@@ -34,6 +36,7 @@ pub fn open(dir: &Path) -> anyhow::Result<File> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    check_owner(dir)?;
     let lock = File::create(dir.join("nimbus.lock"))?;
     lock.try_lock().map_err(|_| {
         anyhow::anyhow!(
@@ -63,8 +66,8 @@ pub fn tighten(dir: &Path) -> anyhow::Result<()> {
         }
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & SHARED_BITS != 0 {
-            let private = Permissions::from_mode(mode & !SHARED_BITS);
-            if unless_vanished(std::fs::set_permissions(&path, private), "chmod", &path)?.is_none()
+            if unless_vanished(chmod_nofollow(&path, mode & !SHARED_BITS), "chmod", &path)?
+                .is_none()
             {
                 continue;
             }
@@ -87,6 +90,36 @@ pub fn tighten(dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses a data dir owned by another user: they could swap its entries under the walk
+/// that tightens it, or read what nimbus writes.
+fn check_owner(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(dir)?.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner != me {
+        anyhow::bail!(
+            "data dir {} belongs to uid {owner}, not to uid {me} that nimbus runs as: use a data dir of your own",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Sets `mode` on the entry at `path` itself: it is opened without following a link and
+/// changed through its descriptor, so an entry swapped for a symbolic link after it was
+/// read is not followed. Sockets cannot be opened, and are changed by path.
+fn chmod_nofollow(path: &Path, mode: u32) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => Ok(rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?),
+        Err(rustix::io::Errno::NXIO) => {
+            std::fs::set_permissions(path, Permissions::from_mode(mode))
+        }
+        Err(errno) => Err(errno.into()),
+    }
 }
 
 /// `None` when `path` is gone: it was removed while the walk went on.

@@ -9,9 +9,9 @@ use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
 use control::tags::{tags_from_specifications, TagSpecification};
-use control::vpc::interfaces::public_dns_name;
 use control::volumes::Volume;
 use control::vpc::addresses::AddressQueries;
+use control::vpc::interfaces::public_dns_name;
 use control::vpc::network_interfaces::NetworkInterface;
 use control::{Control, Resource, Tables};
 use serde::Deserialize;
@@ -162,11 +162,7 @@ fn run_instances(context: &ApiContext, request: Value) -> Output {
     if let Some(options) = &request.metadata_options {
         options.apply(&mut metadata_options)?;
     }
-    let allowed = [
-        Instance::KIND,
-        Volume::KIND,
-        NetworkInterface::KIND,
-    ];
+    let allowed = [Instance::KIND, Volume::KIND, NetworkInterface::KIND];
     let (network, extra_interfaces) = RunNetworkInput {
         subnet_id: request.subnet_id,
         security_group_ids: request.security_group_ids,
@@ -188,11 +184,7 @@ fn run_instances(context: &ApiContext, request: Value) -> Output {
             &allowed,
             Instance::KIND,
         )?,
-        volume_tags: tags_from_specifications(
-            &request.tag_specifications,
-            &allowed,
-            Volume::KIND,
-        )?,
+        volume_tags: tags_from_specifications(&request.tag_specifications, &allowed, Volume::KIND)?,
         interface_tags: tags_from_specifications(
             &request.tag_specifications,
             &allowed,

@@ -7,14 +7,14 @@ use std::net::Ipv4Addr;
 use control::idempotency::ClientToken;
 use control::instances::Instance;
 use control::tags::{tags_of_created, TagSpecification};
+use control::vpc::addresses::AddressQueries;
 use control::vpc::interfaces::{
     private_dns_name, public_dns_name, InstanceNetwork, InterfaceChange, NetworkRequest,
 };
+use control::vpc::network_interfaces::InterfaceQueries;
 use control::vpc::network_interfaces::{
     CreateInterfaceRequest, ExtraInterface, InterfaceSource, NetworkInterface,
 };
-use control::vpc::addresses::AddressQueries;
-use control::vpc::network_interfaces::InterfaceQueries;
 use control::{Resource, Tables};
 use serde::Deserialize;
 use serde_json::{json, Value};
