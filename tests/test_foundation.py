@@ -395,3 +395,24 @@ def test_aws_cli(nimbus):
     assert result.returncode != 0 and "InvalidKeyPair.NotFound" in result.stderr
     zones = json.loads(aws(nimbus, "describe-availability-zones").stdout)["AvailabilityZones"]
     assert len(zones) == 3
+
+
+def test_short_legacy_ids_are_well_formed_and_unknown_ones_answer_in_aws_words(ec2):
+    """AWS still accepts its 8-digit IDs: an unknown one is NotFound, in AWS's words."""
+    cases = [
+        (lambda: ec2.describe_images(ImageIds=["ami-abcd1234"]), "InvalidAMIID.NotFound",
+         "The image id '[ami-abcd1234]' does not exist"),
+        (lambda: ec2.describe_security_groups(GroupIds=["sg-00000000"]), "InvalidGroup.NotFound",
+         "The security group 'sg-00000000' does not exist"),
+        (lambda: ec2.describe_addresses(AllocationIds=["eipalloc-12345678"]), "InvalidAllocationID.NotFound",
+         "The allocation ID 'eipalloc-12345678' does not exist"),
+        (lambda: ec2.describe_volumes(VolumeIds=["vol-1234abcd"]), "InvalidVolume.NotFound",
+         "The volume 'vol-1234abcd' does not exist."),
+        (lambda: ec2.describe_instances(InstanceIds=["i-1234abcd"]), "InvalidInstanceID.NotFound",
+         "The instance ID 'i-1234abcd' does not exist"),
+    ]
+    for call, code, message in cases:
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert raised.value.response["Error"]["Code"] == code
+        assert raised.value.response["Error"]["Message"] == message

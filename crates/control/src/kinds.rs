@@ -29,6 +29,7 @@ engine::kinds! {
         name: "key-pair",
         prefix: Some("key"),
         not_found: "InvalidKeyPair.NotFound",
+        missing: "The key pair '{id}' does not exist",
         malformed: "InvalidKeyPair.Malformed",
         migrations: &[],
     }
@@ -36,6 +37,7 @@ engine::kinds! {
         name: "volume",
         prefix: Some("vol"),
         not_found: "InvalidVolume.NotFound",
+        missing: "The volume '{id}' does not exist.",
         malformed: "InvalidVolumeID.Malformed",
         migrations: &[],
     }
@@ -43,6 +45,7 @@ engine::kinds! {
         name: "snapshot",
         prefix: Some("snap"),
         not_found: "InvalidSnapshot.NotFound",
+        missing: "The snapshot '{id}' does not exist.",
         malformed: "InvalidSnapshotID.Malformed",
         migrations: &[],
     }
@@ -50,6 +53,7 @@ engine::kinds! {
         name: "image",
         prefix: Some("ami"),
         not_found: "InvalidAMIID.NotFound",
+        missing: "The image id '[{id}]' does not exist",
         malformed: "InvalidAMIID.Malformed",
         migrations: &[],
     }
@@ -57,6 +61,7 @@ engine::kinds! {
         name: "instance",
         prefix: Some("i"),
         not_found: "InvalidInstanceID.NotFound",
+        missing: "The instance ID '{id}' does not exist",
         malformed: "InvalidInstanceID.Malformed",
         migrations: &[instances::migrate_state_reason],
     }
@@ -64,6 +69,7 @@ engine::kinds! {
         name: "vpc",
         prefix: Some("vpc"),
         not_found: "InvalidVpcID.NotFound",
+        missing: "The vpc ID '{id}' does not exist",
         malformed: "InvalidVpcID.Malformed",
         migrations: &[],
     }
@@ -71,6 +77,7 @@ engine::kinds! {
         name: "subnet",
         prefix: Some("subnet"),
         not_found: "InvalidSubnetID.NotFound",
+        missing: "The subnet ID '{id}' does not exist",
         malformed: "InvalidSubnetID.Malformed",
         migrations: &[],
     }
@@ -78,6 +85,7 @@ engine::kinds! {
         name: "security-group",
         prefix: Some("sg"),
         not_found: "InvalidGroup.NotFound",
+        missing: "The security group '{id}' does not exist",
         malformed: "InvalidGroupId.Malformed",
         migrations: &[],
     }
@@ -85,6 +93,7 @@ engine::kinds! {
         name: "internet-gateway",
         prefix: Some("igw"),
         not_found: "InvalidInternetGatewayID.NotFound",
+        missing: "The internetGateway ID '{id}' does not exist",
         malformed: "InvalidInternetGatewayID.Malformed",
         migrations: &[],
     }
@@ -92,6 +101,7 @@ engine::kinds! {
         name: "route-table",
         prefix: Some("rtb"),
         not_found: "InvalidRouteTableID.NotFound",
+        missing: "The routeTable ID '{id}' does not exist",
         malformed: "InvalidRouteTableID.Malformed",
         migrations: &[],
     }
@@ -99,6 +109,7 @@ engine::kinds! {
         name: "network-acl",
         prefix: Some("acl"),
         not_found: "InvalidNetworkAclID.NotFound",
+        missing: "The networkAcl ID '{id}' does not exist",
         malformed: "InvalidNetworkAclID.Malformed",
         migrations: &[],
     }
@@ -108,6 +119,7 @@ engine::kinds! {
         name: "network-interface",
         prefix: Some("eni"),
         not_found: "InvalidNetworkInterfaceID.NotFound",
+        missing: "The networkInterface ID '{id}' does not exist",
         malformed: "InvalidNetworkInterfaceID.Malformed",
         migrations: &[],
     }
@@ -115,6 +127,7 @@ engine::kinds! {
         name: "elastic-ip",
         prefix: Some("eipalloc"),
         not_found: "InvalidAllocationID.NotFound",
+        missing: "The allocation ID '{id}' does not exist",
         malformed: "InvalidAllocationID.Malformed",
         migrations: &[],
     }
@@ -123,6 +136,7 @@ engine::kinds! {
         name: "iam-role",
         prefix: None,
         not_found: "NoSuchEntity",
+        missing: "The role with name {id} cannot be found.",
         malformed: "ValidationError",
         migrations: &[],
     }
@@ -131,6 +145,7 @@ engine::kinds! {
         name: "iam-instance-profile",
         prefix: None,
         not_found: "NoSuchEntity",
+        missing: "Instance Profile {id} cannot be found.",
         malformed: "ValidationError",
         migrations: &[],
     }
@@ -139,6 +154,7 @@ engine::kinds! {
         name: "sts-credential",
         prefix: None,
         not_found: "InvalidClientTokenId",
+        missing: "The security token included in the request is invalid.",
         malformed: "InvalidClientTokenId",
         migrations: &[],
     }

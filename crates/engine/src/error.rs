@@ -9,7 +9,7 @@ use crate::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("The {kind} ID '{id}' does not exist")]
+    #[error("{}", kind.spec().not_found_message.replace("{id}", id))]
     NotFound { kind: Kind, id: String },
     /// An ID that cannot name a resource of `kind` (or of any kind, when `None`).
     #[error("{}", malformed_id_message(*kind, id))]

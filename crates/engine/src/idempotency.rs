@@ -22,6 +22,7 @@ impl Resource for ClientTokenRecord {
         id_prefix: None,
         taggable: false,
         not_found_code: "InvalidParameterValue",
+        not_found_message: "The client token '{id}' does not exist",
         malformed_code: "InvalidParameterValue",
         migrations: &[],
     });

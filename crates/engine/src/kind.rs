@@ -21,6 +21,8 @@ pub struct KindSpec {
     pub taggable: bool,
     /// The AWS code for a well-formed ID that names nothing.
     pub not_found_code: &'static str,
+    /// AWS's words for it, `{id}` standing for the ID: tools and users read them.
+    pub not_found_message: &'static str,
     /// The AWS code for an ID that cannot be one of this kind.
     pub malformed_code: &'static str,
     /// `migrations[n]` turns a stored document of format `n + 1` into format `n + 2`.

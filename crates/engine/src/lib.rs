@@ -48,6 +48,7 @@ pub type Tags = std::collections::BTreeMap<String, String>;
 ///     pub trait Tables; pub fn registry;
 ///     Volume, table volumes, id volume_id, tags tags {
 ///         name: "volume", prefix: Some("vol"), not_found: "InvalidVolume.NotFound",
+///         missing: "The volume '{id}' does not exist.",
 ///         malformed: "InvalidVolumeID.Malformed", migrations: &[],
 ///     }
 /// }
@@ -62,6 +63,7 @@ macro_rules! kinds {
                 name: $name:literal,
                 prefix: $prefix:expr,
                 not_found: $not_found:literal,
+                missing: $missing:literal,
                 malformed: $malformed:literal,
                 migrations: $migrations:expr $(,)?
             }
@@ -75,6 +77,7 @@ macro_rules! kinds {
                     id_prefix: $prefix,
                     taggable: $crate::kinds!(@taggable $tags),
                     not_found_code: $not_found,
+                    not_found_message: $missing,
                     malformed_code: $malformed,
                     migrations: $migrations,
                 });

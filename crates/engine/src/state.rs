@@ -227,6 +227,7 @@ mod tests {
                 name: "stray",
                 prefix: None,
                 not_found: "InvalidStray.NotFound",
+                missing: "The {id} does not exist",
                 malformed: "InvalidStray.Malformed",
                 migrations: &[],
             }

@@ -44,6 +44,7 @@ crate::kinds! {
         name: "widget",
         prefix: Some("wdg"),
         not_found: "InvalidWidgetID.NotFound",
+        missing: "The {id} does not exist",
         malformed: "InvalidWidgetID.Malformed",
         migrations: &[rename_colour],
     }
@@ -51,6 +52,7 @@ crate::kinds! {
         name: "note",
         prefix: None,
         not_found: "InvalidNote.NotFound",
+        missing: "The {id} does not exist",
         malformed: "InvalidNote.Malformed",
         migrations: &[],
     }
