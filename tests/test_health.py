@@ -176,7 +176,8 @@ def test_checks_recovery_monitoring_and_scrape(cloud, ec2, ami):
     assert samples[("nimbus_vms_running", frozenset())] == 1
     assert samples[("nimbus_volumes", frozenset({("state", "in-use")}))] == 2
     assert samples[("nimbus_nbd_bytes_total", frozenset({("direction", "write")}))] > 0
-    assert samples[("nimbus_reconciler_passes_total", frozenset())] > 0
+    for reconciler in ("storage", "network", "status-checks", "metrics", "alarms"):
+        assert samples[("nimbus_reconciler_passes_total", frozenset({("reconciler", reconciler)}))] > 0
     buckets = [(dict(labels), value) for (name, labels), value in samples.items()
                if name == "nimbus_request_duration_seconds_bucket" and ("action", "RunInstances") in labels]
     assert any(labels["le"] == "+Inf" and value == 1 for labels, value in buckets)

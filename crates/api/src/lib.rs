@@ -32,6 +32,8 @@ pub struct ApiContext {
     pub requests: prometheus::RequestMetrics,
     /// CloudWatch: its store, rules and alarms.
     pub monitoring: Arc<monitoring::Monitoring>,
+    /// How every reconciler keeps up, for `GET /_nimbus/metrics`.
+    pub passes: Arc<engine::Passes>,
 }
 
 pub fn router(context: Arc<ApiContext>) -> Router {
@@ -57,7 +59,11 @@ async fn health() -> Response {
 }
 
 fn metrics(context: &ApiContext) -> Response {
-    let text = prometheus::render(&context.requests, &context.control.host_stats());
+    let text = prometheus::render(
+        &context.requests,
+        &context.passes.figures(),
+        &context.control.host_stats(),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -2,18 +2,20 @@
 //! for operators to scrape. Requests are counted by action and HTTP status with a latency
 //! histogram; the counters are atomics, and a series is found under a read lock (taken
 //! exclusively only the first time an action/status pair is seen). The host's figures
-//! (reconciler, VMs, volumes, NBD bytes) are read from control at scrape time.
+//! (VMs, volumes, NBD bytes) are read from control, and the reconcilers' from
+//! `engine::Passes`, at scrape time.
 //!
 //! Like `/_nimbus/health` it needs no signature: it shows counts, never resource IDs or
 //! request contents, and nimbus listens on loopback unless told otherwise.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use control::host_stats::HostStats;
+use engine::PassFigures;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -136,32 +138,42 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
     let _ = writeln!(out, "{name} {value}");
 }
 
-fn write_host(out: &mut String, host: &HostStats) {
-    header(
-        out,
-        "nimbus_reconciler_passes_total",
-        "counter",
-        "Reconciler passes since start.",
-    );
-    let _ = writeln!(
-        out,
-        "nimbus_reconciler_passes_total {}",
-        host.reconciler_passes
-    );
-    if let Some(lag) = host.reconciler_lag_secs {
-        gauge(
-            out,
+/// One figure of a reconciler's passes, read at a time in milliseconds since the epoch.
+type Reading = fn(&PassFigures, i64) -> f64;
+
+/// Each reconciler's passes, lag and last pass duration, labelled by its name.
+fn write_passes(out: &mut String, passes: &BTreeMap<&'static str, PassFigures>) {
+    let now_ms = nimbus_core::now_millis();
+    let series: [(&str, &str, &str, Reading); 3] = [
+        (
+            "nimbus_reconciler_passes_total",
+            "counter",
+            "Reconciler passes since start.",
+            |f, _| f.passes as f64,
+        ),
+        (
             "nimbus_reconciler_lag_seconds",
-            "Seconds since the last reconciler pass ended.",
-            lag,
-        );
+            "gauge",
+            "Seconds since the reconciler's last pass ended.",
+            |f, now_ms| (now_ms - f.last_end_ms).max(0) as f64 / 1000.0,
+        ),
+        (
+            "nimbus_reconciler_pass_duration_seconds",
+            "gauge",
+            "How long the reconciler's last pass took.",
+            |f, _| f.last_pass.as_secs_f64(),
+        ),
+    ];
+    for (name, kind, help, reading) in series {
+        header(out, name, kind, help);
+        for (reconciler, figures) in passes {
+            let value = reading(figures, now_ms);
+            let _ = writeln!(out, "{name}{{reconciler=\"{reconciler}\"}} {value}");
+        }
     }
-    gauge(
-        out,
-        "nimbus_reconciler_pass_duration_seconds",
-        "How long the last reconciler pass took.",
-        host.reconciler_last_pass_secs,
-    );
+}
+
+fn write_host(out: &mut String, host: &HostStats) {
     gauge(
         out,
         "nimbus_vms_running",
@@ -191,9 +203,14 @@ fn write_host(out: &mut String, host: &HostStats) {
 }
 
 /// The whole scrape.
-pub fn render(requests: &RequestMetrics, host: &HostStats) -> String {
+pub fn render(
+    requests: &RequestMetrics,
+    passes: &BTreeMap<&'static str, PassFigures>,
+    host: &HostStats,
+) -> String {
     let mut out = String::new();
     requests.write(&mut out);
+    write_passes(&mut out, passes);
     write_host(&mut out, host);
     out
 }
@@ -208,7 +225,15 @@ mod tests {
         metrics.observe("DescribeInstances", 200, Duration::from_millis(2));
         metrics.observe("DescribeInstances", 200, Duration::from_millis(30));
         metrics.observe("Run\"Odd", 400, Duration::from_millis(1));
-        let text = render(&metrics, &HostStats::default());
+        let passes = BTreeMap::from([(
+            "storage",
+            PassFigures {
+                passes: 3,
+                ..PassFigures::default()
+            },
+        )]);
+        let text = render(&metrics, &passes, &HostStats::default());
+        assert!(text.contains("nimbus_reconciler_passes_total{reconciler=\"storage\"} 3"));
         assert!(
             text.contains("nimbus_requests_total{action=\"DescribeInstances\",status=\"200\"} 2")
         );
@@ -228,7 +253,7 @@ mod tests {
         for n in 0..MAX_SERIES + 5 {
             metrics.observe(&format!("Action{n}"), 400, Duration::from_millis(1));
         }
-        let text = render(&metrics, &HostStats::default());
+        let text = render(&metrics, &BTreeMap::new(), &HostStats::default());
         assert!(text.contains("nimbus_requests_total{action=\"other\",status=\"400\"} 5"));
     }
 }

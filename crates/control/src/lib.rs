@@ -40,6 +40,20 @@ use nimbus_core::Config;
 use store::{Store, StoreError};
 
 pub use drivers::{BlockDriver, Drivers};
+
+/// EC2's reconcilers, for the server's one list (`engine::reconciler::run_all`); the
+/// collectors push their samples into `sink`.
+pub fn reconcilers(
+    control: &Arc<Control>,
+    sink: Arc<dyn nimbus_core::metrics::MetricSink>,
+) -> Vec<Arc<dyn engine::Reconciler>> {
+    vec![
+        Arc::new(reconciler::Storage(control.clone())),
+        Arc::new(network_reconciler::Network(control.clone())),
+        Arc::new(status_checks::StatusChecks(control.clone())),
+        Arc::new(metering::Collectors::new(control.clone(), sink)),
+    ]
+}
 pub use engine::{describe, filter, idempotency, pagination};
 pub use engine::{Kind, KindSpec, Resource, State, Tags, Txn};
 pub use kinds::Tables;
@@ -181,7 +195,6 @@ pub struct Control {
     reconcile_signal: tokio::sync::Notify,
     vms: instance_reconciler::VmTable,
     statuses: status_checks::StatusTable,
-    reconciler_stats: host_stats::ReconcilerStats,
     /// The commits that shape the network, and how many of them the reconciler has applied.
     network_changes: Arc<engine::Subscription>,
     network_applied: tokio::sync::watch::Sender<u64>,
@@ -200,7 +213,6 @@ impl Control {
             reconcile_signal: tokio::sync::Notify::new(),
             vms: instance_reconciler::VmTable::default(),
             statuses: status_checks::StatusTable::default(),
-            reconciler_stats: host_stats::ReconcilerStats::default(),
             network_changes,
             network_applied: tokio::sync::watch::Sender::new(0),
             applied_network: Default::default(),

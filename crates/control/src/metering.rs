@@ -432,22 +432,47 @@ impl Control {
             ),
         ]
     }
+}
 
-    /// Runs the collectors forever, every `metrics_interval_secs`; spawn it once per server.
-    pub async fn run_collectors(self: Arc<Self>, sink: Arc<dyn MetricSink>) {
-        let every = Duration::from_secs(self.config().metrics_interval_secs.max(1));
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut collector = Collector::default();
-        let mut last = Instant::now();
-        loop {
-            ticks.tick().await;
-            // The real time since the last reading: a late tick must not inflate rates.
-            let interval = last.elapsed().max(Duration::from_millis(1));
-            last = Instant::now();
-            self.collect_metrics(&mut collector, interval, sink.as_ref())
-                .await;
+/// The collectors of CloudWatch's `AWS/EC2` and `AWS/EBS` metrics, every
+/// `metrics_interval_secs`.
+pub(crate) struct Collectors {
+    control: Arc<Control>,
+    sink: Arc<dyn MetricSink>,
+    /// The last readings, and when they were taken.
+    last: tokio::sync::Mutex<(Collector, Instant)>,
+}
+
+impl Collectors {
+    pub(crate) fn new(control: Arc<Control>, sink: Arc<dyn MetricSink>) -> Collectors {
+        Collectors {
+            control,
+            sink,
+            last: tokio::sync::Mutex::new((Collector::default(), Instant::now())),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl engine::Reconciler for Collectors {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    async fn pass(&self) {
+        let mut last = self.last.lock().await;
+        let (collector, taken) = &mut *last;
+        // The real time since the last reading: a late pass must not inflate rates.
+        let interval = taken.elapsed().max(Duration::from_millis(1));
+        *taken = Instant::now();
+        self.control
+            .collect_metrics(collector, interval, self.sink.as_ref())
+            .await;
+    }
+
+    async fn wait(&self) {
+        let every = self.control.config().metrics_interval_secs.max(1);
+        tokio::time::sleep(Duration::from_secs(every)).await;
     }
 }
 

@@ -32,6 +32,27 @@ use crate::{Control, Error, Kind, Resource, Result};
 /// How often the network is reconciled without any change, to heal drift on the host.
 const NETWORK_TICK: Duration = Duration::from_secs(30);
 
+/// The VPCs' data plane: after every commit to a kind that shapes it, and on a slow tick.
+pub(crate) struct Network(pub(crate) Arc<Control>);
+
+#[async_trait::async_trait]
+impl engine::Reconciler for Network {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    async fn pass(&self) {
+        self.0.reconcile_network().await;
+    }
+
+    async fn wait(&self) {
+        tokio::select! {
+            _ = self.0.network_changes.changed() => {}
+            _ = tokio::time::sleep(NETWORK_TICK) => {}
+        }
+    }
+}
+
 /// What the network reconciler knows of the host: the spec last applied to each VPC, and
 /// whether the VPCs wired before this start have been swept.
 #[derive(Default)]
@@ -94,17 +115,6 @@ impl Control {
             .is_err()
         {
             tracing::warn!(target, "the network has not caught up with a change yet");
-        }
-    }
-
-    /// Runs forever; spawn it once per server.
-    pub async fn run_network_reconciler(self: Arc<Self>) {
-        loop {
-            self.reconcile_network().await;
-            tokio::select! {
-                _ = self.network_changes.changed() => {}
-                _ = tokio::time::sleep(NETWORK_TICK) => {}
-            }
         }
     }
 
@@ -314,7 +324,11 @@ mod tests {
     #[tokio::test]
     async fn rule_changes_reach_the_driver_promptly() {
         let h = Harness::new().await;
-        let reconciler = tokio::spawn(h.control.clone().run_network_reconciler());
+        let passes = std::sync::Arc::new(engine::Passes::default());
+        let reconcilers = engine::reconciler::run_all(
+            vec![std::sync::Arc::new(super::Network(h.control.clone()))],
+            passes,
+        );
         let vpc_id = default_vpc_id(&h);
         let group = h
             .control
@@ -353,7 +367,9 @@ mod tests {
         while has_rule(&h) {
             tokio::task::yield_now().await;
         }
-        reconciler.abort();
+        for reconciler in reconcilers {
+            reconciler.abort();
+        }
     }
 
     #[tokio::test]

@@ -19,28 +19,37 @@ use crate::{Control, Result};
 
 const TICK: Duration = Duration::from_millis(500);
 
+/// Volumes, snapshots, images and instances' VMs (`instance_reconciler.rs`): after every
+/// change it is woken for, and on a short tick.
+pub(crate) struct Storage(pub(crate) Arc<Control>);
+
+#[async_trait::async_trait]
+impl engine::Reconciler for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    async fn pass(&self) {
+        self.0.reconcile_storage().await;
+        if let Err(error) = self.0.reconcile_images() {
+            tracing::warn!(%error, "image reconcile failed; retrying");
+        }
+        // Instance steps run on their own: a booting VM does not hold up this loop.
+        drop(self.0.start_instance_steps());
+    }
+
+    async fn wait(&self) {
+        tokio::select! {
+            _ = self.0.reconcile_signal.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
 impl Control {
     /// Asks the reconciler to run soon.
     pub fn wake_reconciler(&self) {
         self.reconcile_signal.notify_one();
-    }
-
-    /// Runs forever; spawn it once per server.
-    pub async fn run_reconciler(self: Arc<Self>) {
-        loop {
-            let started = std::time::Instant::now();
-            self.reconcile_storage().await;
-            if let Err(error) = self.reconcile_images() {
-                tracing::warn!(%error, "image reconcile failed; retrying");
-            }
-            // Instance steps run on their own: a booting VM does not hold up this loop.
-            drop(self.start_instance_steps());
-            self.reconciler_stats.pass_done(started.elapsed());
-            tokio::select! {
-                _ = self.reconcile_signal.notified() => {}
-                _ = tokio::time::sleep(TICK) => {}
-            }
-        }
     }
 
     /// One pass over every volume and snapshot that is not in its resting state.

@@ -19,6 +19,24 @@ use crate::Control;
 /// How often the checks are read: one QMP `query-status` per running VM.
 pub const CHECK_PERIOD: Duration = Duration::from_secs(1);
 
+/// Both checks of every running instance, every [`CHECK_PERIOD`].
+pub(crate) struct StatusChecks(pub(crate) Arc<Control>);
+
+#[async_trait::async_trait]
+impl engine::Reconciler for StatusChecks {
+    fn name(&self) -> &'static str {
+        "status-checks"
+    }
+
+    async fn pass(&self) {
+        self.0.check_instances().await;
+    }
+
+    async fn wait(&self) {
+        tokio::time::sleep(CHECK_PERIOD).await;
+    }
+}
+
 /// A guest that beats every second and has not for this long makes no progress.
 pub const HEARTBEAT_SILENCE_MS: i64 = 5_000;
 
@@ -156,16 +174,6 @@ impl Control {
         self.statuses
             .get(&instance.instance_id)
             .unwrap_or(InstanceChecks::INITIALIZING)
-    }
-
-    /// Reads the checks every [`CHECK_PERIOD`], forever; spawn it once per server.
-    pub async fn run_status_checks(self: Arc<Self>) {
-        let mut ticks = tokio::time::interval(CHECK_PERIOD);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            self.check_instances().await;
-        }
     }
 
     /// Reads both checks of every running instance that has a VM on this host.

@@ -174,14 +174,33 @@ impl Monitoring {
     }
 }
 
-/// Evaluates alarms, rolls up new datapoints and compacts the store until the runtime stops.
-pub async fn run_evaluator(monitoring: Arc<Monitoring>) {
-    let mut ticks: u64 = 0;
-    loop {
-        tokio::time::sleep(TICK).await;
-        ticks += 1;
+/// Evaluates alarms, rolls up new datapoints and compacts the store, every tick.
+pub struct AlarmEvaluator {
+    monitoring: Arc<Monitoring>,
+    ticks: std::sync::atomic::AtomicU64,
+}
+
+impl AlarmEvaluator {
+    pub fn new(monitoring: Arc<Monitoring>) -> AlarmEvaluator {
+        AlarmEvaluator {
+            monitoring,
+            ticks: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl engine::Reconciler for AlarmEvaluator {
+    fn name(&self) -> &'static str {
+        "alarms"
+    }
+
+    async fn pass(&self) {
+        let ticks = 1 + self
+            .ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let compact = ticks.is_multiple_of(COMPACTION_EVERY_TICKS);
-        let worker = monitoring.clone();
+        let worker = self.monitoring.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             worker.evaluate_due_alarms()?;
             // Keeps the roll-ups at most a tick behind, so a read rarely folds many rows.
@@ -197,6 +216,10 @@ pub async fn run_evaluator(monitoring: Arc<Monitoring>) {
             Ok(Err(error)) => tracing::error!(%error, "alarm evaluation failed"),
             Err(error) => tracing::error!(%error, "alarm evaluation panicked"),
         }
+    }
+
+    async fn wait(&self) {
+        tokio::time::sleep(TICK).await;
     }
 }
 

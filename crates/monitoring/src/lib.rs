@@ -24,7 +24,7 @@ pub use alarms::{
     AlarmNames, DescribeAlarmHistoryInput, DescribeAlarmsForMetricInput, DescribeAlarmsInput,
     PutMetricAlarmInput, SetAlarmStateInput,
 };
-pub use evaluator::run_evaluator;
+pub use evaluator::AlarmEvaluator;
 pub use metrics::{
     GetMetricDataInput, GetMetricStatisticsInput, ListMetricsInput, PutMetricDataInput,
 };

@@ -250,7 +250,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )?);
     let (control, engine) = open_control(config).await?;
     monitoring.set_instance_actions(control.clone());
-    tokio::spawn(monitoring::run_evaluator(monitoring.clone()));
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
     tokio::spawn(async move {
@@ -268,13 +267,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    tokio::spawn(control.clone().run_reconciler());
-    tokio::spawn(control.clone().run_network_reconciler());
-    tokio::spawn(control.clone().run_status_checks());
-    tokio::spawn(control.clone().run_collectors(monitoring.clone()));
+    // Every reconciler of every service, from one list.
+    let reconcilers = [
+        control::reconcilers(&control, monitoring.clone()),
+        vec![Arc::new(monitoring::AlarmEvaluator::new(monitoring.clone())) as _],
+    ]
+    .concat();
+    let passes = Arc::new(engine::Passes::default());
+    engine::reconciler::run_all(reconcilers, passes.clone());
     let context = Arc::new(api::ApiContext {
         control,
         monitoring,
+        passes,
         requests: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
