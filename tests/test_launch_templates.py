@@ -164,6 +164,9 @@ def test_errors(ec2):
     with pytest.raises(ClientError) as e:
         ec2.delete_launch_template(LaunchTemplateId="lt-0123456789abcdef0")
     assert code(e) == "InvalidLaunchTemplateId.NotFound"
+    assert e.value.response["Error"]["Message"] == (
+        "The specified launch template, with template ID lt-0123456789abcdef0, does not exist."
+    )
     with pytest.raises(ClientError) as e:
         ec2.delete_launch_template(LaunchTemplateId="lt-nothex")
     assert code(e) == "InvalidLaunchTemplateId.Malformed"

@@ -136,6 +136,7 @@ engine::kinds! {
         name: "launch-template",
         prefix: Some("lt"),
         not_found: "InvalidLaunchTemplateId.NotFound",
+        missing: "The specified launch template, with template ID {id}, does not exist.",
         malformed: "InvalidLaunchTemplateId.Malformed",
         migrations: &[],
     }
