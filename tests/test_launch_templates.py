@@ -274,3 +274,32 @@ def test_templates_survive_a_restart(fresh_nimbus):
     versions = ec2.describe_launch_template_versions(LaunchTemplateName="durable")
     assert [v["VersionNumber"] for v in versions["LaunchTemplateVersions"]] == [1, 2]
     assert versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"] == DATA["ImageId"]
+
+
+def test_run_instances_reads_the_template(ec2):
+    """RunInstances takes the template's parameters, its own over them. No VM starts: the
+    images named do not exist, and the error names the image the merge chose."""
+    name = unique("launch")
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-0000000000000000a"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(
+        LaunchTemplateId=template_id, LaunchTemplateData={"ImageId": "ami-0000000000000000b"}
+    )
+
+    def launch_error(**kwargs):
+        with pytest.raises(ClientError) as e:
+            ec2.run_instances(MinCount=1, MaxCount=1, **kwargs)
+        return code(e), e.value.response["Error"]["Message"]
+
+    assert launch_error(LaunchTemplate={"LaunchTemplateId": template_id}) == (
+        "InvalidAMIID.NotFound", "The image id '[ami-0000000000000000a]' does not exist")
+    latest = launch_error(LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"})
+    assert latest[1] == "The image id '[ami-0000000000000000b]' does not exist"
+    own = launch_error(LaunchTemplate={"LaunchTemplateId": template_id},
+                       ImageId="ami-0000000000000000c")
+    assert own[1] == "The image id '[ami-0000000000000000c]' does not exist"
+    assert launch_error(LaunchTemplate={"LaunchTemplateId": template_id, "Version": "9"})[0] == (
+        "InvalidLaunchTemplateId.VersionNotFound")
+    assert launch_error(LaunchTemplate={"LaunchTemplateName": "no-such-template"})[0] == (
+        "InvalidLaunchTemplateName.NotFoundException")

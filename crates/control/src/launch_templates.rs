@@ -347,6 +347,17 @@ impl Control {
         })
     }
 
+    /// The data of a template's version (`$Default` when `version` is `None`), for a launch.
+    pub fn launch_template_data(
+        &self,
+        template: TemplateRef<'_>,
+        version: Option<&str>,
+    ) -> Result<LaunchTemplateData> {
+        let state = self.read();
+        let found = template.find(&state)?;
+        Ok(found.resolve(version.unwrap_or("$Default"))?.data.clone())
+    }
+
     /// Templates named by `names` (all must exist) and by the query's IDs.
     pub fn describe_launch_templates(
         &self,
