@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use control::keypairs::KeyPair;
+use control::launch_templates::LaunchTemplate;
 use control::vpc::security_groups::SecurityGroup;
 use control::{Error as ControlError, Resource};
 use engine::Error as EngineError;
@@ -104,6 +105,9 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::Duplicate { kind, .. } if *kind == SecurityGroup::KIND => {
             "InvalidGroup.Duplicate"
         }
+        ControlError::Duplicate { kind, .. } if *kind == LaunchTemplate::KIND => {
+            "InvalidLaunchTemplateName.AlreadyExistsException"
+        }
         ControlError::Duplicate { .. } => "InvalidParameterValue",
         ControlError::InvalidParameterValue(_) => "InvalidParameterValue",
         ControlError::InvalidParameterCombination(_) => "InvalidParameterCombination",
@@ -148,6 +152,13 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::AddressLimitExceeded(_) => "AddressLimitExceeded",
         ControlError::AddressNotFound(_) => "InvalidAddress.NotFound",
         ControlError::InterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
+        ControlError::LaunchTemplateNameNotFound(_) => {
+            "InvalidLaunchTemplateName.NotFoundException"
+        }
+        ControlError::MalformedLaunchTemplateName(_) => {
+            "InvalidLaunchTemplateName.MalformedException"
+        }
+        ControlError::LaunchTemplateVersionNotFound(_) => "InvalidLaunchTemplateId.VersionNotFound",
         ControlError::MalformedInterfaceId(_) => "InvalidNetworkInterfaceID.Malformed",
         ControlError::AttachmentLimitExceeded(_) => "AttachmentLimitExceeded",
         ControlError::InterfaceInUse(_) => "InvalidNetworkInterface.InUse",

@@ -247,6 +247,7 @@ impl Service for Ec2 {
                 raw_query,
                 request.wire.body,
                 request.request_id,
+                request.caller,
             )
             .await;
             match result {

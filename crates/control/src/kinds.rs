@@ -12,6 +12,7 @@ use crate::iam::{InstanceProfile, Role};
 use crate::images::Image;
 use crate::instances::{self, Instance};
 use crate::keypairs::KeyPair;
+use crate::launch_templates::LaunchTemplate;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
 use crate::vpc::addresses::ElasticIp;
@@ -131,6 +132,14 @@ engine::kinds! {
         malformed: "InvalidAllocationID.Malformed",
         migrations: &[],
     }
+    LaunchTemplate, table launch_templates, id launch_template_id, tags tags {
+        name: "launch-template",
+        prefix: Some("lt"),
+        not_found: "InvalidLaunchTemplateId.NotFound",
+        missing: "The specified launch template, with template ID {id}, does not exist.",
+        malformed: "InvalidLaunchTemplateId.Malformed",
+        migrations: &[],
+    }
     /// An IAM role (see `iam.rs`); IAM's own tags, not EC2's.
     Role, table roles, id role_id, tags untagged {
         name: "iam-role",
@@ -184,6 +193,7 @@ mod tests {
                 "instance",
                 "internet-gateway",
                 "key-pair",
+                "launch-template",
                 "network-acl",
                 "network-interface",
                 "route-table",

@@ -20,6 +20,7 @@ pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
 pub mod kinds;
+pub mod launch_templates;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
@@ -176,6 +177,12 @@ pub enum Error {
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),
+    #[error("{0}")]
+    LaunchTemplateNameNotFound(String),
+    #[error("{0}")]
+    MalformedLaunchTemplateName(String),
+    #[error("{0}")]
+    LaunchTemplateVersionNotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

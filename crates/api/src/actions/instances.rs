@@ -8,6 +8,7 @@ use control::idempotency::ClientToken;
 use control::instances::{
     BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
 };
+use control::launch_templates::TemplateRef;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::volumes::Volume;
 use control::vpc::addresses::AddressQueries;
@@ -146,9 +147,43 @@ struct IamInstanceProfileInput {
     name: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct LaunchTemplateSpecification {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    version: Option<String>,
+}
+
+/// The request's own parameters over the data of the `LaunchTemplate` it names, member by
+/// member, as EC2 merges them; the result is read as any RunInstances request, so a template
+/// field RunInstances does not honour is refused by name here too.
+fn with_launch_template(context: &ApiContext, mut request: Value) -> Result<Value, ApiError> {
+    let Some(spec) = request
+        .as_object_mut()
+        .and_then(|object| object.remove("LaunchTemplate"))
+    else {
+        return Ok(request);
+    };
+    let spec: LaunchTemplateSpecification = input(spec)?;
+    let template = TemplateRef {
+        id: spec.launch_template_id.as_deref(),
+        name: spec.launch_template_name.as_deref(),
+    };
+    let data = (context.control).launch_template_data(template, spec.version.as_deref())?;
+    let mut merged = match serde_json::to_value(data) {
+        Ok(Value::Object(object)) => object,
+        _ => serde_json::Map::new(),
+    };
+    if let Value::Object(own) = request {
+        merged.extend(own);
+    }
+    Ok(Value::Object(merged))
+}
+
 fn run_instances(context: &ApiContext, request: Value) -> Output {
     let client_token = ClientToken::of_request("RunInstances", &request)?;
-    let request: RunInstances = input(request)?;
+    let request: RunInstances = input(with_launch_template(context, request)?)?;
     let image_id = request
         .image_id
         .clone()

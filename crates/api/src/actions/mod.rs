@@ -8,6 +8,7 @@ mod instance_health;
 mod instances;
 mod interfaces;
 mod keypairs;
+mod launch_templates;
 mod network_acls;
 mod route_tables;
 mod security_groups;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::http::Method;
+use control::credentials::Caller;
 use control::describe::{Page, Query};
 use control::filter::Filter;
 use serde::de::DeserializeOwned;
@@ -38,6 +40,7 @@ pub async fn ec2_query(
     raw_query: &str,
     body: &[u8],
     request_id: &str,
+    caller: &Caller,
 ) -> Result<(String, String), (String, ApiError)> {
     let source = if method == Method::POST {
         body
@@ -59,7 +62,12 @@ pub async fn ec2_query(
         .filter(|(key, _)| key != "Action" && key != "Version" && !key.starts_with("X-Amz-"))
         .collect();
     let network_before = context.control.network_changes();
-    let outcome = run(context, &action, &params, request_id).await;
+    let outcome = CALLER
+        .scope(
+            caller.arn.clone(),
+            run(context, &action, &params, request_id),
+        )
+        .await;
     // A call that changed the network answers once the host enforces the change: a revoked
     // rule stops the next packet, a deleted VPC's namespace is gone.
     if context.control.network_changes() != network_before {
@@ -69,6 +77,18 @@ pub async fn ec2_query(
         Ok(xml) => Ok((action, xml)),
         Err(error) => Err((action, error)),
     }
+}
+
+tokio::task_local! {
+    /// The ARN of the caller of the EC2 request being answered, for the few answers that name
+    /// it (`CreatedBy`); handlers read it through [`caller_arn`] rather than every handler
+    /// taking it.
+    static CALLER: String;
+}
+
+/// The ARN of the caller of the request being answered.
+fn caller_arn() -> String {
+    CALLER.try_with(String::clone).unwrap_or_default()
 }
 
 async fn run(
@@ -128,6 +148,7 @@ pub(super) enum Handler {
 const HANDLERS: &[&[(&str, Handler)]] = &[
     catalog::HANDLERS,
     keypairs::HANDLERS,
+    launch_templates::HANDLERS,
     tags::HANDLERS,
     volumes::HANDLERS,
     snapshots::HANDLERS,

@@ -1,0 +1,290 @@
+//! CreateLaunchTemplate, DescribeLaunchTemplates, DeleteLaunchTemplate, ModifyLaunchTemplate,
+//! CreateLaunchTemplateVersion, DescribeLaunchTemplateVersions, DeleteLaunchTemplateVersions.
+
+use control::idempotency::ClientToken;
+use control::launch_templates::{
+    LaunchTemplate, LaunchTemplateData, NewVersion, TemplateRef, VersionQuery, VersionRow,
+};
+use control::tags::{tags_of_created, TagSpecification};
+use control::Resource;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{caller_arn, describe_request, input, page_output, tags_output, Handler, Output};
+use crate::ApiContext;
+use crate::ApiError;
+
+/// The actions this module answers.
+pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "CreateLaunchTemplate",
+        Handler::Sync(create_launch_template),
+    ),
+    (
+        "DescribeLaunchTemplates",
+        Handler::Sync(describe_launch_templates),
+    ),
+    (
+        "DeleteLaunchTemplate",
+        Handler::Sync(delete_launch_template),
+    ),
+    (
+        "ModifyLaunchTemplate",
+        Handler::Sync(modify_launch_template),
+    ),
+    (
+        "CreateLaunchTemplateVersion",
+        Handler::Sync(create_launch_template_version),
+    ),
+    (
+        "DescribeLaunchTemplateVersions",
+        Handler::Sync(describe_launch_template_versions),
+    ),
+    (
+        "DeleteLaunchTemplateVersions",
+        Handler::Sync(delete_launch_template_versions),
+    ),
+];
+
+/// A template's summary (the model's `LaunchTemplate`).
+fn template_output(template: &LaunchTemplate) -> Value {
+    json!({
+        "LaunchTemplateId": template.launch_template_id,
+        "LaunchTemplateName": template.launch_template_name,
+        "CreateTime": nimbus_core::iso8601_millis(template.create_time),
+        "CreatedBy": template.created_by,
+        "DefaultVersionNumber": template.default_version,
+        "LatestVersionNumber": template.latest_version(),
+        "Tags": tags_output(&template.tags),
+    })
+}
+
+/// One version (the model's `LaunchTemplateVersion`); its data has the member names of
+/// `ResponseLaunchTemplateData`.
+fn version_output(row: &VersionRow) -> Value {
+    json!({
+        "LaunchTemplateId": row.launch_template_id,
+        "LaunchTemplateName": row.launch_template_name,
+        "VersionNumber": row.version.version_number,
+        "VersionDescription": row.version.description,
+        "CreateTime": nimbus_core::iso8601_millis(row.version.create_time),
+        "CreatedBy": row.version.created_by,
+        "DefaultVersion": row.is_default,
+        "LaunchTemplateData": row.version.data,
+    })
+}
+
+/// The new version's parts: a field of `LaunchTemplateData` RunInstances does not honour is
+/// refused by name.
+fn new_version(description: Option<String>, data: Value) -> Result<NewVersion, ApiError> {
+    Ok(NewVersion {
+        description,
+        data: input::<LaunchTemplateData>(data)?,
+        created_by: caller_arn(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateLaunchTemplate {
+    launch_template_name: String,
+    version_description: Option<String>,
+    launch_template_data: Value,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn create_launch_template(context: &ApiContext, request: Value) -> Output {
+    let token = ClientToken::of_request("CreateLaunchTemplate", &request)?;
+    let request: CreateLaunchTemplate = input(request)?;
+    let tags = tags_of_created(&request.tag_specifications, LaunchTemplate::KIND)?;
+    let version = new_version(request.version_description, request.launch_template_data)?;
+    let template = context.control.create_launch_template(
+        &request.launch_template_name,
+        version,
+        tags,
+        token.as_ref(),
+        request.dry_run,
+    )?;
+    Ok(json!({"LaunchTemplate": template_output(&template)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeLaunchTemplates {
+    #[serde(default)]
+    launch_template_names: Vec<String>,
+}
+
+fn describe_launch_templates(context: &ApiContext, request: Value) -> Output {
+    let (query, request): (_, DescribeLaunchTemplates) =
+        describe_request(request, Some("LaunchTemplateIds"))?;
+    let page = context
+        .control
+        .describe_launch_templates(&request.launch_template_names, &query)?;
+    Ok(page_output("LaunchTemplates", page, template_output))
+}
+
+/// The template a request names by `LaunchTemplateId` or `LaunchTemplateName`.
+fn target<'a>(id: &'a Option<String>, name: &'a Option<String>) -> TemplateRef<'a> {
+    TemplateRef {
+        id: id.as_deref(),
+        name: name.as_deref(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteLaunchTemplate {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn delete_launch_template(context: &ApiContext, request: Value) -> Output {
+    let request: DeleteLaunchTemplate = input(request)?;
+    let template = context.control.delete_launch_template(
+        target(&request.launch_template_id, &request.launch_template_name),
+        request.dry_run,
+    )?;
+    Ok(json!({"LaunchTemplate": template_output(&template)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyLaunchTemplate {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    default_version: Option<String>,
+    /// Accepted: setting the default version again changes nothing.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+}
+
+fn modify_launch_template(context: &ApiContext, request: Value) -> Output {
+    let request: ModifyLaunchTemplate = input(request)?;
+    let template = context.control.modify_launch_template(
+        target(&request.launch_template_id, &request.launch_template_name),
+        request.default_version.as_deref(),
+        request.dry_run,
+    )?;
+    Ok(json!({"LaunchTemplate": template_output(&template)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateLaunchTemplateVersion {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    source_version: Option<String>,
+    version_description: Option<String>,
+    launch_template_data: Value,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+}
+
+fn create_launch_template_version(context: &ApiContext, request: Value) -> Output {
+    let token = ClientToken::of_request("CreateLaunchTemplateVersion", &request)?;
+    let request: CreateLaunchTemplateVersion = input(request)?;
+    let version = new_version(request.version_description, request.launch_template_data)?;
+    let created = context.control.create_launch_template_version(
+        target(&request.launch_template_id, &request.launch_template_name),
+        request.source_version.as_deref(),
+        version,
+        token.as_ref(),
+        request.dry_run,
+    )?;
+    Ok(json!({"LaunchTemplateVersion": version_output(&created)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeLaunchTemplateVersions {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    #[serde(default)]
+    versions: Vec<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+}
+
+fn version_number(member: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::from(control::Error::InvalidParameterValue(format!(
+                    "{member} must be a version number, not '{v}'."
+                )))
+            })
+        })
+        .transpose()
+}
+
+fn describe_launch_template_versions(context: &ApiContext, request: Value) -> Output {
+    let (query, request): (_, DescribeLaunchTemplateVersions) = describe_request(request, None)?;
+    let named = request.launch_template_id.is_some() || request.launch_template_name.is_some();
+    let versions = VersionQuery {
+        template: named.then_some(target(
+            &request.launch_template_id,
+            &request.launch_template_name,
+        )),
+        versions: &request.versions,
+        min_version: version_number("MinVersion", request.min_version.as_deref())?,
+        max_version: version_number("MaxVersion", request.max_version.as_deref())?,
+    };
+    let page = context
+        .control
+        .describe_launch_template_versions(&versions, &query)?;
+    Ok(page_output("LaunchTemplateVersions", page, version_output))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DeleteLaunchTemplateVersions {
+    launch_template_id: Option<String>,
+    launch_template_name: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    versions: Vec<String>,
+}
+
+fn delete_launch_template_versions(context: &ApiContext, request: Value) -> Output {
+    let request: DeleteLaunchTemplateVersions = input(request)?;
+    let outcome = context.control.delete_launch_template_versions(
+        target(&request.launch_template_id, &request.launch_template_name),
+        &request.versions,
+        request.dry_run,
+    )?;
+    let id = &outcome.template.launch_template_id;
+    let name = &outcome.template.launch_template_name;
+    let deleted: Vec<Value> = (outcome.deleted.iter())
+        .map(|number| {
+            json!({"LaunchTemplateId": id, "LaunchTemplateName": name, "VersionNumber": number})
+        })
+        .collect();
+    let refused: Vec<Value> = (outcome.refused.iter())
+        .map(|(version, code, message)| {
+            json!({
+                "LaunchTemplateId": id,
+                "LaunchTemplateName": name,
+                "VersionNumber": version.parse::<u64>().ok(),
+                "ResponseError": {"Code": code, "Message": message},
+            })
+        })
+        .collect();
+    Ok(json!({
+        "SuccessfullyDeletedLaunchTemplateVersions": deleted,
+        "UnsuccessfullyDeletedLaunchTemplateVersions": refused,
+    }))
+}
