@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use control::keypairs::KeyPair;
+use control::limits::Limit;
 use control::vpc::security_groups::SecurityGroup;
 use control::{Error as ControlError, Resource};
 use engine::Error as EngineError;
@@ -153,6 +154,18 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::InterfaceInUse(_) => "InvalidNetworkInterface.InUse",
         ControlError::InterfaceAttachmentNotFound(_) => "InvalidAttachmentID.NotFound",
         ControlError::PrivateIpLimitExceeded(_) => "PrivateIpAddressLimitExceeded",
+        ControlError::LimitExceeded { limit, .. } => match limit {
+            Limit::Vpcs => "VpcLimitExceeded",
+            Limit::SubnetsPerVpc => "SubnetLimitExceeded",
+            Limit::SecurityGroupsPerVpc => "SecurityGroupLimitExceeded",
+            Limit::RulesPerGroup => "RulesPerSecurityGroupLimitExceeded",
+            Limit::GroupsPerInterface => "SecurityGroupsPerInterfaceLimitExceeded",
+            Limit::ElasticIps => "AddressLimitExceeded",
+            Limit::NetworkInterfaces => "NetworkInterfaceLimitExceeded",
+            Limit::Volumes | Limit::VolumeStorage(_) => "VolumeLimitExceeded",
+            Limit::Snapshots => "SnapshotLimitExceeded",
+        },
+        ControlError::InsufficientVolumeCapacity(_) => "InsufficientVolumeCapacity",
         ControlError::Internal(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
     (StatusCode::BAD_REQUEST, code)

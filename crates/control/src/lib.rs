@@ -20,6 +20,7 @@ pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
 pub mod kinds;
+pub mod limits;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
@@ -162,6 +163,15 @@ pub enum Error {
     /// The public IP pool is exhausted.
     #[error("{0}")]
     AddressLimitExceeded(String),
+    /// One of the account's limits ([`limits::Limit`]) would be passed.
+    #[error("{message}")]
+    LimitExceeded {
+        limit: limits::Limit,
+        message: String,
+    },
+    /// The host's disk is short of the configured reserve for a new volume.
+    #[error("{0}")]
+    InsufficientVolumeCapacity(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
