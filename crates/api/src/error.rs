@@ -228,5 +228,19 @@ mod tests {
         assert_eq!(ec2_code(&dry_run.into()).0, StatusCode::PRECONDITION_FAILED);
         let invalid = ControlError::InvalidParameterValue("bad".into());
         assert_eq!(ec2_code(&invalid.into()).0, StatusCode::BAD_REQUEST);
+        // AWS lists it among server errors; a full disk does not clear on an SDK's retry.
+        let disk = ControlError::InsufficientVolumeCapacity("full".into());
+        assert_eq!(
+            ec2_code(&disk.into()),
+            (StatusCode::BAD_REQUEST, "InsufficientVolumeCapacity")
+        );
+        let rules = ControlError::LimitExceeded {
+            limit: Limit::RulesPerGroup,
+            message: String::new(),
+        };
+        assert_eq!(
+            ec2_code(&rules.into()).1,
+            "RulesPerSecurityGroupLimitExceeded"
+        );
     }
 }

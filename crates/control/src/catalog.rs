@@ -238,17 +238,20 @@ impl Control {
         }
         let limits = &self.config().limits;
         let value = |name: &str| match name {
-            "supported-platforms" => "VPC".to_owned(),
-            "default-vpc" => self.default_vpc_id().unwrap_or_else(|| "none".into()),
-            "max-instances" => limits.instances.to_string(),
-            "vpc-max-security-groups-per-interface" => limits.groups_per_interface.to_string(),
+            "supported-platforms" => Some("VPC".to_owned()),
+            "default-vpc" => Some(self.default_vpc_id().unwrap_or_else(|| "none".into())),
+            "max-instances" => Some(limits.instances.to_string()),
+            "vpc-max-security-groups-per-interface" => {
+                Some(limits.groups_per_interface.to_string())
+            }
             // EC2-Classic is gone: both answer the one elastic IP limit.
-            _ => limits.elastic_ips.to_string(),
+            "max-elastic-ips" | "vpc-max-elastic-ips" => Some(limits.elastic_ips.to_string()),
+            _ => None,
         };
         Ok(ACCOUNT_ATTRIBUTES
             .iter()
             .filter(|name| names.is_empty() || names.iter().any(|n| n == *name))
-            .map(|name| (*name, vec![value(name)]))
+            .filter_map(|name| Some((*name, vec![value(name)?])))
             .collect())
     }
 
