@@ -2,10 +2,22 @@
 subnets, security groups and rules, internet gateways, route tables, network ACLs, their
 error codes, tags, pagination, and survival of kill -9. No VM is booted here."""
 
+import tempfile
+
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import Nimbus
 from test_foundation import error_code
+
+
+@pytest.fixture(scope="module")
+def nimbus():
+    """Pagination needs more VPCs than AWS's default quota of 5: an account with it raised."""
+    with tempfile.TemporaryDirectory(prefix="nimbus-test-") as data_dir:
+        server = Nimbus(data_dir, config_text="[limits]\nvpcs = 10\n").start()
+        yield server
+        server.stop()
 
 
 def code_of(call, *args, **kwargs):

@@ -68,6 +68,12 @@ fn ebs_code(error: &EbsError) -> (StatusCode, &'static str, Option<&'static str>
                 (StatusCode::CONFLICT, "ConflictException", None)
             }
             Control::IncorrectState(_) => (StatusCode::BAD_REQUEST, VALIDATION, None),
+            // The snapshot limit is EC2's, a dependency of EBS direct (botocore's ebs model).
+            Control::LimitExceeded { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "ServiceQuotaExceededException",
+                Some("DEPENDENCY_SERVICE_QUOTA_EXCEEDED"),
+            ),
             Control::Engine(
                 EngineError::Unreadable { .. } | EngineError::Store(_) | EngineError::Internal(_),
             )

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use control::keypairs::KeyPair;
 use control::launch_templates::LaunchTemplate;
+use control::limits::Limit;
 use control::vpc::security_groups::SecurityGroup;
 use control::{Error as ControlError, Resource};
 use engine::Error as EngineError;
@@ -164,6 +165,18 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::InterfaceInUse(_) => "InvalidNetworkInterface.InUse",
         ControlError::InterfaceAttachmentNotFound(_) => "InvalidAttachmentID.NotFound",
         ControlError::PrivateIpLimitExceeded(_) => "PrivateIpAddressLimitExceeded",
+        ControlError::LimitExceeded { limit, .. } => match limit {
+            Limit::Vpcs => "VpcLimitExceeded",
+            Limit::SubnetsPerVpc => "SubnetLimitExceeded",
+            Limit::SecurityGroupsPerVpc => "SecurityGroupLimitExceeded",
+            Limit::RulesPerGroup => "RulesPerSecurityGroupLimitExceeded",
+            Limit::GroupsPerInterface => "SecurityGroupsPerInterfaceLimitExceeded",
+            Limit::ElasticIps => "AddressLimitExceeded",
+            Limit::NetworkInterfaces => "NetworkInterfaceLimitExceeded",
+            Limit::Volumes | Limit::VolumeStorage(_) => "VolumeLimitExceeded",
+            Limit::Snapshots => "SnapshotLimitExceeded",
+        },
+        ControlError::InsufficientVolumeCapacity(_) => "InsufficientVolumeCapacity",
         ControlError::Internal(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
     };
     (StatusCode::BAD_REQUEST, code)
@@ -226,5 +239,19 @@ mod tests {
         assert_eq!(ec2_code(&dry_run.into()).0, StatusCode::PRECONDITION_FAILED);
         let invalid = ControlError::InvalidParameterValue("bad".into());
         assert_eq!(ec2_code(&invalid.into()).0, StatusCode::BAD_REQUEST);
+        // AWS lists it among server errors; a full disk does not clear on an SDK's retry.
+        let disk = ControlError::InsufficientVolumeCapacity("full".into());
+        assert_eq!(
+            ec2_code(&disk.into()),
+            (StatusCode::BAD_REQUEST, "InsufficientVolumeCapacity")
+        );
+        let rules = ControlError::LimitExceeded {
+            limit: Limit::RulesPerGroup,
+            message: String::new(),
+        };
+        assert_eq!(
+            ec2_code(&rules.into()).1,
+            "RulesPerSecurityGroupLimitExceeded"
+        );
     }
 }

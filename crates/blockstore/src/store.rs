@@ -364,6 +364,13 @@ impl BlockStore {
         })
     }
 
+    /// Bytes an unprivileged writer may still use on the file system holding the data dir
+    /// (statvfs `f_bavail`): volumes are thin, so this is what their writes can still take.
+    pub fn free_bytes(&self) -> Result<u64> {
+        let stat = rustix::fs::statvfs(&self.inner.data_dir).map_err(std::io::Error::from)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
     /// The I/O counters of a volume since it was opened (by this process).
     pub fn counters(&self, id: &str) -> Option<crate::VolumeCounters> {
         self.volumes_guard().get(id).map(|v| v.counters.read())

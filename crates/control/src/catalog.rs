@@ -115,15 +115,14 @@ pub fn find_instance_type(name: &str) -> Option<&'static InstanceType> {
     INSTANCE_TYPES.iter().find(|t| t.name == name)
 }
 
-/// Account attributes EC2 reports, with nimbus's values (`default-vpc` is the default VPC's
-/// ID once it exists).
-pub const ACCOUNT_ATTRIBUTES: &[(&str, &[&str])] = &[
-    ("supported-platforms", &["VPC"]),
-    ("default-vpc", &["none"]),
-    ("max-instances", &["20"]),
-    ("vpc-max-security-groups-per-interface", &["5"]),
-    ("max-elastic-ips", &["5"]),
-    ("vpc-max-elastic-ips", &["5"]),
+/// Account attributes EC2 reports, in AWS's order.
+pub const ACCOUNT_ATTRIBUTES: &[&str] = &[
+    "supported-platforms",
+    "default-vpc",
+    "max-instances",
+    "vpc-max-security-groups-per-interface",
+    "max-elastic-ips",
+    "vpc-max-elastic-ips",
 ];
 
 /// Describes catalog entries: every name in `wanted` must name one (else `unknown`), then the
@@ -231,23 +230,28 @@ impl Control {
     ) -> Result<Vec<(&'static str, Vec<String>)>> {
         if let Some(unknown) = names
             .iter()
-            .find(|n| !ACCOUNT_ATTRIBUTES.iter().any(|(a, _)| a == n))
+            .find(|n| !ACCOUNT_ATTRIBUTES.iter().any(|a| a == n))
         {
             return Err(Error::InvalidParameterValue(format!(
                 "Value ({unknown}) for parameter attributeName is invalid."
             )));
         }
-        let default_vpc = self.default_vpc_id();
+        let limits = &self.config().limits;
+        let value = |name: &str| match name {
+            "supported-platforms" => Some("VPC".to_owned()),
+            "default-vpc" => Some(self.default_vpc_id().unwrap_or_else(|| "none".into())),
+            "max-instances" => Some(limits.instances.to_string()),
+            "vpc-max-security-groups-per-interface" => {
+                Some(limits.groups_per_interface.to_string())
+            }
+            // EC2-Classic is gone: both answer the one elastic IP limit.
+            "max-elastic-ips" | "vpc-max-elastic-ips" => Some(limits.elastic_ips.to_string()),
+            _ => None,
+        };
         Ok(ACCOUNT_ATTRIBUTES
             .iter()
-            .filter(|(name, _)| names.is_empty() || names.iter().any(|n| n == name))
-            .map(|(name, values)| {
-                let values = match (*name, &default_vpc) {
-                    ("default-vpc", Some(vpc_id)) => vec![vpc_id.clone()],
-                    _ => values.iter().map(|v| (*v).to_owned()).collect(),
-                };
-                (*name, values)
-            })
+            .filter(|name| names.is_empty() || names.iter().any(|n| n == *name))
+            .filter_map(|name| Some((*name, vec![value(name)?])))
             .collect())
     }
 

@@ -76,6 +76,7 @@ impl Control {
                 return Ok(existing::<Snapshot>(&self.read(), &id)?.clone());
             }
         }
+        self.check_snapshot_room(&self.read())?;
         if let Some(parent) = parent {
             let parent_snapshot = existing::<Snapshot>(&self.read(), parent)?.clone();
             if parent_snapshot.state != SnapshotState::Completed {

@@ -46,6 +46,8 @@ pub trait BlockDriver: Send + Sync {
     fn volume_exists(&self, id: &str) -> bool;
     /// The volume's I/O counters (guests' reads and writes through NBD), if it exists.
     fn counters(&self, id: &str) -> Option<VolumeCounters>;
+    /// Free bytes on the disk that holds the volumes (CreateVolume keeps a reserve of it).
+    fn free_bytes(&self) -> Result<u64>;
     async fn delete_volume(&self, id: &str) -> Result<()>;
     async fn resize_volume(&self, id: &str, new_size: u64) -> Result<()>;
     fn set_limits(&self, id: &str, limits: IoLimits) -> Result<()>;
@@ -103,6 +105,9 @@ impl BlockDriver for BlockStore {
     }
     fn counters(&self, id: &str) -> Option<VolumeCounters> {
         BlockStore::counters(self, id)
+    }
+    fn free_bytes(&self) -> Result<u64> {
+        BlockStore::free_bytes(self)
     }
     async fn delete_volume(&self, id: &str) -> Result<()> {
         BlockStore::delete_volume(self, id).await

@@ -20,6 +20,8 @@ struct Blocks {
     volumes: HashMap<String, u64>,
     counters: HashMap<String, VolumeCounters>,
     snapshots: HashMap<String, (SnapshotStatus, BTreeMap<u64, Vec<u8>>)>,
+    /// The host's free disk as tests set it; unset means plenty.
+    free_bytes: Option<u64>,
 }
 
 /// The VM sockets being served: path → which exports the VM may open.
@@ -53,6 +55,10 @@ impl FakeBlocks {
     pub fn may_open(&self, socket: &Path, export: &str) -> Option<bool> {
         let served = self.1.lock().unwrap_or_else(|p| p.into_inner());
         served.get(socket).map(|may_open| may_open(export))
+    }
+
+    pub fn set_free_bytes(&self, bytes: u64) {
+        self.lock().free_bytes = Some(bytes);
     }
 
     pub fn volume_size(&self, id: &str) -> Option<u64> {
@@ -138,6 +144,9 @@ impl BlockDriver for FakeBlocks {
             .volumes
             .contains_key(id)
             .then(|| blocks.counters.get(id).copied().unwrap_or_default())
+    }
+    fn free_bytes(&self) -> Result<u64> {
+        Ok(self.lock().free_bytes.unwrap_or(u64::MAX))
     }
     async fn delete_volume(&self, id: &str) -> Result<()> {
         tokio::task::yield_now().await;

@@ -54,7 +54,7 @@ pub type IdentityResult<T> = std::result::Result<T, IdentityError>;
 /// Longest trust policy IAM accepts, in characters.
 const MAX_POLICY_CHARS: usize = 131_072;
 const MAX_DESCRIPTION_CHARS: usize = 1000;
-const MAX_TAGS: usize = 50;
+const MAX_TAGS: u64 = 50;
 pub const DEFAULT_MAX_SESSION_DURATION: u32 = 3600;
 const SESSION_DURATION_RANGE: std::ops::RangeInclusive<u32> = 3600..=43200;
 const MAX_ITEMS_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -238,13 +238,19 @@ pub(crate) fn normalize_policy_document(document: &str) -> IdentityResult<String
     }
 }
 
-/// Tags of a new role or instance profile; `quota` names IAM's limit in its message.
-fn validate_tags(tags: &[(String, String)], quota: &str) -> IdentityResult<Tags> {
-    if tags.len() > MAX_TAGS {
+/// IAM's `LimitExceeded`, in its wording, when `count` passes the quota's `max`.
+fn check_quota(quota: &str, count: u64, max: u64) -> IdentityResult<()> {
+    if count > max {
         return Err(IdentityError::LimitExceeded(format!(
-            "Cannot exceed quota for {quota}: {MAX_TAGS}."
+            "Cannot exceed quota for {quota}: {max}."
         )));
     }
+    Ok(())
+}
+
+/// Tags of a new role or instance profile; `quota` names IAM's limit in its message.
+fn validate_tags(tags: &[(String, String)], quota: &str) -> IdentityResult<Tags> {
+    check_quota(quota, tags.len() as u64, MAX_TAGS)?;
     let mut map = Tags::new();
     for (key, value) in tags {
         if key.is_empty() || key.chars().count() > 128 {
@@ -426,6 +432,8 @@ impl Control {
                     existing.role_name
                 )));
             }
+            let roles = txn.state().roles().len() as u64;
+            check_quota("RolesPerAccount", roles + 1, self.config().limits.iam_roles)?;
             txn.put(role.clone())?;
             Ok(role)
         })
@@ -504,6 +512,9 @@ impl Control {
                     existing.instance_profile_name
                 )));
             }
+            let profiles = txn.state().instance_profiles().len() as u64;
+            let max = self.config().limits.instance_profiles;
+            check_quota("InstanceProfilesPerAccount", profiles + 1, max)?;
             txn.put(profile.clone())?;
             Ok(profile)
         })
@@ -657,6 +668,44 @@ mod tests {
         check: fn(&IdentityError) -> bool,
     ) -> bool {
         result.as_ref().err().is_some_and(check)
+    }
+
+    #[tokio::test]
+    async fn roles_and_instance_profiles_stop_at_the_account_quota() {
+        let h = crate::testkit::Harness::with_limits(nimbus_core::Limits {
+            iam_roles: 1,
+            instance_profiles: 1,
+            ..nimbus_core::Limits::default()
+        })
+        .await;
+        role(&h.control, "first", None);
+        let second = h.control.create_role(CreateRoleInput {
+            role_name: "second".into(),
+            assume_role_policy_document: TRUST_POLICY.into(),
+            ..Default::default()
+        });
+        let Err(IdentityError::LimitExceeded(message)) = second else {
+            panic!("the second role is refused: {second:?}");
+        };
+        assert_eq!(message, "Cannot exceed quota for RolesPerAccount: 1.");
+        let profile = |name: &str| {
+            h.control
+                .create_instance_profile(CreateInstanceProfileInput {
+                    instance_profile_name: name.into(),
+                    path: None,
+                    tags: Vec::new(),
+                })
+        };
+        profile("first").expect("first profile");
+        assert!(is(profile("second"), |e| matches!(
+            e,
+            IdentityError::LimitExceeded(_)
+        )));
+        let state = h.control.read();
+        assert_eq!(
+            (state.roles().len(), state.instance_profiles().len()),
+            (1, 1)
+        );
     }
 
     #[test]

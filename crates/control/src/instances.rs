@@ -32,8 +32,6 @@ const DESCRIBE_INSTANCES_PAGING: Paging = Paging::within_without_ids(5, 1000, "i
 pub const TERMINATED_VISIBLE_MILLIS: i64 = 60 * 60 * 1000;
 /// EC2 limits user data to 16 KiB before base64.
 pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
-/// The account's instance limit (DescribeAccountAttributes `max-instances`).
-pub const MAX_INSTANCES: usize = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -649,10 +647,11 @@ impl Control {
                 .values()
                 .filter(|i| !matches!(i.state, InstanceState::Terminated | InstanceState::ShuttingDown))
                 .count();
-            let room = MAX_INSTANCES.saturating_sub(live) as i64;
+            let max_instances = self.config().limits.instances;
+            let room = max_instances.saturating_sub(live as u64) as i64;
             if room < request.min_count {
                 return Err(Error::TooManyInstances(format!(
-                    "You have requested more instances ({}) than your current instance limit of {MAX_INSTANCES} allows.",
+                    "You have requested more instances ({}) than your current instance limit of {max_instances} allows.",
                     request.min_count
                 )));
             }
@@ -666,7 +665,7 @@ impl Control {
                     "Cannot specify PrivateIpAddress with more than one instance.".into(),
                 ));
             }
-            let mut allocator = Allocator::new(txn.state(), &self.config().public_ip_pool)?;
+            let mut allocator = Allocator::new(txn.state(), self.config())?;
             let (subnet, groups) = allocator.placement(&request.network, &requested_zone)?;
             if request.network.subnet_id.is_some()
                 && request
@@ -685,6 +684,11 @@ impl Control {
             for _ in 0..count {
                 networks.push(allocator.allocate(&request.network, &subnet, &groups)?);
             }
+            let disks: Vec<(VolumeType, u64)> = networks
+                .iter()
+                .flat_map(|_| planned.iter().map(|p| (p.volume_type, p.size_gib)))
+                .collect();
+            self.check_volume_room(txn.state(), &disks, None)?;
             if request.dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -756,7 +760,7 @@ impl Control {
                 txn.put(instance.clone())?;
                 crate::vpc::network_interfaces::attach_extras(
                     txn,
-                    &self.config().public_ip_pool,
+                    self.config(),
                     &instance,
                     &request.extra_interfaces,
                     &request.interface_tags,

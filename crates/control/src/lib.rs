@@ -21,6 +21,7 @@ pub mod instances;
 pub mod keypairs;
 pub mod kinds;
 pub mod launch_templates;
+pub mod limits;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
@@ -183,6 +184,15 @@ pub enum Error {
     MalformedLaunchTemplateName(String),
     #[error("{0}")]
     LaunchTemplateVersionNotFound(String),
+    /// One of the account's limits ([`limits::Limit`]) would be passed.
+    #[error("{message}")]
+    LimitExceeded {
+        limit: limits::Limit,
+        message: String,
+    },
+    /// The host's disk is short of the configured reserve for a new volume.
+    #[error("{0}")]
+    InsufficientVolumeCapacity(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

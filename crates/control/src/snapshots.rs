@@ -8,8 +8,10 @@ pub use blockstore::SnapshotState;
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::images::ImageQueries;
+use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::volumes::{Volume, VolumeState};
-use crate::{Control, Error, Result, Tags};
+use crate::{Control, Error, Result, State, Tags};
 
 /// DescribeSnapshots's MaxResults bounds.
 const DESCRIBE_SNAPSHOTS_PAGING: Paging = Paging::within_without_ids(5, 1000, "snapshotSet");
@@ -62,6 +64,13 @@ impl Filterable for Snapshot {
 }
 
 impl Control {
+    /// Refuses one more snapshot past the account's limit. CreateSnapshot and StartSnapshot
+    /// check before the block store starts the snapshot, since that work precedes the record.
+    pub(crate) fn check_snapshot_room(&self, state: &State) -> Result<()> {
+        let used = state.snapshots().len() as u64;
+        limits::check(Limit::Snapshots, used, 1, self.config().limits.snapshots)
+    }
+
     /// Captures the volume now (the block store freezes its state at once) and records the
     /// snapshot as `pending`; the reconciler follows the upload to `completed`.
     pub async fn create_snapshot(
@@ -71,7 +80,12 @@ impl Control {
         tags: Tags,
         dry_run: bool,
     ) -> Result<Snapshot> {
-        let volume = existing::<Volume>(&self.read(), volume_id)?.clone();
+        let volume = {
+            let state = self.read();
+            let volume = existing::<Volume>(&state, volume_id)?.clone();
+            self.check_snapshot_room(&state)?;
+            volume
+        };
         if !matches!(volume.state, VolumeState::Available | VolumeState::InUse) {
             return Err(Error::IncorrectState(format!(
                 "Volume {volume_id} is in state {} and cannot be snapshotted.",
@@ -182,7 +196,10 @@ impl Control {
             state_message: None,
             tags,
         };
-        self.mutate(|txn| Ok(txn.put(copy.clone())?))?;
+        self.mutate(|txn| {
+            self.check_snapshot_room(txn.state())?;
+            Ok(txn.put(copy.clone())?)
+        })?;
         self.wake_reconciler();
         Ok(copy)
     }

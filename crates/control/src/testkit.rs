@@ -11,6 +11,7 @@ use crate::kinds::Tables;
 use crate::volumes::CreateVolumeRequest;
 use crate::{Control, Drivers};
 use network::FakeNetwork;
+use nimbus_core::Limits;
 
 /// How many reconcile rounds may pass before the state must have stopped changing.
 const MAX_ROUNDS: usize = 50;
@@ -24,10 +25,11 @@ pub struct Harness {
     dir: Arc<tempfile::TempDir>,
 }
 
-fn open_control(dir: &tempfile::TempDir, drivers: Drivers) -> Arc<Control> {
+fn open_control(dir: &tempfile::TempDir, drivers: Drivers, limits: Limits) -> Arc<Control> {
     let store = Arc::new(store::SqliteStore::open(&dir.path().join("state.db")).expect("store"));
     let config = nimbus_core::Config {
         data_dir: dir.path().to_owned(),
+        limits,
         ..nimbus_core::Config::default()
     };
     Arc::new(Control::open(config, store, drivers).expect("control"))
@@ -36,6 +38,11 @@ fn open_control(dir: &tempfile::TempDir, drivers: Drivers) -> Arc<Control> {
 impl Harness {
     /// A control plane on fakes with one bootable image registered.
     pub async fn new() -> Harness {
+        Harness::with_limits(Limits::default()).await
+    }
+
+    /// The same, with the account's limits of a config.
+    pub async fn with_limits(limits: Limits) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let hypervisor = Arc::new(FakeHypervisor::default());
         let blocks = Arc::new(FakeBlocks::default());
@@ -45,7 +52,7 @@ impl Harness {
             hypervisor: hypervisor.clone(),
             network: network.clone(),
         };
-        let control = open_control(&dir, drivers);
+        let control = open_control(&dir, drivers, limits);
         let root_fs = dir.path().join("root.img");
         std::fs::write(&root_fs, vec![1u8; 4096]).expect("root fs");
         let boot = BootFiles {
@@ -76,7 +83,7 @@ impl Harness {
             network: self.network.clone(),
         };
         Harness {
-            control: open_control(&self.dir, drivers),
+            control: open_control(&self.dir, drivers, self.control.config().limits.clone()),
             hypervisor: self.hypervisor.clone(),
             blocks: self.blocks.clone(),
             network: self.network.clone(),

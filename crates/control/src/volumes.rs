@@ -8,9 +8,10 @@ use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::idempotency::ClientToken;
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::snapshots::{Snapshot, SnapshotState};
 use crate::volume_types::{self, Performance, VolumeType};
-use crate::{Control, Error, Result, Tags};
+use crate::{Control, Error, Result, State, Tags};
 
 /// DescribeVolumes's MaxResults bounds.
 const DESCRIBE_VOLUMES_PAGING: Paging = Paging::within_without_ids(5, 500, "volumeSet");
@@ -247,6 +248,57 @@ pub struct ModifyVolumeRequest {
 }
 
 impl Control {
+    /// Refuses volumes past the account's limits: `adding` new ones (type, GiB), or, with
+    /// `replacing`, that volume's new type and size. Volumes are thin, so the host's disk
+    /// only has to keep the configured reserve free; sizes count against the limits alone.
+    pub(crate) fn check_volume_room(
+        &self,
+        state: &State,
+        adding: &[(VolumeType, u64)],
+        replacing: Option<&str>,
+    ) -> Result<()> {
+        let config = &self.config().limits;
+        let others = || {
+            state
+                .volumes()
+                .values()
+                .filter(move |v| Some(v.volume_id.as_str()) != replacing)
+        };
+        limits::check(
+            Limit::Volumes,
+            others().count() as u64,
+            adding.len() as u64,
+            config.volumes,
+        )?;
+        for (volume_type, _) in adding {
+            let of_type = |t: &VolumeType| t == volume_type;
+            let used = others()
+                .filter(|v| of_type(&v.volume_type))
+                .map(|v| v.size_gib)
+                .sum();
+            let more = adding
+                .iter()
+                .filter(|(t, _)| of_type(t))
+                .map(|(_, size)| size)
+                .sum();
+            let max = config.volume_storage_gib_per_type;
+            limits::check(Limit::VolumeStorage(*volume_type), used, more, max)?;
+        }
+        let free = self.engine().free_bytes().map_err(|error| {
+            Error::Internal(format!(
+                "cannot read the free space of the data dir: {error}"
+            ))
+        })?;
+        if free < config.free_disk_reserve_gib.saturating_mul(GIB) {
+            return Err(Error::InsufficientVolumeCapacity(format!(
+                "There is not enough free disk on the host for more volumes ({} MiB free, {} GiB kept in reserve).",
+                free / (1024 * 1024),
+                config.free_disk_reserve_gib
+            )));
+        }
+        Ok(())
+    }
+
     /// Records the volume as `creating`; the reconciler creates its data and makes it `available`.
     pub fn create_volume(&self, request: CreateVolumeRequest) -> Result<Volume> {
         if request.encrypted {
@@ -293,6 +345,7 @@ impl Control {
                 }
             };
             let performance = volume_types::validate(volume_type, size_gib, request.iops, request.throughput)?;
+            self.check_volume_room(txn.state(), &[(volume_type, size_gib)], None)?;
             if request.dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -412,6 +465,7 @@ impl Control {
                 .or((keeps_provisioning && target_type == VolumeType::Gp3)
                     .then_some(volume.performance.throughput_mib));
             let performance = volume_types::validate(target_type, target_size, iops, throughput)?;
+            self.check_volume_room(txn.state(), &[(target_type, target_size)], Some(id))?;
             if request.dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -473,10 +527,72 @@ fn attached_to(volume: &Volume) -> String {
 
 #[cfg(test)]
 mod tests {
+    use nimbus_core::Limits;
+
     use super::{CreateVolumeRequest, ModificationState, ModifyVolumeRequest, VolumeState, GIB};
     use crate::kinds::Tables;
+    use crate::limits::Limit;
     use crate::testkit::Harness;
+    use crate::volume_types::VolumeType;
     use crate::Error;
+
+    fn request(size_gib: u64, volume_type: &str) -> CreateVolumeRequest {
+        CreateVolumeRequest {
+            size_gib: Some(size_gib),
+            volume_type: Some(volume_type.into()),
+            availability_zone: Some("us-east-1a".into()),
+            ..CreateVolumeRequest::default()
+        }
+    }
+
+    fn refused_limit<T: std::fmt::Debug>(result: crate::Result<T>) -> Limit {
+        match result {
+            Err(Error::LimitExceeded { limit, .. }) => limit,
+            other => panic!("expected a limit, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn volumes_are_limited_in_number_and_in_storage_per_type() {
+        let h = Harness::with_limits(Limits {
+            volumes: 3,
+            volume_storage_gib_per_type: 100,
+            ..Limits::default()
+        })
+        .await;
+        let create = |size, kind| h.control.create_volume(request(size, kind));
+        let big = create(90, "gp3").expect("90 GiB of gp3");
+        assert_eq!(
+            refused_limit(create(11, "gp3")),
+            Limit::VolumeStorage(VolumeType::Gp3)
+        );
+        create(11, "gp2").expect("gp2 has storage of its own");
+        h.settle().await;
+        let grow = ModifyVolumeRequest {
+            size_gib: Some(101),
+            ..ModifyVolumeRequest::default()
+        };
+        let grown = h.control.modify_volume(&big.volume_id, grow);
+        assert_eq!(refused_limit(grown), Limit::VolumeStorage(VolumeType::Gp3));
+        create(1, "gp3").expect("the third volume");
+        assert_eq!(refused_limit(create(1, "gp2")), Limit::Volumes);
+        assert_eq!(h.control.read().volumes().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_volume_is_refused_while_the_disk_is_short_of_its_reserve() {
+        let h = Harness::new().await;
+        h.blocks.set_free_bytes(GIB - 1);
+        let refused = h.control.create_volume(request(1, "gp3"));
+        assert!(
+            matches!(refused, Err(Error::InsufficientVolumeCapacity(_))),
+            "{refused:?}"
+        );
+        assert!(h.control.read().volumes().is_empty());
+        h.blocks.set_free_bytes(GIB);
+        // Thin: a volume larger than the free disk is admitted while the reserve is there.
+        assert!(h.control.create_volume(request(500, "gp3")).is_ok());
+    }
 
     #[tokio::test]
     async fn a_volume_is_created_then_deleted() {

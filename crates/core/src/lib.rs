@@ -93,6 +93,56 @@ pub struct Config {
     /// Seconds between two readings of the measured metrics (CPU, network, disk). AWS's
     /// resolutions (5 minutes, 1 minute with detailed monitoring) are aggregated from them.
     pub metrics_interval_secs: u64,
+    /// The account's limits (the `[limits]` table); each defaults to AWS's.
+    pub limits: Limits,
+}
+
+/// Account limits, AWS's defaults unless the config says otherwise. Exceeding one answers
+/// AWS's code for it (`docs/compatibility.md`, *Limits*).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Live (not terminated) instances.
+    pub instances: u64,
+    pub vpcs: u64,
+    pub subnets_per_vpc: u64,
+    pub security_groups_per_vpc: u64,
+    pub inbound_rules_per_group: u64,
+    pub outbound_rules_per_group: u64,
+    pub groups_per_interface: u64,
+    pub elastic_ips: u64,
+    pub network_interfaces: u64,
+    pub volumes: u64,
+    /// Total size of the volumes of one type (gp2, gp3, io1…), as AWS's per-type storage quota.
+    pub volume_storage_gib_per_type: u64,
+    pub snapshots: u64,
+    pub iam_roles: u64,
+    pub instance_profiles: u64,
+    /// Volumes are thin: CreateVolume is refused while the data dir's file system has less
+    /// free space than this, so the store and running volumes keep room to grow.
+    pub free_disk_reserve_gib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            instances: 20,
+            vpcs: 5,
+            subnets_per_vpc: 200,
+            security_groups_per_vpc: 500,
+            inbound_rules_per_group: 60,
+            outbound_rules_per_group: 60,
+            groups_per_interface: 5,
+            elastic_ips: 5,
+            network_interfaces: 5000,
+            volumes: 5000,
+            volume_storage_gib_per_type: 50 * 1024,
+            snapshots: 100_000,
+            iam_roles: 1000,
+            instance_profiles: 1000,
+            free_disk_reserve_gib: 1,
+        }
+    }
 }
 
 /// An S3-compatible bucket for snapshot data.
@@ -129,6 +179,7 @@ impl Default for Config {
             allow_default_credentials: false,
             public_ip_pool: "198.19.0.0/16".into(),
             metrics_interval_secs: 10,
+            limits: Limits::default(),
         }
     }
 }
@@ -226,6 +277,14 @@ mod tests {
         let config: Config = toml::from_str("region = \"eu-west-1\"\n").expect("parse");
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.credentials[0].access_key_id, "test");
+    }
+
+    #[test]
+    fn a_limits_table_overrides_only_what_it_names() {
+        let config: Config = toml::from_str("[limits]\nvpcs = 2\n").expect("parse");
+        assert_eq!(config.limits.vpcs, 2);
+        assert_eq!(config.limits.subnets_per_vpc, 200);
+        assert!(toml::from_str::<Config>("[limits]\nvpc = 2\n").is_err());
     }
 
     #[test]

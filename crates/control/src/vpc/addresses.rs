@@ -12,7 +12,9 @@ use crate::describe::{self, existing, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::instances::{Instance, InstanceState};
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::{Control, Error, Result, State, Tags, Txn};
+use nimbus_core::Config;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddressAssociation {
@@ -114,8 +116,9 @@ impl Control {
             return Err(Error::DryRunOperation);
         }
         self.mutate(|txn| {
-            let public_ip =
-                Allocator::new(txn.state(), &self.config().public_ip_pool)?.public_ip()?;
+            let used = txn.state().elastic_ips().len() as u64;
+            limits::check(Limit::ElasticIps, used, 1, self.config().limits.elastic_ips)?;
+            let public_ip = Allocator::new(txn.state(), self.config())?.public_ip()?;
             let address = ElasticIp {
                 allocation_id: nimbus_core::new_id("eipalloc"),
                 public_ip,
@@ -258,7 +261,7 @@ impl Control {
             });
             txn.put(address)?;
             if let Some(old) = moved_from {
-                restore_auto_public_ip(txn, &old, &self.config().public_ip_pool)?;
+                restore_auto_public_ip(txn, &old, self.config())?;
             }
             Ok(association_id)
         })
@@ -296,9 +299,7 @@ impl Control {
             let association = address.association.take();
             txn.put(address)?;
             match association {
-                Some(old) => {
-                    restore_auto_public_ip(txn, &old.instance_id, &self.config().public_ip_pool)
-                }
+                Some(old) => restore_auto_public_ip(txn, &old.instance_id, self.config()),
                 None => Ok(()),
             }
         })
@@ -340,7 +341,7 @@ impl Control {
 
 /// An instance launched with a public IP that an elastic IP displaced gets a new one when
 /// the elastic IP leaves it, as in EC2.
-fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, pool: &str) -> Result<()> {
+fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, config: &Config) -> Result<()> {
     let Some(instance) = txn.state().instances().get(instance_id) else {
         return Ok(());
     };
@@ -352,7 +353,7 @@ fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, pool: &str) -> Resul
     if !displaced {
         return Ok(());
     }
-    let public_ip = Allocator::new(txn.state(), pool)?.public_ip()?;
+    let public_ip = Allocator::new(txn.state(), config)?.public_ip()?;
     let mut instance = instance.clone();
     if let Some(network) = instance.network.as_mut() {
         network.public_ip = Some(public_ip);

@@ -19,10 +19,12 @@ use super::security_groups::GroupRef;
 use super::subnets::Subnet;
 use crate::describe::existing;
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::security_groups::GroupQueries;
 use crate::vpc::subnets::SubnetQueries;
 use crate::{Error, Result, State};
+use nimbus_core::{Config, Limits};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceNetwork {
@@ -106,6 +108,9 @@ pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
 /// standalone one.
 pub struct Allocator<'a> {
     state: &'a State,
+    limits: &'a Limits,
+    /// Interfaces in the state plus those this allocator has planned.
+    interfaces: u64,
     pool: Ipv4Net,
     taken_ips: BTreeSet<Ipv4Addr>,
     taken_public: BTreeSet<Ipv4Addr>,
@@ -113,7 +118,8 @@ pub struct Allocator<'a> {
 }
 
 impl<'a> Allocator<'a> {
-    pub fn new(state: &'a State, public_ip_pool: &str) -> Result<Allocator<'a>> {
+    pub fn new(state: &'a State, config: &'a Config) -> Result<Allocator<'a>> {
+        let public_ip_pool = &config.public_ip_pool;
         let pool = Ipv4Net::from_str(public_ip_pool).map_err(|_| {
             Error::Internal(format!(
                 "public_ip_pool '{public_ip_pool}' is not a CIDR block"
@@ -121,6 +127,8 @@ impl<'a> Allocator<'a> {
         })?;
         Ok(Allocator {
             state,
+            limits: &config.limits,
+            interfaces: state.interface_networks().count() as u64,
             pool,
             taken_ips: BTreeSet::new(),
             taken_public: state
@@ -169,6 +177,7 @@ impl<'a> Allocator<'a> {
             })?;
             ids.push(default.group_id.clone());
         }
+        check_groups_per_interface(&ids, self.limits)?;
         Ok((subnet, ids))
     }
 
@@ -179,6 +188,13 @@ impl<'a> Allocator<'a> {
         subnet: &Subnet,
         groups: &[String],
     ) -> Result<InstanceNetwork> {
+        limits::check(
+            Limit::NetworkInterfaces,
+            self.interfaces,
+            1,
+            self.limits.network_interfaces,
+        )?;
+        self.interfaces += 1;
         let ip = self.private_ip(subnet, request.private_ip.as_deref())?;
         let public_ip = if request
             .associate_public_ip
@@ -310,7 +326,9 @@ impl crate::Control {
             }
         }
         self.modify_interface_network(interface_id, dry_run, |state, network| match change {
-            InterfaceChange::Groups(groups) => set_groups(state, network, &groups),
+            InterfaceChange::Groups(groups) => {
+                set_groups(state, &self.config().limits, network, &groups)
+            }
             InterfaceChange::SourceDestCheck(value) => {
                 network.source_dest_check = value;
                 Ok(())
@@ -330,11 +348,10 @@ impl crate::Control {
         requested: &[String],
         count: Option<i64>,
     ) -> Result<Vec<Ipv4Addr>> {
-        let pool = self.config().public_ip_pool.clone();
         let mut assigned = Vec::new();
         self.modify_interface_network(interface_id, false, |state, network| {
             let subnet = existing::<Subnet>(state, &network.subnet_id)?;
-            let mut allocator = Allocator::new(state, &pool)?;
+            let mut allocator = Allocator::new(state, self.config())?;
             let wanted: Vec<Option<&str>> = match count {
                 Some(n) if requested.is_empty() && (1..=MAX_SECONDARY_IPS).contains(&n) => {
                     vec![None; n as usize]
@@ -392,7 +409,7 @@ impl crate::Control {
             return Err(Error::MissingParameter("GroupId".into()));
         }
         self.modify_instance_network(instance_id, dry_run, |state, network| {
-            set_groups(state, network, group_ids)
+            set_groups(state, &self.config().limits, network, group_ids)
         })
     }
 
@@ -466,8 +483,23 @@ impl crate::Control {
     }
 }
 
+fn check_groups_per_interface(group_ids: &[String], limits: &Limits) -> Result<()> {
+    let groups = group_ids.len() as u64;
+    limits::check(
+        Limit::GroupsPerInterface,
+        0,
+        groups,
+        limits.groups_per_interface,
+    )
+}
+
 /// Sets an interface's groups, all of its VPC.
-fn set_groups(state: &State, network: &mut InstanceNetwork, group_ids: &[String]) -> Result<()> {
+fn set_groups(
+    state: &State,
+    limits: &Limits,
+    network: &mut InstanceNetwork,
+    group_ids: &[String],
+) -> Result<()> {
     for id in group_ids {
         let group = state.find_group(GroupRef::Id(id), None)?;
         if group.vpc_id != network.vpc_id {
@@ -479,6 +511,7 @@ fn set_groups(state: &State, network: &mut InstanceNetwork, group_ids: &[String]
     }
     let mut ids = group_ids.to_vec();
     ids.dedup();
+    check_groups_per_interface(&ids, limits)?;
     network.security_group_ids = ids;
     Ok(())
 }

@@ -24,6 +24,7 @@ use crate::kinds::Tables;
 use crate::volumes::AttachmentState;
 use crate::vpc::addresses::AddressQueries;
 use crate::{Error, Result, State, Tags, Txn};
+use nimbus_core::Config;
 
 /// The network cards a VM has room for (compute's hot-plug ports for NICs): device indexes
 /// 0 to `MAX_INTERFACES - 1`.
@@ -223,12 +224,12 @@ pub(crate) fn check_interface_id(id: &str) -> Result<()> {
 /// A new available interface in a subnet, planned with the allocator of `txn`'s state.
 pub(crate) fn new_interface(
     txn: &Txn,
-    pool: &str,
+    config: &Config,
     request: &CreateInterfaceRequest,
 ) -> Result<NetworkInterface> {
     check_description(&request.description)?;
     let state = txn.state();
-    let mut allocator = Allocator::new(state, pool)?;
+    let mut allocator = Allocator::new(state, config)?;
     let network_request = NetworkRequest {
         subnet_id: Some(request.subnet_id.clone()),
         security_group_ids: request.security_group_ids.clone(),
@@ -282,7 +283,7 @@ pub enum InterfaceSource {
 /// Attaches RunInstances's extra interfaces to the instance just put in `txn`.
 pub(crate) fn attach_extras(
     txn: &mut Txn,
-    pool: &str,
+    config: &Config,
     instance: &Instance,
     extras: &[ExtraInterface],
     new_interface_tags: &Tags,
@@ -297,7 +298,7 @@ pub(crate) fn attach_extras(
                 )
             }
             InterfaceSource::New(request) => {
-                let mut interface = new_interface(txn, pool, request)?;
+                let mut interface = new_interface(txn, config, request)?;
                 interface.tags.extend(new_interface_tags.clone());
                 (interface, true)
             }
@@ -434,10 +435,9 @@ impl crate::Control {
         request: &CreateInterfaceRequest,
         token: Option<&ClientToken>,
     ) -> Result<NetworkInterface> {
-        let pool = self.config().public_ip_pool.clone();
         self.mutate(|txn| {
             create_once(txn, token, |txn| {
-                let interface = new_interface(txn, &pool, request)?;
+                let interface = new_interface(txn, self.config(), request)?;
                 if request.dry_run {
                     return Err(Error::DryRunOperation);
                 }

@@ -13,6 +13,7 @@ use super::{check_text, parse_cidr, port_text, Traffic};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::{Control, Error, Resource, Result, State, Tags};
 
@@ -457,6 +458,17 @@ impl Control {
                     id: name.to_owned(),
                 });
             }
+            let used = state
+                .security_groups()
+                .values()
+                .filter(|g| g.vpc_id == vpc_id)
+                .count();
+            limits::check(
+                Limit::SecurityGroupsPerVpc,
+                used as u64,
+                1,
+                self.config().limits.security_groups_per_vpc,
+            )?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
@@ -561,6 +573,12 @@ impl Control {
                     description: rule.description,
                 });
             }
+            let max = match direction {
+                Direction::Ingress => self.config().limits.inbound_rules_per_group,
+                Direction::Egress => self.config().limits.outbound_rules_per_group,
+            };
+            let used = target.rules(direction).len() as u64;
+            limits::check(Limit::RulesPerGroup, used, added.len() as u64, max)?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }

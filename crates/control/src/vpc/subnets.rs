@@ -13,6 +13,7 @@ use super::{parse_cidr, CIDR_PREFIXES};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::{Control, Error, Result, State, Tags, Txn};
 
@@ -161,6 +162,18 @@ impl Control {
         self.mutate(|txn| {
             let vpc = existing::<Vpc>(txn.state(), vpc_id)?;
             check_subnet_cidr(txn.state(), vpc, cidr)?;
+            let used = txn
+                .state()
+                .subnets()
+                .values()
+                .filter(|s| s.vpc_id == vpc_id)
+                .count();
+            limits::check(
+                Limit::SubnetsPerVpc,
+                used as u64,
+                1,
+                self.config().limits.subnets_per_vpc,
+            )?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }

@@ -12,6 +12,7 @@ use super::{parse_cidr, CIDR_PREFIXES};
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
 use crate::kinds::Tables;
+use crate::limits::{self, Limit};
 use crate::{Control, Error, Result, Tags, Txn};
 
 /// DescribeVpcs's MaxResults bounds.
@@ -141,7 +142,12 @@ impl Control {
         if dry_run {
             return Err(Error::DryRunOperation);
         }
-        self.mutate(|txn| insert_vpc(txn, cidr, false, tags))
+        let max = self.config().limits.vpcs;
+        self.mutate(|txn| {
+            // The default VPC counts, as on AWS.
+            limits::check(Limit::Vpcs, txn.state().vpcs().len() as u64, 1, max)?;
+            insert_vpc(txn, cidr, false, tags)
+        })
     }
 
     pub fn describe_vpcs(&self, query: &Query) -> Result<Page<Vpc>> {
