@@ -47,6 +47,26 @@ pub struct RunningVm {
 }
 
 impl RunningVm {
+    /// A VM running `instance`'s disks (those of its record), served on `disk_socket`.
+    fn new(
+        vm: Box<dyn compute::VmHandle>,
+        disk_socket: Box<dyn VmDisks>,
+        instance: &Instance,
+    ) -> RunningVm {
+        disk_socket.admit(vm.pid());
+        let plugged = instance
+            .disks
+            .iter()
+            .map(|d| (d.device_name.clone(), d.volume_id.clone()))
+            .collect();
+        RunningVm {
+            vm,
+            _disk_socket: disk_socket,
+            powerdown_sent: Mutex::new(None),
+            plugged: Mutex::new(plugged),
+        }
+    }
+
     fn plugged(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.plugged.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -357,21 +377,9 @@ impl Control {
         };
         // Its NBD client is reconnecting: the socket is bound again for it.
         let disks = self.serve_disks(id)?;
-        disks.admit(vm.pid());
-        let plugged = instance
-            .disks
-            .iter()
-            .map(|d| (d.device_name.clone(), d.volume_id.clone()))
-            .collect();
-        Ok(Some(self.vms.insert(
-            id,
-            RunningVm {
-                vm,
-                _disk_socket: disks,
-                powerdown_sent: Mutex::new(None),
-                plugged: Mutex::new(plugged),
-            },
-        )))
+        Ok(Some(
+            self.vms.insert(id, RunningVm::new(vm, disks, instance)),
+        ))
     }
 
     /// Asks the guest to power off, forcing it with `force_stop` or after the grace period.
@@ -496,19 +504,7 @@ impl Control {
             .launch(&spec)
             .await
             .map_err(compute_error)?;
-        disks.admit(vm.pid());
-        let plugged = instance
-            .disks
-            .iter()
-            .map(|d| (d.device_name.clone(), d.volume_id.clone()))
-            .collect();
-        let running = RunningVm {
-            vm,
-            _disk_socket: disks,
-            powerdown_sent: Mutex::new(None),
-            plugged: Mutex::new(plugged),
-        };
-        Ok(running)
+        Ok(RunningVm::new(vm, disks, instance))
     }
 
     fn disk_specs(&self, instance: &Instance) -> Result<Vec<compute::DiskSpec>> {
