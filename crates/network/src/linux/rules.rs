@@ -189,7 +189,37 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         .map(|s| (s.subnet_id.as_str(), s))
         .collect();
     let mut out = format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+    group_sets(&mut out, vpc)?;
+    let known_groups = group_chains(&mut out, vpc)?;
+    let known_acls = acl_chains(&mut out, vpc)?;
+    let mut jumps = Jumps::default();
+    for interface in &vpc.interfaces {
+        let Some(subnet) = subnets.get(interface.subnet_id.as_str()) else {
+            continue;
+        };
+        let known = (&known_groups, &known_acls);
+        interface_chains(&mut out, &mut jumps, interface, subnet, known)?;
+    }
+    hook_chains(&mut out, vpc, &jumps);
+    out.push_str("}\n");
+    Ok(out)
+}
 
+/// The rules that send each interface's packets to its own chains, gathered while they are
+/// written and dispatched from the hook chains.
+#[derive(Default)]
+struct Jumps {
+    spoof: Vec<String>,
+    egress: Vec<String>,
+    acl_out: Vec<String>,
+    acl_in: Vec<String>,
+    ingress: Vec<String>,
+    dnat: Vec<String>,
+    snat: Vec<String>,
+}
+
+/// One named set per security group: the addresses of its members.
+fn group_sets(out: &mut String, vpc: &VpcSpec) -> Result<()> {
     for (group, members) in group_members(vpc) {
         let _ = writeln!(
             out,
@@ -202,7 +232,11 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         }
         out.push_str("  }\n");
     }
+    Ok(())
+}
 
+/// Each group's inbound and outbound rules as chains; returns the groups written.
+fn group_chains<'a>(out: &mut String, vpc: &'a VpcSpec) -> Result<BTreeSet<&'a str>> {
     for group in &vpc.security_groups {
         let name = nft_name(&group.group_id)?;
         let ingress: Vec<String> = group
@@ -215,15 +249,19 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
             .iter()
             .map(|r| group_rule(&Direction::Egress, r))
             .collect::<Result<_>>()?;
-        chain(&mut out, &format!("sg_in_{name}"), None, &ingress);
-        chain(&mut out, &format!("sg_out_{name}"), None, &egress);
+        chain(out, &format!("sg_in_{name}"), None, &ingress);
+        chain(out, &format!("sg_out_{name}"), None, &egress);
     }
-    let known_groups: BTreeSet<&str> = vpc
+    Ok(vpc
         .security_groups
         .iter()
         .map(|g| g.group_id.as_str())
-        .collect();
+        .collect())
+}
 
+/// Each network ACL's entries in rule-number order, ending in a drop; returns the ACLs
+/// written.
+fn acl_chains<'a>(out: &mut String, vpc: &'a VpcSpec) -> Result<BTreeSet<&'a str>> {
     for acl in &vpc.network_acls {
         let name = nft_name(&acl.network_acl_id)?;
         for (direction, entries, prefix) in [
@@ -234,107 +272,119 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
             ordered.sort_by_key(|e| e.rule_number);
             let mut rules: Vec<String> = ordered.iter().map(|e| acl_entry(&direction, e)).collect();
             rules.push("drop".into());
-            chain(&mut out, &format!("{prefix}_{name}"), None, &rules);
+            chain(out, &format!("{prefix}_{name}"), None, &rules);
         }
     }
-    let known_acls: BTreeSet<&str> = vpc
+    Ok(vpc
         .network_acls
         .iter()
         .map(|a| a.network_acl_id.as_str())
-        .collect();
+        .collect())
+}
 
-    let mut spoof_jumps = Vec::new();
-    let mut egress_jumps = Vec::new();
-    let mut acl_out_jumps = Vec::new();
-    let mut acl_jumps = Vec::new();
-    let mut ingress_jumps = Vec::new();
-    let mut dnat = Vec::new();
-    let mut snat = Vec::new();
-    for interface in &vpc.interfaces {
-        let device = interface_device(&interface.interface_id)?;
-        let Some(subnet) = subnets.get(interface.subnet_id.as_str()) else {
-            continue;
-        };
-        let way_out = has_way_out(subnet, interface);
+/// One interface's chains (anti-spoofing, its groups out and in, its subnet's ACL) and its
+/// public address's NAT, with the jumps to them; `known` are the groups and ACLs written.
+fn interface_chains(
+    out: &mut String,
+    jumps: &mut Jumps,
+    interface: &InterfaceSpec,
+    subnet: &SubnetSpec,
+    (known_groups, known_acls): (&BTreeSet<&str>, &BTreeSet<&str>),
+) -> Result<()> {
+    let device = interface_device(&interface.interface_id)?;
+    let way_out = has_way_out(subnet, interface);
 
-        let mut spoof = vec![
-            format!("ether saddr != {} drop", interface.mac),
-            "meta nfproto ipv6 drop".into(),
-        ];
-        if interface.source_dest_check {
-            spoof.push(format!(
-                "ip saddr {} return",
-                address_list(&interface.private_ips)
-            ));
-            spoof.push("ip saddr 0.0.0.0 udp sport 68 udp dport 67 return".into());
-            spoof.push("drop".into());
-        }
-        chain(&mut out, &format!("spoof_{device}"), None, &spoof);
-        spoof_jumps.push(format!("\"{device}\" : jump spoof_{device}"));
-
-        let groups: Vec<String> = interface
-            .security_group_ids
-            .iter()
-            .filter(|g| known_groups.contains(g.as_str()))
-            .map(|g| nft_name(g))
-            .collect::<Result<_>>()?;
-        let mut from = Vec::new();
-        if !way_out {
-            from.push(format!("oifname \"{UPLINK}\" drop"));
-        }
-        from.extend(groups.iter().map(|g| format!("jump sg_out_{g}")));
-        from.push("drop".into());
-        chain(&mut out, &format!("from_{device}"), None, &from);
-        egress_jumps.push(format!("\"{device}\" : jump from_{device}"));
-
-        let mut to = Vec::new();
-        if !subnet.internet_route {
-            to.push(format!("iifname \"{UPLINK}\" drop"));
-        }
-        to.extend(groups.iter().map(|g| format!("jump sg_in_{g}")));
-        to.push("drop".into());
-        chain(&mut out, &format!("to_{device}"), None, &to);
-        ingress_jumps.push(format!("\"{device}\" : jump to_{device}"));
-
-        let cidr = subnet.cidr.trunc();
-        let (leaving, entering) = if known_acls.contains(subnet.network_acl_id.as_str()) {
-            let acl = nft_name(&subnet.network_acl_id)?;
-            (format!("jump acl_out_{acl}"), format!("jump acl_in_{acl}"))
-        } else {
-            // A subnet whose ACL is missing from the spec lets nothing cross its boundary.
-            ("drop".to_owned(), "drop".to_owned())
-        };
-        chain(
-            &mut out,
-            &format!("nacl_from_{device}"),
-            None,
-            &[format!("ip daddr != {cidr} {leaving}")],
-        );
-        chain(
-            &mut out,
-            &format!("nacl_to_{device}"),
-            None,
-            &[format!("ip saddr != {cidr} {entering}")],
-        );
-        acl_out_jumps.push(format!("\"{device}\" : jump nacl_from_{device}"));
-        acl_jumps.push(format!("\"{device}\" : jump nacl_to_{device}"));
-
-        if let (true, Some(public), Some(private)) =
-            (way_out, interface.public_ip, interface.private_ips.first())
-        {
-            dnat.push(format!(
-                "iifname \"{UPLINK}\" ip daddr {public} dnat ip to {private}"
-            ));
-            snat.push(format!(
-                "oifname \"{UPLINK}\" ip saddr {private} snat ip to {public}"
-            ));
-        }
+    let mut spoof = vec![
+        format!("ether saddr != {} drop", interface.mac),
+        "meta nfproto ipv6 drop".into(),
+    ];
+    if interface.source_dest_check {
+        spoof.push(format!(
+            "ip saddr {} return",
+            address_list(&interface.private_ips)
+        ));
+        spoof.push("ip saddr 0.0.0.0 udp sport 68 udp dport 67 return".into());
+        spoof.push("drop".into());
     }
+    chain(out, &format!("spoof_{device}"), None, &spoof);
+    jumps
+        .spoof
+        .push(format!("\"{device}\" : jump spoof_{device}"));
 
-    let mut prerouting = dispatch("iifname", &spoof_jumps);
+    let groups: Vec<String> = interface
+        .security_group_ids
+        .iter()
+        .filter(|g| known_groups.contains(g.as_str()))
+        .map(|g| nft_name(g))
+        .collect::<Result<_>>()?;
+    let mut from = Vec::new();
+    if !way_out {
+        from.push(format!("oifname \"{UPLINK}\" drop"));
+    }
+    from.extend(groups.iter().map(|g| format!("jump sg_out_{g}")));
+    from.push("drop".into());
+    chain(out, &format!("from_{device}"), None, &from);
+    jumps
+        .egress
+        .push(format!("\"{device}\" : jump from_{device}"));
+
+    let mut to = Vec::new();
+    if !subnet.internet_route {
+        to.push(format!("iifname \"{UPLINK}\" drop"));
+    }
+    to.extend(groups.iter().map(|g| format!("jump sg_in_{g}")));
+    to.push("drop".into());
+    chain(out, &format!("to_{device}"), None, &to);
+    jumps
+        .ingress
+        .push(format!("\"{device}\" : jump to_{device}"));
+
+    let cidr = subnet.cidr.trunc();
+    let (leaving, entering) = if known_acls.contains(subnet.network_acl_id.as_str()) {
+        let acl = nft_name(&subnet.network_acl_id)?;
+        (format!("jump acl_out_{acl}"), format!("jump acl_in_{acl}"))
+    } else {
+        // A subnet whose ACL is missing from the spec lets nothing cross its boundary.
+        ("drop".to_owned(), "drop".to_owned())
+    };
+    chain(
+        out,
+        &format!("nacl_from_{device}"),
+        None,
+        &[format!("ip daddr != {cidr} {leaving}")],
+    );
+    chain(
+        out,
+        &format!("nacl_to_{device}"),
+        None,
+        &[format!("ip saddr != {cidr} {entering}")],
+    );
+    jumps
+        .acl_out
+        .push(format!("\"{device}\" : jump nacl_from_{device}"));
+    jumps
+        .acl_in
+        .push(format!("\"{device}\" : jump nacl_to_{device}"));
+
+    if let (true, Some(public), Some(private)) =
+        (way_out, interface.public_ip, interface.private_ips.first())
+    {
+        jumps.dnat.push(format!(
+            "iifname \"{UPLINK}\" ip daddr {public} dnat ip to {private}"
+        ));
+        jumps.snat.push(format!(
+            "oifname \"{UPLINK}\" ip saddr {private} snat ip to {public}"
+        ));
+    }
+    Ok(())
+}
+
+/// The chains on netfilter's hooks, which dispatch to the interfaces' chains.
+fn hook_chains(out: &mut String, vpc: &VpcSpec, jumps: &Jumps) {
+    let mut prerouting = dispatch("iifname", &jumps.spoof);
     prerouting.push(format!("iifname \"{UPLINK}\" meta nfproto ipv6 drop"));
     chain(
-        &mut out,
+        out,
         "prerouting",
         Some("type filter hook prerouting priority -150; policy accept;"),
         &prerouting,
@@ -355,7 +405,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
     }
     input.push("drop".into());
     chain(
-        &mut out,
+        out,
         "input",
         Some("type filter hook input priority 0; policy accept;"),
         &input,
@@ -365,45 +415,43 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         "ct state established,related accept".to_string(),
         "ct state invalid drop".into(),
     ];
-    egress.extend(dispatch("iifname", &egress_jumps));
+    egress.extend(dispatch("iifname", &jumps.egress));
     chain(
-        &mut out,
+        out,
         "sg_egress",
         Some("type filter hook forward priority 0; policy accept;"),
         &egress,
     );
     chain(
-        &mut out,
+        out,
         "nacl",
         Some("type filter hook forward priority 10; policy accept;"),
         &[
-            dispatch("iifname", &acl_out_jumps),
-            dispatch("oifname", &acl_jumps),
+            dispatch("iifname", &jumps.acl_out),
+            dispatch("oifname", &jumps.acl_in),
         ]
         .concat(),
     );
     let mut ingress = vec!["ct state established,related accept".to_string()];
-    ingress.extend(dispatch("oifname", &ingress_jumps));
+    ingress.extend(dispatch("oifname", &jumps.ingress));
     chain(
-        &mut out,
+        out,
         "sg_ingress",
         Some("type filter hook forward priority 20; policy accept;"),
         &ingress,
     );
     chain(
-        &mut out,
+        out,
         "public_in",
         Some("type nat hook prerouting priority -100; policy accept;"),
-        &dnat,
+        &jumps.dnat,
     );
     chain(
-        &mut out,
+        out,
         "public_out",
         Some("type nat hook postrouting priority 100; policy accept;"),
-        &snat,
+        &jumps.snat,
     );
-    out.push_str("}\n");
-    Ok(out)
 }
 
 #[cfg(test)]
