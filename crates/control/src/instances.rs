@@ -573,10 +573,58 @@ fn plan_volumes(
     Ok(planned)
 }
 
+/// What [`Control::run_instances`] settles before it reads the state.
+struct LaunchChoices {
+    instance_type: String,
+    requested_zone: String,
+    shutdown_behavior: ShutdownBehavior,
+    auto_recovery: AutoRecovery,
+}
+
+/// The volumes one launched instance boots with, `creating` and attaching to it.
+fn create_launch_volumes(
+    txn: &mut Txn,
+    planned: &[PlannedVolume],
+    instance_id: &str,
+    zone: &str,
+    tags: &Tags,
+    now: i64,
+) -> Result<Vec<InstanceDisk>> {
+    let mut disks = Vec::new();
+    for plan in planned {
+        let volume = Volume {
+            volume_id: nimbus_core::new_id("vol"),
+            size_gib: plan.size_gib,
+            snapshot_id: plan.snapshot_id.clone(),
+            availability_zone: zone.to_owned(),
+            state: VolumeState::Creating,
+            create_time: now,
+            volume_type: plan.volume_type,
+            performance: plan.performance,
+            iops_provisioned: plan.iops_provisioned,
+            attachments: vec![Attachment {
+                instance_id: instance_id.to_owned(),
+                device: plan.device_name.clone(),
+                state: AttachmentState::Attaching,
+                attach_time: now,
+                delete_on_termination: plan.delete_on_termination,
+            }],
+            modification: None,
+            tags: tags.clone(),
+        };
+        disks.push(InstanceDisk {
+            device_name: plan.device_name.clone(),
+            volume_id: volume.volume_id.clone(),
+        });
+        txn.put(volume)?;
+    }
+    Ok(disks)
+}
+
 impl Control {
-    /// Records the reservation: instances `pending` and their volumes `creating`, attached.
-    /// Returns the instances (a replay of the same ClientToken returns the first launch).
-    pub fn run_instances(&self, request: RunInstancesRequest) -> Result<Vec<Instance>> {
+    /// The launch's own parameters, checked before anything is read: its instance type,
+    /// zone, shutdown behaviour and recovery.
+    fn launch_choices(&self, request: &RunInstancesRequest) -> Result<LaunchChoices> {
         if request.min_count < 1 || request.max_count < request.min_count {
             return Err(Error::InvalidParameterValue(format!(
                 "MinCount ({}) must be at least 1 and at most MaxCount ({}).",
@@ -616,6 +664,23 @@ impl Control {
             Some(value) => AutoRecovery::parse(value)?,
             None => AutoRecovery::Default,
         };
+        Ok(LaunchChoices {
+            instance_type,
+            requested_zone,
+            shutdown_behavior,
+            auto_recovery,
+        })
+    }
+
+    /// Records the reservation: instances `pending` and their volumes `creating`, attached.
+    /// Returns the instances (a replay of the same ClientToken returns the first launch).
+    pub fn run_instances(&self, request: RunInstancesRequest) -> Result<Vec<Instance>> {
+        let LaunchChoices {
+            instance_type,
+            requested_zone,
+            shutdown_behavior,
+            auto_recovery,
+        } = self.launch_choices(&request)?;
         let launched = self.mutate(|txn| {
             if let Some(token) = &request.client_token {
                 if let Some(previous) = token.replay(txn.state())? {
@@ -697,34 +762,8 @@ impl Control {
             let mut instances = Vec::new();
             for (index, network) in networks.into_iter().enumerate() {
                 let instance_id = nimbus_core::new_id("i");
-                let mut disks = Vec::new();
-                for plan in &planned {
-                    let volume = Volume {
-                        volume_id: nimbus_core::new_id("vol"),
-                        size_gib: plan.size_gib,
-                        snapshot_id: plan.snapshot_id.clone(),
-                        availability_zone: zone.clone(),
-                        state: VolumeState::Creating,
-                        create_time: now,
-                        volume_type: plan.volume_type,
-                        performance: plan.performance,
-                        iops_provisioned: plan.iops_provisioned,
-                        attachments: vec![Attachment {
-                            instance_id: instance_id.clone(),
-                            device: plan.device_name.clone(),
-                            state: AttachmentState::Attaching,
-                            attach_time: now,
-                            delete_on_termination: plan.delete_on_termination,
-                        }],
-                        modification: None,
-                        tags: request.volume_tags.clone(),
-                    };
-                    disks.push(InstanceDisk {
-                        device_name: plan.device_name.clone(),
-                        volume_id: volume.volume_id.clone(),
-                    });
-                    txn.put(volume)?;
-                }
+                let disks =
+                    create_launch_volumes(txn, &planned, &instance_id, &zone, &request.volume_tags, now)?;
                 let private_ip = network.primary_ip().to_string();
                 let instance = Instance {
                     instance_id,
