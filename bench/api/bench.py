@@ -162,7 +162,9 @@ def report(results):
     for label in REQUESTS:
         n_rps, n50, n99 = results[(label, "nimbus")]
         m_rps, m50, m99 = results[(label, "moto")]
-        lines.append(f"| {label} | {n_rps:.0f} | {m_rps:.0f} | {n_rps / m_rps:.1f}x | "
+        # A request moto cannot answer leaves it no rate: no ratio then.
+        ratio = f"{n_rps / m_rps:.1f}x" if m_rps else "n/a (moto failed)"
+        lines.append(f"| {label} | {n_rps:.0f} | {m_rps:.0f} | {ratio} | "
                      f"{n50:.2f} / {n99:.2f} | {m50:.2f} / {m99:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
