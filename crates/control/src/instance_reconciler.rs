@@ -159,22 +159,12 @@ impl Control {
     /// Where an instance's VM reaches its disks: its own NBD socket (see `serve_disks`). As
     /// root, QEMU runs as its own user and cannot enter the data dir, so the socket lives in
     /// a directory it may only pass through (as may its parent, `/run/nimbus`).
-    fn disk_socket(&self, instance_id: &str) -> Result<PathBuf> {
-        if !rustix::process::geteuid().is_root() {
-            return Ok(self.instance_run_dir(instance_id).join("nbd.sock"));
+    fn disk_socket(&self, instance_id: &str) -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            PathBuf::from(VM_DISK_SOCKETS).join(format!("{instance_id}.sock"))
+        } else {
+            self.instance_run_dir(instance_id).join("nbd.sock")
         }
-        let dir = PathBuf::from(VM_DISK_SOCKETS);
-        for passable in dir.ancestors().take(2) {
-            std::fs::create_dir_all(passable)
-                .and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(passable, std::fs::Permissions::from_mode(0o711))
-                })
-                .map_err(|e| {
-                    Error::Internal(format!("cannot create {}: {e}", passable.display()))
-                })?;
-        }
-        Ok(dir.join(format!("{instance_id}.sock")))
     }
 
     /// How a VM reaches a volume: the export named by the volume ID on the VM's socket.
@@ -183,12 +173,12 @@ impl Control {
         instance_id: &str,
         device_name: &str,
         volume_id: &str,
-    ) -> Result<compute::DiskSpec> {
-        Ok(compute::DiskSpec {
+    ) -> compute::DiskSpec {
+        compute::DiskSpec {
             device_name: device_name.to_owned(),
-            nbd_socket: self.disk_socket(instance_id)?,
+            nbd_socket: self.disk_socket(instance_id),
             export: volume_id.to_owned(),
-        })
+        }
     }
 
     /// Serves an instance's VM its disks: on its socket it may open the volumes attached
@@ -210,7 +200,22 @@ impl Control {
                     })
             })
         });
-        let socket = self.disk_socket(instance_id)?;
+        let socket = self.disk_socket(instance_id);
+        if let Some(dir) = socket
+            .parent()
+            .filter(|_| rustix::process::geteuid().is_root())
+        {
+            for passable in dir.ancestors().take(2) {
+                std::fs::create_dir_all(passable)
+                    .and_then(|()| {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(passable, std::fs::Permissions::from_mode(0o711))
+                    })
+                    .map_err(|e| {
+                        Error::Internal(format!("cannot create {}: {e}", passable.display()))
+                    })?;
+            }
+        }
         self.drivers
             .blocks
             .serve_vm(&socket, may_open)
@@ -243,15 +248,8 @@ impl Control {
             if !plugged_here {
                 continue;
             }
-            let grown = match self.disk_spec(&attachment.instance_id, &attachment.device, volume_id)
-            {
-                Ok(disk) => running
-                    .vm
-                    .grow_disk(&disk, new_size)
-                    .await
-                    .map_err(compute_error),
-                Err(error) => Err(error),
-            };
+            let disk = self.disk_spec(&attachment.instance_id, &attachment.device, volume_id);
+            let grown = running.vm.grow_disk(&disk, new_size).await;
             if let Err(error) = grown {
                 tracing::warn!(volume = volume_id, instance = attachment.instance_id, %error, "the guest was not told that its volume grew");
             }
@@ -494,7 +492,7 @@ impl Control {
             kernel: PathBuf::from(&boot.kernel),
             initrd: PathBuf::from(&boot.initrd),
             cmdline: boot.cmdline.clone(),
-            disks: self.disk_specs(instance)?,
+            disks: self.disk_specs(instance),
             run_dir: run_dir.clone(),
             nics,
         };
@@ -507,7 +505,7 @@ impl Control {
         Ok(RunningVm::new(vm, disks, instance))
     }
 
-    fn disk_specs(&self, instance: &Instance) -> Result<Vec<compute::DiskSpec>> {
+    fn disk_specs(&self, instance: &Instance) -> Vec<compute::DiskSpec> {
         // The root device first, so it is the guest's /dev/vda.
         let mut disks: Vec<_> = instance.disks.iter().collect();
         disks.sort_by_key(|d| d.device_name != instance.root_device_name);
@@ -542,7 +540,7 @@ impl Control {
                 AttachmentState::Attaching => {
                     if !running.plugged().contains_key(&device) {
                         let disk =
-                            self.disk_spec(&instance.instance_id, &device, &volume.volume_id)?;
+                            self.disk_spec(&instance.instance_id, &device, &volume.volume_id);
                         running
                             .vm
                             .hotplug_disk(&disk)
@@ -814,7 +812,7 @@ mod tests {
             .attach_volume(&data, &id, "/dev/sdf", false)
             .unwrap();
         h.settle().await;
-        let socket = h.control.disk_socket(&id).unwrap();
+        let socket = h.control.disk_socket(&id);
         let root = &instance.disks[0].volume_id;
         assert_eq!(h.blocks.may_open(&socket, root), Some(true));
         assert_eq!(h.blocks.may_open(&socket, &data), Some(true));
