@@ -22,14 +22,19 @@ echo "IMAGE-IMDS id=$ID listing=${LISTING//$'\\n'/,} bash=${seen[bash]%%.*}"
 mkdir -p /srv/www && echo "served-by-busybox-httpd" > /srv/www/index.html
 httpd -p 8080 -h /srv/www
 echo "IMAGE-HTTPD $(curl -s http://127.0.0.1:8080/index.html)"
-nc -l -p 9000 > /tmp/received &
-sleep 0.5
-echo "through-busybox-nc" | nc 127.0.0.1 9000
-wait
+# The listener's stdin stays open: busybox nc ends at stdin EOF, maybe before the data came.
+# Clients retry: a slow (TCG) guest may not be listening yet.
+sleep 60 | nc -l -p 9000 > /tmp/received &
+for try in $(seq 50); do echo "through-busybox-nc" | nc 127.0.0.1 9000 && break; sleep 0.2; done
+for try in $(seq 50); do [ -s /tmp/received ] && break; sleep 0.2; done
 echo "IMAGE-NC $(cat /tmp/received)"
-iperf3 -s -1 -D -p 5201 && sleep 0.5
-iperf3 -c 127.0.0.1 -p 5201 -t 1 -J > /tmp/iperf3.json
-echo "IMAGE-IPERF3 exit=$? $(grep -c bits_per_second /tmp/iperf3.json) hostname=$(hostname)"
+iperf3 -s -1 -D -p 5201
+IPERF3_EXIT=1
+for try in $(seq 20); do
+  iperf3 -c 127.0.0.1 -p 5201 -t 1 -J > /tmp/iperf3.json && { IPERF3_EXIT=0; break; }
+  sleep 0.5
+done
+echo "IMAGE-IPERF3 exit=$IPERF3_EXIT $(grep -c bits_per_second /tmp/iperf3.json) hostname=$(hostname)"
 """
 
 
