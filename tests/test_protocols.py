@@ -65,7 +65,7 @@ def test_cloudwatch_from_the_aws_cli_gets_a_coded_error(nimbus):
 @pytest.mark.parametrize(
     "service,call",
     [
-        ("autoscaling", lambda c: c.describe_auto_scaling_groups()),
+        ("autoscaling", lambda c: c.describe_launch_configurations()),
         ("elbv2", lambda c: c.describe_load_balancers()),
     ],
 )

@@ -5,6 +5,7 @@
 mod actions;
 mod auth;
 mod ebs;
+mod ec2_for_autoscaling;
 mod encoding;
 mod error;
 pub mod prometheus;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use control::Control;
 
+pub use ec2_for_autoscaling::Ec2ForAutoScaling;
 pub use error::ApiError;
 
 /// Requests larger than this are refused with 413, before any parsing.
@@ -32,6 +34,8 @@ pub struct ApiContext {
     pub requests: prometheus::RequestMetrics,
     /// CloudWatch: its store, rules and alarms.
     pub monitoring: Arc<monitoring::Monitoring>,
+    /// Auto Scaling: its groups and activities.
+    pub autoscaling: Arc<autoscaling::AutoScaling>,
     /// How every reconciler keeps up, for `GET /_nimbus/metrics`.
     pub passes: Arc<engine::Passes>,
 }
@@ -74,23 +78,9 @@ fn metrics(context: &ApiContext) -> Response {
         .into_response()
 }
 
-/// A fresh request ID in the UUID form AWS uses.
-fn new_request_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 async fn handle(context: &ApiContext, request: Request<Body>) -> Response {
     let started = Instant::now();
-    let request_id = new_request_id();
+    let request_id = nimbus_core::new_uuid();
     let (parts, body) = request.into_parts();
     let (action, response) = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => {
@@ -226,7 +216,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "sts" => &services::sts::Sts,
         "iam" => &services::iam::Iam,
         "monitoring" => &services::monitoring::CloudWatch,
-        "autoscaling" => &service::NotYetServed("autoscaling"),
+        "autoscaling" => &services::autoscaling::AutoScalingService,
         "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
         _ => return None,
     })

@@ -17,6 +17,20 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{digits}")
 }
 
+/// A new random ID in the UUID form AWS uses for request IDs, groups and activities.
+pub fn new_uuid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// Whether `id` has the shape `prefix-<8 or 17 lowercase hex digits>`, as AWS IDs do.
 pub fn is_valid_id(id: &str, prefix: &str) -> bool {
     match id

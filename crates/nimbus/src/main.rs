@@ -138,10 +138,12 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The control plane over this host's drivers, and the block store, whose NBD server the
 /// caller may start.
+/// EC2's control plane over `store` (the resource records of every service), and the block
+/// store its volumes live in.
 async fn open_control(
     config: Config,
+    store: Arc<dyn store::Store>,
 ) -> anyhow::Result<(Arc<control::Control>, blockstore::BlockStore)> {
-    let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
     let objects = match &config.object_store {
         Some(s3) => blockstore::ObjectStoreSpec::S3(s3.clone()),
         None => blockstore::ObjectStoreSpec::Local(config.data_dir.join("objects")),
@@ -187,7 +189,8 @@ async fn build_images(config: Config, cache_dir: PathBuf, debian: bool) -> anyho
     }
     progress.finish_with_message("images built");
     let data_dir = config.data_dir.clone();
-    let (control, _) = open_control(config).await?;
+    let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
+    let (control, _) = open_control(config, store).await?;
     for (name, description, artifacts) in built {
         register_image(
             &control,
@@ -248,7 +251,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.account_id,
         Arc::new(monitoring::SystemClock),
     )?);
-    let (control, engine) = open_control(config).await?;
+    let store = Arc::new(store::SqliteStore::open(&config.data_dir.join("state.db"))?);
+    let autoscaling = Arc::new(autoscaling::AutoScaling::open(
+        store.clone(),
+        &config.region,
+        &config.account_id,
+    )?);
+    autoscaling.set_metric_sink(monitoring.clone());
+    let ec2_for_autoscaling = Arc::new(api::Ec2ForAutoScaling::new(&config.account_id));
+    autoscaling.set_ec2(ec2_for_autoscaling.clone());
+    let (control, engine) = open_control(config, store).await?;
     monitoring.set_instance_actions(control.clone());
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
@@ -271,6 +283,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let reconcilers = [
         control::reconcilers(&control, monitoring.clone()),
         vec![Arc::new(monitoring::AlarmEvaluator::new(monitoring.clone())) as _],
+        vec![Arc::new(autoscaling::FleetReconciler::new(autoscaling.clone())) as _],
     ]
     .concat();
     let passes = Arc::new(engine::Passes::default());
@@ -278,9 +291,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let context = Arc::new(api::ApiContext {
         control,
         monitoring,
+        autoscaling,
         passes,
         requests: Default::default(),
     });
+    ec2_for_autoscaling.connect(&context);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

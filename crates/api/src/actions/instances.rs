@@ -182,6 +182,16 @@ fn with_launch_template(context: &ApiContext, mut request: Value) -> Result<Valu
 }
 
 fn run_instances(context: &ApiContext, request: Value) -> Output {
+    run_instances_tagged(context, request, control::Tags::new())
+}
+
+/// RunInstances with `reserved` tags besides the request's own: the `aws:` ones a service
+/// puts on what it launches (Auto Scaling's `aws:autoscaling:groupName`), which no request may.
+pub(crate) fn run_instances_tagged(
+    context: &ApiContext,
+    request: Value,
+    reserved: control::Tags,
+) -> Output {
     let client_token = ClientToken::of_request("RunInstances", &request)?;
     let request: RunInstances = input(with_launch_template(context, request)?)?;
     let image_id = request
@@ -218,7 +228,10 @@ fn run_instances(context: &ApiContext, request: Value) -> Output {
             &request.tag_specifications,
             &allowed,
             Instance::KIND,
-        )?,
+        )?
+        .into_iter()
+        .chain(reserved)
+        .collect(),
         volume_tags: tags_from_specifications(&request.tag_specifications, &allowed, Volume::KIND)?,
         interface_tags: tags_from_specifications(
             &request.tag_specifications,

@@ -130,6 +130,36 @@ async fn run(
     ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
 }
 
+/// Runs an EC2 action for another service (Auto Scaling) as `caller_arn`: the handler a
+/// client's request reaches, on input keyed by member names, answering JSON the same way.
+pub(crate) async fn call_as(
+    context: &ApiContext,
+    caller_arn: &str,
+    action: &str,
+    input: Value,
+) -> Output {
+    let handler = handler(action).ok_or_else(|| unsupported(action))?;
+    let run = async move {
+        match handler {
+            Handler::Sync(handle) => handle(context, input),
+            Handler::Async(handle) => handle(context, input).await,
+        }
+    };
+    CALLER.scope(caller_arn.to_owned(), run).await
+}
+
+/// RunInstances for another service as `caller_arn`, with the `reserved` tags it puts on
+/// what it launches.
+pub(crate) async fn run_instances_as(
+    context: &ApiContext,
+    caller_arn: &str,
+    input: Value,
+    reserved: control::Tags,
+) -> Output {
+    let run = async move { instances::run_instances_tagged(context, input, reserved) };
+    CALLER.scope(caller_arn.to_owned(), run).await
+}
+
 /// A handler's answer: JSON keyed by the output shape's member names, which
 /// `ec2model::encode_output` writes.
 type Output = Result<Value, ApiError>;

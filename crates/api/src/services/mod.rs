@@ -1,5 +1,6 @@
 //! Services served from their botocore models through [`crate::service::ModelService`].
 
+pub(crate) mod autoscaling;
 pub(crate) mod iam;
 pub(crate) mod monitoring;
 pub(crate) mod sts;

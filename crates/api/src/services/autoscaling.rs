@@ -1,0 +1,124 @@
+//! Auto Scaling (`autoscaling`, AWS Query) over the `autoscaling` crate.
+
+use autoscaling::{AutoScaling, AutoScalingError};
+use axum::http::StatusCode;
+use control::credentials::Caller;
+use serde_json::{json, Value};
+
+use crate::service::{honoured, BoxFuture, ModelService, ServiceError};
+use crate::ApiContext;
+
+pub(crate) struct AutoScalingService;
+
+/// Why an Auto Scaling call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AutoScalingCallError {
+    #[error("The operation {0} is not supported by nimbus.")]
+    NotSupported(String),
+    /// A modeled parameter nimbus does not honour, named.
+    #[error("{0}")]
+    NotHonoured(String),
+    #[error(transparent)]
+    AutoScaling(#[from] AutoScalingError),
+}
+
+impl ServiceError for AutoScalingCallError {
+    /// Auto Scaling's codes: the one place they are named.
+    fn aws_code(&self) -> (StatusCode, &'static str) {
+        let bad = StatusCode::BAD_REQUEST;
+        match self {
+            AutoScalingCallError::NotSupported(_) => (bad, "UnsupportedOperation"),
+            AutoScalingCallError::NotHonoured(_) => (bad, "ValidationError"),
+            AutoScalingCallError::AutoScaling(error) => match error {
+                AutoScalingError::Validation(_) => (bad, "ValidationError"),
+                AutoScalingError::AlreadyExists(_) => (bad, "AlreadyExists"),
+                AutoScalingError::ResourceInUse(_) => (bad, "ResourceInUse"),
+                AutoScalingError::ScalingActivityInProgress(_) => {
+                    (bad, "ScalingActivityInProgress")
+                }
+                AutoScalingError::LimitExceeded(_) => (bad, "LimitExceeded"),
+                AutoScalingError::InvalidNextToken(_) => (bad, "InvalidNextToken"),
+                AutoScalingError::Storage(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure")
+                }
+            },
+        }
+    }
+}
+
+fn params<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, AutoScalingCallError> {
+    honoured(input).map_err(AutoScalingCallError::NotHonoured)
+}
+
+/// What a group has of what nimbus does not make yet (lifecycle hooks, load balancers,
+/// traffic sources, warm pools): nothing, truthfully, since their Put/Attach calls are refused.
+fn none_yet(
+    service: &AutoScaling,
+    input: &Value,
+    empty: Value,
+) -> Result<Value, AutoScalingCallError> {
+    let name = input["AutoScalingGroupName"].as_str().unwrap_or_default();
+    service.require_group(name)?;
+    Ok(empty)
+}
+
+async fn run(
+    service: &AutoScaling,
+    operation: &str,
+    input: Value,
+) -> Result<Value, AutoScalingCallError> {
+    let output = match operation {
+        "CreateAutoScalingGroup" => service.create_group(params(input)?).await,
+        "UpdateAutoScalingGroup" => service.update_group(params(input)?).await,
+        "DeleteAutoScalingGroup" => service.delete_group(params(input)?),
+        "DescribeAutoScalingGroups" => service.describe_groups(params(input)?),
+        "DescribeAutoScalingInstances" => service.describe_instances(params(input)?),
+        "SetDesiredCapacity" => service.set_desired_capacity(params(input)?),
+        "TerminateInstanceInAutoScalingGroup" => service.terminate_instance(params(input)?),
+        "SetInstanceHealth" => service.set_instance_health(params(input)?),
+        "SetInstanceProtection" => service.set_instance_protection(params(input)?),
+        "DescribeScalingActivities" => service.describe_activities(params(input)?),
+        "SuspendProcesses" => service.set_processes(params(input)?, true),
+        "ResumeProcesses" => service.set_processes(params(input)?, false),
+        "DescribeScalingProcessTypes" => Ok(service.describe_process_types()),
+        "CreateOrUpdateTags" => service.change_tags(params(input)?, false),
+        "DeleteTags" => service.change_tags(params(input)?, true),
+        "DescribeTags" => service.describe_tags(params(input)?),
+        "EnableMetricsCollection" => service.metrics_collection(params(input)?, true),
+        "DisableMetricsCollection" => service.metrics_collection(params(input)?, false),
+        "DescribeMetricCollectionTypes" => Ok(service.describe_metric_collection_types()),
+        "DescribeLifecycleHooks" => {
+            return none_yet(service, &input, json!({ "LifecycleHooks": [] }))
+        }
+        "DescribeLoadBalancers" => {
+            return none_yet(service, &input, json!({ "LoadBalancers": [] }))
+        }
+        "DescribeLoadBalancerTargetGroups" => {
+            return none_yet(service, &input, json!({ "LoadBalancerTargetGroups": [] }))
+        }
+        "DescribeTrafficSources" => {
+            return none_yet(service, &input, json!({ "TrafficSources": [] }))
+        }
+        "DescribeWarmPool" => return none_yet(service, &input, json!({ "Instances": [] })),
+        other => return Err(AutoScalingCallError::NotSupported(other.to_owned())),
+    };
+    Ok(output?)
+}
+
+impl ModelService for AutoScalingService {
+    type Error = AutoScalingCallError;
+
+    fn signing_name(&self) -> &'static str {
+        "autoscaling"
+    }
+
+    fn call<'a>(
+        &'a self,
+        context: &'a ApiContext,
+        _caller: &'a Caller,
+        operation: &'a str,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, AutoScalingCallError>> {
+        Box::pin(run(&context.autoscaling, operation, input))
+    }
+}

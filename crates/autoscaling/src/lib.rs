@@ -1,0 +1,127 @@
+//! Auto Scaling: groups of real instances that EC2 launches and terminates on the group's
+//! behalf, kept at their desired capacity, balanced across zones and replaced when unhealthy.
+//!
+//! The records (groups with their members, scaling activities) live in the engine, in their
+//! own working set over the same store as EC2's. Everything a group does to instances goes
+//! through [`Ec2`], which the api crate answers with EC2's own actions, so this crate never
+//! reads or writes EC2's tables. [`FleetReconciler`] is the loop that brings each group to its
+//! desired capacity; the operations only record intent and wake it.
+//!
+//! Operations take botocore's input shapes (read with serde) and answer JSON keyed by the
+//! output shape's member names, which the api crate encodes in the Query protocol.
+
+mod activities;
+pub mod ec2;
+mod groups;
+mod kinds;
+mod members;
+mod metrics;
+mod reconciler;
+#[cfg(test)]
+mod testkit;
+
+use std::sync::{Arc, OnceLock};
+
+use nimbus_core::metrics::MetricSink;
+use store::Store;
+
+pub use activities::DescribeScalingActivitiesInput;
+pub use ec2::Ec2;
+pub use groups::{
+    CreateAutoScalingGroupInput, DeleteAutoScalingGroupInput, DescribeAutoScalingGroupsInput,
+    ProcessesInput, TagsInput, UpdateAutoScalingGroupInput,
+};
+pub use members::{
+    DescribeAutoScalingInstancesInput, SetDesiredCapacityInput, SetInstanceHealthInput,
+    SetInstanceProtectionInput, TerminateInstanceInput,
+};
+pub use metrics::MetricsCollectionInput;
+pub use reconciler::FleetReconciler;
+
+/// Why an Auto Scaling call failed; the api crate names the AWS code of each in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum AutoScalingError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    ResourceInUse(String),
+    #[error("{0}")]
+    ScalingActivityInProgress(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("The NextToken value is invalid: {0}")]
+    InvalidNextToken(String),
+    #[error("Auto Scaling's store failed: {0}")]
+    Storage(String),
+}
+
+impl From<engine::Error> for AutoScalingError {
+    fn from(error: engine::Error) -> AutoScalingError {
+        match error {
+            engine::Error::InvalidPaginationToken(token) => {
+                AutoScalingError::InvalidNextToken(token)
+            }
+            engine::Error::MaxResultsOutOfRange { value, min, max } => {
+                AutoScalingError::Validation(format!(
+                    "MaxRecords {value} is out of range: it must be between {min} and {max}."
+                ))
+            }
+            other => AutoScalingError::Storage(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AutoScalingError>;
+
+/// The Auto Scaling service: its working set and the EC2 it acts through.
+pub struct AutoScaling {
+    engine: engine::Engine,
+    region: String,
+    account_id: String,
+    ec2: OnceLock<Arc<dyn Ec2>>,
+    /// CloudWatch, where the groups' metrics go.
+    metric_sink: OnceLock<Arc<dyn MetricSink>>,
+    publisher: metrics::Publisher,
+    /// Woken by every change of intent, so the fleet reconciler acts at once.
+    wake: tokio::sync::Notify,
+}
+
+impl AutoScaling {
+    pub fn open(store: Arc<dyn Store>, region: &str, account_id: &str) -> Result<AutoScaling> {
+        Ok(AutoScaling {
+            engine: engine::Engine::open(store, kinds::registry())?,
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            ec2: OnceLock::new(),
+            metric_sink: OnceLock::new(),
+            publisher: Default::default(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Connects EC2, once, after both services are built (each needs the other).
+    pub fn set_ec2(&self, ec2: Arc<dyn Ec2>) {
+        let _ = self.ec2.set(ec2);
+    }
+
+    /// Connects CloudWatch, once.
+    pub fn set_metric_sink(&self, sink: Arc<dyn MetricSink>) {
+        let _ = self.metric_sink.set(sink);
+    }
+
+    fn ec2(&self) -> Result<&dyn Ec2> {
+        self.ec2
+            .get()
+            .map(|ec2| ec2.as_ref())
+            .ok_or_else(|| AutoScalingError::Storage("EC2 is not connected yet".into()))
+    }
+
+    /// Runs `operation` in one transaction, then wakes the fleet reconciler.
+    fn change<R>(&self, operation: impl FnOnce(&mut engine::Txn) -> Result<R>) -> Result<R> {
+        let outcome = self.engine.mutate(operation);
+        self.wake.notify_one();
+        outcome
+    }
+}

@@ -1,0 +1,292 @@
+//! A group's instances: the member record, and DescribeAutoScalingInstances,
+//! SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, SetInstanceHealth and
+//! SetInstanceProtection.
+
+use engine::pagination::{paginate, PageBounds};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::activities::{self, Activity, Status};
+use crate::groups::{existing_group, now_text, Group};
+use crate::kinds::Tables;
+use crate::{AutoScaling, AutoScalingError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lifecycle {
+    Pending,
+    InService,
+    Terminating,
+}
+
+impl Lifecycle {
+    fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Pending => "Pending",
+            Lifecycle::InService => "InService",
+            Lifecycle::Terminating => "Terminating",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Member {
+    pub instance_id: String,
+    pub instance_type: String,
+    pub zone: String,
+    pub subnet_id: Option<String>,
+    pub lifecycle: Lifecycle,
+    pub healthy: bool,
+    pub protected: bool,
+    pub launched_ms: i64,
+    /// The activity that follows this member's launch, then its termination.
+    pub activity_id: String,
+}
+
+impl Member {
+    /// Whether it counts toward the desired capacity.
+    pub fn counts(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+    }
+
+    fn health_text(&self) -> &'static str {
+        if self.healthy {
+            "Healthy"
+        } else {
+            "Unhealthy"
+        }
+    }
+
+    /// The member as `DescribeAutoScalingGroups` lists it.
+    pub fn output(&self, template: &Value) -> Value {
+        json!({
+            "InstanceId": self.instance_id,
+            "InstanceType": self.instance_type,
+            "AvailabilityZone": self.zone,
+            "LifecycleState": self.lifecycle.as_str(),
+            "HealthStatus": self.health_text(),
+            "LaunchTemplate": template,
+            "ProtectedFromScaleIn": self.protected,
+        })
+    }
+}
+
+impl Group {
+    /// Takes `instance_id` out of service: it is terminated, and the activity says why.
+    pub fn take_out_of_service(
+        &mut self,
+        txn: &mut engine::Txn,
+        instance_id: &str,
+        cause: String,
+    ) -> Result<()> {
+        let group_view = self.clone();
+        let Some(member) = self.member_mut(instance_id) else {
+            return Ok(());
+        };
+        if member.lifecycle == Lifecycle::Terminating {
+            return Ok(());
+        }
+        if member.lifecycle == Lifecycle::Pending {
+            // Its launch never reached InService.
+            activities::update(txn, &member.activity_id, |a| {
+                a.status_message =
+                    Some("The instance was taken out of service before it was in service.".into());
+                a.set_status(Status::Cancelled, 100);
+            })?;
+        }
+        member.lifecycle = Lifecycle::Terminating;
+        let mut activity = Activity::new(
+            &group_view,
+            format!("Terminating EC2 instance: {instance_id}"),
+            cause,
+            Status::InProgress,
+        );
+        activity.zone = member.zone.clone();
+        activity.subnet_id = member.subnet_id.clone();
+        member.activity_id = activity.activity_id.clone();
+        activities::record(txn, activity)
+    }
+}
+
+/// The group an instance belongs to.
+fn group_of<'a>(state: &'a engine::State, instance_id: &str) -> Result<&'a Group> {
+    state
+        .groups()
+        .values()
+        .find(|g| g.member(instance_id).is_some())
+        .ok_or_else(|| {
+            AutoScalingError::Validation(format!(
+                "Instance Id not found - No managed instance found for instance ID: {instance_id}"
+            ))
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeAutoScalingInstancesInput {
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    max_records: Option<i64>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetDesiredCapacityInput {
+    auto_scaling_group_name: String,
+    desired_capacity: i64,
+    #[serde(default)]
+    honor_cooldown: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TerminateInstanceInput {
+    instance_id: String,
+    should_decrement_desired_capacity: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetInstanceHealthInput {
+    instance_id: String,
+    health_status: String,
+    should_respect_grace_period: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SetInstanceProtectionInput {
+    instance_ids: Vec<String>,
+    auto_scaling_group_name: String,
+    protected_from_scale_in: bool,
+}
+
+impl AutoScaling {
+    pub fn describe_instances(&self, input: DescribeAutoScalingInstancesInput) -> Result<Value> {
+        let state = self.engine.read();
+        let mut rows: Vec<(String, Value)> = Vec::new();
+        for group in state.groups().values() {
+            for member in &group.members {
+                if input.instance_ids.is_empty() || input.instance_ids.contains(&member.instance_id)
+                {
+                    let mut row = member.output(&group.template_output());
+                    row["AutoScalingGroupName"] = json!(group.name);
+                    // This action spells health in capitals, unlike DescribeAutoScalingGroups.
+                    row["HealthStatus"] = json!(member.health_text().to_ascii_uppercase());
+                    rows.push((member.instance_id.clone(), row));
+                }
+            }
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let (page, next) = paginate(
+            rows,
+            |(id, _)| id.as_str(),
+            Some(input.max_records.unwrap_or(50)),
+            input.next_token.as_deref(),
+            PageBounds { min: 1, max: 50 },
+        )?;
+        let mut output = json!({
+            "AutoScalingInstances": page.into_iter().map(|(_, row)| row).collect::<Vec<_>>(),
+        });
+        if let Some(next) = next {
+            output["NextToken"] = json!(next);
+        }
+        Ok(output)
+    }
+
+    pub fn set_desired_capacity(&self, input: SetDesiredCapacityInput) -> Result<Value> {
+        let name = input.auto_scaling_group_name;
+        let _ = input.honor_cooldown;
+        self.change(|txn| {
+            let mut group = existing_group(txn.state(), &name)?.clone();
+            let desired = input.desired_capacity;
+            if desired > i64::from(group.max_size) {
+                return Err(AutoScalingError::Validation(format!(
+                    "New SetDesiredCapacity value {desired} is above max value {} for the AutoScalingGroup.",
+                    group.max_size
+                )));
+            }
+            if desired < i64::from(group.min_size) {
+                return Err(AutoScalingError::Validation(format!(
+                    "New SetDesiredCapacity value {desired} is below min value {} for the AutoScalingGroup.",
+                    group.min_size
+                )));
+            }
+            group.set_desired(desired as u32, "a user request explicitly set group desired capacity");
+            Ok(txn.put(group)?)
+        })?;
+        Ok(json!({}))
+    }
+
+    pub fn terminate_instance(&self, input: TerminateInstanceInput) -> Result<Value> {
+        let id = input.instance_id;
+        let activity_id = self.change(|txn| {
+            let mut group = group_of(txn.state(), &id)?.clone();
+            let mut cause = format!("At {} instance {id} was taken out of service in response to a user request", now_text());
+            if input.should_decrement_desired_capacity {
+                let desired = group.desired_capacity.saturating_sub(1);
+                if desired < group.min_size {
+                    return Err(AutoScalingError::Validation(format!(
+                        "Currently, desired capacity is {} and min size is {}. Decrementing desired capacity will violate the min size constraint.",
+                        group.desired_capacity, group.min_size
+                    )));
+                }
+                cause.push_str(&format!(", shrinking the capacity from {} to {desired}", group.desired_capacity));
+                group.desired_capacity = desired;
+            }
+            cause.push('.');
+            group.take_out_of_service(txn, &id, cause)?;
+            let activity_id = group.member(&id).map(|m| m.activity_id.clone()).unwrap_or_default();
+            txn.put(group)?;
+            Ok(activity_id)
+        })?;
+        let state = self.engine.read();
+        let activity = state.activities().get(&activity_id).map(Activity::output);
+        Ok(json!({ "Activity": activity }))
+    }
+
+    pub fn set_instance_health(&self, input: SetInstanceHealthInput) -> Result<Value> {
+        let healthy = match input.health_status.as_str() {
+            "Healthy" => true,
+            "Unhealthy" => false,
+            other => {
+                return Err(AutoScalingError::Validation(format!(
+                    "Valid instance health states are: [Healthy, Unhealthy]; {other} is not one"
+                )))
+            }
+        };
+        let id = input.instance_id;
+        self.change(|txn| {
+            let mut group = group_of(txn.state(), &id)?.clone();
+            let grace_ms = i64::from(group.health_check_grace_period) * 1000;
+            let Some(member) = group.member_mut(&id) else {
+                return Ok(());
+            };
+            let in_grace = nimbus_core::now_millis() - member.launched_ms < grace_ms;
+            if input.should_respect_grace_period.unwrap_or(true) && in_grace && !healthy {
+                // As in AWS: a member still in its grace period is not marked.
+                return Ok(());
+            }
+            member.healthy = healthy;
+            Ok(txn.put(group)?)
+        })?;
+        Ok(json!({}))
+    }
+
+    pub fn set_instance_protection(&self, input: SetInstanceProtectionInput) -> Result<Value> {
+        let name = input.auto_scaling_group_name;
+        self.change(|txn| {
+            let mut group = existing_group(txn.state(), &name)?.clone();
+            for id in &input.instance_ids {
+                let member = group.member_mut(id).ok_or_else(|| {
+                    AutoScalingError::Validation(format!(
+                        "The instance {id} is not part of Auto Scaling group {name}."
+                    ))
+                })?;
+                member.protected = input.protected_from_scale_in;
+            }
+            Ok(txn.put(group)?)
+        })?;
+        Ok(json!({}))
+    }
+}

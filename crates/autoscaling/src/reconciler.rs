@@ -1,0 +1,705 @@
+//! The fleet reconciler: brings every group to its desired capacity through EC2. Each pass,
+//! per group: finish the launches EC2 has not answered yet, read the members' instances,
+//! mark the unhealthy and take them out of service, launch or terminate the difference, and
+//! terminate what is leaving.
+//!
+//! Every change is made on the group as it is in the working set at that moment (never on a
+//! copy read before an EC2 call), so a user's change made while EC2 was busy is never undone:
+//! the next pass acts on it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::activities::{self, Activity, PlannedLaunch, Status};
+use crate::ec2::{Ec2, InstanceView, Launch};
+use crate::groups::{existing_group, now_text, Group};
+use crate::kinds::Tables;
+use crate::members::{Lifecycle, Member};
+use crate::{AutoScaling, Result};
+
+/// How often a group's instances are looked at when nothing wakes the reconciler.
+const TICK: Duration = Duration::from_secs(1);
+
+pub struct FleetReconciler {
+    service: Arc<AutoScaling>,
+}
+
+impl FleetReconciler {
+    pub fn new(service: Arc<AutoScaling>) -> FleetReconciler {
+        FleetReconciler { service }
+    }
+}
+
+#[async_trait]
+impl engine::Reconciler for FleetReconciler {
+    fn name(&self) -> &'static str {
+        "autoscaling"
+    }
+
+    async fn pass(&self) {
+        let Ok(ec2) = self.service.ec2() else {
+            return;
+        };
+        let names: Vec<String> = self
+            .service
+            .engine
+            .read()
+            .groups()
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            if let Err(error) = self.service.reconcile(ec2, &name).await {
+                tracing::warn!(group = %name, %error, "Auto Scaling pass failed; retried next pass");
+            }
+        }
+    }
+
+    async fn wait(&self) {
+        let _ = tokio::time::timeout(TICK, self.service.wake.notified()).await;
+    }
+}
+
+/// Why a member is unhealthy, in the words of the activity that replaces it.
+fn unhealthy_reason(
+    group: &Group,
+    member: &Member,
+    view: Option<&InstanceView>,
+) -> Option<&'static str> {
+    if group.suspended("HealthCheck") {
+        return None;
+    }
+    if !member.healthy {
+        return Some("a user health-check");
+    }
+    let state = view.map_or("terminated", |v| v.state.as_str());
+    if matches!(
+        state,
+        "stopping" | "stopped" | "shutting-down" | "terminated"
+    ) {
+        return Some("an EC2 health check indicating it has been terminated or stopped");
+    }
+    let grace_over = nimbus_core::now_millis() - member.launched_ms
+        >= i64::from(group.health_check_grace_period) * 1000;
+    if view.is_some_and(|v| v.impaired) && grace_over {
+        return Some("an EC2 instance status checks failure");
+    }
+    None
+}
+
+/// Where the next launch goes: the zone with the fewest members (then the group's order), and
+/// in it the subnet with the fewest.
+fn next_placement(group: &Group, planned: &[PlannedLaunch]) -> PlannedLaunch {
+    let mut per_zone: BTreeMap<&str, usize> = group.zones.iter().map(|z| (z.as_str(), 0)).collect();
+    let mut per_subnet: BTreeMap<&str, usize> = BTreeMap::new();
+    let placed = group
+        .members
+        .iter()
+        .filter(|m| m.counts())
+        .map(|m| (m.zone.as_str(), m.subnet_id.as_deref()))
+        .chain(
+            planned
+                .iter()
+                .map(|p| (p.zone.as_str(), p.subnet_id.as_deref())),
+        );
+    for (zone, subnet) in placed {
+        *per_zone.entry(zone).or_default() += 1;
+        if let Some(subnet) = subnet {
+            *per_subnet.entry(subnet).or_default() += 1;
+        }
+    }
+    let zone_order = |zone: &str| group.zones.iter().position(|z| z == zone);
+    let zone = group
+        .zones
+        .iter()
+        .min_by_key(|z| {
+            (
+                per_zone.get(z.as_str()).copied().unwrap_or(0),
+                zone_order(z),
+            )
+        })
+        .cloned()
+        .unwrap_or_default();
+    let subnet_id = group
+        .subnets
+        .iter()
+        .filter(|(_, z)| *z == zone)
+        .min_by_key(|(s, _)| per_subnet.get(s.as_str()).copied().unwrap_or(0))
+        .map(|(s, _)| s.clone());
+    PlannedLaunch {
+        subnet_id,
+        zone,
+        instance_type: group.instance_types.first().cloned(),
+    }
+}
+
+/// The members to terminate to shrink by `count`: from the zone with the most members, then
+/// by the group's termination policy. Protected members stay unless the group is deleted.
+fn scale_in_choice(group: &Group, count: usize) -> Vec<String> {
+    let mut candidates: Vec<&Member> = group
+        .members
+        .iter()
+        .filter(|m| m.counts() && (group.deleting || !m.protected))
+        .collect();
+    let newest_first = group
+        .termination_policies
+        .first()
+        .is_some_and(|p| p == "NewestInstance");
+    let mut chosen = Vec::new();
+    while chosen.len() < count && !candidates.is_empty() {
+        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for member in group
+            .members
+            .iter()
+            .filter(|m| m.counts() && !chosen.contains(&m.instance_id))
+        {
+            *per_zone.entry(member.zone.as_str()).or_default() += 1;
+        }
+        let best = candidates
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, m)| {
+                let age = if newest_first {
+                    m.launched_ms
+                } else {
+                    -m.launched_ms
+                };
+                (per_zone.get(m.zone.as_str()).copied().unwrap_or(0), age)
+            })
+            .map(|(index, _)| index);
+        if let Some(index) = best {
+            chosen.push(candidates.remove(index).instance_id.clone());
+        }
+    }
+    chosen
+}
+
+/// The cause of a launch or termination made for the difference between desired and actual.
+fn difference_cause(group: &Group, growing: bool, to: usize) -> String {
+    let (verb, action) = if growing {
+        ("increasing", "an instance was started")
+    } else {
+        ("shrinking", "an instance was taken out of service")
+    };
+    format!(
+        "{}  At {} {action} in response to a difference between desired and actual capacity, {verb} the capacity from {} to {to}.",
+        group.last_change,
+        now_text(),
+        group.capacity(),
+    )
+    .trim_start()
+    .to_owned()
+}
+
+impl AutoScaling {
+    async fn reconcile(&self, ec2: &dyn Ec2, name: &str) -> Result<()> {
+        self.finish_launches(ec2, name).await?;
+        let ids: Vec<String> = match self.engine.read().groups().get(name) {
+            Some(group) => group
+                .members
+                .iter()
+                .map(|m| m.instance_id.clone())
+                .collect(),
+            None => return Ok(()),
+        };
+        let views = if ids.is_empty() {
+            Vec::new()
+        } else {
+            ec2.instances(&ids)
+                .await
+                .map_err(|e| crate::AutoScalingError::Storage(e.to_string()))?
+        };
+        let views: BTreeMap<String, InstanceView> = views
+            .into_iter()
+            .map(|v| (v.instance_id.clone(), v))
+            .collect();
+        let leaving = self.observe(name, &views)?;
+        for id in leaving {
+            if let Err(refusal) = ec2.terminate(&id).await {
+                tracing::warn!(group = name, instance = %id, %refusal, "termination refused; retried next pass");
+            }
+        }
+        if self.plan_launches(name)? > 0 {
+            self.finish_launches(ec2, name).await?;
+        }
+        if let (Some(sink), Some(group)) = (
+            self.metric_sink.get(),
+            self.engine.read().groups().get(name),
+        ) {
+            self.publisher.publish(group, sink.as_ref());
+        }
+        Ok(())
+    }
+
+    /// Updates members from what EC2 shows, takes the unhealthy and the surplus out of
+    /// service, and removes the group once a forced delete has emptied it. Returns the
+    /// members to terminate.
+    fn observe(&self, name: &str, views: &BTreeMap<String, InstanceView>) -> Result<Vec<String>> {
+        self.engine.mutate(|txn| {
+            let Ok(group) = existing_group(txn.state(), name) else {
+                return Ok(Vec::new());
+            };
+            let mut group = group.clone();
+            let mut gone = Vec::new();
+            for index in 0..group.members.len() {
+                let member = group.members[index].clone();
+                let view = views.get(&member.instance_id);
+                let terminated = view.is_none_or(|v| v.state == "terminated");
+                if member.lifecycle == Lifecycle::Terminating && terminated {
+                    activities::update(txn, &member.activity_id, |a| {
+                        a.set_status(Status::Successful, 100)
+                    })?;
+                    gone.push(member.instance_id.clone());
+                    continue;
+                }
+                if member.lifecycle == Lifecycle::Pending
+                    && view.is_some_and(|v| v.state == "running")
+                {
+                    group.members[index].lifecycle = Lifecycle::InService;
+                    activities::update(txn, &member.activity_id, |a| {
+                        a.set_status(Status::Successful, 100)
+                    })?;
+                }
+                if member.counts() && !group.suspended("ReplaceUnhealthy") {
+                    if let Some(reason) = unhealthy_reason(&group, &member, view) {
+                        group.members[index].healthy = false;
+                        group.replacements_due += 1;
+                        let cause = format!(
+                            "At {} an instance was taken out of service in response to {reason}.",
+                            now_text()
+                        );
+                        group.take_out_of_service(txn, &member.instance_id, cause)?;
+                    }
+                }
+            }
+            group.members.retain(|m| !gone.contains(&m.instance_id));
+            let desired = group.desired_capacity as usize;
+            if group.capacity() > desired && (group.deleting || !group.suspended("Terminate")) {
+                let surplus = group.capacity() - desired;
+                let cause = difference_cause(&group, false, desired);
+                for id in scale_in_choice(&group, surplus) {
+                    let cause = format!(
+                        "{cause}  At {} instance {id} was selected for termination.",
+                        now_text()
+                    );
+                    group.take_out_of_service(txn, &id, cause)?;
+                }
+            }
+            if group.deleting && group.members.is_empty() && group.launching.is_empty() {
+                txn.delete::<Group>(name);
+                return Ok(Vec::new());
+            }
+            let leaving = group
+                .members
+                .iter()
+                .filter(|m| m.lifecycle == Lifecycle::Terminating)
+                .filter(|m| {
+                    views
+                        .get(&m.instance_id)
+                        .is_some_and(|v| v.state != "shutting-down")
+                })
+                .map(|m| m.instance_id.clone())
+                .collect();
+            txn.put(group)?;
+            Ok(leaving)
+        })
+    }
+
+    /// Records the launches the group is short of, each with its activity. Returns how many.
+    fn plan_launches(&self, name: &str) -> Result<usize> {
+        self.engine.mutate(|txn| {
+            let Ok(group) = existing_group(txn.state(), name) else {
+                return Ok(0);
+            };
+            let mut group = group.clone();
+            let desired = group.desired_capacity as usize;
+            if group.deleting || group.suspended("Launch") || group.capacity() >= desired {
+                if group.replacements_due > 0 && group.capacity() >= desired {
+                    group.replacements_due = 0;
+                    txn.put(group)?;
+                }
+                return Ok(0);
+            }
+            // Launches still waiting on EC2 count in the zone balance too.
+            let mut planned: Vec<PlannedLaunch> = group
+                .launching
+                .iter()
+                .filter_map(|id| txn.state().activities().get(id))
+                .filter_map(|a| a.launch.clone())
+                .collect();
+            let mut count = 0;
+            let cause = difference_cause(&group, true, desired);
+            while group.capacity() < desired {
+                let placement = next_placement(&group, &planned);
+                let cause = if group.replacements_due > 0 {
+                    group.replacements_due -= 1;
+                    format!("At {} an instance was launched in response to an unhealthy instance needing to be replaced.", now_text())
+                } else {
+                    cause.clone()
+                };
+                let mut activity = Activity::new(&group, "Launching a new EC2 instance".into(), cause, Status::WaitingForInstanceId);
+                activity.zone = placement.zone.clone();
+                activity.subnet_id = placement.subnet_id.clone();
+                activity.launch = Some(placement.clone());
+                group.launching.push(activity.activity_id.clone());
+                activities::record(txn, activity)?;
+                planned.push(placement);
+                count += 1;
+            }
+            txn.put(group)?;
+            Ok(count)
+        })
+    }
+
+    /// Asks EC2 for every launch the group is waiting on and records what came of each.
+    async fn finish_launches(&self, ec2: &dyn Ec2, name: &str) -> Result<()> {
+        let pending: Vec<(Activity, Launch)> = {
+            let state = self.engine.read();
+            let Some(group) = state.groups().get(name) else {
+                return Ok(());
+            };
+            group
+                .launching
+                .iter()
+                .filter_map(|id| state.activities().get(id))
+                .filter_map(|activity| {
+                    let planned = activity.launch.clone()?;
+                    Some((
+                        activity.clone(),
+                        launch_of(group, &planned, &activity.activity_id),
+                    ))
+                })
+                .collect()
+        };
+        for (activity, launch) in pending {
+            let outcome = ec2.launch(&launch).await;
+            let launched = self.engine.mutate(|txn| -> Result<Option<String>> {
+                let still_wanted = txn.state().groups().get(name).is_some_and(|g| g.launching.contains(&activity.activity_id));
+                let Ok(group) = existing_group(txn.state(), name) else {
+                    return Ok(outcome.as_ref().ok().map(|v| v.instance_id.clone()));
+                };
+                let mut group = group.clone();
+                group.launching.retain(|id| id != &activity.activity_id);
+                match &outcome {
+                    Ok(instance) if still_wanted => {
+                        let instance_id = &instance.instance_id;
+                        group.members.push(Member {
+                            instance_id: instance_id.clone(),
+                            instance_type: instance.instance_type.clone(),
+                            zone: launch.zone.clone(),
+                            subnet_id: launch.subnet_id.clone(),
+                            lifecycle: Lifecycle::Pending,
+                            healthy: true,
+                            protected: group.new_instances_protected_from_scale_in,
+                            launched_ms: nimbus_core::now_millis(),
+                            activity_id: activity.activity_id.clone(),
+                        });
+                        activities::update(txn, &activity.activity_id, |a| {
+                            a.description = format!("Launching a new EC2 instance: {instance_id}");
+                            a.set_status(Status::PreInService, 30);
+                        })?;
+                    }
+                    Ok(_) => {}
+                    Err(refusal) => {
+                        activities::update(txn, &activity.activity_id, |a| {
+                            a.description = format!("Launching a new EC2 instance.  Status Reason: {}. Launching EC2 instance failed.", refusal.message);
+                            a.status_message = Some(refusal.message.clone());
+                            a.set_status(Status::Failed, 100);
+                        })?;
+                    }
+                }
+                txn.put(group)?;
+                // An instance launched for a group deleted meanwhile is not kept.
+                Ok(outcome.as_ref().ok().filter(|_| !still_wanted).map(|v| v.instance_id.clone()))
+            })?;
+            if let Some(orphan) = launched {
+                let _ = ec2.terminate(&orphan).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn launch_of(group: &Group, planned: &PlannedLaunch, activity_id: &str) -> Launch {
+    Launch {
+        template: group.template.clone(),
+        instance_type: planned.instance_type.clone(),
+        subnet_id: planned.subnet_id.clone(),
+        zone: planned.zone.clone(),
+        tags: group
+            .tags
+            .iter()
+            .filter(|t| t.propagate_at_launch)
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
+        group_name: group.name.clone(),
+        client_token: activity_id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::Reconciler;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::testkit::service;
+    use crate::{AutoScalingError, CreateAutoScalingGroupInput, SetDesiredCapacityInput};
+
+    fn create_input(extra: Value) -> CreateAutoScalingGroupInput {
+        let mut input = json!({
+            "AutoScalingGroupName": "web",
+            "LaunchTemplate": { "LaunchTemplateName": "web", "Version": "$Latest" },
+            "MinSize": 0, "MaxSize": 4, "DesiredCapacity": 2,
+            "VPCZoneIdentifier": "subnet-a,subnet-b",
+            "Tags": [{ "Key": "team", "Value": "blue", "PropagateAtLaunch": true },
+                     { "Key": "quiet", "Value": "x", "PropagateAtLaunch": false }],
+        });
+        input
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        serde_json::from_value(input).expect("input")
+    }
+
+    fn group(service: &AutoScaling) -> Group {
+        service.engine.read().groups()["web"].clone()
+    }
+
+    async fn pass(service: &Arc<AutoScaling>) {
+        FleetReconciler::new(service.clone()).pass().await;
+    }
+
+    fn set_desired(service: &AutoScaling, desired: i64) {
+        let input: SetDesiredCapacityInput = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web", "DesiredCapacity": desired,
+        }))
+        .expect("input");
+        service.set_desired_capacity(input).expect("set");
+    }
+
+    fn run_everything(fake: &crate::testkit::FakeEc2) {
+        for id in fake.live() {
+            fake.set_state(&id, "running");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_launches_one_instance_per_zone_and_follows_its_desired_capacity() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({})))
+            .await
+            .expect("create");
+        pass(&service).await;
+        let launched = fake.launched();
+        let mut zones: Vec<&str> = launched.iter().map(|l| l.zone.as_str()).collect();
+        zones.sort_unstable();
+        assert_eq!(zones, ["us-east-1a", "us-east-1b"]);
+        assert!(launched
+            .iter()
+            .all(|l| l.tags == [("team".to_owned(), "blue".to_owned())]));
+        assert!(group(&service)
+            .members
+            .iter()
+            .all(|m| m.lifecycle == Lifecycle::Pending));
+        run_everything(&fake);
+        pass(&service).await;
+        assert!(group(&service)
+            .members
+            .iter()
+            .all(|m| m.lifecycle == Lifecycle::InService));
+        set_desired(&service, 3);
+        pass(&service).await;
+        assert_eq!(group(&service).members.len(), 3);
+        run_everything(&fake);
+        pass(&service).await;
+        set_desired(&service, 0);
+        pass(&service).await;
+        assert!(fake.live().is_empty());
+        pass(&service).await;
+        assert!(group(&service).members.is_empty());
+        let activities = service
+            .describe_activities(
+                serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+            )
+            .expect("describe");
+        let activities = activities["Activities"].as_array().expect("list").clone();
+        assert_eq!(activities.len(), 6, "3 launches and 3 terminations");
+        assert!(activities.iter().all(|a| a["StatusCode"] == "Successful"));
+        let newest = activities[0]["Cause"].as_str().expect("cause");
+        assert!(newest.contains("a user request explicitly set group desired capacity changing the desired capacity from 3 to 0."), "{newest}");
+        assert!(
+            newest.contains("shrinking the capacity from 3 to 0."),
+            "{newest}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_member_is_replaced_and_the_activity_says_why() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let first = group(&service).members[0].instance_id.clone();
+        fake.set_state(&first, "stopped");
+        pass(&service).await;
+        pass(&service).await;
+        let members = group(&service).members;
+        assert_eq!(members.len(), 1);
+        assert_ne!(members[0].instance_id, first);
+        let activities = service
+            .describe_activities(serde_json::from_value(json!({})).expect("input"))
+            .expect("describe");
+        let causes: Vec<&str> = activities["Activities"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|a| a["Cause"].as_str().unwrap_or_default())
+            .collect();
+        assert!(causes[0].contains("an instance was launched in response to an unhealthy instance needing to be replaced"), "{causes:?}");
+        assert!(
+            causes[1].contains("an EC2 health check indicating it has been terminated or stopped"),
+            "{causes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_launch_interrupted_by_a_restart_is_retried_without_a_second_instance() {
+        let (service, fake, dir) = service();
+        service
+            .create_group(create_input(json!({})))
+            .await
+            .expect("create");
+        assert_eq!(service.plan_launches("web").expect("plan"), 2);
+        // EC2 made the instances, but nimbus stopped before recording them.
+        let planned: Vec<Launch> = {
+            let state = service.engine.read();
+            let group = &state.groups()["web"];
+            group
+                .launching
+                .iter()
+                .map(|id| {
+                    let planned = state.activities()[id].launch.clone().expect("planned");
+                    launch_of(group, &planned, id)
+                })
+                .collect()
+        };
+        for launch in &planned {
+            fake.launch(launch).await.expect("launch");
+        }
+        drop(service);
+        let store =
+            Arc::new(store::SqliteStore::open(&dir.path().join("state.db")).expect("store"));
+        let reopened =
+            Arc::new(AutoScaling::open(store, "us-east-1", "123456789012").expect("open"));
+        reopened.set_ec2(fake.clone());
+        pass(&reopened).await;
+        assert_eq!(fake.launched().len(), 2);
+        assert_eq!(group(&reopened).members.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_forced_delete_terminates_protected_members_then_removes_the_group() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(
+                json!({ "NewInstancesProtectedFromScaleIn": true }),
+            ))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        set_desired(&service, 1);
+        pass(&service).await;
+        assert_eq!(fake.live().len(), 2, "protected members are not scaled in");
+        let refused = service.delete_group(
+            serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+        );
+        assert!(matches!(refused, Err(AutoScalingError::ResourceInUse(_))));
+        service
+            .delete_group(
+                serde_json::from_value(
+                    json!({ "AutoScalingGroupName": "web", "ForceDelete": true }),
+                )
+                .expect("input"),
+            )
+            .expect("delete");
+        pass(&service).await;
+        pass(&service).await;
+        assert!(fake.live().is_empty());
+        assert!(service.engine.read().groups().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_launch_ec2_refuses_is_a_failed_activity() {
+        let (service, fake, _dir) = service();
+        *fake.refuse_launches.lock().expect("fake") = Some("no capacity".into());
+        service
+            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
+            .await
+            .expect("create");
+        pass(&service).await;
+        let activities = service
+            .describe_activities(
+                serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+            )
+            .expect("describe");
+        let activity = &activities["Activities"][0];
+        assert_eq!(activity["StatusCode"], "Failed");
+        assert_eq!(activity["Progress"], 100);
+        assert_eq!(activity["StatusMessage"], "no capacity");
+    }
+
+    #[tokio::test]
+    async fn bad_groups_are_refused_with_aws_messages() {
+        let (service, _fake, _dir) = service();
+        let refused = service
+            .create_group(create_input(
+                json!({ "MinSize": 5, "MaxSize": 3, "DesiredCapacity": 4 }),
+            ))
+            .await;
+        assert!(
+            matches!(&refused, Err(AutoScalingError::Validation(m)) if m == "Max bound, 3, must be greater than or equal to min bound, 5"),
+            "{refused:?}"
+        );
+        let refused = service
+            .create_group(create_input(json!({ "DesiredCapacity": 9 })))
+            .await;
+        assert!(
+            matches!(&refused, Err(AutoScalingError::Validation(m)) if m.starts_with("Desired capacity:9 must be between")),
+            "{refused:?}"
+        );
+        let refused = service
+            .create_group(create_input(
+                json!({ "LaunchTemplate": { "LaunchTemplateName": "missing" } }),
+            ))
+            .await;
+        assert!(
+            matches!(&refused, Err(AutoScalingError::Validation(m)) if m.contains("does not exist")),
+            "{refused:?}"
+        );
+        let refused = service
+            .create_group(create_input(json!({ "VPCZoneIdentifier": "subnet-zzz" })))
+            .await;
+        assert!(
+            matches!(&refused, Err(AutoScalingError::Validation(m)) if m.contains("subnet-zzz")),
+            "{refused:?}"
+        );
+        service
+            .create_group(create_input(json!({})))
+            .await
+            .expect("create");
+        let refused = service.create_group(create_input(json!({}))).await;
+        assert!(matches!(refused, Err(AutoScalingError::AlreadyExists(_))));
+        assert!(service.engine.read().groups().len() == 1);
+    }
+}

@@ -1,0 +1,175 @@
+"""Auto Scaling groups of real instances, driven with boto3 the way Terraform's
+`aws_autoscaling_group` drives them (create, wait for capacity, update, drain and delete):
+instances balanced across two zones, the desired capacity followed, a member whose QEMU is
+killed replaced, and every step in DescribeScalingActivities."""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+from test_foundation import error_code
+from test_instances import cloud, ec2vm, minimal_ami  # noqa: F401 (fixtures)
+from test_volumes import wait_for
+
+GROUP_TAG = "aws:autoscaling:groupName"
+
+
+@pytest.fixture(scope="module")
+def autoscaling(cloud):  # noqa: F811
+    return cloud.client("autoscaling")
+
+
+@pytest.fixture(scope="module")
+def network(ec2vm):  # noqa: F811
+    vpc_id = ec2vm.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnets = {zone: ec2vm.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+               for zone, cidr in (("us-east-1a", "10.60.1.0/24"), ("us-east-1b", "10.60.2.0/24"))}
+    return subnets
+
+
+@pytest.fixture(scope="module")
+def template(ec2vm, minimal_ami):  # noqa: F811
+    return ec2vm.create_launch_template(
+        LaunchTemplateName="asg-web",
+        LaunchTemplateData={"ImageId": minimal_ami, "InstanceType": "t3.micro"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def group(autoscaling, name):
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return groups[0] if groups else None
+
+
+def healthy_in_service(autoscaling, name, count):
+    """Terraform's wait for capacity: `count` members Healthy and InService, and no failed
+    activity since the group was made."""
+    failed = [a for a in autoscaling.describe_scaling_activities(AutoScalingGroupName=name)["Activities"]
+              if a["StatusCode"] == "Failed" and a["Progress"] == 100]
+    assert not failed, failed
+    members = group(autoscaling, name)["Instances"]
+    serving = [m for m in members if m["HealthStatus"] == "Healthy" and m["LifecycleState"] == "InService"]
+    return serving if len(serving) == count and len(members) == count else None
+
+
+def qemu_pid(cloud, instance_id):  # noqa: F811
+    with open(os.path.join(cloud.data_dir, "instances", instance_id, "qemu.pid")) as f:
+        return int(f.read().strip())
+
+
+def test_a_group_balances_zones_follows_its_capacity_and_replaces_a_killed_member(
+        cloud, ec2vm, autoscaling, network, template):  # noqa: F811
+    name = "web"
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name, MinSize=1, MaxSize=4, DesiredCapacity=2,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        VPCZoneIdentifier=",".join(network.values()), HealthCheckGracePeriod=0,
+        NewInstancesProtectedFromScaleIn=False,
+        Tags=[{"Key": "team", "Value": "blue", "PropagateAtLaunch": True, "ResourceId": name,
+               "ResourceType": "auto-scaling-group"},
+              {"Key": "cost", "Value": "web", "PropagateAtLaunch": False, "ResourceId": name,
+               "ResourceType": "auto-scaling-group"}])
+    described = group(autoscaling, name)
+    assert described["LaunchTemplate"] == {"LaunchTemplateId": template, "LaunchTemplateName": "asg-web",
+                                           "Version": "$Latest"}
+    assert sorted(described["AvailabilityZones"]) == ["us-east-1a", "us-east-1b"]
+    assert described["TerminationPolicies"] == ["Default"] and described["HealthCheckType"] == "EC2"
+    assert [t["Key"] for t in described["Tags"]] == ["cost", "team"]
+    assert described["LoadBalancerNames"] == [] and described["SuspendedProcesses"] == []
+
+    members = wait_for(lambda: healthy_in_service(autoscaling, name, 2), timeout=600, interval=1)
+    assert sorted(m["AvailabilityZone"] for m in members) == ["us-east-1a", "us-east-1b"]
+    # The instances are EC2's own, tagged as AWS tags them.
+    reservations = ec2vm.describe_instances(Filters=[{"Name": f"tag:{GROUP_TAG}", "Values": [name]},
+                                                     {"Name": "instance-state-name", "Values": ["running"]}])
+    instances = [i for r in reservations["Reservations"] for i in r["Instances"]]
+    assert sorted(i["InstanceId"] for i in instances) == sorted(m["InstanceId"] for m in members)
+    for instance in instances:
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags == {GROUP_TAG: name, "team": "blue"}, tags
+        assert instance["SubnetId"] == network[instance["Placement"]["AvailabilityZone"]]
+    rows = autoscaling.describe_auto_scaling_instances(InstanceIds=[members[0]["InstanceId"]])
+    assert rows["AutoScalingInstances"][0]["HealthStatus"] == "HEALTHY"
+    assert rows["AutoScalingInstances"][0]["AutoScalingGroupName"] == name
+
+    autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=3)
+    members = wait_for(lambda: healthy_in_service(autoscaling, name, 3), timeout=600, interval=1)
+
+    # kill -9 of a member's QEMU: the group replaces it (it is not recovered in place).
+    victim = members[0]["InstanceId"]
+    os.kill(qemu_pid(cloud, victim), signal.SIGKILL)
+    replaced = wait_for(lambda: (lambda serving: serving if serving and victim not in
+                                 [m["InstanceId"] for m in serving] else None)(
+        healthy_in_service(autoscaling, name, 3)), timeout=600, interval=1)
+    assert len(replaced) == 3
+    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName=name)["Activities"]
+    took_out = [a for a in activities if a["Description"] == f"Terminating EC2 instance: {victim}"]
+    assert len(took_out) == 1 and "an EC2 health check indicating it has been terminated or stopped" \
+        in took_out[0]["Cause"], took_out
+    assert any("an unhealthy instance needing to be replaced" in a["Cause"] for a in activities)
+    launches = [a for a in activities if a["Description"].startswith("Launching a new EC2 instance: i-")]
+    assert len(launches) == 4 and all(a["StatusCode"] == "Successful" for a in launches), launches
+    first = launches[-1]
+    assert "a user request created an AutoScalingGroup changing the desired capacity from 0 to 2." \
+        in first["Cause"], first["Cause"]
+    assert json.loads(first["Details"])["Availability Zone"] in network
+
+    # Terraform's delete: drain through 0/0/0, wait for no instances at all, then delete.
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=0, DesiredCapacity=0)
+    wait_for(lambda: group(autoscaling, name)["Instances"] == [], timeout=300, interval=1)
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=False)
+    assert group(autoscaling, name) is None
+    every = [m["InstanceId"] for m in replaced] + [victim]
+    states = {i["State"]["Name"] for r in ec2vm.describe_instances(InstanceIds=every)["Reservations"]
+              for i in r["Instances"]}
+    assert states <= {"terminated", "shutting-down"}, states
+
+
+def test_bad_groups_get_aws_errors(cloud, autoscaling, network, template):  # noqa: F811
+    base = dict(LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1a"])
+
+    def refused(call, **kwargs):
+        with pytest.raises(ClientError) as excinfo:
+            call(**kwargs)
+        return error_code(excinfo), excinfo.value.response["Error"]["Message"]
+
+    create = autoscaling.create_auto_scaling_group
+    assert refused(create, AutoScalingGroupName="bad", MinSize=5, MaxSize=3, **base) == (
+        "ValidationError", "Max bound, 3, must be greater than or equal to min bound, 5")
+    code, message = refused(create, AutoScalingGroupName="bad", MinSize=0, MaxSize=1,
+                            LaunchTemplate={"LaunchTemplateName": "no-such-template"},
+                            VPCZoneIdentifier=network["us-east-1a"])
+    assert code == "ValidationError" and "no-such-template" in message and "does not exist" in message
+    code, message = refused(create, AutoScalingGroupName="bad", MinSize=0, MaxSize=1,
+                            LaunchTemplate={"LaunchTemplateId": template, "Version": "99"},
+                            VPCZoneIdentifier=network["us-east-1a"])
+    assert code == "ValidationError", message
+    code, _ = refused(create, AutoScalingGroupName="bad", MinSize=0, MaxSize=1,
+                      LaunchConfigurationName="old-style", VPCZoneIdentifier=network["us-east-1a"])
+    assert code == "ValidationError"
+    assert autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["bad"])["AutoScalingGroups"] == []
+
+    create(AutoScalingGroupName="idle", MinSize=0, MaxSize=2, **base)
+    assert refused(create, AutoScalingGroupName="idle", MinSize=0, MaxSize=2, **base)[0] == "AlreadyExists"
+    assert refused(autoscaling.set_desired_capacity, AutoScalingGroupName="idle", DesiredCapacity=3) == (
+        "ValidationError", "New SetDesiredCapacity value 3 is above max value 2 for the AutoScalingGroup.")
+    code, message = refused(autoscaling.delete_auto_scaling_group, AutoScalingGroupName="missing")
+    assert code == "ValidationError" and "not found" in message
+    assert refused(autoscaling.put_lifecycle_hook, AutoScalingGroupName="idle", LifecycleHookName="h",
+                   LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING")[0] == "UnsupportedOperation"
+    assert autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="idle")["LifecycleHooks"] == []
+    # Ansible disables metrics collection on every run; Terraform suspends processes.
+    autoscaling.disable_metrics_collection(AutoScalingGroupName="idle")
+    autoscaling.suspend_processes(AutoScalingGroupName="idle", ScalingProcesses=["AZRebalance"])
+    assert [p["ProcessName"] for p in group(autoscaling, "idle")["SuspendedProcesses"]] == ["AZRebalance"]
+
+    # The aws CLI reads the same answers.
+    listed = subprocess.run(["aws", "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names",
+                             "idle", "--output", "json"], env=cloud.cli_env(), capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["AutoScalingGroups"][0]["MaxSize"] == 2
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="idle")
+    assert group(autoscaling, "idle") is None
