@@ -1,8 +1,12 @@
 """Auto Scaling groups of real instances, driven with boto3 the way Terraform's
 `aws_autoscaling_group` drives them (create, wait for capacity, update, drain and delete):
 instances balanced across two zones, the desired capacity followed, a member whose QEMU is
-killed replaced, and every step in DescribeScalingActivities."""
+killed replaced, every step in DescribeScalingActivities, and a target tracking policy that
+scales out on the guests' measured CPU and back in when they go idle.
 
+The server reads metrics every second, so target tracking alarms have 10 s periods."""
+
+import base64
 import json
 import os
 import signal
@@ -12,15 +16,35 @@ import pytest
 from botocore.exceptions import ClientError
 
 from test_foundation import error_code
-from test_instances import cloud, ec2vm, minimal_ami  # noqa: F401 (fixtures)
+from test_health import measuring_cloud
+from test_instances import ec2vm, minimal_ami  # noqa: F401 (fixtures)
 from test_volumes import wait_for
 
 GROUP_TAG = "aws:autoscaling:groupName"
+
+# Burns both vCPUs until the instance's tag `load` (read from the metadata service) says stop.
+BURN_UNTIL_TOLD = """#!/bin/sh
+load() { wget -q -O - http://169.254.169.254/latest/meta-data/tags/instance/load 2>/dev/null; }
+burn() { while [ "$(load)" != "stop" ]; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done; }
+burn &
+burn &
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with measuring_cloud() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def autoscaling(cloud):  # noqa: F811
     return cloud.client("autoscaling")
+
+
+@pytest.fixture(scope="module")
+def cloudwatch(cloud):
+    return cloud.client("cloudwatch")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +150,51 @@ def test_a_group_balances_zones_follows_its_capacity_and_replaces_a_killed_membe
     states = {i["State"]["Name"] for r in ec2vm.describe_instances(InstanceIds=every)["Reservations"]
               for i in r["Instances"]}
     assert states <= {"terminated", "shutting-down"}, states
+
+
+def test_target_tracking_scales_out_on_measured_cpu_and_back_in_when_idle(
+        ec2vm, autoscaling, cloudwatch, network, minimal_ami):  # noqa: F811
+    name = "busy"
+    template = ec2vm.create_launch_template(
+        LaunchTemplateName="asg-busy",
+        LaunchTemplateData={"ImageId": minimal_ami, "InstanceType": "t3.micro", "Monitoring": {"Enabled": True},
+                            "MetadataOptions": {"InstanceMetadataTags": "enabled"},
+                            "UserData": base64.b64encode(BURN_UNTIL_TOLD.encode()).decode()},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name, MinSize=1, MaxSize=2, DesiredCapacity=1,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1a"],
+        Tags=[{"Key": "load", "Value": "burn", "PropagateAtLaunch": True}])
+    policy = autoscaling.put_scaling_policy(
+        AutoScalingGroupName=name, PolicyName="cpu40", PolicyType="TargetTrackingScaling",
+        EstimatedInstanceWarmup=600,
+        TargetTrackingConfiguration={"PredefinedMetricSpecification": {
+            "PredefinedMetricType": "ASGAverageCPUUtilization"}, "TargetValue": 40.0})
+    names = sorted(a["AlarmName"] for a in policy["Alarms"])
+    assert [n.split("-")[:3] for n in names] == [["TargetTracking", "busy", "AlarmHigh"],
+                                                 ["TargetTracking", "busy", "AlarmLow"]], names
+    alarms = cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+    assert {a["MetricName"] for a in alarms} == {"CPUUtilization"}
+    assert all(a["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": "busy"}] for a in alarms)
+    assert all(a["AlarmActions"] == [policy["PolicyARN"]] for a in alarms)
+    described = autoscaling.describe_policies(AutoScalingGroupName="busy")["ScalingPolicies"][0]
+    assert described["TargetTrackingConfiguration"]["TargetValue"] == 40.0
+
+    # The burning guest's CPU, aggregated by its group, raises the high alarm: a second member.
+    wait_for(lambda: group(autoscaling, "busy")["DesiredCapacity"] == 2, timeout=600, interval=2)
+    members = wait_for(lambda: healthy_in_service(autoscaling, "busy", 2), timeout=600, interval=1)
+    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName="busy")["Activities"]
+    assert "in state ALARM triggered policy cpu40 changing the desired capacity from 1 to 2" in \
+        activities[0]["Cause"], activities[0]["Cause"]
+
+    # Told to stop, the guests go idle: the low alarm scales the group back in to its minimum.
+    ec2vm.create_tags(Resources=[m["InstanceId"] for m in members], Tags=[{"Key": "load", "Value": "stop"}])
+    wait_for(lambda: group(autoscaling, "busy")["DesiredCapacity"] == 1, timeout=900, interval=2)
+    wait_for(lambda: healthy_in_service(autoscaling, "busy", 1), timeout=300, interval=1)
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="busy", ForceDelete=True)
+    wait_for(lambda: group(autoscaling, "busy") is None, timeout=300, interval=1)
+    # The policy's alarms go with the group.
+    assert cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"] == []
 
 
 def test_bad_groups_get_aws_errors(cloud, autoscaling, network, template):  # noqa: F811

@@ -205,7 +205,7 @@ def test_set_alarm_state_enable_disable_and_delete(cloudwatch):
     assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "testing the pager")
     actions = cloudwatch.describe_alarm_history(AlarmName="manual", HistoryItemType="Action")["AlarmHistoryItems"]
     assert "Failed to execute action arn:aws:autoscaling" in actions[0]["HistorySummary"]
-    assert "Auto Scaling is not served" in json.loads(actions[0]["HistoryData"])["error"]
+    assert "does not exist" in json.loads(actions[0]["HistoryData"])["error"]
     cloudwatch.disable_alarm_actions(AlarmNames=["manual"])
     assert cloudwatch.describe_alarms(AlarmNames=["manual"])["MetricAlarms"][0]["ActionsEnabled"] is False
     assert [a["AlarmName"] for a in cloudwatch.describe_alarms(StateValue="ALARM", AlarmNamePrefix="man")["MetricAlarms"]] == ["manual"]

@@ -74,6 +74,8 @@ pub struct Group {
     pub launching: Vec<String>,
     /// Why the desired capacity last changed, the first sentence of later activities' causes.
     pub last_change: String,
+    /// When a scaling policy last changed the desired capacity (its cooldown runs from there).
+    pub last_scaled_ms: i64,
     /// Members taken out of service as unhealthy and not yet replaced: the next launches say so.
     pub replacements_due: u32,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
@@ -691,6 +693,7 @@ impl AutoScaling {
             members: Vec::new(),
             launching: Vec::new(),
             last_change: String::new(),
+            last_scaled_ms: 0,
             replacements_due: 0,
             enabled_metrics: BTreeSet::new(),
         };
@@ -792,11 +795,11 @@ impl AutoScaling {
 
     pub fn delete_group(&self, input: DeleteAutoScalingGroupInput) -> Result<Value> {
         let name = input.auto_scaling_group_name;
-        self.change(|txn| {
+        let deleted = self.change(|txn| {
             let mut group = existing_group(txn.state(), &name)?.clone();
             if group.members.is_empty() && group.launching.is_empty() {
                 txn.delete::<Group>(&name);
-                return Ok(());
+                return Ok(true);
             }
             if !input.force_delete {
                 return Err(if group.members.is_empty() {
@@ -812,8 +815,12 @@ impl AutoScaling {
             group.deleting = true;
             group.min_size = 0;
             group.set_desired(0, "a user request deleted the AutoScalingGroup");
-            Ok(txn.put(group)?)
+            txn.put(group)?;
+            Ok(false)
         })?;
+        if deleted {
+            self.forget_policies(&name);
+        }
         Ok(json!({}))
     }
 

@@ -2,6 +2,7 @@
 
 use crate::activities::Activity;
 use crate::groups::Group;
+use crate::policies::Policy;
 
 engine::kinds! {
     pub trait Tables; pub fn registry;
@@ -10,6 +11,14 @@ engine::kinds! {
         prefix: None,
         not_found: "ValidationError",
         missing: "AutoScalingGroup name not found - {id}",
+        malformed: "ValidationError",
+        migrations: &[],
+    }
+    Policy, table policies, id arn, tags untagged {
+        name: "scaling-policy",
+        prefix: None,
+        not_found: "ValidationError",
+        missing: "Policy {id} not found",
         malformed: "ValidationError",
         migrations: &[],
     }
@@ -24,6 +33,10 @@ engine::kinds! {
 }
 
 impl engine::filter::Filterable for Group {
+    const FILTERS: &'static [engine::filter::FilterField<Self>] = &[];
+}
+
+impl engine::filter::Filterable for Policy {
     const FILTERS: &'static [engine::filter::FilterField<Self>] = &[];
 }
 

@@ -16,13 +16,14 @@ mod groups;
 mod kinds;
 mod members;
 mod metrics;
+mod policies;
 mod reconciler;
 #[cfg(test)]
 mod testkit;
 
 use std::sync::{Arc, OnceLock};
 
-use nimbus_core::metrics::MetricSink;
+use nimbus_core::metrics::{MetricSink, PolicyAlarms};
 use store::Store;
 
 pub use activities::DescribeScalingActivitiesInput;
@@ -36,6 +37,10 @@ pub use members::{
     SetInstanceProtectionInput, TerminateInstanceInput,
 };
 pub use metrics::MetricsCollectionInput;
+pub use policies::{
+    alarm_period_secs, DeletePolicyInput, DescribePoliciesInput, ExecutePolicyInput,
+    PutScalingPolicyInput,
+};
 pub use reconciler::FleetReconciler;
 
 /// Why an Auto Scaling call failed; the api crate names the AWS code of each in one place.
@@ -83,19 +88,31 @@ pub struct AutoScaling {
     ec2: OnceLock<Arc<dyn Ec2>>,
     /// CloudWatch, where the groups' metrics go.
     metric_sink: OnceLock<Arc<dyn MetricSink>>,
+    /// CloudWatch, where target tracking policies' alarms are made.
+    policy_alarms: OnceLock<Arc<dyn PolicyAlarms>>,
+    /// The period of those alarms (see [`policies`]).
+    alarm_period_secs: u32,
     publisher: metrics::Publisher,
     /// Woken by every change of intent, so the fleet reconciler acts at once.
     wake: tokio::sync::Notify,
 }
 
 impl AutoScaling {
-    pub fn open(store: Arc<dyn Store>, region: &str, account_id: &str) -> Result<AutoScaling> {
+    /// Opens the service over `store`; target tracking alarms get `alarm_period_secs`.
+    pub fn open(
+        store: Arc<dyn Store>,
+        region: &str,
+        account_id: &str,
+        alarm_period_secs: u32,
+    ) -> Result<AutoScaling> {
         Ok(AutoScaling {
             engine: engine::Engine::open(store, kinds::registry())?,
             region: region.to_owned(),
             account_id: account_id.to_owned(),
             ec2: OnceLock::new(),
             metric_sink: OnceLock::new(),
+            policy_alarms: OnceLock::new(),
+            alarm_period_secs,
             publisher: Default::default(),
             wake: tokio::sync::Notify::new(),
         })
@@ -106,9 +123,10 @@ impl AutoScaling {
         let _ = self.ec2.set(ec2);
     }
 
-    /// Connects CloudWatch, once.
-    pub fn set_metric_sink(&self, sink: Arc<dyn MetricSink>) {
+    /// Connects CloudWatch, once: where group metrics go and policies' alarms are made.
+    pub fn set_cloudwatch(&self, sink: Arc<dyn MetricSink>, alarms: Arc<dyn PolicyAlarms>) {
         let _ = self.metric_sink.set(sink);
+        let _ = self.policy_alarms.set(alarms);
     }
 
     fn ec2(&self) -> Result<&dyn Ec2> {

@@ -216,7 +216,10 @@ impl AutoScaling {
             .into_iter()
             .map(|v| (v.instance_id.clone(), v))
             .collect();
-        let leaving = self.observe(name, &views)?;
+        let Some(leaving) = self.observe(name, &views)? else {
+            self.forget_policies(name);
+            return Ok(());
+        };
         for id in leaving {
             if let Err(refusal) = ec2.terminate(&id).await {
                 tracing::warn!(group = name, instance = %id, %refusal, "termination refused; retried next pass");
@@ -236,11 +239,15 @@ impl AutoScaling {
 
     /// Updates members from what EC2 shows, takes the unhealthy and the surplus out of
     /// service, and removes the group once a forced delete has emptied it. Returns the
-    /// members to terminate.
-    fn observe(&self, name: &str, views: &BTreeMap<String, InstanceView>) -> Result<Vec<String>> {
+    /// members to terminate, or `None` once the group is gone.
+    fn observe(
+        &self,
+        name: &str,
+        views: &BTreeMap<String, InstanceView>,
+    ) -> Result<Option<Vec<String>>> {
         self.engine.mutate(|txn| {
             let Ok(group) = existing_group(txn.state(), name) else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             let mut group = group.clone();
             let mut gone = Vec::new();
@@ -290,7 +297,7 @@ impl AutoScaling {
             }
             if group.deleting && group.members.is_empty() && group.launching.is_empty() {
                 txn.delete::<Group>(name);
-                return Ok(Vec::new());
+                return Ok(None);
             }
             let leaving = group
                 .members
@@ -304,7 +311,7 @@ impl AutoScaling {
                 .map(|m| m.instance_id.clone())
                 .collect();
             txn.put(group)?;
-            Ok(leaving)
+            Ok(Some(leaving))
         })
     }
 
@@ -599,7 +606,7 @@ mod tests {
         let store =
             Arc::new(store::SqliteStore::open(&dir.path().join("state.db")).expect("store"));
         let reopened =
-            Arc::new(AutoScaling::open(store, "us-east-1", "123456789012").expect("open"));
+            Arc::new(AutoScaling::open(store, "us-east-1", "123456789012", 60).expect("open"));
         reopened.set_ec2(fake.clone());
         pass(&reopened).await;
         assert_eq!(fake.launched().len(), 2);

@@ -126,7 +126,8 @@ impl Ec2 for FakeEc2 {
 pub fn service() -> (Arc<AutoScaling>, Arc<FakeEc2>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(store::SqliteStore::open(&dir.path().join("state.db")).expect("store"));
-    let service = Arc::new(AutoScaling::open(store, "us-east-1", "123456789012").expect("open"));
+    let service =
+        Arc::new(AutoScaling::open(store, "us-east-1", "123456789012", 60).expect("open"));
     let ec2 = Arc::new(FakeEc2::default());
     service.set_ec2(ec2.clone());
     (service, ec2, dir)

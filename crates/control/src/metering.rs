@@ -44,7 +44,11 @@ enum Combine {
     Maximum,
 }
 
+/// The tag Auto Scaling puts on the instances of a group.
+const AUTO_SCALING_GROUP_TAG: &str = "aws:autoscaling:groupName";
+
 /// One metric reading before it becomes a [`Sample`].
+#[derive(Clone)]
 struct Reading {
     name: &'static str,
     unit: &'static str,
@@ -282,7 +286,18 @@ impl Control {
                 pending.add(&readings);
                 pending.take_period()
             };
+            // As in AWS, a group member's metrics are also aggregated by its group.
+            let group = instance.tags.get(AUTO_SCALING_GROUP_TAG);
             for reading in readings.into_iter().flatten() {
+                if let Some(group) = group {
+                    samples.push(sample(
+                        "AWS/EC2",
+                        ("AutoScalingGroupName", group),
+                        reading.clone(),
+                        now,
+                        resolution,
+                    ));
+                }
                 samples.push(sample(
                     "AWS/EC2",
                     ("InstanceId", id),

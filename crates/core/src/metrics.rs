@@ -37,3 +37,44 @@ pub enum InstanceAction {
 pub trait InstanceActions: Send + Sync {
     fn act(&self, instance_id: &str, action: InstanceAction) -> Result<(), String>;
 }
+
+/// An alarm a target tracking policy owns (`TargetTracking-…`), as Auto Scaling asks
+/// CloudWatch for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyAlarm {
+    pub name: String,
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    /// `Average`, `Sum`…
+    pub statistic: String,
+    pub unit: Option<String>,
+    pub period_secs: u32,
+    pub evaluation_periods: u32,
+    pub threshold: f64,
+    /// `GreaterThanThreshold` or `LessThanThreshold`.
+    pub comparison: String,
+    /// The policy ARN the alarm invokes.
+    pub actions: Vec<String>,
+}
+
+/// CloudWatch as Auto Scaling sees it: the alarms of target tracking policies.
+pub trait PolicyAlarms: Send + Sync {
+    /// Creates or replaces `alarm`; returns its ARN.
+    fn put_alarm(&self, alarm: &PolicyAlarm) -> Result<String, String>;
+    fn delete_alarms(&self, names: &[String]) -> Result<(), String>;
+}
+
+/// Why an alarm invokes a scaling policy: it went to (or stays in) ALARM.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyTrigger {
+    pub alarm: String,
+    /// The alarm's last datapoint, when it has one.
+    pub value: Option<f64>,
+    pub threshold: f64,
+}
+
+/// Auto Scaling as a CloudWatch alarm sees it: runs a scaling policy named by its ARN.
+pub trait ScalingPolicies: Send + Sync {
+    fn execute(&self, policy_arn: &str, trigger: &PolicyTrigger) -> Result<(), String>;
+}

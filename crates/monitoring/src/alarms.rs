@@ -2,7 +2,7 @@
 //! operations, state changes (SetAlarmState and the evaluator's) with their history items,
 //! and the actions a state change fires.
 
-use nimbus_core::metrics::InstanceAction;
+use nimbus_core::metrics::{InstanceAction, PolicyTrigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -178,6 +178,21 @@ fn invalid(message: String) -> MonitoringError {
 
 fn validation(message: String) -> MonitoringError {
     MonitoringError::Validation(message)
+}
+
+/// The newest datapoint the alarm's last evaluation saw (its reason data's
+/// `recentDatapoints`), which a target tracking policy scales by.
+fn latest_datapoint(alarm: &Alarm) -> Option<f64> {
+    let data: Value = serde_json::from_str(alarm.state_reason_data.as_deref()?).ok()?;
+    data["recentDatapoints"].as_array()?.last()?.as_f64()
+}
+
+fn trigger(alarm: &Alarm, value: Option<f64>) -> PolicyTrigger {
+    PolicyTrigger {
+        alarm: alarm.name.clone(),
+        value,
+        threshold: alarm.threshold,
+    }
 }
 
 /// `arn:aws:automate:REGION:ec2:ACTION` in this region, or an Auto Scaling policy ARN.
@@ -713,6 +728,21 @@ impl Monitoring {
         items
     }
 
+    /// Invokes again the scaling policies among the alarm actions of `alarm`, which stays in
+    /// ALARM; `value` is its latest datapoint.
+    pub(crate) fn invoke_scaling_policies(&self, alarm: &Alarm, value: Option<f64>) {
+        let Some(autoscaling) = self.scaling_policies.get() else {
+            return;
+        };
+        for arn in &alarm.alarm_actions {
+            if parse_action(arn, &self.region) == Some(AlarmAction::ScalingPolicy) {
+                if let Err(error) = autoscaling.execute(arn, &trigger(alarm, value)) {
+                    tracing::warn!(alarm = %alarm.name, %arn, %error, "scaling policy not invoked");
+                }
+            }
+        }
+    }
+
     /// Carries out one action and says how it went, as an `Action` history item.
     fn fire(&self, alarm: &Alarm, arn: &str, now: i64) -> HistoryItem {
         let outcome = match parse_action(arn, &self.region) {
@@ -726,9 +756,12 @@ impl Monitoring {
                     (_, None) => Err("EC2 is not available to carry out alarm actions".into()),
                 }
             }
-            Some(AlarmAction::ScalingPolicy) => {
-                Err("Auto Scaling is not served by nimbus yet".into())
-            }
+            Some(AlarmAction::ScalingPolicy) => match self.scaling_policies.get() {
+                Some(autoscaling) => {
+                    autoscaling.execute(arn, &trigger(alarm, latest_datapoint(alarm)))
+                }
+                None => Err("Auto Scaling is not available to carry out alarm actions".into()),
+            },
             None => Err("nimbus does not know this action".into()),
         };
         let (summary, data) = match outcome {

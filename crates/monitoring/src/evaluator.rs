@@ -142,6 +142,12 @@ impl Monitoring {
                 continue;
             };
             if state == alarm.state {
+                // As in AWS, a scaling policy is invoked again at every evaluation while its
+                // alarm stays in ALARM (Auto Scaling's cooldowns keep it from overshooting).
+                if state == ALARM && alarm.actions_enabled {
+                    let latest = periods.iter().rev().find_map(|p| p.1);
+                    self.invoke_scaling_policies(alarm, latest);
+                }
                 continue;
             }
             let reason_data = json!({

@@ -18,7 +18,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use base64::Engine;
-use nimbus_core::metrics::{InstanceActions, MetricSink, Sample};
+use nimbus_core::metrics::{
+    InstanceActions, MetricSink, PolicyAlarm, PolicyAlarms, Sample, ScalingPolicies,
+};
 
 pub use alarms::{
     AlarmNames, DescribeAlarmHistoryInput, DescribeAlarmsForMetricInput, DescribeAlarmsInput,
@@ -105,6 +107,7 @@ pub struct Monitoring {
     /// Every alarm, written through to the store on each change.
     alarms: Mutex<BTreeMap<String, Alarm>>,
     instance_actions: OnceLock<Arc<dyn InstanceActions>>,
+    scaling_policies: OnceLock<Arc<dyn ScalingPolicies>>,
 }
 
 impl Monitoring {
@@ -129,6 +132,7 @@ impl Monitoring {
             clock,
             alarms: Mutex::new(alarms),
             instance_actions: OnceLock::new(),
+            scaling_policies: OnceLock::new(),
         })
     }
 
@@ -136,6 +140,11 @@ impl Monitoring {
     /// is recorded as failed. Later calls are ignored: EC2 is set once, at startup.
     pub fn set_instance_actions(&self, actions: Arc<dyn InstanceActions>) {
         let _ = self.instance_actions.set(actions);
+    }
+
+    /// Hands over Auto Scaling, which runs the scaling policies alarms invoke.
+    pub fn set_scaling_policies(&self, policies: Arc<dyn ScalingPolicies>) {
+        let _ = self.scaling_policies.set(policies);
     }
 
     fn now_ms(&self) -> i64 {
@@ -151,6 +160,46 @@ impl Monitoring {
     /// Deletes datapoints and history that aged out of their retention.
     pub fn compact(&self) -> Result<()> {
         self.store.compact(self.now_ms())
+    }
+}
+
+/// The alarms of target tracking policies, made as PutMetricAlarm makes any alarm.
+impl PolicyAlarms for Monitoring {
+    fn put_alarm(&self, alarm: &PolicyAlarm) -> std::result::Result<String, String> {
+        let dimensions: Vec<serde_json::Value> = (alarm.dimensions.iter())
+            .map(|(name, value)| serde_json::json!({ "Name": name, "Value": value }))
+            .collect();
+        let mut input = serde_json::json!({
+            "AlarmName": alarm.name,
+            "AlarmDescription": "DO NOT EDIT OR DELETE. For TargetTrackingScaling policy.",
+            "AlarmActions": alarm.actions,
+            "Namespace": alarm.namespace,
+            "MetricName": alarm.metric_name,
+            "Dimensions": dimensions,
+            "Statistic": alarm.statistic,
+            "Period": alarm.period_secs,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "Threshold": alarm.threshold,
+            "ComparisonOperator": alarm.comparison,
+        });
+        if let Some(unit) = &alarm.unit {
+            input["Unit"] = serde_json::json!(unit);
+        }
+        let input = serde_json::from_value(input).map_err(|e| e.to_string())?;
+        self.put_metric_alarm(input).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{}",
+            self.region, self.account_id, alarm.name
+        ))
+    }
+
+    fn delete_alarms(&self, names: &[String]) -> std::result::Result<(), String> {
+        let input = serde_json::from_value(serde_json::json!({ "AlarmNames": names }))
+            .map_err(|e| e.to_string())?;
+        match self.delete_alarms(input) {
+            Ok(_) | Err(MonitoringError::ResourceNotFound(_)) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
 

@@ -256,8 +256,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         &config.region,
         &config.account_id,
+        autoscaling::alarm_period_secs(config.metrics_interval_secs),
     )?);
-    autoscaling.set_metric_sink(monitoring.clone());
+    autoscaling.set_cloudwatch(monitoring.clone(), monitoring.clone());
+    monitoring.set_scaling_policies(autoscaling.clone());
     let ec2_for_autoscaling = Arc::new(api::Ec2ForAutoScaling::new(&config.account_id));
     autoscaling.set_ec2(ec2_for_autoscaling.clone());
     let (control, engine) = open_control(config, store).await?;

@@ -87,6 +87,10 @@ async fn run(
         "EnableMetricsCollection" => service.metrics_collection(params(input)?, true),
         "DisableMetricsCollection" => service.metrics_collection(params(input)?, false),
         "DescribeMetricCollectionTypes" => Ok(service.describe_metric_collection_types()),
+        "PutScalingPolicy" => service.put_policy(params(input)?),
+        "DescribePolicies" => service.describe_policies(params(input)?),
+        "DeletePolicy" => service.delete_policy(params(input)?),
+        "ExecutePolicy" => service.execute_policy(params(input)?),
         "DescribeLifecycleHooks" => {
             return none_yet(service, &input, json!({ "LifecycleHooks": [] }))
         }
