@@ -152,6 +152,39 @@ def test_a_group_balances_zones_follows_its_capacity_and_replaces_a_killed_membe
     assert states <= {"terminated", "shutting-down"}, states
 
 
+def test_a_lifecycle_hook_holds_a_launch_in_pending_wait_until_completed(
+        ec2vm, autoscaling, network, template):  # noqa: F811
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="hooked", MinSize=0, MaxSize=1, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1b"])
+    autoscaling.put_lifecycle_hook(AutoScalingGroupName="hooked", LifecycleHookName="warm-up",
+                                   LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                                   HeartbeatTimeout=600, DefaultResult="ABANDON")
+    hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="hooked")["LifecycleHooks"]
+    assert [(h["LifecycleHookName"], h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks] == [
+        ("warm-up", 600, "ABANDON")]
+    autoscaling.set_desired_capacity(AutoScalingGroupName="hooked", DesiredCapacity=1)
+    waiting = wait_for(lambda: [m for m in group(autoscaling, "hooked")["Instances"]
+                                if m["LifecycleState"] == "Pending:Wait"], timeout=300, interval=1)
+    instance_id = waiting[0]["InstanceId"]
+    # Running in EC2, held out of service by the hook.
+    instance = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert instance["State"]["Name"] == "running"
+    autoscaling.record_lifecycle_action_heartbeat(AutoScalingGroupName="hooked", LifecycleHookName="warm-up",
+                                                  InstanceId=instance_id)
+    assert group(autoscaling, "hooked")["Instances"][0]["LifecycleState"] == "Pending:Wait"
+    autoscaling.complete_lifecycle_action(AutoScalingGroupName="hooked", LifecycleHookName="warm-up",
+                                          InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    wait_for(lambda: healthy_in_service(autoscaling, "hooked", 1), timeout=60, interval=0.5)
+    with pytest.raises(ClientError) as excinfo:
+        autoscaling.put_lifecycle_hook(AutoScalingGroupName="hooked", LifecycleHookName="bad",
+                                       LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                                       HeartbeatTimeout=7201)
+    assert error_code(excinfo) == "ValidationError"
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="hooked", ForceDelete=True)
+    wait_for(lambda: group(autoscaling, "hooked") is None, timeout=300, interval=1)
+
+
 def test_target_tracking_scales_out_on_measured_cpu_and_back_in_when_idle(
         ec2vm, autoscaling, cloudwatch, network, minimal_ami):  # noqa: F811
     name = "busy"
@@ -227,8 +260,7 @@ def test_bad_groups_get_aws_errors(cloud, autoscaling, network, template):  # no
         "ValidationError", "New SetDesiredCapacity value 3 is above max value 2 for the AutoScalingGroup.")
     code, message = refused(autoscaling.delete_auto_scaling_group, AutoScalingGroupName="missing")
     assert code == "ValidationError" and "not found" in message
-    assert refused(autoscaling.put_lifecycle_hook, AutoScalingGroupName="idle", LifecycleHookName="h",
-                   LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING")[0] == "UnsupportedOperation"
+    assert refused(autoscaling.put_warm_pool, AutoScalingGroupName="idle")[0] == "UnsupportedOperation"
     assert autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="idle")["LifecycleHooks"] == []
     # Ansible disables metrics collection on every run; Terraform suspends processes.
     autoscaling.disable_metrics_collection(AutoScalingGroupName="idle")

@@ -9,6 +9,8 @@ use crate::groups::Group;
 use crate::kinds::Tables;
 use crate::{AutoScaling, Result};
 
+static NEXT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Activities kept per group; older ones are dropped as new ones come.
 const KEPT_PER_GROUP: usize = 200;
 
@@ -59,6 +61,9 @@ pub struct Activity {
     pub description: String,
     pub cause: String,
     pub start_ms: i64,
+    /// Orders the activities that started in the same millisecond.
+    #[serde(default)]
+    pub seq: u64,
     pub end_ms: Option<i64>,
     pub status: Status,
     pub status_message: Option<String>,
@@ -78,6 +83,7 @@ impl Activity {
             description,
             cause,
             start_ms: nimbus_core::now_millis(),
+            seq: NEXT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             end_ms: None,
             status,
             status_message: None,
@@ -90,7 +96,12 @@ impl Activity {
 
     /// Sorts newest first.
     pub fn order_key(&self) -> String {
-        format!("{:020}{}", i64::MAX - self.start_ms, self.activity_id)
+        format!(
+            "{:020}{:020}{}",
+            i64::MAX - self.start_ms,
+            u64::MAX - self.seq,
+            self.activity_id
+        )
     }
 
     pub fn set_status(&mut self, status: Status, progress: u8) {

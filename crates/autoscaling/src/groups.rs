@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::ec2::TemplateSpec;
+use crate::hooks::Hook;
 use crate::kinds::Tables;
 use crate::members::Member;
 use crate::{AutoScaling, AutoScalingError, Result};
@@ -78,6 +79,7 @@ pub struct Group {
     pub last_scaled_ms: i64,
     /// Members taken out of service as unhealthy and not yet replaced: the next launches say so.
     pub replacements_due: u32,
+    pub hooks: Vec<Hook>,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
     pub enabled_metrics: BTreeSet<String>,
 }
@@ -695,6 +697,7 @@ impl AutoScaling {
             last_change: String::new(),
             last_scaled_ms: 0,
             replacements_due: 0,
+            hooks: Vec::new(),
             enabled_metrics: BTreeSet::new(),
         };
         group.set_desired(desired, "a user request created an AutoScalingGroup");

@@ -13,6 +13,7 @@
 mod activities;
 pub mod ec2;
 mod groups;
+mod hooks;
 mod kinds;
 mod members;
 mod metrics;
@@ -31,6 +32,10 @@ pub use ec2::Ec2;
 pub use groups::{
     CreateAutoScalingGroupInput, DeleteAutoScalingGroupInput, DescribeAutoScalingGroupsInput,
     ProcessesInput, TagsInput, UpdateAutoScalingGroupInput,
+};
+pub use hooks::{
+    DeleteLifecycleHookInput, DescribeLifecycleHooksInput, LifecycleActionInput,
+    PutLifecycleHookInput,
 };
 pub use members::{
     DescribeAutoScalingInstancesInput, SetDesiredCapacityInput, SetInstanceHealthInput,

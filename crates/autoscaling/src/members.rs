@@ -8,13 +8,18 @@ use serde_json::{json, Value};
 
 use crate::activities::{self, Activity, Status};
 use crate::groups::{existing_group, now_text, Group};
+use crate::hooks::{HookWait, TERMINATING};
 use crate::kinds::Tables;
 use crate::{AutoScaling, AutoScalingError, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Lifecycle {
     Pending,
+    /// Held by launch lifecycle hooks.
+    PendingWait,
     InService,
+    /// Held by termination lifecycle hooks.
+    TerminatingWait,
     Terminating,
 }
 
@@ -22,7 +27,9 @@ impl Lifecycle {
     fn as_str(self) -> &'static str {
         match self {
             Lifecycle::Pending => "Pending",
+            Lifecycle::PendingWait => "Pending:Wait",
             Lifecycle::InService => "InService",
+            Lifecycle::TerminatingWait => "Terminating:Wait",
             Lifecycle::Terminating => "Terminating",
         }
     }
@@ -40,12 +47,26 @@ pub struct Member {
     pub launched_ms: i64,
     /// The activity that follows this member's launch, then its termination.
     pub activity_id: String,
+    /// The lifecycle hooks it waits on, in `Pending:Wait` or `Terminating:Wait`.
+    #[serde(default)]
+    pub waits: Vec<HookWait>,
 }
 
 impl Member {
     /// Whether it counts toward the desired capacity.
     pub fn counts(&self) -> bool {
-        matches!(self.lifecycle, Lifecycle::Pending | Lifecycle::InService)
+        matches!(
+            self.lifecycle,
+            Lifecycle::Pending | Lifecycle::PendingWait | Lifecycle::InService
+        )
+    }
+
+    /// Whether it is on its way out.
+    pub fn leaving(&self) -> bool {
+        matches!(
+            self.lifecycle,
+            Lifecycle::TerminatingWait | Lifecycle::Terminating
+        )
     }
 
     fn health_text(&self) -> &'static str {
@@ -82,10 +103,13 @@ impl Group {
         let Some(member) = self.member_mut(instance_id) else {
             return Ok(());
         };
-        if member.lifecycle == Lifecycle::Terminating {
+        if member.leaving() {
             return Ok(());
         }
-        if member.lifecycle == Lifecycle::Pending {
+        if matches!(
+            member.lifecycle,
+            Lifecycle::Pending | Lifecycle::PendingWait
+        ) {
             // Its launch never reached InService.
             activities::update(txn, &member.activity_id, |a| {
                 a.status_message =
@@ -93,7 +117,11 @@ impl Group {
                 a.set_status(Status::Cancelled, 100);
             })?;
         }
-        member.lifecycle = Lifecycle::Terminating;
+        member.lifecycle = if group_view.hold_at_hooks(member, TERMINATING) {
+            Lifecycle::TerminatingWait
+        } else {
+            Lifecycle::Terminating
+        };
         let mut activity = Activity::new(
             &group_view,
             format!("Terminating EC2 instance: {instance_id}"),

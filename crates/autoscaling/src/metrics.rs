@@ -57,11 +57,11 @@ impl Publisher {
             return;
         }
         last.insert(group.name.clone(), now);
-        let count = |lifecycle: Lifecycle| {
+        let count = |lifecycles: &[Lifecycle]| {
             group
                 .members
                 .iter()
-                .filter(|m| m.lifecycle == lifecycle)
+                .filter(|m| lifecycles.contains(&m.lifecycle))
                 .count() as f64
         };
         let samples = group
@@ -72,9 +72,11 @@ impl Publisher {
                     "GroupMinSize" => f64::from(group.min_size),
                     "GroupMaxSize" => f64::from(group.max_size),
                     "GroupDesiredCapacity" => f64::from(group.desired_capacity),
-                    "GroupInServiceInstances" => count(Lifecycle::InService),
-                    "GroupPendingInstances" => count(Lifecycle::Pending),
-                    "GroupTerminatingInstances" => count(Lifecycle::Terminating),
+                    "GroupInServiceInstances" => count(&[Lifecycle::InService]),
+                    "GroupPendingInstances" => count(&[Lifecycle::Pending, Lifecycle::PendingWait]),
+                    "GroupTerminatingInstances" => {
+                        count(&[Lifecycle::TerminatingWait, Lifecycle::Terminating])
+                    }
                     _ => group.members.len() as f64,
                 };
                 Sample {

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use crate::activities::{self, Activity, PlannedLaunch, Status};
 use crate::ec2::{Ec2, InstanceView, Launch};
 use crate::groups::{existing_group, now_text, Group};
+use crate::hooks::LAUNCHING;
 use crate::kinds::Tables;
 use crate::members::{Lifecycle, Member};
 use crate::{AutoScaling, Result};
@@ -252,23 +253,50 @@ impl AutoScaling {
             let mut group = group.clone();
             let mut gone = Vec::new();
             for index in 0..group.members.len() {
-                let member = group.members[index].clone();
+                let mut member = group.members[index].clone();
                 let view = views.get(&member.instance_id);
                 let terminated = view.is_none_or(|v| v.state == "terminated");
-                if member.lifecycle == Lifecycle::Terminating && terminated {
+                if member.leaving() && terminated {
                     activities::update(txn, &member.activity_id, |a| {
                         a.set_status(Status::Successful, 100)
                     })?;
                     gone.push(member.instance_id.clone());
                     continue;
                 }
-                if member.lifecycle == Lifecycle::Pending
-                    && view.is_some_and(|v| v.state == "running")
-                {
-                    group.members[index].lifecycle = Lifecycle::InService;
+                let mut abandoned = false;
+                match member.lifecycle {
+                    Lifecycle::Pending if view.is_some_and(|v| v.state == "running") => {
+                        member.lifecycle = if group.hold_at_hooks(&mut member, LAUNCHING) {
+                            Lifecycle::PendingWait
+                        } else {
+                            Lifecycle::InService
+                        };
+                    }
+                    Lifecycle::PendingWait => match member.hooks_outcome() {
+                        Some("CONTINUE") => member.lifecycle = Lifecycle::InService,
+                        Some(_) => abandoned = true,
+                        None => {}
+                    },
+                    Lifecycle::TerminatingWait => {
+                        if member.hooks_outcome().is_some() {
+                            member.lifecycle = Lifecycle::Terminating;
+                        }
+                    }
+                    _ => {}
+                }
+                if member.lifecycle == Lifecycle::InService && group.members[index].lifecycle != Lifecycle::InService {
                     activities::update(txn, &member.activity_id, |a| {
                         a.set_status(Status::Successful, 100)
                     })?;
+                }
+                group.members[index] = member.clone();
+                if abandoned {
+                    let cause = format!(
+                        "At {} an instance was taken out of service in response to a launch lifecycle action being abandoned.",
+                        now_text()
+                    );
+                    group.take_out_of_service(txn, &member.instance_id, cause)?;
+                    continue;
                 }
                 if member.counts() && !group.suspended("ReplaceUnhealthy") {
                     if let Some(reason) = unhealthy_reason(&group, &member, view) {
@@ -403,6 +431,7 @@ impl AutoScaling {
                             protected: group.new_instances_protected_from_scale_in,
                             launched_ms: nimbus_core::now_millis(),
                             activity_id: activity.activity_id.clone(),
+                            waits: Vec::new(),
                         });
                         activities::update(txn, &activity.activity_id, |a| {
                             a.description = format!("Launching a new EC2 instance: {instance_id}");
@@ -708,5 +737,104 @@ mod tests {
         let refused = service.create_group(create_input(json!({}))).await;
         assert!(matches!(refused, Err(AutoScalingError::AlreadyExists(_))));
         assert!(service.engine.read().groups().len() == 1);
+    }
+
+    fn hook(service: &AutoScaling, name: &str, transition: &str) {
+        let input = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web", "LifecycleHookName": name,
+            "LifecycleTransition": transition, "HeartbeatTimeout": 60,
+        }))
+        .expect("input");
+        service.put_hook(input).expect("hook");
+    }
+
+    fn complete(service: &AutoScaling, name: &str, instance_id: &str, result: &str) {
+        let input = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web", "LifecycleHookName": name,
+            "InstanceId": instance_id, "LifecycleActionResult": result,
+        }))
+        .expect("input");
+        service.lifecycle_action(input, true).expect("complete");
+    }
+
+    #[tokio::test]
+    async fn lifecycle_hooks_hold_launches_and_terminations_until_completed_or_timed_out() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
+            .await
+            .expect("create");
+        hook(&service, "warm-up", crate::hooks::LAUNCHING);
+        hook(&service, "drain", crate::hooks::TERMINATING);
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        pass(&service).await;
+        let first = group(&service).members[0].clone();
+        assert_eq!(first.lifecycle, Lifecycle::PendingWait);
+        complete(&service, "warm-up", &first.instance_id, "CONTINUE");
+        pass(&service).await;
+        assert_eq!(group(&service).members[0].lifecycle, Lifecycle::InService);
+        // Scale in: the member waits on the termination hook, still running.
+        set_desired(&service, 0);
+        pass(&service).await;
+        assert_eq!(
+            group(&service).members[0].lifecycle,
+            Lifecycle::TerminatingWait
+        );
+        assert_eq!(fake.live(), [first.instance_id.clone()]);
+        complete(&service, "drain", &first.instance_id, "CONTINUE");
+        pass(&service).await;
+        assert!(fake.live().is_empty());
+        // A launch whose hook times out with ABANDON (the default) is replaced.
+        set_desired(&service, 1);
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let waiting = group(&service)
+            .members
+            .iter()
+            .find(|m| m.lifecycle == Lifecycle::PendingWait)
+            .cloned()
+            .expect("waiting");
+        service
+            .engine
+            .mutate(|txn| -> crate::Result<()> {
+                let mut group = txn.state().groups()["web"].clone();
+                for wait in &mut group
+                    .member_mut(&waiting.instance_id)
+                    .expect("member")
+                    .waits
+                {
+                    wait.deadline_ms = 0;
+                }
+                Ok(txn.put(group)?)
+            })
+            .expect("expire");
+        pass(&service).await;
+        let member = group(&service)
+            .member(&waiting.instance_id)
+            .cloned()
+            .expect("member");
+        assert!(member.leaving(), "{member:?}");
+        let refused = service.lifecycle_action(
+            serde_json::from_value(json!({
+                "AutoScalingGroupName": "web", "LifecycleHookName": "warm-up",
+                "InstanceId": "i-00000000000000000", "LifecycleActionResult": "CONTINUE",
+            }))
+            .expect("input"),
+            true,
+        );
+        assert!(matches!(refused, Err(AutoScalingError::Validation(_))));
+        let bad_timeout = service.put_hook(
+            serde_json::from_value(json!({
+                "AutoScalingGroupName": "web", "LifecycleHookName": "x",
+                "LifecycleTransition": crate::hooks::LAUNCHING, "HeartbeatTimeout": 10,
+            }))
+            .expect("input"),
+        );
+        assert!(
+            matches!(bad_timeout, Err(AutoScalingError::Validation(m)) if m.contains("between 30 and 7200"))
+        );
     }
 }

@@ -50,8 +50,8 @@ fn params<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, AutoScaling
     honoured(input).map_err(AutoScalingCallError::NotHonoured)
 }
 
-/// What a group has of what nimbus does not make yet (lifecycle hooks, load balancers,
-/// traffic sources, warm pools): nothing, truthfully, since their Put/Attach calls are refused.
+/// What a group has of what nimbus does not make yet (load balancers, traffic sources, warm
+/// pools): nothing, truthfully, since their Put/Attach calls are refused.
 fn none_yet(
     service: &AutoScaling,
     input: &Value,
@@ -91,9 +91,11 @@ async fn run(
         "DescribePolicies" => service.describe_policies(params(input)?),
         "DeletePolicy" => service.delete_policy(params(input)?),
         "ExecutePolicy" => service.execute_policy(params(input)?),
-        "DescribeLifecycleHooks" => {
-            return none_yet(service, &input, json!({ "LifecycleHooks": [] }))
-        }
+        "PutLifecycleHook" => service.put_hook(params(input)?),
+        "DescribeLifecycleHooks" => service.describe_hooks(params(input)?),
+        "DeleteLifecycleHook" => service.delete_hook(params(input)?),
+        "CompleteLifecycleAction" => service.lifecycle_action(params(input)?, true),
+        "RecordLifecycleActionHeartbeat" => service.lifecycle_action(params(input)?, false),
         "DescribeLoadBalancers" => {
             return none_yet(service, &input, json!({ "LoadBalancers": [] }))
         }
