@@ -277,10 +277,8 @@ impl AutoScaling {
                         Some(_) => abandoned = true,
                         None => {}
                     },
-                    Lifecycle::TerminatingWait => {
-                        if member.hooks_outcome().is_some() {
-                            member.lifecycle = Lifecycle::Terminating;
-                        }
+                    Lifecycle::TerminatingWait if member.hooks_outcome().is_some() => {
+                        member.lifecycle = Lifecycle::Terminating;
                     }
                     _ => {}
                 }
@@ -782,7 +780,7 @@ mod tests {
             group(&service).members[0].lifecycle,
             Lifecycle::TerminatingWait
         );
-        assert_eq!(fake.live(), [first.instance_id.clone()]);
+        assert_eq!(fake.live(), std::slice::from_ref(&first.instance_id));
         complete(&service, "drain", &first.instance_id, "CONTINUE");
         pass(&service).await;
         assert!(fake.live().is_empty());
