@@ -264,21 +264,24 @@ impl AutoScaling {
                     continue;
                 }
                 let mut abandoned = false;
-                match member.lifecycle {
-                    Lifecycle::Pending if view.is_some_and(|v| v.state == "running") => {
+                let outcome = match member.lifecycle {
+                    Lifecycle::PendingWait | Lifecycle::TerminatingWait => member.hooks_outcome(),
+                    _ => None,
+                };
+                match (member.lifecycle, outcome) {
+                    (Lifecycle::Pending, _) if view.is_some_and(|v| v.state == "running") => {
                         member.lifecycle = if group.hold_at_hooks(&mut member, LAUNCHING) {
                             Lifecycle::PendingWait
                         } else {
                             Lifecycle::InService
                         };
                     }
-                    Lifecycle::PendingWait => match member.hooks_outcome() {
-                        Some("CONTINUE") => member.lifecycle = Lifecycle::InService,
-                        Some(_) => abandoned = true,
-                        None => {}
-                    },
-                    Lifecycle::TerminatingWait if member.hooks_outcome().is_some() => {
-                        member.lifecycle = Lifecycle::Terminating;
+                    (Lifecycle::PendingWait, Some("CONTINUE")) => {
+                        member.lifecycle = Lifecycle::InService
+                    }
+                    (Lifecycle::PendingWait, Some(_)) => abandoned = true,
+                    (Lifecycle::TerminatingWait, Some(_)) => {
+                        member.lifecycle = Lifecycle::Terminating
                     }
                     _ => {}
                 }
