@@ -141,6 +141,24 @@ def test_a_group_balances_zones_follows_its_capacity_and_replaces_a_killed_membe
         in first["Cause"], first["Cause"]
     assert json.loads(first["Details"])["Availability Zone"] in network
 
+    # An instance refresh replaces every member, keeping 2 of 3 (66 %) InService throughout.
+    refresh_id = autoscaling.start_instance_refresh(
+        AutoScalingGroupName=name, Preferences={"MinHealthyPercentage": 66, "InstanceWarmup": 0})["InstanceRefreshId"]
+    fewest = 3
+
+    def refreshed():
+        nonlocal fewest
+        members = group(autoscaling, name)["Instances"]
+        fewest = min(fewest, sum(m["LifecycleState"] == "InService" for m in members))
+        refresh = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name,
+                                                          InstanceRefreshIds=[refresh_id])["InstanceRefreshes"][0]
+        return refresh if refresh["Status"] == "Successful" else None
+    refresh = wait_for(refreshed, timeout=600, interval=0.5)
+    assert refresh["PercentageComplete"] == 100 and fewest >= 2, (refresh, fewest)
+    after = wait_for(lambda: healthy_in_service(autoscaling, name, 3), timeout=300, interval=1)
+    assert not {m["InstanceId"] for m in after} & {m["InstanceId"] for m in replaced}
+    replaced = after
+
     # Terraform's delete: drain through 0/0/0, wait for no instances at all, then delete.
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=0, DesiredCapacity=0)
     wait_for(lambda: group(autoscaling, name)["Instances"] == [], timeout=300, interval=1)

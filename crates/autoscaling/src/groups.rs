@@ -11,6 +11,7 @@ use crate::ec2::TemplateSpec;
 use crate::hooks::Hook;
 use crate::kinds::Tables;
 use crate::members::Member;
+use crate::refresh::Refresh;
 use crate::{AutoScaling, AutoScalingError, Result};
 
 /// The processes of a group (SuspendProcesses), all honoured by the fleet reconciler except
@@ -80,11 +81,26 @@ pub struct Group {
     /// Members taken out of service as unhealthy and not yet replaced: the next launches say so.
     pub replacements_due: u32,
     pub hooks: Vec<Hook>,
+    /// Instance refreshes, newest last.
+    pub refreshes: Vec<Refresh>,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
     pub enabled_metrics: BTreeSet<String>,
 }
 
 impl Group {
+    /// Launches from now on use this template (UpdateAutoScalingGroup, an instance refresh).
+    pub(crate) fn use_template(
+        &mut self,
+        choice: TemplateChoice,
+        found: crate::ec2::FoundTemplate,
+    ) {
+        self.template = choice.spec;
+        self.template_id = found.id;
+        self.template_name = found.name;
+        self.instance_types = choice.instance_types;
+        self.mixed_instances = choice.mixed;
+    }
+
     pub fn suspended(&self, process: &str) -> bool {
         self.suspended.contains_key(process)
     }
@@ -520,13 +536,13 @@ fn optional_size(name: &str, value: Option<i64>) -> Result<Option<u32>> {
 }
 
 /// The template a create or update names, directly or in its `MixedInstancesPolicy`.
-struct TemplateChoice {
-    spec: TemplateSpec,
+pub(crate) struct TemplateChoice {
+    pub(crate) spec: TemplateSpec,
     instance_types: Vec<String>,
     mixed: bool,
 }
 
-fn template_choice(
+pub(crate) fn template_choice(
     launch_template: Option<LaunchTemplateInput>,
     mixed: Option<MixedInstancesPolicyInput>,
 ) -> Result<Option<TemplateChoice>> {
@@ -604,7 +620,10 @@ impl AutoScaling {
         }
     }
 
-    async fn found_template(&self, spec: &TemplateSpec) -> Result<crate::ec2::FoundTemplate> {
+    pub(crate) async fn found_template(
+        &self,
+        spec: &TemplateSpec,
+    ) -> Result<crate::ec2::FoundTemplate> {
         self.ec2()?
             .find_template(spec)
             .await
@@ -698,6 +717,7 @@ impl AutoScaling {
             last_scaled_ms: 0,
             replacements_due: 0,
             hooks: Vec::new(),
+            refreshes: Vec::new(),
             enabled_metrics: BTreeSet::new(),
         };
         group.set_desired(desired, "a user request created an AutoScalingGroup");
@@ -744,11 +764,7 @@ impl AutoScaling {
         self.change(|txn| {
             let mut group = existing_group(txn.state(), &name)?.clone();
             if let (Some(choice), Some(found)) = (choice, found) {
-                group.template = choice.spec;
-                group.template_id = found.id;
-                group.template_name = found.name;
-                group.instance_types = choice.instance_types;
-                group.mixed_instances = choice.mixed;
+                group.use_template(choice, found);
             }
             if let Some((subnets, zones)) = placement {
                 group.subnets = subnets;

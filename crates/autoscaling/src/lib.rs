@@ -19,6 +19,7 @@ mod members;
 mod metrics;
 mod policies;
 mod reconciler;
+mod refresh;
 #[cfg(test)]
 mod testkit;
 
@@ -47,6 +48,7 @@ pub use policies::{
     PutScalingPolicyInput,
 };
 pub use reconciler::FleetReconciler;
+pub use refresh::{DescribeInstanceRefreshesInput, StartInstanceRefreshInput};
 
 /// Why an Auto Scaling call failed; the api crate names the AWS code of each in one place.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,10 @@ pub enum AutoScalingError {
     ScalingActivityInProgress(String),
     #[error("{0}")]
     LimitExceeded(String),
+    #[error("{0}")]
+    InstanceRefreshInProgress(String),
+    #[error("{0}")]
+    ActiveInstanceRefreshNotFound(String),
     #[error("The NextToken value is invalid: {0}")]
     InvalidNextToken(String),
     #[error("Auto Scaling's store failed: {0}")]

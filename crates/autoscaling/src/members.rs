@@ -45,6 +45,14 @@ pub struct Member {
     pub healthy: bool,
     pub protected: bool,
     pub launched_ms: i64,
+    /// When it went InService (instance warmup counts from there).
+    #[serde(default)]
+    pub in_service_ms: i64,
+    /// The template (ID and version as the group named it) it was launched from.
+    #[serde(default)]
+    pub template_id: String,
+    #[serde(default)]
+    pub template_version: Option<String>,
     /// The activity that follows this member's launch, then its termination.
     pub activity_id: String,
     /// The lifecycle hooks it waits on, in `Pending:Wait` or `Terminating:Wait`.

@@ -285,7 +285,10 @@ impl AutoScaling {
                     }
                     _ => {}
                 }
-                if member.lifecycle == Lifecycle::InService && group.members[index].lifecycle != Lifecycle::InService {
+                if member.lifecycle == Lifecycle::InService
+                    && group.members[index].lifecycle != Lifecycle::InService
+                {
+                    member.in_service_ms = nimbus_core::now_millis();
                     activities::update(txn, &member.activity_id, |a| {
                         a.set_status(Status::Successful, 100)
                     })?;
@@ -312,6 +315,7 @@ impl AutoScaling {
                 }
             }
             group.members.retain(|m| !gone.contains(&m.instance_id));
+            group.refresh_step(txn)?;
             let desired = group.desired_capacity as usize;
             if group.capacity() > desired && (group.deleting || !group.suspended("Terminate")) {
                 let surplus = group.capacity() - desired;
@@ -433,6 +437,9 @@ impl AutoScaling {
                             launched_ms: nimbus_core::now_millis(),
                             activity_id: activity.activity_id.clone(),
                             waits: Vec::new(),
+                            in_service_ms: 0,
+                            template_id: group.template_id.clone(),
+                            template_version: group.template.version.clone(),
                         });
                         activities::update(txn, &activity.activity_id, |a| {
                             a.description = format!("Launching a new EC2 instance: {instance_id}");
@@ -837,5 +844,62 @@ mod tests {
         assert!(
             matches!(bad_timeout, Err(AutoScalingError::Validation(m)) if m.contains("between 30 and 7200"))
         );
+    }
+
+    #[tokio::test]
+    async fn an_instance_refresh_replaces_every_member_keeping_the_minimum_healthy() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({})))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let before: Vec<String> = group(&service)
+            .members
+            .iter()
+            .map(|m| m.instance_id.clone())
+            .collect();
+        let input = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web",
+            "Preferences": { "MinHealthyPercentage": 50, "InstanceWarmup": 0 },
+        }))
+        .expect("input");
+        service.start_refresh(input).await.expect("start");
+        let again =
+            serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input");
+        assert!(matches!(
+            service.start_refresh(again).await,
+            Err(AutoScalingError::InstanceRefreshInProgress(_))
+        ));
+        let mut fewest_in_service = usize::MAX;
+        for _ in 0..20 {
+            pass(&service).await;
+            run_everything(&fake);
+            let in_service = group(&service)
+                .members
+                .iter()
+                .filter(|m| m.lifecycle == Lifecycle::InService)
+                .count();
+            fewest_in_service = fewest_in_service.min(in_service);
+        }
+        let after = group(&service);
+        assert_eq!(after.members.len(), 2);
+        assert!(after
+            .members
+            .iter()
+            .all(|m| !before.contains(&m.instance_id)));
+        assert!(
+            fewest_in_service >= 1,
+            "MinHealthyPercentage 50 of 2 keeps one InService"
+        );
+        let refresh = after.refreshes.last().expect("refresh");
+        assert_eq!(refresh.status, "Successful");
+        assert_eq!(refresh.replaced, 2);
+        assert!(matches!(
+            service.cancel_refresh("web"),
+            Err(AutoScalingError::ActiveInstanceRefreshNotFound(_))
+        ));
     }
 }

@@ -37,6 +37,12 @@ impl ServiceError for AutoScalingCallError {
                     (bad, "ScalingActivityInProgress")
                 }
                 AutoScalingError::LimitExceeded(_) => (bad, "LimitExceeded"),
+                AutoScalingError::InstanceRefreshInProgress(_) => {
+                    (bad, "InstanceRefreshInProgress")
+                }
+                AutoScalingError::ActiveInstanceRefreshNotFound(_) => {
+                    (bad, "ActiveInstanceRefreshNotFound")
+                }
                 AutoScalingError::InvalidNextToken(_) => (bad, "InvalidNextToken"),
                 AutoScalingError::Storage(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure")
@@ -91,6 +97,12 @@ async fn run(
         "DescribePolicies" => service.describe_policies(params(input)?),
         "DeletePolicy" => service.delete_policy(params(input)?),
         "ExecutePolicy" => service.execute_policy(params(input)?),
+        "StartInstanceRefresh" => service.start_refresh(params(input)?).await,
+        "DescribeInstanceRefreshes" => service.describe_refreshes(params(input)?),
+        "CancelInstanceRefresh" => {
+            let name = input["AutoScalingGroupName"].as_str().unwrap_or_default();
+            service.cancel_refresh(name)
+        }
         "PutLifecycleHook" => service.put_hook(params(input)?),
         "DescribeLifecycleHooks" => service.describe_hooks(params(input)?),
         "DeleteLifecycleHook" => service.delete_hook(params(input)?),
