@@ -1,5 +1,5 @@
 """Terraform's aws_instance, replayed with boto3: the calls the provider makes to create, read,
-update and delete a t3.micro (hashicorp/terraform-provider-aws, internal/service/ec2/
+update and delete a t3.micro with a root and an extra EBS volume (hashicorp/terraform-provider-aws, internal/service/ec2/
 ec2_instance.go: resourceInstanceCreate / Read / Update / Delete), with the attributes it reads
 back. Also Packer's launch parameters, DescribeVpcAttribute as Terraform's aws_vpc reads it, and
 the CreateInternetGateway answer Ansible's ec2_vpc_igw reads. One VM for the whole module: guests
@@ -52,7 +52,9 @@ def terraform_instance(ec2vm, minimal_ami):
                          "HttpProtocolIpv6": "disabled"},
         CreditSpecification={"CpuCredits": "unlimited"},
         UserData=USER_DATA,
-        BlockDeviceMappings=[{"DeviceName": root_device,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf",
+                              "Ebs": {"DeleteOnTermination": True, "VolumeSize": 1, "VolumeType": "gp2"}},
+                             {"DeviceName": root_device,
                               "Ebs": {"DeleteOnTermination": True, "VolumeSize": root_size, "VolumeType": "gp3"}}],
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "Groups": [group_id],
                             "AssociatePublicIpAddress": True}],
@@ -103,6 +105,11 @@ def test_read_after_create_shows_what_terraform_asked(ec2vm, terraform_instance)
     volume = ec2.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"][0]
     assert volume["Size"] == terraform_instance["root_size"] and volume["VolumeType"] == "gp3"
     assert volume["Encrypted"] is False and volume["Iops"] == 3000 and volume["Throughput"] == 125
+    # ebs_block_device: every other mapping, with its volume's size and type.
+    [extra] = [m for m in instance["BlockDeviceMappings"] if m["DeviceName"] != instance["RootDeviceName"]]
+    assert extra["DeviceName"] == "/dev/sdf" and extra["Ebs"]["DeleteOnTermination"] is True
+    data = ec2.describe_volumes(VolumeIds=[extra["Ebs"]["VolumeId"]])["Volumes"][0]
+    assert data["Size"] == 1 and data["VolumeType"] == "gp2" and data["State"] == "in-use"
 
     assert attribute(ec2, instance_id, "instanceInitiatedShutdownBehavior") == "stop"
     assert attribute(ec2, instance_id, "disableApiStop") is False
@@ -134,6 +141,12 @@ def test_update_changes_the_attributes_terraform_modifies(ec2vm, terraform_insta
     assert instance_id not in [c["InstanceId"] for c in listed]
     ec2.modify_instance_credit_specification(
         InstanceCreditSpecifications=[{"InstanceId": instance_id, "CpuCredits": "unlimited"}])
+
+    # source_dest_check, which Terraform sets after create when it is false.
+    ec2.modify_instance_attribute(InstanceId=instance_id, SourceDestCheck={"Value": False})
+    assert only_instance(ec2, instance_id)["SourceDestCheck"] is False
+    ec2.modify_instance_attribute(InstanceId=instance_id, Attribute="sourceDestCheck", Value="true")
+    assert only_instance(ec2, instance_id)["SourceDestCheck"] is True
 
     # Stop protection: StopInstances is refused with EC2's code and message until it is lifted.
     ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiStop={"Value": True})

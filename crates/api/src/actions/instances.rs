@@ -577,11 +577,12 @@ struct ModifyInstanceAttribute {
 
 impl ModifyInstanceAttribute {
     /// The one attribute the request changes, given as its own member (`DisableApiStop.Value`)
-    /// or as `Attribute` and `Value`; each value as a string, the way `Value` carries it.
+    /// or as `Attribute` and `Value`; each value as a string, the way `Value` carries it
+    /// (`groupSet` carries its groups in `Groups`).
     fn attribute(&self) -> Result<(&str, Option<String>), ApiError> {
         let text = |v: &Option<AttributeValue>| v.as_ref().map(|v| v.value.clone());
         let boolean = |v: &Option<BooleanValue>| v.as_ref().map(|v| v.value.map(|b| b.to_string()));
-        let given: Vec<(&str, Option<String>)> = [
+        let mut given: Vec<(&str, Option<String>)> = [
             ("instanceType", text(&self.instance_type)),
             ("userData", text(&self.user_data)),
             (
@@ -594,6 +595,8 @@ impl ModifyInstanceAttribute {
             ),
             ("disableApiStop", boolean(&self.disable_api_stop)),
             ("ebsOptimized", boolean(&self.ebs_optimized)),
+            ("sourceDestCheck", boolean(&self.source_dest_check)),
+            ("groupSet", (!self.groups.is_empty()).then_some(None)),
             (
                 self.attribute.as_deref().unwrap_or_default(),
                 self.attribute.as_ref().map(|_| self.value.clone()),
@@ -602,6 +605,9 @@ impl ModifyInstanceAttribute {
         .into_iter()
         .filter_map(|(name, value)| Some((name, value?)))
         .collect();
+        // `Attribute=groupSet` comes with `Groups`: one attribute named twice.
+        given.sort_by_key(|(name, _)| *name);
+        given.dedup_by(|a, b| a.0 == b.0);
         match <[_; 1]>::try_from(given) {
             Ok([one]) => Ok(one),
             Err(_) => Err(ApiError::from(control::Error::InvalidParameterCombination(
@@ -611,17 +617,26 @@ impl ModifyInstanceAttribute {
     }
 }
 
-/// An attribute's new value: `Value` as the attribute reads it.
-fn attribute_change(name: &str, value: Option<String>) -> Result<AttributeChange, ApiError> {
-    let missing = || ApiError::from(control::Error::MissingParameter(format!("{name} value")));
-    let boolean = |value: Option<String>| match value.as_deref() {
+/// A boolean attribute's `Value`: `true` or `false`.
+fn boolean_value(name: &str, value: Option<String>) -> Result<bool, ApiError> {
+    match value.as_deref() {
         Some("true") => Ok(true),
         Some("false") => Ok(false),
         Some(other) => Err(ApiError::from(control::Error::InvalidParameterValue(
             format!("Value ({other}) for parameter {name} is invalid. Valid values: true, false."),
         ))),
-        None => Err(missing()),
-    };
+        None => Err(missing_value(name)),
+    }
+}
+
+fn missing_value(name: &str) -> ApiError {
+    ApiError::from(control::Error::MissingParameter(format!("{name} value")))
+}
+
+/// An attribute's new value: `Value` as the attribute reads it.
+fn attribute_change(name: &str, value: Option<String>) -> Result<AttributeChange, ApiError> {
+    let missing = || missing_value(name);
+    let boolean = |value| boolean_value(name, value);
     Ok(match name {
         "instanceType" => AttributeChange::InstanceType(value.ok_or_else(missing)?),
         // The wire value is base64 (a blob); an empty value clears the user data.
@@ -643,22 +658,18 @@ fn attribute_change(name: &str, value: Option<String>) -> Result<AttributeChange
 fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyInstanceAttribute = input(request)?;
     let control = &context.control;
-    if !request.groups.is_empty() {
-        control.modify_instance_groups(&request.instance_id, &request.groups, request.dry_run)?;
-        return Ok(Value::Null);
+    let (id, dry_run) = (&request.instance_id, request.dry_run);
+    match request.attribute()? {
+        ("groupSet", _) => control.modify_instance_groups(id, &request.groups, dry_run)?,
+        ("sourceDestCheck", value) => control.modify_source_dest_check(
+            id,
+            boolean_value("sourceDestCheck", value)?,
+            dry_run,
+        )?,
+        (name, value) => {
+            control.modify_instance_attribute(id, attribute_change(name, value)?, dry_run)?
+        }
     }
-    if let Some(check) = &request.source_dest_check {
-        let value = check.value.ok_or_else(|| {
-            ApiError::from(control::Error::MissingParameter(
-                "SourceDestCheck.Value".into(),
-            ))
-        })?;
-        control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
-        return Ok(Value::Null);
-    }
-    let (name, value) = request.attribute()?;
-    let change = attribute_change(name, value)?;
-    control.modify_instance_attribute(&request.instance_id, change, request.dry_run)?;
     Ok(Value::Null)
 }
 
