@@ -130,6 +130,9 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::VolumeInOtherZone(_) => "InvalidVolume.ZoneMismatch",
         ControlError::NotAttached(_) => "InvalidAttachment.NotFound",
         ControlError::OperationNotPermitted(_) => "OperationNotPermitted",
+        ControlError::CreditSpecificationNotSupported(_) => {
+            "InstanceCreditSpecification.NotSupported"
+        }
         ControlError::DependencyViolation(_) => "DependencyViolation",
         ControlError::InvalidVpcRange(_) => "InvalidVpc.Range",
         ControlError::InvalidSubnetRange(_) => "InvalidSubnet.Range",

@@ -56,6 +56,20 @@ impl InstanceType {
     pub fn family(&self) -> &'static str {
         self.name.split('.').next().unwrap_or(self.name)
     }
+
+    /// The type's default CPU cores (`CpuOptions.CoreCount`): two threads per core.
+    pub fn default_cores(&self) -> u32 {
+        self.vcpus.div_ceil(2)
+    }
+
+    /// The type's default `CpuOptions.ThreadsPerCore`.
+    pub fn threads_per_core(&self) -> u32 {
+        if self.vcpus > 1 {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 impl Filterable for InstanceType {

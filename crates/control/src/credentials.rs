@@ -511,29 +511,37 @@ pub struct InstanceProfileAssociation {
 }
 
 /// Resolves RunInstances' `IamInstanceProfile`; an unknown profile is `InvalidParameterValue`.
+/// An empty `Arn` or `Name` is no profile, as EC2 reads it (Packer sends `Name=""` when no
+/// profile is configured).
 pub(crate) fn resolve_instance_profile(
     state: &crate::State,
     spec: &InstanceProfileSpecification,
-) -> crate::Result<InstanceProfileAssociation> {
-    let found = match (&spec.arn, &spec.name) {
-        (Some(arn), _) => state.instance_profiles().values().find(|p| &p.arn == arn),
-        (None, Some(name)) => find_profile(state.instance_profiles(), name),
-        (None, None) => None,
+) -> crate::Result<Option<InstanceProfileAssociation>> {
+    let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    let (found, member, label, shown) = match (given(&spec.arn), given(&spec.name)) {
+        (Some(arn), _) => (
+            state.instance_profiles().values().find(|p| p.arn == arn),
+            "arn",
+            "ARN",
+            arn,
+        ),
+        (None, Some(name)) => (
+            find_profile(state.instance_profiles(), &name),
+            "name",
+            "name",
+            name,
+        ),
+        (None, None) => return Ok(None),
     };
-    let (member, label, shown) = match (&spec.arn, &spec.name) {
-        (Some(arn), _) => ("arn", "ARN", arn.as_str()),
-        (None, name) => ("name", "name", name.as_deref().unwrap_or("")),
-    };
-    found
-        .map(|p| InstanceProfileAssociation {
-            arn: p.arn.clone(),
-            id: p.instance_profile_id.clone(),
-        })
-        .ok_or_else(|| {
-            crate::Error::InvalidParameterValue(format!(
-                "Value ({shown}) for parameter iamInstanceProfile.{member} is invalid. Invalid IAM Instance Profile {label}"
-            ))
-        })
+    let found = found.ok_or_else(|| {
+        crate::Error::InvalidParameterValue(format!(
+            "Value ({shown}) for parameter iamInstanceProfile.{member} is invalid. Invalid IAM Instance Profile {label}"
+        ))
+    })?;
+    Ok(Some(InstanceProfileAssociation {
+        arn: found.arn.clone(),
+        id: found.instance_profile_id.clone(),
+    }))
 }
 
 #[cfg(test)]
@@ -556,6 +564,32 @@ mod tests {
             role_session_name: "session-1".into(),
             duration_seconds,
         }
+    }
+
+    /// Packer sends `IamInstanceProfile.Name=""` when no profile is configured: no profile.
+    #[tokio::test]
+    async fn an_empty_profile_name_or_arn_is_no_profile() {
+        let h = crate::testkit::Harness::new().await;
+        let state = h.control.read();
+        let spec = |arn: Option<&str>, name: Option<&str>| InstanceProfileSpecification {
+            arn: arn.map(str::to_owned),
+            name: name.map(str::to_owned),
+        };
+        for empty in [
+            spec(None, Some("")),
+            spec(Some(""), None),
+            spec(Some(""), Some("")),
+        ] {
+            assert_eq!(
+                resolve_instance_profile(&state, &empty).expect("no profile"),
+                None
+            );
+        }
+        let unknown = resolve_instance_profile(&state, &spec(Some(""), Some("web")));
+        assert!(
+            matches!(&unknown, Err(crate::Error::InvalidParameterValue(m)) if m.contains("(web)")),
+            "{unknown:?}"
+        );
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use crate::images::Image;
 use crate::keypairs::KeyPair;
 use crate::keypairs::KeyPairQueries;
 use crate::kinds::Tables;
+use crate::launch_options::{CpuCredits, InstanceOptions, LaunchOptionsInput};
 use crate::snapshots::Snapshot;
 use crate::volume_types::{self, VolumeType};
 use crate::volumes::{Attachment, AttachmentState, Volume, VolumeState};
@@ -104,6 +105,16 @@ impl ShutdownBehavior {
         match self {
             ShutdownBehavior::Stop => "stop",
             ShutdownBehavior::Terminate => "terminate",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<ShutdownBehavior> {
+        match value {
+            "stop" => Ok(ShutdownBehavior::Stop),
+            "terminate" => Ok(ShutdownBehavior::Terminate),
+            other => Err(Error::InvalidParameterValue(format!(
+                "Value ({other}) for parameter InstanceInitiatedShutdownBehavior is invalid."
+            ))),
         }
     }
 }
@@ -219,6 +230,10 @@ pub struct Instance {
     /// here. Absent in older records.
     #[serde(default)]
     pub network_tags: Tags,
+    /// Termination and stop protection, EBS optimization, CPU credits, capacity reservation
+    /// preference. Absent in older records, which had the defaults.
+    #[serde(default)]
+    pub options: InstanceOptions,
 }
 
 impl Instance {
@@ -244,6 +259,12 @@ impl Instance {
         self.network
             .as_ref()
             .filter(|_| self.state != InstanceState::Terminated)
+    }
+
+    /// The CPU credit option (`standard` / `unlimited`) while its type is burstable.
+    pub fn cpu_credits(&self) -> Option<CpuCredits> {
+        let instance_type = find_instance_type(&self.instance_type)?;
+        self.options.cpu_credits(instance_type)
     }
 
     pub fn decoded_user_data(&self) -> Option<Vec<u8>> {
@@ -395,6 +416,20 @@ pub struct RunInstancesRequest {
     pub network: NetworkRequest,
     /// `NetworkInterfaces` at device index 1 and up.
     pub extra_interfaces: Vec<ExtraInterface>,
+    /// Protection, EBS optimization, CPU credits and the options tools send at their defaults.
+    pub options: LaunchOptionsInput,
+}
+
+/// One attribute ModifyInstanceAttribute changes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttributeChange {
+    InstanceType(String),
+    /// Base64; `None` clears the user data.
+    UserData(Option<String>),
+    ShutdownBehavior(ShutdownBehavior),
+    DisableApiTermination(bool),
+    DisableApiStop(bool),
+    EbsOptimized(bool),
 }
 
 /// A volume to create at launch for one device.
@@ -579,6 +614,7 @@ struct LaunchChoices {
     requested_zone: String,
     shutdown_behavior: ShutdownBehavior,
     auto_recovery: AutoRecovery,
+    options: InstanceOptions,
 }
 
 /// The volumes one launched instance boots with, `creating` and attaching to it.
@@ -635,11 +671,12 @@ impl Control {
             .instance_type
             .clone()
             .unwrap_or_else(|| "t3.micro".into());
-        if find_instance_type(&instance_type).is_none() {
+        let Some(type_info) = find_instance_type(&instance_type) else {
             return Err(Error::InvalidParameterValue(format!(
                 "The following supplied instance type is not supported: {instance_type}. Invalid value '{instance_type}' for InstanceType."
             )));
-        }
+        };
+        let options = request.options.for_type(type_info)?;
         validate_user_data(&request.user_data)?;
         validate_metadata_options(&request.metadata_options)?;
         let requested_zone = request
@@ -652,13 +689,8 @@ impl Control {
             )));
         }
         let shutdown_behavior = match request.shutdown_behavior.as_deref() {
-            None | Some("stop") => ShutdownBehavior::Stop,
-            Some("terminate") => ShutdownBehavior::Terminate,
-            Some(other) => {
-                return Err(Error::InvalidParameterValue(format!(
-                    "Value ({other}) for parameter InstanceInitiatedShutdownBehavior is invalid."
-                )))
-            }
+            Some(value) => ShutdownBehavior::parse(value)?,
+            None => ShutdownBehavior::Stop,
         };
         let auto_recovery = match request.auto_recovery.as_deref() {
             Some(value) => AutoRecovery::parse(value)?,
@@ -669,6 +701,7 @@ impl Control {
             requested_zone,
             shutdown_behavior,
             auto_recovery,
+            options,
         })
     }
 
@@ -680,6 +713,7 @@ impl Control {
             requested_zone,
             shutdown_behavior,
             auto_recovery,
+            options,
         } = self.launch_choices(&request)?;
         let launched = self.mutate(|txn| {
             if let Some(token) = &request.client_token {
@@ -704,7 +738,8 @@ impl Control {
                 .iam_instance_profile
                 .as_ref()
                 .map(|spec| resolve_instance_profile(txn.state(), spec))
-                .transpose()?;
+                .transpose()?
+                .flatten();
             let planned = plan_volumes(txn.state(), &image, &request.block_device_mappings)?;
             let live = txn
                 .state()
@@ -795,6 +830,7 @@ impl Control {
                     recovery_requested: false,
                     network: Some(network),
                     network_tags: request.interface_tags.clone(),
+                    options: options.clone(),
                 };
                 txn.put(instance.clone())?;
                 crate::vpc::network_interfaces::attach_extras(
@@ -893,8 +929,14 @@ impl Control {
         force: bool,
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
-        // As in EC2, a `pending` instance cannot be stopped yet (it can be terminated).
+        // As in EC2, a `pending` instance cannot be stopped yet (it can be terminated); one
+        // with stop protection (`disableApiStop`) cannot be stopped at all.
         self.transition(ids, dry_run, |instance| match instance.state {
+            InstanceState::Running | InstanceState::Stopping
+                if instance.options.disable_api_stop =>
+            {
+                protected(instance, true, "stopped", "disableApiStop")
+            }
             InstanceState::Running => {
                 instance.state = InstanceState::Stopping;
                 instance.force_stop = force;
@@ -925,6 +967,9 @@ impl Control {
         .map(|_| ())
     }
 
+    /// Terminates each instance; one with termination protection (`disableApiTermination`)
+    /// fails the whole call with `OperationNotPermitted`. Internal callers go through here too:
+    /// a CloudWatch `terminate` action acts through the EC2 API in AWS and is refused alike.
     pub fn terminate_instances(
         &self,
         ids: &[String],
@@ -932,6 +977,12 @@ impl Control {
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
         self.transition(ids, dry_run, |instance| {
             if !matches!(instance.state, InstanceState::Terminated) {
+                protected(
+                    instance,
+                    instance.options.disable_api_termination,
+                    "terminated",
+                    "disableApiTermination",
+                )?;
                 instance.state = InstanceState::ShuttingDown;
                 instance.state_transition_reason = format!(
                     "User initiated ({})",
@@ -942,42 +993,61 @@ impl Control {
         })
     }
 
-    pub fn modify_instance_type(&self, id: &str, instance_type: &str, dry_run: bool) -> Result<()> {
-        if find_instance_type(instance_type).is_none() {
-            return Err(Error::InvalidParameterValue(format!(
-                "Invalid value '{instance_type}' for InstanceType."
-            )));
-        }
-        self.transition(&[id.to_owned()], dry_run, |instance| {
-            if instance.state != InstanceState::Stopped {
-                return Err(incorrect_instance_state(
-                    instance,
-                    instance.state,
-                    "modified (instanceType needs a stopped instance)",
-                ));
-            }
-            instance.instance_type = instance_type.to_owned();
-            Ok(())
-        })
-        .map(|_| ())
-    }
-
-    pub fn modify_user_data(
+    /// ModifyInstanceAttribute of one attribute (its groups and source/destination check are
+    /// the network interface's: `vpc/interfaces.rs`). The instance type, user data and EBS
+    /// optimization need a stopped instance, as in EC2; the others change in any state but
+    /// `terminated`.
+    pub fn modify_instance_attribute(
         &self,
         id: &str,
-        user_data: Option<String>,
+        change: AttributeChange,
         dry_run: bool,
     ) -> Result<()> {
-        validate_user_data(&user_data)?;
-        self.transition(&[id.to_owned()], dry_run, |instance| {
-            if instance.state != InstanceState::Stopped {
-                return Err(incorrect_instance_state(
-                    instance,
-                    instance.state,
-                    "modified (userData needs a stopped instance)",
-                ));
+        match &change {
+            AttributeChange::InstanceType(name) if find_instance_type(name).is_none() => {
+                return Err(Error::InvalidParameterValue(format!(
+                    "Invalid value '{name}' for InstanceType."
+                )))
             }
-            instance.user_data = user_data.clone();
+            AttributeChange::UserData(user_data) => validate_user_data(user_data)?,
+            _ => {}
+        }
+        self.transition(&[id.to_owned()], dry_run, |instance| {
+            let needs_stopped = match &change {
+                AttributeChange::InstanceType(_) => Some("instanceType"),
+                AttributeChange::UserData(_) => Some("userData"),
+                AttributeChange::EbsOptimized(_) => Some("ebsOptimized"),
+                _ => None,
+            };
+            match needs_stopped {
+                Some(name) if instance.state != InstanceState::Stopped => {
+                    return Err(incorrect_instance_state(
+                        instance,
+                        instance.state,
+                        &format!("modified ({name} needs a stopped instance)"),
+                    ))
+                }
+                None if instance.state == InstanceState::Terminated => {
+                    return Err(incorrect_instance_state(
+                        instance,
+                        instance.state,
+                        "modified",
+                    ))
+                }
+                _ => {}
+            }
+            match &change {
+                AttributeChange::InstanceType(name) => instance.instance_type = name.clone(),
+                AttributeChange::UserData(user_data) => instance.user_data = user_data.clone(),
+                AttributeChange::ShutdownBehavior(value) => instance.shutdown_behavior = *value,
+                AttributeChange::DisableApiTermination(value) => {
+                    instance.options.disable_api_termination = *value
+                }
+                AttributeChange::DisableApiStop(value) => {
+                    instance.options.disable_api_stop = *value
+                }
+                AttributeChange::EbsOptimized(value) => instance.options.ebs_optimized = *value,
+            }
             Ok(())
         })
         .map(|_| ())
@@ -1074,6 +1144,17 @@ pub fn monitoring_state(detailed: bool) -> &'static str {
     }
 }
 
+/// `OperationNotPermitted` with EC2's message when the protection `attribute` is set.
+fn protected(instance: &Instance, protection: bool, action: &str, attribute: &str) -> Result<()> {
+    if !protection {
+        return Ok(());
+    }
+    Err(Error::OperationNotPermitted(format!(
+        "The instance '{}' may not be {action}. Modify its '{attribute}' instance attribute and try again.",
+        instance.instance_id
+    )))
+}
+
 pub(crate) fn incorrect_instance_state(
     instance: &Instance,
     state: InstanceState,
@@ -1102,7 +1183,7 @@ impl InstanceQueries for State {
 
 #[cfg(test)]
 mod tests {
-    use super::InstanceState;
+    use super::{AttributeChange, InstanceState, ShutdownBehavior};
     use crate::kinds::Tables;
     use crate::testkit::Harness;
     use crate::Error;
@@ -1185,6 +1266,123 @@ mod tests {
         );
         h.control.stop_instances(&ids(&id), true, false).unwrap();
         assert_eq!(h.instance(&id).generation, before + 3, "forcing it does");
+    }
+
+    fn protected_instance(h: &Harness) -> String {
+        let request = super::RunInstancesRequest {
+            image_id: h.image_id.clone(),
+            min_count: 1,
+            max_count: 1,
+            options: crate::launch_options::LaunchOptionsInput {
+                disable_api_termination: Some(true),
+                disable_api_stop: Some(true),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        h.control
+            .run_instances(request)
+            .unwrap()
+            .remove(0)
+            .instance_id
+    }
+
+    fn refused_as_not_permitted<T: std::fmt::Debug>(outcome: crate::Result<T>, attribute: &str) {
+        match outcome {
+            Err(Error::OperationNotPermitted(message)) => {
+                assert!(
+                    message.contains(&format!("Modify its '{attribute}'")),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn protection_refuses_stop_and_terminate_until_lifted() {
+        let h = Harness::new().await;
+        let id = protected_instance(&h);
+        let other = h.run_instance().instance_id;
+        h.settle().await;
+        refused_as_not_permitted(
+            h.control.stop_instances(&ids(&id), false, false),
+            "disableApiStop",
+        );
+        // One protected instance fails the whole call: the other is not terminated either.
+        let both = vec![other.clone(), id.clone()];
+        refused_as_not_permitted(
+            h.control.terminate_instances(&both, false),
+            "disableApiTermination",
+        );
+        assert_eq!(h.instance(&other).state, InstanceState::Running);
+        // Internal callers are refused alike (a CloudWatch action goes through the same call).
+        use nimbus_core::metrics::{InstanceAction, InstanceActions};
+        assert!(h.control.act(&id, InstanceAction::Terminate).is_err());
+        assert_eq!(h.instance(&id).state, InstanceState::Running);
+
+        h.control
+            .modify_instance_attribute(&id, AttributeChange::DisableApiStop(false), false)
+            .unwrap();
+        h.control.stop_instances(&ids(&id), false, false).unwrap();
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Stopped);
+        refused_as_not_permitted(
+            h.control.terminate_instances(&ids(&id), false),
+            "disableApiTermination",
+        );
+        h.control
+            .modify_instance_attribute(&id, AttributeChange::DisableApiTermination(false), false)
+            .unwrap();
+        h.control.terminate_instances(&ids(&id), false).unwrap();
+        h.settle().await;
+        assert_eq!(h.instance(&id).state, InstanceState::Terminated);
+    }
+
+    #[tokio::test]
+    async fn attributes_change_in_the_states_ec2_allows() {
+        let h = Harness::new().await;
+        let id = h.run_instance().instance_id;
+        h.settle().await;
+        let modify = |change| h.control.modify_instance_attribute(&id, change, false);
+        // Protection and shutdown behavior change while running; none of them is a wish.
+        let generation = h.instance(&id).generation;
+        modify(AttributeChange::DisableApiTermination(true)).unwrap();
+        modify(AttributeChange::DisableApiStop(true)).unwrap();
+        modify(AttributeChange::ShutdownBehavior(
+            ShutdownBehavior::Terminate,
+        ))
+        .unwrap();
+        let instance = h.instance(&id);
+        assert!(instance.options.disable_api_termination && instance.options.disable_api_stop);
+        assert_eq!(instance.shutdown_behavior, ShutdownBehavior::Terminate);
+        assert_eq!(instance.generation, generation);
+        // EBS optimization, like the type and the user data, needs a stopped instance.
+        let refused = modify(AttributeChange::EbsOptimized(true));
+        assert!(
+            matches!(refused, Err(Error::IncorrectInstanceState(_))),
+            "{refused:?}"
+        );
+        modify(AttributeChange::DisableApiStop(false)).unwrap();
+        h.control.stop_instances(&ids(&id), false, false).unwrap();
+        h.settle().await;
+        modify(AttributeChange::EbsOptimized(true)).unwrap();
+        modify(AttributeChange::InstanceType("t3.small".into())).unwrap();
+        let instance = h.instance(&id);
+        assert!(instance.options.ebs_optimized);
+        assert_eq!(instance.instance_type, "t3.small");
+        let unknown = modify(AttributeChange::InstanceType("t9.huge".into()));
+        assert!(
+            matches!(unknown, Err(Error::InvalidParameterValue(_))),
+            "{unknown:?}"
+        );
+        let dry = h.control.modify_instance_attribute(
+            &id,
+            AttributeChange::DisableApiTermination(false),
+            true,
+        );
+        assert!(matches!(dry, Err(Error::DryRunOperation)), "{dry:?}");
+        assert!(h.instance(&id).options.disable_api_termination);
     }
 
     #[tokio::test]

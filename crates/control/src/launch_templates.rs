@@ -13,13 +13,16 @@ use crate::describe::{self, Page, Paging, Query};
 use crate::filter::{self, FilterField, Filterable};
 use crate::idempotency::{create_once, ClientToken};
 use crate::kinds::Tables;
+use crate::launch_options::LaunchOptionsInput;
 use crate::pagination::{paginate, PageBounds};
 use crate::{Control, Error, Resource, Result, State, Tags};
 
 /// The launch parameters of one version, as `RequestLaunchTemplateData` names them. Only the
 /// fields RunInstances honours are here; the API refuses the others by name (unknown fields
 /// are denied). Nested values were checked against the model by the decoder and are kept as
-/// sent, to be read by RunInstances' own input types when a launch uses them.
+/// sent, to be read by RunInstances' own input types when a launch uses them; the options
+/// RunInstances reads into [`LaunchOptionsInput`] are read the same way here, and checked when
+/// the version is made as far as they need no instance type.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LaunchTemplateData {
@@ -53,6 +56,8 @@ pub struct LaunchTemplateData {
     pub instance_initiated_shutdown_behavior: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_options: Option<Value>,
+    #[serde(flatten)]
+    pub options: LaunchOptionsInput,
 }
 
 impl LaunchTemplateData {
@@ -202,6 +207,7 @@ impl NewVersion {
             Some(source) => self.data.over(source)?,
             None => self.data,
         };
+        data.options.check()?;
         Ok(LaunchTemplateVersion {
             version_number,
             description: self.description,
@@ -579,6 +585,42 @@ mod tests {
             .describe_launch_template_versions(&query, &Query::default())
             .expect("versions");
         rows.iter().map(|r| r.version.version_number).collect()
+    }
+
+    /// Template data carries the options RunInstances reads under the same names, and a
+    /// value nimbus refuses at launch is refused when the version is made.
+    #[tokio::test]
+    async fn templates_take_the_launch_options_runinstances_takes() {
+        let h = Harness::new().await;
+        let data: LaunchTemplateData = serde_json::from_value(serde_json::json!({
+            "InstanceType": "t3.micro", "DisableApiTermination": true, "EbsOptimized": false,
+            "CreditSpecification": {"CpuCredits": "unlimited"},
+            "EnclaveOptions": {"Enabled": false},
+        }))
+        .expect("template data");
+        assert_eq!(data.options.disable_api_termination, Some(true));
+        let template = (h.control)
+            .create_launch_template("opts", version(data.clone()), Tags::default(), None, false)
+            .expect("created");
+        let stored = &template.versions[0].data;
+        assert_eq!(stored, &data);
+        let json = serde_json::to_value(stored).expect("json");
+        assert_eq!(json["CreditSpecification"]["CpuCredits"], "unlimited");
+        let refused: LaunchTemplateData =
+            serde_json::from_value(serde_json::json!({"HibernationOptions": {"Configured": true}}))
+                .expect("template data");
+        let outcome = (h.control).create_launch_template(
+            "hib",
+            version(refused),
+            Tags::default(),
+            None,
+            false,
+        );
+        assert!(matches!(outcome, Err(Error::Unsupported(_))), "{outcome:?}");
+        let unknown = serde_json::from_value::<LaunchTemplateData>(
+            serde_json::json!({"ElasticGpuSpecifications": []}),
+        );
+        assert!(unknown.is_err(), "an unhonoured field is still refused");
     }
 
     #[tokio::test]

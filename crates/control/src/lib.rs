@@ -20,6 +20,7 @@ pub mod instance_reconciler;
 pub mod instances;
 pub mod keypairs;
 pub mod kinds;
+pub mod launch_options;
 pub mod launch_templates;
 pub mod limits;
 pub mod metadata;
@@ -111,6 +112,9 @@ pub enum Error {
     NotAttached(String),
     #[error("{0}")]
     OperationNotPermitted(String),
+    /// CPU credits asked of an instance whose type is not burstable.
+    #[error("{0}")]
+    CreditSpecificationNotSupported(String),
     /// Something still depends on the resource (a VPC with subnets, a group in use…).
     #[error("{0}")]
     DependencyViolation(String),
@@ -195,6 +199,16 @@ pub enum Error {
     InsufficientVolumeCapacity(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl Error {
+    /// A parameter (or `Parameter=value`) of the EC2 model that nimbus does not honour:
+    /// refused, never ignored.
+    pub fn unsupported_parameter(name: &str) -> Error {
+        Error::Unsupported(format!(
+            "The parameter {name} is not supported by nimbus (see docs/compatibility.md)."
+        ))
+    }
 }
 
 impl From<StoreError> for Error {

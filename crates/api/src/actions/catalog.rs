@@ -113,8 +113,8 @@ fn describe_instance_types(context: &ApiContext, request: Value) -> Output {
             "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
             "VCpuInfo": {
                 "DefaultVCpus": instance_type.vcpus,
-                "DefaultCores": (instance_type.vcpus / 2).max(1),
-                "DefaultThreadsPerCore": if instance_type.vcpus > 1 { 2 } else { 1 },
+                "DefaultCores": instance_type.default_cores(),
+                "DefaultThreadsPerCore": instance_type.threads_per_core(),
             },
             "MemoryInfo": {"SizeInMiB": instance_type.memory_mib},
             "InstanceStorageSupported": false,

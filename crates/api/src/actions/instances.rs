@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use control::idempotency::ClientToken;
 use control::instances::{
-    BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions, RunInstancesRequest,
+    AttributeChange, BlockDeviceMappingInput, Instance, InstanceState, MetadataOptions,
+    RunInstancesRequest, ShutdownBehavior,
 };
+use control::launch_options::LaunchOptionsInput;
 use control::launch_templates::TemplateRef;
 use control::tags::{tags_from_specifications, TagSpecification};
 use control::volumes::Volume;
@@ -49,6 +51,14 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
         Handler::Sync(modify_instance_metadata_options),
     ),
     ("GetConsoleOutput", Handler::Sync(get_console_output)),
+    (
+        "DescribeInstanceCreditSpecifications",
+        Handler::Sync(describe_instance_credit_specifications),
+    ),
+    (
+        "ModifyInstanceCreditSpecification",
+        Handler::Sync(modify_instance_credit_specification),
+    ),
 ];
 
 /// One instance's ID with its state before and after a change.
@@ -126,6 +136,8 @@ struct RunInstances {
     network_interfaces: Vec<NetworkInterfaceInput>,
     monitoring: Option<MonitoringInput>,
     maintenance_options: Option<MaintenanceOptionsInput>,
+    #[serde(flatten)]
+    options: LaunchOptionsInput,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +266,7 @@ pub(crate) fn run_instances_tagged(
         extra_interfaces,
         detailed_monitoring: request.monitoring.is_some_and(|m| m.enabled),
         auto_recovery: request.maintenance_options.and_then(|m| m.auto_recovery),
+        options: request.options,
     })?;
     let config = context.control.config();
     let state = context.control.read();
@@ -317,9 +330,8 @@ fn instance_output(
             }))
         })
         .collect();
-    let cpu = control::catalog::find_instance_type(&instance.instance_type).map(|t| {
-        json!({"CoreCount": t.vcpus.div_ceil(2), "ThreadsPerCore": if t.vcpus > 1 { 2 } else { 1 }})
-    });
+    let cpu = control::catalog::find_instance_type(&instance.instance_type)
+        .map(|t| json!({"CoreCount": t.default_cores(), "ThreadsPerCore": t.threads_per_core()}));
     let mut output = json!({
         "InstanceId": instance.instance_id,
         "ImageId": instance.image_id,
@@ -352,9 +364,20 @@ fn instance_output(
         "ClientToken": instance.client_token,
         "Tags": tags_output(&instance.tags),
         "Hypervisor": "xen",
-        "EbsOptimized": false,
+        "EbsOptimized": instance.options.ebs_optimized,
         "EnaSupport": true,
         "CpuOptions": cpu,
+        "CapacityReservationSpecification": {
+            "CapacityReservationPreference":
+                instance.options.capacity_reservation_preference.as_str(),
+        },
+        "HibernationOptions": {"Configured": false},
+        "EnclaveOptions": {"Enabled": false},
+        "PrivateDnsNameOptions": {
+            "HostnameType": "ip-name",
+            "EnableResourceNameDnsARecord": false,
+            "EnableResourceNameDnsAAAARecord": false,
+        },
         "MetadataOptions": metadata_options_output(&instance.metadata_options),
         "MaintenanceOptions": {"AutoRecovery": instance.auto_recovery.as_str()},
         "IamInstanceProfile": instance.iam_instance_profile.as_ref().map(|profile| {
@@ -512,19 +535,24 @@ fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
         let groups = group_set_output(&state, &instance);
         return Ok(json!({"InstanceId": instance.instance_id, "Groups": groups}));
     }
+    let options = &instance.options;
     let (member, value) = match request.attribute.as_str() {
-        "instanceType" => ("InstanceType", Some(instance.instance_type.clone())),
-        "userData" => ("UserData", instance.user_data.clone()),
+        "instanceType" => ("InstanceType", json!(instance.instance_type)),
+        "userData" => ("UserData", json!(instance.user_data)),
         "instanceInitiatedShutdownBehavior" => (
             "InstanceInitiatedShutdownBehavior",
-            Some(instance.shutdown_behavior.as_str().to_owned()),
+            json!(instance.shutdown_behavior.as_str()),
         ),
-        "rootDeviceName" => ("RootDeviceName", Some(instance.root_device_name.clone())),
-        "disableApiTermination" => ("DisableApiTermination", Some("false".into())),
-        "disableApiStop" => ("DisableApiStop", Some("false".into())),
+        "rootDeviceName" => ("RootDeviceName", json!(instance.root_device_name)),
+        "disableApiTermination" => (
+            "DisableApiTermination",
+            json!(options.disable_api_termination),
+        ),
+        "disableApiStop" => ("DisableApiStop", json!(options.disable_api_stop)),
+        "ebsOptimized" => ("EbsOptimized", json!(options.ebs_optimized)),
         "sourceDestCheck" => (
             "SourceDestCheck",
-            (instance.live_network()).map(|n| n.source_dest_check.to_string()),
+            json!((instance.live_network()).map(|n| n.source_dest_check)),
         ),
         other => {
             return Err(ApiError::from(control::Error::Unsupported(format!(
@@ -547,6 +575,10 @@ struct ModifyInstanceAttribute {
     instance_id: String,
     instance_type: Option<AttributeValue>,
     user_data: Option<AttributeValue>,
+    instance_initiated_shutdown_behavior: Option<AttributeValue>,
+    disable_api_termination: Option<BooleanValue>,
+    disable_api_stop: Option<BooleanValue>,
+    ebs_optimized: Option<BooleanValue>,
     attribute: Option<String>,
     value: Option<String>,
     #[serde(default)]
@@ -556,54 +588,99 @@ struct ModifyInstanceAttribute {
     dry_run: bool,
 }
 
-fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
-    let request: ModifyInstanceAttribute = input(request)?;
-    let control = &context.control;
-    if !request.groups.is_empty() {
-        control.modify_instance_groups(&request.instance_id, &request.groups, request.dry_run)?;
-        return Ok(Value::Null);
-    }
-    if let Some(check) = &request.source_dest_check {
-        let value = check.value.ok_or_else(|| {
-            ApiError::from(control::Error::MissingParameter(
-                "SourceDestCheck.Value".into(),
-            ))
-        })?;
-        control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
-        return Ok(Value::Null);
-    }
-    let (attribute, value) = match (
-        &request.instance_type,
-        &request.user_data,
-        &request.attribute,
-    ) {
-        (Some(v), None, None) => ("instanceType", v.value.clone()),
-        (None, Some(v), None) => ("userData", v.value.clone()),
-        (None, None, Some(name)) => (name.as_str(), request.value.clone()),
-        _ => {
-            return Err(ApiError::from(control::Error::InvalidParameterCombination(
+impl ModifyInstanceAttribute {
+    /// The one attribute the request changes, given as its own member (`DisableApiStop.Value`)
+    /// or as `Attribute` and `Value`; each value as a string, the way `Value` carries it
+    /// (`groupSet` carries its groups in `Groups`).
+    fn attribute(&self) -> Result<(&str, Option<String>), ApiError> {
+        let text = |v: &Option<AttributeValue>| v.as_ref().map(|v| v.value.clone());
+        let boolean = |v: &Option<BooleanValue>| v.as_ref().map(|v| v.value.map(|b| b.to_string()));
+        let mut given: Vec<(&str, Option<String>)> = [
+            ("instanceType", text(&self.instance_type)),
+            ("userData", text(&self.user_data)),
+            (
+                "instanceInitiatedShutdownBehavior",
+                text(&self.instance_initiated_shutdown_behavior),
+            ),
+            (
+                "disableApiTermination",
+                boolean(&self.disable_api_termination),
+            ),
+            ("disableApiStop", boolean(&self.disable_api_stop)),
+            ("ebsOptimized", boolean(&self.ebs_optimized)),
+            ("sourceDestCheck", boolean(&self.source_dest_check)),
+            ("groupSet", (!self.groups.is_empty()).then_some(None)),
+            (
+                self.attribute.as_deref().unwrap_or_default(),
+                self.attribute.as_ref().map(|_| self.value.clone()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect();
+        // `Attribute=groupSet` comes with `Groups`: one attribute named twice.
+        given.sort_by_key(|(name, _)| *name);
+        given.dedup_by(|a, b| a.0 == b.0);
+        match <[_; 1]>::try_from(given) {
+            Ok([one]) => Ok(one),
+            Err(_) => Err(ApiError::from(control::Error::InvalidParameterCombination(
                 "Exactly one attribute can be modified per call.".into(),
-            )))
+            ))),
         }
-    };
-    match attribute {
-        "instanceType" => {
-            let value = value.ok_or_else(|| {
-                ApiError::from(control::Error::MissingParameter(
-                    "InstanceType.Value".into(),
-                ))
-            })?;
-            control.modify_instance_type(&request.instance_id, &value, request.dry_run)?;
+    }
+}
+
+/// A boolean attribute's `Value`: `true` or `false`.
+fn boolean_value(name: &str, value: Option<String>) -> Result<bool, ApiError> {
+    match value.as_deref() {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(ApiError::from(control::Error::InvalidParameterValue(
+            format!("Value ({other}) for parameter {name} is invalid. Valid values: true, false."),
+        ))),
+        None => Err(missing_value(name)),
+    }
+}
+
+fn missing_value(name: &str) -> ApiError {
+    ApiError::from(control::Error::MissingParameter(format!("{name} value")))
+}
+
+/// An attribute's new value: `Value` as the attribute reads it.
+fn attribute_change(name: &str, value: Option<String>) -> Result<AttributeChange, ApiError> {
+    let missing = || missing_value(name);
+    let boolean = |value| boolean_value(name, value);
+    Ok(match name {
+        "instanceType" => AttributeChange::InstanceType(value.ok_or_else(missing)?),
+        // The wire value is base64 (a blob); an empty value clears the user data.
+        "userData" => AttributeChange::UserData(value.filter(|v| !v.is_empty())),
+        "instanceInitiatedShutdownBehavior" => {
+            AttributeChange::ShutdownBehavior(ShutdownBehavior::parse(&value.ok_or_else(missing)?)?)
         }
-        "userData" => {
-            // The wire value is base64 (a blob); an empty value clears the user data.
-            let value = value.filter(|v| !v.is_empty());
-            control.modify_user_data(&request.instance_id, value, request.dry_run)?;
-        }
+        "disableApiTermination" => AttributeChange::DisableApiTermination(boolean(value)?),
+        "disableApiStop" => AttributeChange::DisableApiStop(boolean(value)?),
+        "ebsOptimized" => AttributeChange::EbsOptimized(boolean(value)?),
         other => {
             return Err(ApiError::from(control::Error::Unsupported(format!(
                 "Modifying the instance attribute {other} is not supported by nimbus."
             ))))
+        }
+    })
+}
+
+fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
+    let request: ModifyInstanceAttribute = input(request)?;
+    let control = &context.control;
+    let (id, dry_run) = (&request.instance_id, request.dry_run);
+    match request.attribute()? {
+        ("groupSet", _) => control.modify_instance_groups(id, &request.groups, dry_run)?,
+        ("sourceDestCheck", value) => control.modify_source_dest_check(
+            id,
+            boolean_value("sourceDestCheck", value)?,
+            dry_run,
+        )?,
+        (name, value) => {
+            control.modify_instance_attribute(id, attribute_change(name, value)?, dry_run)?
         }
     }
     Ok(Value::Null)
@@ -654,5 +731,66 @@ fn get_console_output(context: &ApiContext, request: Value) -> Output {
         "InstanceId": request.instance_id,
         "Timestamp": nimbus_core::iso8601_millis(nimbus_core::now_millis()),
         "Output": base64::engine::general_purpose::STANDARD.encode(output),
+    }))
+}
+
+fn describe_instance_credit_specifications(context: &ApiContext, request: Value) -> Output {
+    let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceIds"))?;
+    let page = context.control.describe_credit_specifications(&query)?;
+    Ok(page_output(
+        "InstanceCreditSpecifications",
+        page,
+        |row| json!({"InstanceId": row.instance_id, "CpuCredits": row.cpu_credits.as_str()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct InstanceCreditSpecificationInput {
+    instance_id: String,
+    cpu_credits: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ModifyInstanceCreditSpecification {
+    instance_credit_specifications: Vec<InstanceCreditSpecificationInput>,
+    /// Setting a credit option twice changes nothing, so a retried call needs no token.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn modify_instance_credit_specification(context: &ApiContext, request: Value) -> Output {
+    let request: ModifyInstanceCreditSpecification = input(request)?;
+    let changes = (request.instance_credit_specifications.into_iter())
+        .map(|spec| {
+            let credits = spec.cpu_credits.ok_or_else(|| {
+                ApiError::from(control::Error::MissingParameter(
+                    "InstanceCreditSpecification.N.CpuCredits".into(),
+                ))
+            })?;
+            Ok((spec.instance_id, credits))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let outcomes = (context.control).modify_credit_specifications(&changes, request.dry_run)?;
+    let mut successful = Vec::new();
+    let mut unsuccessful = Vec::new();
+    for (instance_id, outcome) in outcomes {
+        match outcome {
+            Ok(()) => successful.push(json!({"InstanceId": instance_id})),
+            Err(error) => {
+                let error = ApiError::from(error);
+                unsuccessful.push(json!({
+                    "InstanceId": instance_id,
+                    "Error": {"Code": error.code, "Message": error.message},
+                }));
+            }
+        }
+    }
+    Ok(json!({
+        "SuccessfulInstanceCreditSpecifications": successful,
+        "UnsuccessfulInstanceCreditSpecifications": unsuccessful,
     }))
 }

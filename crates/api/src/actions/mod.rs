@@ -218,9 +218,7 @@ fn unsupported(action: &str) -> ApiError {
 
 /// A parameter of the EC2 model that nimbus does not honour: rejected, never ignored.
 fn unsupported_parameter(name: &str) -> ApiError {
-    ApiError::from(control::Error::Unsupported(format!(
-        "The parameter {name} is not supported by nimbus (see docs/compatibility.md)."
-    )))
+    ApiError::from(control::Error::unsupported_parameter(name))
 }
 
 /// Decodes the model-shaped request into an action's input struct. Input structs deny unknown

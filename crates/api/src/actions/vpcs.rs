@@ -137,6 +137,7 @@ fn describe_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let member = match attribute {
         VpcAttribute::EnableDnsSupport => "EnableDnsSupport",
         VpcAttribute::EnableDnsHostnames => "EnableDnsHostnames",
+        VpcAttribute::EnableNetworkAddressUsageMetrics => "EnableNetworkAddressUsageMetrics",
     };
     Ok(json!({"VpcId": request.vpc_id, member: {"Value": value}}))
 }
@@ -147,13 +148,19 @@ struct ModifyVpcAttribute {
     vpc_id: String,
     enable_dns_support: Option<BooleanValue>,
     enable_dns_hostnames: Option<BooleanValue>,
+    enable_network_address_usage_metrics: Option<BooleanValue>,
 }
 
 fn modify_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     let request: ModifyVpcAttribute = input(request)?;
-    let (attribute, value) = match (request.enable_dns_support, request.enable_dns_hostnames) {
-        (Some(value), None) => (VpcAttribute::EnableDnsSupport, value),
-        (None, Some(value)) => (VpcAttribute::EnableDnsHostnames, value),
+    let (attribute, value) = match (
+        request.enable_dns_support,
+        request.enable_dns_hostnames,
+        request.enable_network_address_usage_metrics,
+    ) {
+        (Some(value), None, None) => (VpcAttribute::EnableDnsSupport, value),
+        (None, Some(value), None) => (VpcAttribute::EnableDnsHostnames, value),
+        (None, None, Some(value)) => (VpcAttribute::EnableNetworkAddressUsageMetrics, value),
         _ => {
             return Err(control::Error::InvalidParameterCombination(
                 "Exactly one attribute may be modified at a time.".into(),

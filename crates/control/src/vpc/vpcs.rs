@@ -72,11 +72,15 @@ impl Filterable for Vpc {
     ];
 }
 
-/// A VPC attribute DescribeVpcAttribute and ModifyVpcAttribute handle.
+/// A VPC attribute DescribeVpcAttribute and ModifyVpcAttribute handle: every one of the
+/// model's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VpcAttribute {
     EnableDnsSupport,
     EnableDnsHostnames,
+    /// Network Address Usage metrics (CloudWatch `AWS/EC2` `NetworkAddressUsage`), which
+    /// nimbus does not publish: always false, and enabling it is refused.
+    EnableNetworkAddressUsageMetrics,
 }
 
 impl VpcAttribute {
@@ -84,6 +88,9 @@ impl VpcAttribute {
         match name {
             "enableDnsSupport" => Ok(VpcAttribute::EnableDnsSupport),
             "enableDnsHostnames" => Ok(VpcAttribute::EnableDnsHostnames),
+            "enableNetworkAddressUsageMetrics" => {
+                Ok(VpcAttribute::EnableNetworkAddressUsageMetrics)
+            }
             other => Err(Error::Unsupported(format!(
                 "The VPC attribute {other} is not supported by nimbus (see docs/compatibility.md)."
             ))),
@@ -94,6 +101,7 @@ impl VpcAttribute {
         match self {
             VpcAttribute::EnableDnsSupport => "enableDnsSupport",
             VpcAttribute::EnableDnsHostnames => "enableDnsHostnames",
+            VpcAttribute::EnableNetworkAddressUsageMetrics => "enableNetworkAddressUsageMetrics",
         }
     }
 }
@@ -247,6 +255,7 @@ impl Control {
         Ok(match attribute {
             VpcAttribute::EnableDnsSupport => vpc.enable_dns_support,
             VpcAttribute::EnableDnsHostnames => vpc.enable_dns_hostnames,
+            VpcAttribute::EnableNetworkAddressUsageMetrics => false,
         })
     }
 
@@ -261,6 +270,12 @@ impl Control {
             match attribute {
                 VpcAttribute::EnableDnsSupport => vpc.enable_dns_support = value,
                 VpcAttribute::EnableDnsHostnames => vpc.enable_dns_hostnames = value,
+                VpcAttribute::EnableNetworkAddressUsageMetrics if value => {
+                    return Err(Error::unsupported_parameter(
+                        "EnableNetworkAddressUsageMetrics=true",
+                    ))
+                }
+                VpcAttribute::EnableNetworkAddressUsageMetrics => {}
             }
             Ok(txn.put(vpc)?)
         })
