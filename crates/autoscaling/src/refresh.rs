@@ -41,7 +41,7 @@ impl Refresh {
             "AutoScalingGroupName": group,
             "Status": self.status,
             "StartTime": nimbus_core::iso8601_millis(self.start_ms),
-            "PercentageComplete": if total == 0 { 100 } else { self.replaced * 100 / total },
+            "PercentageComplete": (self.replaced * 100).checked_div(total).unwrap_or(100),
             "InstancesToUpdate": self.to_replace.len(),
             "Preferences": {
                 "MinHealthyPercentage": self.min_healthy_percentage,
