@@ -1,5 +1,6 @@
 """Ansible's amazon.aws collection (PyPI's `ansible`) against nimbus: a playbook creates a VPC,
-a subnet, a security group and an instance in them, and a second run changes nothing."""
+a subnet, a security group and an instance in them; another an Auto Scaling group of real
+instances from a launch template, waiting for them; a second run of each changes nothing."""
 
 import json
 import os
@@ -9,10 +10,10 @@ import sys
 
 from test_instances import cloud  # noqa: F401  (nimbus with the default image built)
 
-PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible", "vpc.yml")
+PLAYBOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible")
 
 
-def run_playbook(cloud, image_id, outputs):
+def run_playbook(cloud, image_id, outputs, playbook="vpc.yml"):
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="False", AWS_ACCESS_KEY_ID="test",
                AWS_SECRET_ACCESS_KEY="test")
@@ -21,7 +22,7 @@ def run_playbook(cloud, image_id, outputs):
     extra = json.dumps({"endpoint": cloud.endpoint, "image_id": image_id, "outputs": str(outputs),
                         "ansible_python_interpreter": sys.executable})
     result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                             "-i", "localhost,", "-e", extra, PLAYBOOK],
+                             "-i", "localhost,", "-e", extra, os.path.join(PLAYBOOKS, playbook)],
                             capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)", result.stdout)
@@ -53,3 +54,24 @@ def test_playbook_creates_then_changes_nothing(cloud, tmp_path):  # noqa: F811
     assert changed == 0, log
     assert second == first
     assert len(ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["ansible-vpc"]}])["Vpcs"]) == 1
+
+
+def test_autoscaling_group_playbook_waits_for_instances_then_changes_nothing(cloud, tmp_path):  # noqa: F811
+    ec2 = cloud.client()
+    autoscaling = cloud.client("autoscaling")
+    image_id = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["nimbus-minimal"]}])["Images"][0]["ImageId"]
+    outputs = tmp_path / "outputs.json"
+    changed, first, _ = run_playbook(cloud, image_id, outputs, "autoscaling.yml")
+    assert changed >= 4
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["ansible-asg"])["AutoScalingGroups"][0]
+    members = group["Instances"]
+    assert sorted(m["InstanceId"] for m in members) == first["instances"]
+    assert all(m["LifecycleState"] == "InService" and m["HealthStatus"] == "Healthy" for m in members)
+    assert sorted(m["AvailabilityZone"] for m in members) == ["us-east-1a", "us-east-1b"]
+    assert {"Key": "team", "Value": "ansible", "PropagateAtLaunch": True, "ResourceId": "ansible-asg",
+            "ResourceType": "auto-scaling-group"} in group["Tags"]
+
+    changed, second, log = run_playbook(cloud, image_id, outputs, "autoscaling.yml")
+    assert changed == 0, log
+    assert second == first
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="ansible-asg", ForceDelete=True)

@@ -1,4 +1,4 @@
-"""The AWS SDK for JavaScript v3 (@aws-sdk/client-ec2, @aws-sdk/client-sts, run by node) as a
+"""The AWS SDK for JavaScript v3 (@aws-sdk/client-ec2, -sts, -cloudwatch, -auto-scaling, run by node) as a
 second real SDK against nimbus: the scenarios live in tests/js/scenarios.mjs."""
 
 import json
@@ -63,3 +63,18 @@ def test_sts_refuses_a_wrong_signature_with_the_aws_code(nimbus):
     error = run_js(nimbus, "wrongSecret")
     assert error["name"] == "SignatureDoesNotMatch"
     assert error["fault"] == "client" and error["status"] == 403
+
+
+def test_auto_scaling_group_through_the_js_sdk(nimbus):
+    result = run_js(nimbus, "autoScaling")
+    assert result["described"] == {
+        "name": result["name"], "sizes": [0, 2, 0], "zones": ["us-east-1a"],
+        "template": {"LaunchTemplateId": result["templateId"], "LaunchTemplateName": result["name"],
+                     "Version": "$Latest"},
+        "tags": [{"ResourceId": result["name"], "ResourceType": "auto-scaling-group", "Key": "sdk",
+                  "Value": "js-v3", "PropagateAtLaunch": True}],
+        "created": True,
+    }
+    assert result["crossed"]["name"] == "ValidationError" and result["crossed"]["status"] == 400
+    assert result["crossed"]["message"] == "Max bound, 2, must be greater than or equal to min bound, 3"
+    assert result["activities"] == 0 and result["remaining"] == 0

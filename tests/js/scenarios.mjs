@@ -5,6 +5,8 @@
 
 import {
   CreateKeyPairCommand,
+  CreateLaunchTemplateCommand,
+  DeleteLaunchTemplateCommand,
   CreateVolumeCommand,
   DeleteKeyPairCommand,
   DeleteVolumeCommand,
@@ -17,6 +19,13 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import {
+  AutoScalingClient,
+  CreateAutoScalingGroupCommand,
+  DeleteAutoScalingGroupCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeScalingActivitiesCommand,
+} from "@aws-sdk/client-auto-scaling";
+import {
   CloudWatchClient,
   DescribeAlarmsCommand,
   GetMetricDataCommand,
@@ -27,6 +36,7 @@ import {
 const ec2 = new EC2Client({ maxAttempts: 1 });
 const sts = new STSClient({ maxAttempts: 1 });
 const cloudwatch = new CloudWatchClient({ maxAttempts: 1 });
+const autoscaling = new AutoScalingClient({ maxAttempts: 1 });
 
 // What a caller sees of a failed request.
 function failure(error) {
@@ -149,6 +159,57 @@ const scenarios = {
   async callerIdentity() {
     const { Account, Arn, UserId } = await sts.send(new GetCallerIdentityCommand({}));
     return { account: Account, arn: Arn, userId: UserId };
+  },
+
+  // A group with nothing to launch yet: created, described, refused when its sizes cross,
+  // and deleted.
+  async autoScaling() {
+    const name = `js-${Date.now()}`;
+    const { LaunchTemplate } = await ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: name,
+        LaunchTemplateData: { ImageId: "ami-0123456789abcdef0", InstanceType: "t3.micro" },
+      }),
+    );
+    const group = {
+      AutoScalingGroupName: name,
+      LaunchTemplate: { LaunchTemplateId: LaunchTemplate.LaunchTemplateId, Version: "$Latest" },
+      MinSize: 0,
+      MaxSize: 2,
+      AvailabilityZones: ["us-east-1a"],
+      Tags: [{ Key: "sdk", Value: "js-v3", PropagateAtLaunch: true }],
+    };
+    await autoscaling.send(new CreateAutoScalingGroupCommand(group));
+    const { AutoScalingGroups } = await autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }),
+    );
+    const crossed = await autoscaling
+      .send(new CreateAutoScalingGroupCommand({ ...group, AutoScalingGroupName: `${name}-x`, MinSize: 3 }))
+      .then(() => ({ unexpected: "success" }), failure);
+    const { Activities } = await autoscaling.send(
+      new DescribeScalingActivitiesCommand({ AutoScalingGroupName: name }),
+    );
+    await autoscaling.send(new DeleteAutoScalingGroupCommand({ AutoScalingGroupName: name }));
+    const after = await autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }),
+    );
+    await ec2.send(new DeleteLaunchTemplateCommand({ LaunchTemplateId: LaunchTemplate.LaunchTemplateId }));
+    const [described] = AutoScalingGroups;
+    return {
+      name,
+      described: {
+        name: described.AutoScalingGroupName,
+        sizes: [described.MinSize, described.MaxSize, described.DesiredCapacity],
+        zones: described.AvailabilityZones,
+        template: described.LaunchTemplate,
+        tags: described.Tags,
+        created: described.CreatedTime instanceof Date,
+      },
+      templateId: LaunchTemplate.LaunchTemplateId,
+      crossed,
+      activities: Activities.length,
+      remaining: after.AutoScalingGroups.length,
+    };
   },
 
   async wrongSecret() {
