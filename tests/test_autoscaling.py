@@ -170,6 +170,30 @@ def test_a_group_balances_zones_follows_its_capacity_and_replaces_a_killed_membe
     assert states <= {"terminated", "shutting-down"}, states
 
 
+def test_a_group_killed_mid_scale_out_converges_without_orphans(
+        cloud, ec2vm, network, template):  # noqa: F811
+    """kill -9 of nimbus while a scale-out is under way: after the restart the group has
+    exactly its desired capacity, and no instance of it is left outside the group (launches
+    are retried with the same ClientToken)."""
+    autoscaling = cloud.client("autoscaling")
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="crash", MinSize=0, MaxSize=3, DesiredCapacity=3,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=",".join(network.values()))
+    wait_for(lambda: ec2vm.describe_instances(Filters=[{"Name": f"tag:{GROUP_TAG}", "Values": ["crash"]}])
+             ["Reservations"], timeout=60, interval=0.05)
+    cloud.kill9()
+    cloud.start()
+    ec2 = cloud.client()
+    autoscaling = cloud.client("autoscaling")
+    members = wait_for(lambda: healthy_in_service(autoscaling, "crash", 3), timeout=600, interval=1)
+    live = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": f"tag:{GROUP_TAG}", "Values": ["crash"]},
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"] for i in r["Instances"]]
+    assert sorted(live) == sorted(m["InstanceId"] for m in members)
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="crash", ForceDelete=True)
+    wait_for(lambda: group(autoscaling, "crash") is None, timeout=300, interval=1)
+
+
 def test_a_lifecycle_hook_holds_a_launch_in_pending_wait_until_completed(
         ec2vm, autoscaling, network, template):  # noqa: F811
     autoscaling.create_auto_scaling_group(
