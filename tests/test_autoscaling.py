@@ -7,6 +7,7 @@ scales out on the guests' measured CPU and back in when they go idle.
 The server reads metrics every second, so target tracking alarms have 10 s periods."""
 
 import base64
+import datetime
 import json
 import os
 import signal
@@ -309,10 +310,24 @@ def test_bad_groups_get_aws_errors(cloud, autoscaling, network, template):  # no
     autoscaling.suspend_processes(AutoScalingGroupName="idle", ScalingProcesses=["AZRebalance"])
     assert [p["ProcessName"] for p in group(autoscaling, "idle")["SuspendedProcesses"]] == ["AZRebalance"]
 
+    # Scheduled actions: a one-time one runs at its time (and is gone), a recurring one stays.
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=3)
+    autoscaling.put_scheduled_update_group_action(AutoScalingGroupName="idle", ScheduledActionName="grow",
+                                                  StartTime=soon, MaxSize=3)
+    autoscaling.put_scheduled_update_group_action(AutoScalingGroupName="idle", ScheduledActionName="nightly",
+                                                  Recurrence="0 2 * * *", DesiredCapacity=0)
+    actions = autoscaling.describe_scheduled_actions(AutoScalingGroupName="idle")["ScheduledUpdateGroupActions"]
+    assert sorted(a["ScheduledActionName"] for a in actions) == ["grow", "nightly"]
+    wait_for(lambda: group(autoscaling, "idle")["MaxSize"] == 3, timeout=60, interval=0.5)
+    actions = autoscaling.describe_scheduled_actions(AutoScalingGroupName="idle")["ScheduledUpdateGroupActions"]
+    assert [(a["ScheduledActionName"], a["Recurrence"]) for a in actions] == [("nightly", "0 2 * * *")]
+    assert refused(autoscaling.put_scheduled_update_group_action, AutoScalingGroupName="idle",
+                   ScheduledActionName="bad", Recurrence="61 * * * *", MinSize=0)[0] == "ValidationError"
+
     # The aws CLI reads the same answers.
     listed = subprocess.run(["aws", "autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names",
                              "idle", "--output", "json"], env=cloud.cli_env(), capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout)["AutoScalingGroups"][0]["MaxSize"] == 2
+    assert json.loads(listed.stdout)["AutoScalingGroups"][0]["MaxSize"] == 3
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName="idle")
     assert group(autoscaling, "idle") is None

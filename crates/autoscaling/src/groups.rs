@@ -12,6 +12,7 @@ use crate::hooks::Hook;
 use crate::kinds::Tables;
 use crate::members::Member;
 use crate::refresh::Refresh;
+use crate::schedule::ScheduledAction;
 use crate::{AutoScaling, AutoScalingError, Result};
 
 /// The processes of a group (SuspendProcesses), all honoured by the fleet reconciler except
@@ -81,6 +82,7 @@ pub struct Group {
     /// Members taken out of service as unhealthy and not yet replaced: the next launches say so.
     pub replacements_due: u32,
     pub hooks: Vec<Hook>,
+    pub scheduled_actions: Vec<ScheduledAction>,
     /// Instance refreshes, newest last.
     pub refreshes: Vec<Refresh>,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
@@ -718,6 +720,7 @@ impl AutoScaling {
             replacements_due: 0,
             hooks: Vec::new(),
             refreshes: Vec::new(),
+            scheduled_actions: Vec::new(),
             enabled_metrics: BTreeSet::new(),
         };
         group.set_desired(desired, "a user request created an AutoScalingGroup");

@@ -20,6 +20,7 @@ mod metrics;
 mod policies;
 mod reconciler;
 mod refresh;
+mod schedule;
 #[cfg(test)]
 mod testkit;
 
@@ -49,6 +50,9 @@ pub use policies::{
 };
 pub use reconciler::FleetReconciler;
 pub use refresh::{DescribeInstanceRefreshesInput, StartInstanceRefreshInput};
+pub use schedule::{
+    DeleteScheduledActionInput, DescribeScheduledActionsInput, PutScheduledActionInput,
+};
 
 /// Why an Auto Scaling call failed; the api crate names the AWS code of each in one place.
 #[derive(Debug, thiserror::Error)]

@@ -315,6 +315,7 @@ impl AutoScaling {
                 }
             }
             group.members.retain(|m| !gone.contains(&m.instance_id));
+            group.run_due_actions(nimbus_core::now_millis());
             group.refresh_step(txn)?;
             let desired = group.desired_capacity as usize;
             if group.capacity() > desired && (group.deleting || !group.suspended("Terminate")) {

@@ -97,6 +97,9 @@ async fn run(
         "DescribePolicies" => service.describe_policies(params(input)?),
         "DeletePolicy" => service.delete_policy(params(input)?),
         "ExecutePolicy" => service.execute_policy(params(input)?),
+        "PutScheduledUpdateGroupAction" => service.put_scheduled_action(params(input)?),
+        "DescribeScheduledActions" => service.describe_scheduled_actions(params(input)?),
+        "DeleteScheduledAction" => service.delete_scheduled_action(params(input)?),
         "StartInstanceRefresh" => service.start_refresh(params(input)?).await,
         "DescribeInstanceRefreshes" => service.describe_refreshes(params(input)?),
         "CancelInstanceRefresh" => {
