@@ -195,6 +195,43 @@ def test_a_group_killed_mid_scale_out_converges_without_orphans(
     wait_for(lambda: group(autoscaling, "crash") is None, timeout=300, interval=1)
 
 
+def test_instances_attached_moved_to_standby_and_detached(ec2vm, autoscaling, network, template):  # noqa: F811
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="moves", MinSize=0, MaxSize=2, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1a"])
+    instance_id = ec2vm.run_instances(LaunchTemplate={"LaunchTemplateId": template}, MinCount=1, MaxCount=1,
+                                      SubnetId=network["us-east-1a"])["Instances"][0]["InstanceId"]
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+
+    def tags():
+        instance = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+    def member():
+        members = group(autoscaling, "moves")["Instances"]
+        return (members[0]["LifecycleState"], group(autoscaling, "moves")["DesiredCapacity"]) if members else None
+
+    autoscaling.attach_instances(AutoScalingGroupName="moves", InstanceIds=[instance_id])
+    assert member() == ("InService", 1) and tags() == {GROUP_TAG: "moves"}
+    activities = autoscaling.enter_standby(AutoScalingGroupName="moves", InstanceIds=[instance_id],
+                                           ShouldDecrementDesiredCapacity=True)["Activities"]
+    assert activities[0]["Description"] == f"Moving EC2 instance to Standby: {instance_id}"
+    assert member() == ("Standby", 0)
+    autoscaling.exit_standby(AutoScalingGroupName="moves", InstanceIds=[instance_id])
+    assert member() == ("InService", 1)
+    autoscaling.detach_instances(AutoScalingGroupName="moves", InstanceIds=[instance_id],
+                                 ShouldDecrementDesiredCapacity=True)
+    assert member() is None and tags() == {}
+    assert ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"] \
+        == "running"
+    with pytest.raises(ClientError) as excinfo:
+        autoscaling.detach_instances(AutoScalingGroupName="moves", InstanceIds=[instance_id],
+                                     ShouldDecrementDesiredCapacity=True)
+    assert error_code(excinfo) == "ValidationError"
+    ec2vm.terminate_instances(InstanceIds=[instance_id])
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="moves")
+
+
 def test_a_lifecycle_hook_holds_a_launch_in_pending_wait_until_completed(
         ec2vm, autoscaling, network, template):  # noqa: F811
     autoscaling.create_auto_scaling_group(

@@ -183,6 +183,8 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
             instance_type: text(&instance["InstanceType"]),
             state: text(&instance["State"]["Name"]),
             impaired: false,
+            zone: launch.zone.clone(),
+            subnet_id: launch.subnet_id.clone(),
         })
     }
 
@@ -197,6 +199,24 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
             Err(refused) if refused.code == "InvalidInstanceID.NotFound" => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    async fn set_group(&self, instance_id: &str, group: Option<&str>) -> Result<(), Ec2Refusal> {
+        let context = self.context()?;
+        (context.control)
+            .set_service_tag(instance_id, GROUP_TAG, group)
+            .map_err(|error| refusal(ApiError::from(error)))?;
+        let recovery = if group.is_some() {
+            "disabled"
+        } else {
+            "default"
+        };
+        self.call(
+            "ModifyInstanceMaintenanceOptions",
+            json!({ "InstanceId": instance_id, "AutoRecovery": recovery }),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn instances(&self, ids: &[String]) -> Result<Vec<InstanceView>, Ec2Refusal> {
@@ -226,6 +246,8 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
                     impaired: impaired.contains(&instance_id),
                     instance_type: text(&i["InstanceType"]),
                     state: text(&i["State"]["Name"]),
+                    zone: text(&i["Placement"]["AvailabilityZone"]),
+                    subnet_id: i["SubnetId"].as_str().map(str::to_owned),
                     instance_id,
                 }
             })

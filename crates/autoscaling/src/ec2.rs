@@ -48,6 +48,8 @@ pub struct InstanceView {
     pub state: String,
     /// Whether a status check (system or instance) reports `impaired`.
     pub impaired: bool,
+    pub zone: String,
+    pub subnet_id: Option<String>,
 }
 
 /// Why EC2 refused a call: its code and message, which Auto Scaling quotes.
@@ -69,6 +71,10 @@ pub trait Ec2: Send + Sync {
     /// Launches one instance.
     async fn launch(&self, launch: &Launch) -> Result<InstanceView, Ec2Refusal>;
     async fn terminate(&self, instance_id: &str) -> Result<(), Ec2Refusal>;
+    /// Makes an instance a member of `group` (AttachInstances), or, with `None`, no longer
+    /// one (DetachInstances): its `aws:autoscaling:groupName` tag, and its automatic recovery
+    /// (a member is replaced by its group, not recovered in place).
+    async fn set_group(&self, instance_id: &str, group: Option<&str>) -> Result<(), Ec2Refusal>;
     /// The instances among `ids` that EC2 still knows (terminated ones included while EC2
     /// shows them).
     async fn instances(&self, ids: &[String]) -> Result<Vec<InstanceView>, Ec2Refusal>;

@@ -40,8 +40,8 @@ pub use hooks::{
     PutLifecycleHookInput,
 };
 pub use members::{
-    DescribeAutoScalingInstancesInput, SetDesiredCapacityInput, SetInstanceHealthInput,
-    SetInstanceProtectionInput, TerminateInstanceInput,
+    DescribeAutoScalingInstancesInput, Move, MoveInstancesInput, SetDesiredCapacityInput,
+    SetInstanceHealthInput, SetInstanceProtectionInput, TerminateInstanceInput,
 };
 pub use metrics::MetricsCollectionInput;
 pub use policies::{

@@ -21,6 +21,8 @@ pub enum Lifecycle {
     /// Held by termination lifecycle hooks.
     TerminatingWait,
     Terminating,
+    /// EnterStandby: in the group, out of its capacity and of its health checks.
+    Standby,
 }
 
 impl Lifecycle {
@@ -30,6 +32,7 @@ impl Lifecycle {
             Lifecycle::PendingWait => "Pending:Wait",
             Lifecycle::InService => "InService",
             Lifecycle::TerminatingWait => "Terminating:Wait",
+            Lifecycle::Standby => "Standby",
             Lifecycle::Terminating => "Terminating",
         }
     }
@@ -189,6 +192,24 @@ pub struct SetInstanceHealthInput {
     should_respect_grace_period: Option<bool>,
 }
 
+/// AttachInstances, DetachInstances, EnterStandby and ExitStandby.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MoveInstancesInput {
+    #[serde(default)]
+    instance_ids: Vec<String>,
+    auto_scaling_group_name: String,
+    should_decrement_desired_capacity: Option<bool>,
+}
+
+/// Where instances go in a move.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Move {
+    Detach,
+    EnterStandby,
+    ExitStandby,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SetInstanceProtectionInput {
@@ -307,6 +328,199 @@ impl AutoScaling {
             Ok(txn.put(group)?)
         })?;
         Ok(json!({}))
+    }
+
+    /// AttachInstances: running instances in the group's zones, of no group, join it
+    /// InService, and the desired capacity grows by as many.
+    pub async fn attach_instances(&self, input: MoveInstancesInput) -> Result<Value> {
+        let name = input.auto_scaling_group_name;
+        let ids = input.instance_ids;
+        let group = existing_group(&self.engine.read(), &name)?.clone();
+        if group.desired_capacity as usize + ids.len() > group.max_size as usize {
+            return Err(AutoScalingError::Validation(format!(
+                "Cannot attach {} instance(s): the desired capacity {} would exceed the group's max size {}.",
+                ids.len(),
+                group.desired_capacity,
+                group.max_size
+            )));
+        }
+        let ec2 = self.ec2()?;
+        let views = ec2
+            .instances(&ids)
+            .await
+            .map_err(|e| AutoScalingError::Validation(e.message))?;
+        for id in &ids {
+            let view = views.iter().find(|v| &v.instance_id == id).ok_or_else(|| {
+                AutoScalingError::Validation(format!("Instance {id} is not a valid instance ID."))
+            })?;
+            if view.state != "running" {
+                return Err(AutoScalingError::Validation(format!(
+                    "Instance {id} is not in the running state ({})",
+                    view.state
+                )));
+            }
+            if !group.zones.contains(&view.zone) {
+                return Err(AutoScalingError::Validation(format!(
+                    "Instance {id} is in {}, which is not a zone of the group",
+                    view.zone
+                )));
+            }
+            if self
+                .engine
+                .read()
+                .groups()
+                .values()
+                .any(|g| g.member(id).is_some())
+            {
+                return Err(AutoScalingError::Validation(format!(
+                    "The instance {id} is already part of an Auto Scaling group."
+                )));
+            }
+        }
+        for id in &ids {
+            ec2.set_group(id, Some(&name))
+                .await
+                .map_err(|e| AutoScalingError::Validation(e.message))?;
+        }
+        self.change(|txn| {
+            let mut group = existing_group(txn.state(), &name)?.clone();
+            let from = group.desired_capacity;
+            let now = nimbus_core::now_millis();
+            for view in views.iter().filter(|v| ids.contains(&v.instance_id)) {
+                if group.member(&view.instance_id).is_some() {
+                    continue;
+                }
+                let mut activity = Activity::new(
+                    &group,
+                    format!("Attaching an existing EC2 instance: {}", view.instance_id),
+                    format!(
+                        "At {} a user request AttachInstances changing the desired capacity from {from} to {}.",
+                        now_text(),
+                        from as usize + ids.len()
+                    ),
+                    Status::Successful,
+                );
+                activity.set_status(Status::Successful, 100);
+                activity.zone = view.zone.clone();
+                activity.subnet_id = view.subnet_id.clone();
+                group.members.push(Member {
+                    instance_id: view.instance_id.clone(),
+                    instance_type: view.instance_type.clone(),
+                    zone: view.zone.clone(),
+                    subnet_id: view.subnet_id.clone(),
+                    lifecycle: Lifecycle::InService,
+                    healthy: true,
+                    protected: group.new_instances_protected_from_scale_in,
+                    launched_ms: now,
+                    in_service_ms: now,
+                    template_id: String::new(),
+                    template_version: None,
+                    activity_id: activity.activity_id.clone(),
+                    waits: Vec::new(),
+                });
+                activities::record(txn, activity)?;
+                group.desired_capacity += 1;
+            }
+            Ok(txn.put(group)?)
+        })?;
+        Ok(json!({}))
+    }
+
+    /// DetachInstances, EnterStandby and ExitStandby: one activity per instance, answered.
+    pub async fn move_instances(&self, input: MoveInstancesInput, to: Move) -> Result<Value> {
+        let name = input.auto_scaling_group_name;
+        let ids = input.instance_ids;
+        let decrement = match (to, input.should_decrement_desired_capacity) {
+            (Move::ExitStandby, _) => false,
+            (_, Some(decrement)) => decrement,
+            (_, None) => {
+                return Err(AutoScalingError::Validation(
+                    "ShouldDecrementDesiredCapacity is required".into(),
+                ))
+            }
+        };
+        let recorded = self.change(|txn| {
+            let mut group = existing_group(txn.state(), &name)?.clone();
+            let mut recorded = Vec::new();
+            for id in &ids {
+                let member = group.member(id).cloned().ok_or_else(|| {
+                    AutoScalingError::Validation(format!(
+                        "The instance {id} is not part of Auto Scaling group {name}."
+                    ))
+                })?;
+                let (allowed, description) = match to {
+                    Move::Detach => (
+                        matches!(member.lifecycle, Lifecycle::InService | Lifecycle::Standby),
+                        format!("Detaching EC2 instance: {id}"),
+                    ),
+                    Move::EnterStandby => (
+                        member.lifecycle == Lifecycle::InService,
+                        format!("Moving EC2 instance to Standby: {id}"),
+                    ),
+                    Move::ExitStandby => (
+                        member.lifecycle == Lifecycle::Standby,
+                        format!("Moving EC2 instance out of Standby: {id}"),
+                    ),
+                };
+                if !allowed {
+                    return Err(AutoScalingError::Validation(format!(
+                        "The instance {id} is not in the right state ({}) for this operation.",
+                        member.lifecycle.as_str()
+                    )));
+                }
+                let from = group.desired_capacity;
+                let counted = member.counts();
+                if to == Move::ExitStandby {
+                    group.desired_capacity += 1;
+                } else if decrement && counted {
+                    group.desired_capacity = group.desired_capacity.saturating_sub(1);
+                }
+                if group.desired_capacity < group.min_size || group.desired_capacity > group.max_size {
+                    return Err(AutoScalingError::Validation(format!(
+                        "This operation would take the desired capacity to {}, outside the group's bounds ({} to {}).",
+                        group.desired_capacity, group.min_size, group.max_size
+                    )));
+                }
+                let cause = format!(
+                    "At {} a user request {} changing the desired capacity from {from} to {}.",
+                    now_text(),
+                    match to {
+                        Move::Detach => "detached instance(s)",
+                        Move::EnterStandby => "moved instance(s) to Standby",
+                        Move::ExitStandby => "moved instance(s) out of Standby",
+                    },
+                    group.desired_capacity
+                );
+                let mut activity = Activity::new(&group, description, cause, Status::Successful);
+                activity.set_status(Status::Successful, 100);
+                activity.zone = member.zone.clone();
+                activity.subnet_id = member.subnet_id.clone();
+                match to {
+                    Move::Detach => group.members.retain(|m| &m.instance_id != id),
+                    Move::EnterStandby | Move::ExitStandby => {
+                        if let Some(member) = group.member_mut(id) {
+                            member.lifecycle = if to == Move::EnterStandby {
+                                Lifecycle::Standby
+                            } else {
+                                Lifecycle::InService
+                            };
+                        }
+                    }
+                }
+                recorded.push(activity.output());
+                activities::record(txn, activity)?;
+            }
+            txn.put(group)?;
+            Ok(recorded)
+        })?;
+        if to == Move::Detach {
+            for id in &ids {
+                if let Err(refusal) = self.ec2()?.set_group(id, None).await {
+                    tracing::warn!(instance = %id, %refusal, "a detached instance keeps its group tag");
+                }
+            }
+        }
+        Ok(json!({ "Activities": recorded }))
     }
 
     pub fn set_instance_protection(&self, input: SetInstanceProtectionInput) -> Result<Value> {

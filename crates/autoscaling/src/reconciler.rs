@@ -329,6 +329,17 @@ impl AutoScaling {
                     group.take_out_of_service(txn, &id, cause)?;
                 }
             }
+            if group.deleting {
+                // Members in Standby go too.
+                let standby: Vec<String> = (group.members.iter())
+                    .filter(|m| m.lifecycle == Lifecycle::Standby)
+                    .map(|m| m.instance_id.clone())
+                    .collect();
+                for id in standby {
+                    let cause = format!("At {} a user request deleted the AutoScalingGroup.", now_text());
+                    group.take_out_of_service(txn, &id, cause)?;
+                }
+            }
             if group.deleting && group.members.is_empty() && group.launching.is_empty() {
                 txn.delete::<Group>(name);
                 return Ok(None);
@@ -902,5 +913,88 @@ mod tests {
             service.cancel_refresh("web"),
             Err(AutoScalingError::ActiveInstanceRefreshNotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn standby_members_are_out_of_capacity_and_attached_ones_in_it() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let first = group(&service).members[0].instance_id.clone();
+        let moved = |id: &str, decrement: bool| -> crate::MoveInstancesInput {
+            serde_json::from_value(json!({
+                "AutoScalingGroupName": "web", "InstanceIds": [id],
+                "ShouldDecrementDesiredCapacity": decrement,
+            }))
+            .expect("input")
+        };
+        service
+            .move_instances(moved(&first, false), crate::Move::EnterStandby)
+            .await
+            .expect("standby");
+        pass(&service).await;
+        let members = group(&service).members;
+        assert_eq!(members.len(), 2, "a replacement for the member in Standby");
+        assert_eq!(
+            group(&service).member(&first).expect("first").lifecycle,
+            Lifecycle::Standby
+        );
+        service
+            .move_instances(moved(&first, false), crate::Move::ExitStandby)
+            .await
+            .expect("exit");
+        assert_eq!(group(&service).desired_capacity, 2);
+        // An instance from outside joins the group.
+        let outsider = fake
+            .launch(&launch_of(
+                &group(&service),
+                &PlannedLaunch {
+                    subnet_id: Some("subnet-b".into()),
+                    zone: "us-east-1b".into(),
+                    instance_type: None,
+                },
+                "outside",
+            ))
+            .await
+            .expect("launch")
+            .instance_id;
+        fake.set_state(&outsider, "running");
+        let refused = service
+            .attach_instances(serde_json::from_value(json!({ "AutoScalingGroupName": "web", "InstanceIds": [outsider, "i-00000000000000099"] })).expect("input"))
+            .await;
+        assert!(matches!(refused, Err(AutoScalingError::Validation(_))));
+        service
+            .attach_instances(
+                serde_json::from_value(
+                    json!({ "AutoScalingGroupName": "web", "InstanceIds": [outsider] }),
+                )
+                .expect("input"),
+            )
+            .await
+            .expect("attach");
+        assert_eq!(group(&service).desired_capacity, 3);
+        assert_eq!(
+            fake.groups
+                .lock()
+                .expect("fake")
+                .get(&outsider)
+                .map(String::as_str),
+            Some("web")
+        );
+        service
+            .move_instances(moved(&outsider, true), crate::Move::Detach)
+            .await
+            .expect("detach");
+        assert_eq!(group(&service).desired_capacity, 2);
+        assert!(fake.groups.lock().expect("fake").get(&outsider).is_none());
+        assert!(
+            fake.live().contains(&outsider),
+            "a detached instance keeps running"
+        );
     }
 }

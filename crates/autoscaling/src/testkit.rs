@@ -15,6 +15,8 @@ pub struct FakeEc2 {
     /// Launches by client token → instance ID (EC2's idempotency).
     pub launches: Mutex<BTreeMap<String, (String, Launch)>>,
     pub refuse_launches: Mutex<Option<String>>,
+    /// Instances attached to a group by AttachInstances, by ID.
+    pub groups: Mutex<BTreeMap<String, String>>,
 }
 
 impl FakeEc2 {
@@ -100,6 +102,8 @@ impl Ec2 for FakeEc2 {
                 .unwrap_or_else(|| "t3.micro".into()),
             state: "pending".into(),
             impaired: false,
+            zone: launch.zone.clone(),
+            subnet_id: launch.subnet_id.clone(),
         };
         self.instances
             .lock()
@@ -110,6 +114,15 @@ impl Ec2 for FakeEc2 {
 
     async fn terminate(&self, instance_id: &str) -> Result<(), Ec2Refusal> {
         self.set_state(instance_id, "terminated");
+        Ok(())
+    }
+
+    async fn set_group(&self, instance_id: &str, group: Option<&str>) -> Result<(), Ec2Refusal> {
+        let mut groups = self.groups.lock().expect("fake");
+        match group {
+            Some(group) => groups.insert(instance_id.to_owned(), group.to_owned()),
+            None => groups.remove(instance_id),
+        };
         Ok(())
     }
 

@@ -54,6 +54,20 @@ impl Control {
         self.change_tags(resources, dry_run, &tags::deleting(resources, inputs)?)
     }
 
+    /// Sets (or, with `None`, removes) a reserved `aws:` tag that a service puts on what it
+    /// manages (Auto Scaling's `aws:autoscaling:groupName`), which no request may.
+    pub fn set_service_tag(&self, id: &str, key: &str, value: Option<&str>) -> Result<()> {
+        let change = |tags: &mut Tags| match value {
+            Some(value) => {
+                tags.insert(key.to_owned(), value.to_owned());
+            }
+            None => {
+                tags.remove(key);
+            }
+        };
+        self.change_tags(&[id.to_owned()], false, &change)
+    }
+
     /// Applies `change` to the tags of every resource, after checking that every one exists,
     /// so a bad ID changes nothing.
     fn change_tags(

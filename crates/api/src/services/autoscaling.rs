@@ -1,6 +1,6 @@
 //! Auto Scaling (`autoscaling`, AWS Query) over the `autoscaling` crate.
 
-use autoscaling::{AutoScaling, AutoScalingError};
+use autoscaling::{AutoScaling, AutoScalingError, Move};
 use axum::http::StatusCode;
 use control::credentials::Caller;
 use serde_json::{json, Value};
@@ -97,6 +97,18 @@ async fn run(
         "DescribePolicies" => service.describe_policies(params(input)?),
         "DeletePolicy" => service.delete_policy(params(input)?),
         "ExecutePolicy" => service.execute_policy(params(input)?),
+        "AttachInstances" => service.attach_instances(params(input)?).await,
+        "DetachInstances" => service.move_instances(params(input)?, Move::Detach).await,
+        "EnterStandby" => {
+            service
+                .move_instances(params(input)?, Move::EnterStandby)
+                .await
+        }
+        "ExitStandby" => {
+            service
+                .move_instances(params(input)?, Move::ExitStandby)
+                .await
+        }
         "PutScheduledUpdateGroupAction" => service.put_scheduled_action(params(input)?),
         "DescribeScheduledActions" => service.describe_scheduled_actions(params(input)?),
         "DeleteScheduledAction" => service.delete_scheduled_action(params(input)?),
