@@ -232,6 +232,37 @@ def test_instances_attached_moved_to_standby_and_detached(ec2vm, autoscaling, ne
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName="moves")
 
 
+def test_a_scale_out_starts_a_stopped_warm_instance(ec2vm, autoscaling, network, template):  # noqa: F811
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="warm", MinSize=0, MaxSize=1, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1b"])
+    autoscaling.put_warm_pool(AutoScalingGroupName="warm", PoolState="Stopped", MinSize=1)
+
+    def pool():
+        return autoscaling.describe_warm_pool(AutoScalingGroupName="warm")
+    rested = wait_for(lambda: [m for m in pool()["Instances"] if m["LifecycleState"] == "Warmed:Stopped"],
+                      timeout=600, interval=1)
+    warm_id = rested[0]["InstanceId"]
+    assert pool()["WarmPoolConfiguration"]["PoolState"] == "Stopped"
+    assert ec2vm.describe_instances(InstanceIds=[warm_id])["Reservations"][0]["Instances"][0]["State"]["Name"] \
+        == "stopped"
+    assert group(autoscaling, "warm")["Instances"] == [] and group(autoscaling, "warm")["WarmPoolSize"] == 1
+
+    autoscaling.set_desired_capacity(AutoScalingGroupName="warm", DesiredCapacity=1)
+    members = wait_for(lambda: healthy_in_service(autoscaling, "warm", 1), timeout=600, interval=1)
+    assert members[0]["InstanceId"] == warm_id, "the warm instance itself went into service"
+    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName="warm")["Activities"]
+    assert any(a["Description"] == f"Launching a new EC2 instance from warm pool: {warm_id}" for a in activities)
+    # MinSize 1: the pool refills.
+    wait_for(lambda: [m for m in pool()["Instances"] if m["LifecycleState"].startswith("Warmed:")],
+             timeout=600, interval=1)
+
+    autoscaling.delete_warm_pool(AutoScalingGroupName="warm", ForceDelete=True)
+    wait_for(lambda: "WarmPoolConfiguration" not in pool(), timeout=600, interval=1)
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="warm", ForceDelete=True)
+    wait_for(lambda: group(autoscaling, "warm") is None, timeout=300, interval=1)
+
+
 def test_a_lifecycle_hook_holds_a_launch_in_pending_wait_until_completed(
         ec2vm, autoscaling, network, template):  # noqa: F811
     autoscaling.create_auto_scaling_group(
@@ -340,7 +371,8 @@ def test_bad_groups_get_aws_errors(cloud, autoscaling, network, template):  # no
         "ValidationError", "New SetDesiredCapacity value 3 is above max value 2 for the AutoScalingGroup.")
     code, message = refused(autoscaling.delete_auto_scaling_group, AutoScalingGroupName="missing")
     assert code == "ValidationError" and "not found" in message
-    assert refused(autoscaling.put_warm_pool, AutoScalingGroupName="idle")[0] == "UnsupportedOperation"
+    assert refused(autoscaling.put_warm_pool, AutoScalingGroupName="idle", PoolState="Running",
+                   InstanceReusePolicy={"ReuseOnScaleIn": True})[0] == "ValidationError"
     assert autoscaling.describe_lifecycle_hooks(AutoScalingGroupName="idle")["LifecycleHooks"] == []
     # Ansible disables metrics collection on every run; Terraform suspends processes.
     autoscaling.disable_metrics_collection(AutoScalingGroupName="idle")

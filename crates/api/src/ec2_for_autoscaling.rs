@@ -201,6 +201,16 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
         }
     }
 
+    async fn stop(&self, instance_id: &str, hibernate: bool) -> Result<(), Ec2Refusal> {
+        let request = json!({ "InstanceIds": [instance_id], "Hibernate": hibernate });
+        self.call("StopInstances", request).await.map(|_| ())
+    }
+
+    async fn start(&self, instance_id: &str) -> Result<(), Ec2Refusal> {
+        let request = json!({ "InstanceIds": [instance_id] });
+        self.call("StartInstances", request).await.map(|_| ())
+    }
+
     async fn set_group(&self, instance_id: &str, group: Option<&str>) -> Result<(), Ec2Refusal> {
         let context = self.context()?;
         (context.control)

@@ -71,6 +71,10 @@ pub trait Ec2: Send + Sync {
     /// Launches one instance.
     async fn launch(&self, launch: &Launch) -> Result<InstanceView, Ec2Refusal>;
     async fn terminate(&self, instance_id: &str) -> Result<(), Ec2Refusal>;
+    /// Stops (or hibernates) a warm pool instance.
+    async fn stop(&self, instance_id: &str, hibernate: bool) -> Result<(), Ec2Refusal>;
+    /// Starts a warm pool instance taken into service.
+    async fn start(&self, instance_id: &str) -> Result<(), Ec2Refusal>;
     /// Makes an instance a member of `group` (AttachInstances), or, with `None`, no longer
     /// one (DetachInstances): its `aws:autoscaling:groupName` tag, and its automatic recovery
     /// (a member is replaced by its group, not recovered in place).

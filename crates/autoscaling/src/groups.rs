@@ -13,6 +13,7 @@ use crate::kinds::Tables;
 use crate::members::Member;
 use crate::refresh::Refresh;
 use crate::schedule::ScheduledAction;
+use crate::warm::WarmPool;
 use crate::{AutoScaling, AutoScalingError, Result};
 
 /// The processes of a group (SuspendProcesses), all honoured by the fleet reconciler except
@@ -83,6 +84,9 @@ pub struct Group {
     pub replacements_due: u32,
     pub hooks: Vec<Hook>,
     pub scheduled_actions: Vec<ScheduledAction>,
+    pub warm_pool: Option<WarmPool>,
+    /// Launches into the warm pool not yet answered by EC2, by activity ID.
+    pub warm_launching: Vec<String>,
     /// Instance refreshes, newest last.
     pub refreshes: Vec<Refresh>,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
@@ -222,12 +226,18 @@ impl Group {
             let instances: Vec<Value> = self
                 .members
                 .iter()
+                .filter(|member| !member.in_pool())
                 .map(|member| member.output(&self.template_output()))
                 .collect();
             object.insert("Instances".into(), Value::Array(instances));
         }
         if let Some(warmup) = self.default_instance_warmup {
             object.insert("DefaultInstanceWarmup".into(), json!(warmup));
+        }
+        if let Some(pool) = &self.warm_pool {
+            object.insert("WarmPoolConfiguration".into(), pool.output());
+            let size = self.members.iter().filter(|m| m.warm()).count();
+            object.insert("WarmPoolSize".into(), json!(size));
         }
         if let Some(status) = self.status() {
             object.insert("Status".into(), json!(status));
@@ -721,6 +731,8 @@ impl AutoScaling {
             hooks: Vec::new(),
             refreshes: Vec::new(),
             scheduled_actions: Vec::new(),
+            warm_pool: None,
+            warm_launching: Vec::new(),
             enabled_metrics: BTreeSet::new(),
         };
         group.set_desired(desired, "a user request created an AutoScalingGroup");

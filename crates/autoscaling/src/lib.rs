@@ -23,6 +23,7 @@ mod refresh;
 mod schedule;
 #[cfg(test)]
 mod testkit;
+mod warm;
 
 use std::sync::{Arc, OnceLock};
 
@@ -53,6 +54,7 @@ pub use refresh::{DescribeInstanceRefreshesInput, StartInstanceRefreshInput};
 pub use schedule::{
     DeleteScheduledActionInput, DescribeScheduledActionsInput, PutScheduledActionInput,
 };
+pub use warm::{DeleteWarmPoolInput, DescribeWarmPoolInput, PutWarmPoolInput};
 
 /// Why an Auto Scaling call failed; the api crate names the AWS code of each in one place.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,13 @@ pub enum Lifecycle {
     Terminating,
     /// EnterStandby: in the group, out of its capacity and of its health checks.
     Standby,
+    /// In the warm pool: launched and on its way to rest, then resting.
+    WarmedPending,
+    WarmedStopped,
+    WarmedRunning,
+    WarmedHibernated,
+    /// Leaving the warm pool.
+    WarmedTerminating,
 }
 
 impl Lifecycle {
@@ -33,6 +40,11 @@ impl Lifecycle {
             Lifecycle::InService => "InService",
             Lifecycle::TerminatingWait => "Terminating:Wait",
             Lifecycle::Standby => "Standby",
+            Lifecycle::WarmedPending => "Warmed:Pending",
+            Lifecycle::WarmedStopped => "Warmed:Stopped",
+            Lifecycle::WarmedRunning => "Warmed:Running",
+            Lifecycle::WarmedHibernated => "Warmed:Hibernated",
+            Lifecycle::WarmedTerminating => "Warmed:Terminating",
             Lifecycle::Terminating => "Terminating",
         }
     }
@@ -76,8 +88,24 @@ impl Member {
     pub fn leaving(&self) -> bool {
         matches!(
             self.lifecycle,
-            Lifecycle::TerminatingWait | Lifecycle::Terminating
+            Lifecycle::TerminatingWait | Lifecycle::Terminating | Lifecycle::WarmedTerminating
         )
+    }
+
+    /// Whether it is in the warm pool, resting or on its way to rest.
+    pub fn warm(&self) -> bool {
+        matches!(
+            self.lifecycle,
+            Lifecycle::WarmedPending
+                | Lifecycle::WarmedStopped
+                | Lifecycle::WarmedRunning
+                | Lifecycle::WarmedHibernated
+        )
+    }
+
+    /// Whether DescribeWarmPool lists it (rather than the group's instances).
+    pub fn in_pool(&self) -> bool {
+        self.warm() || self.lifecycle == Lifecycle::WarmedTerminating
     }
 
     fn health_text(&self) -> &'static str {
@@ -128,7 +156,9 @@ impl Group {
                 a.set_status(Status::Cancelled, 100);
             })?;
         }
-        member.lifecycle = if group_view.hold_at_hooks(member, TERMINATING) {
+        member.lifecycle = if member.warm() {
+            Lifecycle::WarmedTerminating
+        } else if group_view.hold_at_hooks(member, TERMINATING) {
             Lifecycle::TerminatingWait
         } else {
             Lifecycle::Terminating

@@ -19,7 +19,14 @@ use crate::groups::{existing_group, now_text, Group};
 use crate::hooks::LAUNCHING;
 use crate::kinds::Tables;
 use crate::members::{Lifecycle, Member};
+use crate::warm::WarmCalls;
 use crate::{AutoScaling, Result};
+
+/// What a pass asks of EC2 once its transaction is committed.
+struct PassCalls {
+    terminate: Vec<String>,
+    warm: WarmCalls,
+}
 
 /// How often a group's instances are looked at when nothing wakes the reconciler.
 const TICK: Duration = Duration::from_secs(1);
@@ -217,13 +224,23 @@ impl AutoScaling {
             .into_iter()
             .map(|v| (v.instance_id.clone(), v))
             .collect();
-        let Some(leaving) = self.observe(name, &views)? else {
+        let Some(calls) = self.observe(name, &views)? else {
             self.forget_policies(name);
             return Ok(());
         };
-        for id in leaving {
+        for id in calls.terminate {
             if let Err(refusal) = ec2.terminate(&id).await {
                 tracing::warn!(group = name, instance = %id, %refusal, "termination refused; retried next pass");
+            }
+        }
+        for (id, hibernate) in calls.warm.stop {
+            if let Err(refusal) = ec2.stop(&id, hibernate).await {
+                tracing::warn!(group = name, instance = %id, %refusal, "a warm instance was not stopped; retried next pass");
+            }
+        }
+        for id in calls.warm.start {
+            if let Err(refusal) = ec2.start(&id).await {
+                tracing::warn!(group = name, instance = %id, %refusal, "a warm instance was not started; retried next pass");
             }
         }
         if self.plan_launches(name)? > 0 {
@@ -245,7 +262,7 @@ impl AutoScaling {
         &self,
         name: &str,
         views: &BTreeMap<String, InstanceView>,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<PassCalls>> {
         self.engine.mutate(|txn| {
             let Ok(group) = existing_group(txn.state(), name) else {
                 return Ok(None);
@@ -261,6 +278,13 @@ impl AutoScaling {
                         a.set_status(Status::Successful, 100)
                     })?;
                     gone.push(member.instance_id.clone());
+                    continue;
+                }
+                if member.in_pool() {
+                    // Warm instances are the pool's (`warm_step`); one that died just goes.
+                    if terminated {
+                        gone.push(member.instance_id.clone());
+                    }
                     continue;
                 }
                 let mut abandoned = false;
@@ -317,6 +341,7 @@ impl AutoScaling {
             group.members.retain(|m| !gone.contains(&m.instance_id));
             group.run_due_actions(nimbus_core::now_millis());
             group.refresh_step(txn)?;
+            let warm = group.warm_step(txn, views)?;
             let desired = group.desired_capacity as usize;
             if group.capacity() > desired && (group.deleting || !group.suspended("Terminate")) {
                 let surplus = group.capacity() - desired;
@@ -340,14 +365,18 @@ impl AutoScaling {
                     group.take_out_of_service(txn, &id, cause)?;
                 }
             }
-            if group.deleting && group.members.is_empty() && group.launching.is_empty() {
+            if group.deleting
+                && group.members.is_empty()
+                && group.launching.is_empty()
+                && group.warm_launching.is_empty()
+            {
                 txn.delete::<Group>(name);
                 return Ok(None);
             }
-            let leaving = group
+            let terminate = group
                 .members
                 .iter()
-                .filter(|m| m.lifecycle == Lifecycle::Terminating)
+                .filter(|m| matches!(m.lifecycle, Lifecycle::Terminating | Lifecycle::WarmedTerminating))
                 .filter(|m| {
                     views
                         .get(&m.instance_id)
@@ -356,11 +385,12 @@ impl AutoScaling {
                 .map(|m| m.instance_id.clone())
                 .collect();
             txn.put(group)?;
-            Ok(Some(leaving))
+            Ok(Some(PassCalls { terminate, warm }))
         })
     }
 
-    /// Records the launches the group is short of, each with its activity. Returns how many.
+    /// Records the launches the group and its warm pool are short of, each with its activity.
+    /// Returns how many.
     fn plan_launches(&self, name: &str) -> Result<usize> {
         self.engine.mutate(|txn| {
             let Ok(group) = existing_group(txn.state(), name) else {
@@ -368,40 +398,46 @@ impl AutoScaling {
             };
             let mut group = group.clone();
             let desired = group.desired_capacity as usize;
-            if group.deleting || group.suspended("Launch") || group.capacity() >= desired {
-                if group.replacements_due > 0 && group.capacity() >= desired {
-                    group.replacements_due = 0;
-                    txn.put(group)?;
-                }
-                return Ok(0);
-            }
             // Launches still waiting on EC2 count in the zone balance too.
-            let mut planned: Vec<PlannedLaunch> = group
-                .launching
-                .iter()
+            let mut planned: Vec<PlannedLaunch> = (group.launching.iter())
+                .chain(&group.warm_launching)
                 .filter_map(|id| txn.state().activities().get(id))
                 .filter_map(|a| a.launch.clone())
                 .collect();
             let mut count = 0;
-            let cause = difference_cause(&group, true, desired);
-            while group.capacity() < desired {
-                let placement = next_placement(&group, &planned);
-                let cause = if group.replacements_due > 0 {
-                    group.replacements_due -= 1;
-                    format!("At {} an instance was launched in response to an unhealthy instance needing to be replaced.", now_text())
-                } else {
-                    cause.clone()
-                };
-                let mut activity = Activity::new(&group, "Launching a new EC2 instance".into(), cause, Status::WaitingForInstanceId);
-                activity.zone = placement.zone.clone();
-                activity.subnet_id = placement.subnet_id.clone();
-                activity.launch = Some(placement.clone());
-                group.launching.push(activity.activity_id.clone());
-                activities::record(txn, activity)?;
-                planned.push(placement);
-                count += 1;
+            if !group.deleting && !group.suspended("Launch") {
+                let cause = difference_cause(&group, true, desired);
+                while group.capacity() < desired {
+                    let cause = if group.replacements_due > 0 {
+                        group.replacements_due -= 1;
+                        format!("At {} an instance was launched in response to an unhealthy instance needing to be replaced.", now_text())
+                    } else {
+                        cause.clone()
+                    };
+                    let id = plan_one(txn, &group, &mut planned, "Launching a new EC2 instance", cause)?;
+                    group.launching.push(id);
+                    count += 1;
+                }
+                let pool_cause = format!(
+                    "At {} an instance was launched in response to a difference between desired and actual warm pool size, increasing the warm pool size from {} to {}.",
+                    now_text(),
+                    group.warm_count(),
+                    group.warm_target()
+                );
+                while group.warm_count() < group.warm_target() {
+                    let description = "Launching a new EC2 instance into warm pool";
+                    let id = plan_one(txn, &group, &mut planned, description, pool_cause.clone())?;
+                    group.warm_launching.push(id);
+                    count += 1;
+                }
             }
-            txn.put(group)?;
+            let reset = group.replacements_due > 0 && group.capacity() >= desired;
+            if reset {
+                group.replacements_due = 0;
+            }
+            if count > 0 || reset {
+                txn.put(group)?;
+            }
             Ok(count)
         })
     }
@@ -416,6 +452,7 @@ impl AutoScaling {
             group
                 .launching
                 .iter()
+                .chain(&group.warm_launching)
                 .filter_map(|id| state.activities().get(id))
                 .filter_map(|activity| {
                     let planned = activity.launch.clone()?;
@@ -429,12 +466,17 @@ impl AutoScaling {
         for (activity, launch) in pending {
             let outcome = ec2.launch(&launch).await;
             let launched = self.engine.mutate(|txn| -> Result<Option<String>> {
-                let still_wanted = txn.state().groups().get(name).is_some_and(|g| g.launching.contains(&activity.activity_id));
+                let id = &activity.activity_id;
+                let still_wanted = txn.state().groups().get(name).is_some_and(|g| {
+                    g.launching.contains(id) || g.warm_launching.contains(id)
+                });
                 let Ok(group) = existing_group(txn.state(), name) else {
                     return Ok(outcome.as_ref().ok().map(|v| v.instance_id.clone()));
                 };
                 let mut group = group.clone();
+                let into_pool = group.warm_launching.contains(&activity.activity_id);
                 group.launching.retain(|id| id != &activity.activity_id);
+                group.warm_launching.retain(|id| id != &activity.activity_id);
                 match &outcome {
                     Ok(instance) if still_wanted => {
                         let instance_id = &instance.instance_id;
@@ -443,7 +485,11 @@ impl AutoScaling {
                             instance_type: instance.instance_type.clone(),
                             zone: launch.zone.clone(),
                             subnet_id: launch.subnet_id.clone(),
-                            lifecycle: Lifecycle::Pending,
+                            lifecycle: if into_pool {
+                                Lifecycle::WarmedPending
+                            } else {
+                                Lifecycle::Pending
+                            },
                             healthy: true,
                             protected: group.new_instances_protected_from_scale_in,
                             launched_ms: nimbus_core::now_millis(),
@@ -454,7 +500,11 @@ impl AutoScaling {
                             template_version: group.template.version.clone(),
                         });
                         activities::update(txn, &activity.activity_id, |a| {
-                            a.description = format!("Launching a new EC2 instance: {instance_id}");
+                            a.description = if into_pool {
+                                format!("Launching a new EC2 instance into warm pool: {instance_id}")
+                            } else {
+                                format!("Launching a new EC2 instance: {instance_id}")
+                            };
                             a.set_status(Status::PreInService, 30);
                         })?;
                     }
@@ -477,6 +527,31 @@ impl AutoScaling {
         }
         Ok(())
     }
+}
+
+/// Records one launch of `group` with its activity, placed after those `planned`; returns
+/// the activity's ID.
+fn plan_one(
+    txn: &mut engine::Txn,
+    group: &Group,
+    planned: &mut Vec<PlannedLaunch>,
+    description: &str,
+    cause: String,
+) -> Result<String> {
+    let placement = next_placement(group, planned);
+    let mut activity = Activity::new(
+        group,
+        description.into(),
+        cause,
+        Status::WaitingForInstanceId,
+    );
+    activity.zone = placement.zone.clone();
+    activity.subnet_id = placement.subnet_id.clone();
+    activity.launch = Some(placement.clone());
+    let id = activity.activity_id.clone();
+    activities::record(txn, activity)?;
+    planned.push(placement);
+    Ok(id)
 }
 
 fn launch_of(group: &Group, planned: &PlannedLaunch, activity_id: &str) -> Launch {
@@ -996,5 +1071,66 @@ mod tests {
             fake.live().contains(&outsider),
             "a detached instance keeps running"
         );
+    }
+
+    #[tokio::test]
+    async fn a_scale_out_takes_a_warm_instance_first_and_the_pool_refills() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({ "DesiredCapacity": 0, "MaxSize": 2 })))
+            .await
+            .expect("create");
+        let pool = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web", "PoolState": "Stopped", "MinSize": 1, "MaxGroupPreparedCapacity": 1,
+        }))
+        .expect("input");
+        service.put_warm_pool(pool).expect("pool");
+        pass(&service).await;
+        let warm = group(&service).members[0].clone();
+        assert_eq!(warm.lifecycle, Lifecycle::WarmedPending);
+        run_everything(&fake);
+        pass(&service).await;
+        pass(&service).await;
+        assert_eq!(
+            group(&service).members[0].lifecycle,
+            Lifecycle::WarmedStopped
+        );
+        set_desired(&service, 1);
+        pass(&service).await;
+        let taken = group(&service)
+            .member(&warm.instance_id)
+            .cloned()
+            .expect("member");
+        assert_eq!(
+            taken.lifecycle,
+            Lifecycle::Pending,
+            "the warm instance itself, started"
+        );
+        assert_eq!(
+            fake.launched().len(),
+            2,
+            "one more launched to refill the pool"
+        );
+        run_everything(&fake);
+        pass(&service).await;
+        assert_eq!(
+            group(&service)
+                .member(&warm.instance_id)
+                .expect("member")
+                .lifecycle,
+            Lifecycle::InService
+        );
+        service
+            .delete_warm_pool(
+                serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+            )
+            .expect("delete");
+        for _ in 0..3 {
+            pass(&service).await;
+        }
+        let after = group(&service);
+        assert!(after.warm_pool.is_none());
+        assert_eq!(after.members.len(), 1);
+        assert_eq!(fake.live(), std::slice::from_ref(&warm.instance_id));
     }
 }

@@ -117,6 +117,16 @@ impl Ec2 for FakeEc2 {
         Ok(())
     }
 
+    async fn stop(&self, instance_id: &str, _hibernate: bool) -> Result<(), Ec2Refusal> {
+        self.set_state(instance_id, "stopped");
+        Ok(())
+    }
+
+    async fn start(&self, instance_id: &str) -> Result<(), Ec2Refusal> {
+        self.set_state(instance_id, "pending");
+        Ok(())
+    }
+
     async fn set_group(&self, instance_id: &str, group: Option<&str>) -> Result<(), Ec2Refusal> {
         let mut groups = self.groups.lock().expect("fake");
         match group {

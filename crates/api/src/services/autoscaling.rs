@@ -56,8 +56,7 @@ fn params<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, AutoScaling
     honoured(input).map_err(AutoScalingCallError::NotHonoured)
 }
 
-/// What a group has of what nimbus does not make yet (load balancers, traffic sources, warm
-/// pools): nothing, truthfully, since their Put/Attach calls are refused.
+/// What a group has of what nimbus does not make yet (load balancers, traffic sources): nothing, truthfully, since their Put/Attach calls are refused.
 fn none_yet(
     service: &AutoScaling,
     input: &Value,
@@ -132,7 +131,9 @@ async fn run(
         "DescribeTrafficSources" => {
             return none_yet(service, &input, json!({ "TrafficSources": [] }))
         }
-        "DescribeWarmPool" => return none_yet(service, &input, json!({ "Instances": [] })),
+        "PutWarmPool" => service.put_warm_pool(params(input)?),
+        "DescribeWarmPool" => service.describe_warm_pool(params(input)?),
+        "DeleteWarmPool" => service.delete_warm_pool(params(input)?),
         other => return Err(AutoScalingCallError::NotSupported(other.to_owned())),
     };
     Ok(output?)
