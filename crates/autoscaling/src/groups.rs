@@ -80,6 +80,10 @@ pub struct Group {
     pub last_change: String,
     /// When a scaling policy last changed the desired capacity (its cooldown runs from there).
     pub last_scaled_ms: i64,
+    /// An Availability Zone rebalancing launch went beyond the desired capacity; a member of
+    /// the fullest zone leaves once it is InService.
+    #[serde(default)]
+    pub rebalancing: bool,
     /// Members taken out of service as unhealthy and not yet replaced: the next launches say so.
     pub replacements_due: u32,
     pub hooks: Vec<Hook>,
@@ -109,6 +113,29 @@ impl Group {
 
     pub fn suspended(&self, process: &str) -> bool {
         self.suspended.contains_key(process)
+    }
+
+    /// Whether the zones are out of balance by more than one instance, with the group settled
+    /// (at its capacity, every member InService, nothing launching).
+    pub fn needs_rebalance(&self) -> bool {
+        if self.rebalancing || self.suspended("AZRebalance") || !self.launching.is_empty() {
+            return false;
+        }
+        let serving: Vec<&Member> = self.members.iter().filter(|m| m.counts()).collect();
+        if serving.len() != self.desired_capacity as usize
+            || serving
+                .iter()
+                .any(|m| m.lifecycle != crate::members::Lifecycle::InService)
+        {
+            return false;
+        }
+        let per_zone: Vec<usize> = (self.zones.iter())
+            .map(|zone| serving.iter().filter(|m| &m.zone == zone).count())
+            .collect();
+        match (per_zone.iter().max(), per_zone.iter().min()) {
+            (Some(most), Some(fewest)) => most - fewest > 1,
+            _ => false,
+        }
     }
 
     /// Members and launches that count toward the desired capacity.
@@ -727,6 +754,7 @@ impl AutoScaling {
             launching: Vec::new(),
             last_change: String::new(),
             last_scaled_ms: 0,
+            rebalancing: false,
             replacements_due: 0,
             hooks: Vec::new(),
             refreshes: Vec::new(),

@@ -343,9 +343,19 @@ impl AutoScaling {
             group.refresh_step(txn)?;
             let warm = group.warm_step(txn, views)?;
             let desired = group.desired_capacity as usize;
-            if group.capacity() > desired && (group.deleting || !group.suspended("Terminate")) {
+            let rebalanced_launch_in_flight = group.rebalancing
+                && (!group.launching.is_empty()
+                    || group.members.iter().any(|m| m.counts() && m.lifecycle != Lifecycle::InService));
+            if group.capacity() > desired
+                && (group.deleting || !group.suspended("Terminate"))
+                && !rebalanced_launch_in_flight
+            {
                 let surplus = group.capacity() - desired;
-                let cause = difference_cause(&group, false, desired);
+                let cause = if group.rebalancing {
+                    format!("At {} an instance was taken out of service in response to an Availability Zone rebalancing operation.", now_text())
+                } else {
+                    difference_cause(&group, false, desired)
+                };
                 for id in scale_in_choice(&group, surplus) {
                     let cause = format!(
                         "{cause}  At {} instance {id} was selected for termination.",
@@ -353,6 +363,7 @@ impl AutoScaling {
                     );
                     group.take_out_of_service(txn, &id, cause)?;
                 }
+                group.rebalancing = false;
             }
             if group.deleting {
                 // Members in Standby go too.
@@ -407,6 +418,15 @@ impl AutoScaling {
             let mut count = 0;
             if !group.deleting && !group.suspended("Launch") {
                 let cause = difference_cause(&group, true, desired);
+                // Zones out of balance: one launch beyond the desired capacity, into the zone
+                // with the fewest, before one from the zone with the most leaves (AWS's order).
+                if group.needs_rebalance() {
+                    group.rebalancing = true;
+                    let cause = format!("At {} an instance was launched in response to an Availability Zone rebalancing operation.", now_text());
+                    let id = plan_one(txn, &group, &mut planned, "Launching a new EC2 instance", cause)?;
+                    group.launching.push(id);
+                    count += 1;
+                }
                 while group.capacity() < desired {
                     let cause = if group.replacements_due > 0 {
                         group.replacements_due -= 1;
@@ -1132,5 +1152,49 @@ mod tests {
         assert!(after.warm_pool.is_none());
         assert_eq!(after.members.len(), 1);
         assert_eq!(fake.live(), std::slice::from_ref(&warm.instance_id));
+    }
+
+    #[tokio::test]
+    async fn a_new_zone_is_rebalanced_launching_before_terminating() {
+        let (service, fake, _dir) = service();
+        service
+            .create_group(create_input(json!({ "VPCZoneIdentifier": "subnet-a" })))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let update = serde_json::from_value(json!({
+            "AutoScalingGroupName": "web", "VPCZoneIdentifier": "subnet-a,subnet-b",
+        }))
+        .expect("input");
+        service.update_group(update).await.expect("update");
+        pass(&service).await;
+        assert_eq!(
+            fake.live().len(),
+            3,
+            "the launch into the new zone comes first"
+        );
+        pass(&service).await;
+        assert_eq!(fake.live().len(), 3, "nobody leaves before it is InService");
+        run_everything(&fake);
+        for _ in 0..3 {
+            pass(&service).await;
+        }
+        let mut zones: Vec<String> = group(&service)
+            .members
+            .iter()
+            .map(|m| m.zone.clone())
+            .collect();
+        zones.sort();
+        assert_eq!(zones, ["us-east-1a", "us-east-1b"]);
+        assert_eq!(fake.live().len(), 2);
+        let activities = service
+            .describe_activities(serde_json::from_value(json!({})).expect("input"))
+            .expect("describe");
+        assert!(activities["Activities"][0]["Cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Availability Zone rebalancing"));
     }
 }
