@@ -607,6 +607,12 @@ impl ScalingPolicies for AutoScaling {
             .get(policy_arn)
             .cloned()
             .ok_or_else(|| format!("the scaling policy {policy_arn} does not exist"))?;
+        let suspended = crate::kinds::Tables::groups(&*self.engine.read())
+            .get(&policy.group_name)
+            .is_some_and(|g| g.suspended("AlarmNotification"));
+        if suspended {
+            return Ok(());
+        }
         let why = format!(
             "a monitor alarm {} in state ALARM triggered policy {}",
             trigger.alarm, policy.name
