@@ -23,7 +23,7 @@ use super::interfaces::{
 };
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -245,7 +245,7 @@ fn run_instances(context: &ApiContext, request: Value) -> Output {
     let config = context.control.config();
     let state = context.control.read();
     let members: Vec<&Instance> = instances.iter().collect();
-    Ok(reservation_output(&members, config, &state))
+    answer(reservation_output(&members, config, &state))
 }
 
 /// One reservation: its ID and owner, and its instances.
@@ -390,7 +390,7 @@ fn describe_instances(context: &ApiContext, request: Value) -> Output {
     Ok(page_output(
         "Reservations",
         (reservations, next_token),
-        |members| reservation_output(members, config, &state),
+        |members| reservation_output(&members, config, &state),
     ))
 }
 
@@ -418,7 +418,7 @@ fn transitions_output(member: &str, changes: &[Transition]) -> Output {
             })
         })
         .collect();
-    Ok(json!({ member: changes }))
+    answer(json!({ member: changes }))
 }
 
 fn start_instances(context: &ApiContext, request: Value) -> Output {
@@ -470,7 +470,7 @@ fn reboot_instances(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .reboot_instances(&request.instance_ids, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 /// Force and Hibernate belong to StopInstances only.
@@ -497,7 +497,7 @@ fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
     if request.attribute == "groupSet" {
         let state = context.control.read();
         let groups = group_set_output(&state, &instance);
-        return Ok(json!({"InstanceId": instance.instance_id, "Groups": groups}));
+        return answer(json!({"InstanceId": instance.instance_id, "Groups": groups}));
     }
     let (member, value) = match request.attribute.as_str() {
         "instanceType" => ("InstanceType", Some(instance.instance_type.clone())),
@@ -519,7 +519,7 @@ fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
             ))))
         }
     };
-    Ok(json!({"InstanceId": instance.instance_id, member: {"Value": value}}))
+    answer(json!({"InstanceId": instance.instance_id, member: {"Value": value}}))
 }
 
 #[derive(Deserialize)]
@@ -548,7 +548,7 @@ fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
     let control = &context.control;
     if !request.groups.is_empty() {
         control.modify_instance_groups(&request.instance_id, &request.groups, request.dry_run)?;
-        return Ok(Value::Null);
+        return answer(Value::Null);
     }
     if let Some(check) = &request.source_dest_check {
         let value = check.value.ok_or_else(|| {
@@ -557,7 +557,7 @@ fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
             ))
         })?;
         control.modify_source_dest_check(&request.instance_id, value, request.dry_run)?;
-        return Ok(Value::Null);
+        return answer(Value::Null);
     }
     let (attribute, value) = match (
         &request.instance_type,
@@ -593,7 +593,7 @@ fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
             ))))
         }
     }
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -618,7 +618,7 @@ fn modify_instance_metadata_options(context: &ApiContext, request: Value) -> Out
         },
         request.dry_run,
     )?;
-    Ok(json!({
+    answer(json!({
         "InstanceId": instance.instance_id,
         "InstanceMetadataOptions": metadata_options_output(&instance.metadata_options),
     }))
@@ -637,7 +637,7 @@ fn get_console_output(context: &ApiContext, request: Value) -> Output {
     let request: GetConsoleOutput = input(request)?;
     // The newest 64 KiB, as EC2 answers, cut on a character boundary by `compute::console`.
     let output = context.control.console_output(&request.instance_id)?;
-    Ok(json!({
+    answer(json!({
         "InstanceId": request.instance_id,
         "Timestamp": nimbus_core::iso8601_millis(nimbus_core::now_millis()),
         "Output": base64::engine::general_purpose::STANDARD.encode(output),
