@@ -13,6 +13,7 @@ mod query;
 mod sigv4;
 mod timestamp;
 mod xml;
+mod xml_answer;
 
 pub use form::{parse_form, ProtoError};
 pub use input::InputError;
@@ -28,3 +29,4 @@ pub use query::encode_ec2_output;
 pub use sigv4::{parse_sigv4, verify_sigv4, AuthDialect, AuthError, HttpRequestParts, SigV4Auth};
 pub use timestamp::iso8601;
 pub use xml::{ec2_error, XmlWriter, EC2_XMLNS};
+pub use xml_answer::EncodeError;

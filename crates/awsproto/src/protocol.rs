@@ -11,6 +11,7 @@ use crate::form::parse_form;
 use crate::input::InputError;
 use crate::model::{Lookup, Operation, ServiceModel};
 use crate::query::Params;
+use crate::xml_answer::EncodeError;
 use crate::{cbor, json, query, HttpRequestParts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,10 +251,13 @@ pub fn encode_output(
             cbor_headers(),
             cbor::encode_output(model, operation.output, output),
         ),
-        _ => (
-            vec![("content-type", "text/xml".to_owned())],
-            query::encode_output(model, operation, output, request_id).into_bytes(),
-        ),
+        _ => match query::encode_output(model, operation, output, request_id) {
+            Ok(xml) => (
+                vec![("content-type", "text/xml".to_owned())],
+                xml.into_bytes(),
+            ),
+            Err(failure) => return unencodable(model, protocol, &failure, request_id),
+        },
     };
     let mut headers = headers;
     headers.push(("x-amzn-requestid", request_id.to_owned()));
@@ -262,6 +266,25 @@ pub fn encode_output(
         headers,
         body,
     }
+}
+
+/// The answer to an output that could not be encoded: a fault of the service, not the caller.
+fn unencodable(
+    model: &ServiceModel,
+    protocol: Protocol,
+    failure: &EncodeError,
+    request_id: &str,
+) -> Answer {
+    let style = ErrorStyle {
+        xml_namespace: model.metadata.xml_namespace.as_deref(),
+        query_compatible: false,
+    };
+    let error = WireError {
+        status: 500,
+        code: "InternalFailure",
+        message: &failure.to_string(),
+    };
+    encode_error(protocol, style, &error, request_id)
 }
 
 /// An error as a service names it.

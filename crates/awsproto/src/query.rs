@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::input::{conform, InputError, Scalars};
 use crate::model::{Kind, MemberRef, Operation, ServiceModel, ShapeId};
-use crate::timestamp;
 use crate::xml::{XmlWriter, EC2_XMLNS};
+use crate::xml_answer::{EncodeError, SendsEmpty, XmlAnswer};
 
 /// The form's parameters without `Action` and `Version`, each key once.
 pub type Params = BTreeMap<String, String>;
@@ -146,181 +147,49 @@ fn element_prefix(prefix: &str, member: &MemberRef, flattened: bool) -> String {
 }
 
 /// `<?xml?><OpResponse xmlns=…><OpResult>…</OpResult><ResponseMetadata>…</OpResponse>`
-pub fn encode_output(
+pub fn encode_output<T: Serialize + ?Sized>(
     model: &ServiceModel,
     operation: &Operation,
-    output: &Value,
+    output: &T,
     request_id: &str,
-) -> String {
-    let mut xml = XmlWriter::document();
+) -> Result<String, EncodeError> {
     let namespace = model.metadata.xml_namespace.as_deref().unwrap_or_default();
-    xml.start_with_namespace(&format!("{}Response", operation.name), namespace);
+    let root = format!("{}Response", operation.name);
+    let mut xml = XmlAnswer::document(model, &|_| true, &root, namespace);
     if let Some(shape) = operation.output {
         let wrapper = operation
             .result_wrapper
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}Result", operation.name));
-        write_value(&mut xml, model, shape, &wrapper, output, &|_| true);
+        xml.value(shape, Some(&wrapper), output)?;
     }
-    xml.start("ResponseMetadata");
+    xml.open("ResponseMetadata");
     xml.leaf("RequestId", request_id);
-    xml.finish()
+    xml.close("ResponseMetadata");
+    Ok(xml.finish(&root))
 }
 
-/// The EC2 dialect of the same walk: `<?xml?><OpResponse xmlns=EC2><requestId/>` and the
+/// The EC2 dialect of the same answer: `<?xml?><OpResponse xmlns=EC2><requestId/>` and the
 /// output's members right under the root (no result wrapper), lists as
 /// `<locationName><item>…</item></locationName>` by their `locationName`s. An operation without
 /// an output shape answers `<return>true</return>`, as EC2 does. `sends_empty(list shape
 /// name)` says whether an empty list is written (`<tagSet></tagSet>`) or left out: EC2 decides
 /// that per answer, so the caller holds the table.
-pub fn encode_ec2_output(
+pub fn encode_ec2_output<T: Serialize + ?Sized>(
     model: &ServiceModel,
     operation: &Operation,
-    output: &Value,
+    output: &T,
     request_id: &str,
-    sends_empty: &dyn Fn(&str) -> bool,
-) -> String {
-    let mut xml = XmlWriter::document();
-    xml.start_with_namespace(&format!("{}Response", operation.name), EC2_XMLNS);
+    sends_empty: SendsEmpty,
+) -> Result<String, EncodeError> {
+    let root = format!("{}Response", operation.name);
+    let mut xml = XmlAnswer::document(model, sends_empty, &root, EC2_XMLNS);
     xml.leaf("requestId", request_id);
-    match (operation.output, output) {
-        (Some(shape), Value::Object(object)) => {
-            write_members(&mut xml, model, shape, object, sends_empty)
-        }
-        (Some(_), _) => {}
-        (None, _) => xml.leaf("return", "true"),
+    match operation.output {
+        Some(shape) => xml.value(shape, None, output)?,
+        None => xml.leaf("return", "true"),
     }
-    xml.finish()
-}
-
-/// Whether an empty list of the named shape is written (`<name></name>`) or left out.
-type SendsEmpty<'a> = &'a dyn Fn(&str) -> bool;
-
-fn write_value(
-    xml: &mut XmlWriter,
-    model: &ServiceModel,
-    shape: ShapeId,
-    name: &str,
-    value: &Value,
-    sends_empty: SendsEmpty,
-) {
-    match (&model.shape(shape).kind, value) {
-        (_, Value::Null) => {}
-        (Kind::Structure { .. }, Value::Object(object)) => {
-            xml.start(name);
-            write_members(xml, model, shape, object, sends_empty);
-            xml.end();
-        }
-        (Kind::List { .. } | Kind::Map { .. }, _) => {
-            write_member(xml, model, &unflattened(shape), name, value, sends_empty)
-        }
-        (kind, scalar) => xml.leaf(name, &scalar_text(kind, scalar)),
-    }
-}
-
-/// A structure's members in the model's order; members the shape does not have are left out.
-fn write_members(
-    xml: &mut XmlWriter,
-    model: &ServiceModel,
-    shape: ShapeId,
-    object: &Map<String, Value>,
-    sends_empty: SendsEmpty,
-) {
-    let Kind::Structure { members, .. } = &model.shape(shape).kind else {
-        return;
-    };
-    for member in members {
-        if let Some(child) = object.get(&member.name) {
-            let name = member.wire_name();
-            write_member(xml, model, &member.target, name, child, sends_empty);
-        }
-    }
-}
-
-fn unflattened(shape: ShapeId) -> MemberRef {
-    MemberRef {
-        shape,
-        location_name: None,
-        flattened: false,
-    }
-}
-
-/// Writes a structure member: lists and maps wrapped in `<name>` unless flattened.
-fn write_member(
-    xml: &mut XmlWriter,
-    model: &ServiceModel,
-    target: &MemberRef,
-    name: &str,
-    value: &Value,
-    sends_empty: SendsEmpty,
-) {
-    let shape = model.shape(target.shape);
-    match (&shape.kind, value) {
-        (Kind::List { .. }, Value::Array(elements))
-            if elements.is_empty() && !sends_empty(&shape.name) => {}
-        (
-            Kind::List {
-                member, flattened, ..
-            },
-            Value::Array(elements),
-        ) => {
-            let flattened = *flattened || target.flattened;
-            let element_name = match (flattened, &member.location_name) {
-                (_, Some(location)) => location.as_str(),
-                (true, None) => name,
-                (false, None) => "member",
-            };
-            if !flattened {
-                xml.start(name);
-            }
-            for element in elements {
-                write_value(xml, model, member.shape, element_name, element, sends_empty);
-            }
-            if !flattened {
-                xml.end();
-            }
-        }
-        (
-            Kind::Map {
-                key,
-                value: value_ref,
-                flattened,
-                ..
-            },
-            Value::Object(entries),
-        ) => {
-            let flattened = *flattened || target.flattened;
-            if !flattened {
-                xml.start(name);
-            }
-            for (entry_key, entry_value) in entries {
-                xml.start(if flattened { name } else { "entry" });
-                xml.leaf(key.location_name.as_deref().unwrap_or("key"), entry_key);
-                let value_name = value_ref.location_name.as_deref().unwrap_or("value");
-                let shape = value_ref.shape;
-                write_value(xml, model, shape, value_name, entry_value, sends_empty);
-                xml.end();
-            }
-            if !flattened {
-                xml.end();
-            }
-        }
-        _ => write_value(xml, model, target.shape, name, value, sends_empty),
-    }
-}
-
-/// A scalar as XML text: timestamps in ISO 8601, whatever form the service gave.
-fn scalar_text(kind: &Kind, value: &Value) -> String {
-    let at = match (kind, value) {
-        (Kind::Timestamp, Value::String(text)) => timestamp::parse(text),
-        (Kind::Timestamp, Value::Number(n)) => n.as_f64().and_then(timestamp::from_epoch),
-        _ => None,
-    };
-    match (at, value) {
-        (Some(at), _) => timestamp::iso8601(at),
-        (None, Value::String(text)) => text.clone(),
-        (None, other) => other.to_string(),
-    }
+    Ok(xml.finish(&root))
 }
 
 /// `<ErrorResponse><Error><Type>Sender|Receiver</Type><Code/><Message/></Error><RequestId/>`
@@ -448,7 +317,7 @@ pub(crate) mod tests {
         let model = model();
         let output = serde_json::json!({"Attrs": {"a": "1"}, "Flat": ["x", "y"], "Items": ["i"],
                                         "At": 1_795_953_600, "Unmodeled": "dropped"});
-        let xml = encode_output(&model, &put(&model), &output, "r");
+        let xml = encode_output(&model, &put(&model), &output, "r").expect("encodes");
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PutResponse xmlns=\"urn:t\"><PutResult>\

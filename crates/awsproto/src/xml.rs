@@ -5,7 +5,7 @@
 
 pub const EC2_XMLNS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
-const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+pub(crate) const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Writes nested elements; `end` closes the most recently started one.
 #[derive(Default)]
@@ -33,7 +33,20 @@ fn escaped(c: char) -> Option<&'static str> {
     }
 }
 
-fn escape_into(out: &mut String, text: &str) {
+/// Whether a byte may start a character that [`escaped`] changes: an ASCII control, markup,
+/// or 0xEF, which starts U+FFFE and U+FFFF (and other characters, checked one by one).
+fn needs_care(byte: u8) -> bool {
+    matches!(byte, 0..=0x1F | b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF)
+        && byte != b'\t'
+        && byte != b'\n'
+}
+
+pub(crate) fn escape_into(out: &mut String, text: &str) {
+    // Most text (IDs, names, states) has nothing to escape: copy it whole.
+    if !text.bytes().any(needs_care) {
+        out.push_str(text);
+        return;
+    }
     let mut copied_up_to = 0;
     for (at, c) in text.char_indices() {
         if let Some(replacement) = escaped(c) {

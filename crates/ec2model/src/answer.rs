@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use awsproto::{Lookup, ServiceModel};
-use serde_json::Value;
+use awsproto::{EncodeError, Lookup, ServiceModel};
+use serde::Serialize;
 
 /// Empty lists are sent (`<groupSet></groupSet>`), as EC2 does for most sets. A resource's
 /// tags (`TagList`) are the exception: EC2 leaves out the `tagSet` of an untagged resource
@@ -30,10 +30,14 @@ fn service_model() -> &'static ServiceModel {
     })
 }
 
-/// The XML answer of `action` (one nimbus models) from `output`, JSON keyed by the output
-/// shape's member names; members the shape does not have are left out. `None` for an action
-/// the model does not carry.
-pub fn encode_output(action: &str, output: &Value, request_id: &str) -> Option<String> {
+/// The XML answer of `action` (one nimbus models) from `output`, a value keyed by the output
+/// shape's member names (JSON, or a struct whose fields serialize under those names); members
+/// the shape does not have are left out. `None` for an action the model does not carry.
+pub fn encode_output<T: Serialize + ?Sized>(
+    action: &str,
+    output: &T,
+    request_id: &str,
+) -> Option<Result<String, EncodeError>> {
     let model = service_model();
     let Lookup::Modeled(operation) = model.lookup(action) else {
         return None;
@@ -58,7 +62,7 @@ pub fn modeled_actions() -> impl Iterator<Item = &'static str> {
 mod tests {
     use super::*;
     use crate::check_output_xml;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
@@ -66,7 +70,9 @@ mod tests {
     fn encodes_the_ec2_dialect() {
         let gateway = json!({"InternetGateway": {"InternetGatewayId": "igw-1", "OwnerId": "0",
                              "Attachments": [], "Tags": [], "Unmodeled": 1}});
-        let xml = encode_output("CreateInternetGateway", &gateway, "r").expect("modeled");
+        let xml = encode_output("CreateInternetGateway", &gateway, "r")
+            .expect("modeled")
+            .expect("encodes");
         assert_eq!(
             xml,
             format!(
@@ -80,14 +86,20 @@ mod tests {
         // Elsewhere an untagged resource has no tagSet, other empty lists stay.
         let described = json!({"InternetGateways": [{"InternetGatewayId": "igw-1", "Attachments": [],
                                "Tags": []}]});
-        let xml = encode_output("DescribeInternetGateways", &described, "r").expect("modeled");
+        let xml = encode_output("DescribeInternetGateways", &described, "r")
+            .expect("modeled")
+            .expect("encodes");
         assert!(xml.contains("<attachmentSet></attachmentSet>") && !xml.contains("tagSet"));
         // DescribeTags' own tagSet is a page, not a resource's tags: sent empty.
-        let xml = encode_output("DescribeTags", &json!({"Tags": []}), "r").expect("modeled");
+        let xml = encode_output("DescribeTags", &json!({"Tags": []}), "r")
+            .expect("modeled")
+            .expect("encodes");
         assert!(xml.contains("<tagSet></tagSet>"));
         let tagged = json!({"Tags": [{"Key": "k", "ResourceId": "vol-1", "ResourceType": "volume",
                             "Value": "v & w"}], "NextToken": "t"});
-        let xml = encode_output("DescribeTags", &tagged, "r").expect("modeled");
+        let xml = encode_output("DescribeTags", &tagged, "r")
+            .expect("modeled")
+            .expect("encodes");
         assert!(xml.contains(
             "<nextToken>t</nextToken><tagSet><item><key>k</key><resourceId>vol-1</resourceId>\
              <resourceType>volume</resourceType><value>v &amp; w</value></item></tagSet>"
@@ -97,12 +109,76 @@ mod tests {
 
     #[test]
     fn an_action_without_output_answers_return_true() {
-        let xml = encode_output("AttachInternetGateway", &Value::Null, "r").expect("modeled");
+        let xml = encode_output("AttachInternetGateway", &Value::Null, "r")
+            .expect("modeled")
+            .expect("encodes");
         assert!(xml.ends_with(
             "<requestId>r</requestId><return>true</return></AttachInternetGatewayResponse>"
         ));
         check_output_xml("AttachInternetGateway", &xml).expect("valid");
         assert!(encode_output("CreateNatGateway", &Value::Null, "r").is_none());
+    }
+
+    /// Answers the JSON walker this encoder replaced wrote (before commit "EC2 answers
+    /// serialize straight into XML"), one per modeled action, from values generated over each
+    /// output shape: nested structures, lists, empty lists (the `TagList` rule), nulls,
+    /// members the shape lacks, timestamps in several forms, booleans, numbers, text to
+    /// escape. The same values must give the same bytes.
+    #[test]
+    fn answers_match_the_previous_encoder() {
+        let cases = include_str!("../tests/fixtures/answers-before.jsonl");
+        for line in cases.lines() {
+            let case: Value = serde_json::from_str(line).expect("a case");
+            let action = case["action"].as_str().expect("an action");
+            let xml = encode_output(action, &case["value"], "r")
+                .expect("modeled")
+                .expect("encodes");
+            assert_eq!(Some(xml.as_str()), case["xml"].as_str(), "{action}");
+        }
+        assert_eq!(cases.lines().count(), modeled_actions().count());
+    }
+
+    /// A handler's answer struct and the JSON of the same members give the same answer,
+    /// whatever order the struct declares its fields in.
+    #[test]
+    fn structs_answer_as_their_json() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct KeyPair {
+            create_time: &'static str,
+            key_name: &'static str,
+            tags: Vec<Tag>,
+            key_pair_id: &'static str,
+            public_key: Option<&'static str>,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Tag {
+            key: &'static str,
+            value: &'static str,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Output {
+            key_pairs: Vec<KeyPair>,
+        }
+        let typed = Output {
+            key_pairs: vec![KeyPair {
+                create_time: "2026-11-29T13:00:00+01:00",
+                key_name: "a<b",
+                tags: vec![Tag {
+                    key: "k",
+                    value: "v",
+                }],
+                key_pair_id: "key-1",
+                public_key: None,
+            }],
+        };
+        let described = json!({"KeyPairs": [{"KeyPairId": "key-1", "KeyName": "a<b",
+            "Tags": [{"Key": "k", "Value": "v"}], "CreateTime": "2026-11-29T12:00:00.000Z"}]});
+        let typed = encode_output("DescribeKeyPairs", &typed, "r").expect("modeled");
+        let described = encode_output("DescribeKeyPairs", &described, "r").expect("modeled");
+        assert_eq!(typed.expect("encodes"), described.expect("encodes"));
     }
 
     #[test]

@@ -52,83 +52,91 @@ pub fn matches<T: Filterable>(
     config: &Config,
 ) -> bool {
     filters.iter().all(|filter| {
-        resolve(item, tags, &filter.name, config).is_some_and(|values| {
-            values.iter().any(|value| {
-                filter
-                    .values
-                    .iter()
-                    .any(|pattern| wildcard_match(pattern, value))
-            })
-        })
+        let matches_any = |value: &str| {
+            filter
+                .values
+                .iter()
+                .any(|pattern| wildcard_match(pattern, value))
+        };
+        // Tag filters read the tags in place: Describe runs them over every resource.
+        match (filter.name.as_str(), tags) {
+            ("tag-key", Some(tags)) => tags.keys().any(|key| matches_any(key)),
+            ("tag-value", Some(tags)) => tags.values().any(|value| matches_any(value)),
+            (name, Some(tags)) if name.starts_with("tag:") => {
+                tags.get(&name[4..]).is_some_and(|value| matches_any(value))
+            }
+            (name, _) => T::FILTERS
+                .iter()
+                .find(|(field, _)| *field == name)
+                .is_some_and(|(_, values)| values(item, config).iter().any(|v| matches_any(v))),
+        }
     })
 }
 
-fn resolve<T: Filterable>(
-    item: &T,
-    tags: Option<&Tags>,
-    name: &str,
-    config: &Config,
-) -> Option<Vec<String>> {
-    match (name, tags) {
-        ("tag-key", Some(tags)) => Some(tags.keys().cloned().collect()),
-        ("tag-value", Some(tags)) => Some(tags.values().cloned().collect()),
-        (_, Some(tags)) if name.starts_with("tag:") => {
-            Some(tags.get(&name[4..]).cloned().into_iter().collect())
-        }
-        _ => T::FILTERS
-            .iter()
-            .find(|(field, _)| *field == name)
-            .map(|(_, values)| values(item, config)),
-    }
+/// One element of a wildcard pattern.
+#[derive(Clone, Copy, PartialEq)]
+enum Token {
+    Literal(char),
+    AnyOne,
+    AnyRun,
+}
+
+/// The token of `pattern` starting at byte `at`, and where the next one starts.
+fn token_at(pattern: &str, at: usize) -> Option<(Token, usize)> {
+    let mut chars = pattern[at..].chars();
+    let c = chars.next()?;
+    let token = match c {
+        '\\' => Token::Literal(chars.next().unwrap_or('\\')),
+        '*' => Token::AnyRun,
+        '?' => Token::AnyOne,
+        other => Token::Literal(other),
+    };
+    Some((token, pattern.len() - chars.as_str().len()))
 }
 
 /// EC2 wildcard matching: `*` matches any run of characters, `?` exactly one, `\` escapes.
+/// It walks both strings in place (no allocation: Describe matches every resource).
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Token {
-        Literal(char),
-        AnyOne,
-        AnyRun,
+    if !pattern.contains(['*', '?', '\\']) {
+        return pattern == text;
     }
-    let mut tokens = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        tokens.push(match c {
-            '\\' => Token::Literal(chars.next().unwrap_or('\\')),
-            '*' => Token::AnyRun,
-            '?' => Token::AnyOne,
-            other => Token::Literal(other),
-        });
-    }
-    let text: Vec<char> = text.chars().collect();
     // Greedy matching with backtracking to the last `*`: linear in practice, never exponential.
+    // Positions are byte offsets of characters in `pattern` and `text`.
     let (mut t, mut p) = (0, 0);
     let mut last_star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match tokens.get(p) {
-            Some(Token::AnyRun) => {
-                last_star = Some((p, t));
-                p += 1;
+    while let Some(c) = text[t..].chars().next() {
+        match token_at(pattern, p) {
+            Some((Token::AnyRun, next)) => {
+                last_star = Some((next, t));
+                p = next;
             }
-            Some(Token::AnyOne) => {
-                t += 1;
-                p += 1;
+            Some((Token::AnyOne, next)) => {
+                t += c.len_utf8();
+                p = next;
             }
-            Some(Token::Literal(c)) if *c == text[t] => {
-                t += 1;
-                p += 1;
+            Some((Token::Literal(l), next)) if l == c => {
+                t += c.len_utf8();
+                p = next;
             }
             _ => match last_star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    last_star = Some((star_p, star_t + 1));
+                Some((after_star, star_t)) => {
+                    let skipped = text[star_t..].chars().next().map_or(1, char::len_utf8);
+                    p = after_star;
+                    t = star_t + skipped;
+                    last_star = Some((after_star, t));
                 }
                 None => return false,
             },
         }
     }
-    tokens[p..].iter().all(|token| *token == Token::AnyRun)
+    let mut rest = p;
+    while let Some((token, next)) = token_at(pattern, rest) {
+        if token != Token::AnyRun {
+            return false;
+        }
+        rest = next;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -150,6 +158,14 @@ mod tests {
         assert!(!wildcard_match("a\\*", "ab"));
         assert!(wildcard_match("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaab"));
         assert!(!wildcard_match("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaa"));
+        // Characters of any width, escapes at the end, trailing stars.
+        assert!(wildcard_match("é?ü*", "éßüxyz"));
+        assert!(wildcard_match("*ß", "éßß"));
+        assert!(!wildcard_match("é?", "é"));
+        assert!(wildcard_match("a\\", "a\\"));
+        assert!(wildcard_match("a**", "a"));
+        assert!(!wildcard_match("a*?", "a"));
+        assert!(wildcard_match("\\?\\*", "?*"));
     }
 
     struct Item;

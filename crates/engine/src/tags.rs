@@ -192,19 +192,31 @@ pub fn describe_tags<'a>(
     more: impl IntoIterator<Item = (&'a str, Kind, &'a str, &'a str)>,
 ) -> Result<Page<TagDescription>> {
     let mut rows = Vec::new();
-    // Filtering before building every row keeps DescribeTags over many tagged resources from
-    // sorting rows it will drop; unknown filter names are refused by `describe_rows`.
+    // Rows are filtered before they are kept, in one reused row: DescribeTags over many tagged
+    // resources neither allocates nor sorts rows it drops. Unknown filter names are refused by
+    // `describe_rows`.
+    let mut candidate: Option<TagDescription> = None;
     let mut keep = |kind: Kind, id: &str, key: &str, value: &str| {
-        let mut row = TagDescription {
-            resource_id: id.to_owned(),
+        let row = candidate.get_or_insert_with(|| TagDescription {
+            resource_id: String::new(),
             resource_type: kind,
-            key: key.to_owned(),
-            value: value.to_owned(),
+            key: String::new(),
+            value: String::new(),
             sort_key: String::new(),
-        };
-        if filter::matches(&row, None, &query.filters, config) {
-            row.sort_key = format!("{}\u{0}{}", row.resource_id, row.key);
-            rows.push(row);
+        });
+        for (field, text) in [
+            (&mut row.resource_id, id),
+            (&mut row.key, key),
+            (&mut row.value, value),
+        ] {
+            field.clear();
+            field.push_str(text);
+        }
+        row.resource_type = kind;
+        if filter::matches(&*row, None, &query.filters, config) {
+            let mut kept = row.clone();
+            kept.sort_key = format!("{}\u{0}{}", kept.resource_id, kept.key);
+            rows.push(kept);
         }
     };
     state.registry().each_tag(state, &mut keep);

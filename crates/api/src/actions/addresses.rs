@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    Output,
 };
 use crate::ApiContext;
 
@@ -37,7 +38,7 @@ fn allocate_address(context: &ApiContext, request: Value) -> Output {
     }
     let tags = tags_of_created(&request.tag_specifications, ElasticIp::KIND)?;
     let address = context.control.allocate_address(tags, request.dry_run)?;
-    Ok(json!({
+    answer(json!({
         "PublicIp": address.public_ip.to_string(),
         "Domain": "vpc",
         "AllocationId": address.allocation_id,
@@ -79,7 +80,7 @@ fn describe_addresses(context: &ApiContext, request: Value) -> Output {
         .control
         .describe_addresses(&request.public_ips, &query)?;
     Ok(page_output("Addresses", (addresses, None), |address| {
-        address_output(context, address)
+        address_output(context, &address)
     }))
 }
 
@@ -119,7 +120,7 @@ fn associate_address(context: &ApiContext, request: Value) -> Output {
         context
             .control
             .associate_address(&allocation_id, &target, request.dry_run)?;
-    Ok(json!({"AssociationId": association_id}))
+    answer(json!({"AssociationId": association_id}))
 }
 
 #[derive(Deserialize)]
@@ -138,7 +139,7 @@ fn disassociate_address(context: &ApiContext, request: Value) -> Output {
         request.public_ip.as_deref(),
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -165,5 +166,5 @@ fn release_address(context: &ApiContext, request: Value) -> Output {
         request.public_ip.as_deref(),
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }

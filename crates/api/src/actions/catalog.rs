@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
+use super::{answer, describe_request, input, page_output, Handler, NoOtherParameters, Output};
 use crate::ApiContext;
 
 /// The actions this module answers.
@@ -94,7 +94,7 @@ fn describe_account_attributes(context: &ApiContext, request: Value) -> Output {
             json!({"AttributeName": name, "AttributeValues": values})
         })
         .collect();
-    Ok(json!({"AccountAttributes": attributes}))
+    answer(json!({"AccountAttributes": attributes}))
 }
 
 fn describe_instance_types(context: &ApiContext, request: Value) -> Output {

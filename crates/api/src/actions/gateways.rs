@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+    answer, describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
 };
 use crate::ApiContext;
 
@@ -64,7 +64,7 @@ fn create_internet_gateway(context: &ApiContext, request: Value) -> Output {
         .control
         .create_internet_gateway(tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
-    Ok(json!({"InternetGateway": gateway_output(&gateway, owner)}))
+    answer(json!({"InternetGateway": gateway_output(&gateway, owner)}))
 }
 
 fn describe_internet_gateways(context: &ApiContext, request: Value) -> Output {
@@ -72,7 +72,7 @@ fn describe_internet_gateways(context: &ApiContext, request: Value) -> Output {
     let page = context.control.describe_internet_gateways(&query)?;
     let owner = &context.control.config().account_id;
     Ok(page_output("InternetGateways", page, |gateway| {
-        gateway_output(gateway, owner)
+        gateway_output(&gateway, owner)
     }))
 }
 
@@ -92,7 +92,7 @@ fn attach_internet_gateway(context: &ApiContext, request: Value) -> Output {
         &request.vpc_id,
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 fn detach_internet_gateway(context: &ApiContext, request: Value) -> Output {
@@ -102,7 +102,7 @@ fn detach_internet_gateway(context: &ApiContext, request: Value) -> Output {
         &request.vpc_id,
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -118,5 +118,5 @@ fn delete_internet_gateway(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_internet_gateway(&request.internet_gateway_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler, Output,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    Output,
 };
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
@@ -52,7 +53,7 @@ fn describe_images(context: &ApiContext, request: Value) -> Output {
         images
     };
     Ok(page_output("Images", (images, next_token), |image| {
-        image_output(image, &account)
+        image_output(&image, &account)
     }))
 }
 
@@ -200,7 +201,7 @@ fn register_image(context: &ApiContext, request: Value) -> Output {
         tags: tags_of_created(&request.tag_specifications, Image::KIND)?,
         dry_run: request.dry_run,
     })?;
-    Ok(json!({"ImageId": image.image_id}))
+    answer(json!({"ImageId": image.image_id}))
 }
 
 #[derive(Deserialize)]
@@ -216,7 +217,7 @@ fn deregister_image(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .deregister_image(&request.image_id, request.dry_run)?;
-    Ok(json!({"Return": true}))
+    answer(json!({"Return": true}))
 }
 
 #[derive(Deserialize)]
@@ -252,5 +253,5 @@ async fn create(context: &ApiContext, request: Value) -> Output {
             request.dry_run,
         )
         .await?;
-    Ok(json!({"ImageId": image.image_id}))
+    answer(json!({"ImageId": image.image_id}))
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::instances::state_output;
-use super::{describe_request, input, page_output, unsupported_parameter, Handler, Output};
+use super::{answer, describe_request, input, page_output, unsupported_parameter, Handler, Output};
 use crate::ApiContext;
 
 /// The actions this module answers.
@@ -130,7 +130,7 @@ fn set_monitoring(context: &ApiContext, request: Value, enabled: bool) -> Output
     let monitorings: Vec<Value> = (ids.iter())
         .map(|id| json!({"InstanceId": id, "Monitoring": {"State": shown}}))
         .collect();
-    Ok(json!({"InstanceMonitorings": monitorings}))
+    answer(json!({"InstanceMonitorings": monitorings}))
 }
 
 #[derive(Deserialize)]
@@ -153,7 +153,7 @@ fn modify_instance_maintenance_options(context: &ApiContext, request: Value) -> 
         request.auto_recovery.as_deref(),
         request.dry_run,
     )?;
-    Ok(json!({
+    answer(json!({
         "InstanceId": instance.instance_id,
         "AutoRecovery": instance.auto_recovery.as_str(),
     }))

@@ -25,7 +25,7 @@ use super::interfaces::{
 };
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -271,7 +271,7 @@ pub(crate) fn run_instances_tagged(
     let config = context.control.config();
     let state = context.control.read();
     let members: Vec<&Instance> = instances.iter().collect();
-    Ok(reservation_output(&members, config, &state))
+    answer(reservation_output(&members, config, &state))
 }
 
 /// One reservation: its ID and owner, and its instances.
@@ -426,7 +426,7 @@ fn describe_instances(context: &ApiContext, request: Value) -> Output {
     Ok(page_output(
         "Reservations",
         (reservations, next_token),
-        |members| reservation_output(members, config, &state),
+        |members| reservation_output(&members, config, &state),
     ))
 }
 
@@ -454,7 +454,7 @@ fn transitions_output(member: &str, changes: &[Transition]) -> Output {
             })
         })
         .collect();
-    Ok(json!({ member: changes }))
+    answer(json!({ member: changes }))
 }
 
 fn start_instances(context: &ApiContext, request: Value) -> Output {
@@ -506,7 +506,7 @@ fn reboot_instances(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .reboot_instances(&request.instance_ids, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 /// Force and Hibernate belong to StopInstances only.
@@ -533,7 +533,7 @@ fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
     if request.attribute == "groupSet" {
         let state = context.control.read();
         let groups = group_set_output(&state, &instance);
-        return Ok(json!({"InstanceId": instance.instance_id, "Groups": groups}));
+        return answer(json!({"InstanceId": instance.instance_id, "Groups": groups}));
     }
     let options = &instance.options;
     let (member, value) = match request.attribute.as_str() {
@@ -560,7 +560,7 @@ fn describe_instance_attribute(context: &ApiContext, request: Value) -> Output {
             ))))
         }
     };
-    Ok(json!({"InstanceId": instance.instance_id, member: {"Value": value}}))
+    answer(json!({"InstanceId": instance.instance_id, member: {"Value": value}}))
 }
 
 #[derive(Deserialize)]
@@ -683,7 +683,7 @@ fn modify_instance_attribute(context: &ApiContext, request: Value) -> Output {
             control.modify_instance_attribute(id, attribute_change(name, value)?, dry_run)?
         }
     }
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -708,7 +708,7 @@ fn modify_instance_metadata_options(context: &ApiContext, request: Value) -> Out
         },
         request.dry_run,
     )?;
-    Ok(json!({
+    answer(json!({
         "InstanceId": instance.instance_id,
         "InstanceMetadataOptions": metadata_options_output(&instance.metadata_options),
     }))
@@ -727,7 +727,7 @@ fn get_console_output(context: &ApiContext, request: Value) -> Output {
     let request: GetConsoleOutput = input(request)?;
     // The newest 64 KiB, as EC2 answers, cut on a character boundary by `compute::console`.
     let output = context.control.console_output(&request.instance_id)?;
-    Ok(json!({
+    answer(json!({
         "InstanceId": request.instance_id,
         "Timestamp": nimbus_core::iso8601_millis(nimbus_core::now_millis()),
         "Output": base64::engine::general_purpose::STANDARD.encode(output),
@@ -789,7 +789,7 @@ fn modify_instance_credit_specification(context: &ApiContext, request: Value) ->
             }
         }
     }
-    Ok(json!({
+    answer(json!({
         "SuccessfulInstanceCreditSpecifications": successful,
         "UnsuccessfulInstanceCreditSpecifications": unsuccessful,
     }))

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -329,7 +329,7 @@ fn interface_row_output(
     let mut output = interface_output(interface, state, config);
     output["AvailabilityZone"] = json!(interface.availability_zone);
     output["RequesterManaged"] = json!(false);
-    output["TagSet"] = tags_output(&interface.tags);
+    output["TagSet"] = json!(tags_output(&interface.tags));
     output
 }
 
@@ -339,7 +339,7 @@ fn describe_network_interfaces(context: &ApiContext, request: Value) -> Output {
     let state = context.control.read();
     let config = context.control.config();
     Ok(page_output("NetworkInterfaces", page, |row| {
-        interface_row_output(row, &state, config)
+        interface_row_output(&row, &state, config)
     }))
 }
 
@@ -380,7 +380,7 @@ fn create_network_interface(context: &ApiContext, request: Value) -> Output {
     )?;
     let state = context.control.read();
     let config = context.control.config();
-    Ok(json!({"NetworkInterface": interface_row_output(&interface, &state, config)}))
+    answer(json!({"NetworkInterface": interface_row_output(&interface, &state, config)}))
 }
 
 #[derive(Deserialize)]
@@ -396,7 +396,7 @@ fn delete_network_interface(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_network_interface(&request.network_interface_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -421,7 +421,7 @@ fn attach_network_interface(context: &ApiContext, request: Value) -> Output {
         request.device_index,
         request.dry_run,
     )?;
-    Ok(json!({"AttachmentId": attachment_id, "NetworkCardIndex": 0}))
+    answer(json!({"AttachmentId": attachment_id, "NetworkCardIndex": 0}))
 }
 
 #[derive(Deserialize)]
@@ -441,7 +441,7 @@ fn detach_network_interface(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .detach_network_interface(&request.attachment_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -495,7 +495,7 @@ fn modify_network_interface_attribute(context: &ApiContext, request: Value) -> O
                 .ok_or_else(|| missing("Attachment.DeleteOnTermination"))?,
             request.dry_run,
         )?;
-        return Ok(Value::Null);
+        return answer(Value::Null);
     }
     let change = match (
         request.groups.is_empty(),
@@ -516,7 +516,7 @@ fn modify_network_interface_attribute(context: &ApiContext, request: Value) -> O
     context
         .control
         .modify_interface(&request.network_interface_id, change, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -543,7 +543,7 @@ fn assign_private_ip_addresses(context: &ApiContext, request: Value) -> Output {
     let assigned: Vec<Value> = (assigned.iter())
         .map(|ip| json!({"PrivateIpAddress": ip.to_string()}))
         .collect();
-    Ok(json!({
+    answer(json!({
         "NetworkInterfaceId": request.network_interface_id,
         "AssignedPrivateIpAddresses": assigned,
     }))
@@ -562,5 +562,5 @@ fn unassign_private_ip_addresses(context: &ApiContext, request: Value) -> Output
     context
         .control
         .unassign_private_ips(&request.network_interface_id, &request.private_ip_addresses)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }

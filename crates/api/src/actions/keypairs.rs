@@ -6,10 +6,10 @@ use control::keypairs::KeyPair;
 use control::keypairs::KeyType;
 use control::tags::{tags_of_created, TagSpecification};
 use control::Resource;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, Handler, Output};
+use super::{answer, describe_request, input, page_output, tag_list, tags_output, Handler, Output};
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
 
@@ -57,7 +57,7 @@ async fn create(context: &ApiContext, request: Value) -> Output {
     })
     .await
     .map_err(|e| ApiError::from(control::Error::Internal(e.to_string())))??;
-    Ok(json!({
+    answer(json!({
         "KeyName": key_pair.key_name,
         "KeyFingerprint": key_pair.key_fingerprint,
         "KeyMaterial": private_key,
@@ -91,7 +91,7 @@ fn import_key_pair(context: &ApiContext, request: Value) -> Output {
         context
             .control
             .import_key_pair(&request.key_name, &material, tags, request.dry_run)?;
-    Ok(json!({
+    answer(json!({
         "KeyFingerprint": key_pair.key_fingerprint,
         "KeyName": key_pair.key_name,
         "KeyPairId": key_pair.key_pair_id,
@@ -114,16 +114,30 @@ fn describe_key_pairs(context: &ApiContext, request: Value) -> Output {
         .control
         .describe_key_pairs(&request.key_names, &query)?;
     Ok(page_output("KeyPairs", (key_pairs, None), |key_pair| {
-        json!({
-            "KeyPairId": key_pair.key_pair_id,
-            "KeyFingerprint": key_pair.key_fingerprint,
-            "KeyName": key_pair.key_name,
-            "KeyType": key_pair.key_type.as_str(),
-            "Tags": tags_output(&key_pair.tags),
-            "PublicKey": request.include_public_key.then_some(&key_pair.public_key),
-            "CreateTime": nimbus_core::iso8601_millis(key_pair.create_time),
-        })
+        KeyPairInfo {
+            key_pair_id: key_pair.key_pair_id,
+            key_fingerprint: key_pair.key_fingerprint,
+            key_name: key_pair.key_name,
+            key_type: key_pair.key_type.as_str(),
+            tags: key_pair.tags,
+            public_key: request.include_public_key.then_some(key_pair.public_key),
+            create_time: nimbus_core::iso8601_millis(key_pair.create_time),
+        }
     }))
+}
+
+/// The model's `KeyPairInfo`, a struct rather than JSON: an account may hold thousands.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyPairInfo {
+    key_pair_id: String,
+    key_fingerprint: String,
+    key_name: String,
+    key_type: &'static str,
+    #[serde(serialize_with = "tag_list")]
+    tags: control::Tags,
+    public_key: Option<String>,
+    create_time: String,
 }
 
 #[derive(Deserialize)]
@@ -142,5 +156,5 @@ fn delete_key_pair(context: &ApiContext, request: Value) -> Output {
         request.key_pair_id.as_deref(),
         request.dry_run,
     )?;
-    Ok(json!({"Return": true, "KeyPairId": deleted}))
+    answer(json!({"Return": true, "KeyPairId": deleted}))
 }

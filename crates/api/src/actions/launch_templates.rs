@@ -10,7 +10,9 @@ use control::Resource;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller_arn, describe_request, input, page_output, tags_output, Handler, Output};
+use super::{
+    answer, caller_arn, describe_request, input, page_output, tags_output, Handler, Output,
+};
 use crate::ApiContext;
 use crate::ApiError;
 
@@ -111,7 +113,7 @@ fn create_launch_template(context: &ApiContext, request: Value) -> Output {
         token.as_ref(),
         request.dry_run,
     )?;
-    Ok(json!({"LaunchTemplate": template_output(&template)}))
+    answer(json!({"LaunchTemplate": template_output(&template)}))
 }
 
 #[derive(Deserialize)]
@@ -127,7 +129,9 @@ fn describe_launch_templates(context: &ApiContext, request: Value) -> Output {
     let page = context
         .control
         .describe_launch_templates(&request.launch_template_names, &query)?;
-    Ok(page_output("LaunchTemplates", page, template_output))
+    Ok(page_output("LaunchTemplates", page, |template| {
+        template_output(&template)
+    }))
 }
 
 /// The template a request names by `LaunchTemplateId` or `LaunchTemplateName`.
@@ -153,7 +157,7 @@ fn delete_launch_template(context: &ApiContext, request: Value) -> Output {
         target(&request.launch_template_id, &request.launch_template_name),
         request.dry_run,
     )?;
-    Ok(json!({"LaunchTemplate": template_output(&template)}))
+    answer(json!({"LaunchTemplate": template_output(&template)}))
 }
 
 #[derive(Deserialize)]
@@ -176,7 +180,7 @@ fn modify_launch_template(context: &ApiContext, request: Value) -> Output {
         request.default_version.as_deref(),
         request.dry_run,
     )?;
-    Ok(json!({"LaunchTemplate": template_output(&template)}))
+    answer(json!({"LaunchTemplate": template_output(&template)}))
 }
 
 #[derive(Deserialize)]
@@ -205,7 +209,7 @@ fn create_launch_template_version(context: &ApiContext, request: Value) -> Outpu
         token.as_ref(),
         request.dry_run,
     )?;
-    Ok(json!({"LaunchTemplateVersion": version_output(&created)}))
+    answer(json!({"LaunchTemplateVersion": version_output(&created)}))
 }
 
 #[derive(Deserialize)]
@@ -246,7 +250,9 @@ fn describe_launch_template_versions(context: &ApiContext, request: Value) -> Ou
     let page = context
         .control
         .describe_launch_template_versions(&versions, &query)?;
-    Ok(page_output("LaunchTemplateVersions", page, version_output))
+    Ok(page_output("LaunchTemplateVersions", page, |row| {
+        version_output(&row)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -283,7 +289,7 @@ fn delete_launch_template_versions(context: &ApiContext, request: Value) -> Outp
             })
         })
         .collect();
-    Ok(json!({
+    answer(json!({
         "SuccessfullyDeletedLaunchTemplateVersions": deleted,
         "UnsuccessfullyDeletedLaunchTemplateVersions": refused,
     }))

@@ -21,13 +21,15 @@ mod vpcs;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use awsproto::EncodeError;
 use axum::http::Method;
 use control::credentials::Caller;
 use control::describe::{Page, Query};
 use control::filter::Filter;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 use crate::error::Ec2Error;
 use crate::service::BoxFuture;
@@ -127,17 +129,21 @@ async fn run(
         return Err(control::Error::DryRunOperation.into());
     }
     // Every handled action is modeled (`handlers_are_the_model_list` checks).
-    ec2model::encode_output(action, &output, request_id).ok_or_else(|| unsupported(action))
+    let xml = output
+        .0
+        .encode(action, request_id)
+        .ok_or_else(|| unsupported(action))?;
+    xml.map_err(|failure| control::Error::Internal(failure.to_string()).into())
 }
 
 /// Runs an EC2 action for another service (Auto Scaling) as `caller_arn`: the handler a
-/// client's request reaches, on input keyed by member names, answering JSON the same way.
+/// client's request reaches, on input keyed by member names, answering JSON keyed the same way.
 pub(crate) async fn call_as(
     context: &ApiContext,
     caller_arn: &str,
     action: &str,
     input: Value,
-) -> Output {
+) -> Result<Value, ApiError> {
     let handler = handler(action).ok_or_else(|| unsupported(action))?;
     let run = async move {
         match handler {
@@ -145,7 +151,8 @@ pub(crate) async fn call_as(
             Handler::Async(handle) => handle(context, input).await,
         }
     };
-    CALLER.scope(caller_arn.to_owned(), run).await
+    let answer = CALLER.scope(caller_arn.to_owned(), run).await?;
+    Ok(answer.0.to_json())
 }
 
 /// RunInstances for another service as `caller_arn`, with the `reserved` tags it puts on
@@ -155,14 +162,40 @@ pub(crate) async fn run_instances_as(
     caller_arn: &str,
     input: Value,
     reserved: control::Tags,
-) -> Output {
+) -> Result<Value, ApiError> {
     let run = async move { instances::run_instances_tagged(context, input, reserved) };
-    CALLER.scope(caller_arn.to_owned(), run).await
+    let answer = CALLER.scope(caller_arn.to_owned(), run).await?;
+    Ok(answer.0.to_json())
 }
 
-/// A handler's answer: JSON keyed by the output shape's member names, which
-/// `ec2model::encode_output` writes.
-type Output = Result<Value, ApiError>;
+/// A handler's answer: a value keyed by the output shape's member names, JSON or a struct
+/// that serializes under those names, which `ec2model::encode_output` writes. Large answers
+/// are structs: they go to XML without a JSON value per item.
+pub(super) struct Answer(Box<dyn Encode + Send>);
+
+/// Encodes an answer of any `Serialize` type behind one pointer.
+trait Encode {
+    fn encode(&self, action: &str, request_id: &str) -> Option<Result<String, EncodeError>>;
+    /// The answer as JSON keyed by member names, for a service that reads EC2's answers.
+    fn to_json(&self) -> Value;
+}
+
+impl<T: Serialize> Encode for T {
+    fn encode(&self, action: &str, request_id: &str) -> Option<Result<String, EncodeError>> {
+        ec2model::encode_output(action, self, request_id)
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+type Output = Result<Answer, ApiError>;
+
+/// A handler's successful answer.
+fn answer(output: impl Serialize + Send + 'static) -> Output {
+    Ok(Answer(Box::new(output)))
+}
 
 /// An action's handler. It takes the input as `ec2model::decode` checked it against the model
 /// (JSON keyed by member names) and reads it into its own `deny_unknown_fields` struct, so a
@@ -283,24 +316,65 @@ fn describe_request<Rest: DeserializeOwned>(
 struct NoOtherParameters {}
 
 /// A resource's tags as the model's `TagList` (`ec2model` decides when an empty one is sent).
-fn tags_output(tags: &control::Tags) -> Value {
-    tags.iter()
-        .map(|(key, value)| json!({"Key": key, "Value": value}))
-        .collect()
+fn tags_output(tags: &control::Tags) -> TagList<'_> {
+    TagList(tags)
 }
 
-/// A Describe answer: one page of items in the output's list `member`, and its `NextToken`.
-fn page_output<T>(
-    member: &str,
-    (items, next_token): Page<T>,
-    item: impl FnMut(&T) -> Value,
-) -> Value {
-    let mut output = serde_json::Map::new();
-    output.insert(member.to_owned(), items.iter().map(item).collect());
-    if let Some(token) = next_token {
-        output.insert("NextToken".to_owned(), Value::String(token));
+/// Tags as the model's `TagList`: `[{"Key": …, "Value": …}]`.
+struct TagList<'a>(&'a control::Tags);
+
+impl Serialize for TagList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        tag_list(self.0, serializer)
     }
-    Value::Object(output)
+}
+
+/// Serializes tags as the model's `TagList`, for answer structs' `Tags` fields.
+fn tag_list<S: Serializer>(tags: &control::Tags, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Tag<'a> {
+        key: &'a str,
+        value: &'a str,
+    }
+    let mut list = serializer.serialize_seq(Some(tags.len()))?;
+    for (key, value) in tags {
+        list.serialize_element(&Tag { key, value })?;
+    }
+    list.end()
+}
+
+/// A Describe answer: one page of items in the output's list `member`, each as `item` shows
+/// it, and its `NextToken`. `item` takes the item, so an answer struct can move its strings
+/// rather than copy them.
+fn page_output<T, V: Serialize + Send + 'static>(
+    member: &'static str,
+    (items, next_token): Page<T>,
+    item: impl FnMut(T) -> V,
+) -> Answer {
+    Answer(Box::new(PageOutput {
+        member,
+        items: items.into_iter().map(item).collect(),
+        next_token,
+    }))
+}
+
+/// `{member: [items], "NextToken": token}`, the output of every Describe action.
+struct PageOutput<V> {
+    member: &'static str,
+    items: Vec<V>,
+    next_token: Option<String>,
+}
+
+impl<V: Serialize> Serialize for PageOutput<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut output = serializer.serialize_map(None)?;
+        output.serialize_entry(self.member, &self.items)?;
+        if let Some(token) = &self.next_token {
+            output.serialize_entry("NextToken", token)?;
+        }
+        output.end()
+    }
 }
 
 #[cfg(test)]

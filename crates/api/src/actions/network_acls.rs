@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -120,7 +120,7 @@ fn create_network_acl(context: &ApiContext, request: Value) -> Output {
         request.dry_run,
     )?;
     let owner = &context.control.config().account_id;
-    Ok(json!({"NetworkAcl": acl_output(&acl, owner)}))
+    answer(json!({"NetworkAcl": acl_output(&acl, owner)}))
 }
 
 fn describe_network_acls(context: &ApiContext, request: Value) -> Output {
@@ -128,7 +128,7 @@ fn describe_network_acls(context: &ApiContext, request: Value) -> Output {
     let page = context.control.describe_network_acls(&query)?;
     let owner = &context.control.config().account_id;
     Ok(page_output("NetworkAcls", page, |acl| {
-        acl_output(acl, owner)
+        acl_output(&acl, owner)
     }))
 }
 
@@ -145,7 +145,7 @@ fn delete_network_acl(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_network_acl(&request.network_acl_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -200,7 +200,7 @@ fn put_entry(context: &ApiContext, request: Value, replace: bool) -> Output {
         replace,
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 fn create_network_acl_entry(context: &ApiContext, request: Value) -> Output {
@@ -230,7 +230,7 @@ fn delete_network_acl_entry(context: &ApiContext, request: Value) -> Output {
         request.egress,
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -249,5 +249,5 @@ fn replace_network_acl_association(context: &ApiContext, request: Value) -> Outp
         &request.network_acl_id,
         request.dry_run,
     )?;
-    Ok(json!({"NewAssociationId": new_id}))
+    answer(json!({"NewAssociationId": new_id}))
 }

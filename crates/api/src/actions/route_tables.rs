@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -93,7 +93,7 @@ fn create_route_table(context: &ApiContext, request: Value) -> Output {
     )?;
     let state = context.control.read();
     let owner = &context.control.config().account_id;
-    Ok(json!({"RouteTable": route_table_output(&state, &table, owner)}))
+    answer(json!({"RouteTable": route_table_output(&state, &table, owner)}))
 }
 
 fn describe_route_tables(context: &ApiContext, request: Value) -> Output {
@@ -102,7 +102,7 @@ fn describe_route_tables(context: &ApiContext, request: Value) -> Output {
     let state = context.control.read();
     let owner = &context.control.config().account_id;
     Ok(page_output("RouteTables", page, |table| {
-        route_table_output(&state, table, owner)
+        route_table_output(&state, &table, owner)
     }))
 }
 
@@ -119,7 +119,7 @@ fn delete_route_table(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_route_table(&request.route_table_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 /// CreateRoute and ReplaceRoute: the destination and the one target.
@@ -201,7 +201,7 @@ fn put_route(context: &ApiContext, request: Value, replace: bool) -> Output {
         replace,
         request.dry_run,
     )?;
-    Ok(json!({"Return": true}))
+    answer(json!({"Return": true}))
 }
 
 fn create_route(context: &ApiContext, request: Value) -> Output {
@@ -231,7 +231,7 @@ fn delete_route(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_route(&request.route_table_id, &destination, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -253,7 +253,7 @@ fn associate_route_table(context: &ApiContext, request: Value) -> Output {
         &subnet_id,
         request.dry_run,
     )?;
-    Ok(json!({
+    answer(json!({
         "AssociationId": association_id,
         "AssociationState": {"State": "associated"},
     }))
@@ -272,7 +272,7 @@ fn disassociate_route_table(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .disassociate_route_table(&request.association_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -291,7 +291,7 @@ fn replace_route_table_association(context: &ApiContext, request: Value) -> Outp
         &request.route_table_id,
         request.dry_run,
     )?;
-    Ok(json!({
+    answer(json!({
         "NewAssociationId": new_id,
         "AssociationState": {"State": "associated"},
     }))

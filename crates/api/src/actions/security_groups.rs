@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -77,7 +77,7 @@ fn create_security_group(context: &ApiContext, request: Value) -> Output {
         request.dry_run,
     )?;
     let config = context.control.config();
-    Ok(json!({
+    answer(json!({
         "GroupId": group.group_id,
         "Tags": tags_output(&group.tags),
         "SecurityGroupArn": group_arn(config, &group.group_id),
@@ -106,7 +106,7 @@ fn delete_security_group(context: &ApiContext, request: Value) -> Output {
     let group_id = context
         .control
         .delete_security_group(group, request.dry_run)?;
-    Ok(json!({"Return": true, "GroupId": group_id}))
+    answer(json!({"Return": true, "GroupId": group_id}))
 }
 
 /// Rules with the same traffic, as one `IpPermission` with their peers.
@@ -187,7 +187,7 @@ fn describe_security_groups(context: &ApiContext, request: Value) -> Output {
         .describe_security_groups(&request.group_names, &query)?;
     let config = context.control.config();
     Ok(page_output("SecurityGroups", page, |group| {
-        group_output(config, group)
+        group_output(config, &group)
     }))
 }
 
@@ -315,7 +315,7 @@ fn authorize(context: &ApiContext, request: Value, direction: Direction) -> Outp
         request.dry_run,
     )?;
     let config = context.control.config();
-    Ok(json!({
+    answer(json!({
         "Return": true,
         "SecurityGroupRules": rules_output(config, &group_id, direction, &added),
     }))
@@ -358,7 +358,7 @@ fn revoke(context: &ApiContext, request: Value, direction: Direction) -> Output 
             rule
         })
         .collect();
-    Ok(json!({"Return": true, "RevokedSecurityGroupRules": revoked}))
+    answer(json!({"Return": true, "RevokedSecurityGroupRules": revoked}))
 }
 
 fn describe_security_group_rules(context: &ApiContext, request: Value) -> Output {
@@ -366,7 +366,7 @@ fn describe_security_group_rules(context: &ApiContext, request: Value) -> Output
     let page = context.control.describe_security_group_rules(&query)?;
     let config = context.control.config();
     Ok(page_output("SecurityGroupRules", page, |row| {
-        rule_output(config, row)
+        rule_output(config, &row)
     }))
 }
 
@@ -422,7 +422,7 @@ fn modify_security_group_rules(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .modify_security_group_rules(&request.group_id, &updates)?;
-    Ok(json!({"Return": true}))
+    answer(json!({"Return": true}))
 }
 
 #[derive(Deserialize)]
@@ -477,5 +477,5 @@ fn update_rule_descriptions(context: &ApiContext, request: Value, direction: Dir
     context
         .control
         .update_rule_descriptions(direction, group, selection, &descriptions)?;
-    Ok(json!({"Return": true}))
+    answer(json!({"Return": true}))
 }

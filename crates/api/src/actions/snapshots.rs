@@ -6,7 +6,7 @@ use control::Resource;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{describe_request, input, page_output, tags_output, Handler, Output};
+use super::{answer, describe_request, input, page_output, tags_output, Handler, Output};
 use crate::service::BoxFuture;
 use crate::{ApiContext, ApiError};
 
@@ -46,7 +46,7 @@ async fn create(context: &ApiContext, request: Value) -> Output {
         )
         .await?;
     let owner = &context.control.config().account_id;
-    Ok(snapshot_output(&snapshot, owner))
+    answer(snapshot_output(&snapshot, owner))
 }
 
 fn snapshot_output(snapshot: &Snapshot, owner: &str) -> Value {
@@ -94,7 +94,7 @@ fn describe_snapshots(context: &ApiContext, request: Value) -> Output {
     Ok(page_output(
         "Snapshots",
         (snapshots, next_token),
-        |snapshot| snapshot_output(snapshot, &account),
+        |snapshot| snapshot_output(&snapshot, &account),
     ))
 }
 
@@ -113,7 +113,7 @@ fn delete_snapshot(context: &ApiContext, request: Value) -> BoxFuture<'_, Output
             .control
             .delete_snapshot(&request.snapshot_id, request.dry_run)
             .await?;
-        Ok(Value::Null)
+        answer(Value::Null)
     })
 }
 
@@ -163,5 +163,5 @@ async fn copy(context: &ApiContext, request: Value) -> Output {
             request.dry_run,
         )
         .await?;
-    Ok(json!({"SnapshotId": copy.snapshot_id, "Tags": tags_output(&copy.tags)}))
+    answer(json!({"SnapshotId": copy.snapshot_id, "Tags": tags_output(&copy.tags)}))
 }

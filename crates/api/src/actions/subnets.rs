@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::vpcs::BooleanValue;
 use super::{
-    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+    answer, describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
 use control::vpc::subnets::SubnetQueries;
@@ -79,14 +79,14 @@ fn create_subnet(context: &ApiContext, request: Value) -> Output {
         request.dry_run,
     )?;
     let available = context.control.read().available_ip_count(&subnet);
-    Ok(json!({"Subnet": subnet_output(context, &subnet, available)}))
+    answer(json!({"Subnet": subnet_output(context, &subnet, available)}))
 }
 
 fn describe_subnets(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("SubnetIds"))?;
     let page = context.control.describe_subnets(&query)?;
     Ok(page_output("Subnets", page, |(subnet, available)| {
-        subnet_output(context, subnet, *available)
+        subnet_output(context, &subnet, available)
     }))
 }
 
@@ -103,7 +103,7 @@ fn delete_subnet(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_subnet(&request.subnet_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -126,5 +126,5 @@ fn modify_subnet_attribute(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .modify_subnet_map_public_ip(&request.subnet_id, value)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }

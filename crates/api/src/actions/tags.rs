@@ -2,10 +2,10 @@
 
 use control::tags::TagInput;
 use control::Control;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{describe_request, input, page_output, Handler, NoOtherParameters, Output};
+use super::{answer, describe_request, input, page_output, Handler, NoOtherParameters, Output};
 use crate::ApiContext;
 
 /// The actions this module answers.
@@ -44,18 +44,27 @@ fn change_tags(context: &ApiContext, request: Value, change: TagChange) -> Outpu
         &request.tags,
         request.dry_run,
     )?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 fn describe_tags(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, None)?;
     let page = context.control.describe_tags(&query)?;
-    Ok(page_output("Tags", page, |row| {
-        json!({
-            "Key": row.key,
-            "ResourceId": row.resource_id,
-            "ResourceType": row.resource_type.as_str(),
-            "Value": row.value,
-        })
+    Ok(page_output("Tags", page, |row| TagDescription {
+        key: row.key,
+        resource_id: row.resource_id,
+        resource_type: row.resource_type.as_str(),
+        value: row.value,
     }))
+}
+
+/// The model's `TagDescription`, a struct rather than JSON: DescribeTags pages hold up to
+/// 1,000 rows.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TagDescription {
+    key: String,
+    resource_id: String,
+    resource_type: &'static str,
+    value: String,
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
+    answer, describe_request, input, page_output, tags_output, Handler, NoOtherParameters, Output,
 };
 use crate::ApiContext;
 
@@ -68,7 +68,7 @@ fn create_volume(context: &ApiContext, request: Value) -> Output {
         client_token,
         dry_run: request.dry_run,
     })?;
-    Ok(volume_output(&volume))
+    answer(volume_output(&volume))
 }
 
 fn volume_output(volume: &Volume) -> Value {
@@ -95,7 +95,9 @@ fn volume_output(volume: &Volume) -> Value {
 fn describe_volumes(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VolumeIds"))?;
     let page = context.control.describe_volumes(&query)?;
-    Ok(page_output("Volumes", page, volume_output))
+    Ok(page_output("Volumes", page, |volume| {
+        volume_output(&volume)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -111,7 +113,7 @@ fn delete_volume(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_volume(&request.volume_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -140,7 +142,7 @@ fn modify_volume(context: &ApiContext, request: Value) -> Output {
     )?;
     let modification = (volume.modification.as_ref())
         .map_or_else(|| json!({}), |m| modification_output(&volume.volume_id, m));
-    Ok(json!({"VolumeModification": modification}))
+    answer(json!({"VolumeModification": modification}))
 }
 
 fn modification_output(volume_id: &str, m: &Modification) -> Value {
@@ -201,7 +203,7 @@ fn attach_volume(context: &ApiContext, request: Value) -> Output {
         &request.device,
         request.dry_run,
     )?;
-    Ok(attachment_output(&request.volume_id, &attachment))
+    answer(attachment_output(&request.volume_id, &attachment))
 }
 
 #[derive(Deserialize)]
@@ -225,5 +227,5 @@ fn detach_volume(context: &ApiContext, request: Value) -> Output {
         request.device.as_deref(),
         request.dry_run,
     )?;
-    Ok(attachment_output(&request.volume_id, &attachment))
+    answer(attachment_output(&request.volume_id, &attachment))
 }

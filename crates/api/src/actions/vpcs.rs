@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
+    answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
     NoOtherParameters, Output,
 };
 use crate::{ApiContext, ApiError};
@@ -97,14 +97,14 @@ fn create_vpc(context: &ApiContext, request: Value) -> Output {
     let tags = tags_of_created(&request.tag_specifications, Vpc::KIND)?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
     let owner = &context.control.config().account_id;
-    Ok(json!({"Vpc": vpc_output(&vpc, owner)}))
+    answer(json!({"Vpc": vpc_output(&vpc, owner)}))
 }
 
 fn describe_vpcs(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("VpcIds"))?;
     let page = context.control.describe_vpcs(&query)?;
     let owner = &context.control.config().account_id;
-    Ok(page_output("Vpcs", page, |vpc| vpc_output(vpc, owner)))
+    Ok(page_output("Vpcs", page, |vpc| vpc_output(&vpc, owner)))
 }
 
 #[derive(Deserialize)]
@@ -120,7 +120,7 @@ fn delete_vpc(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .delete_vpc(&request.vpc_id, request.dry_run)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -139,7 +139,7 @@ fn describe_vpc_attribute(context: &ApiContext, request: Value) -> Output {
         VpcAttribute::EnableDnsHostnames => "EnableDnsHostnames",
         VpcAttribute::EnableNetworkAddressUsageMetrics => "EnableNetworkAddressUsageMetrics",
     };
-    Ok(json!({"VpcId": request.vpc_id, member: {"Value": value}}))
+    answer(json!({"VpcId": request.vpc_id, member: {"Value": value}}))
 }
 
 #[derive(Deserialize)]
@@ -177,7 +177,7 @@ fn modify_vpc_attribute(context: &ApiContext, request: Value) -> Output {
     context
         .control
         .modify_vpc_attribute(&request.vpc_id, attribute, value)?;
-    Ok(Value::Null)
+    answer(Value::Null)
 }
 
 #[derive(Deserialize)]
@@ -200,7 +200,7 @@ fn associate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let association = context
         .control
         .associate_vpc_cidr_block(&request.vpc_id, &cidr)?;
-    Ok(json!({
+    answer(json!({
         "CidrBlockAssociation": cidr_association_output(&association, "associated"),
         "VpcId": request.vpc_id,
     }))
@@ -217,7 +217,7 @@ fn disassociate_vpc_cidr_block(context: &ApiContext, request: Value) -> Output {
     let (vpc_id, association) = context
         .control
         .disassociate_vpc_cidr_block(&request.association_id)?;
-    Ok(json!({
+    answer(json!({
         "CidrBlockAssociation": cidr_association_output(&association, "disassociated"),
         "VpcId": vpc_id,
     }))
