@@ -13,6 +13,7 @@ use crate::credentials::{
 };
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::hibernation::Hibernation;
 use crate::idempotency::ClientToken;
 use crate::images::Image;
 use crate::keypairs::KeyPair;
@@ -231,19 +232,28 @@ pub struct Instance {
     #[serde(default)]
     pub network_tags: Tags,
     /// Termination and stop protection, EBS optimization, CPU credits, capacity reservation
-    /// preference. Absent in older records, which had the defaults.
+    /// preference, hibernation. Absent in older records, which had the defaults.
     #[serde(default)]
     pub options: InstanceOptions,
+    /// Set by StopInstances with `Hibernate`: the stop saves the guest's memory. A wish, so
+    /// it bumps the generation.
+    #[serde(default)]
+    pub hibernate_requested: bool,
+    /// The guest's saved memory and device state while the instance is hibernated: the
+    /// next start resumes it (see `hibernation.rs`).
+    #[serde(default)]
+    pub hibernation: Option<Hibernation>,
 }
 
 impl Instance {
     /// What the user wants of the instance, as far as the reconciler acts on it.
-    fn wish(&self) -> (InstanceState, bool, bool, bool) {
+    fn wish(&self) -> (InstanceState, bool, bool, bool, bool) {
         (
             self.state,
             self.force_stop,
             self.reboot_requested,
             self.recovery_requested,
+            self.hibernate_requested,
         )
     }
 
@@ -831,6 +841,8 @@ impl Control {
                     network: Some(network),
                     network_tags: request.interface_tags.clone(),
                     options: options.clone(),
+                    hibernate_requested: false,
+                    hibernation: None,
                 };
                 txn.put(instance.clone())?;
                 crate::vpc::network_interfaces::attach_extras(
@@ -871,7 +883,7 @@ impl Control {
     /// Returns (id, previous state, new state) per instance, in request order. A change of
     /// what the user wants bumps the instance's generation, which fences off the outcome of
     /// any reconciler step still working toward the previous wish.
-    fn transition(
+    pub(crate) fn transition(
         &self,
         ids: &[String],
         dry_run: bool,
@@ -915,6 +927,8 @@ impl Control {
             InstanceState::Stopped => {
                 instance.state = InstanceState::Pending;
                 instance.state_transition_reason = String::new();
+                instance.state_reason = None;
+                instance.hibernate_requested = false;
                 instance.launch_time = nimbus_core::now_millis();
                 Ok(())
             }
@@ -946,8 +960,9 @@ impl Control {
                 );
                 Ok(())
             }
+            // A hibernation under way goes on (forcing it would lose the guest's memory).
             InstanceState::Stopping => {
-                instance.force_stop |= force;
+                instance.force_stop |= force && !instance.hibernate_requested;
                 Ok(())
             }
             InstanceState::Stopped => Ok(()),
@@ -1037,7 +1052,10 @@ impl Control {
                 _ => {}
             }
             match &change {
-                AttributeChange::InstanceType(name) => instance.instance_type = name.clone(),
+                AttributeChange::InstanceType(name) => {
+                    crate::hibernation::refuse_while_hibernated(instance, "instanceType")?;
+                    instance.instance_type = name.clone()
+                }
                 AttributeChange::UserData(user_data) => instance.user_data = user_data.clone(),
                 AttributeChange::ShutdownBehavior(value) => instance.shutdown_behavior = *value,
                 AttributeChange::DisableApiTermination(value) => {
@@ -1145,7 +1163,12 @@ pub fn monitoring_state(detailed: bool) -> &'static str {
 }
 
 /// `OperationNotPermitted` with EC2's message when the protection `attribute` is set.
-fn protected(instance: &Instance, protection: bool, action: &str, attribute: &str) -> Result<()> {
+pub(crate) fn protected(
+    instance: &Instance,
+    protection: bool,
+    action: &str,
+    attribute: &str,
+) -> Result<()> {
     if !protection {
         return Ok(());
     }
