@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::instance_reconciler::{compute_error, RunningVm};
-use crate::instances::{incorrect_instance_state, protected, Instance, InstanceState, StateReason};
+use crate::instances::{Instance, InstanceState, StateReason};
 use crate::{Control, Error, Result};
 
 /// The guest's saved state of a hibernated instance.
@@ -39,8 +39,21 @@ pub struct Hibernation {
     pub vm: compute::SavedVm,
 }
 
+/// `UnsupportedHibernationConfiguration`, with EC2's message, unless the instance was
+/// launched configured for hibernation.
+pub(crate) fn check_configured(instance: &Instance) -> Result<()> {
+    if instance.options.hibernation_configured {
+        return Ok(());
+    }
+    Err(Error::UnsupportedHibernationConfiguration(format!(
+        "The instance can't be hibernated because it was not configured at launch for \
+         hibernation: {}",
+        instance.instance_id
+    )))
+}
+
 /// EC2's state reason of an instance stopped by hibernation.
-fn hibernate_reason() -> StateReason {
+pub(crate) fn hibernate_reason() -> StateReason {
     StateReason {
         code: "Client.UserInitiatedHibernate".into(),
         message: "Client.UserInitiatedHibernate: User initiated hibernate".into(),
@@ -71,33 +84,7 @@ impl Control {
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
         self.transition(ids, dry_run, |instance| {
-            if !instance.options.hibernation_configured {
-                return Err(Error::UnsupportedHibernationConfiguration(format!(
-                    "The instance can't be hibernated because it was not configured at launch \
-                     for hibernation: {}",
-                    instance.instance_id
-                )));
-            }
-            match instance.state {
-                InstanceState::Running | InstanceState::Stopping
-                    if instance.options.disable_api_stop =>
-                {
-                    protected(instance, true, "stopped", "disableApiStop")
-                }
-                InstanceState::Running => {
-                    instance.state = InstanceState::Stopping;
-                    instance.hibernate_requested = true;
-                    instance.force_stop = force;
-                    instance.state_reason = Some(hibernate_reason());
-                    instance.state_transition_reason = format!(
-                        "User initiated ({})",
-                        nimbus_core::iso8601_millis(nimbus_core::now_millis())
-                    );
-                    Ok(())
-                }
-                InstanceState::Stopping if instance.hibernate_requested => Ok(()),
-                other => Err(incorrect_instance_state(instance, other, "hibernated")),
-            }
+            crate::instances::request_stop(instance, force, true)
         })
     }
 

@@ -943,30 +943,8 @@ impl Control {
         force: bool,
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
-        // As in EC2, a `pending` instance cannot be stopped yet (it can be terminated); one
-        // with stop protection (`disableApiStop`) cannot be stopped at all.
-        self.transition(ids, dry_run, |instance| match instance.state {
-            InstanceState::Running | InstanceState::Stopping
-                if instance.options.disable_api_stop =>
-            {
-                protected(instance, true, "stopped", "disableApiStop")
-            }
-            InstanceState::Running => {
-                instance.state = InstanceState::Stopping;
-                instance.force_stop = force;
-                instance.state_transition_reason = format!(
-                    "User initiated ({})",
-                    nimbus_core::iso8601_millis(nimbus_core::now_millis())
-                );
-                Ok(())
-            }
-            // A hibernation under way goes on (forcing it would lose the guest's memory).
-            InstanceState::Stopping => {
-                instance.force_stop |= force && !instance.hibernate_requested;
-                Ok(())
-            }
-            InstanceState::Stopped => Ok(()),
-            other => Err(incorrect_instance_state(instance, other, "stopped")),
+        self.transition(ids, dry_run, |instance| {
+            request_stop(instance, force, false)
         })
     }
 
@@ -1159,6 +1137,44 @@ pub fn monitoring_state(detailed: bool) -> &'static str {
         "enabled"
     } else {
         "disabled"
+    }
+}
+
+/// StopInstances' rule for one instance, with `hibernate` its `Hibernate` (the stop saves the
+/// guest's memory; `force` then applies to the normal stop a failed hibernation turns into).
+/// As in EC2, a `pending` instance cannot be stopped yet (it can be terminated); one with stop
+/// protection (`disableApiStop`) cannot be stopped at all; only a `running` one hibernates.
+pub(crate) fn request_stop(instance: &mut Instance, force: bool, hibernate: bool) -> Result<()> {
+    if hibernate {
+        crate::hibernation::check_configured(instance)?;
+    }
+    match instance.state {
+        InstanceState::Running | InstanceState::Stopping if instance.options.disable_api_stop => {
+            protected(instance, true, "stopped", "disableApiStop")
+        }
+        InstanceState::Running => {
+            instance.state = InstanceState::Stopping;
+            instance.force_stop = force;
+            instance.hibernate_requested = hibernate;
+            instance.state_reason = hibernate.then(crate::hibernation::hibernate_reason);
+            instance.state_transition_reason = format!(
+                "User initiated ({})",
+                nimbus_core::iso8601_millis(nimbus_core::now_millis())
+            );
+            Ok(())
+        }
+        // A hibernation under way goes on (forcing it would lose the guest's memory).
+        InstanceState::Stopping if !hibernate => {
+            instance.force_stop |= force && !instance.hibernate_requested;
+            Ok(())
+        }
+        InstanceState::Stopping if instance.hibernate_requested => Ok(()),
+        InstanceState::Stopped if !hibernate => Ok(()),
+        other => Err(incorrect_instance_state(
+            instance,
+            other,
+            if hibernate { "hibernated" } else { "stopped" },
+        )),
     }
 }
 
