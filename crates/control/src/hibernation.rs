@@ -304,6 +304,15 @@ mod tests {
         h.settle().await;
         assert!(h.instance(&id).hibernation.is_some());
 
+        let query = crate::describe::Query {
+            filters: vec![crate::filter::Filter {
+                name: "hibernation-options.configured".into(),
+                values: vec!["true".into()],
+            }],
+            ..Default::default()
+        };
+        let found = h.control.describe_instances(&query).unwrap();
+        assert_eq!(found.0.len(), 1);
         h.control.start_instances(&ids(&id), false).unwrap();
         h.settle().await;
         let running = h.instance(&id);

@@ -368,6 +368,9 @@ impl Filterable for Instance {
         ("monitoring-state", |i, _| {
             vec![monitoring_state(i.detailed_monitoring).into()]
         }),
+        ("hibernation-options.configured", |i, _| {
+            vec![i.options.hibernation_configured.to_string()]
+        }),
         ("iam-instance-profile.arn", |i, _| {
             i.iam_instance_profile
                 .iter()
