@@ -204,7 +204,6 @@ def test_packer_launch_parameters_are_accepted(ec2vm, minimal_ami):
 
 @pytest.mark.parametrize("parameters, code, named", [
     ({"EnclaveOptions": {"Enabled": True}}, "UnsupportedOperation", "EnclaveOptions.Enabled=true"),
-    ({"HibernationOptions": {"Configured": True}}, "UnsupportedOperation", "HibernationOptions.Configured=true"),
     ({"CpuOptions": {"CoreCount": 2, "ThreadsPerCore": 2}}, "UnsupportedOperation", "CpuOptions.CoreCount=2"),
     ({"PrivateDnsNameOptions": {"HostnameType": "resource-name"}}, "UnsupportedOperation", "HostnameType=resource-name"),
     ({"CapacityReservationSpecification": {"CapacityReservationTarget": {"CapacityReservationId": "cr-1"}}},
@@ -236,6 +235,9 @@ def test_launch_templates_take_the_same_options(ec2vm, minimal_ami):
         ec2vm.create_launch_template_version(LaunchTemplateId=template["LaunchTemplateId"],
                                              LaunchTemplateData={"EnclaveOptions": {"Enabled": True}})
     assert error_code(refused) == "UnsupportedOperation"
+    hibernating = ec2vm.create_launch_template_version(LaunchTemplateId=template["LaunchTemplateId"],
+                                                       LaunchTemplateData={"HibernationOptions": {"Configured": True}})
+    assert hibernating["LaunchTemplateVersion"]["LaunchTemplateData"]["HibernationOptions"] == {"Configured": True}
     ec2vm.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
 
 

@@ -127,6 +127,9 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::DuplicateImageName(_) => "InvalidAMIName.Duplicate",
         ControlError::TooManyInstances(_) => "InstanceLimitExceeded",
         ControlError::IncorrectInstanceState(_) => "IncorrectInstanceState",
+        ControlError::UnsupportedHibernationConfiguration(_) => {
+            "UnsupportedHibernationConfiguration"
+        }
         ControlError::VolumeInOtherZone(_) => "InvalidVolume.ZoneMismatch",
         ControlError::NotAttached(_) => "InvalidAttachment.NotFound",
         ControlError::OperationNotPermitted(_) => "OperationNotPermitted",

@@ -3,10 +3,12 @@
 //! and reconciler are unit-tested on the in-memory fake (`compute::fake`, feature `fake`)
 //! while nimbus itself runs [`Qemu`].
 
+use std::fs::File;
 use std::path::Path;
 
 use async_trait::async_trait;
 
+use crate::hibernation::SavedVm;
 use crate::vm::{Accel, DiskSpec, NicSpec, Vm, VmSpec};
 use crate::Result;
 
@@ -15,6 +17,15 @@ use crate::Result;
 pub trait Hypervisor: Send + Sync {
     /// Boots a VM; it runs when this returns.
     async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>>;
+    /// Starts a VM from the state a [`VmHandle::hibernate`] saved into `state`: the guest
+    /// goes on where it was. A spec that is not the saved machine (other disks, cards or
+    /// memory) is refused with [`crate::Error::Incompatible`].
+    async fn resume(
+        &self,
+        spec: &VmSpec,
+        saved: &SavedVm,
+        state: &File,
+    ) -> Result<Box<dyn VmHandle>>;
     /// The VM of `instance_id` still running from before a restart, if any.
     async fn adopt(&self, instance_id: &str, run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>>;
     /// Frees what the host kept for a VM that is gone for good.
@@ -50,6 +61,9 @@ pub trait VmHandle: Send + Sync {
     async fn reset(&self) -> Result<()>;
     /// Stops the VM at once and waits for it to be gone.
     async fn kill(&self) -> Result<()>;
+    /// Saves the guest's memory and device state into `state` (open for writing, empty) and
+    /// synced, then the VM is gone. On failure the guest runs on.
+    async fn hibernate(&self, state: &File) -> Result<SavedVm>;
     async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()>;
     /// Tells the guest that the volume behind `disk` is now `new_size` bytes.
     async fn grow_disk(&self, disk: &DiskSpec, new_size: u64) -> Result<()>;
@@ -66,14 +80,32 @@ pub struct Qemu {
     accel: tokio::sync::OnceCell<Accel>,
 }
 
+impl Qemu {
+    async fn accel(&self, spec: &VmSpec) -> Accel {
+        *self
+            .accel
+            .get_or_init(|| crate::probe_accel(&spec.kernel, &spec.initrd))
+            .await
+    }
+}
+
 #[async_trait]
 impl Hypervisor for Qemu {
     async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
-        let accel = *self
-            .accel
-            .get_or_init(|| crate::probe_accel(&spec.kernel, &spec.initrd))
-            .await;
+        let accel = self.accel(spec).await;
         Ok(Box::new(crate::vm::launch(spec, accel).await?))
+    }
+
+    async fn resume(
+        &self,
+        spec: &VmSpec,
+        saved: &SavedVm,
+        state: &File,
+    ) -> Result<Box<dyn VmHandle>> {
+        let accel = self.accel(spec).await;
+        Ok(Box::new(
+            crate::hibernation::resume(spec, accel, saved, state).await?,
+        ))
     }
 
     async fn adopt(&self, _instance_id: &str, run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>> {
@@ -115,6 +147,9 @@ impl VmHandle for Vm {
     }
     async fn kill(&self) -> Result<()> {
         Vm::kill(self).await
+    }
+    async fn hibernate(&self, state: &File) -> Result<SavedVm> {
+        Vm::hibernate(self, state).await
     }
     async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()> {
         Vm::hotplug_disk(self, disk).await

@@ -3,6 +3,8 @@
 //! on a single-threaded runtime can land API calls in the middle of a launch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::driver::{ExitCause, Hypervisor, VmHandle};
+use crate::hibernation::SavedVm;
 use crate::vm::{DiskSpec, NicSpec, VmSpec};
 use crate::{Error, Result};
 
@@ -30,6 +33,12 @@ struct FakeVm {
     grown: Mutex<Vec<(String, String)>>,
     /// Its network cards: device index → MAC.
     nics: Mutex<BTreeMap<u32, String>>,
+    vcpus: u32,
+    memory_mib: u64,
+    /// Started from a saved state rather than booted.
+    resumed: bool,
+    /// Its hibernations fail (see [`FakeHypervisor::fail_hibernations_of`]).
+    failing_hibernation: AtomicBool,
 }
 
 impl FakeVm {
@@ -46,6 +55,7 @@ pub struct FakeHypervisor {
     vms: Mutex<HashMap<String, Arc<FakeVm>>>,
     failing: Mutex<HashSet<String>>,
     launches: AtomicUsize,
+    resumes: AtomicUsize,
     /// While true, launches wait (see [`FakeHypervisor::hold_launches`]).
     launches_held: tokio::sync::watch::Sender<bool>,
 }
@@ -56,6 +66,7 @@ impl Default for FakeHypervisor {
             vms: Mutex::default(),
             failing: Mutex::default(),
             launches: AtomicUsize::default(),
+            resumes: AtomicUsize::default(),
             launches_held: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -92,6 +103,23 @@ impl FakeHypervisor {
     /// How many VMs were launched, ever.
     pub fn launches(&self) -> usize {
         self.launches.load(Ordering::SeqCst)
+    }
+
+    /// How many VMs were started from a saved state, ever.
+    pub fn resumes(&self) -> usize {
+        self.resumes.load(Ordering::SeqCst)
+    }
+
+    /// Whether the instance's VM runs on from a saved state (it was not booted).
+    pub fn was_resumed(&self, instance_id: &str) -> bool {
+        self.vms().get(instance_id).is_some_and(|vm| vm.resumed)
+    }
+
+    /// The running VM of the instance fails to save its state (the guest runs on).
+    pub fn fail_hibernations_of(&self, instance_id: &str) {
+        if let Some(vm) = self.vms().get(instance_id) {
+            vm.failing_hibernation.store(true, Ordering::SeqCst);
+        }
     }
 
     /// The devices plugged into the instance's VM.
@@ -156,9 +184,9 @@ impl FakeHypervisor {
     }
 }
 
-#[async_trait]
-impl Hypervisor for FakeHypervisor {
-    async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
+impl FakeHypervisor {
+    /// A VM for `spec` after a launch's yields, booted or `resumed`.
+    async fn start(&self, spec: &VmSpec, resumed: bool) -> Result<Box<dyn VmHandle>> {
         for _ in 0..LAUNCH_YIELDS {
             tokio::task::yield_now().await;
         }
@@ -179,6 +207,9 @@ impl Hypervisor for FakeHypervisor {
                     .map(|n| (n.device_index, n.mac.clone()))
                     .collect(),
             ),
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            resumed,
             ..FakeVm::default()
         });
         vm.disks()
@@ -190,8 +221,35 @@ impl Hypervisor for FakeHypervisor {
                 spec.instance_id
             );
         }
-        self.launches.fetch_add(1, Ordering::SeqCst);
+        let counter = if resumed {
+            &self.resumes
+        } else {
+            &self.launches
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(FakeVmHandle(vm)))
+    }
+}
+
+#[async_trait]
+impl Hypervisor for FakeHypervisor {
+    async fn launch(&self, spec: &VmSpec) -> Result<Box<dyn VmHandle>> {
+        self.start(spec, false).await
+    }
+
+    async fn resume(
+        &self,
+        spec: &VmSpec,
+        saved: &SavedVm,
+        state: &File,
+    ) -> Result<Box<dyn VmHandle>> {
+        if let Some(mismatch) = saved.mismatch(spec) {
+            return Err(Error::Incompatible(mismatch));
+        }
+        if state.metadata()?.len() != saved.bytes {
+            return Err(Error::Qemu("the state file is not the one saved".into()));
+        }
+        self.start(spec, true).await
     }
 
     async fn adopt(&self, instance_id: &str, _run_dir: &Path) -> Result<Option<Box<dyn VmHandle>>> {
@@ -255,6 +313,29 @@ impl VmHandle for FakeVmHandle {
         tokio::task::yield_now().await;
         self.0.exited.store(true, Ordering::SeqCst);
         Ok(())
+    }
+    async fn hibernate(&self, mut state: &File) -> Result<SavedVm> {
+        self.check_running()?;
+        tokio::task::yield_now().await;
+        if self.0.failing_hibernation.load(Ordering::SeqCst) {
+            return Err(Error::Qemu("the state could not be saved".into()));
+        }
+        let disks = self.0.disks().clone();
+        let nics: Vec<u32> = self.0.nics().keys().copied().collect();
+        writeln!(state, "the memory of a fake VM with {disks:?} and {nics:?}")?;
+        state.sync_all()?;
+        self.0.exited.store(true, Ordering::SeqCst);
+        Ok(SavedVm {
+            bytes: state.metadata()?.len(),
+            vcpus: self.0.vcpus,
+            memory_mib: self.0.memory_mib,
+            disk_ports: disks
+                .into_iter()
+                .enumerate()
+                .map(|(port, d)| (d, port))
+                .collect(),
+            nics,
+        })
     }
     async fn hotplug_disk(&self, disk: &DiskSpec) -> Result<()> {
         self.check_running()?;

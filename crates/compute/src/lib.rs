@@ -8,6 +8,7 @@ mod driver;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod heartbeat;
+mod hibernation;
 mod image;
 mod imds;
 mod qmp;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use console::console_output;
 pub use driver::{ExitCause, Hypervisor, Qemu, VmHandle};
+pub use hibernation::{resume, SavedVm};
 pub use image::{build_debian12_image, build_minimal_image, ImageArtifacts};
 pub use imds::{
     serve_imds, IamMetadata, InstanceMetadata, InterfaceMetadata, MetadataSource, RoleCredentials,
@@ -34,6 +36,9 @@ pub enum Error {
     Qemu(String),
     #[error("image build failed: {0}")]
     Image(String),
+    /// A saved state does not fit the machine it was to be resumed into.
+    #[error("the saved state does not fit this machine: {0}")]
+    Incompatible(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

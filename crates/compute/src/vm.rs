@@ -86,9 +86,9 @@ pub struct VmSpec {
 pub struct Vm {
     pid: i32,
     run_dir: PathBuf,
-    qmp: tokio::sync::Mutex<Qmp>,
+    pub(crate) qmp: tokio::sync::Mutex<Qmp>,
     /// Device name → root port index.
-    ports: std::sync::Mutex<BTreeMap<String, usize>>,
+    pub(crate) ports: std::sync::Mutex<BTreeMap<String, usize>>,
     /// Held for as long as the VM is kept: copies its console into `serial.log`.
     _console: crate::console::Console,
     heartbeat: crate::heartbeat::Heartbeat,
@@ -468,6 +468,42 @@ async fn add_nic(qmp: &mut Qmp, nic: &NicSpec) -> Result<()> {
 
 /// Starts QEMU for `spec` on `accel` and connects to it.
 pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
+    // A fresh machine: the disks on the first root ports, the root disk first.
+    let layout = spec
+        .disks
+        .iter()
+        .take(DISK_PORTS)
+        .enumerate()
+        .map(|(port, disk)| (disk.device_name.clone(), port))
+        .collect();
+    let mut vm = start(spec, accel, &layout, false).await?;
+    vm.booting_until = std::time::Instant::now() + BOOT_GRACE;
+    let started = match plug_nics(&vm, &spec.nics).await {
+        Ok(()) => vm
+            .qmp
+            .lock()
+            .await
+            .execute("cont", json!({}))
+            .await
+            .map(|_| ()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = started {
+        let _ = vm.kill().await;
+        return Err(error);
+    }
+    Ok(vm)
+}
+
+/// Starts a paused QEMU for `spec` on `accel`, each disk on its root port of `layout` (device
+/// name → port), and connects to it; its network cards are not plugged yet. With `incoming`,
+/// the machine waits for its state to come in (`-incoming defer`) instead of booting.
+pub(crate) async fn start(
+    spec: &VmSpec,
+    accel: Accel,
+    layout: &BTreeMap<String, usize>,
+    incoming: bool,
+) -> Result<Vm> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let qmp_socket = spec.run_dir.join("qmp.sock");
     let pid_file = spec.run_dir.join("qemu.pid");
@@ -526,7 +562,10 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         ));
     }
     let mut ports = BTreeMap::new();
-    for (index, disk) in spec.disks.iter().enumerate().take(DISK_PORTS) {
+    for disk in &spec.disks {
+        let Some(&port) = layout.get(&disk.device_name) else {
+            continue;
+        };
         let key = device_key(&disk.device_name);
         for node in [nbd_node(disk, 0), format_node(disk, 0)] {
             args.push("-blockdev".into());
@@ -534,9 +573,12 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         }
         args.push("-device".into());
         args.push(format!(
-            "virtio-blk-pci,id=disk-{key},drive=node-{key},bus=rp{index}"
+            "virtio-blk-pci,id=disk-{key},drive=node-{key},bus=rp{port}"
         ));
-        ports.insert(disk.device_name.clone(), index);
+        ports.insert(disk.device_name.clone(), port);
+    }
+    if incoming {
+        args.extend(["-incoming".into(), "defer".into()]);
     }
     let (program, prefix) = match &confined {
         Some(uid) => ("unshare", uid.command()),
@@ -561,31 +603,15 @@ pub async fn launch(spec: &VmSpec, accel: Accel) -> Result<Vm> {
         spec.run_dir.join("ports.json"),
         serde_json::to_string(&ports).unwrap_or_default(),
     )?;
-    let mut vm = adopt(&spec.run_dir)
+    let vm = adopt(&spec.run_dir)
         .await?
         .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))?;
-    vm.booting_until = std::time::Instant::now() + BOOT_GRACE;
     crate::cgroup::limit_vm(&spec.instance_id, vm.pid, spec.vcpus, spec.memory_mib);
-    let started = plug_nics(&vm, &spec.nics).await;
-    let started = match started {
-        Ok(()) => vm
-            .qmp
-            .lock()
-            .await
-            .execute("cont", json!({}))
-            .await
-            .map(|_| ()),
-        Err(error) => Err(error),
-    };
-    if let Err(error) = started {
-        let _ = vm.kill().await;
-        return Err(error);
-    }
     Ok(vm)
 }
 
 /// Plugs a card per interface into the paused VM, in device index order.
-async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
+pub(crate) async fn plug_nics(vm: &Vm, nics: &[NicSpec]) -> Result<()> {
     let mut qmp = vm.qmp.lock().await;
     for nic in nics {
         add_nic(&mut qmp, nic).await?;

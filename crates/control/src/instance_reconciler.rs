@@ -48,7 +48,7 @@ pub struct RunningVm {
 
 impl RunningVm {
     /// A VM running `instance`'s disks (those of its record), served on `disk_socket`.
-    fn new(
+    pub(crate) fn new(
         vm: Box<dyn compute::VmHandle>,
         disk_socket: Box<dyn VmDisks>,
         instance: &Instance,
@@ -183,7 +183,7 @@ impl Control {
 
     /// Serves an instance's VM its disks: on its socket it may open the volumes attached
     /// to it (attaching, attached or detaching), as the records say at each connection.
-    fn serve_disks(self: &Arc<Self>, instance_id: &str) -> Result<Box<dyn VmDisks>> {
+    pub(crate) fn serve_disks(self: &Arc<Self>, instance_id: &str) -> Result<Box<dyn VmDisks>> {
         let control = Arc::downgrade(self);
         let instance = instance_id.to_owned();
         let may_open: blockstore::ExportFilter = Arc::new(move |volume_id: &str| {
@@ -295,16 +295,24 @@ impl Control {
         };
         match instance.state {
             InstanceState::Pending => {
-                if vm.is_none() {
-                    if !self.volumes_ready(&instance) {
+                match vm {
+                    None => {
+                        if !self.volumes_ready(&instance) {
+                            return Ok(());
+                        }
+                        let running = self.boot_or_resume(&instance).await?;
+                        self.vms.insert(id, running);
+                        self.statuses.launched(id);
+                    }
+                    // Adopted after a restart in the middle of a resume: done again.
+                    Some(running) if self.resume_cut_short(&instance, &running).await => {
+                        running.vm.kill().await.map_err(compute_error)?;
+                        self.vms.remove(id);
                         return Ok(());
                     }
-                    let running = self.launch(&instance).await?;
-                    self.vms.insert(id, running);
-                    self.statuses.launched(id);
-                    return self.settle_launch(&instance);
+                    // Adopted after a restart: the VM already runs.
+                    Some(_) => {}
                 }
-                // Adopted after a restart: the VM already runs.
                 self.settle_launch(&instance)
             }
             InstanceState::Running => {
@@ -325,10 +333,15 @@ impl Control {
             }
             InstanceState::Stopping => {
                 if let Some(running) = vm {
+                    if instance.hibernate_requested && !running.vm.has_exited() {
+                        return self.hibernate(&instance, &running).await;
+                    }
                     if !self.power_off(&instance, &running).await? {
                         return Ok(());
                     }
                 }
+                // A state saved by a hibernation whose outcome was dropped is of no use.
+                self.discard_saved_state(id);
                 self.settle_detached_while_stopped(&instance)?;
                 self.settle_nics_while_stopped(&instance)?;
                 self.settle_instance(&instance, |i| {
@@ -345,6 +358,7 @@ impl Control {
                 self.hypervisor().release(id);
                 self.statuses.forget(id);
                 let _ = std::fs::remove_dir_all(self.instance_run_dir(id));
+                self.discard_saved_state(id);
                 self.mutate(|txn| finish_termination(txn, &instance))?;
                 self.wake_reconciler();
                 Ok(())
@@ -416,13 +430,15 @@ impl Control {
         })
     }
 
-    /// Records a launched VM: the instance `running`, its launch volumes attached.
+    /// Records a launched (or resumed) VM: the instance `running`, its launch volumes
+    /// attached, its saved state, if any, used up.
     fn settle_launch(&self, seen: &Instance) -> Result<()> {
         self.mutate(|txn| {
             let Some(mut instance) = still_wanted(txn, seen) else {
                 return Ok(());
             };
             instance.state = InstanceState::Running;
+            instance.hibernation = None;
             for disk in &instance.disks {
                 let Some(mut volume) = txn.state().volumes().get(&disk.volume_id).cloned() else {
                     continue;
@@ -436,7 +452,11 @@ impl Control {
                 txn.put(volume)?;
             }
             Ok(txn.put(instance)?)
-        })
+        })?;
+        if seen.hibernation.is_some() {
+            self.discard_saved_state(&seen.instance_id);
+        }
+        Ok(())
     }
 
     pub(crate) fn guest_stopped(&self, instance: &Instance) -> Result<()> {
@@ -466,6 +486,18 @@ impl Control {
 
     /// Boots the instance's VM.
     pub(crate) async fn launch(self: &Arc<Self>, instance: &Instance) -> Result<RunningVm> {
+        let spec = self.vm_spec(instance).await?;
+        let disks = self.serve_disks(&instance.instance_id)?;
+        let vm = self
+            .hypervisor()
+            .launch(&spec)
+            .await
+            .map_err(compute_error)?;
+        Ok(RunningVm::new(vm, disks, instance))
+    }
+
+    /// The machine of the instance as its records describe it now, its taps opened.
+    pub(crate) async fn vm_spec(self: &Arc<Self>, instance: &Instance) -> Result<compute::VmSpec> {
         let id = &instance.instance_id;
         let (image, instance_type) = {
             let state = self.read();
@@ -485,7 +517,7 @@ impl Control {
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Internal(format!("cannot create {}: {e}", run_dir.display())))?;
         let nics = self.open_nics(instance).await?;
-        let spec = compute::VmSpec {
+        Ok(compute::VmSpec {
             instance_id: id.clone(),
             vcpus: instance_type.vcpus,
             memory_mib: instance_type.memory_mib,
@@ -493,16 +525,9 @@ impl Control {
             initrd: PathBuf::from(&boot.initrd),
             cmdline: boot.cmdline.clone(),
             disks: self.disk_specs(instance),
-            run_dir: run_dir.clone(),
+            run_dir,
             nics,
-        };
-        let disks = self.serve_disks(id)?;
-        let vm = self
-            .hypervisor()
-            .launch(&spec)
-            .await
-            .map_err(compute_error)?;
-        Ok(RunningVm::new(vm, disks, instance))
+        })
     }
 
     fn disk_specs(&self, instance: &Instance) -> Vec<compute::DiskSpec> {
@@ -643,7 +668,7 @@ impl Control {
 
     /// Settles the interfaces being attached or detached when the VM went away: the cards
     /// of attached ones are plugged at the next start, detached ones are gone with the VM.
-    fn settle_nics_while_stopped(&self, instance: &Instance) -> Result<()> {
+    pub(crate) fn settle_nics_while_stopped(&self, instance: &Instance) -> Result<()> {
         for interface in self.pending_nics(instance) {
             // This step is the one the newer request asked for: it settles unfenced.
             self.settle_nic(instance, &interface, false)?;
@@ -671,7 +696,7 @@ impl Control {
 
     /// Settles attachments requested while the VM went away: attaches complete as they are
     /// (the volume is there at the next boot), detaches complete without an unplug.
-    fn settle_detached_while_stopped(&self, instance: &Instance) -> Result<()> {
+    pub(crate) fn settle_detached_while_stopped(&self, instance: &Instance) -> Result<()> {
         let unsettled: Vec<(String, String, AttachmentState)> = {
             let state = self.read();
             instance
@@ -763,6 +788,7 @@ fn finish_termination(txn: &mut Txn, seen: &Instance) -> Result<()> {
     }
     crate::vpc::network_interfaces::release_on_termination(txn, &instance.instance_id)?;
     instance.state = InstanceState::Terminated;
+    instance.hibernation = None;
     instance.terminated_at = Some(nimbus_core::now_millis());
     Ok(txn.put(instance)?)
 }

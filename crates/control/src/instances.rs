@@ -13,6 +13,7 @@ use crate::credentials::{
 };
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::hibernation::Hibernation;
 use crate::idempotency::ClientToken;
 use crate::images::Image;
 use crate::keypairs::KeyPair;
@@ -231,19 +232,28 @@ pub struct Instance {
     #[serde(default)]
     pub network_tags: Tags,
     /// Termination and stop protection, EBS optimization, CPU credits, capacity reservation
-    /// preference. Absent in older records, which had the defaults.
+    /// preference, hibernation. Absent in older records, which had the defaults.
     #[serde(default)]
     pub options: InstanceOptions,
+    /// Set by StopInstances with `Hibernate`: the stop saves the guest's memory. A wish, so
+    /// it bumps the generation.
+    #[serde(default)]
+    pub hibernate_requested: bool,
+    /// The guest's saved memory and device state while the instance is hibernated: the
+    /// next start resumes it (see `hibernation.rs`).
+    #[serde(default)]
+    pub hibernation: Option<Hibernation>,
 }
 
 impl Instance {
     /// What the user wants of the instance, as far as the reconciler acts on it.
-    fn wish(&self) -> (InstanceState, bool, bool, bool) {
+    fn wish(&self) -> (InstanceState, bool, bool, bool, bool) {
         (
             self.state,
             self.force_stop,
             self.reboot_requested,
             self.recovery_requested,
+            self.hibernate_requested,
         )
     }
 
@@ -357,6 +367,9 @@ impl Filterable for Instance {
         }),
         ("monitoring-state", |i, _| {
             vec![monitoring_state(i.detailed_monitoring).into()]
+        }),
+        ("hibernation-options.configured", |i, _| {
+            vec![i.options.hibernation_configured.to_string()]
         }),
         ("iam-instance-profile.arn", |i, _| {
             i.iam_instance_profile
@@ -831,6 +844,8 @@ impl Control {
                     network: Some(network),
                     network_tags: request.interface_tags.clone(),
                     options: options.clone(),
+                    hibernate_requested: false,
+                    hibernation: None,
                 };
                 txn.put(instance.clone())?;
                 crate::vpc::network_interfaces::attach_extras(
@@ -871,7 +886,7 @@ impl Control {
     /// Returns (id, previous state, new state) per instance, in request order. A change of
     /// what the user wants bumps the instance's generation, which fences off the outcome of
     /// any reconciler step still working toward the previous wish.
-    fn transition(
+    pub(crate) fn transition(
         &self,
         ids: &[String],
         dry_run: bool,
@@ -915,6 +930,8 @@ impl Control {
             InstanceState::Stopped => {
                 instance.state = InstanceState::Pending;
                 instance.state_transition_reason = String::new();
+                instance.state_reason = None;
+                instance.hibernate_requested = false;
                 instance.launch_time = nimbus_core::now_millis();
                 Ok(())
             }
@@ -929,29 +946,8 @@ impl Control {
         force: bool,
         dry_run: bool,
     ) -> Result<Vec<(String, InstanceState, InstanceState)>> {
-        // As in EC2, a `pending` instance cannot be stopped yet (it can be terminated); one
-        // with stop protection (`disableApiStop`) cannot be stopped at all.
-        self.transition(ids, dry_run, |instance| match instance.state {
-            InstanceState::Running | InstanceState::Stopping
-                if instance.options.disable_api_stop =>
-            {
-                protected(instance, true, "stopped", "disableApiStop")
-            }
-            InstanceState::Running => {
-                instance.state = InstanceState::Stopping;
-                instance.force_stop = force;
-                instance.state_transition_reason = format!(
-                    "User initiated ({})",
-                    nimbus_core::iso8601_millis(nimbus_core::now_millis())
-                );
-                Ok(())
-            }
-            InstanceState::Stopping => {
-                instance.force_stop |= force;
-                Ok(())
-            }
-            InstanceState::Stopped => Ok(()),
-            other => Err(incorrect_instance_state(instance, other, "stopped")),
+        self.transition(ids, dry_run, |instance| {
+            request_stop(instance, force, false)
         })
     }
 
@@ -1037,7 +1033,10 @@ impl Control {
                 _ => {}
             }
             match &change {
-                AttributeChange::InstanceType(name) => instance.instance_type = name.clone(),
+                AttributeChange::InstanceType(name) => {
+                    crate::hibernation::refuse_while_hibernated(instance, "instanceType")?;
+                    instance.instance_type = name.clone()
+                }
                 AttributeChange::UserData(user_data) => instance.user_data = user_data.clone(),
                 AttributeChange::ShutdownBehavior(value) => instance.shutdown_behavior = *value,
                 AttributeChange::DisableApiTermination(value) => {
@@ -1144,8 +1143,51 @@ pub fn monitoring_state(detailed: bool) -> &'static str {
     }
 }
 
+/// StopInstances' rule for one instance, with `hibernate` its `Hibernate` (the stop saves the
+/// guest's memory; `force` then applies to the normal stop a failed hibernation turns into).
+/// As in EC2, a `pending` instance cannot be stopped yet (it can be terminated); one with stop
+/// protection (`disableApiStop`) cannot be stopped at all; only a `running` one hibernates.
+pub(crate) fn request_stop(instance: &mut Instance, force: bool, hibernate: bool) -> Result<()> {
+    if hibernate {
+        crate::hibernation::check_configured(instance)?;
+    }
+    match instance.state {
+        InstanceState::Running | InstanceState::Stopping if instance.options.disable_api_stop => {
+            protected(instance, true, "stopped", "disableApiStop")
+        }
+        InstanceState::Running => {
+            instance.state = InstanceState::Stopping;
+            instance.force_stop = force;
+            instance.hibernate_requested = hibernate;
+            instance.state_reason = hibernate.then(crate::hibernation::hibernate_reason);
+            instance.state_transition_reason = format!(
+                "User initiated ({})",
+                nimbus_core::iso8601_millis(nimbus_core::now_millis())
+            );
+            Ok(())
+        }
+        // A hibernation under way goes on (forcing it would lose the guest's memory).
+        InstanceState::Stopping if !hibernate => {
+            instance.force_stop |= force && !instance.hibernate_requested;
+            Ok(())
+        }
+        InstanceState::Stopping if instance.hibernate_requested => Ok(()),
+        InstanceState::Stopped if !hibernate => Ok(()),
+        other => Err(incorrect_instance_state(
+            instance,
+            other,
+            if hibernate { "hibernated" } else { "stopped" },
+        )),
+    }
+}
+
 /// `OperationNotPermitted` with EC2's message when the protection `attribute` is set.
-fn protected(instance: &Instance, protection: bool, action: &str, attribute: &str) -> Result<()> {
+pub(crate) fn protected(
+    instance: &Instance,
+    protection: bool,
+    action: &str,
+    attribute: &str,
+) -> Result<()> {
     if !protection {
         return Ok(());
     }

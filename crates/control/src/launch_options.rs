@@ -13,7 +13,9 @@
 //! has its own data path in nimbus, so every instance is as an EBS-optimized one), CPU credits
 //! of burstable types (stored and shown: nimbus keeps no credit balance, so no instance is
 //! throttled, as with `unlimited`) and the capacity reservation preference `open` / `none`
-//! (nimbus has no capacity reservations, so both launch the same way).
+//! (nimbus has no capacity reservations, so both launch the same way), and
+//! `HibernationOptions.Configured` (StopInstances `Hibernate` saves the guest's memory; see
+//! `hibernation.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +99,9 @@ pub struct InstanceOptions {
     /// default (see [`InstanceOptions::cpu_credits`]).
     pub cpu_credits: Option<CpuCredits>,
     pub capacity_reservation_preference: CapacityReservationPreference,
+    /// `HibernationOptions.Configured`: StopInstances may hibernate the instance.
+    #[serde(default)]
+    pub hibernation_configured: bool,
 }
 
 impl InstanceOptions {
@@ -197,18 +202,11 @@ fn only<T: PartialEq + std::fmt::Display>(name: &str, value: Option<T>, honoured
 }
 
 impl LaunchOptionsInput {
-    /// The values nimbus refuses whatever the instance type: enclaves, hibernation (not yet),
-    /// capacity reservations, resource-name hostnames and their DNS records, SEV-SNP.
+    /// The values nimbus refuses whatever the instance type: enclaves, capacity
+    /// reservations, resource-name hostnames and their DNS records, SEV-SNP.
     pub fn check(&self) -> Result<()> {
         if let Some(enclave) = &self.enclave_options {
             only("EnclaveOptions.Enabled", enclave.enabled, false)?;
-        }
-        if let Some(hibernation) = &self.hibernation_options {
-            only(
-                "HibernationOptions.Configured",
-                hibernation.configured,
-                false,
-            )?;
         }
         self.capacity_reservation_preference()?;
         if let Some(dns) = &self.private_dns_name_options {
@@ -290,6 +288,9 @@ impl LaunchOptionsInput {
             ebs_optimized: self.ebs_optimized.unwrap_or(false),
             cpu_credits,
             capacity_reservation_preference: self.capacity_reservation_preference()?,
+            hibernation_configured: (self.hibernation_options.as_ref())
+                .and_then(|h| h.configured)
+                .unwrap_or(false),
         })
     }
 }
@@ -448,9 +449,11 @@ mod tests {
             "DisableApiTermination": true, "DisableApiStop": true, "EbsOptimized": true,
             "CreditSpecification": {"CpuCredits": "Standard"},
             "CapacityReservationSpecification": {"CapacityReservationPreference": "none"},
+            "HibernationOptions": {"Configured": true},
         }));
         let options = input.for_type(t3_micro()).expect("accepted");
         assert!(options.disable_api_termination && options.disable_api_stop);
+        assert!(options.hibernation_configured);
         assert!(options.ebs_optimized);
         assert_eq!(options.cpu_credits, Some(CpuCredits::Standard));
         assert_eq!(
@@ -465,10 +468,6 @@ mod tests {
             (
                 json!({"EnclaveOptions": {"Enabled": true}}),
                 "EnclaveOptions.Enabled=true",
-            ),
-            (
-                json!({"HibernationOptions": {"Configured": true}}),
-                "HibernationOptions.Configured=true",
             ),
             (
                 json!({"CapacityReservationSpecification":

@@ -607,10 +607,10 @@ mod tests {
         let json = serde_json::to_value(stored).expect("json");
         assert_eq!(json["CreditSpecification"]["CpuCredits"], "unlimited");
         let refused: LaunchTemplateData =
-            serde_json::from_value(serde_json::json!({"HibernationOptions": {"Configured": true}}))
+            serde_json::from_value(serde_json::json!({"EnclaveOptions": {"Enabled": true}}))
                 .expect("template data");
         let outcome = (h.control).create_launch_template(
-            "hib",
+            "enclave",
             version(refused),
             Tags::default(),
             None,

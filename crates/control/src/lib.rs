@@ -13,6 +13,7 @@ pub mod direct;
 pub mod drivers;
 #[cfg(test)]
 mod fake_blocks;
+pub mod hibernation;
 pub mod host_stats;
 pub mod iam;
 pub mod images;
@@ -104,6 +105,9 @@ pub enum Error {
     /// The instance is in a state that does not allow the operation.
     #[error("{0}")]
     IncorrectInstanceState(String),
+    /// StopInstances `Hibernate` of an instance not configured for hibernation at launch.
+    #[error("{0}")]
+    UnsupportedHibernationConfiguration(String),
     /// A volume and an instance are in different availability zones.
     #[error("{0}")]
     VolumeInOtherZone(String),

@@ -371,7 +371,7 @@ fn instance_output(
             "CapacityReservationPreference":
                 instance.options.capacity_reservation_preference.as_str(),
         },
-        "HibernationOptions": {"Configured": false},
+        "HibernationOptions": {"Configured": instance.options.hibernation_configured},
         "EnclaveOptions": {"Enabled": false},
         "PrivateDnsNameOptions": {
             "HostnameType": "ip-name",
@@ -479,15 +479,16 @@ fn transition(
     transitions_output(member, &changes)
 }
 
+/// StopInstances; with `Hibernate`, the guests' memory is saved and a start resumes them
+/// (`Force` then only applies if the hibernation fails and the guest is shut down instead).
 fn stop_instances(context: &ApiContext, request: Value) -> Output {
     let request: InstanceIds = input(request)?;
-    if request.hibernate {
-        return Err(unsupported_parameter("Hibernate"));
-    }
-    let changes =
-        context
-            .control
-            .stop_instances(&request.instance_ids, request.force, request.dry_run)?;
+    let control = &context.control;
+    let changes = if request.hibernate {
+        control.hibernate_instances(&request.instance_ids, request.force, request.dry_run)?
+    } else {
+        control.stop_instances(&request.instance_ids, request.force, request.dry_run)?
+    };
     transitions_output("StoppingInstances", &changes)
 }
 
