@@ -20,7 +20,8 @@ use async_trait::async_trait;
 
 pub use fake::FakeBalancers;
 pub use haproxy::HaproxyBalancers;
-pub use render::{render, slots, Layout, SLOT_PREFIX};
+/// The bench (`bench/loadbalancer`) renders the same config for a bare HAProxy to compare.
+pub use render::{render, Layout};
 pub use spec::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -42,11 +42,11 @@ impl Layout {
 }
 
 /// The prefix of the slots' server names: `slot1` … `slotN`.
-pub const SLOT_PREFIX: &str = "slot";
+const SLOT_PREFIX: &str = "slot";
 
 /// How many slots a group of `targets` targets gets: room for each target and as many
 /// draining ones, at least 16, a power of two (so the config, and HAProxy, change rarely).
-pub fn slots(targets: usize) -> usize {
+fn slots(targets: usize) -> usize {
     (targets * 2).next_power_of_two().max(16)
 }
 

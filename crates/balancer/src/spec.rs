@@ -193,7 +193,7 @@ impl fmt::Display for Matcher {
 pub struct Checked<'a>(pub(crate) &'a BalancerSpec);
 
 impl Checked<'_> {
-    pub fn spec(&self) -> &BalancerSpec {
+    pub(crate) fn spec(&self) -> &BalancerSpec {
         self.0
     }
 }

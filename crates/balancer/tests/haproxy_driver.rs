@@ -4,6 +4,7 @@
 //! namespace this test makes.
 
 use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -257,6 +258,19 @@ async fn a_balancer_carries_http_and_tcp_follows_health_and_targets_and_is_reado
     );
     wait_health(&driver, "both healthy", |h| h.len() == 3 && all_healthy(h)).await;
     let pid_before = pid(&lab.state_dir());
+
+    // Unprivileged, with private files.
+    let status = std::fs::read_to_string(format!("/proc/{pid_before}/status")).expect("status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .expect("uid");
+    assert_ne!(uid, "0", "HAProxy dropped root");
+    let mode = |path: PathBuf| std::fs::metadata(path).expect("file").permissions().mode() & 0o777;
+    let files = lab.state_dir().join(BALANCER);
+    assert_eq!(mode(files.clone()), 0o700);
+    assert_eq!(mode(files.join("admin.sock")), 0o600);
 
     // Round robin: both bodies, in turn.
     let mut bodies = lab.bodies(80, 4);
