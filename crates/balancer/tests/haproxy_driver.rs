@@ -41,8 +41,8 @@ fn ok(script: &str) {
     );
 }
 
-/// A namespace with addresses for the balancer and its targets on one end of a veth pair, and the
-/// servers started in it; all of it goes when dropped, also when the test fails.
+/// A namespace with addresses for the balancer and its targets on one end of a veth pair,
+/// and the servers started in it; all of it goes when dropped, also when the test fails.
 struct Lab {
     ns: String,
     servers: Vec<(Ipv4Addr, Child)>,
