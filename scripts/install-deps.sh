@@ -39,6 +39,7 @@ declare -A PROVIDER=(
   [debootstrap]=debootstrap
   [nft]=nftables
   [dnsmasq]=dnsmasq-base
+  [haproxy]=haproxy
   [cc]=build-essential
   [python3]=python3
   [node]=nodejs
