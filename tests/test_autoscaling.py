@@ -10,6 +10,7 @@ import base64
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -18,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from test_foundation import error_code
 from test_health import measuring_cloud
-from test_instances import ec2vm, minimal_ami  # noqa: F401 (fixtures)
+from test_instances import console, ec2vm, minimal_ami, wait_console  # noqa: F401 (fixtures)
 from test_volumes import wait_for
 
 GROUP_TAG = "aws:autoscaling:groupName"
@@ -261,6 +262,61 @@ def test_a_scale_out_starts_a_stopped_warm_instance(ec2vm, autoscaling, network,
     wait_for(lambda: "WarmPoolConfiguration" not in pool(), timeout=600, interval=1)
     autoscaling.delete_auto_scaling_group(AutoScalingGroupName="warm", ForceDelete=True)
     wait_for(lambda: group(autoscaling, "warm") is None, timeout=300, interval=1)
+
+
+TICKING = """#!/bin/sh
+sh -c 'n=0; while :; do n=$((n+1)); echo "WARM-TICK $$ $n" > /dev/console; sleep 1; done' &
+"""
+
+
+def test_a_hibernated_warm_instance_wakes_with_its_processes(
+        cloud, ec2vm, autoscaling, network, minimal_ami):  # noqa: F811
+    """A Hibernated warm pool: the warm instance's user data starts a process, a launch hook
+    holds it until that process ticks, then it hibernates; a scale-out resumes it, and the same
+    process (same PID) goes on counting, with no second boot."""
+    template = ec2vm.create_launch_template(
+        LaunchTemplateName="asg-sleepy",
+        LaunchTemplateData={"ImageId": minimal_ami, "InstanceType": "t3.micro",
+                            "HibernationOptions": {"Configured": True},
+                            "UserData": base64.b64encode(TICKING.encode()).decode()},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="sleepy", MinSize=0, MaxSize=1, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": template}, VPCZoneIdentifier=network["us-east-1a"])
+    autoscaling.put_lifecycle_hook(AutoScalingGroupName="sleepy", LifecycleHookName="ticking",
+                                   LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                                   HeartbeatTimeout=600)
+    autoscaling.put_warm_pool(AutoScalingGroupName="sleepy", PoolState="Hibernated", MinSize=1)
+
+    def warm(state):
+        return [m for m in autoscaling.describe_warm_pool(AutoScalingGroupName="sleepy")["Instances"]
+                if m["LifecycleState"] == state]
+
+    instance_id = wait_for(lambda: warm("Warmed:Pending:Wait"), timeout=600, interval=1)[0]["InstanceId"]
+    tick = wait_console(ec2vm, instance_id, r"WARM-TICK (\d+) (\d+)")
+    pid = tick.group(1)
+    autoscaling.complete_lifecycle_action(AutoScalingGroupName="sleepy", LifecycleHookName="ticking",
+                                          InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    wait_for(lambda: warm("Warmed:Hibernated"), timeout=600, interval=1)
+    instance = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert instance["State"]["Name"] == "stopped"
+    assert instance["StateReason"]["Code"] == "Client.UserInitiatedHibernate"
+    ticks_before = [int(n) for p, n in re.findall(r"WARM-TICK (\d+) (\d+)", console(ec2vm, instance_id)) if p == pid]
+
+    autoscaling.set_desired_capacity(AutoScalingGroupName="sleepy", DesiredCapacity=1)
+    # Leaving the warm pool runs the launch hook again, as in AWS.
+    wait_for(lambda: [m for m in group(autoscaling, "sleepy")["Instances"]
+                      if m["LifecycleState"] == "Pending:Wait"], timeout=600, interval=0.5)
+    autoscaling.complete_lifecycle_action(AutoScalingGroupName="sleepy", LifecycleHookName="ticking",
+                                          InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    members = wait_for(lambda: healthy_in_service(autoscaling, "sleepy", 1), timeout=300, interval=0.5)
+    assert members[0]["InstanceId"] == instance_id
+    after = wait_for(lambda: [int(n) for p, n in re.findall(r"WARM-TICK (\d+) (\d+)", console(ec2vm, instance_id))
+                              if p == pid and int(n) > max(ticks_before) + 2], timeout=300, interval=1)
+    assert after, "the process that started before hibernation counts on"
+    assert console(ec2vm, instance_id).count("nimbus-minimal: booted kernel") <= 1
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName="sleepy", ForceDelete=True)
+    wait_for(lambda: group(autoscaling, "sleepy") is None, timeout=300, interval=1)
 
 
 def test_a_lifecycle_hook_holds_a_launch_in_pending_wait_until_completed(

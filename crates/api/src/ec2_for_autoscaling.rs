@@ -90,14 +90,12 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
             .await
             .map_err(not_found)?;
         let template = &found["LaunchTemplates"][0];
-        let found = FoundTemplate {
-            id: text(&template["LaunchTemplateId"]),
-            name: text(&template["LaunchTemplateName"]),
-        };
-        if let Some(version) = &spec.version {
-            self.call(
+        let id = text(&template["LaunchTemplateId"]);
+        let version = spec.version.as_deref().unwrap_or("$Default");
+        let versions = self
+            .call(
                 "DescribeLaunchTemplateVersions",
-                json!({ "LaunchTemplateId": found.id, "Versions": [version] }),
+                json!({ "LaunchTemplateId": id, "Versions": [version] }),
             )
             .await
             .map_err(|refused| Ec2Refusal {
@@ -107,8 +105,12 @@ impl autoscaling::Ec2 for Ec2ForAutoScaling {
                     refused.message
                 ),
             })?;
-        }
-        Ok(found)
+        let data = &versions["LaunchTemplateVersions"][0]["LaunchTemplateData"];
+        Ok(FoundTemplate {
+            id,
+            name: text(&template["LaunchTemplateName"]),
+            hibernation: data["HibernationOptions"]["Configured"] == json!(true),
+        })
     }
 
     async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, Ec2Refusal> {

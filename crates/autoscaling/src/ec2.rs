@@ -19,6 +19,8 @@ pub struct TemplateSpec {
 pub struct FoundTemplate {
     pub id: String,
     pub name: String,
+    /// `HibernationOptions.Configured` in the version named: a `Hibernated` warm pool needs it.
+    pub hibernation: bool,
 }
 
 /// One instance to launch for a group.

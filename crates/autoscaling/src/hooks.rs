@@ -263,7 +263,9 @@ impl AutoScaling {
                 .filter(|m| {
                     matches!(
                         m.lifecycle,
-                        Lifecycle::PendingWait | Lifecycle::TerminatingWait
+                        Lifecycle::PendingWait
+                            | Lifecycle::TerminatingWait
+                            | Lifecycle::WarmedPendingWait
                     )
                 })
                 .filter(|m| {

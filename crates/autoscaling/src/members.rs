@@ -23,8 +23,11 @@ pub enum Lifecycle {
     Terminating,
     /// EnterStandby: in the group, out of its capacity and of its health checks.
     Standby,
-    /// In the warm pool: launched and on its way to rest, then resting.
+    /// In the warm pool: launched, held by launch hooks, let go by them (on its way to rest),
+    /// then resting.
     WarmedPending,
+    WarmedPendingWait,
+    WarmedProceed,
     WarmedStopped,
     WarmedRunning,
     WarmedHibernated,
@@ -41,6 +44,8 @@ impl Lifecycle {
             Lifecycle::TerminatingWait => "Terminating:Wait",
             Lifecycle::Standby => "Standby",
             Lifecycle::WarmedPending => "Warmed:Pending",
+            Lifecycle::WarmedPendingWait => "Warmed:Pending:Wait",
+            Lifecycle::WarmedProceed => "Warmed:Pending:Proceed",
             Lifecycle::WarmedStopped => "Warmed:Stopped",
             Lifecycle::WarmedRunning => "Warmed:Running",
             Lifecycle::WarmedHibernated => "Warmed:Hibernated",
@@ -97,6 +102,8 @@ impl Member {
         matches!(
             self.lifecycle,
             Lifecycle::WarmedPending
+                | Lifecycle::WarmedPendingWait
+                | Lifecycle::WarmedProceed
                 | Lifecycle::WarmedStopped
                 | Lifecycle::WarmedRunning
                 | Lifecycle::WarmedHibernated

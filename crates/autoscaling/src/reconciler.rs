@@ -1104,7 +1104,7 @@ mod tests {
             "AutoScalingGroupName": "web", "PoolState": "Stopped", "MinSize": 1, "MaxGroupPreparedCapacity": 1,
         }))
         .expect("input");
-        service.put_warm_pool(pool).expect("pool");
+        service.put_warm_pool(pool).await.expect("pool");
         pass(&service).await;
         let warm = group(&service).members[0].clone();
         assert_eq!(warm.lifecycle, Lifecycle::WarmedPending);

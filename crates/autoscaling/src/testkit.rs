@@ -58,6 +58,7 @@ impl Ec2 for FakeEc2 {
             Some("lt-0123456789abcdef0") | Some("web") => Ok(FoundTemplate {
                 id: "lt-0123456789abcdef0".into(),
                 name: "web".into(),
+                hibernation: true,
             }),
             _ => Err(refusal(
                 "InvalidLaunchTemplateName.NotFoundException",

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::activities::{self, Status};
 use crate::ec2::InstanceView;
 use crate::groups::{existing_group, now_text, Group};
+use crate::hooks::LAUNCHING;
 use crate::members::Lifecycle;
 use crate::{AutoScaling, AutoScalingError, Result};
 
@@ -86,20 +87,45 @@ impl Group {
     ) -> Result<WarmCalls> {
         let mut calls = WarmCalls::default();
         let resting = self.warm_pool.as_ref().map(WarmPool::resting);
-        for member in &mut self.members {
+        for index in 0..self.members.len() {
+            let mut member = self.members[index].clone();
             let state = views.get(&member.instance_id).map(|v| v.state.as_str());
-            match (member.lifecycle, resting, state) {
-                (Lifecycle::WarmedPending, Some(Lifecycle::WarmedRunning), Some("running")) => {
-                    member.lifecycle = Lifecycle::WarmedRunning;
+            let mut abandoned = false;
+            // Launch lifecycle hooks hold a warm instance too (`Warmed:Pending:Wait`), so its
+            // user data can finish before it rests.
+            if member.lifecycle == Lifecycle::WarmedPending && state == Some("running") {
+                member.lifecycle = if self.hold_at_hooks(&mut member, LAUNCHING) {
+                    Lifecycle::WarmedPendingWait
+                } else {
+                    Lifecycle::WarmedProceed
+                };
+            }
+            if member.lifecycle == Lifecycle::WarmedPendingWait {
+                match member.hooks_outcome() {
+                    Some("CONTINUE") => member.lifecycle = Lifecycle::WarmedProceed,
+                    Some(_) => abandoned = true,
+                    None => {}
                 }
-                (Lifecycle::WarmedPending, Some(rest), Some("running")) => {
-                    calls.stop.push((
+            }
+            if let (Lifecycle::WarmedProceed, Some(rest)) = (member.lifecycle, resting) {
+                match state {
+                    Some("running") if rest == Lifecycle::WarmedRunning => member.lifecycle = rest,
+                    Some("running") => calls.stop.push((
                         member.instance_id.clone(),
                         rest == Lifecycle::WarmedHibernated,
-                    ));
+                    )),
+                    Some("stopped") => member.lifecycle = rest,
+                    _ => {}
                 }
-                (Lifecycle::WarmedPending, Some(rest), Some("stopped")) => member.lifecycle = rest,
-                _ => {}
+            }
+            let id = member.instance_id.clone();
+            self.members[index] = member;
+            if abandoned {
+                let cause = format!(
+                    "At {} an instance was taken out of the warm pool in response to a launch lifecycle action being abandoned.",
+                    now_text()
+                );
+                self.take_out_of_service(txn, &id, cause)?;
             }
         }
         // Scale-out from the pool: running instances first, then the others.
@@ -213,17 +239,12 @@ fn validation(message: impl Into<String>) -> AutoScalingError {
 }
 
 impl AutoScaling {
-    pub fn put_warm_pool(&self, input: PutWarmPoolInput) -> Result<Value> {
+    pub async fn put_warm_pool(&self, input: PutWarmPoolInput) -> Result<Value> {
         let pool_state = input.pool_state.unwrap_or_else(|| "Stopped".into());
         if !matches!(pool_state.as_str(), "Stopped" | "Running" | "Hibernated") {
             return Err(validation(format!(
                 "PoolState {pool_state} is not valid: Stopped, Running or Hibernated"
             )));
-        }
-        if pool_state == "Hibernated" {
-            return Err(validation(
-                "PoolState Hibernated needs EC2 hibernation, which this nimbus does not have yet",
-            ));
         }
         if input
             .instance_reuse_policy
@@ -245,6 +266,14 @@ impl AutoScaling {
             ),
         };
         let name = input.auto_scaling_group_name;
+        if pool_state == "Hibernated" {
+            let template = existing_group(&self.engine.read(), &name)?.template.clone();
+            if !self.found_template(&template).await?.hibernation {
+                return Err(validation(
+                    "PoolState Hibernated needs a launch template with HibernationOptions.Configured set to true",
+                ));
+            }
+        }
         self.change(|txn| {
             let mut group = existing_group(txn.state(), &name)?.clone();
             if group.warm_pool.as_ref().is_some_and(|p| p.deleting) {

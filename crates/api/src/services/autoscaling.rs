@@ -131,7 +131,7 @@ async fn run(
         "DescribeTrafficSources" => {
             return none_yet(service, &input, json!({ "TrafficSources": [] }))
         }
-        "PutWarmPool" => service.put_warm_pool(params(input)?),
+        "PutWarmPool" => service.put_warm_pool(params(input)?).await,
         "DescribeWarmPool" => service.describe_warm_pool(params(input)?),
         "DeleteWarmPool" => service.delete_warm_pool(params(input)?),
         other => return Err(AutoScalingCallError::NotSupported(other.to_owned())),
