@@ -2,7 +2,9 @@
 InService with their user data run (its marker on each console), against what a user would
 compare it with: five bare qemu-system-x86_64 boots of the same kernel (same vCPUs, memory,
 machine and accelerator: t3.micro) with a busybox-only initramfs, started together, until
-all five printed their marker. Both in the same run, alternating. Results are appended to
+all five printed their marker. Both in the same run, alternating. Then the same scale-out
+from a `Hibernated` warm pool of five (its instances booted, user data run, hibernated):
+SetDesiredCapacity → five members InService, resumed. Results are appended to
 bench/RESULTS.md."""
 
 import base64
@@ -71,6 +73,26 @@ def scale_out(autoscaling, ec2, data_dir, name):
     return in_service, user_data
 
 
+def warm_scale_out(autoscaling, name):
+    """With a full Hibernated warm pool: SetDesiredCapacity 5 → five members InService."""
+    def warm_ready():
+        pool = autoscaling.describe_warm_pool(AutoScalingGroupName=name)["Instances"]
+        return sum(m["LifecycleState"] == "Warmed:Hibernated" for m in pool) == SIZE
+    deadline = time.time() + 900
+    while not warm_ready() and time.time() < deadline:
+        time.sleep(0.5)
+    started = time.time()
+    autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=SIZE)
+    serving = 0
+    while serving < SIZE and time.time() < deadline + 900:
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        serving = sum(m["LifecycleState"] == "InService" for m in group["Instances"])
+        time.sleep(0.02)
+    in_service = time.time() - started
+    autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=0)
+    return in_service
+
+
 def main():
     workdir = tempfile.mkdtemp(prefix="nimbus-asg-bench-")
     data_dir = os.path.join(workdir, "data")
@@ -112,14 +134,23 @@ def main():
             in_service.append(serving)
             user_data_times.append(ran)
             bare.append(bare_boots_together(kernel, initramfs, workdir, accel))
-        report(accel, in_service, user_data_times, bare, (load_before, os.getloadavg()[0]))
+        autoscaling.delete_auto_scaling_group(AutoScalingGroupName="bench", ForceDelete=True)
+        ec2.create_launch_template(LaunchTemplateName="bench-warm", LaunchTemplateData={
+            "ImageId": ami, "InstanceType": launch.INSTANCE_TYPE, "HibernationOptions": {"Configured": True},
+            "UserData": base64.b64encode(user_data.encode()).decode()})
+        autoscaling.create_auto_scaling_group(AutoScalingGroupName="bench-warm", MinSize=0, MaxSize=SIZE,
+                                              DesiredCapacity=0, LaunchTemplate={"LaunchTemplateName": "bench-warm"},
+                                              VPCZoneIdentifier=subnet)
+        autoscaling.put_warm_pool(AutoScalingGroupName="bench-warm", PoolState="Hibernated")
+        warm = [warm_scale_out(autoscaling, "bench-warm") for _ in range(RUNS)]
+        report(accel, in_service, user_data_times, bare, warm, (load_before, os.getloadavg()[0]))
     finally:
         server.terminate()
         server.wait()
         launch.shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(accel, in_service, user_data, bare, load):
+def report(accel, in_service, user_data, bare, warm, load):
     median = statistics.median
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     runs = lambda values: ", ".join(f"{v:.2f}" for v in values)
@@ -138,6 +169,8 @@ def report(accel, in_service, user_data, bare, load):
         f"({runs(user_data)}) | {median(bare):.2f} s ({runs(bare)}) | **{median(user_data) / median(bare):.2f}x** |",
         f"| SetDesiredCapacity 0 → 5: five members InService | {median(in_service):.2f} s ({runs(in_service)}) | — | "
         f"{median(in_service) / median(bare):.2f}x |",
+        f"| SetDesiredCapacity 0 → 5 from a Hibernated warm pool: five members InService (resumed) | "
+        f"{median(warm):.2f} s ({runs(warm)}) | — | {median(warm) / median(bare):.2f}x |",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
