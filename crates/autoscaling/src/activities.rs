@@ -1,7 +1,6 @@
 //! Scaling activities: the history of what a group did and why, which DescribeScalingActivities
 //! answers (and which Terraform waits on).
 
-use engine::pagination::{paginate, PageBounds};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -182,7 +181,7 @@ pub struct DescribeScalingActivitiesInput {
 impl AutoScaling {
     pub fn describe_activities(&self, input: DescribeScalingActivitiesInput) -> Result<Value> {
         let state = self.engine.read();
-        let mut found: Vec<&Activity> = state
+        let found: Vec<&Activity> = state
             .activities()
             .values()
             .filter(|a| {
@@ -196,22 +195,17 @@ impl AutoScaling {
             })
             .filter(|a| input.include_deleted_groups || state.groups().contains_key(&a.group_name))
             .collect();
-        found.sort_by_key(|a| a.order_key());
-        let keyed: Vec<(String, &Activity)> =
-            found.into_iter().map(|a| (a.order_key(), a)).collect();
-        let (page, next) = paginate(
-            keyed,
-            |(key, _)| key.as_str(),
+        let rows = found
+            .into_iter()
+            .map(|a| (a.order_key(), a.output()))
+            .collect();
+        let next_token = input.next_token.as_deref();
+        crate::page_of(
+            "Activities",
+            rows,
             input.max_records,
-            input.next_token.as_deref(),
-            PageBounds { min: 1, max: 100 },
-        )?;
-        let mut output = json!({
-            "Activities": page.iter().map(|(_, a)| a.output()).collect::<Vec<_>>(),
-        });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+            next_token,
+            (100, 100),
+        )
     }
 }

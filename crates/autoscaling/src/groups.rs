@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use engine::pagination::{paginate, PageBounds};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -897,21 +896,18 @@ impl AutoScaling {
             })
             .filter(|g| input.filters.iter().all(|f| matches_filter(g, f)))
             .collect();
-        let (page, next) = paginate(
-            groups,
-            |g| g.name.as_str(),
-            input.max_records,
-            input.next_token.as_deref(),
-            PageBounds { min: 1, max: 100 },
-        )?;
         let include_instances = input.include_instances.unwrap_or(true);
-        let mut output = json!({
-            "AutoScalingGroups": page.iter().map(|g| g.output(include_instances)).collect::<Vec<_>>(),
-        });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+        let rows = (groups.into_iter())
+            .map(|g| (g.name.clone(), g.output(include_instances)))
+            .collect();
+        let next_token = input.next_token.as_deref();
+        crate::page_of(
+            "AutoScalingGroups",
+            rows,
+            input.max_records,
+            next_token,
+            (50, 100),
+        )
     }
 
     pub fn set_processes(&self, input: ProcessesInput, suspend: bool) -> Result<Value> {
@@ -1010,18 +1006,8 @@ impl AutoScaling {
                 }
             }
         }
-        let (page, next) = paginate(
-            tags,
-            |(key, _)| key.as_str(),
-            input.max_records,
-            input.next_token.as_deref(),
-            PageBounds { min: 1, max: 100 },
-        )?;
-        let mut output = json!({ "Tags": page.into_iter().map(|(_, t)| t).collect::<Vec<_>>() });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+        let next_token = input.next_token.as_deref();
+        crate::page_of("Tags", tags, input.max_records, next_token, (50, 100))
     }
 }
 

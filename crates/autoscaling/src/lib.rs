@@ -97,6 +97,35 @@ impl From<engine::Error> for AutoScalingError {
 
 pub type Result<T> = std::result::Result<T, AutoScalingError>;
 
+/// What a Describe answers of `rows` (each with the key it is ordered by): the page
+/// `MaxRecords` asks for (`bounds.0` when unset, 1 to `bounds.1`) under `member`, with
+/// `NextToken` when more follow.
+pub(crate) fn page_of(
+    member: &str,
+    mut rows: Vec<(String, serde_json::Value)>,
+    max_records: Option<i64>,
+    next_token: Option<&str>,
+    bounds: (i64, i64),
+) -> Result<serde_json::Value> {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let (page, next) = engine::pagination::paginate(
+        rows,
+        |(key, _)| key.as_str(),
+        Some(max_records.unwrap_or(bounds.0)),
+        next_token,
+        engine::pagination::PageBounds {
+            min: 1,
+            max: bounds.1,
+        },
+    )?;
+    let rows: Vec<serde_json::Value> = page.into_iter().map(|(_, row)| row).collect();
+    let mut output = serde_json::json!({ member: rows });
+    if let Some(next) = next {
+        output["NextToken"] = serde_json::json!(next);
+    }
+    Ok(output)
+}
+
 /// The Auto Scaling service: its working set and the EC2 it acts through.
 pub struct AutoScaling {
     engine: engine::Engine,

@@ -2,7 +2,6 @@
 //! SetDesiredCapacity, TerminateInstanceInAutoScalingGroup, SetInstanceHealth and
 //! SetInstanceProtection.
 
-use engine::pagination::{paginate, PageBounds};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -271,21 +270,14 @@ impl AutoScaling {
                 }
             }
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) = paginate(
+        let next_token = input.next_token.as_deref();
+        crate::page_of(
+            "AutoScalingInstances",
             rows,
-            |(id, _)| id.as_str(),
-            Some(input.max_records.unwrap_or(50)),
-            input.next_token.as_deref(),
-            PageBounds { min: 1, max: 50 },
-        )?;
-        let mut output = json!({
-            "AutoScalingInstances": page.into_iter().map(|(_, row)| row).collect::<Vec<_>>(),
-        });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+            input.max_records,
+            next_token,
+            (50, 50),
+        )
     }
 
     pub fn set_desired_capacity(&self, input: SetDesiredCapacityInput) -> Result<Value> {

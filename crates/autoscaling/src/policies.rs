@@ -445,21 +445,14 @@ impl AutoScaling {
             })
             .map(|p| (format!("{}\n{}", p.group_name, p.name), p.output()))
             .collect();
-        let mut policies = policies;
-        policies.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) = engine::pagination::paginate(
+        let next_token = input.next_token.as_deref();
+        crate::page_of(
+            "ScalingPolicies",
             policies,
-            |(key, _)| key.as_str(),
-            Some(input.max_records.unwrap_or(50)),
-            input.next_token.as_deref(),
-            engine::pagination::PageBounds { min: 1, max: 100 },
-        )?;
-        let mut output =
-            json!({ "ScalingPolicies": page.into_iter().map(|(_, p)| p).collect::<Vec<_>>() });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+            input.max_records,
+            next_token,
+            (50, 100),
+        )
     }
 
     pub fn delete_policy(&self, input: DeletePolicyInput) -> Result<Value> {

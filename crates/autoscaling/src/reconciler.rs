@@ -632,6 +632,26 @@ mod tests {
         service.set_desired_capacity(input).expect("set");
     }
 
+    /// A service with the group `web` (`extra` over the defaults), its launches running and
+    /// recorded.
+    async fn settled(
+        extra: Value,
+    ) -> (
+        Arc<AutoScaling>,
+        Arc<crate::testkit::FakeEc2>,
+        tempfile::TempDir,
+    ) {
+        let (service, fake, dir) = service();
+        service
+            .create_group(create_input(extra))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        (service, fake, dir)
+    }
+
     fn run_everything(fake: &crate::testkit::FakeEc2) {
         for id in fake.live() {
             fake.set_state(&id, "running");
@@ -691,14 +711,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unhealthy_member_is_replaced_and_the_activity_says_why() {
-        let (service, fake, _dir) = service();
-        service
-            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
-            .await
-            .expect("create");
-        pass(&service).await;
-        run_everything(&fake);
-        pass(&service).await;
+        let (service, fake, _dir) = settled(json!({ "DesiredCapacity": 1 })).await;
         let first = group(&service).members[0].instance_id.clone();
         fake.set_state(&first, "stopped");
         pass(&service).await;
@@ -955,14 +968,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_instance_refresh_replaces_every_member_keeping_the_minimum_healthy() {
-        let (service, fake, _dir) = service();
-        service
-            .create_group(create_input(json!({})))
-            .await
-            .expect("create");
-        pass(&service).await;
-        run_everything(&fake);
-        pass(&service).await;
+        let (service, fake, _dir) = settled(json!({})).await;
         let before: Vec<String> = group(&service)
             .members
             .iter()
@@ -1012,14 +1018,7 @@ mod tests {
 
     #[tokio::test]
     async fn standby_members_are_out_of_capacity_and_attached_ones_in_it() {
-        let (service, fake, _dir) = service();
-        service
-            .create_group(create_input(json!({ "DesiredCapacity": 1 })))
-            .await
-            .expect("create");
-        pass(&service).await;
-        run_everything(&fake);
-        pass(&service).await;
+        let (service, fake, _dir) = settled(json!({ "DesiredCapacity": 1 })).await;
         let first = group(&service).members[0].instance_id.clone();
         let moved = |id: &str, decrement: bool| -> crate::MoveInstancesInput {
             serde_json::from_value(json!({
@@ -1156,14 +1155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_zone_is_rebalanced_launching_before_terminating() {
-        let (service, fake, _dir) = service();
-        service
-            .create_group(create_input(json!({ "VPCZoneIdentifier": "subnet-a" })))
-            .await
-            .expect("create");
-        pass(&service).await;
-        run_everything(&fake);
-        pass(&service).await;
+        let (service, fake, _dir) = settled(json!({ "VPCZoneIdentifier": "subnet-a" })).await;
         let update = serde_json::from_value(json!({
             "AutoScalingGroupName": "web", "VPCZoneIdentifier": "subnet-a,subnet-b",
         }))

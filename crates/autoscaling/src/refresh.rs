@@ -297,18 +297,13 @@ impl AutoScaling {
                 )
             })
             .collect();
-        let (page, next) = engine::pagination::paginate(
+        let next_token = input.next_token.as_deref();
+        crate::page_of(
+            "InstanceRefreshes",
             refreshes,
-            |(key, _)| key.as_str(),
-            Some(input.max_records.unwrap_or(50)),
-            input.next_token.as_deref(),
-            engine::pagination::PageBounds { min: 1, max: 100 },
-        )?;
-        let mut output =
-            json!({ "InstanceRefreshes": page.into_iter().map(|(_, r)| r).collect::<Vec<_>>() });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+            input.max_records,
+            next_token,
+            (50, 100),
+        )
     }
 }

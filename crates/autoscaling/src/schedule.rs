@@ -405,19 +405,9 @@ impl AutoScaling {
                 }
             }
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) = engine::pagination::paginate(
-            rows,
-            |(key, _)| key.as_str(),
-            Some(input.max_records.unwrap_or(50)),
-            input.next_token.as_deref(),
-            engine::pagination::PageBounds { min: 1, max: 100 },
-        )?;
-        let mut output = json!({ "ScheduledUpdateGroupActions": page.into_iter().map(|(_, a)| a).collect::<Vec<_>>() });
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
-        }
-        Ok(output)
+        let next_token = input.next_token.as_deref();
+        let member = "ScheduledUpdateGroupActions";
+        crate::page_of(member, rows, input.max_records, next_token, (50, 100))
     }
 
     pub fn delete_scheduled_action(&self, input: DeleteScheduledActionInput) -> Result<Value> {

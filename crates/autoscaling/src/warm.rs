@@ -303,20 +303,11 @@ impl AutoScaling {
             .filter(|m| m.in_pool())
             .map(|m| (m.instance_id.clone(), m.output(&template)))
             .collect();
-        let (page, next) = engine::pagination::paginate(
-            rows,
-            |(id, _)| id.as_str(),
-            Some(input.max_records.unwrap_or(50)),
-            input.next_token.as_deref(),
-            engine::pagination::PageBounds { min: 1, max: 100 },
-        )?;
+        let next_token = input.next_token.as_deref();
         let mut output =
-            json!({ "Instances": page.into_iter().map(|(_, row)| row).collect::<Vec<_>>() });
+            crate::page_of("Instances", rows, input.max_records, next_token, (50, 100))?;
         if let Some(pool) = &group.warm_pool {
             output["WarmPoolConfiguration"] = pool.output();
-        }
-        if let Some(next) = next {
-            output["NextToken"] = json!(next);
         }
         Ok(output)
     }
