@@ -212,6 +212,12 @@ def test_instances_attached_moved_to_standby_and_detached(ec2vm, autoscaling, ne
         members = group(autoscaling, "moves")["Instances"]
         return (members[0]["LifecycleState"], group(autoscaling, "moves")["DesiredCapacity"]) if members else None
 
+    # GetLaunchTemplateData reads the launch back from the instance.
+    data = ec2vm.get_launch_template_data(InstanceId=instance_id)["LaunchTemplateData"]
+    assert data["InstanceType"] == "t3.micro" and data["ImageId"].startswith("ami-")
+    assert data["NetworkInterfaces"][0]["SubnetId"] == network["us-east-1a"]
+    assert data["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] >= 1
+    assert data["Placement"]["AvailabilityZone"] == "us-east-1a"
     autoscaling.attach_instances(AutoScalingGroupName="moves", InstanceIds=[instance_id])
     assert member() == ("InService", 1) and tags() == {GROUP_TAG: "moves"}
     activities = autoscaling.enter_standby(AutoScalingGroupName="moves", InstanceIds=[instance_id],

@@ -300,7 +300,7 @@ pub(super) fn state_output(state: InstanceState) -> Value {
     json!({"Code": state.code(), "Name": state.as_str()})
 }
 
-fn instance_output(
+pub(super) fn instance_output(
     instance: &Instance,
     state: &control::State,
     config: &nimbus_core::Config,

@@ -1,5 +1,6 @@
 //! CreateLaunchTemplate, DescribeLaunchTemplates, DeleteLaunchTemplate, ModifyLaunchTemplate,
-//! CreateLaunchTemplateVersion, DescribeLaunchTemplateVersions, DeleteLaunchTemplateVersions.
+//! CreateLaunchTemplateVersion, DescribeLaunchTemplateVersions, DeleteLaunchTemplateVersions,
+//! GetLaunchTemplateData.
 
 use control::idempotency::ClientToken;
 use control::launch_templates::{
@@ -13,11 +14,17 @@ use serde_json::{json, Value};
 use super::{
     answer, caller_arn, describe_request, input, page_output, tags_output, Handler, Output,
 };
+use control::Tables;
+
 use crate::ApiContext;
 use crate::ApiError;
 
 /// The actions this module answers.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[
+    (
+        "GetLaunchTemplateData",
+        Handler::Sync(get_launch_template_data),
+    ),
     (
         "CreateLaunchTemplate",
         Handler::Sync(create_launch_template),
@@ -293,4 +300,119 @@ fn delete_launch_template_versions(context: &ApiContext, request: Value) -> Outp
         "SuccessfullyDeletedLaunchTemplateVersions": deleted,
         "UnsuccessfullyDeletedLaunchTemplateVersions": refused,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct GetLaunchTemplateData {
+    instance_id: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The launch parameters of an instance as launch template data, read from what
+/// DescribeInstances shows of it, its volumes and its options.
+fn get_launch_template_data(context: &ApiContext, request: Value) -> Output {
+    let request: GetLaunchTemplateData = input(request)?;
+    let state = context.control.read();
+    let instance =
+        control::describe::existing::<control::instances::Instance>(&state, &request.instance_id)?;
+    if request.dry_run {
+        return Err(control::Error::DryRunOperation.into());
+    }
+    let shown = super::instances::instance_output(instance, &state, context.control.config());
+    let mut data = serde_json::Map::new();
+    let copied = [
+        "ImageId",
+        "InstanceType",
+        "KeyName",
+        "EbsOptimized",
+        "CpuOptions",
+        "MetadataOptions",
+        "MaintenanceOptions",
+        "HibernationOptions",
+        "EnclaveOptions",
+        "CapacityReservationSpecification",
+        "PrivateDnsNameOptions",
+    ];
+    for key in copied {
+        if let Some(value) = shown.get(key).filter(|v| !v.is_null()) {
+            data.insert(key.into(), value.clone());
+        }
+    }
+    data.insert(
+        "Placement".into(),
+        json!({ "AvailabilityZone": shown["Placement"]["AvailabilityZone"], "Tenancy": "default" }),
+    );
+    data.insert(
+        "Monitoring".into(),
+        json!({ "Enabled": shown["Monitoring"]["State"] == "enabled" }),
+    );
+    if let Some(arn) = shown["IamInstanceProfile"]["Arn"].as_str() {
+        data.insert("IamInstanceProfile".into(), json!({ "Arn": arn }));
+    }
+    data.insert(
+        "InstanceInitiatedShutdownBehavior".into(),
+        json!(instance.shutdown_behavior.as_str()),
+    );
+    data.insert(
+        "DisableApiTermination".into(),
+        json!(instance.options.disable_api_termination),
+    );
+    data.insert(
+        "DisableApiStop".into(),
+        json!(instance.options.disable_api_stop),
+    );
+    if let Some(user_data) = &instance.user_data {
+        data.insert("UserData".into(), json!(user_data));
+    }
+    let instance_type = control::catalog::find_instance_type(&instance.instance_type);
+    if let Some(credits) = instance_type.and_then(|t| instance.options.cpu_credits(t)) {
+        data.insert(
+            "CreditSpecification".into(),
+            json!({ "CpuCredits": credits.as_str() }),
+        );
+    }
+    if !instance.tags.is_empty() {
+        data.insert(
+            "TagSpecifications".into(),
+            json!([{ "ResourceType": "instance", "Tags": tags_output(&instance.tags) }]),
+        );
+    }
+    let devices: Vec<Value> = (instance.disks.iter())
+        .filter_map(|disk| {
+            let volume = state.volumes().get(&disk.volume_id)?;
+            let attachment = volume.attachments.first()?;
+            let mut ebs = json!({
+                "VolumeSize": volume.size_gib,
+                "VolumeType": volume.volume_type.as_str(),
+                "DeleteOnTermination": attachment.delete_on_termination,
+                "Encrypted": false,
+            });
+            if let Some(iops) = volume.reported_iops() {
+                ebs["Iops"] = json!(iops);
+            }
+            if let Some(snapshot) = &volume.snapshot_id {
+                ebs["SnapshotId"] = json!(snapshot);
+            }
+            Some(json!({ "DeviceName": disk.device_name, "Ebs": ebs }))
+        })
+        .collect();
+    data.insert("BlockDeviceMappings".into(), json!(devices));
+    let interfaces: Vec<Value> = (shown["NetworkInterfaces"].as_array().into_iter().flatten())
+        .map(|interface| {
+            let groups: Vec<&Value> = (interface["Groups"].as_array().into_iter().flatten())
+                .map(|g| &g["GroupId"])
+                .collect();
+            json!({
+                "DeviceIndex": interface["Attachment"]["DeviceIndex"],
+                "DeleteOnTermination": interface["Attachment"]["DeleteOnTermination"],
+                "SubnetId": interface["SubnetId"],
+                "Groups": groups,
+                "Description": interface["Description"],
+            })
+        })
+        .collect();
+    data.insert("NetworkInterfaces".into(), json!(interfaces));
+    answer(json!({ "LaunchTemplateData": data }))
 }
