@@ -77,6 +77,10 @@ pub struct Group {
     pub launching: Vec<String>,
     /// Why the desired capacity last changed, the first sentence of later activities' causes.
     pub last_change: String,
+    /// After a launch EC2 refused, none is tried again before this moment (milliseconds), so a
+    /// broken template does not fill the history with a failure a second.
+    #[serde(default)]
+    pub launch_backoff_until_ms: i64,
     /// When a scaling policy last changed the desired capacity (its cooldown runs from there).
     pub last_scaled_ms: i64,
     /// An Availability Zone rebalancing launch went beyond the desired capacity; a member of
@@ -752,6 +756,7 @@ impl AutoScaling {
             members: Vec::new(),
             launching: Vec::new(),
             last_change: String::new(),
+            launch_backoff_until_ms: 0,
             last_scaled_ms: 0,
             rebalancing: false,
             replacements_due: 0,

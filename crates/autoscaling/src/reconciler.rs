@@ -28,6 +28,9 @@ struct PassCalls {
     warm: WarmCalls,
 }
 
+/// How long a group waits after EC2 refused a launch before it tries again.
+const LAUNCH_BACKOFF: Duration = Duration::from_secs(10);
+
 /// How often a group's instances are looked at when nothing wakes the reconciler.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -416,7 +419,8 @@ impl AutoScaling {
                 .filter_map(|a| a.launch.clone())
                 .collect();
             let mut count = 0;
-            if !group.deleting && !group.suspended("Launch") {
+            let backing_off = nimbus_core::now_millis() < group.launch_backoff_until_ms;
+            if !group.deleting && !group.suspended("Launch") && !backing_off {
                 let cause = difference_cause(&group, true, desired);
                 // Zones out of balance: one launch beyond the desired capacity, into the zone
                 // with the fewest, before one from the zone with the most leaves (AWS's order).
@@ -530,6 +534,8 @@ impl AutoScaling {
                     }
                     Ok(_) => {}
                     Err(refusal) => {
+                        group.launch_backoff_until_ms =
+                            nimbus_core::now_millis() + LAUNCH_BACKOFF.as_millis() as i64;
                         activities::update(txn, &activity.activity_id, |a| {
                             a.description = format!("Launching a new EC2 instance.  Status Reason: {}. Launching EC2 instance failed.", refusal.message);
                             a.status_message = Some(refusal.message.clone());
@@ -821,6 +827,15 @@ mod tests {
         assert_eq!(activity["StatusCode"], "Failed");
         assert_eq!(activity["Progress"], 100);
         assert_eq!(activity["StatusMessage"], "no capacity");
+        // The next passes do not try again at once.
+        pass(&service).await;
+        pass(&service).await;
+        let activities = service
+            .describe_activities(
+                serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+            )
+            .expect("describe");
+        assert_eq!(activities["Activities"].as_array().map(Vec::len), Some(1));
     }
 
     #[tokio::test]
