@@ -345,26 +345,26 @@ struct OverrideInput {
     instance_type: Option<String>,
 }
 
-/// Only on-demand capacity exists in nimbus: a distribution asking for Spot is refused.
+/// Only on-demand capacity exists in nimbus: a distribution asking for Spot is refused. With
+/// every instance on demand, the base capacity and the allocation strategies change nothing,
+/// so they are accepted as given.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct InstancesDistribution {
-    on_demand_allocation_strategy: Option<String>,
-    on_demand_base_capacity: Option<i64>,
+    #[serde(rename = "OnDemandAllocationStrategy")]
+    _on_demand_allocation_strategy: Option<String>,
+    #[serde(rename = "OnDemandBaseCapacity")]
+    _on_demand_base_capacity: Option<i64>,
     on_demand_percentage_above_base_capacity: Option<i64>,
-    spot_allocation_strategy: Option<String>,
-    spot_instance_pools: Option<i64>,
+    #[serde(rename = "SpotAllocationStrategy")]
+    _spot_allocation_strategy: Option<String>,
+    #[serde(rename = "SpotInstancePools")]
+    _spot_instance_pools: Option<i64>,
     spot_max_price: Option<String>,
 }
 
 impl InstancesDistribution {
     fn check(&self) -> Result<()> {
-        let _ = (
-            &self.on_demand_allocation_strategy,
-            self.on_demand_base_capacity,
-            &self.spot_allocation_strategy,
-            self.spot_instance_pools,
-        );
         if self.on_demand_percentage_above_base_capacity.unwrap_or(100) != 100
             || self
                 .spot_max_price
@@ -449,13 +449,16 @@ pub struct CreateAutoScalingGroupInput {
     load_balancer_names: Vec<String>,
     #[serde(default)]
     tags: Vec<TagInput>,
+    /// Accepted: launches act as the account's service-linked role whatever is named.
     #[serde(rename = "ServiceLinkedRoleARN")]
-    service_linked_role_arn: Option<String>,
+    _service_linked_role_arn: Option<String>,
     capacity_rebalance: Option<bool>,
     default_instance_warmup: Option<i64>,
     max_instance_lifetime: Option<i64>,
     desired_capacity_type: Option<String>,
-    context: Option<String>,
+    /// Accepted: a reserved, opaque value AWS does not act on either.
+    #[serde(rename = "Context")]
+    _context: Option<String>,
 }
 
 /// The parameters of UpdateAutoScalingGroup nimbus honours; any other is refused by name.
@@ -476,13 +479,16 @@ pub struct UpdateAutoScalingGroupInput {
     health_check_grace_period: Option<i64>,
     termination_policies: Option<Vec<String>>,
     new_instances_protected_from_scale_in: Option<bool>,
+    /// Accepted: launches act as the account's service-linked role whatever is named.
     #[serde(rename = "ServiceLinkedRoleARN")]
-    service_linked_role_arn: Option<String>,
+    _service_linked_role_arn: Option<String>,
     capacity_rebalance: Option<bool>,
     default_instance_warmup: Option<i64>,
     max_instance_lifetime: Option<i64>,
     desired_capacity_type: Option<String>,
-    context: Option<String>,
+    /// Accepted: a reserved, opaque value AWS does not act on either.
+    #[serde(rename = "Context")]
+    _context: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -565,6 +571,18 @@ fn only_default<T: PartialEq + std::fmt::Debug>(
         ))),
         _ => Ok(()),
     }
+}
+
+/// The group options nimbus takes only at their defaults (what Terraform and the SDKs send
+/// when the user said nothing); another value is refused by name.
+fn check_default_options(
+    capacity_rebalance: Option<bool>,
+    max_instance_lifetime: Option<i64>,
+    desired_capacity_type: Option<&str>,
+) -> Result<()> {
+    only_default("CapacityRebalance", capacity_rebalance, false)?;
+    only_default("MaxInstanceLifetime", max_instance_lifetime, 0)?;
+    only_default("DesiredCapacityType", desired_capacity_type, "units")
 }
 
 fn size(name: &str, value: i64) -> Result<u32> {
@@ -673,19 +691,16 @@ impl AutoScaling {
     }
 
     pub async fn create_group(&self, input: CreateAutoScalingGroupInput) -> Result<Value> {
-        only_default("CapacityRebalance", input.capacity_rebalance, false)?;
-        only_default("MaxInstanceLifetime", input.max_instance_lifetime, 0)?;
-        only_default(
-            "DesiredCapacityType",
+        check_default_options(
+            input.capacity_rebalance,
+            input.max_instance_lifetime,
             input.desired_capacity_type.as_deref(),
-            "units",
         )?;
         if !input.load_balancer_names.is_empty() || !input.target_group_arns.is_empty() {
             return Err(AutoScalingError::Validation(
                 "LoadBalancerNames and TargetGroupARNs name load balancers, which nimbus does not have yet".into(),
             ));
         }
-        let _ = (&input.service_linked_role_arn, &input.context);
         let name = input.auto_scaling_group_name;
         check_name(&name)?;
         let choice = template_choice(input.launch_template, input.mixed_instances_policy)?
@@ -781,14 +796,11 @@ impl AutoScaling {
     }
 
     pub async fn update_group(&self, input: UpdateAutoScalingGroupInput) -> Result<Value> {
-        only_default("CapacityRebalance", input.capacity_rebalance, false)?;
-        only_default("MaxInstanceLifetime", input.max_instance_lifetime, 0)?;
-        only_default(
-            "DesiredCapacityType",
+        check_default_options(
+            input.capacity_rebalance,
+            input.max_instance_lifetime,
             input.desired_capacity_type.as_deref(),
-            "units",
         )?;
-        let _ = (&input.service_linked_role_arn, &input.context);
         if let Some(kind) = &input.health_check_type {
             check_health_check_type(kind)?;
         }

@@ -209,8 +209,9 @@ pub struct DescribeAutoScalingInstancesInput {
 pub struct SetDesiredCapacityInput {
     auto_scaling_group_name: String,
     desired_capacity: i64,
-    #[serde(default)]
-    honor_cooldown: bool,
+    /// Accepted: a user's SetDesiredCapacity is not held back by policies' cooldowns.
+    #[serde(default, rename = "HonorCooldown")]
+    _honor_cooldown: bool,
 }
 
 #[derive(Deserialize)]
@@ -282,7 +283,6 @@ impl AutoScaling {
 
     pub fn set_desired_capacity(&self, input: SetDesiredCapacityInput) -> Result<Value> {
         let name = input.auto_scaling_group_name;
-        let _ = input.honor_cooldown;
         self.change(|txn| {
             let mut group = existing_group(txn.state(), &name)?.clone();
             let desired = input.desired_capacity;

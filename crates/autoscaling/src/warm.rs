@@ -230,8 +230,9 @@ pub struct DescribeWarmPoolInput {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DeleteWarmPoolInput {
     auto_scaling_group_name: String,
-    #[serde(default)]
-    force_delete: bool,
+    /// Accepted: warm instances are terminated either way (no lifecycle hook holds them).
+    #[serde(default, rename = "ForceDelete")]
+    _force_delete: bool,
 }
 
 fn validation(message: impl Into<String>) -> AutoScalingError {
@@ -314,7 +315,6 @@ impl AutoScaling {
 
     pub fn delete_warm_pool(&self, input: DeleteWarmPoolInput) -> Result<Value> {
         let name = input.auto_scaling_group_name;
-        let _ = input.force_delete;
         self.change(|txn| {
             let mut group = existing_group(txn.state(), &name)?.clone();
             let pool = group.warm_pool.as_mut().ok_or_else(|| {
