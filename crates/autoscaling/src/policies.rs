@@ -350,7 +350,6 @@ impl AutoScaling {
         let policy_type = input.policy_type.unwrap_or_else(|| "SimpleScaling".into());
         let group = input.auto_scaling_group_name;
         let name = input.policy_name;
-        let _ = input.min_adjustment_step;
         match policy_type.as_str() {
             "SimpleScaling" if input.scaling_adjustment.is_none() => {
                 return Err(validation("ScalingAdjustment is required for SimpleScaling policies"))
@@ -403,7 +402,8 @@ impl AutoScaling {
             policy_type,
             adjustment_type: input.adjustment_type,
             scaling_adjustment: input.scaling_adjustment,
-            min_adjustment_magnitude: input.min_adjustment_magnitude,
+            // MinAdjustmentStep is the deprecated name of the same setting.
+            min_adjustment_magnitude: input.min_adjustment_magnitude.or(input.min_adjustment_step),
             cooldown: optional_u32("Cooldown", input.cooldown)?,
             step_adjustments: input.step_adjustments,
             metric_aggregation_type: input.metric_aggregation_type,
