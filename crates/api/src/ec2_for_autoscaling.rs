@@ -25,7 +25,7 @@ impl Ec2ForAutoScaling {
     pub fn new(account_id: &str) -> Ec2ForAutoScaling {
         Ec2ForAutoScaling {
             context: OnceLock::new(),
-            caller_arn: format!("arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"),
+            caller_arn: autoscaling::service_linked_role(account_id),
         }
     }
 

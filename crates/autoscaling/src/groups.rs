@@ -228,7 +228,7 @@ impl Group {
             "Tags": self.tags.iter().map(|tag| self.tag_output(tag)).collect::<Vec<_>>(),
             "TerminationPolicies": self.termination_policies,
             "NewInstancesProtectedFromScaleIn": self.new_instances_protected_from_scale_in,
-            "ServiceLinkedRoleARN": service_linked_role(&self.arn),
+            "ServiceLinkedRoleARN": service_linked_role(self.arn.split(':').nth(4).unwrap_or_default()),
             "CapacityRebalance": false,
             "TrafficSources": [],
         });
@@ -287,9 +287,8 @@ impl Group {
 }
 
 /// The account's Auto Scaling service-linked role, which launches on the groups' behalf.
-fn service_linked_role(group_arn: &str) -> String {
-    let account = group_arn.split(':').nth(4).unwrap_or_default();
-    format!("arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+pub fn service_linked_role(account_id: &str) -> String {
+    format!("arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
 }
 
 /// Now, as activity causes write it (`2026-12-07T21:00:00Z`).

@@ -33,8 +33,8 @@ use store::Store;
 pub use activities::DescribeScalingActivitiesInput;
 pub use ec2::Ec2;
 pub use groups::{
-    CreateAutoScalingGroupInput, DeleteAutoScalingGroupInput, DescribeAutoScalingGroupsInput,
-    ProcessesInput, TagsInput, UpdateAutoScalingGroupInput,
+    service_linked_role, CreateAutoScalingGroupInput, DeleteAutoScalingGroupInput,
+    DescribeAutoScalingGroupsInput, ProcessesInput, TagsInput, UpdateAutoScalingGroupInput,
 };
 pub use hooks::{
     DeleteLifecycleHookInput, DescribeLifecycleHooksInput, LifecycleActionInput,
