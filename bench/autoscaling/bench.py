@@ -16,9 +16,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 
-import boto3
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("launch_bench", os.path.join(HERE, "..", "launch", "bench.py"))
@@ -101,20 +99,9 @@ def main():
                    stdout=subprocess.DEVNULL)
     kernel = sorted(launch.glob.glob("/boot/vmlinuz-*-cloud-amd64"), key=launch.kernel_version)[-1]
     initramfs = launch.busybox_initramfs(workdir)
-    port = launch.free_port()
-    server = subprocess.Popen([launch.BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    server, port = launch.serve(data_dir)
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_nimbus/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        clients = {service: boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                                         aws_access_key_id="test", aws_secret_access_key="test")
-                   for service in ("ec2", "autoscaling")}
-        ec2, autoscaling = clients["ec2"], clients["autoscaling"]
+        ec2, autoscaling = launch.client(port, "ec2"), launch.client(port, "autoscaling")
         ami = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
         user_data = f"#!/bin/sh\necho {USER_DATA_MARKER} > /dev/console\n"
         ec2.create_launch_template(LaunchTemplateName="bench", LaunchTemplateData={

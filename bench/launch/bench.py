@@ -101,6 +101,26 @@ def bare_boot(kernel, initramfs, workdir, accel):
         process.wait()
 
 
+def serve(data_dir):
+    """`nimbus serve` over `data_dir` on a free loopback port, once it answers; returns the
+    process and its port."""
+    port = free_port()
+    server = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_nimbus/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return server, port
+
+
+def client(port, service):
+    return boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
 def main():
     workdir = tempfile.mkdtemp(prefix="nimbus-launch-bench-")
     data_dir = os.path.join(workdir, "data")
@@ -110,18 +130,9 @@ def main():
     # The bzImage a user boots (the image boots the same kernel uncompressed, docs/images.md).
     kernel = sorted(glob.glob("/boot/vmlinuz-*-cloud-amd64"), key=kernel_version)[-1]
     initramfs = busybox_initramfs(workdir)
-    port = free_port()
-    server = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    server, port = serve(data_dir)
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_nimbus/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        ec2 = client(port, "ec2")
         ami = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
         user_data = f"#!/bin/sh\necho {USER_DATA_MARKER.decode()} > /dev/console\n"
         # Warm-up launch: the accelerator probe and first-time costs are not part of a launch.
