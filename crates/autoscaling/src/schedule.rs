@@ -151,34 +151,32 @@ impl Cron {
         })
     }
 
-    fn matches(&self, at: OffsetDateTime) -> bool {
+    fn day_matches(&self, at: OffsetDateTime) -> bool {
         let day = self.days.contains(&at.day());
         let weekday = self
             .weekdays
             .contains(&at.weekday().number_days_from_sunday());
-        let day_matches = if self.either_day {
+        if self.either_day {
             day || weekday
         } else {
             day && weekday
-        };
-        self.minutes.contains(&at.minute())
-            && self.hours.contains(&at.hour())
-            && self.months.contains(&u8::from(at.month()))
-            && day_matches
+        }
     }
 
-    /// The first whole minute at or after `from_ms` that matches, within four years.
+    /// The first whole minute at or after `from_ms` that matches, within four years. A month,
+    /// day or hour that cannot match is skipped whole, so an expression that never matches
+    /// (`0 0 31 2 *`) costs a few thousand steps, not two million.
     fn next_at_or_after(&self, from_ms: i64) -> Option<i64> {
-        let minute_ms = 60_000;
+        let (minute_ms, hour_ms, day_ms) = (60_000, 3_600_000, 86_400_000);
         let mut at_ms = from_ms.div_euclid(minute_ms) * minute_ms;
         if at_ms < from_ms {
             at_ms += minute_ms;
         }
-        let limit = at_ms + 4 * 366 * 24 * 3_600_000;
+        let limit = at_ms + 4 * 366 * day_ms;
         while at_ms <= limit {
             let at = OffsetDateTime::from_unix_timestamp(at_ms / 1000).ok()?;
             if !self.months.contains(&u8::from(at.month())) {
-                // Jump to the first minute of the next month.
+                // The first minute of the next month.
                 let next_month = at.month().next();
                 let year = at.year() + i32::from(next_month == time::Month::January);
                 let first = PrimitiveDateTime::new(
@@ -186,12 +184,15 @@ impl Cron {
                     time::Time::MIDNIGHT,
                 );
                 at_ms = first.assume_utc().unix_timestamp() * 1000;
-                continue;
-            }
-            if self.matches(at) {
+            } else if !self.day_matches(at) {
+                at_ms = (at_ms.div_euclid(day_ms) + 1) * day_ms;
+            } else if !self.hours.contains(&at.hour()) {
+                at_ms = (at_ms.div_euclid(hour_ms) + 1) * hour_ms;
+            } else if self.minutes.contains(&at.minute()) {
                 return Some(at_ms);
+            } else {
+                at_ms += minute_ms;
             }
-            at_ms += minute_ms;
         }
         None
     }
