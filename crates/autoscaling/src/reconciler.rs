@@ -1204,4 +1204,33 @@ mod tests {
             .unwrap_or_default()
             .contains("Availability Zone rebalancing"));
     }
+
+    #[tokio::test]
+    async fn a_mixed_instances_policy_launches_its_first_override_on_demand_only() {
+        let mixed = |percentage: i64| {
+            json!({
+                "LaunchTemplate": null,
+                "MixedInstancesPolicy": {
+                    "LaunchTemplate": {
+                        "LaunchTemplateSpecification": { "LaunchTemplateName": "web" },
+                        "Overrides": [{ "InstanceType": "t3.small" }, { "InstanceType": "t3.medium" }],
+                    },
+                    "InstancesDistribution": {
+                        "OnDemandAllocationStrategy": "prioritized", "OnDemandBaseCapacity": 0,
+                        "OnDemandPercentageAboveBaseCapacity": percentage,
+                        "SpotAllocationStrategy": "lowest-price",
+                    },
+                },
+            })
+        };
+        let (service, fake, _dir) = settled(mixed(100)).await;
+        assert!(fake
+            .launched()
+            .iter()
+            .all(|l| l.instance_type.as_deref() == Some("t3.small")));
+        assert_eq!(group(&service).members.len(), 2);
+        let (spot, _fake, _spot_dir) = crate::testkit::service();
+        let refused = spot.create_group(create_input(mixed(50))).await;
+        assert!(matches!(refused, Err(AutoScalingError::Validation(m)) if m.contains("Spot")));
+    }
 }
