@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use balancer::{
-    Algorithm, BalancerDriver, BalancerSpec, HaproxyBalancers, HealthCheck, HealthCheckPath,
-    HealthCheckProtocol, Listener, Matcher, Protocol, Target, TargetGroup, TargetHealth,
-    TargetState, UnhealthyReason, WeightedGroup,
+    Action, Algorithm, BalancerDriver, BalancerSpec, HaproxyBalancers, HealthCheck,
+    HealthCheckPath, HealthCheckProtocol, Listener, Matcher, Protocol, Target, TargetGroup,
+    TargetHealth, TargetState, UnhealthyReason, WeightedGroup,
 };
 
 const BALANCER: &str = "app-7e57";
@@ -50,8 +50,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let ns = format!("nbtest-{}", std::process::id());
+    /// `tag` tells apart the labs of tests running at the same time.
+    fn new(tag: &str) -> Lab {
+        let ns = format!("nbtest-{}-{tag}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         let lab = Lab {
             ns,
@@ -162,11 +163,12 @@ fn group(id: &str, protocol: Protocol, targets: Vec<Target>) -> TargetGroup {
 }
 
 fn spec(ns: &str, web: Vec<Target>, tcp: Vec<Target>) -> BalancerSpec {
-    let forward = |id: &str| {
-        vec![WeightedGroup {
+    let forward = |id: &str| Action::Forward {
+        groups: vec![WeightedGroup {
             target_group_id: id.into(),
             weight: 1,
-        }]
+        }],
+        stickiness_secs: None,
     };
     BalancerSpec {
         balancer_id: BALANCER.into(),
@@ -177,12 +179,14 @@ fn spec(ns: &str, web: Vec<Target>, tcp: Vec<Target>) -> BalancerSpec {
             Listener {
                 port: 80,
                 protocol: Protocol::Http,
-                forward: forward("tg-web"),
+                rules: Vec::new(),
+                default_action: forward("tg-web"),
             },
             Listener {
                 port: 9000,
                 protocol: Protocol::Tcp,
-                forward: forward("tg-tcp"),
+                rules: Vec::new(),
+                default_action: forward("tg-tcp"),
             },
         ],
         target_groups: vec![
@@ -241,7 +245,7 @@ async fn a_balancer_carries_http_and_tcp_follows_health_and_targets_and_is_reado
         eprintln!("skipped: needs root, ip, haproxy, busybox and curl");
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("a");
     let one = lab.serve(Ipv4Addr::new(10, 77, 0, 11), 8080, "one");
     let two = lab.serve(Ipv4Addr::new(10, 77, 0, 12), 8080, "two");
     let raw = lab.serve(Ipv4Addr::new(10, 77, 0, 14), 7000, "tcp");
