@@ -150,6 +150,27 @@ async fn remove_nodes(vpc_dir: Option<&std::path::Path>, keep: &BTreeSet<String>
     Ok(())
 }
 
+/// Deletes, in the VPC namespace `ns`, the veth ends of node namespaces about to go: the
+/// kernel destroys a deleted namespace's devices later, while the VPC's next steps run.
+async fn unplug_nodes(ns: &str, vpc_dir: &std::path::Path, keep: &BTreeSet<String>) -> Result<()> {
+    for (node, owner) in node_namespaces()? {
+        if owner.as_deref() != Some(vpc_dir) || keep.contains(&node) {
+            continue;
+        }
+        let Some(hex) = node.rsplit('-').next() else {
+            continue;
+        };
+        let device = interface_device(&format!("eni-{hex}"))?;
+        if ip_json(Some(ns), &["link", "show", "dev", &device])
+            .await
+            .is_ok()
+        {
+            ip_batch(Some(ns), &[format!("link del {device}")]).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether the VPC's veth pair is there (its host end is in the host's `/sys`; removing
 /// either end removes both).
 fn uplink_exists(vpc_id: &str) -> bool {
@@ -426,6 +447,7 @@ impl LinuxNetwork {
             ip_batch(Some(&node), &commands).await?;
             wanted.insert(node);
         }
+        unplug_nodes(ns, &vpc_dir, &wanted).await?;
         remove_nodes(Some(&vpc_dir), &wanted).await
     }
 
