@@ -7,6 +7,7 @@ mod auth;
 mod ebs;
 mod ec2_for_autoscaling;
 mod ec2_for_elbv2;
+mod elbv2_for_autoscaling;
 mod encoding;
 mod error;
 pub mod prometheus;
@@ -24,6 +25,7 @@ use control::Control;
 
 pub use ec2_for_autoscaling::Ec2ForAutoScaling;
 pub use ec2_for_elbv2::Ec2ForElbv2;
+pub use elbv2_for_autoscaling::Elbv2ForAutoScaling;
 pub use error::ApiError;
 
 /// Requests larger than this are refused with 413, before any parsing.

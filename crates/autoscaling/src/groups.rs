@@ -98,6 +98,9 @@ pub struct Group {
     pub refreshes: Vec<Refresh>,
     /// `EnableMetricsCollection`: the `AWS/AutoScaling` metrics published, by name.
     pub enabled_metrics: BTreeSet<String>,
+    /// Elastic Load Balancing target groups its InService members are registered in.
+    #[serde(default)]
+    pub target_groups: Vec<String>,
 }
 
 impl Group {
@@ -212,7 +215,11 @@ impl Group {
             "DefaultCooldown": self.default_cooldown,
             "AvailabilityZones": self.zones,
             "LoadBalancerNames": [],
-            "TargetGroupARNs": [],
+            "TargetGroupARNs": self.target_groups,
+            "TrafficSources": self.target_groups.iter().map(|arn| json!({
+                "Identifier": arn,
+                "Type": "elbv2",
+            })).collect::<Vec<_>>(),
             "HealthCheckType": self.health_check_type,
             "HealthCheckGracePeriod": self.health_check_grace_period,
             "CreatedTime": nimbus_core::iso8601_millis(self.created_ms),
@@ -548,9 +555,9 @@ fn check_termination_policies(policies: &[String]) -> Result<()> {
 
 fn check_health_check_type(value: &str) -> Result<()> {
     match value {
-        "EC2" => Ok(()),
-        "ELB" | "VPC_LATTICE" | "EBS" => Err(AutoScalingError::Validation(format!(
-            "HealthCheckType {value} is not supported by nimbus yet: it has no load balancers"
+        "EC2" | "ELB" => Ok(()),
+        "VPC_LATTICE" | "EBS" => Err(AutoScalingError::Validation(format!(
+            "HealthCheckType {value} is not supported by nimbus (EC2 and ELB are)"
         ))),
         other => Err(AutoScalingError::Validation(format!(
             "Value {other} for HealthCheckType is not valid: EC2, ELB, VPC_LATTICE or EBS"
@@ -695,11 +702,12 @@ impl AutoScaling {
             input.max_instance_lifetime,
             input.desired_capacity_type.as_deref(),
         )?;
-        if !input.load_balancer_names.is_empty() || !input.target_group_arns.is_empty() {
+        if !input.load_balancer_names.is_empty() {
             return Err(AutoScalingError::Validation(
-                "LoadBalancerNames and TargetGroupARNs name load balancers, which nimbus does not have yet".into(),
+                "LoadBalancerNames names Classic Load Balancers, which nimbus does not have (TargetGroupARNs works)".into(),
             ));
         }
+        self.check_target_groups(&input.target_group_arns).await?;
         let name = input.auto_scaling_group_name;
         check_name(&name)?;
         let choice = template_choice(input.launch_template, input.mixed_instances_policy)?
@@ -780,6 +788,7 @@ impl AutoScaling {
             warm_pool: None,
             warm_launching: Vec::new(),
             enabled_metrics: BTreeSet::new(),
+            target_groups: input.target_group_arns,
         };
         group.set_desired(desired, "a user request created an AutoScalingGroup");
         group.check_sizes()?;

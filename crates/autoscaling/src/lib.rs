@@ -11,6 +11,7 @@
 //! output shape's member names, which the api crate encodes in the Query protocol.
 
 mod activities;
+mod balancing;
 pub mod ec2;
 mod groups;
 mod hooks;
@@ -31,6 +32,7 @@ use nimbus_core::metrics::{MetricSink, PolicyAlarms};
 use store::Store;
 
 pub use activities::DescribeScalingActivitiesInput;
+pub use balancing::{DescribeAttachedInput, LoadBalancing, TargetGroupsInput, TrafficSourcesInput};
 pub use ec2::Ec2;
 pub use groups::{
     service_linked_role, CreateAutoScalingGroupInput, DeleteAutoScalingGroupInput,
@@ -132,6 +134,8 @@ pub struct AutoScaling {
     region: String,
     account_id: String,
     ec2: OnceLock<Arc<dyn Ec2>>,
+    /// Elastic Load Balancing, where members are registered as targets.
+    load_balancing: OnceLock<Arc<dyn LoadBalancing>>,
     /// CloudWatch, where the groups' metrics go.
     metric_sink: OnceLock<Arc<dyn MetricSink>>,
     /// CloudWatch, where target tracking policies' alarms are made.
@@ -156,6 +160,7 @@ impl AutoScaling {
             region: region.to_owned(),
             account_id: account_id.to_owned(),
             ec2: OnceLock::new(),
+            load_balancing: OnceLock::new(),
             metric_sink: OnceLock::new(),
             policy_alarms: OnceLock::new(),
             alarm_period_secs,
@@ -167,6 +172,11 @@ impl AutoScaling {
     /// Connects EC2, once, after both services are built (each needs the other).
     pub fn set_ec2(&self, ec2: Arc<dyn Ec2>) {
         let _ = self.ec2.set(ec2);
+    }
+
+    /// Connects Elastic Load Balancing, once.
+    pub fn set_load_balancing(&self, load_balancing: Arc<dyn LoadBalancing>) {
+        let _ = self.load_balancing.set(load_balancing);
     }
 
     /// Connects CloudWatch, once: where group metrics go and policies' alarms are made.

@@ -7,7 +7,7 @@
 //! copy read before an EC2 call), so a user's change made while EC2 was busy is never undone:
 //! the next pass acts on it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +79,7 @@ fn unhealthy_reason(
     group: &Group,
     member: &Member,
     view: Option<&InstanceView>,
+    elb_unhealthy: bool,
 ) -> Option<&'static str> {
     if group.suspended("HealthCheck") {
         return None;
@@ -97,6 +98,9 @@ fn unhealthy_reason(
         >= i64::from(group.health_check_grace_period) * 1000;
     if view.is_some_and(|v| v.impaired) && grace_over {
         return Some("an EC2 instance status checks failure");
+    }
+    if group.health_check_type == "ELB" && elb_unhealthy && grace_over {
+        return Some("an ELB health check failure");
     }
     None
 }
@@ -227,11 +231,13 @@ impl AutoScaling {
             .into_iter()
             .map(|v| (v.instance_id.clone(), v))
             .collect();
-        let Some(calls) = self.observe(name, &views)? else {
+        let targets = self.read_targets(name).await;
+        let elb_unhealthy = AutoScaling::unhealthy_behind_balancers(&targets);
+        let Some(calls) = self.observe(name, &views, &elb_unhealthy)? else {
             self.forget_policies(name);
             return Ok(());
         };
-        for id in calls.terminate {
+        for id in self.sync_targets(name, &targets, calls.terminate).await {
             if let Err(refusal) = ec2.terminate(&id).await {
                 tracing::warn!(group = name, instance = %id, %refusal, "termination refused; retried next pass");
             }
@@ -265,6 +271,7 @@ impl AutoScaling {
         &self,
         name: &str,
         views: &BTreeMap<String, InstanceView>,
+        elb_unhealthy: &BTreeSet<String>,
     ) -> Result<Option<PassCalls>> {
         self.engine.mutate(|txn| {
             let Ok(group) = existing_group(txn.state(), name) else {
@@ -330,7 +337,12 @@ impl AutoScaling {
                     continue;
                 }
                 if member.counts() && !group.suspended("ReplaceUnhealthy") {
-                    if let Some(reason) = unhealthy_reason(&group, &member, view) {
+                    if let Some(reason) = unhealthy_reason(
+                        &group,
+                        &member,
+                        view,
+                        elb_unhealthy.contains(&member.instance_id),
+                    ) {
                         group.members[index].healthy = false;
                         group.replacements_due += 1;
                         let cause = format!(
@@ -662,6 +674,105 @@ mod tests {
         for id in fake.live() {
             fake.set_state(&id, "running");
         }
+    }
+
+    /// One target group whose targets the test moves between states.
+    #[derive(Default)]
+    struct FakeBalancer(std::sync::Mutex<BTreeMap<String, String>>);
+
+    #[async_trait::async_trait]
+    impl crate::LoadBalancing for FakeBalancer {
+        async fn check_target_groups(
+            &self,
+            _: &[String],
+        ) -> std::result::Result<(), crate::ec2::Ec2Refusal> {
+            Ok(())
+        }
+        async fn register(
+            &self,
+            _: &str,
+            ids: &[String],
+        ) -> std::result::Result<(), crate::ec2::Ec2Refusal> {
+            let mut targets = self.0.lock().expect("fake");
+            targets.extend(ids.iter().map(|id| (id.clone(), "healthy".to_owned())));
+            Ok(())
+        }
+        async fn deregister(
+            &self,
+            _: &str,
+            ids: &[String],
+        ) -> std::result::Result<(), crate::ec2::Ec2Refusal> {
+            let mut targets = self.0.lock().expect("fake");
+            targets.extend(ids.iter().map(|id| (id.clone(), "draining".to_owned())));
+            Ok(())
+        }
+        async fn target_states(
+            &self,
+            _: &str,
+        ) -> std::result::Result<BTreeMap<String, String>, crate::ec2::Ec2Refusal> {
+            Ok(self.0.lock().expect("fake").clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn members_serve_behind_balancers_drain_before_terminating_and_are_replaced_when_unhealthy(
+    ) {
+        let (service, fake, _dir) = service();
+        let balancer = Arc::new(FakeBalancer::default());
+        service.set_load_balancing(balancer.clone());
+        service
+            .create_group(create_input(json!({
+                "TargetGroupARNs": ["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/0123456789abcdef"],
+                "HealthCheckType": "ELB",
+            })))
+            .await
+            .expect("create");
+        pass(&service).await;
+        run_everything(&fake);
+        pass(&service).await;
+        let targets = || balancer.0.lock().expect("fake").clone();
+        assert_eq!(targets().values().filter(|s| *s == "healthy").count(), 2);
+
+        // Scale-in: the leaving member drains first, and is terminated once drained.
+        set_desired(&service, 1);
+        pass(&service).await;
+        pass(&service).await;
+        let draining: Vec<String> = targets()
+            .into_iter()
+            .filter(|(_, s)| s == "draining")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(draining.len(), 1);
+        assert_eq!(fake.live().len(), 2, "not terminated while draining");
+        balancer.0.lock().expect("fake").remove(&draining[0]);
+        pass(&service).await;
+        assert_eq!(fake.live().len(), 1);
+
+        // The balancer finds the last member unhealthy: it is replaced.
+        let sick = fake.live()[0].clone();
+        balancer
+            .0
+            .lock()
+            .expect("fake")
+            .insert(sick.clone(), "unhealthy".into());
+        pass(&service).await;
+        let cause = group(&service)
+            .members
+            .iter()
+            .find(|m| m.instance_id == sick)
+            .map(|m| m.lifecycle);
+        assert_eq!(cause, Some(Lifecycle::Terminating));
+        let activities = service
+            .describe_activities(
+                serde_json::from_value(json!({ "AutoScalingGroupName": "web" })).expect("input"),
+            )
+            .expect("describe");
+        assert!(
+            activities
+                .to_string()
+                .contains("an ELB health check failure"),
+            "{activities}"
+        );
     }
 
     #[tokio::test]

@@ -188,13 +188,17 @@ impl Elbv2 {
         }
         self.change(|txn| {
             let mut group = existing(txn.state(), &input.target_group_arn)?.clone();
+            let before = (group.targets.len(), group.draining.len());
             for target in targets {
                 group.draining.retain(|t| *t != target);
                 if !group.targets.contains(&target) {
                     group.targets.push(target);
                 }
             }
-            txn.put(group)?;
+            // Registering what is registered already changes nothing and writes nothing.
+            if (group.targets.len(), group.draining.len()) != before {
+                txn.put(group)?;
+            }
             Ok(json!({}))
         })
     }

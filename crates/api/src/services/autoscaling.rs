@@ -56,15 +56,14 @@ fn params<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, AutoScaling
     honoured(input).map_err(AutoScalingCallError::NotHonoured)
 }
 
-/// What a group has of what nimbus does not make yet (load balancers, traffic sources): nothing, truthfully, since their Put/Attach calls are refused.
-fn none_yet(
+/// A group's Classic Load Balancers: none, truthfully, since nimbus has none to attach.
+fn no_classic_balancers(
     service: &AutoScaling,
     input: &Value,
-    empty: Value,
 ) -> Result<Value, AutoScalingCallError> {
     let name = input["AutoScalingGroupName"].as_str().unwrap_or_default();
     service.require_group(name)?;
-    Ok(empty)
+    Ok(json!({ "LoadBalancers": [] }))
 }
 
 async fn run(
@@ -123,14 +122,14 @@ async fn run(
         "CompleteLifecycleAction" => service.lifecycle_action(params(input)?, true),
         "RecordLifecycleActionHeartbeat" => service.lifecycle_action(params(input)?, false),
         "DescribeLoadBalancers" => {
-            return none_yet(service, &input, json!({ "LoadBalancers": [] }))
+            return no_classic_balancers(service, &input);
         }
-        "DescribeLoadBalancerTargetGroups" => {
-            return none_yet(service, &input, json!({ "LoadBalancerTargetGroups": [] }))
-        }
-        "DescribeTrafficSources" => {
-            return none_yet(service, &input, json!({ "TrafficSources": [] }))
-        }
+        "DescribeLoadBalancerTargetGroups" => service.describe_target_groups(params(input)?),
+        "DescribeTrafficSources" => service.describe_traffic_sources(params(input)?),
+        "AttachLoadBalancerTargetGroups" => service.attach_target_groups(params(input)?).await,
+        "DetachLoadBalancerTargetGroups" => service.detach_target_groups(params(input)?).await,
+        "AttachTrafficSources" => service.attach_traffic_sources(params(input)?).await,
+        "DetachTrafficSources" => service.detach_traffic_sources(params(input)?).await,
         "PutWarmPool" => service.put_warm_pool(params(input)?).await,
         "DescribeWarmPool" => service.describe_warm_pool(params(input)?),
         "DeleteWarmPool" => service.delete_warm_pool(params(input)?),
