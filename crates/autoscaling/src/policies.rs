@@ -235,6 +235,21 @@ fn alarm_on_tracked_metric(group: &str, target: &TargetTracking) -> Result<Polic
         &target.predefined_metric_specification,
         &target.customized_metric_specification,
     ) {
+        (Some(predefined), None) if predefined.predefined_metric_type == "ALBRequestCountPerTarget" => {
+            // The label is `app/LB/ID/targetgroup/GROUP/ID`: the metric is the group's.
+            let label = predefined.resource_label.as_deref().unwrap_or_default();
+            let group_part = label
+                .find("/targetgroup/")
+                .map(|at| &label[at + 1..])
+                .filter(|part| part.split('/').count() == 3 && label.starts_with("app/"))
+                .ok_or_else(|| {
+                    validation(format!(
+                        "ResourceLabel '{label}' must be app/LOAD-BALANCER/ID/targetgroup/TARGET-GROUP/ID for ALBRequestCountPerTarget"
+                    ))
+                })?;
+            let by_group = vec![("TargetGroup".to_owned(), group_part.to_owned())];
+            ("AWS/ApplicationELB".into(), "RequestCountPerTarget".into(), by_group, "Sum".into(), None)
+        }
         (Some(predefined), None) => {
             let name = match predefined.predefined_metric_type.as_str() {
                 "ASGAverageCPUUtilization" => "CPUUtilization",
@@ -242,7 +257,7 @@ fn alarm_on_tracked_metric(group: &str, target: &TargetTracking) -> Result<Polic
                 "ASGAverageNetworkOut" => "NetworkOut",
                 other => {
                     return Err(validation(format!(
-                        "PredefinedMetricType {other} is not supported by nimbus (ASGAverageCPUUtilization, ASGAverageNetworkIn, ASGAverageNetworkOut)"
+                        "PredefinedMetricType {other} is not supported by nimbus (ASGAverageCPUUtilization, ASGAverageNetworkIn, ASGAverageNetworkOut, ALBRequestCountPerTarget)"
                     )))
                 }
             };
