@@ -53,6 +53,15 @@ struct Memory {
     drains: BTreeMap<String, BTreeMap<Target, Instant>>,
 }
 
+impl Memory {
+    /// The spec last applied to the balancer by this process.
+    fn applied(&self, balancer_id: &str) -> Result<BalancerSpec> {
+        self.spec
+            .clone()
+            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))
+    }
+}
+
 /// The real driver (see the module docs). `nimbus serve` makes one for the elbv2 service's
 /// reconciler.
 pub struct HaproxyBalancers {
@@ -251,10 +260,7 @@ impl BalancerDriver for HaproxyBalancers {
         let layout = self.layout(balancer_id)?;
         let memory = self.memory(balancer_id);
         let mut memory = memory.lock().await;
-        let spec = memory
-            .spec
-            .clone()
-            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))?;
+        let spec = memory.applied(balancer_id)?;
         let rows = self
             .sync(&spec, &layout, &mut memory, &BTreeSet::new())
             .await?;
@@ -265,10 +271,7 @@ impl BalancerDriver for HaproxyBalancers {
         let layout = self.layout(balancer_id)?;
         let memory = self.memory(balancer_id);
         let mut memory = memory.lock().await;
-        let spec = memory
-            .spec
-            .clone()
-            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))?;
+        let spec = memory.applied(balancer_id)?;
         let process = running(&layout).ok_or_else(|| Error::Runtime {
             command: "show stat".into(),
             answer: format!("no HAProxy runs {balancer_id}"),
