@@ -57,11 +57,15 @@ struct Guest {
 
 impl Guest {
     fn new(name: &str, interface: &InterfaceSpec) -> Guest {
+        Guest::in_vpc(VPC, name, interface)
+    }
+
+    fn in_vpc(vpc: &str, name: &str, interface: &InterfaceSpec) -> Guest {
         let ns = format!("dptest-{name}");
         let device = interface_device(&interface.interface_id).expect("device name");
         ok(&format!(
             "ip netns add {ns} && ip -n {ns} link set lo up && \
-             ip link add {device} netns nimbus-{VPC} type veth peer name eth0 netns {ns} && \
+             ip link add {device} netns nimbus-{vpc} type veth peer name eth0 netns {ns} && \
              ip -n {ns} link set eth0 address {mac} up",
             mac = interface.mac
         ));
@@ -90,12 +94,14 @@ impl Drop for Guest {
 }
 
 /// Removes the VPC's namespace, veth and dnsmasq even when the test fails.
-struct Cleanup;
+struct Cleanup(&'static str);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        let vpc = self.0;
+        let veth = vpc.replace("vpc-", "nv");
         let _ = sh(&format!(
-            "ip netns pids nimbus-{VPC} | xargs -r kill -9; ip netns del nimbus-{VPC}; ip link del nv7e570001"
+            "ip netns pids nimbus-{vpc} | xargs -r kill -9; ip netns del nimbus-{vpc}; ip link del {veth}"
         ));
     }
 }
@@ -153,6 +159,7 @@ fn interface(id: &str, subnet: &str, mac: &str, address: &str, group: &str) -> I
         public_ip: None,
         security_group_ids: vec![group.into()],
         source_dest_check: true,
+        holder: network::Holder::Vm,
     }
 }
 
@@ -256,7 +263,7 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
         return;
     }
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup(VPC);
     let state = tempfile::tempdir().expect("state dir");
     let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
     let mut spec = spec();
@@ -456,4 +463,69 @@ async fn a_vpc_whose_data_dir_is_gone_is_removed_by_the_next_server() {
     assert!(!std::path::Path::new(&format!("/run/netns/nimbus-{ORPHAN}")).exists());
     assert!(!sh("ip link show nv7e570002").status.success());
     assert!(!runs(dnsmasq_pid.trim()));
+}
+
+#[tokio::test]
+async fn a_node_interface_gets_a_namespace_of_its_own_filtered_as_a_guest() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
+        return;
+    }
+    const NODE_VPC: &str = "vpc-7e570003";
+    let _cleanup = Cleanup(NODE_VPC);
+    let state = tempfile::tempdir().expect("state dir");
+    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    let base = spec();
+    // B in `sg-0b` (in from `sg-0a` on 7000-7010), the node in `sg-0a` (in on 8080).
+    let b = interface(
+        "eni-3b",
+        "subnet-0a",
+        "02:00:00:00:3b:01",
+        "10.9.1.31",
+        "sg-0b",
+    );
+    let node = InterfaceSpec {
+        instance_id: None,
+        holder: network::Holder::Node,
+        ..interface(
+            "eni-3c",
+            "subnet-0a",
+            "02:00:00:00:3c:01",
+            "10.9.1.32",
+            "sg-0a",
+        )
+    };
+    let mut vpc = VpcSpec {
+        vpc_id: NODE_VPC.into(),
+        interfaces: vec![],
+        ..base.clone()
+    };
+    driver.apply_vpc(&vpc).await.expect("empty VPC applies");
+    let guest = Guest::in_vpc(NODE_VPC, "node-b", &b);
+    vpc.interfaces = vec![b, node];
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    guest.configure(ip("10.9.1.31"), 24, ip("10.9.1.1"));
+    let node_ns = network::node_namespace("eni-3c").expect("name");
+    let node_side = Guest {
+        ns: node_ns.clone(),
+    };
+    let address = sh(&format!("ip -n {node_ns} -4 -o address show dev eth0"));
+    assert!(String::from_utf8_lossy(&address.stdout).contains("10.9.1.32/24"));
+
+    // The node is reached on what its group admits and reaches what admits its group.
+    assert!(tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8080));
+    assert!(!tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8081));
+    assert!(tcp_passes(&node_side, &guest, ip("10.9.1.31"), 7005));
+
+    // In no group (a network load balancer without groups) it is not filtered.
+    vpc.interfaces[1].security_group_ids.clear();
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    assert!(tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8081));
+
+    // Gone from the spec, its namespace goes; so do the VPC's others with the VPC.
+    vpc.interfaces.pop();
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    assert!(!std::path::Path::new("/run/netns").join(&node_ns).exists());
+    std::mem::forget(node_side);
+    driver.remove_vpc(NODE_VPC).await.expect("removes");
 }
