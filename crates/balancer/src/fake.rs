@@ -1,14 +1,17 @@
 //! An in-memory driver for the elbv2 service's unit tests: it keeps the last spec applied to
 //! each balancer (checked as the real driver checks it) and reports every target healthy
-//! unless a test says otherwise. Deregistered targets leave at once (no draining).
+//! unless a test says otherwise. Deregistered targets leave at once (no draining). Its
+//! counters are the ones a test set, or none carried, with the target states' counts.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::counters::healthy_and_unhealthy;
 use crate::{
-    check, BalancerDriver, BalancerSpec, Error, Result, Target, TargetHealth, TargetState,
+    check, BalancerCounters, BalancerDriver, BalancerSpec, Error, GroupCounters, ListenerCounters,
+    Result, Target, TargetHealth, TargetState,
 };
 
 #[derive(Default)]
@@ -16,6 +19,8 @@ pub struct FakeBalancers {
     applied: Mutex<BTreeMap<String, BalancerSpec>>,
     /// States tests set, by balancer, group and target.
     states: Mutex<BTreeMap<(String, String, Target), TargetState>>,
+    /// Counters tests set, by balancer.
+    counters: Mutex<BTreeMap<String, BalancerCounters>>,
 }
 
 impl FakeBalancers {
@@ -31,6 +36,14 @@ impl FakeBalancers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((balancer_id.into(), group.into(), target), state);
+    }
+
+    /// Makes `counters` report these for a balancer, as traffic through it would.
+    pub fn set_counters(&self, balancer_id: &str, counters: BalancerCounters) {
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(balancer_id.into(), counters);
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, BalancerSpec>> {
@@ -75,6 +88,41 @@ impl BalancerDriver for FakeBalancers {
             })
             .collect())
     }
+
+    async fn counters(&self, balancer_id: &str) -> Result<BalancerCounters> {
+        let health = self.target_health(balancer_id).await?;
+        let set = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(counters) = set.get(balancer_id) {
+            return Ok(counters.clone());
+        }
+        let spec = self
+            .applied(balancer_id)
+            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))?;
+        Ok(BalancerCounters {
+            listeners: spec
+                .listeners
+                .iter()
+                .map(|l| ListenerCounters {
+                    port: l.port,
+                    ..ListenerCounters::default()
+                })
+                .collect(),
+            target_groups: spec
+                .target_groups
+                .iter()
+                .map(|g| {
+                    let (healthy, unhealthy) = healthy_and_unhealthy(&health, &g.id);
+                    GroupCounters {
+                        target_group_id: g.id.clone(),
+                        healthy,
+                        unhealthy,
+                        ..GroupCounters::default()
+                    }
+                })
+                .collect(),
+            ..BalancerCounters::default()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +151,18 @@ mod tests {
         );
         assert_eq!(health[1].state, TargetState::Healthy);
         assert_eq!(fake.balancers().await.expect("list"), ["app-0a1b"]);
+
+        let counters = fake.counters("app-0a1b").await.expect("counters");
+        assert_eq!(counters.listeners.len(), 2);
+        let web = &counters.target_groups[0];
+        assert_eq!(
+            (web.healthy, web.unhealthy, web.traffic.requests),
+            (1, 1, 0)
+        );
+        let mut carried = counters.clone();
+        carried.listeners[0].traffic.requests = 12;
+        fake.set_counters("app-0a1b", carried.clone());
+        assert_eq!(fake.counters("app-0a1b").await.expect("set"), carried);
 
         let mut bad = spec.clone();
         bad.namespace = "a/b".into();

@@ -11,6 +11,7 @@
 //! its records into a spec on every change and hands over the whole of it, as control does
 //! with the network driver's `VpcSpec`.
 
+mod counters;
 mod fake;
 mod haproxy;
 mod render;
@@ -19,6 +20,7 @@ mod spec;
 
 use async_trait::async_trait;
 
+pub use counters::*;
 pub use fake::FakeBalancers;
 pub use haproxy::HaproxyBalancers;
 /// The bench (`bench/loadbalancer`) renders the same config for a bare HAProxy to compare.
@@ -96,4 +98,8 @@ pub trait BalancerDriver: Send + Sync {
     /// deregistered and no longer listed has finished draining). Also finishes the drains
     /// whose delay has passed.
     async fn target_health(&self, balancer_id: &str) -> Result<Vec<TargetHealth>>;
+
+    /// What the balancer has carried since its HAProxy started, per listener and per
+    /// target group, and how many targets of each group are healthy and unhealthy now.
+    async fn counters(&self, balancer_id: &str) -> Result<BalancerCounters>;
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use balancer::{
     Action, Algorithm, BalancerDriver, BalancerSpec, Condition, ContentType, HaproxyBalancers,
-    HeaderName, HealthCheck, HealthCheckPath, HealthCheckProtocol, Listener, Matcher, Method,
-    Pattern, Protocol, Redirect, RedirectParts, Rule, Target, TargetGroup, TargetHealth,
+    HeaderName, HealthCheck, HealthCheckPath, HealthCheckProtocol, HttpCodes, Listener, Matcher,
+    Method, Pattern, Protocol, Redirect, RedirectParts, Rule, Target, TargetGroup, TargetHealth,
     TargetState, UnhealthyReason, WeightedGroup,
 };
 
@@ -410,6 +410,11 @@ async fn a_balancer_carries_http_and_tcp_follows_health_and_targets_and_is_reado
 
     // A crashed HAProxy is started again by the next apply.
     ok(&format!("kill -9 {replaced}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while runs(&replaced) {
+        assert!(Instant::now() < deadline, "the killed HAProxy stays");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     driver.apply(&third).await.expect("apply after a crash");
     let restarted = pid(&lab.state_dir());
     assert_ne!(restarted, replaced);
@@ -543,6 +548,34 @@ async fn listener_rules_route_answer_redirect_and_split_by_weight() {
     let odd = lab.fetch(80, "/", &["-X", "PUT", "-H", &header]);
     assert_eq!((odd.status, odd.body.as_str()), (202, "odd header"));
     assert_eq!(lab.fetch(80, "/", &["-H", &header]).body, "web", "PUT only");
+
+    // What the 7 requests above counted: the balancer's own answers apart.
+    let counters = driver.counters(BALANCER).await.expect("counters");
+    let [listener] = counters.listeners.as_slice() else {
+        panic!("one listener: {counters:?}");
+    };
+    let codes = |status_2xx, status_3xx, status_4xx| HttpCodes {
+        status_2xx,
+        status_3xx,
+        status_4xx,
+        status_5xx: 0,
+    };
+    assert_eq!(listener.traffic.requests, 7);
+    assert!(listener.traffic.bytes_in > 0 && listener.traffic.new_connections == 7);
+    assert_eq!(listener.responses, codes(4, 1, 2));
+    assert_eq!(counters.elb_responses, codes(1, 1, 1), "202, 301, 418");
+    let group = |id: &str| {
+        counters
+            .target_groups
+            .iter()
+            .find(|g| g.target_group_id == id)
+            .expect("group counters")
+    };
+    assert_eq!(group("tg-web").traffic.requests, 2);
+    assert_eq!(group("tg-web").target_responses, codes(2, 0, 0));
+    assert_eq!(group("tg-api").target_responses, codes(1, 0, 1));
+    assert_eq!((group("tg-api").healthy, group("tg-api").unhealthy), (1, 0));
+    assert_eq!(group("tg-api").no_target, 0);
 
     // A weighted default: 1,000 requests split 3:1, each group's share within 10 points
     // of its weight's.

@@ -21,6 +21,7 @@
 //! counts as having been up and a drain restarts its delay.
 
 mod runtime;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -33,8 +34,8 @@ use rustix::process::{Pid, Signal};
 
 use crate::render::{render, Layout};
 use crate::spec::{check, check_id};
-use crate::{BalancerDriver, BalancerSpec, Error, Result, Target, TargetHealth};
-use runtime::{parse_stat, plan, send, state_of, Placement, ServerRow};
+use crate::{BalancerCounters, BalancerDriver, BalancerSpec, Error, Result, Target, TargetHealth};
+use runtime::{parse_stat, plan, send, stat_lines, state_of, Placement, ServerRow};
 
 /// The user HAProxy drops to (`scripts/install-deps.sh` installs Debian's `haproxy`
 /// package, which makes it).
@@ -50,6 +51,15 @@ struct Memory {
     placed: BTreeMap<(String, Target), Placement>,
     /// Per group, when each draining target is released.
     drains: BTreeMap<String, BTreeMap<Target, Instant>>,
+}
+
+impl Memory {
+    /// The spec last applied to the balancer by this process.
+    fn applied(&self, balancer_id: &str) -> Result<BalancerSpec> {
+        self.spec
+            .clone()
+            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))
+    }
 }
 
 /// The real driver (see the module docs). `nimbus serve` makes one for the elbv2 service's
@@ -250,38 +260,60 @@ impl BalancerDriver for HaproxyBalancers {
         let layout = self.layout(balancer_id)?;
         let memory = self.memory(balancer_id);
         let mut memory = memory.lock().await;
-        let spec = memory
-            .spec
-            .clone()
-            .ok_or_else(|| Error::UnknownBalancer(balancer_id.to_owned()))?;
+        let spec = memory.applied(balancer_id)?;
         let rows = self
             .sync(&spec, &layout, &mut memory, &BTreeSet::new())
             .await?;
-        let now = Instant::now();
-        let mut health = Vec::new();
-        for group in &spec.target_groups {
-            let check = &group.health_check;
-            let window = Duration::from_secs(
-                u64::from(check.interval_secs) * u64::from(check.unhealthy_threshold)
-                    + u64::from(check.timeout_secs),
-            );
-            for row in rows.iter().filter(|r| r.backend == group.id) {
-                let Some(target) = row.target() else {
-                    continue;
-                };
-                let placement = memory.placed.get_mut(&(group.id.clone(), target));
-                let wanted = group.targets.contains(&target);
-                if let Some(state) = state_of(row, wanted, placement, window, now) {
-                    health.push(TargetHealth {
-                        target_group_id: group.id.clone(),
-                        target,
-                        state,
-                    });
-                }
+        Ok(health(&spec, &rows, &mut memory))
+    }
+
+    async fn counters(&self, balancer_id: &str) -> Result<BalancerCounters> {
+        let layout = self.layout(balancer_id)?;
+        let memory = self.memory(balancer_id);
+        let mut memory = memory.lock().await;
+        let spec = memory.applied(balancer_id)?;
+        let process = running(&layout).ok_or_else(|| Error::Runtime {
+            command: "show stat".into(),
+            answer: format!("no HAProxy runs {balancer_id}"),
+        })?;
+        let text = send(&layout.socket(), "show stat").await?;
+        let health = health(&spec, &parse_stat(&text), &mut memory);
+        let process_id = process.as_raw_nonzero().get().unsigned_abs();
+        Ok(stats::counters(
+            &spec,
+            &stat_lines(&text),
+            &health,
+            process_id,
+        ))
+    }
+}
+
+/// How each target in the slots of `rows` fares (see `runtime::state_of`).
+fn health(spec: &BalancerSpec, rows: &[ServerRow], memory: &mut Memory) -> Vec<TargetHealth> {
+    let now = Instant::now();
+    let mut health = Vec::new();
+    for group in &spec.target_groups {
+        let check = &group.health_check;
+        let window = Duration::from_secs(
+            u64::from(check.interval_secs) * u64::from(check.unhealthy_threshold)
+                + u64::from(check.timeout_secs),
+        );
+        for row in rows.iter().filter(|r| r.backend == group.id) {
+            let Some(target) = row.target() else {
+                continue;
+            };
+            let placement = memory.placed.get_mut(&(group.id.clone(), target));
+            let wanted = group.targets.contains(&target);
+            if let Some(state) = state_of(row, wanted, placement, window, now) {
+                health.push(TargetHealth {
+                    target_group_id: group.id.clone(),
+                    target,
+                    state,
+                });
             }
         }
-        Ok(health)
     }
+    health
 }
 
 /// Runs a program to its end; its error output says why it failed.

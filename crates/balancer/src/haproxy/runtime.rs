@@ -87,39 +87,40 @@ impl ServerRow {
     }
 }
 
-/// The server rows of `show stat` (its CSV, read by the header's column names).
-pub fn parse_stat(text: &str) -> Vec<ServerRow> {
+/// One line of `show stat` (a frontend, a backend or a server), its fields by the
+/// header's column names.
+pub type StatLine<'a> = BTreeMap<&'a str, &'a str>;
+
+/// The lines of `show stat`'s CSV.
+pub fn stat_lines(text: &str) -> Vec<StatLine<'_>> {
     let mut lines = text.lines();
     let Some(header) = lines.next().and_then(|h| h.strip_prefix("# ")) else {
         return Vec::new();
     };
     let columns: Vec<&str> = header.split(',').collect();
-    let index = |name: &str| columns.iter().position(|c| *c == name);
-    let (Some(px), Some(sv), Some(status), Some(addr), Some(check), Some(scur)) = (
-        index("pxname"),
-        index("svname"),
-        index("status"),
-        index("addr"),
-        index("check_status"),
-        index("scur"),
-    ) else {
-        return Vec::new();
-    };
     lines
+        .filter(|line| !line.is_empty())
+        .map(|line| columns.iter().copied().zip(line.split(',')).collect())
+        .collect()
+}
+
+/// The server (slot) rows of `show stat`.
+pub fn parse_stat(text: &str) -> Vec<ServerRow> {
+    stat_lines(text)
+        .iter()
         .filter_map(|line| {
-            let fields: Vec<&str> = line.split(',').collect();
-            let field = |i: usize| fields.get(i).copied().unwrap_or_default();
-            let server = field(sv);
+            let field = |name: &str| line.get(name).copied().unwrap_or_default();
+            let server = field("svname");
             if server.is_empty() || server == "FRONTEND" || server == "BACKEND" {
                 return None;
             }
             Some(ServerRow {
-                backend: field(px).to_owned(),
+                backend: field("pxname").to_owned(),
                 server: server.to_owned(),
-                status: field(status).to_owned(),
-                addr: field(addr).parse().ok(),
-                check_status: field(check).trim_start_matches("* ").to_owned(),
-                sessions: field(scur).parse().unwrap_or(0),
+                status: field("status").to_owned(),
+                addr: field("addr").parse().ok(),
+                check_status: field("check_status").trim_start_matches("* ").to_owned(),
+                sessions: field("scur").parse().unwrap_or(0),
             })
         })
         .collect()
@@ -296,12 +297,12 @@ pub fn state_of(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `show stat` of HAProxy 2.6.12: a target up, one refusing connections, a free slot.
-    const STAT: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,\n\
-l80,FRONTEND,,,0,1,9984,1,82,183,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,1,0,1,,,,0,1,0,0,0,0,,1,1,1,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,http,,1,1,1,0,0,0,0,,,0,0,,,,,,,0,,,,,,,,,-,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,79,283,0,0,\n\
+    pub(crate) const STAT: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,\n\
+listener-80,FRONTEND,,,0,1,9984,1,82,183,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,1,0,1,,,,0,1,0,0,0,0,,1,1,1,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,http,,1,1,1,0,0,0,0,,,0,0,,,,,,,0,,,,,,,,,-,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,79,283,0,0,\n\
 tg-web,slot1,0,0,0,1,,1,82,183,,0,,0,0,0,0,UP,1,1,0,0,0,3,0,,1,3,1,,1,,2,1,,1,L7OK,200,0,0,1,0,0,0,0,,,,1,0,0,,,,,0,,,0,0,0,0,,,,Layer7 check passed,,2,2,3,,,,127.0.0.1:18001,4cfe4cdbcb23bebc,http,,,,,,,,0,1,0,,,0,,0,0,0,0,0,0,0,0,1,1,,,,-,0,0,0,,,,,,,,,,,,,,,,,,,,,,\n\
 tg-web,slot2,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1,1,0,1,1,2,2,,1,3,2,,0,,2,0,,0,L4CON,,0,0,0,0,0,0,0,,,,0,0,0,,,,,-1,Connection refused,,0,0,0,0,,,,Layer4 connection problem,,2,2,0,,,,127.0.0.1:18009,f12081876aac0fd3,http,,,,,,,,0,0,0,,,0,,0,0,0,0,0,0,0,0,1,1,,,,-,0,0,0,,,,,,,,,,,,,,,,,,,,,,\n\
 tg-web,slot3,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1,1,0,0,0,4,4,,1,3,3,,0,,2,0,,0,,,,0,0,0,0,0,0,,,,0,0,0,,,,,-1,,,0,0,0,0,,,,,,,,,,,,0.0.0.0:0,2e7a57c110c161f3,http,,,,,,,,0,0,0,,,0,,0,0,0,0,0,0,0,0,0,1,,,,-,0,0,0,,,,,,,,,,,,,,,,,,,,,,\n\

@@ -20,7 +20,7 @@ use crate::spec::{BalancerSpec, Listener, Protocol};
 const GROUP_COOKIE: &str = "AWSALBTG";
 
 /// The frontend of a listener.
-fn frontend_name(port: u16) -> String {
+pub(crate) fn frontend_name(port: u16) -> String {
     format!("listener-{port}")
 }
 

@@ -21,6 +21,8 @@ use crate::spec::{Algorithm, Checked, HealthCheckProtocol, Protocol, TargetGroup
 mod frontend;
 mod quote;
 
+pub(crate) use frontend::frontend_name;
+
 /// Where one balancer's HAProxy keeps its files, and the user it runs as. The driver
 /// checks that the directory's path is plain (`[A-Za-z0-9/._-]`) before rendering.
 #[derive(Clone, Debug)]
