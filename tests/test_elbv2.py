@@ -147,6 +147,28 @@ def test_weighted_forward_splits_traffic_by_weight(web):
                             DefaultActions=[{"Type": "forward", "TargetGroupArn": web["pages"]}])
 
 
+def test_cloudwatch_counts_the_requests_the_balancer_carried(cloud, web):  # noqa: F811
+    cloudwatch = cloud.client("cloudwatch")
+    suffix = web["balancer"]["LoadBalancerArn"].split(":loadbalancer/")[1]
+    group_suffix = web["pages"].rsplit(":", 1)[1]
+
+    def summed(name, dimensions):
+        now = time.time()
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApplicationELB", MetricName=name, Dimensions=dimensions, Statistics=["Sum", "Maximum"],
+            StartTime=now - 3600, EndTime=now + 60, Period=3600)["Datapoints"]
+        return points[0] if points else None
+
+    # The weighted test sent 1,000 requests and the first test 40 more.
+    requests = wait_for(lambda: (lambda p: p if p and p["Sum"] >= 1000 else None)(
+        summed("RequestCount", [{"Name": "LoadBalancer", "Value": suffix}])), timeout=60, interval=2)
+    codes = summed("HTTPCode_Target_2XX_Count", [{"Name": "LoadBalancer", "Value": suffix}])
+    assert codes and codes["Sum"] >= 1000, (requests, codes)
+    healthy = summed("HealthyHostCount", [{"Name": "TargetGroup", "Value": group_suffix},
+                                         {"Name": "LoadBalancer", "Value": suffix}])
+    assert healthy and healthy["Maximum"] == 2, healthy
+
+
 def state_of(elb, group, instance_id):
     described = elb.describe_target_health(TargetGroupArn=group, Targets=[{"Id": instance_id}])
     return described["TargetHealthDescriptions"][0]["TargetHealth"]

@@ -19,6 +19,7 @@ mod hosts;
 mod kinds;
 mod listeners;
 mod load_balancers;
+mod metrics;
 mod reconciler;
 mod spec;
 mod tags;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use balancer::BalancerDriver;
+use nimbus_core::metrics::MetricSink;
 use store::Store;
 
 pub use attributes::Attribute;
@@ -160,6 +162,9 @@ pub struct Elbv2 {
     owner: String,
     health: Mutex<HealthByGroup>,
     creating: Mutex<reconciler::Creating>,
+    /// CloudWatch, where the balancers' metrics go.
+    metric_sink: OnceLock<Arc<dyn MetricSink>>,
+    publisher: metrics::Publisher,
     /// Woken by every change of intent, so the reconciler acts at once.
     wake: tokio::sync::Notify,
 }
@@ -185,6 +190,8 @@ impl Elbv2 {
             owner: owner.to_owned(),
             health: Mutex::new(BTreeMap::new()),
             creating: Mutex::new(Default::default()),
+            metric_sink: OnceLock::new(),
+            publisher: Default::default(),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -192,6 +199,11 @@ impl Elbv2 {
     /// Connects EC2, once, after both services are built.
     pub fn set_ec2(&self, ec2: Arc<dyn Ec2>) {
         let _ = self.ec2.set(ec2);
+    }
+
+    /// Connects CloudWatch, once.
+    pub fn set_metric_sink(&self, sink: Arc<dyn MetricSink>) {
+        let _ = self.metric_sink.set(sink);
     }
 
     fn ec2(&self) -> Result<&dyn Ec2> {

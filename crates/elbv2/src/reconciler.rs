@@ -71,6 +71,7 @@ impl engine::Reconciler for BalancerReconciler {
         }
         self.service.remove_unwanted(ec2, &wanted).await;
         self.service.end_drains(&groups, &found, &health);
+        self.service.publish_metrics(&balancers, &health).await;
         *self.service.health() = health;
         self.service.publish_names(&balancers);
     }

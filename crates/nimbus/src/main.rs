@@ -274,6 +274,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )?);
     let (control, engine) = open_control(config, store).await?;
     elbv2.set_ec2(Arc::new(api::Ec2ForElbv2::new(control.clone())));
+    elbv2.set_metric_sink(monitoring.clone());
     autoscaling.set_load_balancing(Arc::new(api::Elbv2ForAutoScaling::new(elbv2.clone())));
     monitoring.set_instance_actions(control.clone());
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
