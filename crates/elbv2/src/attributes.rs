@@ -173,7 +173,8 @@ pub const TCP_GROUP: Known = &[
     ),
 ];
 
-pub const HTTP_LISTENER: Known = &[("routing.http.response.server.enabled", "true", Default)];
+// Terraform sends `false` with every HTTP listener it makes.
+pub const HTTP_LISTENER: Known = &[("routing.http.response.server.enabled", "true", Bool)];
 
 pub const TCP_LISTENER: Known = &[("tcp.idle_timeout.seconds", "350", Default)];
 
