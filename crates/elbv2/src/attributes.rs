@@ -171,6 +171,11 @@ pub const TCP_GROUP: Known = &[
         "true",
         Default,
     ),
+    (
+        "target_health_state.unhealthy.draining_interval_seconds",
+        "0",
+        Default,
+    ),
 ];
 
 // Terraform sends `false` with every HTTP listener it makes.

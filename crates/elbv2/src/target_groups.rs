@@ -304,10 +304,12 @@ impl Elbv2 {
                 ))
             }
         };
+        // Terraform sends an empty ProtocolVersion when the user gave none; AWS reads it as
+        // the default.
         if input
             .protocol_version
             .as_deref()
-            .is_some_and(|v| v != "HTTP1")
+            .is_some_and(|v| !v.is_empty() && v != "HTTP1")
         {
             return Err(Elbv2Error::Unsupported(
                 "ProtocolVersion other than HTTP1 is not supported by nimbus".into(),
