@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from botocore.exceptions import ClientError
+from test_ansible import run_playbook
 
 # Terraform's modifyLoadBalancerAttributes drops a key whose error matches this and retries.
 TERRAFORM_ATTRIBUTE_RETRY = re.compile(r"""attribute key ('|")?([^'" ]+)('|")? is not (recognized|supported)""")
@@ -508,3 +509,33 @@ def test_aws_cli(nimbus, ec2, vpc):
                    env=nimbus.cli_env(), check=True, timeout=300)
     aws_elbv2(nimbus, "delete-target-group", "--target-group-arn", group["TargetGroupArn"])
     wait_gone(ec2, arn)
+
+
+def test_ansible_playbook_creates_then_changes_nothing(nimbus, elb, tmp_path):
+    outputs = tmp_path / "outputs.json"
+    changed, first, _ = run_playbook(nimbus, None, outputs, playbook="elbv2.yml")
+    assert changed >= 7
+    [lb] = elb.describe_load_balancers(LoadBalancerArns=[first["alb"]])["LoadBalancers"]
+    assert (lb["LoadBalancerName"], lb["State"]["Code"], lb["DNSName"]) == ("ansible-alb", "active", first["dns"])
+    attributes = {a["Key"]: a["Value"] for a in
+                  elb.describe_load_balancer_attributes(LoadBalancerArn=first["alb"])["Attributes"]}
+    assert attributes["idle_timeout.timeout_seconds"] == "30"
+    [listener] = elb.describe_listeners(LoadBalancerArn=first["alb"])["Listeners"]
+    assert listener["DefaultActions"][0]["TargetGroupArn"] == first["web"]
+    rules = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    assert [(r["Priority"], r["Actions"][0]["TargetGroupArn"]) for r in rules] == \
+        [("10", first["api"]), ("default", first["web"])]
+    [web] = elb.describe_target_groups(TargetGroupArns=[first["web"]])["TargetGroups"]
+    assert (web["HealthCheckPath"], web["HealthCheckIntervalSeconds"], web["Matcher"]) == \
+        ("/health", 15, {"HttpCode": "200-299"})
+    web_attributes = {a["Key"]: a["Value"] for a in
+                      elb.describe_target_group_attributes(TargetGroupArn=first["web"])["Attributes"]}
+    assert (web_attributes["deregistration_delay.timeout_seconds"], web_attributes["stickiness.enabled"],
+            web_attributes["stickiness.lb_cookie.duration_seconds"]) == ("30", "true", "3600")
+    targets = elb.describe_target_health(TargetGroupArn=first["web"])["TargetHealthDescriptions"]
+    assert [(t["Target"]["Id"], t["Target"]["Port"]) for t in targets] == [("10.94.1.50", 80)]
+
+    changed, second, log = run_playbook(nimbus, None, outputs, playbook="elbv2.yml")
+    assert changed == 0, log
+    assert second == first
+    assert len([b for b in elb.describe_load_balancers()["LoadBalancers"] if b["LoadBalancerName"] == "ansible-alb"]) == 1
