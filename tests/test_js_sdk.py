@@ -1,4 +1,5 @@
-"""The AWS SDK for JavaScript v3 (@aws-sdk/client-ec2, -sts, -cloudwatch, -auto-scaling, run by node) as a
+"""The AWS SDK for JavaScript v3 (@aws-sdk/client-ec2, -sts, -cloudwatch, -auto-scaling,
+-elastic-load-balancing-v2, run by node) as a
 second real SDK against nimbus: the scenarios live in tests/js/scenarios.mjs."""
 
 import json
@@ -78,3 +79,17 @@ def test_auto_scaling_group_through_the_js_sdk(nimbus):
     assert result["crossed"]["name"] == "ValidationError" and result["crossed"]["status"] == 400
     assert result["crossed"]["message"] == "Max bound, 2, must be greater than or equal to min bound, 3"
     assert result["activities"] == 0 and result["remaining"] == 0
+
+
+def test_load_balancer_through_the_js_sdk(nimbus):
+    result = run_js(nimbus, "loadBalancer")
+    assert result["described"] == {"arn": True, "state": "active", "type": "application",
+                                   "scheme": "internet-facing", "zones": ["us-east-1a", "us-east-1b"],
+                                   "created": True}
+    assert result["listener"] == {"port": 80, "protocol": "HTTP", "attributes": [
+        {"Key": "routing.http.response.server.enabled", "Value": "true"}]}
+    # The SDK names a modeled error by its shape (AWS's code DuplicateListener is the
+    # DuplicateListenerException shape's).
+    assert result["duplicate"]["name"] == "DuplicateListenerException" and result["duplicate"]["status"] == 400
+    assert result["inUse"]["name"] == "ResourceInUseException"
+    assert result["afterDelete"]["name"] == "TargetGroupNotFoundException"

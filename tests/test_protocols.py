@@ -66,7 +66,7 @@ def test_cloudwatch_from_the_aws_cli_gets_a_coded_error(nimbus):
     "service,call",
     [
         ("autoscaling", lambda c: c.describe_launch_configurations()),
-        ("elbv2", lambda c: c.describe_load_balancers()),
+        ("elbv2", lambda c: c.describe_ssl_policies()),
     ],
 )
 def test_services_of_coming_issues_answer_unsupported_operation(nimbus, service, call):

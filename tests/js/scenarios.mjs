@@ -4,6 +4,12 @@
 // Each scenario prints one JSON document with what the SDK returned; the Python test checks it.
 
 import {
+  AttachInternetGatewayCommand,
+  CreateInternetGatewayCommand,
+  CreateRouteCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeRouteTablesCommand,
   CreateKeyPairCommand,
   CreateLaunchTemplateCommand,
   DeleteLaunchTemplateCommand,
@@ -33,10 +39,25 @@ import {
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
 
+import {
+  CreateListenerCommand,
+  CreateLoadBalancerCommand,
+  CreateTargetGroupCommand,
+  DeleteLoadBalancerCommand,
+  DeleteTargetGroupCommand,
+  DescribeListenerAttributesCommand,
+  DescribeLoadBalancersCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+  waitUntilLoadBalancerAvailable,
+  waitUntilLoadBalancersDeleted,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
+
 const ec2 = new EC2Client({ maxAttempts: 1 });
 const sts = new STSClient({ maxAttempts: 1 });
 const cloudwatch = new CloudWatchClient({ maxAttempts: 1 });
 const autoscaling = new AutoScalingClient({ maxAttempts: 1 });
+const elbv2 = new ElasticLoadBalancingV2Client({ maxAttempts: 1 });
 
 // What a caller sees of a failed request.
 function failure(error) {
@@ -209,6 +230,80 @@ const scenarios = {
       crossed,
       activities: Activities.length,
       remaining: after.AutoScalingGroups.length,
+    };
+  },
+
+  async loadBalancer() {
+    const name = `js-${Date.now()}`;
+    const { Vpc } = await ec2.send(new CreateVpcCommand({ CidrBlock: "10.93.0.0/16" }));
+    const { InternetGateway } = await ec2.send(new CreateInternetGatewayCommand({}));
+    await ec2.send(
+      new AttachInternetGatewayCommand({ InternetGatewayId: InternetGateway.InternetGatewayId, VpcId: Vpc.VpcId }),
+    );
+    const { RouteTables } = await ec2.send(
+      new DescribeRouteTablesCommand({ Filters: [{ Name: "vpc-id", Values: [Vpc.VpcId] }] }),
+    );
+    await ec2.send(
+      new CreateRouteCommand({
+        RouteTableId: RouteTables[0].RouteTableId,
+        DestinationCidrBlock: "0.0.0.0/0",
+        GatewayId: InternetGateway.InternetGatewayId,
+      }),
+    );
+    const subnets = [];
+    for (const [i, zone] of [[1, "us-east-1a"], [2, "us-east-1b"]]) {
+      const { Subnet } = await ec2.send(
+        new CreateSubnetCommand({ VpcId: Vpc.VpcId, CidrBlock: `10.93.${i}.0/24`, AvailabilityZone: zone }),
+      );
+      subnets.push(Subnet.SubnetId);
+    }
+    const { LoadBalancers } = await elbv2.send(
+      new CreateLoadBalancerCommand({ Name: name, Subnets: subnets, Tags: [{ Key: "sdk", Value: "js-v3" }] }),
+    );
+    const arn = LoadBalancers[0].LoadBalancerArn;
+    await waitUntilLoadBalancerAvailable(
+      { client: elbv2, minDelay: 1, maxWaitTime: 120 },
+      { LoadBalancerArns: [arn] },
+    );
+    const { TargetGroups } = await elbv2.send(
+      new CreateTargetGroupCommand({ Name: name, Protocol: "HTTP", Port: 80, VpcId: Vpc.VpcId, TargetType: "ip" }),
+    );
+    const group = TargetGroups[0].TargetGroupArn;
+    const forward = [{ Type: "forward", TargetGroupArn: group }];
+    const { Listeners } = await elbv2.send(
+      new CreateListenerCommand({ LoadBalancerArn: arn, Protocol: "HTTP", Port: 80, DefaultActions: forward }),
+    );
+    const duplicate = await elbv2
+      .send(new CreateListenerCommand({ LoadBalancerArn: arn, Protocol: "HTTP", Port: 80, DefaultActions: forward }))
+      .then(() => ({ unexpected: "success" }), failure);
+    const { Attributes } = await elbv2.send(
+      new DescribeListenerAttributesCommand({ ListenerArn: Listeners[0].ListenerArn }),
+    );
+    const described = await elbv2.send(new DescribeLoadBalancersCommand({ Names: [name] }));
+    const inUse = await elbv2
+      .send(new DeleteTargetGroupCommand({ TargetGroupArn: group }))
+      .then(() => ({ unexpected: "success" }), failure);
+    await elbv2.send(new DeleteLoadBalancerCommand({ LoadBalancerArn: arn }));
+    await waitUntilLoadBalancersDeleted({ client: elbv2, minDelay: 1, maxWaitTime: 120 }, { LoadBalancerArns: [arn] });
+    await elbv2.send(new DeleteTargetGroupCommand({ TargetGroupArn: group }));
+    const afterDelete = await elbv2
+      .send(new DescribeTargetGroupsCommand({ TargetGroupArns: [group] }))
+      .then(() => ({ unexpected: "success" }), failure);
+    const [lb] = described.LoadBalancers;
+    return {
+      name,
+      described: {
+        arn: lb.LoadBalancerArn === arn,
+        state: lb.State.Code,
+        type: lb.Type,
+        scheme: lb.Scheme,
+        zones: lb.AvailabilityZones.map((z) => z.ZoneName).sort(),
+        created: lb.CreatedTime instanceof Date,
+      },
+      listener: { port: Listeners[0].Port, protocol: Listeners[0].Protocol, attributes: Attributes },
+      duplicate,
+      inUse,
+      afterDelete,
     };
   },
 

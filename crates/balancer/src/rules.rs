@@ -324,6 +324,7 @@ pub(crate) fn check_listener(listener: &Listener, groups: &[TargetGroup]) -> Res
         protocol,
         rules,
         default_action,
+        ..
     } = listener;
     let protocol = *protocol;
     let invalid = |why: String| Err(Error::Invalid(format!("the listener on port {port} {why}")));

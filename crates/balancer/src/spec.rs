@@ -48,6 +48,9 @@ pub struct Listener {
     pub rules: Vec<Rule>,
     /// What a request no rule matched gets (TCP listeners: only [`Action::Forward`]).
     pub default_action: Action,
+    /// HTTP listeners: the balancer's own answers (fixed responses, redirects, errors when
+    /// no target was tried) carry `Server: awselb/2.0`, as AWS's do.
+    pub server_header: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,12 +365,14 @@ pub(crate) mod tests {
                     protocol: Protocol::Http,
                     rules: Vec::new(),
                     default_action: forward("tg-web"),
+                    server_header: true,
                 },
                 Listener {
                     port: 5432,
                     protocol: Protocol::Tcp,
                     rules: Vec::new(),
                     default_action: forward("tg-db"),
+                    server_header: false,
                 },
             ],
             target_groups: vec![

@@ -256,12 +256,14 @@ fn spec(ns: &str, web: Vec<Target>, tcp: Vec<Target>) -> BalancerSpec {
                 protocol: Protocol::Http,
                 rules: Vec::new(),
                 default_action: forward("tg-web"),
+                server_header: true,
             },
             Listener {
                 port: 9000,
                 protocol: Protocol::Tcp,
                 rules: Vec::new(),
                 default_action: forward("tg-tcp"),
+                server_header: false,
             },
         ],
         target_groups: vec![
@@ -538,8 +540,14 @@ async fn listener_rules_route_answer_redirect_and_split_by_weight() {
     let fixed = lab.fetch(80, "/fixed", &[]);
     assert_eq!((fixed.status, fixed.body.as_str()), (418, HOSTILE));
     assert_eq!(fixed.header("content-type"), Some("application/json"));
+    assert_eq!(
+        fixed.header("server"),
+        Some("awselb/2.0"),
+        "the balancer's own answer"
+    );
     let moved = lab.fetch(80, "/old/a/b?x=1&y=%41", &[]);
     assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("server"), Some("awselb/2.0"));
     assert_eq!(
         moved.header("location"),
         Some(format!("http://{VIP}:80/new/old/a/b?x=1&y=%41").as_str())
@@ -548,6 +556,18 @@ async fn listener_rules_route_answer_redirect_and_split_by_weight() {
     let odd = lab.fetch(80, "/", &["-X", "PUT", "-H", &header]);
     assert_eq!((odd.status, odd.body.as_str()), (202, "odd header"));
     assert_eq!(lab.fetch(80, "/", &["-H", &header]).body, "web", "PUT only");
+    assert_ne!(
+        lab.fetch(80, "/", &[]).header("server"),
+        Some("awselb/2.0"),
+        "a target's answer keeps its own"
+    );
+    // Without the attribute, the balancer's own answers carry no Server header.
+    spec.listeners[0].server_header = false;
+    driver
+        .apply(&spec)
+        .await
+        .expect("apply without the server header");
+    assert_eq!(lab.fetch(80, "/fixed", &[]).header("server"), None);
 
     // What the 7 requests above counted: the balancer's own answers apart.
     let counters = driver.counters(BALANCER).await.expect("counters");

@@ -16,6 +16,8 @@ pub struct Action {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_group_arn: Option<String>,
+    /// As the caller gave it: AWS answers an Order only then (Ansible's idempotence
+    /// compares the actions it sent with those described).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,7 +236,6 @@ fn check_action(mut action: Action, http: bool) -> Result<Action> {
             return Err(invalid(format!("The action type '{other}' is not valid")));
         }
     }
-    action.order.get_or_insert(1);
     // What the data plane could not render is refused now, not at the next pass.
     crate::spec::action(&action)?;
     Ok(action)

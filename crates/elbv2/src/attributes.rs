@@ -171,9 +171,15 @@ pub const TCP_GROUP: Known = &[
         "true",
         Default,
     ),
+    (
+        "target_health_state.unhealthy.draining_interval_seconds",
+        "0",
+        Default,
+    ),
 ];
 
-pub const HTTP_LISTENER: Known = &[("routing.http.response.server.enabled", "true", Default)];
+// Terraform sends `false` with every HTTP listener it makes.
+pub const HTTP_LISTENER: Known = &[("routing.http.response.server.enabled", "true", Bool)];
 
 pub const TCP_LISTENER: Known = &[("tcp.idle_timeout.seconds", "350", Default)];
 

@@ -37,6 +37,10 @@ impl Listener {
             attributes::TCP_LISTENER
         }
     }
+
+    pub fn attribute(&self, key: &str) -> &str {
+        attributes::value(self.known_attributes(), &self.attributes, key)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -541,6 +541,13 @@ impl Elbv2 {
         })
     }
 
+    /// No balancer has a capacity reservation (ModifyCapacityReservation is not served), so
+    /// each answers with none; Terraform reads this on every refresh of `aws_lb`.
+    pub fn describe_capacity_reservation(&self, arn: &str) -> Result<Value> {
+        existing(&self.engine.read(), arn)?;
+        Ok(json!({ "CapacityReservationState": [] }))
+    }
+
     pub async fn set_security_groups(&self, input: SetSecurityGroupsInput) -> Result<Value> {
         if input
             .enforce_security_group_inbound_rules_on_private_link_traffic

@@ -234,6 +234,7 @@ fn listener_spec(listener: &Listener, state: &engine::State) -> Result<balancer:
             })
             .collect::<Result<_>>()?,
         default_action: action(&listener.default_actions[0])?,
+        server_header: listener.attribute("routing.http.response.server.enabled") == "true",
     })
 }
 

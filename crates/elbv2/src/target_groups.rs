@@ -151,8 +151,9 @@ struct HealthChanges {
 }
 
 impl HealthChanges {
-    /// Applies the changes to `health` and checks the result as AWS does.
-    fn apply(self, health: &mut HealthSettings) -> Result<()> {
+    /// Applies the changes to the health check of a group of `group_protocol` and checks the
+    /// result as AWS does.
+    fn apply(self, health: &mut HealthSettings, group_protocol: &str) -> Result<()> {
         if let Some(protocol) = self.protocol {
             match protocol.as_str() {
                 "HTTP" | "TCP" => health.protocol = protocol,
@@ -218,9 +219,15 @@ impl HealthChanges {
             health.path = None;
             health.matcher = None;
         }
-        if health.timeout_secs >= health.interval_secs {
+        // A TCP group's timeout may equal its interval (a network load balancer's checks
+        // were once fixed at 10 and 10 seconds; Terraform configurations still send that).
+        let too_long = match group_protocol {
+            "TCP" => health.timeout_secs > health.interval_secs,
+            _ => health.timeout_secs >= health.interval_secs,
+        };
+        if too_long {
             return Err(invalid(
-                "Health check timeout must be smaller than the interval",
+                "Health check timeout must not be longer than the interval (shorter for HTTP groups)",
             ));
         }
         Ok(())
@@ -304,10 +311,12 @@ impl Elbv2 {
                 ))
             }
         };
+        // Terraform sends an empty ProtocolVersion when the user gave none; AWS reads it as
+        // the default.
         if input
             .protocol_version
             .as_deref()
-            .is_some_and(|v| v != "HTTP1")
+            .is_some_and(|v| !v.is_empty() && v != "HTTP1")
         {
             return Err(Elbv2Error::Unsupported(
                 "ProtocolVersion other than HTTP1 is not supported by nimbus".into(),
@@ -364,7 +373,7 @@ impl Elbv2 {
             unhealthy: input.unhealthy_threshold_count,
             matcher: input.matcher,
         }
-        .apply(&mut health)?;
+        .apply(&mut health, &protocol)?;
         let arn = self.target_group_arn(&input.name, &random_hex());
         self.change(|txn| {
             let state = txn.state();
@@ -418,7 +427,7 @@ impl Elbv2 {
                 unhealthy: input.unhealthy_threshold_count,
                 matcher: input.matcher,
             }
-            .apply(&mut group.health)?;
+            .apply(&mut group.health, &group.protocol)?;
             let users = users(txn.state());
             let lbs: Vec<String> = users
                 .get(&group.arn)

@@ -278,26 +278,15 @@ fn interface_output(
     let region = &config.region;
     let network = &interface.network;
     let public_ip = network.public_ip;
-    let managed_attachment = interface.managed.as_ref().map(|managed| {
-        // AWS shows a service's interface attached to no instance, owned by the service.
-        json!({
-            "AttachmentId": network.attachment_id,
-            "InstanceOwnerId": managed.requester_id,
-            "DeviceIndex": 1,
-            "NetworkCardIndex": 0,
-            "Status": "attached",
-            "DeleteOnTermination": false,
-        })
-    });
-    let attachment = interface.attachment.as_ref().map(|attachment| {
+    let attachment = (interface.shown_attachment(&config.account_id)).map(|attachment| {
         json!({
             "AttachmentId": network.attachment_id,
             "InstanceId": attachment.instance_id,
-            "InstanceOwnerId": config.account_id,
+            "InstanceOwnerId": attachment.owner_id,
             "DeviceIndex": attachment.device_index,
             "NetworkCardIndex": 0,
-            "Status": attachment.status.as_str(),
-            "AttachTime": nimbus_core::iso8601_millis(attachment.attach_time),
+            "Status": attachment.status,
+            "AttachTime": attachment.attach_time.map(nimbus_core::iso8601_millis),
             "DeleteOnTermination": attachment.delete_on_termination,
         })
     });
@@ -324,10 +313,10 @@ fn interface_output(
         "PrivateDnsName": private_dns_name(network.primary_ip(), region),
         "SourceDestCheck": network.source_dest_check,
         "Groups": groups_output(state, network),
-        "Attachment": attachment.or(managed_attachment),
+        "Attachment": attachment,
         "Association": association_output(public_ip, region),
         "PrivateIpAddresses": private_ips,
-        "InterfaceType": interface.managed.as_ref().map_or("interface", |m| &m.interface_type),
+        "InterfaceType": interface.interface_type(),
     })
 }
 

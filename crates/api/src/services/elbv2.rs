@@ -127,6 +127,10 @@ async fn run(service: &Elbv2, operation: &str, input: Value) -> Result<Value, El
             service
                 .modify_load_balancer_attributes(&load_balancer_arn.unwrap_or_default(), attributes)
         }
+        "DescribeCapacityReservation" => {
+            let ByLoadBalancer { load_balancer_arn } = params(input)?;
+            service.describe_capacity_reservation(&load_balancer_arn)
+        }
         "SetSecurityGroups" => service.set_security_groups(params(input)?).await,
         "CreateTargetGroup" => service.create_target_group(params(input)?).await,
         "DescribeTargetGroups" => service.describe_target_groups(params(input)?),

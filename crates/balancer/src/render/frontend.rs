@@ -43,6 +43,12 @@ pub(super) fn frontend(listener: &Listener, spec: &BalancerSpec) -> String {
                 "    http-request set-header X-Forwarded-Port {}",
                 listener.port
             );
+            if listener.server_header {
+                // A response no server gave is the balancer's own.
+                out.push_str(
+                    "    http-after-response set-header Server awselb/2.0 unless { srv_id -m found }\n",
+                );
+            }
             "http-request"
         }
         Protocol::Tcp => "tcp-request content",
@@ -421,6 +427,7 @@ mod tests {
     option forwardfor
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Port 80
+    http-after-response set-header Server awselb/2.0 unless { srv_id -m found }
     acl rule-chosen var(txn.nimbus_rule) -m found
     acl rule-10-if-0 path -m reg "^\\/api\\/.*\x24" "^\\/v.\\/\\\x24x\x24"
     http-request set-var(txn.nimbus_rule) int(10) if !rule-chosen rule-10-if-0

@@ -192,6 +192,7 @@ frontend listener-80
     option forwardfor
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Port 80
+    http-after-response set-header Server awselb/2.0 unless { srv_id -m found }
     default_backend tg-web
 
 frontend listener-5432

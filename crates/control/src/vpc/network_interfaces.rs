@@ -72,7 +72,47 @@ fn attached() -> AttachmentState {
     AttachmentState::Attached
 }
 
+/// An interface's attachment as AWS shows it (in DescribeNetworkInterfaces and its
+/// `attachment.*` filters): the user's, or, for a service's own interface, one to no
+/// instance, owned by the service (as AWS shows a load balancer's).
+pub struct ShownAttachment<'a> {
+    pub instance_id: Option<&'a str>,
+    pub owner_id: &'a str,
+    pub device_index: u32,
+    pub status: &'static str,
+    pub attach_time: Option<i64>,
+    pub delete_on_termination: bool,
+}
+
 impl NetworkInterface {
+    pub fn shown_attachment<'a>(&'a self, account_id: &'a str) -> Option<ShownAttachment<'a>> {
+        if let Some(attachment) = &self.attachment {
+            return Some(ShownAttachment {
+                instance_id: Some(&attachment.instance_id),
+                owner_id: account_id,
+                device_index: attachment.device_index,
+                status: attachment.status.as_str(),
+                attach_time: Some(attachment.attach_time),
+                delete_on_termination: attachment.delete_on_termination,
+            });
+        }
+        self.managed.as_ref().map(|managed| ShownAttachment {
+            instance_id: None,
+            owner_id: &managed.requester_id,
+            device_index: 1,
+            status: "attached",
+            attach_time: None,
+            delete_on_termination: false,
+        })
+    }
+
+    /// AWS's `interfaceType`.
+    pub fn interface_type(&self) -> &str {
+        self.managed
+            .as_ref()
+            .map_or("interface", |m| &m.interface_type)
+    }
+
     pub fn status(&self) -> &'static str {
         if self.attachment.is_some() || self.managed.is_some() {
             "in-use"
@@ -160,9 +200,13 @@ fn ips(e: &NetworkInterface) -> Vec<String> {
 
 fn of_attachment(
     e: &NetworkInterface,
-    field: impl Fn(&InterfaceAttachment) -> String,
+    config: &Config,
+    field: impl Fn(&ShownAttachment) -> String,
 ) -> Vec<String> {
-    e.attachment.iter().map(field).collect()
+    e.shown_attachment(&config.account_id)
+        .iter()
+        .map(field)
+        .collect()
 }
 
 impl Filterable for NetworkInterface {
@@ -176,21 +220,31 @@ impl Filterable for NetworkInterface {
             vec![e.availability_zone.clone()]
         }),
         ("description", |e, _| vec![e.network.description.clone()]),
-        ("attachment.instance-id", |e, _| {
-            of_attachment(e, |a| a.instance_id.clone())
+        ("attachment.instance-id", |e, config| {
+            of_attachment(e, config, |a| a.instance_id.unwrap_or_default().into())
         }),
-        ("attachment.attachment-id", |e, _| {
-            of_attachment(e, |_| e.network.attachment_id.clone())
+        ("attachment.instance-owner-id", |e, config| {
+            of_attachment(e, config, |a| a.owner_id.into())
         }),
-        ("attachment.device-index", |e, _| {
-            of_attachment(e, |a| a.device_index.to_string())
+        ("attachment.attachment-id", |e, config| {
+            of_attachment(e, config, |_| e.network.attachment_id.clone())
         }),
-        ("attachment.status", |e, _| {
-            of_attachment(e, |a| a.status.as_str().into())
+        ("attachment.device-index", |e, config| {
+            of_attachment(e, config, |a| a.device_index.to_string())
         }),
-        ("attachment.delete-on-termination", |e, _| {
-            of_attachment(e, |a| a.delete_on_termination.to_string())
+        ("attachment.status", |e, config| {
+            of_attachment(e, config, |a| a.status.into())
         }),
+        ("attachment.delete-on-termination", |e, config| {
+            of_attachment(e, config, |a| a.delete_on_termination.to_string())
+        }),
+        ("requester-id", |e, _| {
+            e.managed.iter().map(|m| m.requester_id.clone()).collect()
+        }),
+        ("requester-managed", |e, _| {
+            vec![e.managed.is_some().to_string()]
+        }),
+        ("interface-type", |e, _| vec![e.interface_type().into()]),
         ("private-ip-address", |e, _| ips(e)),
         ("addresses.private-ip-address", |e, _| ips(e)),
         ("mac-address", |e, _| vec![e.network.mac.clone()]),
