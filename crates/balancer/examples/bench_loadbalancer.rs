@@ -147,6 +147,7 @@ fn spec(ns: &str, targets: Vec<Target>) -> BalancerSpec {
                 }],
                 stickiness_secs: None,
             },
+            server_header: true,
         }],
         target_groups: vec![TargetGroup {
             id: GROUP.into(),
