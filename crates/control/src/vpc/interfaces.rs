@@ -450,6 +450,7 @@ impl crate::Control {
         }
         self.mutate(|txn| {
             let mut interface = existing::<NetworkInterface>(txn.state(), interface_id)?.clone();
+            interface.check_user_managed()?;
             change(txn.state(), &mut interface.network)?;
             if dry_run {
                 return Err(Error::DryRunOperation);

@@ -33,11 +33,35 @@ pub const MAX_INTERFACES: u32 = compute::NIC_PORTS as u32;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkInterface {
     /// Its addresses, MAC and groups; `attachment_id` is that of its current attachment (a
-    /// new one per attach). Such interfaces never get a public IP of their own.
+    /// new one per attach). A user's interfaces never get a public IP of their own; a NAT
+    /// gateway's shows its elastic IP.
     pub network: InstanceNetwork,
     pub availability_zone: String,
     pub attachment: Option<InterfaceAttachment>,
     pub tags: Tags,
+    /// Absent in records written before requester-managed interfaces existed.
+    #[serde(default)]
+    pub interface_type: InterfaceType,
+}
+
+/// EC2's `interfaceType`: a user's interface, or one a service made for itself and manages
+/// (`requesterManaged`): it is in use from the start, goes with its owner, and the user may
+/// not attach, change or delete it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceType {
+    #[default]
+    Interface,
+    NatGateway,
+}
+
+impl InterfaceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterfaceType::Interface => "interface",
+            InterfaceType::NatGateway => "nat_gateway",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,11 +82,27 @@ fn attached() -> AttachmentState {
 
 impl NetworkInterface {
     pub fn status(&self) -> &'static str {
-        if self.attachment.is_some() {
+        if self.attachment.is_some() || self.requester_managed() {
             "in-use"
         } else {
             "available"
         }
+    }
+
+    pub fn requester_managed(&self) -> bool {
+        self.interface_type != InterfaceType::Interface
+    }
+
+    /// Refuses to change an interface a service manages.
+    pub(crate) fn check_user_managed(&self) -> Result<()> {
+        if self.requester_managed() {
+            return Err(Error::OperationNotPermitted(format!(
+                "The network interface '{}' is managed by AWS ({}) and cannot be changed.",
+                self.network.interface_id,
+                self.interface_type.as_str()
+            )));
+        }
+        Ok(())
     }
 
     /// The primary interface of a live instance, shown as an interface attached at device
@@ -81,6 +121,7 @@ impl NetworkInterface {
                 status: AttachmentState::Attached,
             }),
             tags: instance.network_tags.clone(),
+            interface_type: InterfaceType::Interface,
         })
     }
 }
@@ -183,6 +224,12 @@ impl Filterable for NetworkInterface {
         ("source-dest-check", |e, _| {
             vec![e.network.source_dest_check.to_string()]
         }),
+        ("interface-type", |e, _| {
+            vec![e.interface_type.as_str().into()]
+        }),
+        ("requester-managed", |e, _| {
+            vec![e.requester_managed().to_string()]
+        }),
     ];
 }
 
@@ -260,6 +307,7 @@ pub(crate) fn new_interface(
         availability_zone: subnet.availability_zone.clone(),
         attachment: None,
         tags: request.tags.clone(),
+        interface_type: InterfaceType::Interface,
     })
 }
 
@@ -327,7 +375,7 @@ pub(crate) fn attach(
 ) -> Result<String> {
     let interface_id = interface.network.interface_id.clone();
     let instance_id = &instance.instance_id;
-    if interface.attachment.is_some() {
+    if interface.status() == "in-use" {
         return Err(Error::InterfaceInUse(format!(
             "Interface: [{interface_id}] in use."
         )));
@@ -453,7 +501,7 @@ impl crate::Control {
         self.mutate(|txn| {
             let state = txn.state();
             let in_use = match state.network_interfaces().get(interface_id) {
-                Some(interface) => interface.attachment.is_some(),
+                Some(interface) => interface.status() == "in-use",
                 None => {
                     // A primary interface goes with its instance.
                     if !state
