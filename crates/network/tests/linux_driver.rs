@@ -101,8 +101,9 @@ impl Drop for Cleanup {
     }
 }
 
-/// The pool of this file's VPC (another test's driver masquerades a pool of its own).
-const POOL: &str = "198.19.250.0/24";
+/// The pool of this file's VPC: outside 198.19.0.0/16, which a nimbus with the default pool
+/// on the same host would masquerade.
+const POOL: &str = "198.18.250.0/24";
 /// A namespace standing in for the internet, routed from the host over a veth pair: the
 /// host is 203.0.113.1, the namespace 203.0.113.2, and it routes everything back.
 const OUTSIDE: &str = "dptest-out";
@@ -124,10 +125,11 @@ impl Outside {
 
     /// The source address the outside sees for a connection `from` opens to it.
     fn source_seen_from(&self, from: &Guest) -> Option<Ipv4Addr> {
-        // Its input stays open, so it keeps the connection until the client ends it.
+        // Its input stays open, so it keeps the connection until the client ends it; it
+        // is killed below, so no other process may stand between.
         let mut listener = Command::new("ip")
             .args([
-                "netns", "exec", OUTSIDE, "timeout", "6", "busybox", "nc", "-l", "-p", "9000",
+                "netns", "exec", OUTSIDE, "busybox", "nc", "-l", "-p", "9000",
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -145,11 +147,13 @@ impl Outside {
                 "ip netns exec {OUTSIDE} ss -tnH state established '( sport = :9000 )'"
             ));
             let text = String::from_utf8_lossy(&peers.stdout).into_owned();
+            // busybox listens on IPv6 too: the peer is `[::ffff:a.b.c.d]:port`.
             seen = text
                 .split_whitespace()
                 .last()
                 .and_then(|peer| peer.rsplit_once(':'))
-                .and_then(|(address, _)| address.parse().ok());
+                .map(|(address, _)| address.trim_start_matches("[::ffff:").trim_end_matches(']'))
+                .and_then(|address| address.parse().ok());
             if seen.is_some() || client.try_wait().ok().flatten().is_some() {
                 break;
             }
@@ -266,7 +270,7 @@ fn spec() -> VpcSpec {
         ],
         interfaces: vec![
             InterfaceSpec {
-                public_ip: Some(ip("198.19.250.10")),
+                public_ip: Some(ip("198.18.250.10")),
                 ..interface(
                     "eni-0a",
                     "subnet-0a",
@@ -398,7 +402,7 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         .spawn()
         .expect("listener");
     wait_listening(&a.ns, 8080);
-    let sent = sh("echo hello | timeout 2 busybox nc 198.19.250.10 8080");
+    let sent = sh("echo hello | timeout 2 busybox nc 198.18.250.10 8080");
     let got = listener.wait_with_output().expect("listener output");
     assert!(
         sent.status.success() && String::from_utf8_lossy(&got.stdout).contains("hello"),
@@ -409,12 +413,12 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     // as the gateway's address, and the outside cannot connect in through it.
     let outside = Outside::new();
     assert_eq!(outside.source_seen_from(&c), None);
-    spec.subnets[1].nat_public_ip = Some(ip("198.19.250.20"));
+    spec.subnets[1].nat_public_ip = Some(ip("198.18.250.20"));
     driver.apply_vpc(&spec).await.expect("NAT applies");
-    assert_eq!(outside.source_seen_from(&c), Some(ip("198.19.250.20")));
+    assert_eq!(outside.source_seen_from(&c), Some(ip("198.18.250.20")));
     assert_eq!(
         outside.source_seen_from(&a),
-        Some(ip("198.19.250.10")),
+        Some(ip("198.18.250.10")),
         "a public IP keeps its own source"
     );
     let listener = Command::new("ip")
@@ -426,7 +430,7 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         .expect("listener");
     wait_listening(&c.ns, 7005);
     let inbound = sh(&format!(
-        "ip netns exec {OUTSIDE} sh -c 'echo in | timeout 2 busybox nc 198.19.250.20 7005'"
+        "ip netns exec {OUTSIDE} sh -c 'echo in | timeout 2 busybox nc 198.18.250.20 7005'"
     ));
     let got = listener.wait_with_output().expect("listener output");
     assert!(
@@ -571,7 +575,7 @@ async fn a_vpc_whose_data_dir_is_gone_is_removed_by_the_next_server() {
     const ORPHAN: &str = "vpc-7e570002";
     let deleted = tempfile::tempdir().expect("state dir");
     let kept = tempfile::tempdir().expect("state dir");
-    let pool = net("198.19.251.0/24");
+    let pool = net("198.18.251.0/24");
     // No interfaces: their public IPs would take the host routes of the other test's VPC.
     let orphan = VpcSpec {
         vpc_id: ORPHAN.into(),
