@@ -13,21 +13,25 @@ from test_foundation import error_code
 WAIT = {"Delay": 1, "MaxAttempts": 120}
 
 
-@pytest.fixture(scope="module")
-def layout(ec2):
-    """A VPC with a public subnet (its route table sends 0.0.0.0/0 to an internet gateway) and
-    a private one with a route table of its own."""
-    vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+def public_and_private_subnets(ec2, prefix):
+    """A VPC `prefix`.0.0/16 with a public subnet .1.0/24 (its route table sends 0.0.0.0/0 to an
+    internet gateway) and a private one .2.0/24 with a route table of its own."""
+    vpc = ec2.create_vpc(CidrBlock=f"{prefix}.0.0/16")["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
-    private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.2.0/24")["Subnet"]["SubnetId"]
-    public_routes = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=public_routes, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    ec2.associate_route_table(RouteTableId=public_routes, SubnetId=public)
-    private_routes = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.associate_route_table(RouteTableId=private_routes, SubnetId=private)
-    return {"vpc": vpc, "public": public, "private": private, "private_routes": private_routes}
+    subnets = {}
+    for name, third in (("public", 1), ("private", 2)):
+        subnets[name] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{prefix}.{third}.0/24")["Subnet"]["SubnetId"]
+        routes = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=routes, SubnetId=subnets[name])
+        subnets[f"{name}_routes"] = routes
+    ec2.create_route(RouteTableId=subnets["public_routes"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    return {"vpc": vpc, **subnets}
+
+
+@pytest.fixture(scope="module")
+def layout(ec2):
+    return public_and_private_subnets(ec2, "10.60")
 
 
 def find_nat_gateway(ec2, nat_id):

@@ -477,6 +477,20 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
             .contains("domain=corp.example.com dns=10.9.0.53 10.9.0.2 ntp=10.9.0.123 lease=3600"),
         "udhcpc: {lease:?}"
     );
+    // No options set: no domain and no name server, not even dnsmasq itself.
+    spec.dhcp_options = DhcpOptionsSpec::default();
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("no DHCP options apply");
+    let lease = a.run(&format!(
+        "timeout 10 busybox udhcpc -i eth0 -n -q -f -s {}",
+        script.display()
+    ));
+    assert!(
+        String::from_utf8_lossy(&lease.stdout).contains("domain= dns= ntp= lease=3600"),
+        "udhcpc: {lease:?}"
+    );
 
     // The metadata listener sees the asking interface's address, which names its instance.
     let listener = driver

@@ -664,28 +664,14 @@ mod tests {
         // A client token makes one gateway of two calls.
         let token = ClientToken::new("CreateNatGateway", "t-1", &serde_json::json!({"s": 1}))
             .expect("token");
-        let first = h
-            .control
-            .create_nat_gateway(
-                &CreateNatGatewayRequest {
-                    subnet_id: layout.public.clone(),
-                    allocation_id: Some(id.into()),
-                    ..Default::default()
-                },
-                Some(&token),
-            )
-            .expect("first");
-        let again = h
-            .control
-            .create_nat_gateway(
-                &CreateNatGatewayRequest {
-                    subnet_id: layout.public.clone(),
-                    allocation_id: Some(id.into()),
-                    ..Default::default()
-                },
-                Some(&token),
-            )
-            .expect("replay");
+        let request = CreateNatGatewayRequest {
+            subnet_id: layout.public.clone(),
+            allocation_id: Some(id.into()),
+            ..Default::default()
+        };
+        let first = h.control.create_nat_gateway(&request, Some(&token));
+        let again = h.control.create_nat_gateway(&request, Some(&token));
+        let (first, again) = (first.expect("first"), again.expect("replay"));
         assert_eq!(first.nat_gateway_id, again.nat_gateway_id);
         assert_eq!(h.control.read().nat_gateways().len(), 1);
     }

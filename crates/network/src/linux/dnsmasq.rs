@@ -102,8 +102,13 @@ fn dhcp_options(vpc: &VpcSpec) -> String {
     if let Some(domain) = &options.domain_name {
         let _ = writeln!(out, "dhcp-option=option:domain-name,\"{domain}\"");
     }
+    let name_servers = address_list(name_servers);
+    if name_servers.is_empty() {
+        // With no value the option is not sent: dnsmasq would offer itself otherwise.
+        out.push_str("dhcp-option=option:dns-server\n");
+    }
     for (name, ips) in [
-        ("dns-server", address_list(name_servers)),
+        ("dns-server", name_servers),
         (
             "ntp-server",
             address_list(options.ntp_servers.iter().copied()),
@@ -224,7 +229,7 @@ mod tests {
         off.dns_support = false;
         let off = config(&off, &files);
         assert!(off.contains("port=0\n"));
-        assert!(!off.contains("dns-server"));
+        assert!(off.contains("dhcp-option=option:dns-server\n"));
     }
 
     #[test]
@@ -256,6 +261,6 @@ mod tests {
         assert!(dhcp_options(&custom).contains("dhcp-option=option:dns-server,10.0.0.53\n"));
         // No options set (`default`): addresses, router and host names only.
         custom.dhcp_options = DhcpOptionsSpec::default();
-        assert_eq!(dhcp_options(&custom), "");
+        assert_eq!(dhcp_options(&custom), "dhcp-option=option:dns-server\n");
     }
 }
