@@ -2,6 +2,7 @@
 lifecycle, hot attach/detach, SSH and restarts — all driven through boto3."""
 
 import base64
+import contextlib
 import os
 import pwd
 import re
@@ -30,15 +31,16 @@ echo "NIMBUS-WROTE-VOLUME" > /dev/console
 """
 
 
-@pytest.fixture(scope="module")
-def cloud():
-    """A nimbus with the default image built (cached across runs) on its data dir."""
+@contextlib.contextmanager
+def running_cloud(config_text=None):
+    """A nimbus with the default image built (cached across runs) on its data dir; its
+    instances are terminated and no QEMU may be left at the end."""
     with tempfile.TemporaryDirectory(prefix="nimbus-vm-test-") as data_dir:
         build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
                                 "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
                                capture_output=True, text=True, timeout=1200)
         assert build.returncode == 0, build.stdout + build.stderr
-        server = Nimbus(data_dir).start()
+        server = Nimbus(data_dir, config_text=config_text).start()
         yield server
         ec2 = server.client()
         ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
@@ -48,6 +50,13 @@ def cloud():
         server.stop()
         leftovers = subprocess.run(["pgrep", "-f", f"qemu-system.*{data_dir}"], capture_output=True, text=True)
         assert leftovers.stdout.strip() == "", "QEMU processes left behind"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    """A nimbus with the default image built on its data dir."""
+    with running_cloud() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

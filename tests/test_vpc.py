@@ -211,7 +211,8 @@ def test_gateways_route_tables_and_acls(ec2):
     assert code_of(ec2.attach_internet_gateway, InternetGatewayId=igw, VpcId=vpc_id) == "Resource.AlreadyAssociated"
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     assert code_of(ec2.create_route, RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw) == "RouteAlreadyExists"
-    assert code_of(ec2.create_route, RouteTableId=table, DestinationCidrBlock="1.0.0.0/8", NatGatewayId="nat-0123456789abcdef0") == "UnsupportedOperation"
+    assert code_of(ec2.create_route, RouteTableId=table, DestinationCidrBlock="1.0.0.0/8", NatGatewayId="nat-0123456789abcdef0") == "NatGatewayNotFound"
+    assert code_of(ec2.create_route, RouteTableId=table, DestinationCidrBlock="1.0.0.0/8", VpcPeeringConnectionId="pcx-0123456789abcdef0") == "UnsupportedOperation"
     assert code_of(ec2.delete_route, RouteTableId=table, DestinationCidrBlock="1.0.0.0/8") == "InvalidRoute.NotFound"
     assert code_of(ec2.delete_route, RouteTableId=table, DestinationCidrBlock="10.40.0.0/16") == "InvalidParameterValue"
     association = ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)["AssociationId"]

@@ -153,12 +153,17 @@ exec wget -q -O - --header "X-aws-ec2-metadata-token: $token" "http://169.254.16
 EOF
 # Any DHCP server will do (dnsmasq on a VPC, slirp): the primary interface takes the
 # default route, DNS servers, search domain and hostname (option 12); others only addresses.
+# A renewal (every half lease, or `kill -USR1` of udhcpc) rewrites resolv.conf, so a new DHCP
+# options set reaches a running guest; the address is only replaced if it changed, so
+# connections survive a renewal.
 cat > "$ROOT/etc/udhcpc.script" <<'EOF'
 #!/bin/sh
 case "$1" in
   bound|renew)
-    [ "$1" = bound ] || ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
+    if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/"; then
+      ip addr flush dev "$interface"
+      ip addr add "$ip/${mask:-24}" dev "$interface"
+    fi
     if [ "$interface" != eth0 ]; then
       # Said on the console, where a hot-plugged card's address can be seen.
       [ "$1" = bound ] && echo "nimbus-minimal: $interface has $ip" > /dev/console
@@ -171,7 +176,10 @@ case "$1" in
     } > /etc/resolv.conf
     if [ -n "$hostname" ]; then
       echo "$hostname" > /proc/sys/kernel/hostname
-      echo "$ip $hostname${domain:+ $hostname.$domain}" >> /etc/hosts
+      grep -v "^$ip " /etc/hosts > /run/hosts.new 2> /dev/null
+      echo "$ip $hostname${domain:+ $hostname.${domain%% *}}" >> /run/hosts.new
+      cat /run/hosts.new > /etc/hosts
+      rm -f /run/hosts.new
     fi
     ;;
 esac
@@ -225,7 +233,8 @@ read -r release < /proc/sys/kernel/osrelease
 log "booted kernel $release"
 nimbus-heartbeat < /dev/null > /dev/null 2>&1 &
 ip link set eth0 up
-udhcpc -i eth0 -q -n -t 20 -T 1 -s /etc/udhcpc.script > /dev/null 2>&1 || log "no DHCP lease"
+# Not -q: once it has a lease the client stays, in the background, and renews it.
+udhcpc -i eth0 -n -t 20 -T 1 -s /etc/udhcpc.script > /dev/null 2>&1 || log "no DHCP lease"
 IMDS_TOKEN=$(imds-token 21600)
 export IMDS_TOKEN
 wget -q -O /run/user-data --header "X-aws-ec2-metadata-token: $IMDS_TOKEN" \

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use compute::{InstanceMetadata, MetadataSource};
 use network::{
-    InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver, Peer, Protocol,
-    SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
+    DhcpOptionsSpec, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver,
+    Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
 };
 
 const VPC: &str = "vpc-7e570002";
@@ -60,6 +60,7 @@ fn spec() -> VpcSpec {
             cidr: cidr("10.8.1.0/24"),
             internet_route: true,
             network_acl_id: "acl-01".into(),
+            nat_public_ip: None,
         }],
         interfaces: vec![InterfaceSpec {
             interface_id: "eni-0a".into(),
@@ -82,6 +83,7 @@ fn spec() -> VpcSpec {
             ingress: vec![all.clone()],
             egress: vec![all],
         }],
+        dhcp_options: DhcpOptionsSpec::default(),
     }
 }
 

@@ -16,7 +16,9 @@ use crate::launch_templates::LaunchTemplate;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
 use crate::vpc::addresses::ElasticIp;
+use crate::vpc::dhcp_options::DhcpOptions;
 use crate::vpc::gateways::InternetGateway;
+use crate::vpc::nat_gateways::NatGateway;
 use crate::vpc::network_acls::NetworkAcl;
 use crate::vpc::network_interfaces::NetworkInterface;
 use crate::vpc::route_tables::RouteTable;
@@ -96,6 +98,23 @@ engine::kinds! {
         not_found: "InvalidInternetGatewayID.NotFound",
         missing: "The internetGateway ID '{id}' does not exist",
         malformed: "InvalidInternetGatewayID.Malformed",
+        migrations: &[],
+    }
+    /// A NAT gateway (see `vpc/nat_gateways.rs`); its interface is a `NetworkInterface`.
+    NatGateway, table nat_gateways, id nat_gateway_id, tags tags {
+        name: "natgateway",
+        prefix: Some("nat"),
+        not_found: "NatGatewayNotFound",
+        missing: "The NAT gateway '{id}' was not found",
+        malformed: "NatGatewayMalformed",
+        migrations: &[],
+    }
+    DhcpOptions, table dhcp_options, id dhcp_options_id, tags tags {
+        name: "dhcp-options",
+        prefix: Some("dopt"),
+        not_found: "InvalidDhcpOptionID.NotFound",
+        missing: "The dhcpOption ID '{id}' does not exist",
+        malformed: "InvalidDhcpOptionsId.Malformed",
         migrations: &[],
     }
     RouteTable, table route_tables, id route_table_id, tags tags {
@@ -188,12 +207,14 @@ mod tests {
         assert_eq!(
             names,
             [
+                "dhcp-options",
                 "elastic-ip",
                 "image",
                 "instance",
                 "internet-gateway",
                 "key-pair",
                 "launch-template",
+                "natgateway",
                 "network-acl",
                 "network-interface",
                 "route-table",

@@ -254,6 +254,7 @@ impl Control {
             vpc_metadata: metadata::VpcMetadataServers::default(),
         };
         control.ensure_default_vpc()?;
+        control.adopt_vpcs_without_dhcp_options()?;
         Ok(control)
     }
 

@@ -1,7 +1,7 @@
 //! Drives the network driver toward the VPC specs computed from the records.
 //!
 //! Every committed change to a networking record (VPCs, subnets, groups, gateways, route
-//! tables, ACLs, addresses, instances, interfaces: [`NETWORK_KINDS`]) pokes the reconciler
+//! tables, ACLs, addresses, instances, interfaces, DHCP options: [`NETWORK_KINDS`]) pokes the reconciler
 //! through its engine subscription, so a rule change reaches the driver within milliseconds
 //! rather than at the next periodic pass. A pass computes every VPC's spec from the latest
 //! records and applies only the VPCs whose spec differs from the one last applied (kept in
@@ -18,7 +18,9 @@ use network::VpcSpec;
 
 use crate::instances::Instance;
 use crate::vpc::addresses::ElasticIp;
+use crate::vpc::dhcp_options::DhcpOptions;
 use crate::vpc::gateways::InternetGateway;
+use crate::vpc::nat_gateways::{self, NatGateway};
 use crate::vpc::network_acls::NetworkAcl;
 use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::network_interfaces::NetworkInterface;
@@ -74,6 +76,7 @@ fn unknown_spec(vpc_id: String) -> VpcSpec {
         interfaces: Vec::new(),
         security_groups: Vec::new(),
         network_acls: Vec::new(),
+        dhcp_options: Default::default(),
     }
 }
 
@@ -88,6 +91,8 @@ pub(crate) const NETWORK_KINDS: &[Kind] = &[
     ElasticIp::KIND,
     Instance::KIND,
     NetworkInterface::KIND,
+    NatGateway::KIND,
+    DhcpOptions::KIND,
 ];
 
 /// How long a call waits for the network to enforce its change; past that it answers anyway
@@ -145,7 +150,11 @@ impl Control {
                 Err(error) => tracing::warn!(%error, "cannot list the wired VPCs; retrying"),
             }
         }
-        let wanted = vpc_specs(&self.read(), &self.config().region);
+        let (wanted, unsettled) = {
+            let state = self.read();
+            let specs = vpc_specs(&state, &self.config().region);
+            (specs, nat_gateways::unsettled(&state))
+        };
         for (vpc_id, spec) in &wanted {
             if applied.specs.get(vpc_id) == Some(spec) {
                 continue;
@@ -184,6 +193,15 @@ impl Control {
                     tracing::warn!(vpc = vpc_id, %error, "removing the VPC failed; retrying")
                 }
             }
+        }
+        // NAT gateways whose VPC the host now carries as the pass read it are settled.
+        let settled: Vec<_> = unsettled
+            .into_iter()
+            .filter(|(vpc_id, _, _)| applied.specs.get(vpc_id) == wanted.get(vpc_id))
+            .map(|(_, id, state)| (id, state))
+            .collect();
+        if let Err(error) = self.mutate(|txn| nat_gateways::settle(txn, &settled)) {
+            tracing::warn!(%error, "cannot settle the NAT gateways; retrying");
         }
         self.network_applied.send_if_modified(|done| {
             let newer = covered > *done;

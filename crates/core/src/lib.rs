@@ -104,6 +104,10 @@ pub struct Config {
     pub allow_default_credentials: bool,
     /// Where public and elastic IPs come from; the host routes this block to the VPCs.
     pub public_ip_pool: String,
+    /// Networks beyond the host that route `public_ip_pool` back to it (a lab router):
+    /// traffic from public and elastic IPs (NAT gateways' too) to them keeps its public
+    /// source, as the internet sees an EC2 address. Elsewhere the host masquerades it.
+    pub public_ip_routed_networks: Vec<String>,
     /// Seconds between two readings of the measured metrics (CPU, network, disk). AWS's
     /// resolutions (5 minutes, 1 minute with detailed monitoring) are aggregated from them.
     pub metrics_interval_secs: u64,
@@ -195,6 +199,7 @@ impl Default for Config {
             object_store: None,
             allow_default_credentials: false,
             public_ip_pool: "198.19.0.0/16".into(),
+            public_ip_routed_networks: Vec::new(),
             metrics_interval_secs: 10,
             limits: Limits::default(),
             hosts_file: "/etc/hosts".into(),

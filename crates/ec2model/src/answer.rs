@@ -116,7 +116,7 @@ mod tests {
             "<requestId>r</requestId><return>true</return></AttachInternetGatewayResponse>"
         ));
         check_output_xml("AttachInternetGateway", &xml).expect("valid");
-        assert!(encode_output("CreateNatGateway", &Value::Null, "r").is_none());
+        assert!(encode_output("CreateVpcPeeringConnection", &Value::Null, "r").is_none());
     }
 
     /// Answers the JSON walker this encoder replaced wrote (before commit "EC2 answers

@@ -341,7 +341,7 @@ mod tests {
         let void = "<RebootInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
             <requestId>r</requestId><return>yes</return></RebootInstancesResponse>";
         assert!(error_of("RebootInstances", void).contains("not a boolean"));
-        assert!(error_of("CreateNatGateway", VOLUMES).contains("not modeled"));
+        assert!(error_of("CreateVpcPeeringConnection", VOLUMES).contains("not modeled"));
     }
 
     proptest! {

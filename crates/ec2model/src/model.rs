@@ -243,7 +243,10 @@ mod tests {
                 "{action} is in actions.txt but not modeled"
             );
         }
-        assert!(operation_exists("CreateNatGateway") && !is_modeled("CreateNatGateway"));
+        assert!(
+            operation_exists("CreateVpcPeeringConnection")
+                && !is_modeled("CreateVpcPeeringConnection")
+        );
         assert!(!operation_exists("CreateVolumes"));
     }
 

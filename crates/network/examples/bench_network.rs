@@ -10,8 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use network::{
-    interface_device, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver,
-    Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
+    interface_device, DhcpOptionsSpec, InterfaceSpec, LinuxNetwork, NetworkAclEntry,
+    NetworkAclSpec, NetworkDriver, Peer, Protocol, SecurityGroupRule, SecurityGroupSpec,
+    SubnetSpec, VpcSpec,
 };
 
 const VPC: &str = "vpc-be4c0001";
@@ -92,6 +93,7 @@ fn spec(rules: usize, members: usize) -> VpcSpec {
             cidr: net("10.7.0.0/16"),
             internet_route: false,
             network_acl_id: "acl-01".into(),
+            nat_public_ip: None,
         }],
         interfaces,
         security_groups: vec![SecurityGroupSpec {
@@ -107,6 +109,7 @@ fn spec(rules: usize, members: usize) -> VpcSpec {
             ingress: vec![all.clone()],
             egress: vec![all],
         }],
+        dhcp_options: DhcpOptionsSpec::default(),
     }
 }
 

@@ -20,6 +20,31 @@ pub struct VpcSpec {
     pub interfaces: Vec<InterfaceSpec>,
     pub security_groups: Vec<SecurityGroupSpec>,
     pub network_acls: Vec<NetworkAclSpec>,
+    /// What DHCP hands out besides addresses (the VPC's DHCP options set).
+    pub dhcp_options: DhcpOptionsSpec,
+}
+
+/// The options of a VPC's DHCP options set, as DHCP sends them (RFC 2132). Empty: only
+/// addresses, router and host names (the `default` set of no options).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DhcpOptionsSpec {
+    /// Option 15: one domain, or several separated by spaces (a search list).
+    pub domain_name: Option<String>,
+    /// Option 6, in order.
+    pub domain_name_servers: Vec<NameServer>,
+    /// Option 42.
+    pub ntp_servers: Vec<Ipv4Addr>,
+    /// Option 44.
+    pub netbios_name_servers: Vec<Ipv4Addr>,
+    /// Option 46: 1, 2, 4 or 8.
+    pub netbios_node_type: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NameServer {
+    /// `AmazonProvidedDNS`: the VPC resolver at base+2, while DNS support is on.
+    AmazonProvided,
+    Address(Ipv4Addr),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +56,10 @@ pub struct SubnetSpec {
     /// has no way out of the VPC.
     pub internet_route: bool,
     pub network_acl_id: String,
+    /// The subnet's route table sends 0.0.0.0/0 to a public NAT gateway that has a way out
+    /// (its own subnet routes to the internet gateway): the subnet's addresses leave by the
+    /// uplink with this source, the gateway's elastic IP, and nothing comes in through it.
+    pub nat_public_ip: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

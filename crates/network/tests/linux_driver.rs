@@ -8,8 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use network::{
-    interface_device, InterfaceSpec, LinuxNetwork, NetworkAclEntry, NetworkAclSpec, NetworkDriver,
-    Peer, Protocol, SecurityGroupRule, SecurityGroupSpec, SubnetSpec, VpcSpec,
+    interface_device, DhcpOptionsSpec, InterfaceSpec, LinuxNetwork, NameServer, NetworkAclEntry,
+    NetworkAclSpec, NetworkDriver, Peer, Protocol, SecurityGroupRule, SecurityGroupSpec,
+    SubnetSpec, VpcSpec,
 };
 
 const VPC: &str = "vpc-7e570001";
@@ -106,6 +107,79 @@ impl Drop for Cleanup {
     }
 }
 
+/// The pool of this file's VPC: outside 198.19.0.0/16, which a nimbus with the default pool
+/// on the same host would masquerade.
+const POOL: &str = "198.18.250.0/24";
+/// A namespace standing in for the internet, routed from the host over a veth pair: the
+/// host is 203.0.113.1, the namespace 203.0.113.2, and it routes everything back.
+const OUTSIDE: &str = "dptest-out";
+const OUTSIDE_NET: &str = "203.0.113.0/30";
+
+struct Outside;
+
+impl Outside {
+    fn new() -> Outside {
+        ok(&format!(
+            "ip netns add {OUTSIDE} && ip -n {OUTSIDE} link set lo up && \
+             ip link add dpout0 type veth peer name eth0 netns {OUTSIDE} && \
+             ip address add 203.0.113.1/30 dev dpout0 && ip link set dpout0 up && \
+             ip -n {OUTSIDE} address add 203.0.113.2/30 dev eth0 && \
+             ip -n {OUTSIDE} link set eth0 up && ip -n {OUTSIDE} route add default via 203.0.113.1"
+        ));
+        Outside
+    }
+
+    /// The source address the outside sees for a connection `from` opens to it.
+    fn source_seen_from(&self, from: &Guest) -> Option<Ipv4Addr> {
+        // Its input stays open, so it keeps the connection until the client ends it; it
+        // is killed below, so no other process may stand between.
+        let mut listener = Command::new("ip")
+            .args([
+                "netns", "exec", OUTSIDE, "busybox", "nc", "-l", "-p", "9000",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("listener starts");
+        wait_listening(OUTSIDE, 9000);
+        let mut client = Command::new("ip")
+            .args(["netns", "exec", &from.ns, "sh", "-c"])
+            .arg("(echo hello; sleep 3) | timeout 4 busybox nc 203.0.113.2 9000")
+            .spawn()
+            .expect("client starts");
+        let mut seen = None;
+        for _ in 0..250 {
+            let peers = sh(&format!(
+                "ip netns exec {OUTSIDE} ss -tnH state established '( sport = :9000 )'"
+            ));
+            let text = String::from_utf8_lossy(&peers.stdout).into_owned();
+            // busybox listens on IPv6 too: the peer is `[::ffff:a.b.c.d]:port`.
+            seen = text
+                .split_whitespace()
+                .last()
+                .and_then(|peer| peer.rsplit_once(':'))
+                .map(|(address, _)| address.trim_start_matches("[::ffff:").trim_end_matches(']'))
+                .and_then(|address| address.parse().ok());
+            if seen.is_some() || client.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = client.wait();
+        let _ = listener.kill();
+        let _ = listener.wait();
+        seen
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = sh(&format!(
+            "ip netns pids {OUTSIDE} | xargs -r kill -9; ip netns del {OUTSIDE}; ip link del dpout0"
+        ));
+    }
+}
+
 /// Whether `from` can open a TCP connection to `ip:port` served in `to` and send a line.
 /// Waits until something listens on `port` in namespace `ns` (a fixed sleep loses the race
 /// on a busy host).
@@ -191,17 +265,19 @@ fn spec() -> VpcSpec {
                 cidr: net("10.9.1.0/24"),
                 internet_route: true,
                 network_acl_id: "acl-01".into(),
+                nat_public_ip: None,
             },
             SubnetSpec {
                 subnet_id: "subnet-0b".into(),
                 cidr: net("10.9.2.0/24"),
                 internet_route: false,
                 network_acl_id: "acl-01".into(),
+                nat_public_ip: None,
             },
         ],
         interfaces: vec![
             InterfaceSpec {
-                public_ip: Some(ip("198.19.250.10")),
+                public_ip: Some(ip("198.18.250.10")),
                 ..interface(
                     "eni-0a",
                     "subnet-0a",
@@ -254,6 +330,7 @@ fn spec() -> VpcSpec {
             ingress: vec![allow_all(100)],
             egress: vec![allow_all(100)],
         }],
+        dhcp_options: DhcpOptionsSpec::default(),
     }
 }
 
@@ -265,7 +342,8 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     }
     let _cleanup = Cleanup(VPC);
     let state = tempfile::tempdir().expect("state dir");
-    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    let driver = LinuxNetwork::new(state.path().to_owned(), net(POOL))
+        .with_routed_back(vec![net(OUTSIDE_NET)]);
     let mut spec = spec();
 
     // The namespace first, then the guests' devices, then the whole spec.
@@ -331,11 +409,94 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         .spawn()
         .expect("listener");
     wait_listening(&a.ns, 8080);
-    let sent = sh("echo hello | timeout 2 busybox nc 198.19.250.10 8080");
+    let sent = sh("echo hello | timeout 2 busybox nc 198.18.250.10 8080");
     let got = listener.wait_with_output().expect("listener output");
     assert!(
         sent.status.success() && String::from_utf8_lossy(&got.stdout).contains("hello"),
         "host to public IP: {sent:?}"
+    );
+
+    // C's private subnet has no way out; routed to a NAT gateway it reaches the outside
+    // as the gateway's address, and the outside cannot connect in through it.
+    let outside = Outside::new();
+    assert_eq!(outside.source_seen_from(&c), None);
+    spec.subnets[1].nat_public_ip = Some(ip("198.18.250.20"));
+    driver.apply_vpc(&spec).await.expect("NAT applies");
+    assert_eq!(outside.source_seen_from(&c), Some(ip("198.18.250.20")));
+    assert_eq!(
+        outside.source_seen_from(&a),
+        Some(ip("198.18.250.10")),
+        "a public IP keeps its own source"
+    );
+    let listener = Command::new("ip")
+        .args([
+            "netns", "exec", &c.ns, "timeout", "3", "busybox", "nc", "-l", "-p", "7005",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listener");
+    wait_listening(&c.ns, 7005);
+    let inbound = sh(&format!(
+        "ip netns exec {OUTSIDE} sh -c 'echo in | timeout 2 busybox nc 198.18.250.20 7005'"
+    ));
+    let got = listener.wait_with_output().expect("listener output");
+    assert!(
+        !String::from_utf8_lossy(&got.stdout).contains("in"),
+        "connected in through the NAT gateway: {inbound:?}"
+    );
+    spec.subnets[1].nat_public_ip = None;
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("NAT route removal applies");
+    assert_eq!(outside.source_seen_from(&c), None);
+    drop(outside);
+
+    // A DHCP options set reaches the next lease, which lasts an hour.
+    spec.dhcp_options = DhcpOptionsSpec {
+        domain_name: Some("corp.example.com".into()),
+        domain_name_servers: vec![
+            NameServer::Address(ip("10.9.0.53")),
+            NameServer::AmazonProvided,
+        ],
+        ntp_servers: vec![ip("10.9.0.123")],
+        netbios_name_servers: vec![],
+        netbios_node_type: None,
+    };
+    driver.apply_vpc(&spec).await.expect("DHCP options apply");
+    let script = state.path().join("lease.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] && echo \"domain=$domain dns=$dns ntp=$ntpsrv lease=$lease\"\n",
+    )
+    .expect("lease script");
+    std::fs::set_permissions(
+        &script,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+    )
+    .expect("executable");
+    let lease = a.run(&format!(
+        "timeout 10 busybox udhcpc -i eth0 -n -q -f -s {}",
+        script.display()
+    ));
+    assert!(
+        String::from_utf8_lossy(&lease.stdout)
+            .contains("domain=corp.example.com dns=10.9.0.53 10.9.0.2 ntp=10.9.0.123 lease=3600"),
+        "udhcpc: {lease:?}"
+    );
+    // No options set: no domain and no name server, not even dnsmasq itself.
+    spec.dhcp_options = DhcpOptionsSpec::default();
+    driver
+        .apply_vpc(&spec)
+        .await
+        .expect("no DHCP options apply");
+    let lease = a.run(&format!(
+        "timeout 10 busybox udhcpc -i eth0 -n -q -f -s {}",
+        script.display()
+    ));
+    assert!(
+        String::from_utf8_lossy(&lease.stdout).contains("domain= dns= ntp= lease=3600"),
+        "udhcpc: {lease:?}"
     );
 
     // The metadata listener sees the asking interface's address, which names its instance.
@@ -388,7 +549,8 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     let dnsmasq_pid =
         std::fs::read_to_string(state.path().join(VPC).join("dnsmasq.pid")).expect("pid file");
     drop(driver);
-    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    let driver = LinuxNetwork::new(state.path().to_owned(), net(POOL))
+        .with_routed_back(vec![net(OUTSIDE_NET)]);
     driver
         .apply_vpc(&spec)
         .await
@@ -434,7 +596,7 @@ async fn a_vpc_whose_data_dir_is_gone_is_removed_by_the_next_server() {
     const ORPHAN: &str = "vpc-7e570002";
     let deleted = tempfile::tempdir().expect("state dir");
     let kept = tempfile::tempdir().expect("state dir");
-    let pool = net("198.19.0.0/16");
+    let pool = net("198.18.251.0/24");
     // No interfaces: their public IPs would take the host routes of the other test's VPC.
     let orphan = VpcSpec {
         vpc_id: ORPHAN.into(),

@@ -155,7 +155,15 @@ async fn open_control(
             config.public_ip_pool
         )
     })?;
-    let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool);
+    let routed_back = (config.public_ip_routed_networks.iter())
+        .map(|network| {
+            network.parse().map_err(|e| {
+                anyhow::anyhow!("public_ip_routed_networks: {network:?} is not a CIDR: {e}")
+            })
+        })
+        .collect::<anyhow::Result<Vec<ipnet::Ipv4Net>>>()?;
+    let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool)
+        .with_routed_back(routed_back);
     let drivers = control::Drivers::on_host(engine.clone(), Arc::new(network));
     Ok((
         Arc::new(control::Control::open(config, store, drivers)?),

@@ -55,7 +55,7 @@ fn address_output(context: &ApiContext, address: &ElasticIp) -> Value {
         "PublicIp": address.public_ip.to_string(),
         "AllocationId": address.allocation_id,
         "Domain": "vpc",
-        "InstanceId": association.map(|a| &a.instance_id),
+        "InstanceId": association.and_then(|a| a.instance_id.as_ref()),
         "AssociationId": association.map(|a| &a.association_id),
         "NetworkInterfaceId": association.map(|a| &a.interface_id),
         "NetworkInterfaceOwnerId": association.map(|_| &config.account_id),

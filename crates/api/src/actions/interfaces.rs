@@ -235,12 +235,26 @@ pub(super) fn group_set_output(state: &control::State, instance: &Instance) -> V
     }
 }
 
-fn association_output(public_ip: Option<Ipv4Addr>, region: &str) -> Value {
-    json!(public_ip.map(|ip| json!({
+/// The public address of an interface: an elastic IP shows its allocation and association
+/// (and the account as its owner), an auto-assigned one belongs to `amazon`.
+fn association_output(
+    public_ip: Option<Ipv4Addr>,
+    state: &control::State,
+    config: &nimbus_core::Config,
+) -> Value {
+    let Some(ip) = public_ip else {
+        return Value::Null;
+    };
+    let elastic = (state.elastic_ips().values())
+        .find(|e| e.public_ip == ip)
+        .and_then(|e| Some((e, e.live_association(state)?)));
+    json!({
         "PublicIp": ip.to_string(),
-        "PublicDnsName": public_dns_name(ip, region),
-        "IpOwnerId": "amazon",
-    })))
+        "PublicDnsName": public_dns_name(ip, &config.region),
+        "IpOwnerId": if elastic.is_some() { config.account_id.as_str() } else { "amazon" },
+        "AllocationId": elastic.map(|(e, _)| &e.allocation_id),
+        "AssociationId": elastic.map(|(_, a)| &a.association_id),
+    })
 }
 
 /// The instance-level networking members of DescribeInstances, for a live instance, with
@@ -297,7 +311,7 @@ fn interface_output(
                 "PrivateIpAddress": ip.to_string(),
                 "PrivateDnsName": private_dns_name(*ip, region),
                 "Primary": primary,
-                "Association": association_output(public_ip.filter(|_| primary), region),
+                "Association": association_output(public_ip.filter(|_| primary), state, config),
             })
         })
         .collect();
@@ -314,7 +328,7 @@ fn interface_output(
         "SourceDestCheck": network.source_dest_check,
         "Groups": groups_output(state, network),
         "Attachment": attachment,
-        "Association": association_output(public_ip, region),
+        "Association": association_output(public_ip, state, config),
         "PrivateIpAddresses": private_ips,
         "InterfaceType": interface.interface_type(),
     })

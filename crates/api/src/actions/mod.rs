@@ -2,6 +2,7 @@
 
 mod addresses;
 mod catalog;
+mod dhcp_options;
 mod gateways;
 mod images;
 mod instance_health;
@@ -9,6 +10,7 @@ mod instances;
 mod interfaces;
 mod keypairs;
 mod launch_templates;
+mod nat_gateways;
 mod network_acls;
 mod route_tables;
 mod security_groups;
@@ -222,6 +224,8 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     subnets::HANDLERS,
     security_groups::HANDLERS,
     gateways::HANDLERS,
+    nat_gateways::HANDLERS,
+    dhcp_options::HANDLERS,
     route_tables::HANDLERS,
     network_acls::HANDLERS,
     interfaces::HANDLERS,

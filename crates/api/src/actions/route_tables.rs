@@ -1,6 +1,6 @@
 //! CreateRouteTable, DeleteRouteTable, DescribeRouteTables, CreateRoute, ReplaceRoute,
 //! DeleteRoute, AssociateRouteTable, DisassociateRouteTable. Only `local` routes and routes
-//! to internet gateways are served; other targets are refused by name.
+//! to internet and NAT gateways are served; other targets are refused by name.
 
 use control::idempotency::ClientToken;
 use control::tags::{tags_of_created, TagSpecification};
@@ -41,6 +41,7 @@ fn route_table_output(state: &control::State, table: &RouteTable, owner: &str) -
             json!({
                 "DestinationCidrBlock": route.destination.to_string(),
                 "GatewayId": route.target.gateway_id(),
+                "NatGatewayId": route.target.nat_gateway_id(),
                 "State": table.route_state(state, route),
                 "Origin": if local { "CreateRouteTable" } else { "CreateRoute" },
             })
@@ -172,7 +173,6 @@ impl RouteRequest {
             ),
             ("InstanceId", self.instance_id.is_some()),
             ("LocalGatewayId", self.local_gateway_id.is_some()),
-            ("NatGatewayId", self.nat_gateway_id.is_some()),
             ("NetworkInterfaceId", self.network_interface_id.is_some()),
             ("TransitGatewayId", self.transit_gateway_id.is_some()),
             ("VpcEndpointId", self.vpc_endpoint_id.is_some()),
@@ -184,6 +184,7 @@ impl RouteRequest {
         ];
         RouteTargetRequest {
             gateway_id: self.gateway_id.clone(),
+            nat_gateway_id: self.nat_gateway_id.clone(),
             other: others
                 .iter()
                 .find(|(_, given)| *given)

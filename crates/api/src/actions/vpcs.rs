@@ -72,7 +72,7 @@ fn vpc_output(vpc: &Vpc, owner_id: &str) -> Value {
         "State": "available",
         "CidrBlock": vpc.primary_cidr().to_string(),
         "CidrBlockAssociationSet": associations,
-        "DhcpOptionsId": "default",
+        "DhcpOptionsId": vpc.dhcp_options_id,
         "InstanceTenancy": "default",
         "IsDefault": vpc.is_default,
         "Tags": tags_output(&vpc.tags),

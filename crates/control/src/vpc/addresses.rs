@@ -2,6 +2,8 @@
 //! its primary interface, replacing its auto-assigned public IP), DisassociateAddress,
 //! ReleaseAddress, DescribeAddresses. An association lasts while its instance is not
 //! terminated: a terminated instance's address is free again without any background step.
+//! A NAT gateway holds its elastic IP through its interface (`nat_gateways.rs`) until it is
+//! deleted; the user can neither move nor release it meanwhile.
 
 use std::net::Ipv4Addr;
 
@@ -19,7 +21,8 @@ use nimbus_core::Config;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddressAssociation {
     pub association_id: String,
-    pub instance_id: String,
+    /// `None` for a NAT gateway's interface.
+    pub instance_id: Option<String>,
     pub interface_id: String,
     pub private_ip: Ipv4Addr,
 }
@@ -33,13 +36,25 @@ pub struct ElasticIp {
 }
 
 impl ElasticIp {
-    /// The association, while its instance lives.
+    /// The association, while its instance lives (or its NAT gateway's interface exists).
     pub fn live_association<'a>(&'a self, state: &State) -> Option<&'a AddressAssociation> {
-        self.association.as_ref().filter(|a| {
-            state
-                .get::<Instance>(&a.instance_id)
-                .is_some_and(|i| i.state != InstanceState::Terminated)
+        self.association.as_ref().filter(|a| match &a.instance_id {
+            Some(instance_id) => state
+                .get::<Instance>(instance_id)
+                .is_some_and(|i| i.state != InstanceState::Terminated),
+            None => state.network_interfaces().contains_key(&a.interface_id),
         })
+    }
+
+    /// Refuses to move or release an address a NAT gateway holds.
+    fn check_not_held_by_nat_gateway(&self, state: &State) -> Result<()> {
+        match self.live_association(state) {
+            Some(a) if a.instance_id.is_none() => Err(Error::AddressInUse(format!(
+                "Address {} is in use by the NAT gateway of network interface {}.",
+                self.public_ip, a.interface_id
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -56,7 +71,10 @@ impl Filterable for ElasticIp {
             association_field(e, |a| a.association_id.clone())
         }),
         ("instance-id", |e, _| {
-            association_field(e, |a| a.instance_id.clone())
+            e.association
+                .iter()
+                .filter_map(|a| a.instance_id.clone())
+                .collect()
         }),
         ("network-interface-id", |e, _| {
             association_field(e, |a| a.interface_id.clone())
@@ -85,7 +103,7 @@ impl AddressQueries for State {
     fn elastic_ip_of(&self, instance_id: &str) -> Option<&ElasticIp> {
         self.elastic_ips().values().find(|e| {
             e.live_association(self)
-                .is_some_and(|a| a.instance_id == instance_id)
+                .is_some_and(|a| a.instance_id.as_deref() == Some(instance_id))
         })
     }
 
@@ -220,12 +238,14 @@ impl Control {
                     })?,
                 None => network.primary_ip(),
             };
+            address.check_not_held_by_nat_gateway(state)?;
             let moved_from = address
                 .live_association(state)
-                .map(|current| current.instance_id.clone())
+                .and_then(|current| current.instance_id.clone())
                 .filter(|id| *id != instance.instance_id);
             if let Some(current) = address.live_association(state) {
-                if !target.allow_reassociation && current.instance_id != instance.instance_id {
+                let elsewhere = current.instance_id.as_deref() != Some(&instance.instance_id);
+                if !target.allow_reassociation && elsewhere {
                     return Err(Error::AlreadyAssociated(format!(
                         "resource {allocation_id} is already associated with associate-id {}",
                         current.association_id
@@ -255,7 +275,7 @@ impl Control {
             let association_id = nimbus_core::new_id("eipassoc");
             address.association = Some(AddressAssociation {
                 association_id: association_id.clone(),
-                instance_id: instance.instance_id.clone(),
+                instance_id: Some(instance.instance_id.clone()),
                 interface_id: network.interface_id.clone(),
                 private_ip,
             });
@@ -292,14 +312,15 @@ impl Control {
                     .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
                 (None, None) => return Err(Error::MissingParameter("AssociationId".into())),
             };
+            address.check_not_held_by_nat_gateway(state)?;
             if dry_run {
                 return Err(Error::DryRunOperation);
             }
             let mut address = address.clone();
             let association = address.association.take();
             txn.put(address)?;
-            match association {
-                Some(old) => restore_auto_public_ip(txn, &old.instance_id, self.config()),
+            match association.and_then(|old| old.instance_id) {
+                Some(old) => restore_auto_public_ip(txn, &old, self.config()),
                 None => Ok(()),
             }
         })
@@ -323,10 +344,12 @@ impl Control {
                     .ok_or_else(|| Error::AddressNotFound(format!("Address '{ip}' not found.")))?,
                 (None, None) => return Err(Error::MissingParameter("AllocationId".into())),
             };
+            address.check_not_held_by_nat_gateway(state)?;
             if let Some(association) = address.live_association(state) {
                 return Err(Error::AddressInUse(format!(
                     "Address {} is in use by {}.",
-                    address.public_ip, association.instance_id
+                    address.public_ip,
+                    association.instance_id.as_deref().unwrap_or_default()
                 )));
             }
             if dry_run {

@@ -1,12 +1,14 @@
 //! The default VPC, as in a fresh AWS account: 172.31.0.0/16 with a /20 default subnet per
 //! configured zone (172.31.0.0/20, 172.31.16.0/20, …) that maps public IPs on launch, its
 //! default security group, an attached internet gateway that the main route table sends
-//! 0.0.0.0/0 to, and the default network ACL. Made once, at the first start.
+//! 0.0.0.0/0 to, the default network ACL, and the region's default DHCP options set. Made
+//! once, at the first start.
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::dhcp_options::insert_region_default;
 use super::gateways::InternetGateway;
 use super::route_tables::{Route, RouteTarget};
 use super::subnets::{insert_subnet, Subnet};
@@ -33,9 +35,13 @@ impl Control {
     /// Creates the default VPC unless the account has one; safe to call on every start.
     pub fn ensure_default_vpc(&self) -> Result<()> {
         let zones = self.config().zones.clone();
+        let region = self.config().region.clone();
         self.mutate(|txn| {
             if txn.state().default_vpc().is_some() {
                 return Ok(());
+            }
+            if !txn.state().dhcp_options().values().any(|d| d.is_default) {
+                insert_region_default(txn, &region)?;
             }
             let vpc = insert_vpc(txn, DEFAULT_VPC_CIDR, true, Tags::new())?;
             for (index, zone) in zones.iter().enumerate() {

@@ -1,6 +1,7 @@
-//! The VPC control plane: VPCs, subnets, security groups, internet gateways, route tables and
-//! network ACLs (one module per kind), the default VPC, and the desired network state built
-//! from them for the network driver (`spec.rs`, applied by `network_reconciler.rs`).
+//! The VPC control plane: VPCs, subnets, security groups, internet and NAT gateways, route
+//! tables, network ACLs and DHCP options sets (one module per kind), the default VPC, and the
+//! desired network state built from them for the network driver (`spec.rs`, applied by
+//! `network_reconciler.rs`).
 //!
 //! Every string here may end up in the host's nftables or dnsmasq configuration, rendered by
 //! the network driver: CIDRs are parsed into `Ipv4Net` (never kept as text), and names and
@@ -8,8 +9,10 @@
 
 pub mod addresses;
 pub mod default_vpc;
+pub mod dhcp_options;
 pub mod gateways;
 pub mod interfaces;
+pub mod nat_gateways;
 pub mod network_acls;
 pub mod network_interfaces;
 pub mod route_tables;

@@ -33,7 +33,8 @@ pub const MAX_INTERFACES: u32 = compute::NIC_PORTS as u32;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkInterface {
     /// Its addresses, MAC and groups; `attachment_id` is that of its current attachment (a
-    /// new one per attach). Such interfaces never get a public IP of their own.
+    /// new one per attach). A user's interfaces never get a public IP of their own; a NAT
+    /// gateway's shows its elastic IP.
     pub network: InstanceNetwork,
     pub availability_zone: String,
     pub attachment: Option<InterfaceAttachment>,
@@ -614,10 +615,8 @@ impl crate::Control {
         self.mutate(|txn| {
             let state = txn.state();
             let in_use = match state.network_interfaces().get(interface_id) {
-                Some(interface) => {
-                    refuse_managed(interface)?;
-                    interface.attachment.is_some()
-                }
+                // A service's interface is in use as long as its owner lives.
+                Some(interface) => interface.attachment.is_some() || interface.managed.is_some(),
                 None => {
                     // A primary interface goes with its instance.
                     if !state
@@ -870,7 +869,7 @@ mod tests {
         assert!(eni.network.public_ip.is_some());
         let refused = h.control.delete_network_interface(&id, false);
         assert!(
-            matches!(refused, Err(Error::OperationNotPermitted(_))),
+            matches!(refused, Err(Error::InterfaceInUse(_))),
             "{refused:?}"
         );
         let (instance, _) = running_instance(&h).await;

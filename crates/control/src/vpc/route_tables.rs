@@ -1,12 +1,13 @@
 //! Route tables: every VPC has a main table with its `local` routes; custom tables are
-//! associated with subnets explicitly. Routes go to `local` or to an internet gateway; other
-//! targets (NAT gateways, peering, instances, interfaces…) are refused by name, since nimbus
-//! has no data path for them.
+//! associated with subnets explicitly. Routes go to `local`, to an internet gateway or to a
+//! NAT gateway; other targets (peering, instances, interfaces…) are refused by name, since
+//! nimbus has no data path for them.
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::gateways::InternetGateway;
+use super::nat_gateways::{nat_gateway_not_found, NatGateway};
 use super::parse_cidr;
 use super::subnets::Subnet;
 use super::vpcs::Vpc;
@@ -22,15 +23,26 @@ const DESCRIBE_ROUTE_TABLES_PAGING: Paging = Paging::within(5, 100);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteTarget {
     Local,
+    /// An internet gateway.
     Gateway(String),
+    NatGateway(String),
 }
 
 impl RouteTarget {
-    /// The `gatewayId` EC2 shows.
-    pub fn gateway_id(&self) -> &str {
+    /// The `gatewayId` EC2 shows (`local` or an internet gateway's).
+    pub fn gateway_id(&self) -> Option<&str> {
         match self {
-            RouteTarget::Local => "local",
-            RouteTarget::Gateway(id) => id,
+            RouteTarget::Local => Some("local"),
+            RouteTarget::Gateway(id) => Some(id),
+            RouteTarget::NatGateway(_) => None,
+        }
+    }
+
+    /// The `natGatewayId` EC2 shows.
+    pub fn nat_gateway_id(&self) -> Option<&str> {
+        match self {
+            RouteTarget::NatGateway(id) => Some(id),
+            _ => None,
         }
     }
 }
@@ -88,33 +100,42 @@ impl RouteTable {
         self.associations.iter().any(|a| a.subnet_id.is_none())
     }
 
-    /// Whether the table sends 0.0.0.0/0 to an internet gateway attached to its VPC.
-    pub fn routes_to_internet(&self, state: &State) -> bool {
-        self.routes.iter().any(|r| {
-            r.destination.prefix_len() == 0
-                && match &r.target {
-                    RouteTarget::Gateway(id) => state
-                        .get::<InternetGateway>(id)
-                        .is_some_and(|g| g.attached_vpc.as_deref() == Some(&self.vpc_id)),
-                    RouteTarget::Local => false,
-                }
-        })
+    /// The target of the table's default route (0.0.0.0/0), if it has one.
+    pub fn default_target(&self) -> Option<&RouteTarget> {
+        self.routes
+            .iter()
+            .find(|r| r.destination.prefix_len() == 0)
+            .map(|r| &r.target)
     }
 
-    /// A route's state as EC2 shows it: `blackhole` once its gateway is detached.
+    /// Whether the table sends 0.0.0.0/0 to an internet gateway attached to its VPC.
+    pub fn routes_to_internet(&self, state: &State) -> bool {
+        matches!(
+            self.default_target(),
+            Some(target @ RouteTarget::Gateway(_)) if self.is_active(state, target)
+        )
+    }
+
+    /// Whether a target carries traffic: an internet gateway while attached to the table's
+    /// VPC, a NAT gateway until it is being deleted.
+    fn is_active(&self, state: &State, target: &RouteTarget) -> bool {
+        match target {
+            RouteTarget::Local => true,
+            RouteTarget::Gateway(id) => state
+                .get::<InternetGateway>(id)
+                .is_some_and(|g| g.attached_vpc.as_deref() == Some(&self.vpc_id)),
+            RouteTarget::NatGateway(id) => state
+                .get::<NatGateway>(id)
+                .is_some_and(NatGateway::carries_traffic),
+        }
+    }
+
+    /// A route's state as EC2 shows it: `blackhole` once its gateway is detached or deleted.
     pub fn route_state(&self, state: &State, route: &Route) -> &'static str {
-        match &route.target {
-            RouteTarget::Local => "active",
-            RouteTarget::Gateway(id) => {
-                if state
-                    .get::<InternetGateway>(id)
-                    .is_some_and(|g| g.attached_vpc.as_deref() == Some(&self.vpc_id))
-                {
-                    "active"
-                } else {
-                    "blackhole"
-                }
-            }
+        if self.is_active(state, &route.target) {
+            "active"
+        } else {
+            "blackhole"
         }
     }
 }
@@ -148,7 +169,13 @@ impl Filterable for RouteTable {
         ("route.gateway-id", |t, _| {
             t.routes
                 .iter()
-                .map(|r| r.target.gateway_id().to_owned())
+                .filter_map(|r| r.target.gateway_id().map(str::to_owned))
+                .collect()
+        }),
+        ("route.nat-gateway-id", |t, _| {
+            t.routes
+                .iter()
+                .filter_map(|r| r.target.nat_gateway_id().map(str::to_owned))
                 .collect()
         }),
         ("owner-id", |_, config| vec![config.account_id.clone()]),
@@ -178,11 +205,13 @@ impl RouteTableQueries for State {
     }
 }
 
-/// The target a CreateRoute or ReplaceRoute names. Only internet gateways have a data path.
+/// The target a CreateRoute or ReplaceRoute names: an internet gateway or a NAT gateway.
 #[derive(Clone, Debug, Default)]
 pub struct RouteTargetRequest {
     pub gateway_id: Option<String>,
-    /// The wire name of another target given (NatGatewayId, InstanceId…), refused by name.
+    pub nat_gateway_id: Option<String>,
+    /// The wire name of another target given (InstanceId, VpcPeeringConnectionId…), refused
+    /// by name.
     pub other: Option<&'static str>,
 }
 
@@ -193,27 +222,44 @@ fn resolve_target(
 ) -> Result<RouteTarget> {
     if let Some(other) = request.other {
         return Err(Error::Unsupported(format!(
-            "Routes to {other} are not supported by nimbus: only internet gateways and local \
-             routes have a data path (see docs/compatibility.md)."
+            "Routes to {other} are not supported by nimbus: only internet gateways, NAT \
+             gateways and local routes have a data path (see docs/compatibility.md)."
         )));
     }
-    let gateway_id = request
-        .gateway_id
-        .as_deref()
-        .ok_or_else(|| Error::MissingParameter("GatewayId".into()))?;
-    if gateway_id == "local" {
-        return Err(Error::InvalidParameterValue(
-            "Local routes cannot be created or replaced.".into(),
-        ));
-    }
-    let gateway = existing::<InternetGateway>(state, gateway_id)?;
-    if gateway.attached_vpc.as_deref() != Some(&table.vpc_id) {
-        return Err(Error::InvalidParameterValue(format!(
+    let different_networks = |gateway_id: &str| {
+        Error::InvalidParameterValue(format!(
             "route table {} and network gateway {gateway_id} belong to different networks",
             table.route_table_id
-        )));
+        ))
+    };
+    match (&request.gateway_id, &request.nat_gateway_id) {
+        (Some(_), Some(_)) => Err(Error::InvalidParameterCombination(
+            "Only one of GatewayId and NatGatewayId may be given.".into(),
+        )),
+        (None, None) => Err(Error::MissingParameter("GatewayId".into())),
+        (None, Some(nat_id)) => {
+            let nat = existing::<NatGateway>(state, nat_id)?;
+            if !nat.carries_traffic() {
+                return Err(nat_gateway_not_found(nat_id));
+            }
+            if nat.vpc_id != table.vpc_id {
+                return Err(different_networks(nat_id));
+            }
+            Ok(RouteTarget::NatGateway(nat_id.clone()))
+        }
+        (Some(gateway_id), None) => {
+            if gateway_id == "local" {
+                return Err(Error::InvalidParameterValue(
+                    "Local routes cannot be created or replaced.".into(),
+                ));
+            }
+            let gateway = existing::<InternetGateway>(state, gateway_id)?;
+            if gateway.attached_vpc.as_deref() != Some(&table.vpc_id) {
+                return Err(different_networks(gateway_id));
+            }
+            Ok(RouteTarget::Gateway(gateway_id.clone()))
+        }
     }
-    Ok(RouteTarget::Gateway(gateway_id.to_owned()))
 }
 
 fn route_not_found(table_id: &str, destination: Ipv4Net) -> Error {

@@ -1,7 +1,8 @@
 //! The desired state of each VPC for the network driver, computed from the records: its
-//! subnets (with whether their route table reaches an attached internet gateway and which
-//! ACL guards them), its interfaces (live instances' primary ones and the others), its security groups (group
-//! references stay `Peer::Group`; the driver resolves membership) and its network ACLs.
+//! subnets (with whether their route table reaches an attached internet gateway or a NAT
+//! gateway, and which ACL guards them), its interfaces (live instances' primary ones and the
+//! others), its security groups (group references stay `Peer::Group`; the driver resolves
+//! membership), its network ACLs and its DHCP options.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,8 @@ use network::{Holder, InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
 use super::interfaces::dns_domain;
 use super::vpcs::Vpc;
 use crate::kinds::Tables;
+use crate::vpc::dhcp_options::DhcpOptionsQueries;
+use crate::vpc::nat_gateways::NatGatewayQueries;
 use crate::vpc::network_interfaces::InterfaceQueries;
 use crate::vpc::route_tables::RouteTableQueries;
 use crate::State;
@@ -41,14 +44,18 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
                 .find(|a| a.association_of(&subnet.subnet_id).is_some())
                 .map(|a| a.network_acl_id.clone())
                 .unwrap_or_default(),
+            nat_public_ip: state.nat_public_ip_of(subnet),
         })
         .collect();
     // Every interface, attached or not: an available one keeps its DHCP reservation and
-    // rules, so attaching it later changes no address.
+    // rules, so attaching it later changes no address. A NAT gateway's has no device: the
+    // namespace translates for it (`SubnetSpec::nat_public_ip`).
     let interfaces = state
         .all_interfaces()
         .into_iter()
         .filter(|e| e.network.vpc_id == *vpc_id)
+        // A service's interface with no device (a NAT gateway's) is the namespace's own.
+        .filter(|e| e.managed.as_ref().is_none_or(|m| m.node))
         .map(|e| {
             let net = e.network;
             InterfaceSpec {
@@ -94,5 +101,6 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
         interfaces,
         security_groups,
         network_acls,
+        dhcp_options: state.dhcp_options_spec_of(vpc),
     }
 }

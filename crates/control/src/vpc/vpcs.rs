@@ -5,6 +5,7 @@
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use super::dhcp_options::DhcpOptionsQueries;
 use super::network_acls::NetworkAcl;
 use super::route_tables::RouteTable;
 use super::security_groups::SecurityGroup;
@@ -35,6 +36,10 @@ pub struct Vpc {
     pub is_default: bool,
     pub enable_dns_support: bool,
     pub enable_dns_hostnames: bool,
+    /// Its DHCP options set, or `default` for none. Empty in records from before DHCP
+    /// options sets, which get the region's default set at the next start.
+    #[serde(default)]
+    pub dhcp_options_id: String,
     pub tags: Tags,
 }
 
@@ -68,7 +73,7 @@ impl Filterable for Vpc {
         ("state", |_, _| vec!["available".into()]),
         ("owner-id", |_, config| vec![config.account_id.clone()]),
         ("instance-tenancy", |_, _| vec!["default".into()]),
-        ("dhcp-options-id", |_, _| vec!["default".into()]),
+        ("dhcp-options-id", |v, _| vec![v.dhcp_options_id.clone()]),
     ];
 }
 
@@ -118,7 +123,8 @@ fn check_vpc_range(cidr: Ipv4Net) -> Result<()> {
 }
 
 /// Creates a VPC with what AWS gives every VPC: a main route table with the local route, a
-/// default network ACL allowing everything, and a default security group.
+/// default network ACL allowing everything, a default security group, and the region's
+/// default DHCP options set.
 pub(crate) fn insert_vpc(
     txn: &mut Txn,
     cidr: Ipv4Net,
@@ -134,6 +140,7 @@ pub(crate) fn insert_vpc(
         is_default,
         enable_dns_support: true,
         enable_dns_hostnames: is_default,
+        dhcp_options_id: txn.state().dhcp_options_for_new_vpc(),
         tags,
     };
     txn.put(vpc.clone())?;

@@ -1,18 +1,23 @@
 //! dnsmasq per VPC, in the VPC's namespace: DHCP with a static host entry per interface
-//! (MAC → primary IP, hostname `ip-a-b-c-d`, router base+1, resolver base+2) and the VPC
-//! resolver answering `ip-a-b-c-d.<domain>`. It is its own daemon, so it outlives a crash
-//! of nimbus and is adopted again through its pid file. Everything is in its one config
-//! file, which it reads as root before dropping to `nobody` (who cannot enter nimbus's 0700
-//! data dir, so host files reread on SIGHUP would fail): a change restarts it with no lease
-//! file. Every lease is static, so none is lost, and an address freed by one interface is
-//! not held back from the next.
+//! (MAC → primary IP, hostname `ip-a-b-c-d`, router base+1), the options of the VPC's DHCP
+//! options set (domain name, name servers, NTP and NetBIOS servers), and the VPC resolver
+//! answering `ip-a-b-c-d.<domain>`. It is its own daemon, so it outlives a crash of nimbus
+//! and is adopted again through its pid file. Everything is in its one config file, which it
+//! reads as root before dropping to `nobody` (who cannot enter nimbus's 0700 data dir, so
+//! host files reread on SIGHUP would fail): a change restarts it with no lease file. Every
+//! lease is static, so none is lost, and an address freed by one interface is not held back
+//! from the next.
+//!
+//! Leases last [`LEASE_TIME`], as EC2's do: a guest renews at half of it, so a new DHCP
+//! options set reaches running guests within half an hour (or at once when the guest renews
+//! itself: `kill -USR1` of udhcpc, `dhclient -r && dhclient`).
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::rules::resolver_ip;
-use crate::VpcSpec;
+use crate::{NameServer, VpcSpec};
 
 /// The files of one VPC's dnsmasq.
 pub struct Files {
@@ -40,6 +45,9 @@ fn path_text(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// How long a lease lasts: an hour, as EC2's.
+pub const LEASE_TIME: &str = "1h";
+
 /// The dnsmasq config of a VPC (its spec must have passed `check_spec`).
 pub fn config(vpc: &VpcSpec, files: &Files) -> String {
     let mut out = format!("# nimbus: the DHCP server and resolver of {}\n", vpc.vpc_id);
@@ -47,23 +55,22 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
     let _ = writeln!(out, "dhcp-leasefile={}", path_text(&files.leases()));
     out.push_str("user=nobody\ngroup=nogroup\nno-hosts\nno-resolv\ndhcp-authoritative\n");
     let _ = writeln!(out, "except-interface={}", super::names::UPLINK);
-    let _ = writeln!(out, "domain={}", vpc.dns_domain);
     match resolver_ip(vpc) {
-        Some(resolver) if vpc.dns_support => {
+        Some(_) if vpc.dns_support => {
             let _ = writeln!(out, "local=/{}/", vpc.dns_domain);
-            let _ = writeln!(out, "dhcp-option=option:dns-server,{resolver}");
             if vpc.dns_hostnames {
                 out.push_str(&host_records(vpc));
             }
         }
         _ => out.push_str("port=0\n"),
     }
+    out.push_str(&dhcp_options(vpc));
     for subnet in &vpc.subnets {
         let cidr = subnet.cidr.trunc();
         // The router is the address the request came in on (base+1 on every tap).
         let _ = writeln!(
             out,
-            "dhcp-range={},static,{},infinite",
+            "dhcp-range={},static,{},{LEASE_TIME}",
             cidr.network(),
             cidr.netmask()
         );
@@ -72,14 +79,63 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
     out
 }
 
-/// `dhcp-host=MAC,IP,HOSTNAME,infinite` per interface.
+fn address_list(ips: impl IntoIterator<Item = Ipv4Addr>) -> String {
+    ips.into_iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The `dhcp-option` lines of the VPC's DHCP options set. `AmazonProvidedDNS` is the VPC
+/// resolver, which is there only while DNS support is on.
+fn dhcp_options(vpc: &VpcSpec) -> String {
+    let options = &vpc.dhcp_options;
+    let resolver = resolver_ip(vpc).filter(|_| vpc.dns_support);
+    let name_servers = options
+        .domain_name_servers
+        .iter()
+        .filter_map(|server| match server {
+            NameServer::AmazonProvided => resolver,
+            NameServer::Address(ip) => Some(*ip),
+        });
+    let mut out = String::new();
+    if let Some(domain) = &options.domain_name {
+        let _ = writeln!(out, "dhcp-option=option:domain-name,\"{domain}\"");
+    }
+    let name_servers = address_list(name_servers);
+    if name_servers.is_empty() {
+        // With no value the option is not sent: dnsmasq would offer itself otherwise.
+        out.push_str("dhcp-option=option:dns-server\n");
+    }
+    for (name, ips) in [
+        ("dns-server", name_servers),
+        (
+            "ntp-server",
+            address_list(options.ntp_servers.iter().copied()),
+        ),
+        (
+            "netbios-ns",
+            address_list(options.netbios_name_servers.iter().copied()),
+        ),
+    ] {
+        if !ips.is_empty() {
+            let _ = writeln!(out, "dhcp-option=option:{name},{ips}");
+        }
+    }
+    if let Some(node_type) = options.netbios_node_type {
+        let _ = writeln!(out, "dhcp-option=option:netbios-nodetype,{node_type}");
+    }
+    out
+}
+
+/// `dhcp-host=MAC,IP,HOSTNAME,LEASE_TIME` per interface.
 fn dhcp_hosts(vpc: &VpcSpec) -> String {
     let mut out = String::new();
     for interface in &vpc.interfaces {
         if let Some(ip) = interface.private_ips.first() {
             let _ = writeln!(
                 out,
-                "dhcp-host={},{ip},{},infinite",
+                "dhcp-host={},{ip},{},{LEASE_TIME}",
                 interface.mac,
                 host_name(*ip)
             );
@@ -101,7 +157,7 @@ fn host_records(vpc: &VpcSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InterfaceSpec, SubnetSpec};
+    use crate::{DhcpOptionsSpec, InterfaceSpec, SubnetSpec};
 
     fn spec() -> VpcSpec {
         VpcSpec {
@@ -115,6 +171,7 @@ mod tests {
                 cidr: "10.0.1.0/24".parse().expect("cidr"),
                 internet_route: false,
                 network_acl_id: "acl-01".into(),
+                nat_public_ip: None,
             }],
             interfaces: vec![InterfaceSpec {
                 interface_id: "eni-0a".into(),
@@ -132,6 +189,11 @@ mod tests {
             }],
             security_groups: vec![],
             network_acls: vec![],
+            dhcp_options: DhcpOptionsSpec {
+                domain_name: Some("ec2.internal".into()),
+                domain_name_servers: vec![NameServer::AmazonProvided],
+                ..DhcpOptionsSpec::default()
+            },
         }
     }
 
@@ -139,7 +201,7 @@ mod tests {
     fn dhcp_gives_each_mac_its_primary_ip_and_ec2_host_name() {
         assert_eq!(
             dhcp_hosts(&spec()),
-            "dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"
+            "dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,1h\n"
         );
         assert_eq!(
             host_records(&spec()),
@@ -155,8 +217,9 @@ mod tests {
         let on = config(&spec(), &files);
         assert!(on.contains("dhcp-option=option:dns-server,10.0.0.2\n"));
         assert!(on.contains("host-record=ip-10-0-1-10.ec2.internal,ip-10-0-1-10,10.0.1.10\n"));
-        assert!(on.contains("dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,infinite\n"));
-        assert!(on.contains("dhcp-range=10.0.1.0,static,255.255.255.0,infinite\n"));
+        assert!(on.contains("dhcp-host=02:00:00:00:00:0a,10.0.1.10,ip-10-0-1-10,1h\n"));
+        assert!(on.contains("dhcp-range=10.0.1.0,static,255.255.255.0,1h\n"));
+        assert!(on.contains("dhcp-option=option:domain-name,\"ec2.internal\"\n"));
         assert!(!on.contains("port=0"));
 
         let mut no_names = spec();
@@ -167,6 +230,38 @@ mod tests {
         off.dns_support = false;
         let off = config(&off, &files);
         assert!(off.contains("port=0\n"));
-        assert!(!off.contains("dns-server"));
+        assert!(off.contains("dhcp-option=option:dns-server\n"));
+    }
+
+    #[test]
+    fn a_dhcp_options_set_becomes_dhcp_options() {
+        let mut custom = spec();
+        custom.dhcp_options = DhcpOptionsSpec {
+            domain_name: Some("corp.example.com example.com".into()),
+            domain_name_servers: vec![
+                NameServer::Address("10.0.0.53".parse().expect("ip")),
+                NameServer::AmazonProvided,
+            ],
+            ntp_servers: vec!["10.0.0.123".parse().expect("ip")],
+            netbios_name_servers: vec![
+                "10.0.0.7".parse().expect("ip"),
+                "10.0.0.8".parse().expect("ip"),
+            ],
+            netbios_node_type: Some(2),
+        };
+        assert_eq!(
+            dhcp_options(&custom),
+            "dhcp-option=option:domain-name,\"corp.example.com example.com\"\n\
+             dhcp-option=option:dns-server,10.0.0.53,10.0.0.2\n\
+             dhcp-option=option:ntp-server,10.0.0.123\n\
+             dhcp-option=option:netbios-ns,10.0.0.7,10.0.0.8\n\
+             dhcp-option=option:netbios-nodetype,2\n"
+        );
+        // The Amazon resolver is not there without DNS support; other servers still are.
+        custom.dns_support = false;
+        assert!(dhcp_options(&custom).contains("dhcp-option=option:dns-server,10.0.0.53\n"));
+        // No options set (`default`): addresses, router and host names only.
+        custom.dhcp_options = DhcpOptionsSpec::default();
+        assert_eq!(dhcp_options(&custom), "dhcp-option=option:dns-server\n");
     }
 }

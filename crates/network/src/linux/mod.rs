@@ -45,6 +45,9 @@ const LEGACY_HOST_TABLE: &str = "nimbus_host";
 pub struct LinuxNetwork {
     state_dir: PathBuf,
     public_ip_pool: Ipv4Net,
+    /// Networks beyond the host that route the pool back to it: traffic to them keeps its
+    /// public source; elsewhere it is masqueraded behind the host's address.
+    routed_back: Vec<Ipv4Net>,
     /// The spec last applied to each VPC by this process.
     applied: Mutex<BTreeMap<String, VpcSpec>>,
     /// One change at a time: applies, removals and taps of a VPC touch the same devices.
@@ -189,9 +192,18 @@ impl LinuxNetwork {
         LinuxNetwork {
             state_dir,
             public_ip_pool,
+            routed_back: Vec::new(),
             applied: Mutex::new(BTreeMap::new()),
             changing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Networks beyond the host that route `public_ip_pool` back to it (a lab router, a
+    /// test's namespace): what public and elastic IPs send there keeps its source address,
+    /// as the internet sees an EC2 public IP, instead of being masqueraded.
+    pub fn with_routed_back(mut self, networks: Vec<Ipv4Net>) -> LinuxNetwork {
+        self.routed_back = networks.iter().map(Ipv4Net::trunc).collect();
+        self
     }
 
     /// Brings the VPC's namespace, uplink, devices, rules and dnsmasq to `vpc`.
@@ -320,8 +332,17 @@ impl LinuxNetwork {
         let table = self.host_table();
         std::fs::create_dir_all(OWNERS_DIR)?;
         write_if_changed(&owner_marker(&table), &self.state_dir.display().to_string())?;
+        let keep_source = if self.routed_back.is_empty() {
+            String::new()
+        } else {
+            let networks: Vec<String> = self.routed_back.iter().map(Ipv4Net::to_string).collect();
+            format!(
+                "    ip saddr {pool} ip daddr {{ {} }} return\n",
+                networks.join(", ")
+            )
+        };
         let host_rules = format!(
-            "table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
+            "table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n{keep_source}    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
         );
         run("nft", &["-f", "-"], Some(&host_rules))
             .await
@@ -331,16 +352,7 @@ impl LinuxNetwork {
     /// The VPC's public IPs on its uplink, and the host's routes to them.
     async fn sync_public_ips(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
         let veth = host_veth(&vpc.vpc_id)?;
-        let public: BTreeSet<Ipv4Addr> = vpc
-            .interfaces
-            .iter()
-            .filter(|i| {
-                vpc.subnets
-                    .iter()
-                    .any(|s| s.subnet_id == i.subnet_id && rules::has_way_out(s, i))
-            })
-            .filter_map(|i| i.public_ip)
-            .collect();
+        let public = rules::public_addresses(vpc);
         for ip in &public {
             if !self.public_ip_pool.contains(ip) {
                 return Err(Error::Invalid(format!(
@@ -535,7 +547,8 @@ impl LinuxNetwork {
             if let Some(pid) = running {
                 stop(pid).await;
             }
-            // Every lease is static and infinite, so the config says all they would; a
+            // Every lease is static, so the config says all they would (a renewal is
+            // answered from it); a
             // departed interface's lease would keep its address from the next holder.
             empty_if_present(&files.leases())?;
             let config = files.config().display().to_string();

@@ -93,6 +93,33 @@ pub fn checked_mac(mac: &str) -> Result<&str> {
     }
 }
 
+/// A DHCP domain name is one or more DNS names separated by single spaces, and the NetBIOS
+/// node type one of RFC 2132's.
+fn check_dhcp_options(options: &crate::DhcpOptionsSpec) -> Result<()> {
+    if let Some(domain) = &options.domain_name {
+        let names_ok = domain.len() <= 255
+            && domain.split(' ').all(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            });
+        if !names_ok {
+            return Err(Error::Invalid(format!(
+                "{domain:?} is not a DHCP domain name"
+            )));
+        }
+    }
+    if let Some(node_type) = options.netbios_node_type {
+        if ![1, 2, 4, 8].contains(&node_type) {
+            return Err(Error::Invalid(format!(
+                "{node_type} is not a NetBIOS node type"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every ID, MAC and name of a spec once, before anything is rendered from it.
 pub fn check_spec(vpc: &VpcSpec) -> Result<()> {
     checked_id(&vpc.vpc_id)?;
@@ -108,6 +135,7 @@ pub fn check_spec(vpc: &VpcSpec) -> Result<()> {
             vpc.dns_domain
         )));
     }
+    check_dhcp_options(&vpc.dhcp_options)?;
     if vpc.cidrs.is_empty() {
         return Err(Error::Invalid(format!("{} has no CIDR", vpc.vpc_id)));
     }
@@ -186,6 +214,23 @@ mod tests {
         assert_eq!(node, "nimbus-node-0a1b");
         assert!(is_node_namespace(&node) && vpc_of_namespace(&node).is_none());
         assert!(!is_node_namespace("nimbus-vpc-0a1b") && !is_node_namespace("nimbus-node-x;"));
+    }
+
+    #[test]
+    fn dhcp_domain_names_are_dns_names() {
+        let options = |domain: &str| crate::DhcpOptionsSpec {
+            domain_name: Some(domain.into()),
+            ..Default::default()
+        };
+        assert!(check_dhcp_options(&options("corp.example.com example.com")).is_ok());
+        for bad in ["", "a  b", "a\"b", "a,b", "a\nserver=1.1.1.1", " a"] {
+            assert!(check_dhcp_options(&options(bad)).is_err(), "{bad:?}");
+        }
+        let node = crate::DhcpOptionsSpec {
+            netbios_node_type: Some(3),
+            ..Default::default()
+        };
+        assert!(check_dhcp_options(&node).is_err());
     }
 
     #[test]

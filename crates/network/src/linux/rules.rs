@@ -14,7 +14,8 @@
 //!      number order, first match decides, no match denies;
 //!   3. `sg_ingress`: stateful; the receiver's groups must allow the source.
 //! - NAT: a public IP arriving on the uplink is DNATed to its primary private IP; that IP
-//!   leaving by the uplink is SNATed to the public IP.
+//!   leaving by the uplink is SNATed to the public IP. A subnet routed to a NAT gateway
+//!   leaves by the uplink SNATed to the gateway's elastic IP, and nothing is DNATed to it.
 //!
 //! Group membership is a named set per group, so a rule naming a group costs one lookup
 //! however many members it has; each base chain finds an interface's chains through one
@@ -50,8 +51,40 @@ pub fn router_ip(cidr: Ipv4Net) -> Ipv4Addr {
 }
 
 /// Whether an interface's primary IP is NATed to a public one on the uplink.
-pub fn has_way_out(subnet: &SubnetSpec, interface: &InterfaceSpec) -> bool {
+fn has_way_out(subnet: &SubnetSpec, interface: &InterfaceSpec) -> bool {
     subnet.internet_route && interface.public_ip.is_some()
+}
+
+/// The public addresses the uplink holds and the host routes to the VPC: those of
+/// interfaces with a way out, and those of the NAT gateways that subnets leave through.
+pub fn public_addresses(vpc: &VpcSpec) -> BTreeSet<Ipv4Addr> {
+    let interfaces = vpc.interfaces.iter().filter_map(|interface| {
+        let subnet = vpc
+            .subnets
+            .iter()
+            .find(|s| s.subnet_id == interface.subnet_id)?;
+        interface
+            .public_ip
+            .filter(|_| has_way_out(subnet, interface))
+    });
+    let nat_gateways = vpc.subnets.iter().filter_map(|s| s.nat_public_ip);
+    interfaces.chain(nat_gateways).collect()
+}
+
+/// The source NAT of subnets that leave through a NAT gateway: their addresses become the
+/// gateway's on the uplink. Connections from outside find no DNAT, so they end at the
+/// namespace's input chain, which drops them.
+fn nat_gateway_snat(vpc: &VpcSpec) -> Vec<String> {
+    vpc.subnets
+        .iter()
+        .filter_map(|subnet| {
+            let public = subnet.nat_public_ip?;
+            Some(format!(
+                "oifname \"{UPLINK}\" ip saddr {} snat ip to {public}",
+                subnet.cidr.trunc()
+            ))
+        })
+        .collect()
 }
 
 enum Direction {
@@ -201,6 +234,7 @@ pub fn render(vpc: &VpcSpec) -> Result<String> {
         let known = (&known_groups, &known_acls);
         interface_chains(&mut out, &mut jumps, interface, subnet, known)?;
     }
+    jumps.snat.extend(nat_gateway_snat(vpc));
     hook_chains(&mut out, vpc, &jumps);
     out.push_str("}\n");
     Ok(out)
@@ -319,8 +353,14 @@ fn interface_chains(
         .map(|g| nft_name(g))
         .collect::<Result<_>>()?;
     let mut from = Vec::new();
-    if !way_out {
-        from.push(format!("oifname \"{UPLINK}\" drop"));
+    match (way_out, subnet.nat_public_ip) {
+        (true, _) => {}
+        // Through a NAT gateway only the subnet's own addresses, which it translates.
+        (false, Some(_)) => from.push(format!(
+            "oifname \"{UPLINK}\" ip saddr != {} drop",
+            subnet.cidr.trunc()
+        )),
+        (false, None) => from.push(format!("oifname \"{UPLINK}\" drop")),
     }
     // A node in no group (a network load balancer without groups) is not filtered.
     let unfiltered = interface.holder == Holder::Node && interface.security_group_ids.is_empty();
@@ -494,12 +534,14 @@ mod tests {
                     cidr: net("10.0.1.0/24"),
                     internet_route: true,
                     network_acl_id: "acl-01".into(),
+                    nat_public_ip: None,
                 },
                 SubnetSpec {
                     subnet_id: "subnet-0b".into(),
                     cidr: net("10.0.2.0/24"),
                     internet_route: false,
                     network_acl_id: "acl-01".into(),
+                    nat_public_ip: None,
                 },
             ],
             interfaces: vec![
@@ -565,6 +607,7 @@ mod tests {
                     allow: true,
                 }],
             }],
+            dhcp_options: Default::default(),
         }
     }
 
@@ -681,6 +724,30 @@ mod tests {
             .trim_end()
             .ends_with("accept"));
         assert!(chain_body(&script, "to_t0a").trim_end().ends_with("accept"));
+    }
+
+    #[test]
+    fn a_subnet_routed_to_a_nat_gateway_leaves_by_its_address_and_takes_nothing_in() {
+        let mut routed = spec();
+        let nat = "198.19.0.9".parse().expect("test IP");
+        routed.subnets[1].nat_public_ip = Some(nat);
+        let script = render(&routed).expect("renders");
+        assert!(chain_body(&script, "public_out")
+            .contains("oifname \"uplink\" ip saddr 10.0.2.0/24 snat ip to 198.19.0.9"));
+        assert!(!chain_body(&script, "public_in").contains("198.19.0.9"));
+        let from = chain_body(&script, "from_t0b");
+        assert!(from.contains("oifname \"uplink\" ip saddr != 10.0.2.0/24 drop"));
+        assert!(!from.contains("oifname \"uplink\" drop"));
+        // New connections from outside are dropped on the way in, as for any private subnet.
+        assert!(chain_body(&script, "to_t0b").contains("iifname \"uplink\" drop"));
+        assert_eq!(
+            public_addresses(&routed),
+            BTreeSet::from(["198.19.0.5".parse().expect("test IP"), nat])
+        );
+        assert_eq!(
+            public_addresses(&spec()),
+            BTreeSet::from(["198.19.0.5".parse().expect("test IP")])
+        );
     }
 
     #[test]
