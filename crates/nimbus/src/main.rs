@@ -155,7 +155,8 @@ async fn open_control(
             config.public_ip_pool
         )
     })?;
-    let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool);
+    let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool)
+        .reachable_from_guests(config.network.reachable_from_guests.clone());
     let drivers = control::Drivers::on_host(engine.clone(), Arc::new(network));
     Ok((
         Arc::new(control::Control::open(config, store, drivers)?),
