@@ -225,11 +225,12 @@ pub(crate) fn check_interface_id(id: &str) -> Result<()> {
 pub(crate) fn new_interface(
     txn: &Txn,
     config: &Config,
+    host: &dyn network::NetworkDriver,
     request: &CreateInterfaceRequest,
 ) -> Result<NetworkInterface> {
     check_description(&request.description)?;
     let state = txn.state();
-    let mut allocator = Allocator::new(state, config)?;
+    let mut allocator = Allocator::new(state, config, host)?;
     let network_request = NetworkRequest {
         subnet_id: Some(request.subnet_id.clone()),
         security_group_ids: request.security_group_ids.clone(),
@@ -284,6 +285,7 @@ pub enum InterfaceSource {
 pub(crate) fn attach_extras(
     txn: &mut Txn,
     config: &Config,
+    host: &dyn network::NetworkDriver,
     instance: &Instance,
     extras: &[ExtraInterface],
     new_interface_tags: &Tags,
@@ -298,7 +300,7 @@ pub(crate) fn attach_extras(
                 )
             }
             InterfaceSource::New(request) => {
-                let mut interface = new_interface(txn, config, request)?;
+                let mut interface = new_interface(txn, config, host, request)?;
                 interface.tags.extend(new_interface_tags.clone());
                 (interface, true)
             }
@@ -437,7 +439,7 @@ impl crate::Control {
     ) -> Result<NetworkInterface> {
         self.mutate(|txn| {
             create_once(txn, token, |txn| {
-                let interface = new_interface(txn, self.config(), request)?;
+                let interface = new_interface(txn, self.config(), self.network(), request)?;
                 if request.dry_run {
                     return Err(Error::DryRunOperation);
                 }
