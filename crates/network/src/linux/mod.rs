@@ -151,6 +151,52 @@ async fn serves_guests(ns: &str) -> Result<bool> {
     Ok(links.iter().any(|l| field(l, "ifname").starts_with('t')))
 }
 
+/// Removes what servers that are gone left on the host: the VPC namespaces whose owner's
+/// directory is gone, or whose owner's process ended and no guest device is in them (their
+/// owner makes them again when it starts); then the host tables whose owner's directory is
+/// gone, or whose owner ended and has no VPC left (a table guards its owner's uplinks), and
+/// the legacy shared table. What `keep` (a server's state dir) owns is left alone, as is
+/// anything without an owner marker (nobody is known to own it). Returns the VPCs removed.
+async fn sweep_leftovers(keep: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (ns, vpc_id) in vpc_namespaces()? {
+        let Some(owner) = owners::read(&ns) else {
+            continue;
+        };
+        if keep.is_some() && owner.dir.parent() == keep {
+            continue;
+        }
+        if owner.dir_gone() || (owner.process_ended() && !serves_guests(&ns).await?) {
+            tear_down(&ns, &host_veth(&vpc_id)?).await?;
+            removed.push(vpc_id);
+        }
+    }
+    let vpc_owners: Vec<owners::Owner> = vpc_namespaces()?
+        .iter()
+        .filter_map(|(ns, _)| owners::read(ns))
+        .collect();
+    for name in inet_tables(None).await? {
+        let owner = owners::read(&name).filter(|_| name.starts_with(TABLE_PREFIX));
+        let abandoned = owner.is_some_and(|owner| {
+            let has_vpcs = vpc_owners
+                .iter()
+                .any(|m| m.dir.parent() == Some(&owner.dir));
+            Some(owner.dir.as_path()) != keep
+                && (owner.dir_gone() || (owner.process_ended() && !has_vpcs))
+        });
+        if name == LEGACY_HOST_TABLE || abandoned {
+            delete_host_table(&name).await?;
+        }
+    }
+    owners::forget_strays()?;
+    Ok(removed)
+}
+
+async fn delete_host_table(name: &str) -> Result<()> {
+    run("nft", &["delete", "table", "inet", name], None).await?;
+    owners::forget(name)
+}
+
 impl LinuxNetwork {
     /// A driver keeping its per-VPC files (dnsmasq's) under `state_dir`, routing public IPs
     /// from `public_ip_pool`. Guests reach nothing of the host and its attached networks
@@ -164,6 +210,12 @@ impl LinuxNetwork {
             host_script: Mutex::new(None),
             changing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Removes what nimbus servers that are gone left on the host (`nimbus sweep`, the test
+    /// suite's end): as [`NetworkDriver::remove_orphans`] does at a server's start.
+    pub async fn sweep_leftovers() -> Result<Vec<String>> {
+        sweep_leftovers(None).await
     }
 
     /// The operator's exceptions to the host guard: networks of the host (or attached to
@@ -247,32 +299,6 @@ impl LinuxNetwork {
             owners::mark(&table, &self.state_dir)?;
             run("nft", &["-f", "-"], Some(&script)).await?;
             *self.host_script() = Some(script);
-        }
-        Ok(())
-    }
-
-    /// Deletes the host tables whose owners are gone (and the legacy shared one); `also`
-    /// names one more to delete (this server's, once it has no VPC left). A table guards
-    /// its owner's uplinks, so one whose owner ended stays while any of its VPCs does.
-    async fn remove_host_tables(&self, also: Option<&str>) -> Result<()> {
-        let markers: Vec<owners::Owner> = vpc_namespaces()?
-            .iter()
-            .filter_map(|(ns, _)| owners::read(ns))
-            .collect();
-        for name in inet_tables(None).await? {
-            let owner = owners::read(&name).filter(|_| name.starts_with(TABLE_PREFIX));
-            let abandoned = owner.is_some_and(|owner| {
-                let has_vpcs = markers.iter().any(|m| m.dir.parent() == Some(&owner.dir));
-                owner.dir != self.state_dir
-                    && (owner.dir_gone() || (owner.process_ended() && !has_vpcs))
-            });
-            if name == LEGACY_HOST_TABLE || also == Some(name.as_str()) || abandoned {
-                run("nft", &["delete", "table", "inet", &name], None).await?;
-                owners::forget(&name)?;
-                if also == Some(name.as_str()) {
-                    *self.host_script() = None;
-                }
-            }
         }
         Ok(())
     }
@@ -673,7 +699,13 @@ impl NetworkDriver for LinuxNetwork {
         remove_if_present(&self.dnsmasq_files(vpc_id).dir)?;
         self.applied().remove(vpc_id);
         if self.own_namespaces()?.is_empty() {
-            self.remove_host_tables(Some(&self.host_table())).await
+            *self.host_script() = None;
+            let table = self.host_table();
+            if inet_tables(None).await?.contains(&table) {
+                delete_host_table(&table).await
+            } else {
+                owners::forget(&table)
+            }
         } else {
             // One uplink fewer to guard.
             self.guard_host().await
@@ -693,26 +725,7 @@ impl NetworkDriver for LinuxNetwork {
 
     async fn remove_orphans(&self) -> Result<Vec<String>> {
         let _changing = self.changing.lock().await;
-        let mut removed = Vec::new();
-        for (ns, vpc_id) in vpc_namespaces()? {
-            // A namespace without a marker is not known to be anyone's; it is left alone.
-            let Some(owner) = owners::read(&ns) else {
-                continue;
-            };
-            if owner.dir.parent() == Some(&self.state_dir) {
-                continue;
-            }
-            // An ended owner's namespace is left to its guests while they run (their taps
-            // are in it); without any, its owner makes it again when it starts.
-            let abandoned =
-                owner.dir_gone() || (owner.process_ended() && !serves_guests(&ns).await?);
-            if abandoned {
-                tear_down(&ns, &host_veth(&vpc_id)?).await?;
-                removed.push(vpc_id);
-            }
-        }
-        self.remove_host_tables(None).await?;
-        Ok(removed)
+        sweep_leftovers(Some(&self.state_dir)).await
     }
 
     fn held_public_ips(&self) -> Result<Vec<Ipv4Net>> {

@@ -106,6 +106,23 @@ pub fn forget(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes process files whose marker is gone (a nimbus of before forgets only `<name>`).
+pub fn forget_strays() -> Result<()> {
+    let entries = match std::fs::read_dir(OWNERS_DIR) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_suffix(".pid") {
+            if !marker(name).exists() {
+                forget(name)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse(dir: &str, process: Option<&str>) -> Option<Owner> {
     let dir = PathBuf::from(Some(dir).filter(|d| !d.is_empty())?);
     let process = process.and_then(|text| {
