@@ -12,6 +12,7 @@ target, told by a tag, and print what answered on their consoles.
 Needs root (the network is real) and the default image (built into IMAGE_CACHE).
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -63,12 +64,14 @@ def sh(script):
     subprocess.run(["sh", "-c", script], check=True, capture_output=True, text=True)
 
 
-def serve_pong(name, namespace=None, address="0.0.0.0"):
-    """A listener answering PONG-<name>: a thread on the host, a process in a namespace."""
+def serve_pong(name, namespace=None, address="0.0.0.0", http=False):
+    """A listener on PORT answering PONG-<name> (as an HTTP page with `http`): a thread on
+    the host, a process in a namespace."""
+    reply = (b"HTTP/1.0 200 OK\r\n\r\n" if http else b"") + f"PONG-{name}\n".encode()
     if namespace:
         code = ("import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
                 f"s.bind(('{address}', {PORT})); s.listen()\n"
-                f"while True:\n    c, _ = s.accept(); c.sendall(b'PONG-{name}\\n'); c.close()\n")
+                f"while True:\n    c, _ = s.accept(); c.sendall({reply!r}); c.close()\n")
         return subprocess.Popen(["ip", "netns", "exec", namespace, "python3", "-c", code])
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -81,37 +84,47 @@ def serve_pong(name, namespace=None, address="0.0.0.0"):
                 connection, _ = listener.accept()
             except OSError:
                 return
-            connection.sendall(f"PONG-{name}\n".encode())
+            connection.sendall(reply)
             connection.close()
     threading.Thread(target=serve, daemon=True).start()
     return listener
 
 
+@contextlib.contextmanager
+def attached_namespace(ns, dev, host_cidr, cidr, beyond=None, http=False):
+    """A namespace attached to the host by a veth pair (`dev` on the host, with `host_cidr`;
+    `eth0` in it, with `cidr`), answering PONG-<ns> on PORT: a network attached to the host
+    or, with `beyond` on its loopback routed by the host through it, the outside."""
+    address = cidr.split("/")[0]
+    try:
+        sh(f"ip netns add {ns} && ip -n {ns} link set lo up"
+           f" && ip link add {dev} type veth peer name eth0 netns {ns}"
+           f" && ip address add {host_cidr} dev {dev} && ip link set {dev} up"
+           f" && ip -n {ns} address add {cidr} dev eth0 && ip -n {ns} link set eth0 up"
+           f" && ip -n {ns} route add default via {host_cidr.split('/')[0]}")
+        if beyond:
+            sh(f"ip -n {ns} address add {beyond}/32 dev lo && ip route replace {beyond}/32 via {address}")
+        listener = serve_pong(ns, ns, http=http)
+        yield
+        listener.kill()
+    finally:
+        subprocess.run(["sh", "-c", f"ip netns pids {ns} | xargs -r kill; ip netns del {ns}"], capture_output=True)
+        if beyond:
+            subprocess.run(["ip", "route", "del", f"{beyond}/32"], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def host_networks():
     """The host's own address, a private LAN and the outside, as the docstring says."""
-    made = []
-    try:
+    with contextlib.ExitStack() as stack:
         sh(f"ip link add hgself type veth peer name hgself1 && ip address add {HOST_IP}/32 dev hgself"
            " && ip link set hgself up")
-        made.append("ip link del hgself")
-        for ns, dev, host_cidr, cidr in [("hg-lan", "hglan0", "10.254.78.1/24", f"{LAN_IP}/24"),
-                                         ("hg-out", "hgout0", "198.51.100.77/30", f"{ATTACHED_IP}/30")]:
-            sh(f"ip netns add {ns} && ip -n {ns} link set lo up"
-               f" && ip link add {dev} type veth peer name eth0 netns {ns}"
-               f" && ip address add {host_cidr} dev {dev} && ip link set {dev} up"
-               f" && ip -n {ns} address add {cidr} dev eth0 && ip -n {ns} link set eth0 up"
-               f" && ip -n {ns} route add default via {host_cidr.split('/')[0]}")
-            made.append(f"ip netns pids {ns} | xargs -r kill; ip netns del {ns}")
-        sh(f"ip -n hg-out address add {OUTSIDE_IP}/32 dev lo && ip route replace {OUTSIDE_IP}/32 via {ATTACHED_IP}")
-        made.append(f"ip route del {OUTSIDE_IP}/32")
-        listeners = [serve_pong("host", address=HOST_IP), serve_pong("lan", "hg-lan"), serve_pong("out", "hg-out")]
+        stack.callback(subprocess.run, ["ip", "link", "del", "hgself"], capture_output=True)
+        stack.callback(serve_pong("host", address=HOST_IP).close)
+        stack.enter_context(attached_namespace("hg-lan", "hglan0", "10.254.78.1/24", f"{LAN_IP}/24"))
+        stack.enter_context(attached_namespace("hg-out", "hgout0", "198.51.100.77/30", f"{ATTACHED_IP}/30",
+                                               beyond=OUTSIDE_IP))
         yield
-        for listener in listeners:
-            (listener.kill if isinstance(listener, subprocess.Popen) else listener.close)()
-    finally:
-        for command in reversed(made):
-            subprocess.run(["sh", "-c", command], capture_output=True)
 
 
 def public_vpc(ec2, cidr):
@@ -207,14 +220,14 @@ def test_guests_reach_the_outside_and_their_own_but_not_the_host_or_its_networks
         "host": f"{HOST_IP}:{PORT}", "api": api, "lan": f"{LAN_IP}:{PORT}",
         "attached": f"{ATTACHED_IP}:{PORT}", "gb": f"{public['gb']}:{PORT}"})
     print(f"\nGA (server A) reached: {seen}")
-    assert seen["outside"] == "open:PONG-out", seen
+    assert seen["outside"] == "open:PONG-hg-out", seen
     assert seen["na"] == "open:PONG-na", seen
     for denied in ("host", "api", "lan", "attached", "gb"):
         assert seen[denied] == "closed", (denied, seen)
     seen = probe(guests["gb"], "one", {"outside": f"{OUTSIDE_IP}:{PORT}", "ga": f"{public['ga']}:{PORT}",
                                        "na": f"{public['na']}:{PORT}", "host": f"{HOST_IP}:{PORT}"})
     print(f"GB (server B) reached: {seen}")
-    assert seen == {"outside": "open:PONG-out", "ga": "closed", "na": "closed", "host": "closed"}, seen
+    assert seen == {"outside": "open:PONG-hg-out", "ga": "closed", "na": "closed", "host": "closed"}, seen
     # The host reaches every public IP, of either server.
     assert [host_reaches(public[name]) for name in ("ga", "na", "gb")] == ["PONG-ga", "PONG-na", "PONG-gb"]
 
