@@ -6,6 +6,7 @@ mod actions;
 mod auth;
 mod ebs;
 mod ec2_for_autoscaling;
+mod ec2_for_elbv2;
 mod encoding;
 mod error;
 pub mod prometheus;
@@ -22,6 +23,7 @@ use axum::Router;
 use control::Control;
 
 pub use ec2_for_autoscaling::Ec2ForAutoScaling;
+pub use ec2_for_elbv2::Ec2ForElbv2;
 pub use error::ApiError;
 
 /// Requests larger than this are refused with 413, before any parsing.
@@ -36,6 +38,8 @@ pub struct ApiContext {
     pub monitoring: Arc<monitoring::Monitoring>,
     /// Auto Scaling: its groups and activities.
     pub autoscaling: Arc<autoscaling::AutoScaling>,
+    /// Elastic Load Balancing: its balancers, groups, listeners and rules.
+    pub elbv2: Arc<elbv2::Elbv2>,
     /// How every reconciler keeps up, for `GET /_nimbus/metrics`.
     pub passes: Arc<engine::Passes>,
 }
@@ -217,7 +221,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "iam" => &services::iam::Iam,
         "monitoring" => &services::monitoring::CloudWatch,
         "autoscaling" => &services::autoscaling::AutoScalingService,
-        "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
+        "elasticloadbalancing" => &services::elbv2::Elbv2Service,
         _ => return None,
     })
 }

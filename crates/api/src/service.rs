@@ -197,39 +197,6 @@ pub(crate) fn honoured<T: serde::de::DeserializeOwned>(input: Value) -> Result<T
         .map_err(|e| format!("This request has a parameter nimbus does not support: {e}."))
 }
 
-/// `UnsupportedOperation` for every operation of a service nimbus carries the model of but
-/// does not serve yet (Auto Scaling, ELBv2): the request is still decoded and
-/// checked, and the error comes back in the protocol the client spoke.
-pub(crate) struct NotYetServed(pub &'static str);
-
-#[derive(Debug, thiserror::Error)]
-#[error("The operation {0} is not supported by nimbus yet.")]
-pub(crate) struct NotYetServedError(String);
-
-impl ServiceError for NotYetServedError {
-    fn aws_code(&self) -> (StatusCode, &'static str) {
-        (StatusCode::BAD_REQUEST, "UnsupportedOperation")
-    }
-}
-
-impl ModelService for NotYetServed {
-    type Error = NotYetServedError;
-
-    fn signing_name(&self) -> &'static str {
-        self.0
-    }
-
-    fn call<'a>(
-        &'a self,
-        _context: &'a ApiContext,
-        _caller: &'a Caller,
-        operation: &'a str,
-        _input: Value,
-    ) -> BoxFuture<'a, Result<Value, Self::Error>> {
-        Box::pin(async move { Err(NotYetServedError(operation.to_owned())) })
-    }
-}
-
 /// EC2 Query (`api/src/actions`).
 pub(crate) struct Ec2;
 

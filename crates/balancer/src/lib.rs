@@ -7,13 +7,14 @@
 //!   runtime API without reloads, re-adopted after a restart of nimbus (`docs/balancer.md`).
 //! - [`FakeBalancers`] keeps specs in memory, for the elbv2 service's unit tests.
 //!
-//! Nothing here knows about ARNs, listeners' rules or Auto Scaling: the elbv2 service turns
+//! Nothing here knows about ARNs or Auto Scaling: the elbv2 service turns
 //! its records into a spec on every change and hands over the whole of it, as control does
 //! with the network driver's `VpcSpec`.
 
 mod fake;
 mod haproxy;
 mod render;
+mod rules;
 mod spec;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ pub use fake::FakeBalancers;
 pub use haproxy::HaproxyBalancers;
 /// The bench (`bench/loadbalancer`) renders the same config for a bare HAProxy to compare.
 pub use render::{render, Layout};
+pub use rules::*;
 pub use spec::*;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,15 @@
 //!
 //! Everything that reaches HAProxy's config is checked before it is rendered: IDs and the
 //! namespace name by [`check`], health check paths and status matchers by their
-//! constructors ([`HealthCheckPath::new`], [`Matcher::parse`]); addresses and ports are
-//! typed. No string a user typed reaches HAProxy unchecked.
+//! constructors ([`HealthCheckPath::new`], [`Matcher::parse`]), listener rules' strings by
+//! theirs (`rules.rs`); addresses and ports are typed. No string a user typed reaches
+//! HAProxy unchecked.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::rules::{check_listener, Action, Rule};
 use crate::{Error, Result};
 
 /// One load balancer: one HAProxy process in its VPC's network namespace.
@@ -41,16 +43,11 @@ pub enum Protocol {
 pub struct Listener {
     pub port: u16,
     pub protocol: Protocol,
-    /// The default action: forward to these target groups, each with its weight (0–999;
-    /// a single group's weight does not matter). Every group must speak the listener's
-    /// protocol.
-    pub forward: Vec<WeightedGroup>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WeightedGroup {
-    pub target_group_id: String,
-    pub weight: u16,
+    /// Evaluated in ascending priority; the first whose conditions all match acts.
+    /// HTTP listeners only (a TCP listener with rules fails [`check`]).
+    pub rules: Vec<Rule>,
+    /// What a request no rule matched gets (TCP listeners: only [`Action::Forward`]).
+    pub default_action: Action,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,7 +213,7 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn within(what: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<()> {
+pub(crate) fn within(what: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<()> {
     if range.contains(&value) {
         Ok(())
     } else {
@@ -277,31 +274,7 @@ pub fn check(spec: &BalancerSpec) -> Result<Checked<'_>> {
                 listener.port
             )));
         }
-        if listener.forward.is_empty() || listener.forward.iter().all(|w| w.weight == 0) {
-            return Err(Error::Invalid(format!(
-                "the listener on port {} forwards nowhere",
-                listener.port
-            )));
-        }
-        for weighted in &listener.forward {
-            within("a weight", weighted.weight.into(), 0..=999)?;
-            let group = spec
-                .target_groups
-                .iter()
-                .find(|g| g.id == weighted.target_group_id)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "the listener on port {} forwards to {:?}, which is not in the spec",
-                        listener.port, weighted.target_group_id
-                    ))
-                })?;
-            if group.protocol != listener.protocol {
-                return Err(Error::Invalid(format!(
-                    "the listener on port {} and {} speak different protocols",
-                    listener.port, group.id
-                )));
-            }
-        }
+        check_listener(listener, &spec.target_groups)?;
     }
     Ok(Checked(spec))
 }
@@ -347,6 +320,26 @@ fn check_group(group: &TargetGroup) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::rules::WeightedGroup;
+
+    /// Forwards to one group.
+    pub(crate) fn forward(group: &str) -> Action {
+        Action::Forward {
+            groups: vec![WeightedGroup {
+                target_group_id: group.into(),
+                weight: 1,
+            }],
+            stickiness_secs: None,
+        }
+    }
+
+    /// The weighted groups of a listener's default forward.
+    pub(crate) fn weights(spec: &mut BalancerSpec, listener: usize) -> &mut Vec<WeightedGroup> {
+        match &mut spec.listeners[listener].default_action {
+            Action::Forward { groups, .. } => groups,
+            other => panic!("not a forward: {other:?}"),
+        }
+    }
 
     /// An HTTP balancer with one group of two targets, and a TCP one with one.
     pub(crate) fn spec() -> BalancerSpec {
@@ -367,18 +360,14 @@ pub(crate) mod tests {
                 Listener {
                     port: 80,
                     protocol: Protocol::Http,
-                    forward: vec![WeightedGroup {
-                        target_group_id: "tg-web".into(),
-                        weight: 1,
-                    }],
+                    rules: Vec::new(),
+                    default_action: forward("tg-web"),
                 },
                 Listener {
                     port: 5432,
                     protocol: Protocol::Tcp,
-                    forward: vec![WeightedGroup {
-                        target_group_id: "tg-db".into(),
-                        weight: 1,
-                    }],
+                    rules: Vec::new(),
+                    default_action: forward("tg-db"),
                 },
             ],
             target_groups: vec![
@@ -473,20 +462,14 @@ pub(crate) mod tests {
             ),
             (
                 "unknown group",
-                Box::new(|s| s.listeners[0].forward[0].target_group_id = "tg-x".into()),
+                Box::new(|s| weights(s, 0)[0].target_group_id = "tg-x".into()),
             ),
             (
                 "protocol",
-                Box::new(|s| s.listeners[0].forward[0].target_group_id = "tg-db".into()),
+                Box::new(|s| weights(s, 0)[0].target_group_id = "tg-db".into()),
             ),
-            (
-                "weights",
-                Box::new(|s| s.listeners[0].forward[0].weight = 0),
-            ),
-            (
-                "weight",
-                Box::new(|s| s.listeners[0].forward[0].weight = 1000),
-            ),
+            ("weights", Box::new(|s| weights(s, 0)[0].weight = 0)),
+            ("weight", Box::new(|s| weights(s, 0)[0].weight = 1000)),
             (
                 "port 0",
                 Box::new(|s| s.target_groups[0].targets[0].port = 0),

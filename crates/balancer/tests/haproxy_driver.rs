@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use balancer::{
-    Algorithm, BalancerDriver, BalancerSpec, HaproxyBalancers, HealthCheck, HealthCheckPath,
-    HealthCheckProtocol, Listener, Matcher, Protocol, Target, TargetGroup, TargetHealth,
+    Action, Algorithm, BalancerDriver, BalancerSpec, Condition, ContentType, HaproxyBalancers,
+    HeaderName, HealthCheck, HealthCheckPath, HealthCheckProtocol, Listener, Matcher, Method,
+    Pattern, Protocol, Redirect, RedirectParts, Rule, Target, TargetGroup, TargetHealth,
     TargetState, UnhealthyReason, WeightedGroup,
 };
 
@@ -50,8 +51,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let ns = format!("nbtest-{}", std::process::id());
+    /// `tag` tells apart the labs of tests running at the same time.
+    fn new(tag: &str) -> Lab {
+        let ns = format!("nbtest-{}-{tag}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         let lab = Lab {
             ns,
@@ -106,12 +108,86 @@ impl Lab {
         }
     }
 
+    /// `GET path` through the balancer with curl's extra `args`: status, headers (names
+    /// lowercased) and body.
+    fn fetch(&self, port: u16, path: &str, args: &[&str]) -> Response {
+        let headers = self.dir.path().join("headers");
+        let body = self.dir.path().join("body");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-sS", "-m", "3", "-D"])
+            .arg(&headers)
+            .arg("-o")
+            .arg(&body)
+            .args(args)
+            .arg(format!("http://{VIP}:{port}{path}"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let headers = std::fs::read_to_string(headers).expect("headers");
+        let status = headers
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let headers = headers
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.trim_end().to_owned()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: std::fs::read_to_string(body).expect("body"),
+        }
+    }
+
+    /// The bodies of `count` requests for `/` on one connection (curl's `[1-N]` globbing
+    /// makes the URLs), one per line.
+    fn many(&self, port: u16, count: usize, args: &[&str]) -> Vec<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "curl", "-sS", "-m", "60", "-w", "\\n",
+            ])
+            .args(args)
+            .arg(format!("http://{VIP}:{port}/?[1-{count}]"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn bodies(&self, port: u16, count: usize) -> Vec<String> {
         (0..count).map(|_| self.get(port)).collect()
     }
 
     fn state_dir(&self) -> PathBuf {
         self.dir.path().join("balancers")
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -162,11 +238,12 @@ fn group(id: &str, protocol: Protocol, targets: Vec<Target>) -> TargetGroup {
 }
 
 fn spec(ns: &str, web: Vec<Target>, tcp: Vec<Target>) -> BalancerSpec {
-    let forward = |id: &str| {
-        vec![WeightedGroup {
+    let forward = |id: &str| Action::Forward {
+        groups: vec![WeightedGroup {
             target_group_id: id.into(),
             weight: 1,
-        }]
+        }],
+        stickiness_secs: None,
     };
     BalancerSpec {
         balancer_id: BALANCER.into(),
@@ -177,12 +254,14 @@ fn spec(ns: &str, web: Vec<Target>, tcp: Vec<Target>) -> BalancerSpec {
             Listener {
                 port: 80,
                 protocol: Protocol::Http,
-                forward: forward("tg-web"),
+                rules: Vec::new(),
+                default_action: forward("tg-web"),
             },
             Listener {
                 port: 9000,
                 protocol: Protocol::Tcp,
-                forward: forward("tg-tcp"),
+                rules: Vec::new(),
+                default_action: forward("tg-tcp"),
             },
         ],
         target_groups: vec![
@@ -241,7 +320,7 @@ async fn a_balancer_carries_http_and_tcp_follows_health_and_targets_and_is_reado
         eprintln!("skipped: needs root, ip, haproxy, busybox and curl");
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("a");
     let one = lab.serve(Ipv4Addr::new(10, 77, 0, 11), 8080, "one");
     let two = lab.serve(Ipv4Addr::new(10, 77, 0, 12), 8080, "two");
     let raw = lab.serve(Ipv4Addr::new(10, 77, 0, 14), 7000, "tcp");
@@ -347,4 +426,161 @@ async fn a_balancer_carries_http_and_tcp_follows_health_and_targets_and_is_reado
         .remove(BALANCER)
         .await
         .expect("removing again succeeds");
+}
+
+/// Matches paths against `patterns`.
+fn paths(patterns: &[&str]) -> Condition {
+    Condition::PathPattern(
+        patterns
+            .iter()
+            .map(|p| Pattern::path(p).expect("path pattern"))
+            .collect(),
+    )
+}
+
+fn weighted(groups: &[(&str, u16)], stickiness_secs: Option<u32>) -> Action {
+    Action::Forward {
+        groups: groups
+            .iter()
+            .map(|(id, weight)| WeightedGroup {
+                target_group_id: (*id).into(),
+                weight: *weight,
+            })
+            .collect(),
+        stickiness_secs,
+    }
+}
+
+/// A body and a header value with everything HAProxy's config syntax reads.
+const HOSTILE: &str = "q\"'x %[src] ${HOME} #c\n\\ 100% \\x41";
+
+#[tokio::test]
+async fn listener_rules_route_answer_redirect_and_split_by_weight() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, haproxy, busybox and curl");
+        return;
+    }
+    let mut lab = Lab::new("rules");
+    let web = lab.serve(Ipv4Addr::new(10, 77, 0, 11), 8080, "web");
+    let api = lab.serve(Ipv4Addr::new(10, 77, 0, 12), 8080, "api");
+    std::fs::create_dir_all(lab.dir.path().join("www-10.77.0.12-8080/api")).expect("dir");
+    std::fs::write(lab.dir.path().join("www-10.77.0.12-8080/api/v1"), "api v1").expect("file");
+    let driver = HaproxyBalancers::new(lab.state_dir());
+    let mut spec = spec(&lab.ns, vec![web], Vec::new());
+    spec.listeners.truncate(1);
+    spec.target_groups[1] = group("tg-api", Protocol::Http, vec![api]);
+    spec.listeners[0].rules = vec![
+        Rule {
+            priority: 10,
+            conditions: vec![paths(&["/api/*"])],
+            action: weighted(&[("tg-api", 1)], None),
+        },
+        Rule {
+            priority: 20,
+            conditions: vec![paths(&["/fixed", "/api/fixed"])],
+            action: Action::FixedResponse {
+                status_code: 418,
+                content_type: Some(ContentType::ApplicationJson),
+                body: HOSTILE.into(),
+            },
+        },
+        Rule {
+            priority: 5,
+            conditions: vec![paths(&["/old/*"])],
+            action: Action::Redirect(
+                Redirect::new(
+                    RedirectParts {
+                        path: Some("/new/#{path}".into()),
+                        ..RedirectParts::default()
+                    },
+                    301,
+                )
+                .expect("redirect"),
+            ),
+        },
+        Rule {
+            priority: 30,
+            conditions: vec![
+                Condition::HttpHeader {
+                    name: HeaderName::new("X-Odd'#$%").expect("header name"),
+                    values: vec![
+                        Pattern::new(HOSTILE.replace('\n', "*").as_str()).expect("header pattern")
+                    ],
+                },
+                Condition::HttpRequestMethod(vec![Method::new("PUT").expect("method")]),
+            ],
+            action: Action::FixedResponse {
+                status_code: 202,
+                content_type: None,
+                body: "odd header".into(),
+            },
+        },
+    ];
+    driver.apply(&spec).await.expect("apply");
+    wait_health(&driver, "both healthy", |h| h.len() == 2 && all_healthy(h)).await;
+
+    assert_eq!(lab.fetch(80, "/", &[]).body, "web", "the default forward");
+    assert_eq!(
+        lab.fetch(80, "/api/v1", &[]).body,
+        "api v1",
+        "the path rule"
+    );
+    assert_eq!(
+        lab.fetch(80, "/api/fixed", &[]).status,
+        404,
+        "the rule of lower priority number wins: the api target has no such file"
+    );
+    let fixed = lab.fetch(80, "/fixed", &[]);
+    assert_eq!((fixed.status, fixed.body.as_str()), (418, HOSTILE));
+    assert_eq!(fixed.header("content-type"), Some("application/json"));
+    let moved = lab.fetch(80, "/old/a/b?x=1&y=%41", &[]);
+    assert_eq!(moved.status, 301);
+    assert_eq!(
+        moved.header("location"),
+        Some(format!("http://{VIP}:80/new/old/a/b?x=1&y=%41").as_str())
+    );
+    let header = format!("X-Odd'#$%: {}", HOSTILE.replace('\n', " "));
+    let odd = lab.fetch(80, "/", &["-X", "PUT", "-H", &header]);
+    assert_eq!((odd.status, odd.body.as_str()), (202, "odd header"));
+    assert_eq!(lab.fetch(80, "/", &["-H", &header]).body, "web", "PUT only");
+
+    // A weighted default: 1,000 requests split 3:1, each group's share within 10 points
+    // of its weight's.
+    spec.listeners[0].default_action = weighted(&[("tg-web", 3), ("tg-api", 1)], None);
+    driver.apply(&spec).await.expect("apply weights");
+    let bodies = lab.many(80, 1000, &[]);
+    assert_eq!(bodies.len(), 1000);
+    let to_api = bodies.iter().filter(|b| *b == "api").count();
+    let to_web = bodies.iter().filter(|b| *b == "web").count();
+    assert_eq!(to_api + to_web, 1000, "every request answered");
+    assert!(
+        (150..=350).contains(&to_api),
+        "{to_api} of 1000 to the weight-1 group"
+    );
+
+    // Group stickiness: the cookie names the group the first answer came from, and keeps
+    // the client there.
+    spec.listeners[0].default_action = weighted(&[("tg-web", 3), ("tg-api", 1)], Some(600));
+    driver.apply(&spec).await.expect("apply stickiness");
+    wait_health(&driver, "healthy after the reload", |h| {
+        h.len() == 2 && all_healthy(h)
+    })
+    .await;
+    let first = lab.fetch(80, "/", &[]);
+    let cookie = first
+        .header("set-cookie")
+        .expect("a group cookie")
+        .to_owned();
+    let group = if first.body == "api" {
+        "tg-api"
+    } else {
+        "tg-web"
+    };
+    assert!(
+        cookie.starts_with(&format!("AWSALBTG={group}; Max-Age=600")),
+        "{cookie}"
+    );
+    let sticky = lab.many(80, 50, &["-b", "AWSALBTG=tg-api"]);
+    assert_eq!(sticky, vec!["api"; 50]);
+    driver.remove(BALANCER).await.expect("remove");
 }

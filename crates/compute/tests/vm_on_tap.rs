@@ -70,6 +70,7 @@ fn spec() -> VpcSpec {
             public_ip: Some(PUBLIC_IP.parse().expect("IP")),
             security_group_ids: vec!["sg-0a".into()],
             source_dest_check: true,
+            holder: network::Holder::Vm,
         }],
         security_groups: vec![SecurityGroupSpec {
             group_id: "sg-0a".into(),

@@ -109,6 +109,9 @@ pub struct Config {
     pub metrics_interval_secs: u64,
     /// The account's limits (the `[limits]` table); each defaults to AWS's.
     pub limits: Limits,
+    /// Where load balancers' DNS names are written so that they resolve on this host (a
+    /// marked block per server); empty: nowhere.
+    pub hosts_file: String,
     /// What guests reach of the host (the `[network]` table).
     pub network: NetworkConfig,
 }
@@ -207,6 +210,7 @@ impl Default for Config {
             public_ip_pool: "198.19.0.0/16".into(),
             metrics_interval_secs: 10,
             limits: Limits::default(),
+            hosts_file: "/etc/hosts".into(),
             network: NetworkConfig::default(),
         }
     }

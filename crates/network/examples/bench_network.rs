@@ -50,6 +50,7 @@ fn spec(rules: usize, members: usize) -> VpcSpec {
         public_ip: None,
         security_group_ids: vec!["sg-01".into()],
         source_dest_check: true,
+        holder: network::Holder::Vm,
     };
     let mut interfaces = vec![
         interface(1, Ipv4Addr::new(10, 7, 0, 10)),

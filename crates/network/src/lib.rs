@@ -16,7 +16,7 @@ use std::os::fd::OwnedFd;
 use async_trait::async_trait;
 
 pub use fake::FakeNetwork;
-pub use linux::{interface_device, LinuxNetwork};
+pub use linux::{interface_device, node_namespace, LinuxNetwork};
 pub use spec::*;
 
 #[derive(Debug, thiserror::Error)]

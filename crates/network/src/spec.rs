@@ -45,9 +45,26 @@ pub struct InterfaceSpec {
     pub private_ips: Vec<Ipv4Addr>,
     /// A public or elastic IP NATed to the primary private IP.
     pub public_ip: Option<Ipv4Addr>,
+    /// An interface of a VM is in at least one group; a load balancer node's in none is
+    /// not filtered at all (a network load balancer without groups, as in AWS).
     pub security_group_ids: Vec<String>,
     /// When on, the interface may send only from its own addresses.
     pub source_dest_check: bool,
+    /// What holds the interface on the host.
+    #[serde(default)]
+    pub holder: Holder,
+}
+
+/// What holds an interface on the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holder {
+    /// A VM: its tap is opened by [`crate::NetworkDriver::open_tap`] when the VM starts.
+    #[default]
+    Vm,
+    /// A network namespace of its own that the driver makes and wires to the VPC by a veth
+    /// pair (a load balancer node's: [`crate::node_namespace`] names it), so the VPC sees it
+    /// exactly as a VM's interface: its groups, ACL and public IP apply.
+    Node,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -57,10 +57,10 @@ struct Guest {
 
 impl Guest {
     fn new(name: &str, interface: &InterfaceSpec) -> Guest {
-        Guest::in_vpc(name, VPC, interface)
+        Guest::in_vpc(VPC, name, interface)
     }
 
-    fn in_vpc(name: &str, vpc: &str, interface: &InterfaceSpec) -> Guest {
+    fn in_vpc(vpc: &str, name: &str, interface: &InterfaceSpec) -> Guest {
         let ns = format!("dptest-{name}");
         let device = interface_device(&interface.interface_id).expect("device name");
         ok(&format!(
@@ -109,12 +109,14 @@ impl Drop for Guest {
 }
 
 /// Removes the VPC's namespace, veth and dnsmasq even when the test fails.
-struct Cleanup;
+struct Cleanup(&'static str);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        let vpc = self.0;
+        let veth = vpc.replace("vpc-", "nv");
         let _ = sh(&format!(
-            "ip netns pids nimbus-{VPC} | xargs -r kill -9; ip netns del nimbus-{VPC}; ip link del nv7e570001"
+            "ip netns pids nimbus-{vpc} | xargs -r kill -9; ip netns del nimbus-{vpc}; ip link del {veth}"
         ));
     }
 }
@@ -172,6 +174,7 @@ fn interface(id: &str, subnet: &str, mac: &str, address: &str, group: &str) -> I
         public_ip: None,
         security_group_ids: vec![group.into()],
         source_dest_check: true,
+        holder: network::Holder::Vm,
     }
 }
 
@@ -275,7 +278,7 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
         eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
         return;
     }
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup(VPC);
     let state = tempfile::tempdir().expect("state dir");
     let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
     let mut spec = spec();
@@ -477,6 +480,71 @@ async fn a_vpc_whose_data_dir_is_gone_is_removed_by_the_next_server() {
     assert!(!runs(dnsmasq_pid.trim()));
 }
 
+#[tokio::test]
+async fn a_node_interface_gets_a_namespace_of_its_own_filtered_as_a_guest() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
+        return;
+    }
+    const NODE_VPC: &str = "vpc-7e570003";
+    let _cleanup = Cleanup(NODE_VPC);
+    let state = tempfile::tempdir().expect("state dir");
+    let driver = LinuxNetwork::new(state.path().to_owned(), net("198.19.0.0/16"));
+    let base = spec();
+    // B in `sg-0b` (in from `sg-0a` on 7000-7010), the node in `sg-0a` (in on 8080).
+    let b = interface(
+        "eni-3b",
+        "subnet-0a",
+        "02:00:00:00:3b:01",
+        "10.9.1.31",
+        "sg-0b",
+    );
+    let node = InterfaceSpec {
+        instance_id: None,
+        holder: network::Holder::Node,
+        ..interface(
+            "eni-3c",
+            "subnet-0a",
+            "02:00:00:00:3c:01",
+            "10.9.1.32",
+            "sg-0a",
+        )
+    };
+    let mut vpc = VpcSpec {
+        vpc_id: NODE_VPC.into(),
+        interfaces: vec![],
+        ..base.clone()
+    };
+    driver.apply_vpc(&vpc).await.expect("empty VPC applies");
+    let guest = Guest::in_vpc(NODE_VPC, "node-b", &b);
+    vpc.interfaces = vec![b, node];
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    guest.configure(ip("10.9.1.31"), 24, ip("10.9.1.1"));
+    let node_ns = network::node_namespace("eni-3c").expect("name");
+    let node_side = Guest {
+        ns: node_ns.clone(),
+    };
+    let address = sh(&format!("ip -n {node_ns} -4 -o address show dev eth0"));
+    assert!(String::from_utf8_lossy(&address.stdout).contains("10.9.1.32/24"));
+
+    // The node is reached on what its group admits and reaches what admits its group.
+    assert!(tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8080));
+    assert!(!tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8081));
+    assert!(tcp_passes(&node_side, &guest, ip("10.9.1.31"), 7005));
+
+    // In no group (a network load balancer without groups) it is not filtered.
+    vpc.interfaces[1].security_group_ids.clear();
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    assert!(tcp_passes(&guest, &node_side, ip("10.9.1.32"), 8081));
+
+    // Gone from the spec, its namespace goes; so do the VPC's others with the VPC.
+    vpc.interfaces.pop();
+    driver.apply_vpc(&vpc).await.expect("VPC applies");
+    assert!(!std::path::Path::new("/run/netns").join(&node_ns).exists());
+    std::mem::forget(node_side);
+    driver.remove_vpc(NODE_VPC).await.expect("removes");
+}
+
 /// A VPC with one guest in its public subnet, on a public IP, its group open both ways.
 fn one_guest_vpc(vpc_id: &str, id: &str, mac: &str, public_ip: &str) -> VpcSpec {
     VpcSpec {
@@ -537,18 +605,11 @@ const GUARDED: &str = "vpc-4a57a001";
 const NEIGHBOUR: &str = "vpc-4a57a002";
 const OTHER_SERVERS: &str = "vpc-4a57a003";
 
-/// Removes what the host guard test makes on the host even when it fails.
-struct GuardCleanup;
+/// Removes what the host guard test makes on the host itself even when it fails.
+struct HostPieces;
 
-impl Drop for GuardCleanup {
+impl Drop for HostPieces {
     fn drop(&mut self) {
-        for vpc in [GUARDED, NEIGHBOUR, OTHER_SERVERS] {
-            let veth = format!("nv{}", &vpc[4..]);
-            let _ = sh(&format!(
-                "ip netns pids nimbus-{vpc} | xargs -r kill -9; ip netns del nimbus-{vpc}; ip link del {veth}; \
-                 rm -f /run/nimbus/vpc-owners/nimbus-{vpc} /run/nimbus/vpc-owners/nimbus-{vpc}.pid"
-            ));
-        }
         let _ = sh("ip link del hgself; ip route del 203.0.113.77/32");
     }
 }
@@ -559,7 +620,7 @@ async fn guests_reach_the_outside_but_not_the_host_its_networks_or_another_serve
         eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
         return;
     }
-    let _cleanup = GuardCleanup;
+    let _cleanup = ([GUARDED, NEIGHBOUR, OTHER_SERVERS].map(Cleanup), HostPieces);
     // Two servers: A with two VPCs, B with one; A's pool covers B's.
     let (state_a, state_b) = (
         tempfile::tempdir().expect("A"),
@@ -586,7 +647,7 @@ async fn guests_reach_the_outside_but_not_the_host_its_networks_or_another_serve
             ..spec.clone()
         };
         driver.apply_vpc(&empty).await.expect("namespace");
-        let guest = Guest::in_vpc(name, &spec.vpc_id, &spec.interfaces[0]);
+        let guest = Guest::in_vpc(&spec.vpc_id, name, &spec.interfaces[0]);
         guest.configure(ip("10.9.1.10"), 24, ip("10.9.1.1"));
         driver.apply_vpc(spec).await.expect("VPC applies");
         guests.push(guest);

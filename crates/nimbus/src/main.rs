@@ -272,7 +272,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     monitoring.set_scaling_policies(autoscaling.clone());
     let ec2_for_autoscaling = Arc::new(api::Ec2ForAutoScaling::new(&config.account_id));
     autoscaling.set_ec2(ec2_for_autoscaling.clone());
+    let elbv2 = Arc::new(elbv2::Elbv2::open(
+        store.clone(),
+        &config.region,
+        &config.account_id,
+        Arc::new(balancer::HaproxyBalancers::new(
+            config.data_dir.join("balancers"),
+        )),
+        (!config.hosts_file.is_empty()).then(|| PathBuf::from(&config.hosts_file)),
+        &config.data_dir.display().to_string(),
+    )?);
     let (control, engine) = open_control(config, store).await?;
+    elbv2.set_ec2(Arc::new(api::Ec2ForElbv2::new(control.clone())));
     monitoring.set_instance_actions(control.clone());
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
@@ -296,6 +307,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control::reconcilers(&control, monitoring.clone()),
         vec![Arc::new(monitoring::AlarmEvaluator::new(monitoring.clone())) as _],
         vec![Arc::new(autoscaling::FleetReconciler::new(autoscaling.clone())) as _],
+        vec![Arc::new(elbv2::BalancerReconciler::new(elbv2.clone())) as _],
     ]
     .concat();
     let passes = Arc::new(engine::Passes::default());
@@ -304,6 +316,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control,
         monitoring,
         autoscaling,
+        elbv2,
         passes,
         requests: Default::default(),
     });

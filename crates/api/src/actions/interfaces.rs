@@ -278,6 +278,17 @@ fn interface_output(
     let region = &config.region;
     let network = &interface.network;
     let public_ip = network.public_ip;
+    let managed_attachment = interface.managed.as_ref().map(|managed| {
+        // AWS shows a service's interface attached to no instance, owned by the service.
+        json!({
+            "AttachmentId": network.attachment_id,
+            "InstanceOwnerId": managed.requester_id,
+            "DeviceIndex": 1,
+            "NetworkCardIndex": 0,
+            "Status": "attached",
+            "DeleteOnTermination": false,
+        })
+    });
     let attachment = interface.attachment.as_ref().map(|attachment| {
         json!({
             "AttachmentId": network.attachment_id,
@@ -313,10 +324,10 @@ fn interface_output(
         "PrivateDnsName": private_dns_name(network.primary_ip(), region),
         "SourceDestCheck": network.source_dest_check,
         "Groups": groups_output(state, network),
-        "Attachment": attachment,
+        "Attachment": attachment.or(managed_attachment),
         "Association": association_output(public_ip, region),
         "PrivateIpAddresses": private_ips,
-        "InterfaceType": "interface",
+        "InterfaceType": interface.managed.as_ref().map_or("interface", |m| &m.interface_type),
     })
 }
 
@@ -328,7 +339,10 @@ fn interface_row_output(
 ) -> Value {
     let mut output = interface_output(interface, state, config);
     output["AvailabilityZone"] = json!(interface.availability_zone);
-    output["RequesterManaged"] = json!(false);
+    output["RequesterManaged"] = json!(interface.managed.is_some());
+    if let Some(managed) = &interface.managed {
+        output["RequesterId"] = json!(managed.requester_id);
+    }
     output["TagSet"] = json!(tags_output(&interface.tags));
     output
 }

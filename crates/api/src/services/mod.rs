@@ -1,6 +1,7 @@
 //! Services served from their botocore models through [`crate::service::ModelService`].
 
 pub(crate) mod autoscaling;
+pub(crate) mod elbv2;
 pub(crate) mod iam;
 pub(crate) mod monitoring;
 pub(crate) mod sts;

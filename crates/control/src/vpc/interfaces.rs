@@ -13,7 +13,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::network_interfaces::{
-    check_description, check_interface_id, interface_not_found, NetworkInterface,
+    check_description, check_interface_id, interface_not_found, refuse_managed, NetworkInterface,
 };
 use super::security_groups::GroupRef;
 use super::subnets::Subnet;
@@ -468,6 +468,7 @@ impl crate::Control {
         }
         self.mutate(|txn| {
             let mut interface = existing::<NetworkInterface>(txn.state(), interface_id)?.clone();
+            refuse_managed(&interface)?;
             change(txn.state(), &mut interface.network)?;
             if dry_run {
                 return Err(Error::DryRunOperation);

@@ -38,6 +38,22 @@ pub struct NetworkInterface {
     pub availability_zone: String,
     pub attachment: Option<InterfaceAttachment>,
     pub tags: Tags,
+    /// Set when a service made the interface for itself (a load balancer node's): users see
+    /// it in use and cannot attach, detach or delete it.
+    #[serde(default)]
+    pub managed: Option<ManagedInterface>,
+}
+
+/// What a service says of an interface it made for itself, as AWS shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManagedInterface {
+    /// AWS's `requesterId` (`amazon-elb`), also its attachment's owner.
+    pub requester_id: String,
+    /// AWS's `interfaceType` (`interface` for an application load balancer's,
+    /// `network_load_balancer`).
+    pub interface_type: String,
+    /// The data plane holds it in a namespace of its own (`network::Holder::Node`).
+    pub node: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,7 +74,7 @@ fn attached() -> AttachmentState {
 
 impl NetworkInterface {
     pub fn status(&self) -> &'static str {
-        if self.attachment.is_some() {
+        if self.attachment.is_some() || self.managed.is_some() {
             "in-use"
         } else {
             "available"
@@ -81,6 +97,7 @@ impl NetworkInterface {
                 status: AttachmentState::Attached,
             }),
             tags: instance.network_tags.clone(),
+            managed: None,
         })
     }
 }
@@ -207,6 +224,17 @@ pub(crate) fn check_description(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Users may look at a service's interface but not change it, as in AWS.
+pub(crate) fn refuse_managed(interface: &NetworkInterface) -> Result<()> {
+    match &interface.managed {
+        Some(managed) => Err(Error::OperationNotPermitted(format!(
+            "You are not allowed to manage the network interface '{}': it belongs to {}.",
+            interface.network.interface_id, managed.requester_id
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn interface_not_found(id: &str) -> Error {
     Error::InterfaceNotFound(format!("The networkInterface ID '{id}' does not exist"))
 }
@@ -261,7 +289,20 @@ pub(crate) fn new_interface(
         availability_zone: subnet.availability_zone.clone(),
         attachment: None,
         tags: request.tags.clone(),
+        managed: None,
     })
+}
+
+/// What a service asks of an interface it makes for itself.
+#[derive(Clone, Debug)]
+pub struct ManagedInterfaceRequest {
+    pub subnet_id: String,
+    /// None at all is allowed here (a network load balancer without groups).
+    pub security_group_ids: Vec<String>,
+    pub description: String,
+    /// A public IP from the pool, as an internet-facing load balancer's nodes have.
+    pub public_ip: bool,
+    pub managed: ManagedInterface,
 }
 
 /// An interface RunInstances attaches besides the primary one.
@@ -329,6 +370,7 @@ pub(crate) fn attach(
 ) -> Result<String> {
     let interface_id = interface.network.interface_id.clone();
     let instance_id = &instance.instance_id;
+    refuse_managed(interface)?;
     if interface.attachment.is_some() {
         return Err(Error::InterfaceInUse(format!(
             "Interface: [{interface_id}] in use."
@@ -449,13 +491,81 @@ impl crate::Control {
         })
     }
 
+    /// An interface a service makes for itself, in use from the start.
+    pub fn create_managed_interface(
+        &self,
+        request: &ManagedInterfaceRequest,
+    ) -> Result<NetworkInterface> {
+        check_description(&request.description)?;
+        self.mutate(|txn| {
+            let mut allocator = Allocator::new(txn.state(), self.config(), self.network())?;
+            let network_request = NetworkRequest {
+                subnet_id: Some(request.subnet_id.clone()),
+                security_group_ids: request.security_group_ids.clone(),
+                associate_public_ip: Some(request.public_ip),
+                ..NetworkRequest::default()
+            };
+            let (subnet, groups) = allocator.placement(&network_request, "")?;
+            let mut network = allocator.allocate(&network_request, &subnet, &groups)?;
+            network.description = request.description.clone();
+            if request.security_group_ids.is_empty() {
+                // Placement puts a member of no group in the default one; a service's
+                // interface may be in none.
+                network.security_group_ids.clear();
+            }
+            let interface = NetworkInterface {
+                network,
+                availability_zone: subnet.availability_zone.clone(),
+                attachment: None,
+                tags: Tags::default(),
+                managed: Some(request.managed.clone()),
+            };
+            txn.put(interface.clone())?;
+            Ok(interface)
+        })
+    }
+
+    /// Changes the groups of a service's interface (SetSecurityGroups of a load balancer).
+    pub fn set_managed_interface_groups(
+        &self,
+        interface_id: &str,
+        groups: &[String],
+    ) -> Result<()> {
+        self.mutate(|txn| {
+            let mut interface = existing::<NetworkInterface>(txn.state(), interface_id)?.clone();
+            if interface.managed.is_none() {
+                return Err(interface_not_found(interface_id));
+            }
+            interface.network.security_group_ids = groups.to_vec();
+            Ok(txn.put(interface)?)
+        })
+    }
+
+    /// Deletes a service's interface; an absent one is no error (a retried deletion).
+    pub fn delete_managed_interface(&self, interface_id: &str) -> Result<()> {
+        self.mutate(|txn| {
+            let managed = txn
+                .state()
+                .network_interfaces()
+                .get(interface_id)
+                .is_some_and(|i| i.managed.is_some());
+            if managed {
+                txn.delete::<NetworkInterface>(interface_id);
+            }
+            Ok(())
+        })
+    }
+
     /// DeleteNetworkInterface: available interfaces only.
     pub fn delete_network_interface(&self, interface_id: &str, dry_run: bool) -> Result<()> {
         check_interface_id(interface_id)?;
         self.mutate(|txn| {
             let state = txn.state();
             let in_use = match state.network_interfaces().get(interface_id) {
-                Some(interface) => interface.attachment.is_some(),
+                Some(interface) => {
+                    refuse_managed(interface)?;
+                    interface.attachment.is_some()
+                }
                 None => {
                     // A primary interface goes with its instance.
                     if !state
@@ -677,6 +787,58 @@ mod tests {
             .expect("stop");
         h.settle().await;
         assert_eq!(h.instance(id).state, InstanceState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_service_interface_is_in_use_wired_as_a_node_and_not_the_users_to_change() {
+        let h = Harness::new().await;
+        let subnet = h
+            .control
+            .read()
+            .default_subnet("us-east-1a")
+            .cloned()
+            .expect("subnet");
+        let eni = h
+            .control
+            .create_managed_interface(&ManagedInterfaceRequest {
+                subnet_id: subnet.subnet_id.clone(),
+                security_group_ids: Vec::new(),
+                description: "ELB net/web/50dc6c495c0c9188".into(),
+                public_ip: true,
+                managed: ManagedInterface {
+                    requester_id: "amazon-elb".into(),
+                    interface_type: "network_load_balancer".into(),
+                    node: true,
+                },
+            })
+            .expect("create");
+        let id = eni.network.interface_id.clone();
+        assert_eq!(eni.status(), "in-use");
+        assert!(eni.network.security_group_ids.is_empty());
+        assert!(eni.network.public_ip.is_some());
+        let refused = h.control.delete_network_interface(&id, false);
+        assert!(
+            matches!(refused, Err(Error::OperationNotPermitted(_))),
+            "{refused:?}"
+        );
+        let (instance, _) = running_instance(&h).await;
+        let refused = h
+            .control
+            .attach_network_interface(&id, &instance.instance_id, 1, false);
+        assert!(
+            matches!(refused, Err(Error::OperationNotPermitted(_))),
+            "{refused:?}"
+        );
+        let spec = crate::vpc::spec::vpc_spec(
+            &h.control.read(),
+            "us-east-1",
+            &h.control.read().vpcs()[&subnet.vpc_id],
+        );
+        let wired = spec.interfaces.iter().find(|i| i.interface_id == id);
+        assert_eq!(wired.map(|i| i.holder), Some(network::Holder::Node));
+        h.control.delete_managed_interface(&id).expect("delete");
+        h.control.delete_managed_interface(&id).expect("again");
+        assert!(interface(&h, &id).is_none());
     }
 
     #[tokio::test]

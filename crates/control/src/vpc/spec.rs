@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use network::{InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
+use network::{Holder, InterfaceSpec, SecurityGroupSpec, SubnetSpec, VpcSpec};
 
 use super::interfaces::dns_domain;
 use super::vpcs::Vpc;
@@ -60,6 +60,11 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
                 public_ip: net.public_ip,
                 security_group_ids: net.security_group_ids,
                 source_dest_check: net.source_dest_check,
+                holder: if e.managed.as_ref().is_some_and(|m| m.node) {
+                    Holder::Node
+                } else {
+                    Holder::Vm
+                },
             }
         })
         .collect();

@@ -128,6 +128,7 @@ mod tests {
                 public_ip: None,
                 security_group_ids: vec![],
                 source_dest_check: true,
+                holder: crate::Holder::Vm,
             }],
             security_groups: vec![],
             network_acls: vec![],

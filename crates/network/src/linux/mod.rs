@@ -30,12 +30,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
 
-pub use names::interface_device;
+pub use names::{interface_device, node_namespace};
 
-use crate::{Error, InterfaceCounters, NetworkDriver, Result, VpcSpec};
+use crate::{Error, Holder, InterfaceCounters, NetworkDriver, Result, VpcSpec};
 use host::{host_routes, in_namespace, ip_batch, ip_json, run};
 use host_guard::{HostTable, TABLE_PREFIX};
-use names::{host_veth, namespace, UPLINK};
+use names::{host_veth, namespace, NODE_DEVICE, UPLINK};
 use rules::{router_ip, METADATA_IP};
 
 /// The one host table all servers shared before each had its own; removed at start.
@@ -64,7 +64,7 @@ fn ns_path(namespace: &str) -> PathBuf {
 /// Stops what runs in the namespace (its dnsmasq), then deletes the host's veth (its peer
 /// and the host routes through it go with it) and the namespace (its taps go with it; QEMU's
 /// descriptors then carry nothing).
-async fn tear_down(ns: &str, veth: &str) -> Result<()> {
+async fn tear_down(ns: &str, veth: Option<&str>) -> Result<()> {
     if ns_path(ns).exists() {
         let pids = run("ip", &["netns", "pids", ns], None).await?;
         for pid in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
@@ -73,8 +73,10 @@ async fn tear_down(ns: &str, veth: &str) -> Result<()> {
             }
         }
     }
-    if ip_json(None, &["link", "show", "dev", veth]).await.is_ok() {
-        ip_batch(None, &[format!("link del {veth}")]).await?;
+    if let Some(veth) = veth {
+        if ip_json(None, &["link", "show", "dev", veth]).await.is_ok() {
+            ip_batch(None, &[format!("link del {veth}")]).await?;
+        }
     }
     if ns_path(ns).exists() {
         run("ip", &["netns", "del", ns], None).await?;
@@ -109,6 +111,62 @@ fn vpc_namespaces() -> Result<Vec<(String, String)>> {
             Some((name, vpc_id))
         })
         .collect())
+}
+
+/// The load balancer nodes' namespaces on the host, by any nimbus, with the directory of
+/// the VPC each belongs to (from its owner marker; none when the marker is missing).
+fn node_namespaces() -> Result<Vec<(String, Option<PathBuf>)>> {
+    let entries = match std::fs::read_dir("/run/netns") {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| names::is_node_namespace(name))
+        .map(|name| {
+            let owner = owners::read(&name).map(|owner| owner.dir);
+            (name, owner)
+        })
+        .collect())
+}
+
+/// Removes the node namespaces whose VPC directory is `vpc_dir` (all of a removed VPC's)
+/// or, with none, those whose VPC directory is gone (a deleted server's), except `keep`.
+async fn remove_nodes(vpc_dir: Option<&std::path::Path>, keep: &BTreeSet<String>) -> Result<()> {
+    for (node, owner) in node_namespaces()? {
+        let Some(owner) = owner else { continue };
+        let gone = match vpc_dir {
+            Some(dir) => owner == dir,
+            None => !owner.exists(),
+        };
+        if gone && !keep.contains(&node) {
+            tear_down(&node, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes, in the VPC namespace `ns`, the veth ends of node namespaces about to go: the
+/// kernel destroys a deleted namespace's devices later, while the VPC's next steps run.
+async fn unplug_nodes(ns: &str, vpc_dir: &std::path::Path, keep: &BTreeSet<String>) -> Result<()> {
+    for (node, owner) in node_namespaces()? {
+        if owner.as_deref() != Some(vpc_dir) || keep.contains(&node) {
+            continue;
+        }
+        let Some(hex) = node.rsplit('-').next() else {
+            continue;
+        };
+        let device = interface_device(&format!("eni-{hex}"))?;
+        if ip_json(Some(ns), &["link", "show", "dev", &device])
+            .await
+            .is_ok()
+        {
+            ip_batch(Some(ns), &[format!("link del {device}")]).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the VPC's veth pair is there (its host end is in the host's `/sys`; removing
@@ -167,10 +225,11 @@ async fn sweep_leftovers(keep: Option<&std::path::Path>) -> Result<Vec<String>> 
             continue;
         }
         if owner.dir_gone() || (owner.process_ended() && !serves_guests(&ns).await?) {
-            tear_down(&ns, &host_veth(&vpc_id)?).await?;
+            tear_down(&ns, Some(&host_veth(&vpc_id)?)).await?;
             removed.push(vpc_id);
         }
     }
+    remove_nodes(None, &BTreeSet::new()).await?;
     let vpc_owners: Vec<owners::Owner> = vpc_namespaces()?
         .iter()
         .filter_map(|(ns, _)| owners::read(ns))
@@ -242,6 +301,7 @@ impl LinuxNetwork {
         }
         self.guard_host().await?;
         self.sync_public_ips(vpc, ns).await?;
+        self.wire_nodes(vpc, ns).await?;
         self.wire_devices(vpc, ns).await?;
         self.apply_rules(vpc, ns).await?;
         self.apply_dnsmasq(vpc, ns).await?;
@@ -331,7 +391,7 @@ impl LinuxNetwork {
                     owner.dir.display()
                 )));
             }
-            tear_down(ns, &host_veth(&vpc.vpc_id)?).await?;
+            tear_down(ns, Some(&host_veth(&vpc.vpc_id)?)).await?;
         }
         owners::mark(ns, &files.dir)?;
         if !ns_path(ns).exists() {
@@ -456,6 +516,74 @@ impl LinuxNetwork {
         ns_commands.push(format!("route replace default dev {UPLINK}"));
         ip_batch(Some(ns), &ns_commands).await?;
         ip_batch(None, &host_commands).await
+    }
+
+    /// The namespace of each node interface (`Holder::Node`) with its end of a veth pair
+    /// (`eth0`: the interface's MAC and addresses, the subnet's router as default route);
+    /// the VPC's end is named as a VM's tap would be, so `wire_devices` and the rules treat
+    /// both alike. Node namespaces of the VPC that no interface wants any more are removed.
+    async fn wire_nodes(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
+        let vpc_dir = self.dnsmasq_files(&vpc.vpc_id).dir;
+        let mut wanted = BTreeSet::new();
+        for interface in vpc.interfaces.iter().filter(|i| i.holder == Holder::Node) {
+            let Some(subnet) = vpc
+                .subnets
+                .iter()
+                .find(|s| s.subnet_id == interface.subnet_id)
+            else {
+                continue;
+            };
+            let node = node_namespace(&interface.interface_id)?;
+            owners::mark(&node, &vpc_dir)?;
+            if !ns_path(&node).exists() {
+                run("ip", &["netns", "add", &node], None).await?;
+            }
+            let device = interface_device(&interface.interface_id)?;
+            if ip_json(Some(ns), &["link", "show", "dev", &device])
+                .await
+                .is_err()
+            {
+                // A half-made pair (its VPC end removed from outside) is made again whole.
+                let _ = ip_batch(Some(&node), &[format!("link del {NODE_DEVICE}")]).await;
+                ip_batch(
+                    None,
+                    &[format!(
+                        "link add {device} netns {ns} type veth peer name {NODE_DEVICE} netns {node}"
+                    )],
+                )
+                .await?;
+            }
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &node,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                ],
+                None,
+            )
+            .await?;
+            let cidr = subnet.cidr.trunc();
+            let mut commands = vec![
+                "link set lo up".to_string(),
+                format!("link set {NODE_DEVICE} address {}", interface.mac),
+            ];
+            commands.extend(interface.private_ips.iter().map(|ip| {
+                format!(
+                    "address replace {ip}/{} dev {NODE_DEVICE}",
+                    cidr.prefix_len()
+                )
+            }));
+            commands.push(format!("link set {NODE_DEVICE} up"));
+            commands.push(format!("route replace default via {}", router_ip(cidr)));
+            ip_batch(Some(&node), &commands).await?;
+            wanted.insert(node);
+        }
+        unplug_nodes(ns, &vpc_dir, &wanted).await?;
+        remove_nodes(Some(&vpc_dir), &wanted).await
     }
 
     /// Routes, router address and proxy ARP of every interface device present in the
@@ -695,8 +823,10 @@ impl NetworkDriver for LinuxNetwork {
     async fn remove_vpc(&self, vpc_id: &str) -> Result<()> {
         let ns = namespace(vpc_id)?;
         let _changing = self.changing.lock().await;
-        tear_down(&ns, &host_veth(vpc_id)?).await?;
-        remove_if_present(&self.dnsmasq_files(vpc_id).dir)?;
+        tear_down(&ns, Some(&host_veth(vpc_id)?)).await?;
+        let vpc_dir = self.dnsmasq_files(vpc_id).dir;
+        remove_nodes(Some(&vpc_dir), &BTreeSet::new()).await?;
+        remove_if_present(&vpc_dir)?;
         self.applied().remove(vpc_id);
         if self.own_namespaces()?.is_empty() {
             *self.host_script() = None;

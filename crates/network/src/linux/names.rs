@@ -31,6 +31,25 @@ pub fn namespace(vpc_id: &str) -> Result<String> {
     Ok(format!("{NAMESPACE_PREFIX}{vpc_id}"))
 }
 
+/// `nimbus-node-…`: the namespace of a load balancer node's interface (`Holder::Node`).
+pub fn node_namespace(interface_id: &str) -> Result<String> {
+    let hex = checked_id(interface_id)?;
+    Ok(format!("{NAMESPACE_PREFIX}{NODE_INFIX}{hex}"))
+}
+
+const NODE_INFIX: &str = "node-";
+
+/// Whether a namespace is a node's that this driver made.
+pub fn is_node_namespace(namespace: &str) -> bool {
+    namespace
+        .strip_prefix(NAMESPACE_PREFIX)
+        .and_then(|rest| rest.strip_prefix(NODE_INFIX))
+        .is_some_and(|hex| checked_id(&format!("eni-{hex}")).is_ok())
+}
+
+/// The device of a node's interface inside its own namespace.
+pub const NODE_DEVICE: &str = "eth0";
+
 /// The VPC of a namespace this driver made.
 pub fn vpc_of_namespace(namespace: &str) -> Option<&str> {
     let vpc_id = namespace.strip_prefix(NAMESPACE_PREFIX)?;
@@ -163,6 +182,10 @@ mod tests {
         assert_eq!(vpc_of_namespace("nimbus-vpc-0a"), Some("vpc-0a"));
         assert_eq!(vpc_of_namespace("other"), None);
         assert_eq!(vpc_of_namespace("nimbus-test-a"), None);
+        let node = node_namespace("eni-0a1b").unwrap();
+        assert_eq!(node, "nimbus-node-0a1b");
+        assert!(is_node_namespace(&node) && vpc_of_namespace(&node).is_none());
+        assert!(!is_node_namespace("nimbus-vpc-0a1b") && !is_node_namespace("nimbus-node-x;"));
     }
 
     #[test]

@@ -28,7 +28,8 @@ use ipnet::Ipv4Net;
 
 use super::names::{check_spec, interface_device, nft_name, UPLINK};
 use crate::{
-    InterfaceSpec, NetworkAclEntry, Peer, Protocol, Result, SecurityGroupRule, SubnetSpec, VpcSpec,
+    Holder, InterfaceSpec, NetworkAclEntry, Peer, Protocol, Result, SecurityGroupRule, SubnetSpec,
+    VpcSpec,
 };
 
 /// The table this driver owns in each namespace.
@@ -321,8 +322,11 @@ fn interface_chains(
     if !way_out {
         from.push(format!("oifname \"{UPLINK}\" drop"));
     }
+    // A node in no group (a network load balancer without groups) is not filtered.
+    let unfiltered = interface.holder == Holder::Node && interface.security_group_ids.is_empty();
+    let otherwise = if unfiltered { "accept" } else { "drop" };
     from.extend(groups.iter().map(|g| format!("jump sg_out_{g}")));
-    from.push("drop".into());
+    from.push(otherwise.into());
     chain(out, &format!("from_{device}"), None, &from);
     jumps
         .egress
@@ -333,7 +337,7 @@ fn interface_chains(
         to.push(format!("iifname \"{UPLINK}\" drop"));
     }
     to.extend(groups.iter().map(|g| format!("jump sg_in_{g}")));
-    to.push("drop".into());
+    to.push(otherwise.into());
     chain(out, &format!("to_{device}"), None, &to);
     jumps
         .ingress
@@ -473,6 +477,7 @@ mod tests {
             public_ip: None,
             security_group_ids: groups.iter().map(|g| g.to_string()).collect(),
             source_dest_check: true,
+            holder: Holder::Vm,
         }
     }
 
@@ -662,6 +667,20 @@ mod tests {
         loose.interfaces[0].source_dest_check = false;
         let script = render(&loose).expect("renders");
         assert!(!chain_body(&script, "spoof_t0a").contains("ip saddr"));
+    }
+
+    #[test]
+    fn a_node_in_no_group_is_not_filtered_and_a_vm_in_none_gets_nothing() {
+        let mut vpc = spec();
+        vpc.interfaces[0].security_group_ids.clear();
+        let script = render(&vpc).expect("renders");
+        assert!(chain_body(&script, "to_t0a").trim_end().ends_with("drop"));
+        vpc.interfaces[0].holder = Holder::Node;
+        let script = render(&vpc).expect("renders");
+        assert!(chain_body(&script, "from_t0a")
+            .trim_end()
+            .ends_with("accept"));
+        assert!(chain_body(&script, "to_t0a").trim_end().ends_with("accept"));
     }
 
     #[test]

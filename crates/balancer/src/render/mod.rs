@@ -4,8 +4,9 @@
 //!   level admin), an unprivileged user and an empty chroot.
 //! - `defaults`: timeouts (the idle timeout both ways), retries on another target when a
 //!   connection fails.
-//! - a `frontend` per listener, binding every address of the balancer; weighted forwards
-//!   pick a group from one random draw per request (connection, for TCP).
+//! - a `frontend` per listener, binding every address of the balancer, with its rules and
+//!   default action (`frontend.rs`); weighted forwards pick a group from one random draw
+//!   per request (connection, for TCP). User strings are quoted by `quote.rs`.
 //! - a `backend` per target group: algorithm, health check, stickiness, and
 //!   [`slots`] empty `server-template` slots, disabled. Targets are not in the config: the
 //!   driver fills slots through the runtime API (`set server … addr … port …`), so target
@@ -15,7 +16,10 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use crate::spec::{Algorithm, Checked, HealthCheckProtocol, Listener, Protocol, TargetGroup};
+use crate::spec::{Algorithm, Checked, HealthCheckProtocol, Protocol, TargetGroup};
+
+mod frontend;
+mod quote;
 
 /// Where one balancer's HAProxy keeps its files, and the user it runs as. The driver
 /// checks that the directory's path is plain (`[A-Za-z0-9/._-]`) before rendering.
@@ -48,11 +52,6 @@ const SLOT_PREFIX: &str = "slot";
 /// draining ones, at least 16, a power of two (so the config, and HAProxy, change rarely).
 fn slots(targets: usize) -> usize {
     (targets * 2).next_power_of_two().max(16)
-}
-
-/// The frontend of a listener.
-fn frontend_name(listener: &Listener) -> String {
-    format!("listener-{}", listener.port)
 }
 
 fn mode(protocol: Protocol) -> &'static str {
@@ -91,54 +90,10 @@ pub fn render(checked: Checked<'_>, layout: &Layout) -> String {
     );
     out.push_str("    timeout http-request 60s\n    retries 2\n    option redispatch 1\n");
     for listener in &spec.listeners {
-        out.push_str(&frontend(listener, spec));
+        out.push_str(&frontend::frontend(listener, spec));
     }
     for group in &spec.target_groups {
         out.push_str(&backend(group));
-    }
-    out
-}
-
-fn frontend(listener: &Listener, spec: &crate::BalancerSpec) -> String {
-    let mut out = format!(
-        "\nfrontend {}\n    mode {}\n",
-        frontend_name(listener),
-        mode(listener.protocol)
-    );
-    for address in &spec.addresses {
-        let _ = writeln!(out, "    bind {address}:{}", listener.port);
-    }
-    let phase = match listener.protocol {
-        Protocol::Http => {
-            out.push_str(
-                "    option forwardfor\n    http-request set-header X-Forwarded-Proto http\n",
-            );
-            let _ = writeln!(
-                out,
-                "    http-request set-header X-Forwarded-Port {}",
-                listener.port
-            );
-            "http-request"
-        }
-        Protocol::Tcp => "tcp-request content",
-    };
-    let weighted: Vec<_> = listener.forward.iter().filter(|w| w.weight > 0).collect();
-    if let [.., last] = weighted.as_slice() {
-        if weighted.len() > 1 {
-            // One draw in [0, total); each group takes the next `weight` values of it.
-            let total: u32 = weighted.iter().map(|w| u32::from(w.weight)).sum();
-            let _ = writeln!(out, "    {phase} set-var(txn.nimbus_pick) rand({total})");
-            let mut upto = 0;
-            for group in &weighted[..weighted.len() - 1] {
-                upto += u32::from(group.weight);
-                let _ = writeln!(
-                    out,
-                    "    use_backend {} if {{ var(txn.nimbus_pick) -m int lt {upto} }}",
-                    group.target_group_id
-                );
-            }
-        }
-        let _ = writeln!(out, "    default_backend {}", last.target_group_id);
     }
     out
 }
@@ -191,11 +146,13 @@ fn backend(group: &TargetGroup) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::spec::{check, tests::spec, WeightedGroup};
+    use crate::rules::WeightedGroup;
+    use crate::spec::check;
+    use crate::spec::tests::{spec, weights};
 
-    fn layout() -> Layout {
+    pub(crate) fn layout() -> Layout {
         Layout {
             dir: "/var/lib/nimbus/balancer/app-0a1b".into(),
             user: "haproxy".into(),
@@ -276,7 +233,7 @@ backend tg-db
             })
             .collect();
         spec.target_groups.push(second);
-        spec.listeners[0].forward = vec![
+        *weights(&mut spec, 0) = vec![
             WeightedGroup {
                 target_group_id: "tg-web".into(),
                 weight: 70,
@@ -292,13 +249,11 @@ backend tg-db
         ];
         spec.listeners.truncate(1);
         spec.target_groups.retain(|g| g.id != "tg-db");
-        spec.listeners[0]
-            .forward
-            .retain(|w| w.target_group_id != "tg-db");
+        weights(&mut spec, 0).retain(|w| w.target_group_id != "tg-db");
         let config = render(check(&spec).expect("checked"), &layout());
         haproxy_accepts(&config);
         assert!(config.contains(
-            "    http-request set-var(txn.nimbus_pick) rand(100)\n    use_backend tg-web if { var(txn.nimbus_pick) -m int lt 70 }\n    default_backend tg-api\n"
+            "    http-request set-var(txn.nimbus_pick) rand\n    use_backend tg-web if { var(txn.nimbus_pick) -m int lt 3006477107 }\n    default_backend tg-api\n"
         ));
         assert!(config.contains(
             "    cookie AWSALB insert indirect nocache httponly dynamic maxlife 3600s\n    dynamic-cookie-key tg-api\n    default-server check inter 5s rise 3 fall 2 port 9000\n    server-template slot 1-32 0.0.0.0:0 disabled\n"
@@ -306,7 +261,7 @@ backend tg-db
     }
 
     /// HAProxy's own check of a rendered config, where HAProxy is installed.
-    fn haproxy_accepts(config: &str) {
+    pub(crate) fn haproxy_accepts(config: &str) {
         let installed = std::process::Command::new("haproxy")
             .arg("-v")
             .output()
