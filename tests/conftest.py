@@ -18,6 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("NIMBUS_BIN", os.path.join(ROOT, "target", "debug", "nimbus"))
 
 
+# Every data dir a test server ran on, so that the session's end can check what is left.
+DATA_DIRS = []
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -29,6 +33,7 @@ class Nimbus:
 
     def __init__(self, data_dir, extra_args=(), config_text=None, listen_host="127.0.0.1"):
         self.data_dir = data_dir
+        DATA_DIRS.append(data_dir)
         self.port = free_port()
         # Clients always connect over loopback, whatever address nimbus listens on.
         self.listen = f"{listen_host}:{self.port}"
@@ -127,3 +132,37 @@ def fresh_nimbus():
 @pytest.fixture(scope="module")
 def ec2(nimbus):
     return nimbus.client()
+
+
+def leftovers_of(data_dirs):
+    """What test servers on `data_dirs` left on the host: VPC namespaces and host tables (by
+    their owner markers; routes and uplinks go with the namespaces) and QEMU processes."""
+    owners_dir = "/run/nimbus/vpc-owners"
+    left = []
+    for name in os.listdir(owners_dir) if os.path.isdir(owners_dir) else []:
+        if name.endswith(".pid") or name.startswith("."):
+            continue
+        with open(os.path.join(owners_dir, name)) as f:
+            owner = f.read()
+        if not any(owner.startswith(d.rstrip("/") + "/") for d in data_dirs):
+            continue
+        table = subprocess.run(["nft", "list", "table", "inet", name], capture_output=True).returncode == 0
+        if os.path.exists(f"/run/netns/{name}") or table:
+            left.append(f"{name} of {owner}")
+    for data_dir in data_dirs:
+        qemu = subprocess.run(["pgrep", "-f", f"qemu-system.*{data_dir}"], capture_output=True, text=True)
+        left += [f"QEMU {pid} of {data_dir}" for pid in qemu.stdout.split()]
+    return left
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves nothing on the host: once its servers have stopped, `nimbus sweep`
+    removes their VPCs (their processes ended and no guest is left in them), and anything
+    still there fails the session."""
+    if os.geteuid() != 0 or not DATA_DIRS or not os.path.exists(BINARY):
+        return
+    subprocess.run([BINARY, "sweep"], capture_output=True, timeout=300)
+    left = leftovers_of(DATA_DIRS)
+    if left:
+        print("\nthe suite left on the host:\n  " + "\n  ".join(left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

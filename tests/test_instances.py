@@ -31,25 +31,35 @@ echo "NIMBUS-WROTE-VOLUME" > /dev/console
 """
 
 
+def image_server(data_dir, **server_args):
+    """A started nimbus on `data_dir` with the default image built (cached across runs)."""
+    build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
+                            "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
+                           capture_output=True, text=True, timeout=1200)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return Nimbus(data_dir, **server_args).start()
+
+
+def stop_leaving_no_vm(server):
+    """Terminates every instance of `server`, stops it, and checks no QEMU of it is left."""
+    ec2 = server.client()
+    ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+    server.stop()
+    leftovers = subprocess.run(["pgrep", "-f", f"qemu-system.*{server.data_dir}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "QEMU processes left behind"
+
+
 @contextlib.contextmanager
 def running_cloud(config_text=None):
     """A nimbus with the default image built (cached across runs) on its data dir; its
     instances are terminated and no QEMU may be left at the end."""
     with tempfile.TemporaryDirectory(prefix="nimbus-vm-test-") as data_dir:
-        build = subprocess.run([os.environ.get("NIMBUS_BIN", "target/debug/nimbus"), "image", "build",
-                                "--data-dir", data_dir, "--cache-dir", IMAGE_CACHE],
-                               capture_output=True, text=True, timeout=1200)
-        assert build.returncode == 0, build.stdout + build.stderr
-        server = Nimbus(data_dir, config_text=config_text).start()
+        server = image_server(data_dir, config_text=config_text)
         yield server
-        ec2 = server.client()
-        ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
-        if ids:
-            ec2.terminate_instances(InstanceIds=ids)
-            ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-        server.stop()
-        leftovers = subprocess.run(["pgrep", "-f", f"qemu-system.*{data_dir}"], capture_output=True, text=True)
-        assert leftovers.stdout.strip() == "", "QEMU processes left behind"
+        stop_leaving_no_vm(server)
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,10 @@ def vpc(outside, tmp_path_factory):
     """The bastion and the private instance, on a nimbus whose public pool is routed back."""
     # Outside 198.19.0.0/16, which a nimbus with the default pool on this host masquerades.
     config = (f'public_ip_pool = "198.18.{random.randrange(256)}.0/24"\n'
-              f'public_ip_routed_networks = ["{OUTSIDE_NET}"]\n')
+              f'public_ip_routed_networks = ["{OUTSIDE_NET}"]\n'
+              # The outside is attached to the host here, which the host guard refuses
+              # guests unless the operator allows it.
+              f'[network]\nreachable_from_guests = ["{OUTSIDE_NET}"]\n')
     with running_cloud(config) as cloud:
         ec2 = cloud.client()
         key_path = str(tmp_path_factory.mktemp("keys") / "nat.pem")

@@ -18,6 +18,7 @@ import threading
 
 import pytest
 
+from test_host_guard import PORT, attached_namespace
 from test_instances import cloud, wait_console  # noqa: F401 (cloud is a fixture)
 from test_volumes import wait_for
 
@@ -344,7 +345,7 @@ def test_an_elastic_ip_replaces_the_only_public_ip_of_its_vpc(net):
         ec2.delete_vpc(VpcId=vpc)
 
 
-def test_public_subnet_reaches_the_host_and_a_private_subnet_has_no_way_out(net):
+def test_public_subnet_reaches_the_outside_not_the_host_and_a_private_subnet_has_no_way_out(net):
     a, c = net["a"], net["c"]
 
     class Page(http.server.BaseHTTPRequestHandler):
@@ -357,12 +358,18 @@ def test_public_subnet_reaches_the_host_and_a_private_subnet_has_no_way_out(net)
             pass
     server = http.server.HTTPServer(("0.0.0.0", 0), Page)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        port = server.server_address[1]
-        assert a.fetch(host_address(), port) == "host-page"
-        assert c.fetch(host_address(), port) is None
-    finally:
-        server.shutdown()
+    # The outside: a server beyond a gateway of the host (docs/security.md).
+    outside = "203.0.113.88"
+    with attached_namespace("net-out", "netout0", "198.51.100.81/30", "198.51.100.82/30", beyond=outside, http=True):
+        try:
+            port = server.server_address[1]
+            assert a.fetch(outside, PORT) == "PONG-net-out"
+            assert c.fetch(outside, PORT) is None
+            # The host itself guards its services from guests.
+            assert host_fetch("127.0.0.1", port) == "host-page"
+            assert a.fetch(host_address(), port) is None
+        finally:
+            server.shutdown()
 
 
 def test_two_vpcs_with_the_same_cidr_are_isolated(net):

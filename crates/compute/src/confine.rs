@@ -7,9 +7,10 @@
 //! - **an empty network namespace** (`unshare --net`): its taps are descriptors and its
 //!   sockets are paths, so it needs none, and it reaches no address, the host's loopback
 //!   included.
-//! - **seccomp** with QEMU's defaults plus no resource control (priorities, affinity). QEMU
-//!   7.2 installs its filter before `-daemonize` forks, so denying spawning (or privilege
-//!   changes) kills it at start: both stay allowed while QEMU daemonizes itself.
+//! - **seccomp** with QEMU's defaults plus no resource control (priorities, affinity) and
+//!   no spawning (fork, exec): nimbus detaches QEMU itself (`vm.rs`), since QEMU 7.2
+//!   installs its filter before `-daemonize` would fork. Privilege changes stay allowed:
+//!   `-runas` drops to the VM's uid after the filter is in place.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -20,7 +21,7 @@ use crate::{Error, Result};
 const QEMU_USER: &str = "nimbus-qemu";
 
 /// QEMU's `-sandbox` setting.
-pub(crate) const SANDBOX: &str = "on,obsolete=deny,resourcecontrol=deny";
+pub(crate) const SANDBOX: &str = "on,obsolete=deny,resourcecontrol=deny,spawn=deny";
 
 /// Uids handed to launches whose QEMU may not run yet (a running one shows in `/proc`).
 static RESERVED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());

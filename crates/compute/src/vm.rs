@@ -1,8 +1,9 @@
 //! One QEMU process per instance: a q35 machine booting the image's kernel directly, disks
 //! over NBD from the block store on hot-pluggable PCIe root ports, a virtio-net card per
 //! network interface on the tap the network driver opened for it, the serial console in a
-//! file, and QMP on a unix socket. QEMU daemonizes, so instances outlive a restart of nimbus and are
-//! re-adopted through their pid file and QMP socket.
+//! file, and QMP on a unix socket. QEMU runs detached from nimbus (its own session, reaped by
+//! the host's init), so instances outlive a restart of nimbus and are re-adopted through
+//! their pid file and QMP socket.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -509,8 +510,7 @@ pub(crate) async fn start(
     let pid_file = spec.run_dir.join("qemu.pid");
     let _ = std::fs::remove_file(&qmp_socket);
     let _ = std::fs::remove_file(&pid_file);
-    // QEMU daemonizes with umask 027, which would leave its sockets open to root's group:
-    // they are made private once QEMU has made them.
+    // QEMU's sockets are made private once QEMU has made them, whatever umask it ran with.
     let mut args: Vec<String> = vec![
         "-name".into(),
         format!("{},process=nimbus-{}", spec.instance_id, spec.instance_id),
@@ -536,7 +536,6 @@ pub(crate) async fn start(
         format!("unix:{},server=on,wait=off", qmp_socket.display()),
         "-pidfile".into(),
         pid_file.display().to_string(),
-        "-daemonize".into(),
         // Paused until the network cards are plugged in on their taps (see `plug_nics`).
         "-S".into(),
         "-sandbox".into(),
@@ -584,18 +583,33 @@ pub(crate) async fn start(
         Some(uid) => ("unshare", uid.command()),
         None => ("qemu-system-x86_64", Vec::new()),
     };
-    let output = tokio::process::Command::new(program)
-        .args(prefix.iter().chain(&args))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Error::Qemu(format!("cannot run {program}: {e}")))?;
-    if !output.status.success() {
+    let mut errors = detach(program, prefix.iter().chain(&args)).await?;
+    // QEMU listens on QMP early and answers it once it has started (or it exits: its
+    // standard error then ends).
+    while !(qmp_socket.exists() && pid_file.exists()) {
+        tokio::select! {
+            text = &mut errors => {
+                let text = text.unwrap_or_default();
+                return Err(Error::Qemu(format!("QEMU failed to start: {text}")));
+            }
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    if let Err(error) = until_started(&qmp_socket).await {
+        // Stopped if it lingers, so that its standard error ends.
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|pid| rustix::process::Pid::from_raw(pid.trim().parse().ok()?))
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        let text = errors.await.unwrap_or_default();
         return Err(Error::Qemu(format!(
-            "QEMU failed to start: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            "QEMU failed to start ({error}): {text}"
         )));
     }
+    // Closed from here on, as -daemonize would send it to /dev/null (QEMU ignores SIGPIPE).
+    errors.abort();
     for socket in ["qmp.sock", "console.sock", "heartbeat.sock"].map(|s| spec.run_dir.join(s)) {
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     }
@@ -608,6 +622,47 @@ pub(crate) async fn start(
         .ok_or_else(|| Error::Qemu("QEMU exited right after starting".into()))?;
     crate::cgroup::limit_vm(&spec.instance_id, vm.pid, spec.vcpus, spec.memory_mib);
     Ok(vm)
+}
+
+/// Waits until the QEMU listening on `qmp_socket` has started: it answers commands once its
+/// main loop runs (QMP's greeting may come before).
+async fn until_started(qmp_socket: &Path) -> Result<()> {
+    let mut qmp = Qmp::connect(qmp_socket).await?;
+    qmp.execute("query-status", json!({})).await.map(|_| ())
+}
+
+/// Runs `program` in a session of its own, detached (`setsid --fork`): it outlives nimbus and
+/// is reaped by the host's init, as `-daemonize` would have it, without QEMU forking itself
+/// (its seccomp filter denies spawning). The returned task reads its standard error, up to
+/// 64 KiB, until it ends (the program exits) or the task is aborted (its pipe then closes).
+async fn detach(
+    program: &str,
+    args: impl Iterator<Item = &String>,
+) -> Result<tokio::task::JoinHandle<String>> {
+    use tokio::io::AsyncReadExt;
+    let mut setsid = tokio::process::Command::new("setsid")
+        .arg("--fork")
+        .arg(program)
+        .args(args)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Qemu(format!("cannot run setsid {program}: {e}")))?;
+    let stderr = setsid.stderr.take();
+    // setsid returns once it has forked the program off.
+    let forked = setsid.wait().await?;
+    if !forked.success() {
+        return Err(Error::Qemu(format!("setsid {program} failed: {forked}")));
+    }
+    Ok(tokio::spawn(async move {
+        let mut text = Vec::new();
+        if let Some(stderr) = stderr {
+            let _ = stderr.take(64 * 1024).read_to_end(&mut text).await;
+        }
+        String::from_utf8_lossy(&text).trim().to_owned()
+    }))
 }
 
 /// Plugs a card per interface into the paused VM, in device index order.

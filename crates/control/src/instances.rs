@@ -778,7 +778,7 @@ impl Control {
                     "Cannot specify PrivateIpAddress with more than one instance.".into(),
                 ));
             }
-            let mut allocator = Allocator::new(txn.state(), self.config())?;
+            let mut allocator = Allocator::new(txn.state(), self.config(), self.network())?;
             let (subnet, groups) = allocator.placement(&request.network, &requested_zone)?;
             if request.network.subnet_id.is_some()
                 && request
@@ -851,6 +851,7 @@ impl Control {
                 crate::vpc::network_interfaces::attach_extras(
                     txn,
                     self.config(),
+                    self.network(),
                     &instance,
                     &request.extra_interfaces,
                     &request.interface_tags,

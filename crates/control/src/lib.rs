@@ -263,6 +263,11 @@ impl Control {
         self.drivers.blocks.as_ref()
     }
 
+    /// This host's network driver.
+    pub(crate) fn network(&self) -> &dyn network::NetworkDriver {
+        self.drivers.network.as_ref()
+    }
+
     fn hypervisor(&self) -> &dyn compute::Hypervisor {
         self.drivers.hypervisor.as_ref()
     }

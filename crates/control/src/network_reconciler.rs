@@ -4,9 +4,10 @@
 //! tables, ACLs, addresses, instances, interfaces, DHCP options: [`NETWORK_KINDS`]) pokes the reconciler
 //! through its engine subscription, so a rule change reaches the driver within milliseconds
 //! rather than at the next periodic pass. A pass computes every VPC's spec from the latest
-//! records and applies only the VPCs whose spec differs from the one last applied (kept in
-//! memory, so the first pass after a start applies them all and removes the wired VPCs that no
-//! longer exist). Specs are always computed from the records at the time of the pass, under
+//! records and applies each (the driver does nothing for a spec it already applied whose
+//! pieces are all on the host, and heals what was removed from outside), and removes the VPCs
+//! no longer wanted: those applied before (kept in memory), and after a start those wired on
+//! the host. Specs are always computed from the records at the time of the pass, under
 //! the applied-spec lock, so the latest records win over an older pass. One VPC failing is
 //! logged and retried on the next pass; it never stops the others.
 
@@ -156,9 +157,8 @@ impl Control {
             (specs, nat_gateways::unsettled(&state))
         };
         for (vpc_id, spec) in &wanted {
-            if applied.specs.get(vpc_id) == Some(spec) {
-                continue;
-            }
+            // Unchanged specs too: the driver checks what is on the host, and makes again
+            // what was removed from outside (a namespace, an uplink, a table).
             match driver.apply_vpc(spec).await {
                 Ok(()) => {
                     applied.specs.insert(vpc_id.clone(), spec.clone());
@@ -539,6 +539,26 @@ mod tests {
                 .delete_security_group(GroupRef::Id(&group.group_id), false),
             Err(crate::Error::DependencyViolation(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn public_ips_held_elsewhere_on_the_host_are_never_handed_out() {
+        let h = Harness::new().await;
+        let pool: ipnet::Ipv4Net = h.control.config().public_ip_pool.parse().expect("pool");
+        let mut addresses = pool.hosts();
+        let (first, second, third) = (
+            addresses.next().expect("first"),
+            addresses.next().expect("second"),
+            addresses.next().expect("third"),
+        );
+        // Another nimbus's VPC holds the first address, a leftover's route the second.
+        h.network.hold_elsewhere(first.into());
+        h.network.hold_elsewhere(second.into());
+        let address = h
+            .control
+            .allocate_address(Tags::new(), false)
+            .expect("allocate");
+        assert_eq!(address.public_ip, third);
     }
 
     #[tokio::test]

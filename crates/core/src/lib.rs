@@ -116,6 +116,19 @@ pub struct Config {
     /// Where load balancers' DNS names are written so that they resolve on this host (a
     /// marked block per server); empty: nowhere.
     pub hosts_file: String,
+    /// What guests reach of the host (the `[network]` table).
+    pub network: NetworkConfig,
+}
+
+/// What guests with a way out (a public IP) may reach of the host: by default nothing of
+/// the host itself and of the networks attached to it, only what lies beyond its gateways
+/// (`docs/security.md`, *Guests and the host's networks*).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The operator's exceptions: CIDRs of the host's own addresses or of its attached or
+    /// private networks that guests may reach (a proxy, a package mirror on the LAN).
+    pub reachable_from_guests: Vec<ipnet::Ipv4Net>,
 }
 
 /// Account limits, AWS's defaults unless the config says otherwise. Exceeding one answers
@@ -203,6 +216,7 @@ impl Default for Config {
             metrics_interval_secs: 10,
             limits: Limits::default(),
             hosts_file: "/etc/hosts".into(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -308,6 +322,22 @@ mod tests {
         assert_eq!(config.limits.vpcs, 2);
         assert_eq!(config.limits.subnets_per_vpc, 200);
         assert!(toml::from_str::<Config>("[limits]\nvpc = 2\n").is_err());
+    }
+
+    #[test]
+    fn guests_reach_only_the_networks_the_operator_names() {
+        assert!(Config::default().network.reachable_from_guests.is_empty());
+        let config: Config =
+            toml::from_str("[network]\nreachable_from_guests = [\"192.168.1.10/32\"]\n")
+                .expect("parse");
+        assert_eq!(
+            config.network.reachable_from_guests,
+            vec!["192.168.1.10/32".parse::<ipnet::Ipv4Net>().expect("CIDR")]
+        );
+        for bad in ["[\"192.168.1.300/32\"]", "[\"fd00::/8\"]", "\"10.0.0.0/8\""] {
+            let text = format!("[network]\nreachable_from_guests = {bad}\n");
+            assert!(toml::from_str::<Config>(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

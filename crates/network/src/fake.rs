@@ -12,6 +12,7 @@ use crate::{Error, InterfaceCounters, NetworkDriver, Result, VpcSpec};
 pub struct FakeNetwork {
     applied: Mutex<BTreeMap<String, VpcSpec>>,
     failing: Mutex<Vec<String>>,
+    held: Mutex<Vec<ipnet::Ipv4Net>>,
 }
 
 impl FakeNetwork {
@@ -21,6 +22,14 @@ impl FakeNetwork {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(vpc_id.to_owned());
+    }
+
+    /// Makes `network` held by something else on the host, as another nimbus's VPCs would.
+    pub fn hold_elsewhere(&self, network: ipnet::Ipv4Net) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(network);
     }
 
     /// The spec last applied to a VPC, if it is wired.
@@ -73,6 +82,10 @@ impl NetworkDriver for FakeNetwork {
             return Err(Error::UnknownInterface(interface_id.to_owned()));
         }
         Ok(std::fs::File::open("/dev/null")?.into())
+    }
+
+    fn held_public_ips(&self) -> Result<Vec<ipnet::Ipv4Net>> {
+        Ok(self.held.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     fn counters(&self, _vpc_id: &str, _interface_id: &str) -> Option<InterfaceCounters> {

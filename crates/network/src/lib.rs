@@ -72,6 +72,12 @@ pub trait NetworkDriver: Send + Sync {
     /// a connection's peer address is the private IP of the asking interface.
     async fn metadata_listener(&self, vpc_id: &str) -> Result<std::net::TcpListener>;
 
+    /// The parts of the public IP pool that something else on the host holds (another
+    /// nimbus's VPCs, a leftover of a dead one, a network or address of the host): an
+    /// address there must not be handed out, or the host would route it away from the guest
+    /// it is given to.
+    fn held_public_ips(&self) -> Result<Vec<ipnet::Ipv4Net>>;
+
     /// The instance whose interface holds `ip` in the VPC as last applied: the metadata
     /// service answers a connection for the instance its source address belongs to
     /// (anti-spoofing makes that address trustworthy).

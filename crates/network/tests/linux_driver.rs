@@ -73,6 +73,21 @@ impl Guest {
         Guest { ns }
     }
 
+    /// A namespace standing for a network attached to the host: a veth pair, `host_dev`
+    /// with `host_ip` on the host, `eth0` with `ip` (and a default route back) in it.
+    fn attached_to_host(name: &str, host_dev: &str, host_ip: &str, ip: &str) -> Guest {
+        let ns = format!("dptest-{name}");
+        let (host_address, _) = host_ip.split_once('/').expect("a CIDR");
+        ok(&format!(
+            "ip netns add {ns} && ip -n {ns} link set lo up && \
+             ip link add {host_dev} type veth peer name eth0 netns {ns} && \
+             ip address add {host_ip} dev {host_dev} && ip link set {host_dev} up && \
+             ip -n {ns} address add {ip} dev eth0 && ip -n {ns} link set eth0 up && \
+             ip -n {ns} route add default via {host_address}"
+        ));
+        Guest { ns }
+    }
+
     fn run(&self, command: &str) -> std::process::Output {
         sh(&format!("ip netns exec {} {command}", self.ns))
     }
@@ -342,8 +357,11 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     }
     let _cleanup = Cleanup(VPC);
     let state = tempfile::tempdir().expect("state dir");
+    // The outside is attached to the host here, which the host guard refuses guests unless
+    // the operator allows it.
     let driver = LinuxNetwork::new(state.path().to_owned(), net(POOL))
-        .with_routed_back(vec![net(OUTSIDE_NET)]);
+        .with_routed_back(vec![net(OUTSIDE_NET)])
+        .reachable_from_guests(vec![net(OUTSIDE_NET)]);
     let mut spec = spec();
 
     // The namespace first, then the guests' devices, then the whole spec.
@@ -549,8 +567,11 @@ async fn a_vpc_carries_exactly_the_traffic_its_rules_allow() {
     let dnsmasq_pid =
         std::fs::read_to_string(state.path().join(VPC).join("dnsmasq.pid")).expect("pid file");
     drop(driver);
+    // The outside is attached to the host here, which the host guard refuses guests unless
+    // the operator allows it.
     let driver = LinuxNetwork::new(state.path().to_owned(), net(POOL))
-        .with_routed_back(vec![net(OUTSIDE_NET)]);
+        .with_routed_back(vec![net(OUTSIDE_NET)])
+        .reachable_from_guests(vec![net(OUTSIDE_NET)]);
     driver
         .apply_vpc(&spec)
         .await
@@ -690,4 +711,255 @@ async fn a_node_interface_gets_a_namespace_of_its_own_filtered_as_a_guest() {
     assert!(!std::path::Path::new("/run/netns").join(&node_ns).exists());
     std::mem::forget(node_side);
     driver.remove_vpc(NODE_VPC).await.expect("removes");
+}
+
+/// A VPC with one guest in its public subnet, on a public IP, its group open both ways.
+fn one_guest_vpc(vpc_id: &str, id: &str, mac: &str, public_ip: &str) -> VpcSpec {
+    VpcSpec {
+        vpc_id: vpc_id.into(),
+        interfaces: vec![InterfaceSpec {
+            public_ip: Some(ip(public_ip)),
+            ..interface(id, "subnet-0a", mac, "10.9.1.10", "sg-0a")
+        }],
+        security_groups: vec![SecurityGroupSpec {
+            group_id: "sg-0a".into(),
+            ingress: vec![rule(Protocol::All, Peer::Cidr(net("0.0.0.0/0")))],
+            egress: vec![rule(Protocol::All, Peer::Cidr(net("0.0.0.0/0")))],
+        }],
+        ..spec()
+    }
+}
+
+/// Whether `from` opens a TCP connection to `ip:port` on the host itself, where the test
+/// listens, and sends a line.
+fn host_passes(from: &Guest, ip: Ipv4Addr, port: u16) -> bool {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind((ip, port)).expect("host listener");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let mut sender = Command::new("ip")
+        .args(["netns", "exec", &from.ns, "sh", "-c"])
+        .arg(format!("echo hello | timeout 4 busybox nc {ip} {port}"))
+        .spawn()
+        .expect("sender starts");
+    let mut received = String::new();
+    // The sender ends once the line is read and the connection closed, or at its timeout.
+    while sender.try_wait().expect("sender").is_none() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).expect("blocking");
+                let _ = std::io::BufReader::new(stream).read_line(&mut received);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    received.contains("hello")
+}
+
+/// The host table of the server whose state dir is `state`, by its owner marker.
+fn host_table_of(state: &std::path::Path) -> String {
+    let tables = sh("nft list tables inet");
+    String::from_utf8_lossy(&tables.stdout)
+        .split_whitespace()
+        .filter(|name| name.starts_with("nimbus_host_"))
+        .find(|name| {
+            std::fs::read_to_string(format!("/run/nimbus/vpc-owners/{name}"))
+                .is_ok_and(|owner| owner == state.display().to_string())
+        })
+        .expect("the server's host table")
+        .to_owned()
+}
+
+const GUARDED: &str = "vpc-4a57a001";
+const NEIGHBOUR: &str = "vpc-4a57a002";
+const OTHER_SERVERS: &str = "vpc-4a57a003";
+
+/// Removes what the host guard test makes on the host itself even when it fails.
+struct HostPieces;
+
+impl Drop for HostPieces {
+    fn drop(&mut self) {
+        let _ = sh("ip link del hgself; ip route del 203.0.113.77/32");
+    }
+}
+
+#[tokio::test]
+async fn guests_reach_the_outside_but_not_the_host_its_networks_or_another_servers_vpcs() {
+    if !can_run() {
+        eprintln!("skipped: needs root, ip, nft, dnsmasq and busybox");
+        return;
+    }
+    let _cleanup = ([GUARDED, NEIGHBOUR, OTHER_SERVERS].map(Cleanup), HostPieces);
+    // Two servers: A with two VPCs, B with one; A's pool covers B's.
+    let (state_a, state_b) = (
+        tempfile::tempdir().expect("A"),
+        tempfile::tempdir().expect("B"),
+    );
+    let a = LinuxNetwork::new(state_a.path().to_owned(), net("198.19.252.0/23"));
+    let b = LinuxNetwork::new(state_b.path().to_owned(), net("198.19.253.0/24"));
+    let guarded = one_guest_vpc(GUARDED, "eni-0d", "02:00:00:00:0d:01", "198.19.252.10");
+    let neighbour = one_guest_vpc(NEIGHBOUR, "eni-0e", "02:00:00:00:0e:01", "198.19.252.11");
+    let other = one_guest_vpc(
+        OTHER_SERVERS,
+        "eni-0f",
+        "02:00:00:00:0f:01",
+        "198.19.253.10",
+    );
+    let mut guests = Vec::new();
+    for (driver, spec, name) in [
+        (&a, &guarded, "hgg"),
+        (&a, &neighbour, "hgn"),
+        (&b, &other, "hgo"),
+    ] {
+        let empty = VpcSpec {
+            interfaces: vec![],
+            ..spec.clone()
+        };
+        driver.apply_vpc(&empty).await.expect("namespace");
+        let guest = Guest::in_vpc(&spec.vpc_id, name, &spec.interfaces[0]);
+        guest.configure(ip("10.9.1.10"), 24, ip("10.9.1.1"));
+        driver.apply_vpc(spec).await.expect("VPC applies");
+        guests.push(guest);
+    }
+    let [g, n, o] = [&guests[0], &guests[1], &guests[2]];
+
+    // The host's own address, a private LAN, an attached public network and, beyond a
+    // gateway on it, the outside. A pass sees the host's new routes.
+    // (A veth pair on the host: containers may lack the dummy device.)
+    ok("ip link add hgself type veth peer name hgself1 && ip address add 10.254.77.1/32 dev hgself && ip link set hgself up");
+    let lan = Guest::attached_to_host("hglan", "hglan0", "10.254.78.1/24", "10.254.78.2/24");
+    let outside =
+        Guest::attached_to_host("hgout", "hgout0", "198.51.100.77/30", "198.51.100.78/30");
+    ok("ip -n dptest-hgout address add 203.0.113.77/32 dev lo && ip route replace 203.0.113.77/32 via 198.51.100.78");
+    a.apply_vpc(&guarded).await.expect("a pass");
+    b.apply_vpc(&other).await.expect("a pass");
+
+    assert!(
+        tcp_passes(g, &outside, ip("203.0.113.77"), 7001),
+        "the outside"
+    );
+    assert!(
+        tcp_passes(o, &outside, ip("203.0.113.77"), 7001),
+        "the outside from B"
+    );
+    assert!(
+        tcp_passes(g, n, ip("198.19.252.11"), 7002),
+        "its server's other VPC"
+    );
+    assert!(
+        !tcp_passes(g, &outside, ip("198.51.100.78"), 7003),
+        "an attached network"
+    );
+    assert!(
+        !tcp_passes(g, &lan, ip("10.254.78.2"), 7004),
+        "a private LAN"
+    );
+    assert!(
+        !host_passes(g, ip("10.254.77.1"), 7005),
+        "the host's own address"
+    );
+    assert!(
+        !tcp_passes(g, o, ip("198.19.253.10"), 7006),
+        "another server's VPC"
+    );
+    assert!(
+        !tcp_passes(o, g, ip("198.19.252.10"), 7007),
+        "another server's VPC"
+    );
+    // The host still reaches the guests.
+    assert!(sh("busybox ping -c 1 -W 2 198.19.253.10").status.success());
+
+    // Each server has its own table, guarding its own uplinks; B's addresses are held.
+    let (table_a, table_b) = (host_table_of(state_a.path()), host_table_of(state_b.path()));
+    let listed = |table: &str| {
+        String::from_utf8_lossy(&sh(&format!("nft list set inet {table} uplinks")).stdout)
+            .into_owned()
+    };
+    assert!(
+        listed(&table_a).contains("\"nv4a57a001\"") && listed(&table_a).contains("\"nv4a57a002\"")
+    );
+    assert!(
+        listed(&table_b).contains("\"nv4a57a003\"") && !listed(&table_b).contains("nv4a57a001")
+    );
+    let held = a.held_public_ips().expect("held");
+    assert!(held.contains(&net("198.19.253.10/32")), "{held:?}");
+    assert!(
+        !held.contains(&net("198.19.252.10/32")),
+        "its own: {held:?}"
+    );
+
+    // Removed from outside, each piece is made again by the next pass: the namespace's name
+    // (the namespace itself lives on), the uplink, the namespace's table, the host table.
+    for drift in [
+        format!("ip netns del nimbus-{NEIGHBOUR}"),
+        "ip link del nv4a57a002".to_owned(),
+        format!("ip netns exec nimbus-{NEIGHBOUR} nft delete table inet nimbus"),
+        format!("nft delete table inet {table_a}"),
+    ] {
+        ok(&drift);
+        a.apply_vpc(&neighbour).await.expect("a pass heals");
+        assert!(tcp_passes(g, n, ip("198.19.252.11"), 7008), "after {drift}");
+        assert!(!host_passes(g, ip("10.254.77.1"), 7009), "after {drift}");
+    }
+
+    // The operator's exceptions.
+    drop(a);
+    let a = LinuxNetwork::new(state_a.path().to_owned(), net("198.19.252.0/23"))
+        .reachable_from_guests(vec![net("10.254.78.2/32"), net("10.254.77.1/32")]);
+    a.apply_vpc(&guarded).await.expect("re-applied");
+    assert!(
+        tcp_passes(g, &lan, ip("10.254.78.2"), 7010),
+        "allowed LAN host"
+    );
+    assert!(
+        host_passes(g, ip("10.254.77.1"), 7011),
+        "allowed host address"
+    );
+    assert!(
+        !tcp_passes(g, &outside, ip("198.51.100.78"), 7012),
+        "still denied"
+    );
+
+    // B's process ends (its marker names a process that does not run): its VPC stays while
+    // its guest's device is there, and goes with it, then its table.
+    std::fs::write(
+        format!("/run/nimbus/vpc-owners/nimbus-{OTHER_SERVERS}.pid"),
+        "999999999 1\n",
+    )
+    .expect("marker");
+    std::fs::write(
+        format!("/run/nimbus/vpc-owners/{table_b}.pid"),
+        "999999999 1\n",
+    )
+    .expect("marker");
+    assert!(!a
+        .remove_orphans()
+        .await
+        .expect("sweeps")
+        .contains(&OTHER_SERVERS.to_owned()));
+    ok(&format!(
+        "ip -n nimbus-{OTHER_SERVERS} link del {}",
+        interface_device("eni-0f").expect("device")
+    ));
+    assert!(a
+        .remove_orphans()
+        .await
+        .expect("sweeps")
+        .contains(&OTHER_SERVERS.to_owned()));
+    assert!(!sh(&format!("nft list table inet {table_b}"))
+        .status
+        .success());
+    assert!(sh(&format!("nft list table inet {table_a}"))
+        .status
+        .success());
+
+    for vpc in [GUARDED, NEIGHBOUR] {
+        a.remove_vpc(vpc).await.expect("removed");
+    }
+    assert!(
+        !sh(&format!("nft list table inet {table_a}"))
+            .status
+            .success(),
+        "no VPC left"
+    );
+    drop(b);
 }

@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Runs the API server (EC2 Query and EBS direct APIs on one endpoint).
     Serve(ServeArgs),
+    /// Removes what nimbus servers that are gone left on this host's network: VPC
+    /// namespaces of deleted data dirs, or of ended servers with no guest in them, and
+    /// their host tables (a starting server does the same).
+    Sweep,
     /// Builds and registers the default images.
     Image {
         #[command(subcommand)]
@@ -111,6 +115,11 @@ fn main() -> anyhow::Result<()> {
             let config = args.config()?;
             runtime()?.block_on(serve(config))
         }
+        Command::Sweep => runtime()?.block_on(async {
+            let removed = network::LinuxNetwork::sweep_leftovers().await?;
+            tracing::info!(?removed, "swept the VPCs of servers that are gone");
+            Ok(())
+        }),
         Command::Image {
             command: ImageCommand::Build(args),
         } => {
@@ -163,7 +172,8 @@ async fn open_control(
         })
         .collect::<anyhow::Result<Vec<ipnet::Ipv4Net>>>()?;
     let network = network::LinuxNetwork::new(config.data_dir.join("network"), public_ip_pool)
-        .with_routed_back(routed_back);
+        .with_routed_back(routed_back)
+        .reachable_from_guests(config.network.reachable_from_guests.clone());
     let drivers = control::Drivers::on_host(engine.clone(), Arc::new(network));
     Ok((
         Arc::new(control::Control::open(config, store, drivers)?),

@@ -136,7 +136,8 @@ impl Control {
         self.mutate(|txn| {
             let used = txn.state().elastic_ips().len() as u64;
             limits::check(Limit::ElasticIps, used, 1, self.config().limits.elastic_ips)?;
-            let public_ip = Allocator::new(txn.state(), self.config())?.public_ip()?;
+            let public_ip =
+                Allocator::new(txn.state(), self.config(), self.network())?.public_ip()?;
             let address = ElasticIp {
                 allocation_id: nimbus_core::new_id("eipalloc"),
                 public_ip,
@@ -281,7 +282,7 @@ impl Control {
             });
             txn.put(address)?;
             if let Some(old) = moved_from {
-                restore_auto_public_ip(txn, &old, self.config())?;
+                restore_auto_public_ip(txn, &old, self.config(), self.network())?;
             }
             Ok(association_id)
         })
@@ -320,7 +321,7 @@ impl Control {
             let association = address.association.take();
             txn.put(address)?;
             match association.and_then(|old| old.instance_id) {
-                Some(old) => restore_auto_public_ip(txn, &old, self.config()),
+                Some(old) => restore_auto_public_ip(txn, &old, self.config(), self.network()),
                 None => Ok(()),
             }
         })
@@ -364,7 +365,12 @@ impl Control {
 
 /// An instance launched with a public IP that an elastic IP displaced gets a new one when
 /// the elastic IP leaves it, as in EC2.
-fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, config: &Config) -> Result<()> {
+fn restore_auto_public_ip(
+    txn: &mut Txn,
+    instance_id: &str,
+    config: &Config,
+    host: &dyn network::NetworkDriver,
+) -> Result<()> {
     let Some(instance) = txn.state().instances().get(instance_id) else {
         return Ok(());
     };
@@ -376,7 +382,7 @@ fn restore_auto_public_ip(txn: &mut Txn, instance_id: &str, config: &Config) -> 
     if !displaced {
         return Ok(());
     }
-    let public_ip = Allocator::new(txn.state(), config)?.public_ip()?;
+    let public_ip = Allocator::new(txn.state(), config, host)?.public_ip()?;
     let mut instance = instance.clone();
     if let Some(network) = instance.network.as_mut() {
         network.public_ip = Some(public_ip);

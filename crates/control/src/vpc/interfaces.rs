@@ -112,13 +112,20 @@ pub struct Allocator<'a> {
     /// Interfaces in the state plus those this allocator has planned.
     interfaces: u64,
     pool: Ipv4Net,
+    /// Asked which of the pool's addresses the host gives to others (once, when needed).
+    host: &'a dyn network::NetworkDriver,
+    held_on_host: Option<Vec<Ipv4Net>>,
     taken_ips: BTreeSet<Ipv4Addr>,
     taken_public: BTreeSet<Ipv4Addr>,
     taken_macs: BTreeSet<String>,
 }
 
 impl<'a> Allocator<'a> {
-    pub fn new(state: &'a State, config: &'a Config) -> Result<Allocator<'a>> {
+    pub fn new(
+        state: &'a State,
+        config: &'a Config,
+        host: &'a dyn network::NetworkDriver,
+    ) -> Result<Allocator<'a>> {
         let public_ip_pool = &config.public_ip_pool;
         let pool = Ipv4Net::from_str(public_ip_pool).map_err(|_| {
             Error::Internal(format!(
@@ -130,6 +137,8 @@ impl<'a> Allocator<'a> {
             limits: &config.limits,
             interfaces: state.interface_networks().count() as u64,
             pool,
+            host,
+            held_on_host: None,
             taken_ips: BTreeSet::new(),
             taken_public: state
                 .interface_networks()
@@ -255,12 +264,21 @@ impl<'a> Allocator<'a> {
         Ok(ip)
     }
 
-    /// The lowest free address of the pool (its network and broadcast addresses excluded).
+    /// The lowest free address of the pool (its network and broadcast addresses excluded):
+    /// held by none of this server's records, and by nothing else on the host (another
+    /// nimbus, a leftover of a dead one), which would have the host route it elsewhere.
     pub fn public_ip(&mut self) -> Result<Ipv4Addr> {
+        if self.held_on_host.is_none() {
+            let held = self.host.held_public_ips().map_err(|e| {
+                Error::Internal(format!("cannot read which public IPs the host holds: {e}"))
+            })?;
+            self.held_on_host = Some(held);
+        }
+        let held = self.held_on_host.as_deref().unwrap_or_default();
         let ip = self
             .pool
             .hosts()
-            .find(|ip| !self.taken_public.contains(ip))
+            .find(|ip| !self.taken_public.contains(ip) && !held.iter().any(|n| n.contains(ip)))
             .ok_or_else(|| {
                 Error::AddressLimitExceeded(format!(
                     "The public IP pool {} has no free address.",
@@ -351,7 +369,7 @@ impl crate::Control {
         let mut assigned = Vec::new();
         self.modify_interface_network(interface_id, false, |state, network| {
             let subnet = existing::<Subnet>(state, &network.subnet_id)?;
-            let mut allocator = Allocator::new(state, self.config())?;
+            let mut allocator = Allocator::new(state, self.config(), self.network())?;
             let wanted: Vec<Option<&str>> = match count {
                 Some(n) if requested.is_empty() && (1..=MAX_SECONDARY_IPS).contains(&n) => {
                     vec![None; n as usize]

@@ -209,13 +209,14 @@ fn free_elastic_ip<'a>(
 fn insert_nat_gateway(
     txn: &mut Txn,
     config: &nimbus_core::Config,
+    host: &dyn network::NetworkDriver,
     request: &CreateNatGatewayRequest,
 ) -> Result<NatGateway> {
     let connectivity = ConnectivityType::parse(request.connectivity_type.as_deref())?;
     let state = txn.state();
     let subnet = existing::<Subnet>(state, &request.subnet_id)?.clone();
     let address = free_elastic_ip(state, connectivity, request.allocation_id.as_deref())?.cloned();
-    let mut allocator = Allocator::new(state, config)?;
+    let mut allocator = Allocator::new(state, config, host)?;
     let network_request = NetworkRequest {
         subnet_id: Some(subnet.subnet_id.clone()),
         private_ip: request.private_ip.clone(),
@@ -362,7 +363,7 @@ impl Control {
     ) -> Result<NatGateway> {
         self.mutate(|txn| {
             create_once(txn, token, |txn| {
-                insert_nat_gateway(txn, self.config(), request)
+                insert_nat_gateway(txn, self.config(), self.network(), request)
             })
         })
     }

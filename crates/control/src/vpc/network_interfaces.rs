@@ -308,11 +308,12 @@ pub(crate) fn check_interface_id(id: &str) -> Result<()> {
 pub(crate) fn new_interface(
     txn: &Txn,
     config: &Config,
+    host: &dyn network::NetworkDriver,
     request: &CreateInterfaceRequest,
 ) -> Result<NetworkInterface> {
     check_description(&request.description)?;
     let state = txn.state();
-    let mut allocator = Allocator::new(state, config)?;
+    let mut allocator = Allocator::new(state, config, host)?;
     let network_request = NetworkRequest {
         subnet_id: Some(request.subnet_id.clone()),
         security_group_ids: request.security_group_ids.clone(),
@@ -380,6 +381,7 @@ pub enum InterfaceSource {
 pub(crate) fn attach_extras(
     txn: &mut Txn,
     config: &Config,
+    host: &dyn network::NetworkDriver,
     instance: &Instance,
     extras: &[ExtraInterface],
     new_interface_tags: &Tags,
@@ -394,7 +396,7 @@ pub(crate) fn attach_extras(
                 )
             }
             InterfaceSource::New(request) => {
-                let mut interface = new_interface(txn, config, request)?;
+                let mut interface = new_interface(txn, config, host, request)?;
                 interface.tags.extend(new_interface_tags.clone());
                 (interface, true)
             }
@@ -534,7 +536,7 @@ impl crate::Control {
     ) -> Result<NetworkInterface> {
         self.mutate(|txn| {
             create_once(txn, token, |txn| {
-                let interface = new_interface(txn, self.config(), request)?;
+                let interface = new_interface(txn, self.config(), self.network(), request)?;
                 if request.dry_run {
                     return Err(Error::DryRunOperation);
                 }
@@ -551,7 +553,7 @@ impl crate::Control {
     ) -> Result<NetworkInterface> {
         check_description(&request.description)?;
         self.mutate(|txn| {
-            let mut allocator = Allocator::new(txn.state(), self.config())?;
+            let mut allocator = Allocator::new(txn.state(), self.config(), self.network())?;
             let network_request = NetworkRequest {
                 subnet_id: Some(request.subnet_id.clone()),
                 security_group_ids: request.security_group_ids.clone(),

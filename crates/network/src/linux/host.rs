@@ -86,3 +86,25 @@ pub fn in_namespace<T: Send>(
             .map_err(Error::from)
     })
 }
+
+/// The host's IPv4 routes of every table, parsed (`ip -4 -j route show table all`). Run to
+/// completion on the calling thread: address allocation asks from inside a transaction,
+/// and the command takes milliseconds.
+pub fn host_routes() -> Result<Vec<serde_json::Value>> {
+    let output = std::process::Command::new("ip")
+        .args(["-4", "-j", "route", "show", "table", "all"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Command {
+            command: "ip".into(),
+            stderr: format!("cannot run it: {e}"),
+        })?;
+    if !output.status.success() {
+        return Err(Error::Command {
+            command: "ip -4 -j route show table all".into(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| Error::Invalid(format!("ip printed odd JSON: {e}")))
+}

@@ -15,7 +15,9 @@
 
 mod dnsmasq;
 mod host;
+mod host_guard;
 mod names;
+mod owners;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,16 +33,16 @@ use ipnet::Ipv4Net;
 pub use names::{interface_device, node_namespace};
 
 use crate::{Error, Holder, InterfaceCounters, NetworkDriver, Result, VpcSpec};
-use host::{in_namespace, ip_batch, ip_json, run};
+use host::{host_routes, in_namespace, ip_batch, ip_json, run};
+use host_guard::{HostTable, TABLE_PREFIX};
 use names::{host_veth, namespace, NODE_DEVICE, UPLINK};
 use rules::{router_ip, METADATA_IP};
 
-/// The prefix of each server's own table on the host, where traffic from its public IPs
-/// leaving by another interface is masqueraded (where the host has a way out). One table
-/// per server (data dir), so several servers on one host do not overwrite each other's.
-const HOST_TABLE_PREFIX: &str = "nimbus_host_";
-/// The one table all servers shared before; removed at start.
+/// The one host table all servers shared before each had its own; removed at start.
 const LEGACY_HOST_TABLE: &str = "nimbus_host";
+
+/// The nft table of a VPC's namespace (`rules.rs`).
+const VPC_TABLE: &str = "nimbus";
 
 pub struct LinuxNetwork {
     state_dir: PathBuf,
@@ -48,22 +50,18 @@ pub struct LinuxNetwork {
     /// Networks beyond the host that route the pool back to it: traffic to them keeps its
     /// public source; elsewhere it is masqueraded behind the host's address.
     routed_back: Vec<Ipv4Net>,
+    /// What guests may reach of the host and its attached networks, by the operator's word.
+    reachable_from_guests: Vec<Ipv4Net>,
     /// The spec last applied to each VPC by this process.
     applied: Mutex<BTreeMap<String, VpcSpec>>,
+    /// The host table this process last loaded (`host_guard.rs`).
+    host_script: Mutex<Option<String>>,
     /// One change at a time: applies, removals and taps of a VPC touch the same devices.
     changing: tokio::sync::Mutex<()>,
 }
 
 fn ns_path(namespace: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(namespace)
-}
-
-/// Where each namespace names the directory of the nimbus that owns it: several servers
-/// (data dirs) may share a host, and one whose data dir was deleted leaves orphans.
-const OWNERS_DIR: &str = "/run/nimbus/vpc-owners";
-
-fn owner_marker(namespace: &str) -> PathBuf {
-    PathBuf::from(OWNERS_DIR).join(namespace)
 }
 
 /// Stops what runs in the namespace (its dnsmasq), then deletes the host's veth (its peer
@@ -86,7 +84,7 @@ async fn tear_down(ns: &str, veth: Option<&str>) -> Result<()> {
     if ns_path(ns).exists() {
         run("ip", &["netns", "del", ns], None).await?;
     }
-    remove_if_present(&owner_marker(ns))
+    owners::forget(ns)
 }
 
 fn remove_if_present(path: &std::path::Path) -> Result<()> {
@@ -131,8 +129,8 @@ fn node_namespaces() -> Result<Vec<(String, Option<PathBuf>)>> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| names::is_node_namespace(name))
         .map(|name| {
-            let owner = std::fs::read_to_string(owner_marker(&name)).ok();
-            (name, owner.map(PathBuf::from))
+            let owner = owners::read(&name).map(|owner| owner.dir);
+            (name, owner)
         })
         .collect())
 }
@@ -185,15 +183,94 @@ fn field<'a>(value: &'a serde_json::Value, name: &str) -> &'a str {
     value[name].as_str().unwrap_or_default()
 }
 
+/// The nft tables of the `inet` family, in a namespace or on the host.
+async fn inet_tables(namespace: Option<&str>) -> Result<Vec<String>> {
+    let listed = match namespace {
+        Some(ns) => {
+            run(
+                "ip",
+                &["netns", "exec", ns, "nft", "-j", "list", "tables", "inet"],
+                None,
+            )
+            .await?
+        }
+        None => run("nft", &["-j", "list", "tables", "inet"], None).await?,
+    };
+    let listed: serde_json::Value = serde_json::from_str(&listed)
+        .map_err(|e| Error::Invalid(format!("nft printed odd JSON: {e}")))?;
+    Ok(listed["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["table"]["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Whether a guest's device (a tap: it lives only while its VM holds it) is in the namespace.
+async fn serves_guests(ns: &str) -> Result<bool> {
+    let links = ip_json(Some(ns), &["link", "show"]).await?;
+    Ok(links.iter().any(|l| field(l, "ifname").starts_with('t')))
+}
+
+/// Removes what servers that are gone left on the host: the VPC namespaces whose owner's
+/// directory is gone, or whose owner's process ended and no guest device is in them (their
+/// owner makes them again when it starts); then the host tables whose owner's directory is
+/// gone, or whose owner ended and has no VPC left (a table guards its owner's uplinks), and
+/// the legacy shared table. What `keep` (a server's state dir) owns is left alone, as is
+/// anything without an owner marker (nobody is known to own it). Returns the VPCs removed.
+async fn sweep_leftovers(keep: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (ns, vpc_id) in vpc_namespaces()? {
+        let Some(owner) = owners::read(&ns) else {
+            continue;
+        };
+        if keep.is_some() && owner.dir.parent() == keep {
+            continue;
+        }
+        if owner.dir_gone() || (owner.process_ended() && !serves_guests(&ns).await?) {
+            tear_down(&ns, Some(&host_veth(&vpc_id)?)).await?;
+            removed.push(vpc_id);
+        }
+    }
+    remove_nodes(None, &BTreeSet::new()).await?;
+    let vpc_owners: Vec<owners::Owner> = vpc_namespaces()?
+        .iter()
+        .filter_map(|(ns, _)| owners::read(ns))
+        .collect();
+    for name in inet_tables(None).await? {
+        let owner = owners::read(&name).filter(|_| name.starts_with(TABLE_PREFIX));
+        let abandoned = owner.is_some_and(|owner| {
+            let has_vpcs = vpc_owners
+                .iter()
+                .any(|m| m.dir.parent() == Some(&owner.dir));
+            Some(owner.dir.as_path()) != keep
+                && (owner.dir_gone() || (owner.process_ended() && !has_vpcs))
+        });
+        if name == LEGACY_HOST_TABLE || abandoned {
+            delete_host_table(&name).await?;
+        }
+    }
+    owners::forget_strays()?;
+    Ok(removed)
+}
+
+async fn delete_host_table(name: &str) -> Result<()> {
+    run("nft", &["delete", "table", "inet", name], None).await?;
+    owners::forget(name)
+}
+
 impl LinuxNetwork {
     /// A driver keeping its per-VPC files (dnsmasq's) under `state_dir`, routing public IPs
-    /// from `public_ip_pool`.
+    /// from `public_ip_pool`. Guests reach nothing of the host and its attached networks
+    /// until [`LinuxNetwork::reachable_from_guests`] says otherwise.
     pub fn new(state_dir: PathBuf, public_ip_pool: Ipv4Net) -> LinuxNetwork {
         LinuxNetwork {
             state_dir,
             public_ip_pool,
             routed_back: Vec::new(),
+            reachable_from_guests: Vec::new(),
             applied: Mutex::new(BTreeMap::new()),
+            host_script: Mutex::new(None),
             changing: tokio::sync::Mutex::new(()),
         }
     }
@@ -203,6 +280,19 @@ impl LinuxNetwork {
     /// as the internet sees an EC2 public IP, instead of being masqueraded.
     pub fn with_routed_back(mut self, networks: Vec<Ipv4Net>) -> LinuxNetwork {
         self.routed_back = networks.iter().map(Ipv4Net::trunc).collect();
+        self
+    }
+
+    /// Removes what nimbus servers that are gone left on the host (`nimbus sweep`, the test
+    /// suite's end): as [`NetworkDriver::remove_orphans`] does at a server's start.
+    pub async fn sweep_leftovers() -> Result<Vec<String>> {
+        sweep_leftovers(None).await
+    }
+
+    /// The operator's exceptions to the host guard: networks of the host (or attached to
+    /// it) that guests with a way out may reach (`host_guard.rs`).
+    pub fn reachable_from_guests(mut self, networks: Vec<Ipv4Net>) -> LinuxNetwork {
+        self.reachable_from_guests = networks;
         self
     }
 
@@ -221,6 +311,7 @@ impl LinuxNetwork {
             self.ensure_namespace(vpc, ns).await?;
             self.ensure_uplink(vpc, ns).await?;
         }
+        self.guard_host().await?;
         self.sync_public_ips(vpc, ns).await?;
         self.wire_nodes(vpc, ns).await?;
         self.wire_devices(vpc, ns).await?;
@@ -230,30 +321,63 @@ impl LinuxNetwork {
         Ok(())
     }
 
+    /// Whether everything of an applied VPC is still there: something removed from outside
+    /// (the namespace's name, the uplink, dnsmasq, the namespace's table) is made again.
+    async fn intact(&self, vpc_id: &str, ns: &str) -> bool {
+        ns_path(ns).exists()
+            && uplink_exists(vpc_id)
+            && running_dnsmasq(&self.dnsmasq_files(vpc_id)).is_some()
+            && inet_tables(Some(ns))
+                .await
+                .is_ok_and(|tables| tables.iter().any(|t| t == VPC_TABLE))
+    }
+
     /// This server's table on the host, named by its state dir.
     fn host_table(&self) -> String {
         let digest = blake3::hash(self.state_dir.as_os_str().as_encoded_bytes());
-        format!("{HOST_TABLE_PREFIX}{}", &digest.to_hex()[..12])
+        format!("{TABLE_PREFIX}{}", &digest.to_hex()[..12])
     }
 
-    /// Deletes the host tables of servers whose state dir is gone (and the legacy shared
-    /// one); `also` names one more to delete (this server's, once it has no VPC left).
-    async fn remove_host_tables(&self, also: Option<&str>) -> Result<()> {
-        let listed = run("nft", &["-j", "list", "tables", "inet"], None).await?;
-        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
-        let names = listed["nftables"].as_array().cloned().unwrap_or_default();
-        for name in names.iter().filter_map(|t| t["table"]["name"].as_str()) {
-            let orphan = name == LEGACY_HOST_TABLE
-                || also == Some(name)
-                || (name.starts_with(HOST_TABLE_PREFIX)
-                    && std::fs::read_to_string(owner_marker(name))
-                        .is_ok_and(|owner| !std::path::Path::new(&owner).exists()));
-            if orphan {
-                run("nft", &["delete", "table", "inet", name], None).await?;
-                remove_if_present(&owner_marker(name))?;
-            }
+    /// The VPCs whose namespaces this server owns (by their owner markers), with them.
+    fn own_namespaces(&self) -> Result<Vec<(String, String)>> {
+        Ok(vpc_namespaces()?
+            .into_iter()
+            .filter(|(ns, vpc_id)| {
+                owners::read(ns).is_some_and(|owner| owner.dir == self.state_dir.join(vpc_id))
+            })
+            .collect())
+    }
+
+    /// Loads this server's host table (`host_guard.rs`) for its uplinks and the host's
+    /// routes as they are now, unless it is loaded already.
+    async fn guard_host(&self) -> Result<()> {
+        let table = self.host_table();
+        let uplinks: BTreeSet<String> = self
+            .own_namespaces()?
+            .iter()
+            .filter_map(|(_, vpc_id)| host_veth(vpc_id).ok())
+            .collect();
+        let denied = host_guard::denied_networks(&host_routes()?);
+        let script = host_guard::render(&HostTable {
+            name: &table,
+            pool: self.public_ip_pool,
+            uplinks: &uplinks,
+            denied: &denied,
+            allowed: &self.reachable_from_guests,
+            routed_back: &self.routed_back,
+        });
+        let loaded = self.host_script().as_deref() == Some(script.as_str())
+            && inet_tables(None).await?.contains(&table);
+        if !loaded {
+            owners::mark(&table, &self.state_dir)?;
+            run("nft", &["-f", "-"], Some(&script)).await?;
+            *self.host_script() = Some(script);
         }
         Ok(())
+    }
+
+    fn host_script(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.host_script.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn applied(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VpcSpec>> {
@@ -267,12 +391,35 @@ impl LinuxNetwork {
     }
 
     async fn ensure_namespace(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
-        let files_dir = self.dnsmasq_files(&vpc.vpc_id).dir;
-        std::fs::create_dir_all(&files_dir)?;
-        std::fs::create_dir_all(OWNERS_DIR)?;
-        write_if_changed(&owner_marker(ns), &files_dir.display().to_string())?;
+        let files = self.dnsmasq_files(&vpc.vpc_id);
+        std::fs::create_dir_all(&files.dir)?;
+        let held_by_another =
+            owners::read(ns).filter(|owner| owner.dir != files.dir && ns_path(ns).exists());
+        if let Some(owner) = held_by_another {
+            if !owner.dir_gone() {
+                // The same VPC ID in another server's data dir (a copy of this one, say):
+                // its namespace is not this server's to take over.
+                return Err(Error::Invalid(format!(
+                    "{ns} belongs to the nimbus of {}",
+                    owner.dir.display()
+                )));
+            }
+            tear_down(ns, Some(&host_veth(&vpc.vpc_id)?)).await?;
+        }
+        owners::mark(ns, &files.dir)?;
         if !ns_path(ns).exists() {
-            run("ip", &["netns", "add", ns], None).await?;
+            match running_dnsmasq(&files) {
+                // Its name was removed from outside, but the namespace lives on while its
+                // dnsmasq (and the guests' taps, the metadata listener) are in it: named
+                // again, everything in it keeps working.
+                Some(dnsmasq) => {
+                    let pid = dnsmasq.as_raw_nonzero().to_string();
+                    run("ip", &["netns", "attach", ns, &pid], None).await?;
+                }
+                None => {
+                    run("ip", &["netns", "add", ns], None).await?;
+                }
+            }
         }
         run(
             "ip",
@@ -302,8 +449,7 @@ impl LinuxNetwork {
         ip_batch(Some(ns), &commands).await
     }
 
-    /// The veth pair to the host, the host's forwarding and proxy ARP on it, and the host's
-    /// masquerade of the public pool.
+    /// The veth pair to the host, and the host's forwarding and proxy ARP on it.
     async fn ensure_uplink(&self, vpc: &VpcSpec, ns: &str) -> Result<()> {
         let veth = host_veth(&vpc.vpc_id)?;
         if ip_json(None, &["link", "show", "dev", &veth])
@@ -327,26 +473,8 @@ impl LinuxNetwork {
             ],
             None,
         )
-        .await?;
-        let pool = self.public_ip_pool.trunc();
-        let table = self.host_table();
-        std::fs::create_dir_all(OWNERS_DIR)?;
-        write_if_changed(&owner_marker(&table), &self.state_dir.display().to_string())?;
-        let keep_source = if self.routed_back.is_empty() {
-            String::new()
-        } else {
-            let networks: Vec<String> = self.routed_back.iter().map(Ipv4Net::to_string).collect();
-            format!(
-                "    ip saddr {pool} ip daddr {{ {} }} return\n",
-                networks.join(", ")
-            )
-        };
-        let host_rules = format!(
-            "table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n{keep_source}    ip saddr {pool} oifname != \"nv*\" masquerade\n  }}\n}}\n"
-        );
-        run("nft", &["-f", "-"], Some(&host_rules))
-            .await
-            .map(|_| ())
+        .await
+        .map(|_| ())
     }
 
     /// The VPC's public IPs on its uplink, and the host's routes to them.
@@ -410,8 +538,7 @@ impl LinuxNetwork {
                 continue;
             };
             let node = node_namespace(&interface.interface_id)?;
-            std::fs::create_dir_all(OWNERS_DIR)?;
-            write_if_changed(&owner_marker(&node), &vpc_dir.display().to_string())?;
+            owners::mark(&node, &vpc_dir)?;
             if !ns_path(&node).exists() {
                 run("ip", &["netns", "add", &node], None).await?;
             }
@@ -685,17 +812,14 @@ impl NetworkDriver for LinuxNetwork {
         let ns = namespace(&vpc.vpc_id)?;
         let _changing = self.changing.lock().await;
         let unchanged = self.applied().get(&vpc.vpc_id) == Some(vpc);
-        if unchanged
-            && ns_path(&ns).exists()
-            && uplink_exists(&vpc.vpc_id)
-            && running_dnsmasq(&self.dnsmasq_files(&vpc.vpc_id)).is_some()
-        {
-            return Ok(());
+        if unchanged && self.intact(&vpc.vpc_id, &ns).await {
+            // The host's routes may have changed (a network attached to it since).
+            return self.guard_host().await;
         }
         let converged = self.converge(vpc, &ns).await;
         if converged.is_err() {
-            // Something was removed from outside (the uplink, a device): the next pass
-            // makes the namespace and uplink again rather than failing the same way forever.
+            // Something was removed from outside while converging (a device): the next
+            // pass makes the namespace and uplink again rather than failing the same way.
             self.applied().remove(&vpc.vpc_id);
         }
         converged
@@ -709,18 +833,26 @@ impl NetworkDriver for LinuxNetwork {
         remove_nodes(Some(&vpc_dir), &BTreeSet::new()).await?;
         remove_if_present(&vpc_dir)?;
         self.applied().remove(vpc_id);
-        if self.wired_vpcs().await?.is_empty() {
-            self.remove_host_tables(Some(&self.host_table())).await?;
+        if self.own_namespaces()?.is_empty() {
+            *self.host_script() = None;
+            let table = self.host_table();
+            if inet_tables(None).await?.contains(&table) {
+                delete_host_table(&table).await
+            } else {
+                owners::forget(&table)
+            }
+        } else {
+            // One uplink fewer to guard.
+            self.guard_host().await
         }
-        Ok(())
     }
 
     async fn wired_vpcs(&self) -> Result<Vec<String>> {
-        let mut vpcs: Vec<String> = vpc_namespaces()?
+        // Only this server's: another nimbus on the host (its own data dir) keeps its VPCs.
+        let mut vpcs: Vec<String> = self
+            .own_namespaces()?
             .into_iter()
             .map(|(_, vpc_id)| vpc_id)
-            // Only this server's: another nimbus on the host (its own data dir) keeps its VPCs.
-            .filter(|vpc_id| self.state_dir.join(vpc_id).is_dir())
             .collect();
         vpcs.sort();
         Ok(vpcs)
@@ -728,20 +860,20 @@ impl NetworkDriver for LinuxNetwork {
 
     async fn remove_orphans(&self) -> Result<Vec<String>> {
         let _changing = self.changing.lock().await;
-        let mut removed = Vec::new();
-        for (ns, vpc_id) in vpc_namespaces()? {
-            // A namespace without a marker is not known to be anyone's; it is left alone.
-            let Ok(owner) = std::fs::read_to_string(owner_marker(&ns)) else {
-                continue;
-            };
-            if !std::path::Path::new(&owner).exists() {
-                tear_down(&ns, Some(&host_veth(&vpc_id)?)).await?;
-                removed.push(vpc_id);
-            }
-        }
-        remove_nodes(None, &BTreeSet::new()).await?;
-        self.remove_host_tables(None).await?;
-        Ok(removed)
+        sweep_leftovers(Some(&self.state_dir)).await
+    }
+
+    fn held_public_ips(&self) -> Result<Vec<Ipv4Net>> {
+        let own: BTreeSet<String> = self
+            .own_namespaces()?
+            .iter()
+            .filter_map(|(_, vpc_id)| host_veth(vpc_id).ok())
+            .collect();
+        Ok(host_guard::held_networks(
+            &host_routes()?,
+            self.public_ip_pool,
+            &own,
+        ))
     }
 
     async fn open_tap(&self, vpc_id: &str, interface_id: &str) -> Result<OwnedFd> {
