@@ -23,6 +23,7 @@ use control::Control;
 
 pub use ec2_for_autoscaling::Ec2ForAutoScaling;
 pub use error::ApiError;
+pub use services::ssm::Ec2Images;
 
 /// Requests larger than this are refused with 413, before any parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -36,6 +37,8 @@ pub struct ApiContext {
     pub monitoring: Arc<monitoring::Monitoring>,
     /// Auto Scaling: its groups and activities.
     pub autoscaling: Arc<autoscaling::AutoScaling>,
+    /// SSM Parameter Store: the account's parameters and the public image aliases.
+    pub ssm: Arc<ssm::Ssm>,
     /// How every reconciler keeps up, for `GET /_nimbus/metrics`.
     pub passes: Arc<engine::Passes>,
 }
@@ -217,6 +220,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "iam" => &services::iam::Iam,
         "monitoring" => &services::monitoring::CloudWatch,
         "autoscaling" => &services::autoscaling::AutoScalingService,
+        "ssm" => &services::ssm::SsmService,
         "elasticloadbalancing" => &service::NotYetServed("elasticloadbalancing"),
         _ => return None,
     })

@@ -262,7 +262,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     monitoring.set_scaling_policies(autoscaling.clone());
     let ec2_for_autoscaling = Arc::new(api::Ec2ForAutoScaling::new(&config.account_id));
     autoscaling.set_ec2(ec2_for_autoscaling.clone());
-    let (control, engine) = open_control(config, store).await?;
+    let (control, engine) = open_control(config, store.clone()).await?;
+    let ssm = Arc::new(ssm::Ssm::open(
+        store,
+        &control.config().region,
+        &control.config().account_id,
+        Arc::new(api::Ec2Images(control.clone())),
+    )?);
     monitoring.set_instance_actions(control.clone());
     let unix_listener = blockstore::bind_nbd_unix(&nbd_socket)?;
     let unix_engine = engine.clone();
@@ -294,6 +300,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control,
         monitoring,
         autoscaling,
+        ssm,
         passes,
         requests: Default::default(),
     });

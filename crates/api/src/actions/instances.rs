@@ -208,8 +208,9 @@ pub(crate) fn run_instances_tagged(
     let request: RunInstances = input(with_launch_template(context, request)?)?;
     let image_id = request
         .image_id
-        .clone()
+        .as_deref()
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("ImageId".into())))?;
+    let image_id = super::image_alias::resolve(context, image_id)?;
     if let Some(placement) = &request.placement {
         if placement.tenancy.as_deref().is_some_and(|t| t != "default") {
             return Err(unsupported_parameter("Placement.Tenancy"));

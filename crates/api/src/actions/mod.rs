@@ -3,6 +3,7 @@
 mod addresses;
 mod catalog;
 mod gateways;
+mod image_alias;
 mod images;
 mod instance_health;
 mod instances;
