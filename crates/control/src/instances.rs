@@ -172,6 +172,29 @@ pub fn migrate_state_reason(record: &mut serde_json::Value) -> std::result::Resu
     Ok(())
 }
 
+/// Format 3: an instance profile carries the ID and time of its association (format 2 had
+/// the profile's ARN and ID only; its association dates from the launch).
+pub fn migrate_profile_association(
+    record: &mut serde_json::Value,
+) -> std::result::Result<(), String> {
+    let launch_time = record.get("launch_time").cloned();
+    let Some(profile) = record
+        .get_mut("iam_instance_profile")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return Ok(());
+    };
+    profile.insert(
+        "association_id".into(),
+        nimbus_core::new_id("iip-assoc").into(),
+    );
+    profile.insert(
+        "associated_at".into(),
+        launch_time.unwrap_or_else(|| 0.into()),
+    );
+    Ok(())
+}
+
 /// A volume attached to an instance, by device name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceDisk {

@@ -64,7 +64,10 @@ engine::kinds! {
         not_found: "InvalidInstanceID.NotFound",
         missing: "The instance ID '{id}' does not exist",
         malformed: "InvalidInstanceID.Malformed",
-        migrations: &[instances::migrate_state_reason],
+        migrations: &[
+            instances::migrate_state_reason,
+            instances::migrate_profile_association,
+        ],
     }
     Vpc, table vpcs, id vpc_id, tags tags {
         name: "vpc",

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
+pub mod profile_associations;
 pub mod reconciler;
 pub mod recovery;
 pub mod snapshots;

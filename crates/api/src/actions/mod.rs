@@ -11,6 +11,7 @@ mod interfaces;
 mod keypairs;
 mod launch_templates;
 mod network_acls;
+mod profile_associations;
 mod route_tables;
 mod security_groups;
 mod snapshots;
@@ -219,6 +220,7 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     images::HANDLERS,
     instances::HANDLERS,
     instance_health::HANDLERS,
+    profile_associations::HANDLERS,
     vpcs::HANDLERS,
     subnets::HANDLERS,
     security_groups::HANDLERS,
