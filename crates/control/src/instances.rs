@@ -707,11 +707,7 @@ impl Control {
             .instance_type
             .clone()
             .unwrap_or_else(|| "t3.micro".into());
-        let Some(type_info) = find_instance_type(&instance_type) else {
-            return Err(Error::InvalidParameterValue(format!(
-                "The following supplied instance type is not supported: {instance_type}. Invalid value '{instance_type}' for InstanceType."
-            )));
-        };
+        let type_info = crate::catalog::offered_type(&instance_type)?;
         let options = request.options.for_type(type_info)?;
         validate_user_data(&request.user_data)?;
         validate_metadata_options(&request.metadata_options)?;
@@ -1023,10 +1019,8 @@ impl Control {
         dry_run: bool,
     ) -> Result<()> {
         match &change {
-            AttributeChange::InstanceType(name) if find_instance_type(name).is_none() => {
-                return Err(Error::InvalidParameterValue(format!(
-                    "Invalid value '{name}' for InstanceType."
-                )))
+            AttributeChange::InstanceType(name) => {
+                crate::catalog::offered_type(name)?;
             }
             AttributeChange::UserData(user_data) => validate_user_data(user_data)?,
             _ => {}
