@@ -1,0 +1,253 @@
+"""The rest of the EC2 calls Terraform, Packer and Ansible make (issue 19, items 4 and 5), with
+boto3: AMIs by name (public SSM parameters, `resolve:ssm:` in RunInstances and launch
+templates), instance profile associations that change what the guest's metadata service serves,
+instance types and their offerings. Replays of Terraform's `aws_iam_instance_profile` with an
+instance and of `data "aws_ssm_parameter"` with `aws_instance`. One VM for the module (TCG on
+shared cores); the calls that need no image run on a nimbus of their own."""
+
+import json
+import re
+
+import pytest
+from botocore.exceptions import ClientError
+
+from test_instances import cloud, console, ec2vm, minimal_ami  # noqa: F401 (module fixtures)
+from test_volumes import wait_for
+
+ACCOUNT = "000000000000"
+WAIT = {"Delay": 1, "MaxAttempts": 300}
+AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# The guest says once a second which role its metadata service serves (none: an empty list).
+GUEST_WATCHES_ITS_ROLE = """#!/bin/sh
+while true; do
+  TOKEN=$(imds-token 60)
+  ROLE=$(wget -q -O - --header "X-aws-ec2-metadata-token: $TOKEN" \
+    http://169.254.169.254/latest/meta-data/iam/security-credentials/ 2>/dev/null)
+  echo "NIMBUS-ROLE [$ROLE]" > /dev/console
+  sleep 1
+done
+"""
+
+
+def error_of(call):
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+
+
+# --- Calls that need no image ---------------------------------------------------------------
+
+
+def test_instance_types_carry_what_tools_read(ec2):
+    described = ec2.describe_instance_types(InstanceTypes=["t3.micro", "t2.micro", "m6i.large"])["InstanceTypes"]
+    by_name = {t["InstanceType"]: t for t in described}
+    t3 = by_name["t3.micro"]
+    assert t3["VCpuInfo"] == {"DefaultVCpus": 2, "DefaultCores": 1, "DefaultThreadsPerCore": 2,
+                              "ValidCores": [1], "ValidThreadsPerCore": [2]}
+    assert t3["MemoryInfo"] == {"SizeInMiB": 1024}
+    assert t3["ProcessorInfo"]["SupportedArchitectures"] == ["x86_64"]
+    assert t3["NetworkInfo"]["MaximumNetworkInterfaces"] == 2
+    assert t3["NetworkInfo"]["Ipv4AddressesPerInterface"] == 2
+    assert t3["NetworkInfo"]["NetworkCards"][0]["NetworkCardIndex"] == 0
+    assert t3["EbsInfo"]["EbsOptimizedSupport"] == "default"
+    assert (t3["Hypervisor"], t3["BurstablePerformanceSupported"], t3["FreeTierEligible"]) == ("nitro", True, True)
+    assert t3["SupportedUsageClasses"] == ["on-demand"] and t3["InstanceStorageSupported"] is False
+    t2 = by_name["t2.micro"]
+    assert (t2["Hypervisor"], t2["VCpuInfo"]["DefaultThreadsPerCore"], t2["EbsInfo"]["EbsOptimizedSupport"]) == \
+        ("xen", 1, "unsupported")
+    m6i = by_name["m6i.large"]
+    assert (m6i["VCpuInfo"]["DefaultVCpus"], m6i["MemoryInfo"]["SizeInMiB"], m6i["BurstablePerformanceSupported"]) == \
+        (2, 8192, False)
+
+    every = [t["InstanceType"] for page in ec2.get_paginator("describe_instance_types").paginate()
+             for t in page["InstanceTypes"]]
+    for family in ["t2", "t3", "t3a", "m5", "m6i", "c5", "c6i", "r5", "r6i"]:
+        assert f"{family}.large" in every, family
+    code, message = error_of(lambda: ec2.describe_instance_types(InstanceTypes=["t4g.micro"]))
+    assert code == "InvalidInstanceType" and "Arm" in message
+    code, message = error_of(lambda: ec2.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="m6g.large",
+                                                       MinCount=1, MaxCount=1))
+    assert code == "InvalidParameterValue" and "x86_64" in message
+    bursting = ec2.describe_instance_types(Filters=[{"Name": "burstable-performance-supported", "Values": ["true"]}])
+    assert {t["InstanceType"].split(".")[0] for t in bursting["InstanceTypes"]} == {"t2", "t3", "t3a"}
+
+
+def test_instance_type_offerings_by_region_and_zone(ec2):
+    region = ec2.describe_instance_type_offerings()["InstanceTypeOfferings"]
+    assert {o["Location"] for o in region} == {"us-east-1"}
+    assert {"InstanceType": "t3.micro", "LocationType": "region", "Location": "us-east-1"} in region
+    zones = ec2.describe_instance_type_offerings(
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": ["t3.micro"]}])["InstanceTypeOfferings"]
+    assert sorted(o["Location"] for o in zones) == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    one_zone = ec2.describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "location", "Values": ["us-east-1b"]}])
+    assert {o["Location"] for o in one_zone["InstanceTypeOfferings"]} == {"us-east-1b"}
+    by_id = ec2.describe_instance_type_offerings(LocationType="availability-zone-id")["InstanceTypeOfferings"]
+    assert {o["Location"] for o in by_id} == {"use1-az1", "use1-az2", "use1-az3"}
+    assert not ec2.describe_instance_type_offerings(
+        Filters=[{"Name": "instance-type", "Values": ["t4g.micro"]}])["InstanceTypeOfferings"]
+    assert error_of(lambda: ec2.describe_instance_type_offerings(LocationType="outpost"))[0] == "InvalidParameterValue"
+
+
+def test_profile_associations_on_an_empty_account(ec2):
+    assert ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"] == []
+    assert error_of(lambda: ec2.disassociate_iam_instance_profile(
+        AssociationId="iip-assoc-0123456789abcdef0"))[0] == "InvalidAssociationID.NotFound"
+    assert error_of(lambda: ec2.associate_iam_instance_profile(
+        InstanceId="i-0123456789abcdef0", IamInstanceProfile={"Name": "none"}))[0] == "InvalidInstanceID.NotFound"
+
+
+# --- AMIs by name: the public parameters of nimbus's own images -----------------------------
+
+
+def test_public_parameters_name_the_nimbus_images(cloud, minimal_ami):  # noqa: F811
+    ssm = cloud.client("ssm")
+    parameter = ssm.get_parameter(Name=AL2023)["Parameter"]
+    assert (parameter["Value"], parameter["Type"]) == (minimal_ami, "String")
+    assert parameter["ARN"] == f"arn:aws:ssm:us-east-1::parameter{AL2023}"
+    latest = ssm.get_parameters_by_path(Path="/aws/service/ami-amazon-linux-latest")["Parameters"]
+    assert AL2023 in [p["Name"] for p in latest] and {p["Value"] for p in latest} == {minimal_ami}
+    # Only the images this nimbus has: debian-12 is not built here.
+    assert ssm.get_parameters(Names=["/aws/service/debian/release/12/latest/amd64"])["InvalidParameters"] == \
+        ["/aws/service/debian/release/12/latest/amd64"]
+    # Public parameters are read-only and are not the account's.
+    assert error_of(lambda: ssm.delete_parameter(Name=AL2023))[0] == "AccessDeniedException"
+    assert all(not p["Name"].startswith("/aws/") for p in ssm.describe_parameters()["Parameters"])
+
+
+def test_launch_templates_keep_the_alias_and_resolve_it_on_request(cloud, ec2vm, minimal_ami):  # noqa: F811
+    ssm = cloud.client("ssm")
+    ssm.put_parameter(Name="/golden/web", Value=minimal_ami, Type="String", DataType="aws:ec2:image")
+    assert ssm.get_parameter(Name="/golden/web")["Parameter"]["DataType"] == "aws:ec2:image"
+    template = ec2vm.create_launch_template(
+        LaunchTemplateName="by-alias",
+        LaunchTemplateData={"ImageId": "resolve:ssm:/golden/web", "InstanceType": "t3.micro"},
+    )["LaunchTemplate"]
+    shown = ec2vm.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])
+    assert shown["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"] == "resolve:ssm:/golden/web"
+    resolved = ec2vm.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"], ResolveAlias=True)
+    assert resolved["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"] == minimal_ami
+    public = ec2vm.create_launch_template_version(
+        LaunchTemplateId=template["LaunchTemplateId"], ResolveAlias=True,
+        LaunchTemplateData={"ImageId": f"resolve:ssm:{AL2023}", "InstanceType": "t3.micro"})
+    assert public["LaunchTemplateVersion"]["LaunchTemplateData"]["ImageId"] == minimal_ami
+
+    ssm.put_parameter(Name="/golden/text", Value=minimal_ami, Type="String")
+    code, message = error_of(lambda: ec2vm.create_launch_template(
+        LaunchTemplateName="by-text", LaunchTemplateData={"ImageId": "resolve:ssm:/golden/text"}))
+    assert code == "SsmInvalidParameter" and "aws:ec2:image" in message
+    assert error_of(lambda: ec2vm.create_launch_template(
+        LaunchTemplateName="by-none", LaunchTemplateData={"ImageId": "resolve:ssm:/golden/none"}))[0] == \
+        "InvalidParameterValue"
+    assert error_of(lambda: ec2vm.run_instances(ImageId="resolve:ssm:/golden/none", MinCount=1, MaxCount=1))[0] == \
+        "InvalidParameterValue"
+    ec2vm.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+
+
+def test_terraform_data_aws_ssm_parameter_then_aws_instance(cloud, ec2vm, minimal_ami):  # noqa: F811
+    """data "aws_ssm_parameter" reads the value (GetParameter WithDecryption); aws_instance
+    launches with it, and reads ami back from DescribeInstances."""
+    ssm = cloud.client("ssm")
+    data = ssm.get_parameter(Name=AL2023, WithDecryption=True)["Parameter"]
+    assert {k: data[k] for k in ("Name", "Type", "Version")} == {"Name": AL2023, "Type": "String", "Version": 1}
+    launched = ec2vm.run_instances(ImageId=data["Value"], InstanceType="t3.micro", MinCount=1, MaxCount=1)
+    instance_id = launched["Instances"][0]["InstanceId"]
+    described = ec2vm.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert described["ImageId"] == minimal_ami
+    ec2vm.terminate_instances(InstanceIds=[instance_id])
+    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
+
+
+# --- One VM: launched by resolve:ssm, its instance profile changed under it -------------------
+
+
+def latest_role(ec2, instance_id):
+    """The role the guest last said its metadata service serves, or None before it said any."""
+    seen = re.findall(r"NIMBUS-ROLE \[(.*?)\]", console(ec2, instance_id))
+    return seen[-1] if seen else None
+
+
+def wait_role(ec2, instance_id, role):
+    wait_for(lambda: latest_role(ec2, instance_id) == role, timeout=300, interval=1)
+
+
+def profile_waiter(ec2, instance_id, name):
+    """waitInstanceIAMInstanceProfileUpdated: DescribeInstances until the profile's name is the
+    one Terraform wants ("" for none)."""
+    def current():
+        instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        arn = instance.get("IamInstanceProfile", {}).get("Arn", "")
+        return arn.rsplit("/", 1)[-1] if arn else ""
+    wait_for(lambda: current() == name, timeout=60, interval=1)
+
+
+def terraform_instance_profile(iam, name, role):
+    """aws_iam_instance_profile's create: CreateInstanceProfile, AddRoleToInstanceProfile, then
+    the read (GetInstanceProfile) of what it stores."""
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST))
+    created = iam.create_instance_profile(InstanceProfileName=name, Path="/")["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    read = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    assert (read["Arn"], [r["RoleName"] for r in read["Roles"]]) == (created["Arn"], [role])
+    return read
+
+
+def test_terraform_instance_profile_association_changes_the_guest_credentials(cloud, ec2vm, minimal_ami):  # noqa: F811
+    iam = cloud.client("iam")
+    web = terraform_instance_profile(iam, "tf-web", "tf-web-role")
+    batch = terraform_instance_profile(iam, "tf-batch", "tf-batch-role")
+
+    # aws_instance create, with ami = "resolve:ssm:..." and iam_instance_profile = the name.
+    launched = ec2vm.run_instances(
+        ImageId=f"resolve:ssm:{AL2023}", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+        IamInstanceProfile={"Name": "tf-web"}, UserData=GUEST_WATCHES_ITS_ROLE,
+    )["Instances"][0]
+    instance_id = launched["InstanceId"]
+    assert launched["ImageId"] == minimal_ami
+    assert launched["IamInstanceProfile"] == {"Arn": web["Arn"], "Id": web["InstanceProfileId"]}
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
+    associations = ec2vm.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
+    assert len(associations) == 1 and associations[0]["State"] == "associated"
+    assert associations[0]["IamInstanceProfile"]["Arn"] == web["Arn"]
+    wait_role(ec2vm, instance_id, "tf-web-role")
+
+    # iam_instance_profile changed: Describe… by instance-id, Replace…, then the waiter.
+    association_id = associations[0]["AssociationId"]
+    replaced = ec2vm.replace_iam_instance_profile_association(
+        AssociationId=association_id, IamInstanceProfile={"Name": "tf-batch"})["IamInstanceProfileAssociation"]
+    assert (replaced["State"], replaced["InstanceId"]) == ("associating", instance_id)
+    assert replaced["AssociationId"] != association_id
+    profile_waiter(ec2vm, instance_id, "tf-batch")
+    wait_role(ec2vm, instance_id, "tf-batch-role")
+    listed = ec2vm.describe_iam_instance_profile_associations(AssociationIds=[replaced["AssociationId"]])
+    assert listed["IamInstanceProfileAssociations"][0]["IamInstanceProfile"]["Id"] == batch["InstanceProfileId"]
+
+    # iam_instance_profile removed: Disassociate…, the waiter, and the guest has no role.
+    gone = ec2vm.disassociate_iam_instance_profile(AssociationId=replaced["AssociationId"])
+    assert gone["IamInstanceProfileAssociation"]["State"] == "disassociating"
+    profile_waiter(ec2vm, instance_id, "")
+    wait_role(ec2vm, instance_id, "")
+    assert ec2vm.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"] == []
+
+    # Associated again, by ARN.
+    again = ec2vm.associate_iam_instance_profile(InstanceId=instance_id, IamInstanceProfile={"Arn": web["Arn"]})
+    assert again["IamInstanceProfileAssociation"]["State"] == "associating"
+    code, _ = error_of(lambda: ec2vm.associate_iam_instance_profile(
+        InstanceId=instance_id, IamInstanceProfile={"Name": "tf-batch"}))
+    assert code == "IncorrectState"
+    wait_role(ec2vm, instance_id, "tf-web-role")
+
+    ec2vm.terminate_instances(InstanceIds=[instance_id])
+    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
+    assert ec2vm.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"] == []
+    # aws_iam_instance_profile's delete.
+    for name, role in [("tf-web", "tf-web-role"), ("tf-batch", "tf-batch-role")]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role)
+        iam.delete_instance_profile(InstanceProfileName=name)
