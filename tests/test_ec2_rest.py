@@ -102,6 +102,74 @@ def test_profile_associations_on_an_empty_account(ec2):
         InstanceId="i-0123456789abcdef0", IamInstanceProfile={"Name": "none"}))[0] == "InvalidInstanceID.NotFound"
 
 
+def test_ebs_encryption_defaults_as_a_new_account(ec2):
+    answer = ec2.get_ebs_encryption_by_default()
+    assert (answer["EbsEncryptionByDefault"], answer["SseType"]) == (False, "none")
+    assert ec2.get_ebs_default_kms_key_id()["KmsKeyId"] == "alias/aws/ebs"
+
+
+def test_prefix_lists_are_empty_but_checked(ec2):
+    assert ec2.describe_prefix_lists()["PrefixLists"] == []
+    assert ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "owner-id", "Values": ["AWS"]}])["PrefixLists"] == []
+    assert error_of(lambda: ec2.describe_prefix_lists(PrefixListIds=["pl-63a5400a"]))[0] == \
+        "InvalidPrefixListID.NotFound"
+    assert error_of(lambda: ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "color", "Values": ["x"]}]))[0] == "InvalidParameterValue"
+
+
+def default_vpc(ec2):
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    return vpcs[0] if vpcs else None
+
+
+def delete_default_vpc(ec2, vpc_id):
+    for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    for gateway in ec2.describe_internet_gateways(
+            Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]:
+        ec2.detach_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"], VpcId=vpc_id)
+        ec2.delete_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"])
+    ec2.delete_vpc(VpcId=vpc_id)
+
+
+def test_default_vpc_and_subnets_come_back_only_when_asked(fresh_nimbus):
+    fresh_nimbus.start()
+    ec2 = fresh_nimbus.client()
+    vpc = default_vpc(ec2)
+    assert error_of(ec2.create_default_vpc)[0] == "DefaultVpcAlreadyExists"
+    code, _ = error_of(lambda: ec2.create_default_subnet(AvailabilityZone="us-east-1a"))
+    assert code == "DefaultSubnetAlreadyExistsInAvailabilityZone"
+    subnet_b = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1b"]},
+                                             {"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    ec2.delete_subnet(SubnetId=subnet_b["SubnetId"])
+    again = ec2.create_default_subnet(AvailabilityZoneId="use1-az2")["Subnet"]
+    assert (again["AvailabilityZone"], again["CidrBlock"], again["DefaultForAz"], again["MapPublicIpOnLaunch"]) == \
+        ("us-east-1b", subnet_b["CidrBlock"], True, True)
+
+    delete_default_vpc(ec2, vpc["VpcId"])
+    assert error_of(lambda: ec2.create_default_subnet(AvailabilityZone="us-east-1a"))[0] == "DefaultVpcDoesNotExist"
+    # A restart does not bring back what the user deleted.
+    fresh_nimbus.kill9()
+    fresh_nimbus.start()
+    ec2 = fresh_nimbus.client()
+    assert default_vpc(ec2) is None
+    attributes = ec2.describe_account_attributes(AttributeNames=["default-vpc"])["AccountAttributes"]
+    assert attributes[0]["AttributeValues"] == [{"AttributeValue": "none"}]
+
+    created = ec2.create_default_vpc()["Vpc"]
+    assert (created["CidrBlock"], created["IsDefault"]) == ("172.31.0.0/16", True)
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [created["VpcId"]]}])["Subnets"]
+    assert sorted((s["AvailabilityZone"], s["CidrBlock"]) for s in subnets) == [
+        ("us-east-1a", "172.31.0.0/20"), ("us-east-1b", "172.31.16.0/20"), ("us-east-1c", "172.31.32.0/20")]
+    gateways = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [created["VpcId"]]}])["InternetGateways"]
+    assert len(gateways) == 1
+    routes = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [created["VpcId"]]}])["RouteTables"]
+    assert any(r.get("GatewayId") == gateways[0]["InternetGatewayId"] and r["DestinationCidrBlock"] == "0.0.0.0/0"
+               for table in routes for r in table["Routes"])
+
+
 # --- AMIs by name: the public parameters of nimbus's own images -----------------------------
 
 

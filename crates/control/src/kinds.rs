@@ -16,6 +16,7 @@ use crate::launch_templates::LaunchTemplate;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
 use crate::vpc::addresses::ElasticIp;
+use crate::vpc::default_vpc::AccountSetup;
 use crate::vpc::gateways::InternetGateway;
 use crate::vpc::network_acls::NetworkAcl;
 use crate::vpc::network_interfaces::NetworkInterface;
@@ -159,6 +160,15 @@ engine::kinds! {
         not_found: "NoSuchEntity",
         missing: "Instance Profile {id} cannot be found.",
         malformed: "ValidationError",
+        migrations: &[],
+    }
+    /// What was set up for the account once (its first default VPC).
+    AccountSetup, table account_setups, id account_id, tags untagged {
+        name: "account-setup",
+        prefix: None,
+        not_found: "InvalidParameterValue",
+        missing: "The account {id} has no setup record.",
+        malformed: "InvalidParameterValue",
         migrations: &[],
     }
     /// Temporary credentials issued by STS or for an instance profile (see `credentials.rs`).

@@ -155,6 +155,12 @@ pub enum Error {
     #[error("{0}")]
     AssociationNotFound(String),
     #[error("{0}")]
+    DefaultVpcAlreadyExists(String),
+    #[error("{0}")]
+    DefaultVpcDoesNotExist(String),
+    #[error("{0}")]
+    DefaultSubnetAlreadyExists(String),
+    #[error("{0}")]
     RouteNotFound(String),
     #[error("{0}")]
     RouteAlreadyExists(String),

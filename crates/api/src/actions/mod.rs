@@ -11,6 +11,7 @@ mod interfaces;
 mod keypairs;
 mod launch_templates;
 mod network_acls;
+mod prefix_lists;
 mod profile_associations;
 mod route_tables;
 mod security_groups;
@@ -227,6 +228,7 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     gateways::HANDLERS,
     route_tables::HANDLERS,
     network_acls::HANDLERS,
+    prefix_lists::HANDLERS,
     interfaces::HANDLERS,
     addresses::HANDLERS,
 ];
