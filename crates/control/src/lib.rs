@@ -27,6 +27,7 @@ pub mod limits;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
+pub mod permissions;
 pub mod profile_associations;
 pub mod reconciler;
 pub mod recovery;
@@ -154,6 +155,8 @@ pub enum Error {
     GatewayNotAttached(String),
     #[error("{0}")]
     AssociationNotFound(String),
+    #[error("{0}")]
+    InvalidAttributeItemValue(String),
     #[error("{0}")]
     DefaultVpcAlreadyExists(String),
     #[error("{0}")]

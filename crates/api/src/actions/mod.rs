@@ -1,6 +1,7 @@
 //! EC2 Query protocol: decode the form by the EC2 model, run the action, render its XML.
 
 mod addresses;
+mod attributes;
 mod catalog;
 mod gateways;
 mod image_alias;
@@ -219,6 +220,7 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     volumes::HANDLERS,
     snapshots::HANDLERS,
     images::HANDLERS,
+    attributes::HANDLERS,
     instances::HANDLERS,
     instance_health::HANDLERS,
     profile_associations::HANDLERS,
