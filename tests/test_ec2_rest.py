@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from test_instances import cloud, console, ec2vm, minimal_ami  # noqa: F401 (module fixtures)
-from test_volumes import wait_for
+from test_volumes import wait_for, wait_snapshot, wait_volume
 
 ACCOUNT = "000000000000"
 WAIT = {"Delay": 1, "MaxAttempts": 300}
@@ -170,6 +170,91 @@ def test_default_vpc_and_subnets_come_back_only_when_asked(fresh_nimbus):
                for table in routes for r in table["Routes"])
 
 
+@pytest.fixture(scope="module")
+def registered_image(ec2):
+    """An image of the account without a VM: a volume's snapshot, registered."""
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    wait_volume(ec2, volume)
+    snapshot = ec2.create_snapshot(VolumeId=volume, Description="root")["SnapshotId"]
+    wait_snapshot(ec2, snapshot)
+    image = ec2.register_image(
+        Name="attr-image", RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot}}],
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "team", "Value": "web"}]}])["ImageId"]
+    return image, snapshot
+
+
+def test_image_attributes_and_launch_permissions(ec2, registered_image):
+    image, _ = registered_image
+    friend = "123456789012"
+    ec2.modify_image_attribute(ImageId=image, Description={"Value": "golden"})
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="description")["Description"] == {"Value": "golden"}
+    ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": friend}, {"Group": "all"}]})
+    shown = ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"]
+    assert shown == [{"Group": "all"}, {"UserId": friend}]
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["Public"] is True
+    assert [i["ImageId"] for i in ec2.describe_images(ExecutableUsers=["all"])["Images"]] == [image]
+    assert [i["ImageId"] for i in ec2.describe_images(Filters=[{"Name": "is-public", "Values": ["true"]}])["Images"]] \
+        == [image]
+    # The older form: OperationType with UserGroups.
+    ec2.modify_image_attribute(ImageId=image, Attribute="launchPermission", OperationType="remove", UserGroups=["all"])
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["Public"] is False
+    assert ec2.describe_images(ExecutableUsers=["all"])["Images"] == []
+    assert [i["ImageId"] for i in ec2.describe_images(ExecutableUsers=[friend])["Images"]] == [image]
+    ec2.reset_image_attribute(ImageId=image, Attribute="launchPermission")
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="launchPermission")["LaunchPermissions"] == []
+    assert ec2.describe_images(ExecutableUsers=[friend])["Images"] == []
+
+    devices = ec2.describe_image_attribute(ImageId=image, Attribute="blockDeviceMapping")["BlockDeviceMappings"]
+    assert devices[0]["DeviceName"] == "/dev/xvda"
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="kernel")["KernelId"] == {}
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="lastLaunchedTime")["LastLaunchedTime"] == {}
+    assert ec2.describe_image_attribute(ImageId=image, Attribute="productCodes")["ProductCodes"] == []
+    assert error_of(lambda: ec2.modify_image_attribute(
+        ImageId=image, LaunchPermission={"Add": [{"UserId": "not-an-account"}]}))[0] == "InvalidAMIAttributeItemValue"
+    code, message = error_of(lambda: ec2.modify_image_attribute(ImageId=image, ProductCodes=["abc"]))
+    assert code == "UnsupportedOperation" and "ProductCodes" in message
+    assert error_of(lambda: ec2.describe_image_attribute(
+        ImageId="ami-0123456789abcdef0", Attribute="description"))[0] == "InvalidAMIID.NotFound"
+
+
+def test_snapshot_create_volume_permissions(ec2, registered_image):
+    _, snapshot = registered_image
+    ec2.modify_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission", OperationType="add",
+                                  UserIds=["210987654321"])
+    shown = ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")
+    assert shown["CreateVolumePermissions"] == [{"UserId": "210987654321"}]
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(RestorableByUserIds=["210987654321"])["Snapshots"]] == \
+        [snapshot]
+    ec2.modify_snapshot_attribute(SnapshotId=snapshot, CreateVolumePermission={"Add": [{"Group": "all"}]})
+    assert snapshot in [s["SnapshotId"] for s in ec2.describe_snapshots(RestorableByUserIds=["all"])["Snapshots"]]
+    ec2.reset_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")
+    assert ec2.describe_snapshot_attribute(
+        SnapshotId=snapshot, Attribute="createVolumePermission")["CreateVolumePermissions"] == []
+    assert ec2.describe_snapshots(RestorableByUserIds=["all"])["Snapshots"] == []
+    assert ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="productCodes")["ProductCodes"] == []
+    code, message = error_of(lambda: ec2.copy_snapshot(SourceSnapshotId=snapshot, SourceRegion="eu-west-1"))
+    assert code == "UnsupportedOperation" and "SourceRegion" in message
+
+
+def test_copy_image_within_the_region(ec2, registered_image):
+    image, snapshot = registered_image
+    copied = ec2.copy_image(SourceImageId=image, SourceRegion="us-east-1", Name="attr-image-copy",
+                            CopyImageTags=True, ClientToken="copy-once")["ImageId"]
+    assert ec2.copy_image(SourceImageId=image, SourceRegion="us-east-1", Name="attr-image-copy",
+                          CopyImageTags=True, ClientToken="copy-once")["ImageId"] == copied
+    ec2.get_waiter("image_available").wait(ImageIds=[copied], WaiterConfig=WAIT)
+    shown = ec2.describe_images(ImageIds=[copied])["Images"][0]
+    assert shown["Name"] == "attr-image-copy" and shown["Tags"] == [{"Key": "team", "Value": "web"}]
+    copy_snapshot = shown["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert copy_snapshot != snapshot
+    assert wait_snapshot(ec2, copy_snapshot)["Description"].startswith(f"Copied for DestinationAmi {copied}")
+    code, message = error_of(lambda: ec2.copy_image(SourceImageId=image, SourceRegion="eu-west-1", Name="x-region"))
+    assert code == "UnsupportedOperation" and "SourceRegion" in message
+    assert error_of(lambda: ec2.copy_image(SourceImageId=image, SourceRegion="us-east-1", Name="enc",
+                                           Encrypted=True))[0] == "UnsupportedOperation"
+
+
 # --- AMIs by name: the public parameters of nimbus's own images -----------------------------
 
 
@@ -265,20 +350,34 @@ def terraform_instance_profile(iam, name, role):
     return read
 
 
-def test_terraform_instance_profile_association_changes_the_guest_credentials(cloud, ec2vm, minimal_ami):  # noqa: F811
+@pytest.fixture(scope="module")
+def watched(cloud, ec2vm, minimal_ami):  # noqa: F811
+    """aws_iam_instance_profile twice, then aws_instance created with ami = "resolve:ssm:..."
+    and iam_instance_profile = the first one's name: the module's one VM, whose guest says
+    which role its metadata service serves."""
     iam = cloud.client("iam")
-    web = terraform_instance_profile(iam, "tf-web", "tf-web-role")
-    batch = terraform_instance_profile(iam, "tf-batch", "tf-batch-role")
-
-    # aws_instance create, with ami = "resolve:ssm:..." and iam_instance_profile = the name.
+    profiles = {name: terraform_instance_profile(iam, name, f"{name}-role") for name in ["tf-web", "tf-batch"]}
     launched = ec2vm.run_instances(
         ImageId=f"resolve:ssm:{AL2023}", InstanceType="t3.micro", MinCount=1, MaxCount=1,
         IamInstanceProfile={"Name": "tf-web"}, UserData=GUEST_WATCHES_ITS_ROLE,
     )["Instances"][0]
+    ec2vm.get_waiter("instance_running").wait(InstanceIds=[launched["InstanceId"]], WaiterConfig=WAIT)
+    yield launched, profiles
+    ec2vm.terminate_instances(InstanceIds=[launched["InstanceId"]])
+    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[launched["InstanceId"]], WaiterConfig=WAIT)
+    assert ec2vm.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"] == []
+    # aws_iam_instance_profile's delete.
+    for name in profiles:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=f"{name}-role")
+        iam.delete_instance_profile(InstanceProfileName=name)
+
+
+def test_terraform_instance_profile_association_changes_the_guest_credentials(ec2vm, minimal_ami, watched):  # noqa: F811
+    launched, profiles = watched
+    web, batch = profiles["tf-web"], profiles["tf-batch"]
     instance_id = launched["InstanceId"]
     assert launched["ImageId"] == minimal_ami
     assert launched["IamInstanceProfile"] == {"Arn": web["Arn"], "Id": web["InstanceProfileId"]}
-    ec2vm.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
     associations = ec2vm.describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
     assert len(associations) == 1 and associations[0]["State"] == "associated"
@@ -312,10 +411,28 @@ def test_terraform_instance_profile_association_changes_the_guest_credentials(cl
     assert code == "IncorrectState"
     wait_role(ec2vm, instance_id, "tf-web-role")
 
-    ec2vm.terminate_instances(InstanceIds=[instance_id])
-    ec2vm.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
-    assert ec2vm.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"] == []
-    # aws_iam_instance_profile's delete.
-    for name, role in [("tf-web", "tf-web-role"), ("tf-batch", "tf-batch-role")]:
-        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role)
-        iam.delete_instance_profile(InstanceProfileName=name)
+
+def test_create_snapshots_of_a_running_instance(ec2vm, watched):
+    """CreateSnapshots: the root and a hot-attached data volume of the running VM at one
+    moment; ExcludeBootVolume, CopyTagsFromSource."""
+    instance_id = watched[0]["InstanceId"]
+    zone = watched[0]["Placement"]["AvailabilityZone"]
+    data = ec2vm.create_volume(AvailabilityZone=zone, Size=1, TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "role", "Value": "data"}]}])["VolumeId"]
+    wait_volume(ec2vm, data)
+    ec2vm.attach_volume(VolumeId=data, InstanceId=instance_id, Device="/dev/sdf")
+    wait_volume(ec2vm, data, "in-use")
+    taken = ec2vm.create_snapshots(
+        InstanceSpecification={"InstanceId": instance_id}, Description="set", CopyTagsFromSource="volume",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "set", "Value": "1"}]}])["Snapshots"]
+    assert len(taken) == 2 and len({s["StartTime"] for s in taken}) == 1
+    by_volume = {s["VolumeId"]: s for s in taken}
+    assert {t["Key"]: t["Value"] for t in by_volume[data]["Tags"]} == {"role": "data", "set": "1"}
+    for snapshot in taken:
+        assert wait_snapshot(ec2vm, snapshot["SnapshotId"])["Description"] == "set"
+    data_only = ec2vm.create_snapshots(InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": True})
+    assert [s["VolumeId"] for s in data_only["Snapshots"]] == [data]
+    code, _ = error_of(lambda: ec2vm.create_snapshots(
+        InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": True, "ExcludeDataVolumeIds": [data]}))
+    assert code == "InvalidParameterValue"
+    wait_snapshot(ec2vm, data_only["Snapshots"][0]["SnapshotId"])
