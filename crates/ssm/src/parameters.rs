@@ -313,6 +313,12 @@ fn read_request(input: &PutParameterInput) -> Result<Requested> {
     })
 }
 
+/// The account's parameter `name`, as a transaction sees it.
+fn stored(txn: &engine::Txn, name: &str) -> Result<Parameter> {
+    (txn.state().parameters().get(name).cloned())
+        .ok_or_else(|| SsmError::ParameterNotFound(name.to_owned()))
+}
+
 impl Ssm {
     /// The parameter `name`: the account's own, else a public one.
     pub(crate) fn lookup(&self, name: &str) -> Option<Parameter> {
@@ -545,12 +551,7 @@ impl Ssm {
         let (valid, invalid): (Vec<String>, Vec<String>) =
             (input.labels.iter().cloned()).partition(|label| names::check_label(label).is_ok());
         let number = self.engine.mutate(|txn| {
-            let mut parameter = txn
-                .state()
-                .parameters()
-                .get(&input.name)
-                .cloned()
-                .ok_or_else(|| SsmError::ParameterNotFound(input.name.clone()))?;
+            let mut parameter = stored(txn, &input.name)?;
             let selector = input
                 .parameter_version
                 .map_or(Selector::Current, Selector::Version);
@@ -582,12 +583,7 @@ impl Ssm {
     pub fn unlabel_parameter_version(&self, input: UnlabelParameterVersionInput) -> Result<Value> {
         names::check_writable(&input.name)?;
         let (removed, invalid) = self.engine.mutate(|txn| {
-            let mut parameter = txn
-                .state()
-                .parameters()
-                .get(&input.name)
-                .cloned()
-                .ok_or_else(|| SsmError::ParameterNotFound(input.name.clone()))?;
+            let mut parameter = stored(txn, &input.name)?;
             let number = parameter
                 .select(&Selector::Version(input.parameter_version))?
                 .version;
