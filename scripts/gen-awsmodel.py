@@ -29,6 +29,7 @@ SERVICES = {
     "monitoring": "cloudwatch",
     "autoscaling": "autoscaling",
     "elasticloadbalancing": "elbv2",
+    "ssm": "ssm",
 }
 KEPT_METADATA_KEYS = ("apiVersion", "protocol", "protocols", "targetPrefix", "jsonVersion",
                       "xmlNamespace", "signingName", "endpointPrefix", "serviceId",

@@ -18,7 +18,7 @@ def error_of(call):
 @pytest.mark.parametrize(
     "service,call",
     [
-        ("ssm", lambda c: c.describe_parameters()),  # AWS JSON 1.1
+        ("logs", lambda c: c.describe_log_groups()),  # AWS JSON 1.1
         ("kms", lambda c: c.list_keys()),  # AWS JSON 1.1
         ("sqs", lambda c: c.list_queues()),  # AWS JSON 1.0, query-compatible
         ("lambda", lambda c: c.list_functions()),  # REST-JSON

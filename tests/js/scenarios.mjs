@@ -38,6 +38,13 @@ import {
   PutMetricAlarmCommand,
   PutMetricDataCommand,
 } from "@aws-sdk/client-cloudwatch";
+import {
+  DeleteParameterCommand,
+  GetParameterCommand,
+  GetParametersByPathCommand,
+  PutParameterCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 
 import {
   CreateListenerCommand,
@@ -58,6 +65,7 @@ const sts = new STSClient({ maxAttempts: 1 });
 const cloudwatch = new CloudWatchClient({ maxAttempts: 1 });
 const autoscaling = new AutoScalingClient({ maxAttempts: 1 });
 const elbv2 = new ElasticLoadBalancingV2Client({ maxAttempts: 1 });
+const ssm = new SSMClient({ maxAttempts: 1 });
 
 // What a caller sees of a failed request.
 function failure(error) {
@@ -304,6 +312,29 @@ const scenarios = {
       duplicate,
       inUse,
       afterDelete,
+  async parameters() {
+    const path = `/js-${Date.now()}`;
+    const put = await ssm.send(
+      new PutParameterCommand({ Name: `${path}/db/url`, Value: "postgres://db", Type: "String" }),
+    );
+    await ssm.send(new PutParameterCommand({ Name: `${path}/db/url`, Value: "postgres://db2", Overwrite: true }));
+    const { Parameter } = await ssm.send(new GetParameterCommand({ Name: `${path}/db/url:1` }));
+    const byPath = await ssm.send(new GetParametersByPathCommand({ Path: path, Recursive: true }));
+    const reserved = await ssm
+      .send(new PutParameterCommand({ Name: "/aws/service/mine", Value: "x", Type: "String" }))
+      .then(() => ({ unexpected: "success" }), failure);
+    await ssm.send(new DeleteParameterCommand({ Name: `${path}/db/url` }));
+    const missing = await ssm
+      .send(new GetParameterCommand({ Name: `${path}/db/url` }))
+      .then(() => ({ unexpected: "success" }), failure);
+    return {
+      path,
+      version: put.Version,
+      first: { value: Parameter.Value, version: Parameter.Version, selector: Parameter.Selector,
+               modified: Parameter.LastModifiedDate instanceof Date },
+      byPath: byPath.Parameters.map((p) => [p.Name, p.Value, p.Version]),
+      reserved,
+      missing,
     };
   },
 

@@ -150,6 +150,12 @@ pub fn ec2_code(error: &Ec2Error) -> (StatusCode, &'static str) {
         ControlError::AlreadyAssociated(_) => "Resource.AlreadyAssociated",
         ControlError::GatewayNotAttached(_) => "Gateway.NotAttached",
         ControlError::AssociationNotFound(_) => "InvalidAssociationID.NotFound",
+        ControlError::InvalidAttributeItemValue(_) => "InvalidAMIAttributeItemValue",
+        ControlError::DefaultVpcAlreadyExists(_) => "DefaultVpcAlreadyExists",
+        ControlError::DefaultVpcDoesNotExist(_) => "DefaultVpcDoesNotExist",
+        ControlError::DefaultSubnetAlreadyExists(_) => {
+            "DefaultSubnetAlreadyExistsInAvailabilityZone"
+        }
         ControlError::RouteNotFound(_) => "InvalidRoute.NotFound",
         ControlError::RouteAlreadyExists(_) => "RouteAlreadyExists",
         ControlError::AclEntryNotFound(_) => "InvalidNetworkAclEntry.NotFound",

@@ -27,6 +27,7 @@ pub use ec2_for_autoscaling::Ec2ForAutoScaling;
 pub use ec2_for_elbv2::Ec2ForElbv2;
 pub use elbv2_for_autoscaling::Elbv2ForAutoScaling;
 pub use error::ApiError;
+pub use services::ssm::Ec2Images;
 
 /// Requests larger than this are refused with 413, before any parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,6 +43,8 @@ pub struct ApiContext {
     pub autoscaling: Arc<autoscaling::AutoScaling>,
     /// Elastic Load Balancing: its balancers, groups, listeners and rules.
     pub elbv2: Arc<elbv2::Elbv2>,
+    /// SSM Parameter Store: the account's parameters and the public image aliases.
+    pub ssm: Arc<ssm::Ssm>,
     /// How every reconciler keeps up, for `GET /_nimbus/metrics`.
     pub passes: Arc<engine::Passes>,
 }
@@ -224,6 +227,7 @@ fn service_for(signing_name: &str) -> Option<&'static dyn service::Service> {
         "monitoring" => &services::monitoring::CloudWatch,
         "autoscaling" => &services::autoscaling::AutoScalingService,
         "elasticloadbalancing" => &services::elbv2::Elbv2Service,
+        "ssm" => &services::ssm::SsmService,
         _ => return None,
     })
 }

@@ -9,7 +9,7 @@ use awsproto::{ErrorStyle, Protocol, ServiceModel};
 use serde::Deserialize;
 
 /// The models nimbus carries, by SigV4 signing name.
-const MODELS: [(&str, &str); 5] = [
+const MODELS: [(&str, &str); 6] = [
     ("sts", include_str!("../model/sts.json")),
     ("iam", include_str!("../model/iam.json")),
     ("monitoring", include_str!("../model/monitoring.json")),
@@ -18,6 +18,7 @@ const MODELS: [(&str, &str); 5] = [
         "elasticloadbalancing",
         include_str!("../model/elasticloadbalancing.json"),
     ),
+    ("ssm", include_str!("../model/ssm.json")),
 ];
 
 fn models() -> &'static HashMap<&'static str, ServiceModel> {
@@ -97,6 +98,7 @@ mod tests {
             include_str!("../model/sts.txt"),
             include_str!("../model/iam.txt"),
             include_str!("../model/monitoring.txt"),
+            include_str!("../model/ssm.txt"),
         ] {
             let lines = list
                 .lines()

@@ -18,8 +18,12 @@ pub enum InputError {
     UnknownMember(String),
     #[error("The request must contain the parameter {0}.")]
     MissingMember(String),
+    /// A value of the wrong type or form.
     #[error("{0}")]
     InvalidValue(String),
+    /// A well-formed value outside its shape's constraints (length, range, enumeration).
+    #[error("{0}")]
+    Constraint(String),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -65,11 +69,17 @@ pub fn conform(
             quote(value)
         ))
     };
+    let outside = |why: &str, value: &Value| {
+        InputError::Constraint(format!(
+            "Invalid value '{}' for {path}: {why}.",
+            quote(value)
+        ))
+    };
     let check_length = |length: Limits, n: usize, value: &Value| {
         if length.admits(count(n)) {
             Ok(())
         } else {
-            Err(bad(
+            Err(outside(
                 &format!("the length must be {}", length.describe()),
                 value,
             ))
@@ -152,7 +162,7 @@ pub fn conform(
                 return Err(bad("expected a string", &value));
             };
             if allowed.as_ref().is_some_and(|a| !a.contains(text)) {
-                return Err(bad("not one of the accepted values", &value));
+                return Err(outside("not one of the accepted values", &value));
             }
             check_length(*length, text.chars().count(), &value)?;
             Ok(value)
@@ -165,7 +175,7 @@ pub fn conform(
             }
             .ok_or_else(|| bad("expected an integer", &value))?;
             if !limits.admits(number as f64) {
-                return Err(bad(&format!("must be {}", limits.describe()), &value));
+                return Err(outside(&format!("must be {}", limits.describe()), &value));
             }
             Ok(Value::from(number))
         }
@@ -178,7 +188,7 @@ pub fn conform(
             .filter(|number| number.is_finite())
             .ok_or_else(|| bad("expected a finite number", &value))?;
             if !limits.admits(number) {
-                return Err(bad(&format!("must be {}", limits.describe()), &value));
+                return Err(outside(&format!("must be {}", limits.describe()), &value));
             }
             Ok(Value::from(number))
         }

@@ -293,7 +293,7 @@ pub(crate) mod tests {
         );
         assert!(matches!(
             refused(&[("Name", "n"), ("Size", "0")]),
-            InputError::InvalidValue(_)
+            InputError::Constraint(_)
         ));
         assert!(matches!(
             refused(&[("Name", "n"), ("On", "yes")]),
@@ -305,7 +305,7 @@ pub(crate) mod tests {
             ("Items.member.2", "b"),
             ("Items.member.3", "c"),
         ];
-        assert!(matches!(refused(&three), InputError::InvalidValue(_)));
+        assert!(matches!(refused(&three), InputError::Constraint(_)));
         assert_eq!(
             refused(&[("Name", "n"), ("Name.member.1", "x")]),
             InputError::UnknownMember("Name.member.1".into())

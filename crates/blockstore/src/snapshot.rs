@@ -26,24 +26,59 @@ impl BlockStore {
     /// Captures the volume as it is now and returns at once; the changed chunks are
     /// uploaded in the background (see [`BlockStore::snapshot_status`]).
     pub async fn create_snapshot(&self, snapshot_id: &str, volume_id: &str) -> Result<()> {
-        check_id(snapshot_id)?;
-        let volume = self.volume(volume_id)?;
-        self.register_pending(snapshot_id, Some(volume_id), 0, volume.chunk_size, None)?;
-        let frozen_volume = volume.clone();
-        let id = snapshot_id.to_string();
-        let created = self.manifest_of(snapshot_id)?.created_millis;
-        let frozen = tokio::task::spawn_blocking(move || frozen_volume.freeze(&id, created))
+        self.create_snapshots(&[(snapshot_id.to_owned(), volume_id.to_owned())])
             .await
-            .map_err(Error::from)
-            .and_then(|frozen| frozen);
-        let record = match frozen {
-            Ok(record) => record,
+    }
+
+    /// Captures several volumes at one instant, each as the snapshot paired with it (a
+    /// crash-consistent set: see [`Volume::freeze_together`]), and returns at once; their
+    /// chunks are uploaded in the background. Nothing is captured when one cannot be.
+    pub async fn create_snapshots(&self, pairs: &[(String, String)]) -> Result<()> {
+        let mut volumes = Vec::with_capacity(pairs.len());
+        for (snapshot_id, volume_id) in pairs {
+            check_id(snapshot_id)?;
+            volumes.push(self.volume(volume_id)?);
+        }
+        let forget = |registered: &[(String, String)]| {
+            let mut snapshots = self.snapshots_guard();
+            for (snapshot_id, _) in registered {
+                snapshots.remove(snapshot_id);
+            }
+        };
+        for (index, ((snapshot_id, volume_id), volume)) in pairs.iter().zip(&volumes).enumerate() {
+            let registered =
+                self.register_pending(snapshot_id, Some(volume_id), 0, volume.chunk_size, None);
+            if let Err(e) = registered {
+                forget(&pairs[..index]);
+                return Err(e);
+            }
+        }
+        let created = self.manifest_of(&pairs[0].0)?.created_millis;
+        let frozen_volumes = volumes.clone();
+        let ids: Vec<String> = pairs
+            .iter()
+            .map(|(snapshot_id, _)| snapshot_id.clone())
+            .collect();
+        let frozen = tokio::task::spawn_blocking(move || {
+            let together: Vec<(&Volume, &str)> = (frozen_volumes.iter())
+                .zip(&ids)
+                .map(|(volume, id)| (volume.as_ref(), id.as_str()))
+                .collect();
+            Volume::freeze_together(&together, created)
+        })
+        .await
+        .map_err(Error::from)
+        .and_then(|frozen| frozen);
+        let records = match frozen {
+            Ok(records) => records,
             Err(e) => {
-                self.snapshots_guard().remove(snapshot_id);
+                forget(pairs);
                 return Err(e);
             }
         };
-        self.queue_snapshot_job(volume, record);
+        for (volume, record) in volumes.into_iter().zip(records) {
+            self.queue_snapshot_job(volume, record);
+        }
         Ok(())
     }
 

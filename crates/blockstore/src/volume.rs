@@ -373,10 +373,29 @@ impl Volume {
         Ok(())
     }
 
-    /// Freezes the chunks written since the last snapshot for a new snapshot, waiting for
-    /// writes in flight to land, and records it durably. Returns what was frozen.
-    pub fn freeze(&self, snapshot_id: &str, created_millis: i64) -> Result<PendingRecord> {
-        let _gate = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
+    /// Freezes the chunks written since the last snapshot of each volume for its own new
+    /// snapshot, waiting for writes in flight to land, and records each durably; answers what
+    /// was frozen. The volumes are frozen at one instant (a crash-consistent
+    /// set, as CreateSnapshots and CreateImage take): every volume's writes are held (its
+    /// write gate, taken in the order of the volumes' directories, so two such freezes cannot
+    /// wait on each other) before the first is frozen, and released after the last.
+    pub fn freeze_together(
+        volumes: &[(&Volume, &str)],
+        created_millis: i64,
+    ) -> Result<Vec<PendingRecord>> {
+        let mut order: Vec<&Volume> = volumes.iter().map(|(volume, _)| *volume).collect();
+        order.sort_by(|a, b| a.dir.cmp(&b.dir));
+        let _gates: Vec<_> = (order.iter())
+            .map(|volume| volume.write_gate.write().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        volumes
+            .iter()
+            .map(|(volume, snapshot_id)| volume.freeze_held(snapshot_id, created_millis))
+            .collect()
+    }
+
+    /// Freezes this volume once the caller holds its write gate.
+    fn freeze_held(&self, snapshot_id: &str, created_millis: i64) -> Result<PendingRecord> {
         let mut state = self.state();
         let record = PendingRecord {
             snapshot_id: snapshot_id.to_string(),

@@ -51,6 +51,48 @@ async fn snapshot_keeps_the_moment_it_was_taken() {
     assert!(store.read("vol-b", 0, SIZE as u32).await.expect("read") == old);
 }
 
+/// CreateSnapshots: several volumes captured at one instant, each keeping that moment while
+/// both are overwritten at once; a set naming an unknown volume captures nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_of_volumes_is_captured_at_one_moment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = common::open_local(dir.path(), CHUNK).await;
+    let first = common::volume_with_pattern(&store, "vol-a", SIZE, 1).await;
+    let second = common::volume_with_pattern(&store, "vol-b", SIZE, 2).await;
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        (list.iter())
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect()
+    };
+    let refused = store
+        .create_snapshots(&pairs(&[("snap-x", "vol-a"), ("snap-y", "vol-none")]))
+        .await;
+    assert!(refused.is_err());
+    assert!(store.snapshot_status("snap-x").is_none());
+    store
+        .create_snapshots(&pairs(&[("snap-a", "vol-a"), ("snap-b", "vol-b")]))
+        .await
+        .expect("snapshots");
+    for volume in ["vol-a", "vol-b"] {
+        store
+            .write(volume, 0, common::pattern(3, SIZE as usize), false)
+            .await
+            .expect("overwrite");
+    }
+    for (snapshot, restored, content) in [("snap-a", "vol-c", first), ("snap-b", "vol-d", second)] {
+        assert_eq!(
+            common::wait_snapshot(&store, snapshot).await,
+            SnapshotState::Completed
+        );
+        store
+            .create_volume(restored, SIZE, Some(snapshot), IoLimits::UNLIMITED)
+            .await
+            .expect("restore");
+        common::wait_hydrated(&store, restored).await;
+        assert!(store.read(restored, 0, SIZE as u32).await.expect("read") == content);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_snapshots_gc_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -503,11 +503,16 @@ pub struct InstanceProfileSpecification {
     pub name: Option<String>,
 }
 
-/// The instance profile an instance runs with, as DescribeInstances shows it.
+/// The instance profile an instance runs with, as DescribeInstances shows it, and the
+/// association that gave it (DescribeIamInstanceProfileAssociations).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct InstanceProfileAssociation {
     pub arn: String,
     pub id: String,
+    /// `iip-assoc-…`; records older than associations got one when they were loaded.
+    pub association_id: String,
+    /// When the profile was associated (Unix milliseconds).
+    pub associated_at: i64,
 }
 
 /// Resolves RunInstances' `IamInstanceProfile`; an unknown profile is `InvalidParameterValue`.
@@ -541,6 +546,8 @@ pub(crate) fn resolve_instance_profile(
     Ok(Some(InstanceProfileAssociation {
         arn: found.arn.clone(),
         id: found.instance_profile_id.clone(),
+        association_id: nimbus_core::new_id("iip-assoc"),
+        associated_at: nimbus_core::now_millis(),
     }))
 }
 

@@ -76,7 +76,7 @@ impl Control {
                 return Ok(existing::<Snapshot>(&self.read(), &id)?.clone());
             }
         }
-        self.check_snapshot_room(&self.read())?;
+        self.check_snapshot_room(&self.read(), 1)?;
         if let Some(parent) = parent {
             let parent_snapshot = existing::<Snapshot>(&self.read(), parent)?.clone();
             if parent_snapshot.state != SnapshotState::Completed {
@@ -102,6 +102,7 @@ impl Control {
             source: SnapshotSource::Direct,
             state_message: None,
             tags,
+            create_volume_permissions: Default::default(),
         };
         self.engine()
             .start_snapshot(&snapshot.snapshot_id, volume_size_gib, parent, timeout)

@@ -51,7 +51,8 @@ pub trait BlockDriver: Send + Sync {
     async fn delete_volume(&self, id: &str) -> Result<()>;
     async fn resize_volume(&self, id: &str, new_size: u64) -> Result<()>;
     fn set_limits(&self, id: &str, limits: IoLimits) -> Result<()>;
-    async fn create_snapshot(&self, snapshot_id: &str, volume_id: &str) -> Result<()>;
+    /// Captures each `(snapshot, volume)` pair's volume at one instant (crash-consistent).
+    async fn create_snapshots(&self, pairs: &[(String, String)]) -> Result<()>;
     async fn copy_snapshot(&self, source_id: &str, new_id: &str) -> Result<()>;
     fn snapshot_status(&self, snapshot_id: &str) -> Option<SnapshotStatus>;
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<()>;
@@ -118,8 +119,8 @@ impl BlockDriver for BlockStore {
     fn set_limits(&self, id: &str, limits: IoLimits) -> Result<()> {
         BlockStore::set_limits(self, id, limits)
     }
-    async fn create_snapshot(&self, snapshot_id: &str, volume_id: &str) -> Result<()> {
-        BlockStore::create_snapshot(self, snapshot_id, volume_id).await
+    async fn create_snapshots(&self, pairs: &[(String, String)]) -> Result<()> {
+        BlockStore::create_snapshots(self, pairs).await
     }
     async fn copy_snapshot(&self, source_id: &str, new_id: &str) -> Result<()> {
         BlockStore::copy_snapshot(self, source_id, new_id).await

@@ -170,11 +170,16 @@ impl BlockDriver for FakeBlocks {
             .map(|_| ())
             .ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
     }
-    async fn create_snapshot(&self, snapshot_id: &str, volume_id: &str) -> Result<()> {
-        let size = self
-            .volume_size(volume_id)
-            .ok_or_else(|| Error::VolumeNotFound(volume_id.to_owned()))?;
-        self.add_snapshot(snapshot_id, Some(volume_id), size, SnapshotState::Pending);
+    async fn create_snapshots(&self, pairs: &[(String, String)]) -> Result<()> {
+        let sizes = (pairs.iter())
+            .map(|(_, volume_id)| {
+                self.volume_size(volume_id)
+                    .ok_or_else(|| Error::VolumeNotFound(volume_id.to_owned()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for ((snapshot_id, volume_id), size) in pairs.iter().zip(sizes) {
+            self.add_snapshot(snapshot_id, Some(volume_id), size, SnapshotState::Pending);
+        }
         Ok(())
     }
     async fn copy_snapshot(&self, source_id: &str, new_id: &str) -> Result<()> {

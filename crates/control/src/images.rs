@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::describe::{self, existing, Page, Paging, Query};
 use crate::filter::{FilterField, Filterable};
+use crate::idempotency::{create_once, ClientToken};
 use crate::kinds::Tables;
-use crate::snapshots::{Snapshot, SnapshotState};
+use crate::permissions::Permissions;
+use crate::snapshots::{Snapshot, SnapshotState, VolumeSnapshot};
 use crate::{Control, Error, Result, State, Tags};
 
 /// DescribeImages's MaxResults bounds.
@@ -59,6 +61,9 @@ pub struct Image {
     pub boot: Option<BootFiles>,
     pub creation_time: i64,
     pub tags: Tags,
+    /// Who besides the account may launch it. Absent in older records: nobody.
+    #[serde(default)]
+    pub launch_permissions: Permissions,
 }
 
 impl Image {
@@ -81,7 +86,9 @@ impl Filterable for Image {
         ("state", |i, _| vec![i.state.as_str().to_owned()]),
         ("architecture", |_, _| vec!["x86_64".into()]),
         ("image-type", |_, _| vec!["machine".into()]),
-        ("is-public", |_, _| vec!["false".into()]),
+        ("is-public", |i, _| {
+            vec![i.launch_permissions.public.to_string()]
+        }),
         ("root-device-type", |_, _| vec!["ebs".into()]),
         ("root-device-name", |i, _| vec![i.root_device_name.clone()]),
         ("virtualization-type", |_, _| vec!["hvm".into()]),
@@ -135,6 +142,20 @@ impl ImageQueries for State {
     fn image_by_name(&self, name: &str) -> Option<&Image> {
         self.images().values().find(|image| image.name == name)
     }
+}
+
+/// What CopyImage asks for.
+pub struct CopyImageRequest {
+    pub source_image_id: String,
+    pub source_region: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `CopyImageTags`: the source image's tags under the new image's own.
+    pub copy_image_tags: bool,
+    pub image_tags: Tags,
+    pub snapshot_tags: Tags,
+    pub client_token: Option<ClientToken>,
+    pub dry_run: bool,
 }
 
 /// What RegisterImage asks for.
@@ -198,6 +219,7 @@ impl Control {
                 boot: request.boot.clone(),
                 creation_time: nimbus_core::now_millis(),
                 tags: request.tags.clone(),
+                launch_permissions: Default::default(),
             };
             txn.put(image.clone())?;
             Ok(image)
@@ -267,6 +289,7 @@ impl Control {
             source: crate::snapshots::SnapshotSource::Image,
             state_message: None,
             tags: Tags::new(),
+            create_volume_permissions: Default::default(),
         };
         let image = Image {
             image_id: nimbus_core::new_id("ami"),
@@ -284,6 +307,7 @@ impl Control {
             boot: Some(boot),
             creation_time: now,
             tags: Tags::new(),
+            launch_permissions: Default::default(),
         };
         self.mutate(|txn| {
             if let Some(old) = txn.state().image_by_name(name).map(|i| i.image_id.clone()) {
@@ -341,17 +365,17 @@ impl Control {
             return Err(Error::DryRunOperation);
         }
         let image_id = nimbus_core::new_id("ami");
-        let mut block_devices = Vec::new();
-        for (device_name, volume) in &volumes {
-            let snapshot = self
-                .create_snapshot(
-                    &volume.volume_id,
-                    format!("Created by CreateImage({instance_id}) for {image_id}"),
-                    snapshot_tags.clone(),
-                    false,
-                )
-                .await?;
-            block_devices.push(ImageBlockDevice {
+        let requests = (volumes.iter())
+            .map(|(_, volume)| VolumeSnapshot {
+                volume: volume.clone(),
+                description: format!("Created by CreateImage({instance_id}) for {image_id}"),
+                tags: snapshot_tags.clone(),
+            })
+            .collect();
+        // Every volume at one instant, as one crash-consistent set.
+        let snapshots = self.snapshot_volumes(requests, false).await?;
+        let block_devices = (volumes.iter().zip(snapshots))
+            .map(|((device_name, volume), snapshot)| ImageBlockDevice {
                 device_name: device_name.clone(),
                 snapshot_id: Some(snapshot.snapshot_id),
                 volume_size_gib: volume.size_gib,
@@ -360,8 +384,8 @@ impl Control {
                     .attachments
                     .first()
                     .is_none_or(|a| a.delete_on_termination),
-            });
-        }
+            })
+            .collect();
         let image = Image {
             image_id,
             name: name.to_owned(),
@@ -374,8 +398,92 @@ impl Control {
                 .or_else(|| self.default_boot_files()),
             creation_time: nimbus_core::now_millis(),
             tags: image_tags,
+            launch_permissions: Default::default(),
         };
         self.mutate(|txn| Ok(txn.put(image.clone())?))?;
+        self.wake_reconciler();
+        Ok(image)
+    }
+
+    /// CopyImage within the region: a new `pending` image whose snapshots are copies of the
+    /// source's (the block store copies their data), `available` once the copies complete.
+    pub async fn copy_image(&self, request: CopyImageRequest) -> Result<Image> {
+        validate_image_name(&request.name)?;
+        self.check_source_region(&request.source_region)?;
+        let source = {
+            let state = self.read();
+            if let Some(token) = &request.client_token {
+                if let Some(previous) = token.replay(&state)? {
+                    let id = previous.as_str().unwrap_or_default();
+                    return Ok(existing::<Image>(&state, id)?.clone());
+                }
+            }
+            let source = existing::<Image>(&state, &request.source_image_id)?.clone();
+            if source.state != ImageState::Available {
+                return Err(Error::IncorrectState(format!(
+                    "Image {} is not available.",
+                    source.image_id
+                )));
+            }
+            if state.image_by_name(&request.name).is_some() {
+                return Err(Error::DuplicateImageName(request.name.clone()));
+            }
+            source
+        };
+        if request.dry_run {
+            return Err(Error::DryRunOperation);
+        }
+        let image_id = nimbus_core::new_id("ami");
+        let mut block_devices = Vec::new();
+        for device in &source.block_devices {
+            let snapshot_id = match &device.snapshot_id {
+                Some(source_snapshot) => {
+                    let description = format!(
+                        "Copied for DestinationAmi {image_id} from SourceAmi {} for SourceSnapshot {source_snapshot}",
+                        source.image_id
+                    );
+                    let copy = self
+                        .copy_snapshot(
+                            source_snapshot,
+                            &request.source_region,
+                            Some(description),
+                            request.snapshot_tags.clone(),
+                            false,
+                        )
+                        .await?;
+                    Some(copy.snapshot_id)
+                }
+                None => None,
+            };
+            block_devices.push(ImageBlockDevice {
+                snapshot_id,
+                ..device.clone()
+            });
+        }
+        let mut tags = if request.copy_image_tags {
+            source.tags.clone()
+        } else {
+            Tags::new()
+        };
+        tags.extend(request.image_tags.clone());
+        let image = Image {
+            image_id,
+            name: request.name.clone(),
+            description: request.description.clone().unwrap_or(source.description),
+            state: ImageState::Pending,
+            root_device_name: source.root_device_name,
+            block_devices,
+            boot: source.boot,
+            creation_time: nimbus_core::now_millis(),
+            tags,
+            launch_permissions: Default::default(),
+        };
+        let image = self.mutate(|txn| {
+            create_once(txn, request.client_token.as_ref(), |txn| {
+                txn.put(image.clone())?;
+                Ok::<_, Error>(image.clone())
+            })
+        })?;
         self.wake_reconciler();
         Ok(image)
     }

@@ -172,6 +172,29 @@ pub fn migrate_state_reason(record: &mut serde_json::Value) -> std::result::Resu
     Ok(())
 }
 
+/// Format 3: an instance profile carries the ID and time of its association (format 2 had
+/// the profile's ARN and ID only; its association dates from the launch).
+pub fn migrate_profile_association(
+    record: &mut serde_json::Value,
+) -> std::result::Result<(), String> {
+    let launch_time = record.get("launch_time").cloned();
+    let Some(profile) = record
+        .get_mut("iam_instance_profile")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return Ok(());
+    };
+    profile.insert(
+        "association_id".into(),
+        nimbus_core::new_id("iip-assoc").into(),
+    );
+    profile.insert(
+        "associated_at".into(),
+        launch_time.unwrap_or_else(|| 0.into()),
+    );
+    Ok(())
+}
+
 /// A volume attached to an instance, by device name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceDisk {
@@ -684,11 +707,7 @@ impl Control {
             .instance_type
             .clone()
             .unwrap_or_else(|| "t3.micro".into());
-        let Some(type_info) = find_instance_type(&instance_type) else {
-            return Err(Error::InvalidParameterValue(format!(
-                "The following supplied instance type is not supported: {instance_type}. Invalid value '{instance_type}' for InstanceType."
-            )));
-        };
+        let type_info = crate::catalog::offered_type(&instance_type)?;
         let options = request.options.for_type(type_info)?;
         validate_user_data(&request.user_data)?;
         validate_metadata_options(&request.metadata_options)?;
@@ -1001,10 +1020,8 @@ impl Control {
         dry_run: bool,
     ) -> Result<()> {
         match &change {
-            AttributeChange::InstanceType(name) if find_instance_type(name).is_none() => {
-                return Err(Error::InvalidParameterValue(format!(
-                    "Invalid value '{name}' for InstanceType."
-                )))
+            AttributeChange::InstanceType(name) => {
+                crate::catalog::offered_type(name)?;
             }
             AttributeChange::UserData(user_data) => validate_user_data(user_data)?,
             _ => {}

@@ -16,6 +16,7 @@ use crate::launch_templates::LaunchTemplate;
 use crate::snapshots::Snapshot;
 use crate::volumes::Volume;
 use crate::vpc::addresses::ElasticIp;
+use crate::vpc::default_vpc::AccountSetup;
 use crate::vpc::dhcp_options::DhcpOptions;
 use crate::vpc::gateways::InternetGateway;
 use crate::vpc::nat_gateways::NatGateway;
@@ -66,7 +67,10 @@ engine::kinds! {
         not_found: "InvalidInstanceID.NotFound",
         missing: "The instance ID '{id}' does not exist",
         malformed: "InvalidInstanceID.Malformed",
-        migrations: &[instances::migrate_state_reason],
+        migrations: &[
+            instances::migrate_state_reason,
+            instances::migrate_profile_association,
+        ],
     }
     Vpc, table vpcs, id vpc_id, tags tags {
         name: "vpc",
@@ -175,6 +179,15 @@ engine::kinds! {
         not_found: "NoSuchEntity",
         missing: "Instance Profile {id} cannot be found.",
         malformed: "ValidationError",
+        migrations: &[],
+    }
+    /// What was set up for the account once (its first default VPC).
+    AccountSetup, table account_setups, id account_id, tags untagged {
+        name: "account-setup",
+        prefix: None,
+        not_found: "InvalidParameterValue",
+        missing: "The account {id} has no setup record.",
+        malformed: "InvalidParameterValue",
         migrations: &[],
     }
     /// Temporary credentials issued by STS or for an instance profile (see `credentials.rs`).

@@ -27,6 +27,8 @@ pub mod limits;
 pub mod metadata;
 pub mod metering;
 pub mod network_reconciler;
+pub mod permissions;
+pub mod profile_associations;
 pub mod reconciler;
 pub mod recovery;
 pub mod snapshots;
@@ -153,6 +155,14 @@ pub enum Error {
     GatewayNotAttached(String),
     #[error("{0}")]
     AssociationNotFound(String),
+    #[error("{0}")]
+    InvalidAttributeItemValue(String),
+    #[error("{0}")]
+    DefaultVpcAlreadyExists(String),
+    #[error("{0}")]
+    DefaultVpcDoesNotExist(String),
+    #[error("{0}")]
+    DefaultSubnetAlreadyExists(String),
     #[error("{0}")]
     RouteNotFound(String),
     #[error("{0}")]

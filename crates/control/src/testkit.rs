@@ -92,9 +92,11 @@ impl Harness {
         }
     }
 
-    /// One reconcile round: volumes and snapshots, then one step per instance, awaited.
+    /// One reconcile round: volumes, snapshots and images, then one step per instance,
+    /// awaited (the storage reconciler's pass).
     pub async fn round(&self) {
         self.control.reconcile_storage().await;
+        self.control.reconcile_images().expect("images");
         for step in self.control.start_instance_steps() {
             step.await.expect("instance step panicked");
         }
@@ -118,7 +120,13 @@ impl Harness {
 
     fn fingerprint(&self) -> String {
         let state = self.control.read();
-        serde_json::json!([state.instances(), state.volumes(), state.snapshots()]).to_string()
+        serde_json::json!([
+            state.instances(),
+            state.volumes(),
+            state.snapshots(),
+            state.images()
+        ])
+        .to_string()
     }
 
     pub fn run_instance(&self) -> Instance {

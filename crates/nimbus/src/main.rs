@@ -280,8 +280,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     monitoring.set_scaling_policies(autoscaling.clone());
     let ec2_for_autoscaling = Arc::new(api::Ec2ForAutoScaling::new(&config.account_id));
     autoscaling.set_ec2(ec2_for_autoscaling.clone());
-    let elbv2 = Arc::new(elbv2::Elbv2::open(
+    let (control, engine) = open_control(config, store.clone()).await?;
+    let ssm = Arc::new(ssm::Ssm::open(
         store.clone(),
+        &control.config().region,
+        &control.config().account_id,
+        Arc::new(api::Ec2Images(control.clone())),
+    )?);
+    let config = control.config();
+    let elbv2 = Arc::new(elbv2::Elbv2::open(
+        store,
         &config.region,
         &config.account_id,
         Arc::new(balancer::HaproxyBalancers::new(
@@ -290,7 +298,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         (!config.hosts_file.is_empty()).then(|| PathBuf::from(&config.hosts_file)),
         &config.data_dir.display().to_string(),
     )?);
-    let (control, engine) = open_control(config, store).await?;
     elbv2.set_ec2(Arc::new(api::Ec2ForElbv2::new(control.clone())));
     elbv2.set_metric_sink(monitoring.clone());
     autoscaling.set_load_balancing(Arc::new(api::Elbv2ForAutoScaling::new(elbv2.clone())));
@@ -327,6 +334,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         monitoring,
         autoscaling,
         elbv2,
+        ssm,
         passes,
         requests: Default::default(),
     });

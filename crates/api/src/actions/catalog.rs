@@ -1,5 +1,7 @@
-//! DescribeRegions, DescribeAvailabilityZones, DescribeAccountAttributes, DescribeInstanceTypes.
+//! DescribeRegions, DescribeAvailabilityZones, DescribeAccountAttributes, DescribeInstanceTypes,
+//! DescribeInstanceTypeOfferings.
 
+use control::catalog::InstanceType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,6 +22,10 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
     (
         "DescribeInstanceTypes",
         Handler::Sync(describe_instance_types),
+    ),
+    (
+        "DescribeInstanceTypeOfferings",
+        Handler::Sync(describe_instance_type_offerings),
     ),
 ];
 
@@ -100,30 +106,88 @@ fn describe_account_attributes(context: &ApiContext, request: Value) -> Output {
 fn describe_instance_types(context: &ApiContext, request: Value) -> Output {
     let (query, NoOtherParameters {}) = describe_request(request, Some("InstanceTypes"))?;
     let page = context.control.describe_instance_types(&query)?;
-    Ok(page_output("InstanceTypes", page, |instance_type| {
+    Ok(page_output("InstanceTypes", page, |t| {
+        instance_type_output(&t)
+    }))
+}
+
+/// One type as the model's `InstanceTypeInfo`: its real size, AWS's figures of the type, and
+/// what nimbus does not offer (instance storage, Spot, IPv6, EBS encryption, NVMe) as absent.
+fn instance_type_output(t: &InstanceType) -> Value {
+    let cores = t.default_cores();
+    json!({
+        "InstanceType": t.name,
+        "CurrentGeneration": true,
+        "FreeTierEligible": matches!(t.name, "t2.micro" | "t3.micro"),
+        "SupportedUsageClasses": ["on-demand"],
+        "SupportedRootDeviceTypes": ["ebs"],
+        "SupportedVirtualizationTypes": ["hvm"],
+        "BareMetal": false,
+        "Hypervisor": t.family.hypervisor,
+        "ProcessorInfo": {
+            "SupportedArchitectures": ["x86_64"],
+            "SustainedClockSpeedInGhz": t.family.sustained_clock_ghz,
+            "Manufacturer": t.family.manufacturer,
+        },
+        "VCpuInfo": {
+            "DefaultVCpus": t.vcpus,
+            "DefaultCores": cores,
+            "DefaultThreadsPerCore": t.threads_per_core(),
+            "ValidCores": [cores],
+            "ValidThreadsPerCore": [t.threads_per_core()],
+        },
+        "MemoryInfo": {"SizeInMiB": t.memory_mib},
+        "InstanceStorageSupported": false,
+        "EbsInfo": {
+            "EbsOptimizedSupport": t.ebs_optimized_support(),
+            "EncryptionSupport": "unsupported",
+            "NvmeSupport": "unsupported",
+        },
+        "NetworkInfo": {
+            "NetworkPerformance": t.network_performance,
+            "MaximumNetworkInterfaces": t.max_interfaces,
+            "MaximumNetworkCards": 1,
+            "DefaultNetworkCardIndex": 0,
+            "NetworkCards": [{
+                "NetworkCardIndex": 0,
+                "NetworkPerformance": t.network_performance,
+                "MaximumNetworkInterfaces": t.max_interfaces,
+            }],
+            "Ipv4AddressesPerInterface": t.ipv4_per_interface,
+            "Ipv6AddressesPerInterface": 0,
+            "Ipv6Supported": false,
+            "EnaSupport": t.ena_support(),
+            "EfaSupported": false,
+            "EncryptionInTransitSupported": false,
+            "EnaSrdSupported": false,
+        },
+        "PlacementGroupInfo": {"SupportedStrategies": []},
+        "HibernationSupported": true,
+        "BurstablePerformanceSupported": t.burstable,
+        "DedicatedHostsSupported": false,
+        "AutoRecoverySupported": true,
+        "SupportedBootModes": ["legacy-bios"],
+        "NitroEnclavesSupport": "unsupported",
+        "NitroTpmSupport": "unsupported",
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct DescribeInstanceTypeOfferings {
+    location_type: Option<String>,
+}
+
+fn describe_instance_type_offerings(context: &ApiContext, request: Value) -> Output {
+    let (query, request): (_, DescribeInstanceTypeOfferings) = describe_request(request, None)?;
+    let page = context
+        .control
+        .describe_instance_type_offerings(request.location_type.as_deref(), &query)?;
+    Ok(page_output("InstanceTypeOfferings", page, |offering| {
         json!({
-            "InstanceType": instance_type.name,
-            "CurrentGeneration": true,
-            "FreeTierEligible": instance_type.name == "t3.micro",
-            "SupportedUsageClasses": ["on-demand"],
-            "SupportedRootDeviceTypes": ["ebs"],
-            "SupportedVirtualizationTypes": ["hvm"],
-            "BareMetal": false,
-            "Hypervisor": "nitro",
-            "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
-            "VCpuInfo": {
-                "DefaultVCpus": instance_type.vcpus,
-                "DefaultCores": instance_type.default_cores(),
-                "DefaultThreadsPerCore": instance_type.threads_per_core(),
-            },
-            "MemoryInfo": {"SizeInMiB": instance_type.memory_mib},
-            "InstanceStorageSupported": false,
-            "EbsInfo": {
-                "EbsOptimizedSupport": "default",
-                "EncryptionSupport": "unsupported",
-                "NvmeSupport": "unsupported",
-            },
-            "BurstablePerformanceSupported": instance_type.burstable,
+            "InstanceType": offering.instance_type,
+            "LocationType": offering.location_type,
+            "Location": offering.location,
         })
     }))
 }

@@ -1,6 +1,7 @@
-//! DescribeImages, RegisterImage, DeregisterImage, CreateImage.
+//! DescribeImages, RegisterImage, DeregisterImage, CreateImage, CopyImage.
 
-use control::images::{Image, ImageBlockDevice, RegisterImageRequest};
+use control::idempotency::ClientToken;
+use control::images::{CopyImageRequest, Image, ImageBlockDevice, RegisterImageRequest};
 use control::instances::BlockDeviceMappingInput;
 use control::snapshots::Snapshot;
 use control::tags::{tags_from_specifications, tags_of_created, TagSpecification};
@@ -22,6 +23,7 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ("RegisterImage", Handler::Sync(register_image)),
     ("DeregisterImage", Handler::Sync(deregister_image)),
     ("CreateImage", Handler::Async(create_image)),
+    ("CopyImage", Handler::Async(copy_image)),
 ];
 
 #[derive(Deserialize)]
@@ -42,23 +44,22 @@ fn describe_images(context: &ApiContext, request: Value) -> Output {
     let (query, request): (_, DescribeImages) = describe_request(request, Some("ImageIds"))?;
     let account = context.control.config().account_id.clone();
     let (images, next_token) = context.control.describe_images(&query, &request.owners)?;
-    // Only the account itself can launch its images: other users see nothing.
-    let launchable_by_others = request
-        .executable_users
-        .iter()
-        .any(|u| u != "self" && *u != account);
-    let images = if launchable_by_others {
-        Vec::new()
-    } else {
-        images
-    };
+    // ExecutableUsers: the images any of those users may launch.
+    let images = (images.into_iter())
+        .filter(|image| {
+            let permissions = &image.launch_permissions;
+            let users = &request.executable_users;
+            users.is_empty() || users.iter().any(|user| permissions.allows(user, &account))
+        })
+        .collect();
     Ok(page_output("Images", (images, next_token), |image| {
         image_output(&image, &account)
     }))
 }
 
-fn image_output(image: &Image, owner: &str) -> Value {
-    let devices: Vec<Value> = (image.block_devices.iter())
+/// An image's block devices as the model's `BlockDeviceMappingList`.
+pub(super) fn devices_output(image: &Image) -> Vec<Value> {
+    (image.block_devices.iter())
         .map(|device| {
             json!({
                 "DeviceName": device.device_name,
@@ -71,21 +72,24 @@ fn image_output(image: &Image, owner: &str) -> Value {
                 },
             })
         })
-        .collect();
+        .collect()
+}
+
+fn image_output(image: &Image, owner: &str) -> Value {
     json!({
         "ImageId": image.image_id,
         "ImageLocation": format!("{owner}/{}", image.name),
         "State": image.state.as_str(),
         "OwnerId": owner,
         "CreationDate": nimbus_core::iso8601_millis(image.creation_time),
-        "Public": false,
+        "Public": image.launch_permissions.public,
         "Architecture": "x86_64",
         "ImageType": "machine",
         "Name": image.name,
         "Description": image.description,
         "RootDeviceType": "ebs",
         "RootDeviceName": image.root_device_name,
-        "BlockDeviceMappings": devices,
+        "BlockDeviceMappings": devices_output(image),
         "VirtualizationType": "hvm",
         "Tags": tags_output(&image.tags),
         "Hypervisor": "xen",
@@ -252,6 +256,84 @@ async fn create(context: &ApiContext, request: Value) -> Output {
             tags_from_specifications(&request.tag_specifications, &allowed, Snapshot::KIND)?,
             request.dry_run,
         )
+        .await?;
+    answer(json!({"ImageId": image.image_id}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CopyImage {
+    source_image_id: String,
+    source_region: String,
+    name: String,
+    description: Option<String>,
+    /// Read through `ClientToken::of_request`.
+    #[serde(rename = "ClientToken")]
+    _client_token: Option<String>,
+    #[serde(default)]
+    encrypted: bool,
+    kms_key_id: Option<String>,
+    destination_outpost_arn: Option<String>,
+    #[serde(default)]
+    copy_image_tags: bool,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    snapshot_copy_completion_duration_minutes: Option<i64>,
+    destination_availability_zone: Option<String>,
+    destination_availability_zone_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn copy_image(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(copy(context, request))
+}
+
+async fn copy(context: &ApiContext, request: Value) -> Output {
+    let client_token = ClientToken::of_request("CopyImage", &request)?;
+    let request: CopyImage = input(request)?;
+    let refused = [
+        ("Encrypted", request.encrypted),
+        ("KmsKeyId", request.kms_key_id.is_some()),
+        (
+            "DestinationOutpostArn",
+            request.destination_outpost_arn.is_some(),
+        ),
+        (
+            "SnapshotCopyCompletionDurationMinutes",
+            request.snapshot_copy_completion_duration_minutes.is_some(),
+        ),
+        (
+            "DestinationAvailabilityZone",
+            request.destination_availability_zone.is_some()
+                || request.destination_availability_zone_id.is_some(),
+        ),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(unsupported_parameter(name));
+    }
+    let allowed = [Image::KIND, Snapshot::KIND];
+    let image = context
+        .control
+        .copy_image(CopyImageRequest {
+            source_image_id: request.source_image_id,
+            source_region: request.source_region,
+            name: request.name,
+            description: request.description,
+            copy_image_tags: request.copy_image_tags,
+            image_tags: tags_from_specifications(
+                &request.tag_specifications,
+                &allowed,
+                Image::KIND,
+            )?,
+            snapshot_tags: tags_from_specifications(
+                &request.tag_specifications,
+                &allowed,
+                Snapshot::KIND,
+            )?,
+            client_token,
+            dry_run: request.dry_run,
+        })
         .await?;
     answer(json!({"ImageId": image.image_id}))
 }

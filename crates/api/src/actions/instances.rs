@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::interfaces::{
     group_set_output, instance_network_output, NetworkInterfaceInput, RunNetworkInput,
 };
+use super::profile_associations::ProfileInput;
 use super::vpcs::BooleanValue;
 use super::{
     answer, describe_request, input, page_output, tags_output, unsupported_parameter, Handler,
@@ -125,7 +126,7 @@ struct RunInstances {
     instance_initiated_shutdown_behavior: Option<String>,
     #[serde(default)]
     dry_run: bool,
-    iam_instance_profile: Option<IamInstanceProfileInput>,
+    iam_instance_profile: Option<ProfileInput>,
     subnet_id: Option<String>,
     #[serde(default)]
     security_group_ids: Vec<String>,
@@ -150,13 +151,6 @@ struct MonitoringInput {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct MaintenanceOptionsInput {
     auto_recovery: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct IamInstanceProfileInput {
-    arn: Option<String>,
-    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -208,8 +202,9 @@ pub(crate) fn run_instances_tagged(
     let request: RunInstances = input(with_launch_template(context, request)?)?;
     let image_id = request
         .image_id
-        .clone()
+        .as_deref()
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("ImageId".into())))?;
+    let image_id = super::image_alias::resolve(context, image_id)?;
     if let Some(placement) = &request.placement {
         if placement.tenancy.as_deref().is_some_and(|t| t != "default") {
             return Err(unsupported_parameter("Placement.Tenancy"));
@@ -256,12 +251,7 @@ pub(crate) fn run_instances_tagged(
         availability_zone: request.placement.and_then(|p| p.availability_zone),
         shutdown_behavior: request.instance_initiated_shutdown_behavior,
         dry_run: request.dry_run,
-        iam_instance_profile: request.iam_instance_profile.map(|profile| {
-            control::credentials::InstanceProfileSpecification {
-                arn: profile.arn,
-                name: profile.name,
-            }
-        }),
+        iam_instance_profile: request.iam_instance_profile.map(Into::into),
         network,
         extra_interfaces,
         detailed_monitoring: request.monitoring.is_some_and(|m| m.enabled),

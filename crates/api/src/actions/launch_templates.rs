@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    answer, caller_arn, describe_request, input, page_output, tags_output, Handler, Output,
+    answer, caller_arn, describe_request, image_alias, input, page_output, tags_output, Handler,
+    Output,
 };
 use control::Tables;
 
@@ -84,13 +85,33 @@ fn version_output(row: &VersionRow) -> Value {
 }
 
 /// The new version's parts: a field of `LaunchTemplateData` RunInstances does not honour is
-/// refused by name.
-fn new_version(description: Option<String>, data: Value) -> Result<NewVersion, ApiError> {
+/// refused by name; an image alias must name an image parameter.
+fn new_version(
+    context: &ApiContext,
+    description: Option<String>,
+    data: Value,
+) -> Result<NewVersion, ApiError> {
+    let data = input::<LaunchTemplateData>(data)?;
+    if let Some(image_id) = &data.image_id {
+        image_alias::check_for_template(context, image_id)?;
+    }
     Ok(NewVersion {
         description,
-        data: input::<LaunchTemplateData>(data)?,
+        data,
         created_by: caller_arn(),
     })
+}
+
+/// With `ResolveAlias`, a version's image alias shows as the AMI it names now.
+fn resolved(
+    context: &ApiContext,
+    mut row: VersionRow,
+    resolve_alias: bool,
+) -> Result<VersionRow, ApiError> {
+    if let Some(image_id) = row.version.data.image_id.as_mut().filter(|_| resolve_alias) {
+        *image_id = image_alias::resolve(context, image_id)?;
+    }
+    Ok(row)
 }
 
 #[derive(Deserialize)]
@@ -112,7 +133,11 @@ fn create_launch_template(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateLaunchTemplate", &request)?;
     let request: CreateLaunchTemplate = input(request)?;
     let tags = tags_of_created(&request.tag_specifications, LaunchTemplate::KIND)?;
-    let version = new_version(request.version_description, request.launch_template_data)?;
+    let version = new_version(
+        context,
+        request.version_description,
+        request.launch_template_data,
+    )?;
     let template = context.control.create_launch_template(
         &request.launch_template_name,
         version,
@@ -203,12 +228,18 @@ struct CreateLaunchTemplateVersion {
     /// Read through `ClientToken::of_request`.
     #[serde(rename = "ClientToken")]
     _client_token: Option<String>,
+    #[serde(default)]
+    resolve_alias: bool,
 }
 
 fn create_launch_template_version(context: &ApiContext, request: Value) -> Output {
     let token = ClientToken::of_request("CreateLaunchTemplateVersion", &request)?;
     let request: CreateLaunchTemplateVersion = input(request)?;
-    let version = new_version(request.version_description, request.launch_template_data)?;
+    let version = new_version(
+        context,
+        request.version_description,
+        request.launch_template_data,
+    )?;
     let created = context.control.create_launch_template_version(
         target(&request.launch_template_id, &request.launch_template_name),
         request.source_version.as_deref(),
@@ -216,6 +247,7 @@ fn create_launch_template_version(context: &ApiContext, request: Value) -> Outpu
         token.as_ref(),
         request.dry_run,
     )?;
+    let created = resolved(context, created, request.resolve_alias)?;
     answer(json!({"LaunchTemplateVersion": version_output(&created)}))
 }
 
@@ -228,6 +260,8 @@ struct DescribeLaunchTemplateVersions {
     versions: Vec<String>,
     min_version: Option<String>,
     max_version: Option<String>,
+    #[serde(default)]
+    resolve_alias: bool,
 }
 
 fn version_number(member: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
@@ -254,9 +288,13 @@ fn describe_launch_template_versions(context: &ApiContext, request: Value) -> Ou
         min_version: version_number("MinVersion", request.min_version.as_deref())?,
         max_version: version_number("MaxVersion", request.max_version.as_deref())?,
     };
-    let page = context
+    let (rows, next_token) = context
         .control
         .describe_launch_template_versions(&versions, &query)?;
+    let rows = (rows.into_iter())
+        .map(|row| resolved(context, row, request.resolve_alias))
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = (rows, next_token);
     Ok(page_output("LaunchTemplateVersions", page, |row| {
         version_output(&row)
     }))

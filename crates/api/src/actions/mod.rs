@@ -1,9 +1,11 @@
 //! EC2 Query protocol: decode the form by the EC2 model, run the action, render its XML.
 
 mod addresses;
+mod attributes;
 mod catalog;
 mod dhcp_options;
 mod gateways;
+mod image_alias;
 mod images;
 mod instance_health;
 mod instances;
@@ -12,6 +14,8 @@ mod keypairs;
 mod launch_templates;
 mod nat_gateways;
 mod network_acls;
+mod prefix_lists;
+mod profile_associations;
 mod route_tables;
 mod security_groups;
 mod snapshots;
@@ -218,8 +222,10 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     volumes::HANDLERS,
     snapshots::HANDLERS,
     images::HANDLERS,
+    attributes::HANDLERS,
     instances::HANDLERS,
     instance_health::HANDLERS,
+    profile_associations::HANDLERS,
     vpcs::HANDLERS,
     subnets::HANDLERS,
     security_groups::HANDLERS,
@@ -228,6 +234,7 @@ const HANDLERS: &[&[(&str, Handler)]] = &[
     dhcp_options::HANDLERS,
     route_tables::HANDLERS,
     network_acls::HANDLERS,
+    prefix_lists::HANDLERS,
     interfaces::HANDLERS,
     addresses::HANDLERS,
 ];

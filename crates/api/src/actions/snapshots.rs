@@ -1,6 +1,6 @@
-//! CreateSnapshot, DescribeSnapshots, DeleteSnapshot, CopySnapshot.
+//! CreateSnapshot, CreateSnapshots, DescribeSnapshots, DeleteSnapshot, CopySnapshot.
 
-use control::snapshots::Snapshot;
+use control::snapshots::{InstanceSnapshotsRequest, Snapshot};
 use control::tags::{tags_of_created, TagSpecification};
 use control::Resource;
 use serde::Deserialize;
@@ -16,6 +16,7 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ("DescribeSnapshots", Handler::Sync(describe_snapshots)),
     ("DeleteSnapshot", Handler::Async(delete_snapshot)),
     ("CopySnapshot", Handler::Async(copy_snapshot)),
+    ("CreateSnapshots", Handler::Async(create_snapshots)),
 ];
 
 #[derive(Deserialize)]
@@ -81,16 +82,14 @@ fn describe_snapshots(context: &ApiContext, request: Value) -> Output {
     let (snapshots, next_token) = context
         .control
         .describe_snapshots(&query, &request.owner_ids)?;
-    // Only the account itself can restore its snapshots: other users see nothing.
-    let restorable_by_others = request
-        .restorable_by_user_ids
-        .iter()
-        .any(|u| u != "self" && *u != account);
-    let snapshots = if restorable_by_others {
-        Vec::new()
-    } else {
-        snapshots
-    };
+    // RestorableByUserIds: the snapshots any of those users may make volumes of.
+    let snapshots = (snapshots.into_iter())
+        .filter(|snapshot| {
+            let permissions = &snapshot.create_volume_permissions;
+            let users = &request.restorable_by_user_ids;
+            users.is_empty() || users.iter().any(|user| permissions.allows(user, &account))
+        })
+        .collect();
     Ok(page_output(
         "Snapshots",
         (snapshots, next_token),
@@ -164,4 +163,61 @@ async fn copy(context: &ApiContext, request: Value) -> Output {
         )
         .await?;
     answer(json!({"SnapshotId": copy.snapshot_id, "Tags": tags_output(&copy.tags)}))
+}
+
+/// The model's `InstanceSpecification`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct InstanceSpecification {
+    instance_id: String,
+    #[serde(default)]
+    exclude_boot_volume: bool,
+    #[serde(default)]
+    exclude_data_volume_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateSnapshots {
+    instance_specification: InstanceSpecification,
+    description: Option<String>,
+    outpost_arn: Option<String>,
+    location: Option<String>,
+    #[serde(default)]
+    tag_specifications: Vec<TagSpecification>,
+    copy_tags_from_source: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn create_snapshots(context: &ApiContext, request: Value) -> BoxFuture<'_, Output> {
+    Box::pin(snapshots_of_instance(context, request))
+}
+
+async fn snapshots_of_instance(context: &ApiContext, request: Value) -> Output {
+    let request: CreateSnapshots = input(request)?;
+    if request.outpost_arn.is_some() {
+        return Err(super::unsupported_parameter("OutpostArn"));
+    }
+    if request.location.as_deref().is_some_and(|l| l != "regional") {
+        return Err(super::unsupported_parameter("Location=local"));
+    }
+    let instance = request.instance_specification;
+    let snapshots = context
+        .control
+        .create_instance_snapshots(InstanceSnapshotsRequest {
+            instance_id: instance.instance_id,
+            exclude_boot_volume: instance.exclude_boot_volume,
+            excluded_volume_ids: instance.exclude_data_volume_ids,
+            description: request.description.unwrap_or_default(),
+            tags: tags_of_created(&request.tag_specifications, Snapshot::KIND)?,
+            copy_volume_tags: request.copy_tags_from_source.as_deref() == Some("volume"),
+            dry_run: request.dry_run,
+        })
+        .await?;
+    let owner = &context.control.config().account_id;
+    let shown: Vec<Value> = (snapshots.iter())
+        .map(|snapshot| snapshot_output(snapshot, owner))
+        .collect();
+    answer(json!({"Snapshots": shown}))
 }

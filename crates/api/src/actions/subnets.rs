@@ -1,4 +1,5 @@
-//! CreateSubnet, DeleteSubnet, DescribeSubnets, ModifySubnetAttribute (`MapPublicIpOnLaunch`).
+//! CreateSubnet, CreateDefaultSubnet, DeleteSubnet, DescribeSubnets, ModifySubnetAttribute
+//! (`MapPublicIpOnLaunch`).
 
 use control::tags::{tags_of_created, TagSpecification};
 use control::vpc::subnets::Subnet;
@@ -16,6 +17,7 @@ use control::vpc::subnets::SubnetQueries;
 /// The actions this module answers.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ("CreateSubnet", Handler::Sync(create_subnet)),
+    ("CreateDefaultSubnet", Handler::Sync(create_default_subnet)),
     ("DescribeSubnets", Handler::Sync(describe_subnets)),
     ("DeleteSubnet", Handler::Sync(delete_subnet)),
     (
@@ -78,6 +80,41 @@ fn create_subnet(context: &ApiContext, request: Value) -> Output {
         tags,
         request.dry_run,
     )?;
+    let available = context.control.read().available_ip_count(&subnet);
+    answer(json!({"Subnet": subnet_output(context, &subnet, available)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateDefaultSubnet {
+    availability_zone: Option<String>,
+    availability_zone_id: Option<String>,
+    #[serde(default)]
+    ipv6_native: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn create_default_subnet(context: &ApiContext, request: Value) -> Output {
+    let request: CreateDefaultSubnet = input(request)?;
+    if request.ipv6_native {
+        return Err(super::unsupported_parameter("Ipv6Native"));
+    }
+    let by_id = (request.availability_zone_id.as_deref()).and_then(|id| {
+        let zones = context.control.availability_zones();
+        zones
+            .into_iter()
+            .find(|z| z.zone_id == id)
+            .map(|z| z.zone_name)
+    });
+    let zone = (request.availability_zone.or(by_id)).ok_or_else(|| {
+        ApiError::from(control::Error::MissingParameter(
+            "AvailabilityZone or a known AvailabilityZoneId".into(),
+        ))
+    })?;
+    let subnet = context
+        .control
+        .create_default_subnet(&zone, request.dry_run)?;
     let available = context.control.read().available_ip_count(&subnet);
     answer(json!({"Subnet": subnet_output(context, &subnet, available)}))
 }

@@ -1,4 +1,5 @@
-//! CreateVolume, DescribeVolumes, DeleteVolume, ModifyVolume, DescribeVolumesModifications.
+//! CreateVolume, DescribeVolumes, DeleteVolume, ModifyVolume, DescribeVolumesModifications,
+//! GetEbsEncryptionByDefault, GetEbsDefaultKmsKeyId.
 
 use control::idempotency::ClientToken;
 use control::tags::{tags_of_created, TagSpecification};
@@ -26,7 +27,28 @@ pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ),
     ("AttachVolume", Handler::Sync(attach_volume)),
     ("DetachVolume", Handler::Sync(detach_volume)),
+    (
+        "GetEbsEncryptionByDefault",
+        Handler::Sync(get_ebs_encryption_by_default),
+    ),
+    (
+        "GetEbsDefaultKmsKeyId",
+        Handler::Sync(get_ebs_default_kms_key_id),
+    ),
 ];
+
+/// nimbus does not encrypt volumes (encrypted volumes are refused by name), so encryption by
+/// default is off, as in a new AWS account.
+fn get_ebs_encryption_by_default(_context: &ApiContext, request: Value) -> Output {
+    let NoOtherParameters {} = input(request)?;
+    answer(json!({"EbsEncryptionByDefault": false, "SseType": "none"}))
+}
+
+/// What AWS answers for an account that never chose a key: the AWS managed key's alias.
+fn get_ebs_default_kms_key_id(_context: &ApiContext, request: Value) -> Output {
+    let NoOtherParameters {} = input(request)?;
+    answer(json!({"KmsKeyId": "alias/aws/ebs"}))
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]

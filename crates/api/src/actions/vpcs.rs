@@ -1,4 +1,4 @@
-//! CreateVpc, DeleteVpc, DescribeVpcs, DescribeVpcAttribute, ModifyVpcAttribute,
+//! CreateVpc, CreateDefaultVpc, DeleteVpc, DescribeVpcs, DescribeVpcAttribute, ModifyVpcAttribute,
 //! AssociateVpcCidrBlock, DisassociateVpcCidrBlock.
 
 use control::tags::{tags_of_created, TagSpecification};
@@ -16,6 +16,7 @@ use crate::{ApiContext, ApiError};
 /// The actions this module answers.
 pub(super) const HANDLERS: &[(&str, Handler)] = &[
     ("CreateVpc", Handler::Sync(create_vpc)),
+    ("CreateDefaultVpc", Handler::Sync(create_default_vpc)),
     ("DescribeVpcs", Handler::Sync(describe_vpcs)),
     ("DeleteVpc", Handler::Sync(delete_vpc)),
     (
@@ -96,6 +97,20 @@ fn create_vpc(context: &ApiContext, request: Value) -> Output {
         .ok_or_else(|| ApiError::from(control::Error::MissingParameter("CidrBlock".into())))?;
     let tags = tags_of_created(&request.tag_specifications, Vpc::KIND)?;
     let vpc = context.control.create_vpc(&cidr, tags, request.dry_run)?;
+    let owner = &context.control.config().account_id;
+    answer(json!({"Vpc": vpc_output(&vpc, owner)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CreateDefaultVpc {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn create_default_vpc(context: &ApiContext, request: Value) -> Output {
+    let request: CreateDefaultVpc = input(request)?;
+    let vpc = context.control.create_default_vpc(request.dry_run)?;
     let owner = &context.control.config().account_id;
     answer(json!({"Vpc": vpc_output(&vpc, owner)}))
 }

@@ -4,6 +4,7 @@ pub(crate) mod autoscaling;
 pub(crate) mod elbv2;
 pub(crate) mod iam;
 pub(crate) mod monitoring;
+pub mod ssm;
 pub(crate) mod sts;
 
 use axum::http::StatusCode;

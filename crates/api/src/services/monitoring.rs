@@ -87,7 +87,9 @@ impl ModelService for CloudWatch {
         protocol: awsproto::Protocol,
     ) -> &'static str {
         match failure {
-            RequestError::Input(InputError::InvalidValue(_)) => "InvalidParameterValue",
+            RequestError::Input(InputError::InvalidValue(_) | InputError::Constraint(_)) => {
+                "InvalidParameterValue"
+            }
             RequestError::Input(InputError::MissingMember(_)) => "MissingParameter",
             other => other.aws_code(protocol),
         }
