@@ -4,6 +4,7 @@
 //! and retries); a value it does not carry out is refused by name.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -20,7 +21,10 @@ pub enum Accepts {
     OneOf(&'static [&'static str]),
 }
 
-pub type Known = &'static [(&'static str, &'static str, Accepts)];
+/// A key, AWS's default, and the values nimbus carries out.
+pub type Entry = (&'static str, &'static str, Accepts);
+
+pub type Known = &'static [Entry];
 
 use Accepts::*;
 
@@ -71,7 +75,7 @@ pub const NETWORK: Known = &[
     ("zonal_shift.config.enabled", "false", Default),
 ];
 
-pub const HTTP_GROUP: Known = &[
+const HTTP_ONLY: Known = &[
     (
         "deregistration_delay.timeout_seconds",
         "300",
@@ -102,29 +106,9 @@ pub const HTTP_GROUP: Known = &[
         Range(1, 604_800),
     ),
     ("stickiness.type", "lb_cookie", Default),
-    (
-        "target_group_health.dns_failover.minimum_healthy_targets.count",
-        "1",
-        Default,
-    ),
-    (
-        "target_group_health.dns_failover.minimum_healthy_targets.percentage",
-        "off",
-        Default,
-    ),
-    (
-        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
-        "1",
-        Default,
-    ),
-    (
-        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
-        "off",
-        Default,
-    ),
 ];
 
-pub const TCP_GROUP: Known = &[
+const TCP_ONLY: Known = &[
     ("connection_termination.enabled", "false", Default),
     (
         "deregistration_delay.connection_termination.enabled",
@@ -147,6 +131,21 @@ pub const TCP_GROUP: Known = &[
     ("stickiness.enabled", "false", Default),
     ("stickiness.type", "source_ip", Default),
     (
+        "target_health_state.unhealthy.connection_termination.enabled",
+        "true",
+        Default,
+    ),
+    (
+        "target_health_state.unhealthy.draining_interval_seconds",
+        "0",
+        Default,
+    ),
+];
+
+// Terraform sends `false` with every HTTP listener it makes.
+/// What every target group has, whatever its protocol.
+const GROUP_HEALTH: Known = &[
+    (
         "target_group_health.dns_failover.minimum_healthy_targets.count",
         "1",
         Default,
@@ -166,19 +165,14 @@ pub const TCP_GROUP: Known = &[
         "off",
         Default,
     ),
-    (
-        "target_health_state.unhealthy.connection_termination.enabled",
-        "true",
-        Default,
-    ),
-    (
-        "target_health_state.unhealthy.draining_interval_seconds",
-        "0",
-        Default,
-    ),
 ];
 
-// Terraform sends `false` with every HTTP listener it makes.
+/// An HTTP target group's attributes.
+pub static HTTP_GROUP: LazyLock<Vec<Entry>> = LazyLock::new(|| [HTTP_ONLY, GROUP_HEALTH].concat());
+
+/// A TCP target group's attributes.
+pub static TCP_GROUP: LazyLock<Vec<Entry>> = LazyLock::new(|| [TCP_ONLY, GROUP_HEALTH].concat());
+
 pub const HTTP_LISTENER: Known = &[("routing.http.response.server.enabled", "true", Bool)];
 
 pub const TCP_LISTENER: Known = &[("tcp.idle_timeout.seconds", "350", Default)];

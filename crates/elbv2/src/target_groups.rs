@@ -58,9 +58,9 @@ pub struct TargetGroup {
 impl TargetGroup {
     pub fn known_attributes(&self) -> Known {
         if self.protocol == "HTTP" {
-            attributes::HTTP_GROUP
+            &attributes::HTTP_GROUP
         } else {
-            attributes::TCP_GROUP
+            &attributes::TCP_GROUP
         }
     }
 
@@ -148,6 +148,24 @@ struct HealthChanges {
     healthy: Option<i64>,
     unhealthy: Option<i64>,
     matcher: Option<MatcherInput>,
+}
+
+/// The health check fields of CreateTargetGroup's or ModifyTargetGroup's input, which name
+/// them alike.
+macro_rules! health_changes {
+    ($input:expr) => {
+        HealthChanges {
+            protocol: $input.health_check_protocol,
+            port: $input.health_check_port,
+            enabled: $input.health_check_enabled,
+            path: $input.health_check_path,
+            interval: $input.health_check_interval_seconds,
+            timeout: $input.health_check_timeout_seconds,
+            healthy: $input.healthy_threshold_count,
+            unhealthy: $input.unhealthy_threshold_count,
+            matcher: $input.matcher,
+        }
+    };
 }
 
 impl HealthChanges {
@@ -362,18 +380,7 @@ impl Elbv2 {
             healthy_threshold: 5,
             unhealthy_threshold: 2,
         };
-        HealthChanges {
-            protocol: input.health_check_protocol,
-            port: input.health_check_port,
-            enabled: input.health_check_enabled,
-            path: input.health_check_path,
-            interval: input.health_check_interval_seconds,
-            timeout: input.health_check_timeout_seconds,
-            healthy: input.healthy_threshold_count,
-            unhealthy: input.unhealthy_threshold_count,
-            matcher: input.matcher,
-        }
-        .apply(&mut health, &protocol)?;
+        health_changes!(input).apply(&mut health, &protocol)?;
         let arn = self.target_group_arn(&input.name, &random_hex());
         self.change(|txn| {
             let state = txn.state();
@@ -416,18 +423,7 @@ impl Elbv2 {
     pub fn modify_target_group(&self, input: ModifyTargetGroupInput) -> Result<Value> {
         self.change(|txn| {
             let mut group = existing(txn.state(), &input.target_group_arn)?.clone();
-            HealthChanges {
-                protocol: input.health_check_protocol,
-                port: input.health_check_port,
-                enabled: input.health_check_enabled,
-                path: input.health_check_path,
-                interval: input.health_check_interval_seconds,
-                timeout: input.health_check_timeout_seconds,
-                healthy: input.healthy_threshold_count,
-                unhealthy: input.unhealthy_threshold_count,
-                matcher: input.matcher,
-            }
-            .apply(&mut group.health, &group.protocol)?;
+            health_changes!(input).apply(&mut group.health, &group.protocol)?;
             let users = users(txn.state());
             let lbs: Vec<String> = users
                 .get(&group.arn)
