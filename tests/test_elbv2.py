@@ -39,6 +39,13 @@ while sleep 1; do
     kill $WEB; echo "LB-TARGET-STOPPED $ID" > /dev/console; break
   fi
 done &
+# When the tag `lookup` names a host, the VPC resolver's answer goes to the console.
+while sleep 1; do
+  NAME=$(wget -q -O - http://169.254.169.254/latest/meta-data/tags/instance/lookup)
+  if [ -n "$NAME" ]; then
+    echo "LB-LOOKUP $(busybox nslookup $NAME 10.70.0.2 2>&1 | tr '\n' ' ') END" > /dev/console; break
+  fi
+done &
 """
 
 
@@ -128,6 +135,10 @@ def test_the_balancer_spreads_requests_routes_paths_and_answers_itself(web):
     interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [web["vpc"]]}])["NetworkInterfaces"]
     nodes = [i for i in interfaces if i["Description"].startswith("ELB app/web/")]
     assert len(nodes) == 2 and all(i["RequesterManaged"] and i["Status"] == "in-use" for i in nodes)
+    # Inside the VPC, its resolver answers the balancer's name with the nodes' addresses.
+    ec2.create_tags(Resources=[ids[1]], Tags=[{"Key": "lookup", "Value": web["balancer"]["DNSName"]}])
+    answer = wait_console(ec2, ids[1], r"LB-LOOKUP (.*?) END").group(1)
+    assert all(i["PrivateIpAddress"] in answer for i in nodes), answer
 
 
 def test_weighted_forward_splits_traffic_by_weight(web):

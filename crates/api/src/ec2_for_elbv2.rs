@@ -157,6 +157,13 @@ impl elbv2::Ec2 for Ec2ForElbv2 {
             .collect())
     }
 
+    fn publish_names(
+        &self,
+        names: std::collections::BTreeMap<String, Vec<elbv2::ec2::ServiceName>>,
+    ) {
+        self.control.set_service_names(names);
+    }
+
     async fn instances(&self, ids: &[String]) -> Result<Vec<InstanceInfo>, Ec2Refusal> {
         let state = self.control.read();
         Ok(ids

@@ -84,6 +84,7 @@ fn spec() -> VpcSpec {
             egress: vec![all],
         }],
         dhcp_options: DhcpOptionsSpec::default(),
+        service_names: Vec::new(),
     }
 }
 

@@ -245,6 +245,9 @@ pub struct Control {
     network_applied: tokio::sync::watch::Sender<u64>,
     applied_network: tokio::sync::Mutex<network_reconciler::AppliedNetwork>,
     vpc_metadata: metadata::VpcMetadataServers,
+    /// Names other services give their addresses in each VPC (load balancers'), answered by
+    /// the VPC's resolver; kept in memory: their owners publish them on every pass.
+    service_names: std::sync::Mutex<std::collections::BTreeMap<String, Vec<network::ServiceName>>>,
 }
 
 impl Control {
@@ -262,6 +265,7 @@ impl Control {
             network_applied: tokio::sync::watch::Sender::new(0),
             applied_network: Default::default(),
             vpc_metadata: metadata::VpcMetadataServers::default(),
+            service_names: Default::default(),
         };
         control.ensure_default_vpc()?;
         control.adopt_vpcs_without_dhcp_options()?;

@@ -78,6 +78,7 @@ fn unknown_spec(vpc_id: String) -> VpcSpec {
         security_groups: Vec::new(),
         network_acls: Vec::new(),
         dhcp_options: Default::default(),
+        service_names: Vec::new(),
     }
 }
 
@@ -102,6 +103,23 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 impl Control {
     /// Asks the network reconciler to run now.
+    /// Sets the names a service gives its addresses in each VPC (all of them, by VPC); the
+    /// resolvers follow at the next network pass, which a change starts at once.
+    pub fn set_service_names(
+        &self,
+        names: std::collections::BTreeMap<String, Vec<network::ServiceName>>,
+    ) {
+        let changed = {
+            let mut current = self.service_names.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = *current != names;
+            *current = names;
+            changed
+        };
+        if changed {
+            self.wake_network();
+        }
+    }
+
     pub fn wake_network(&self) {
         self.network_changes.wake();
     }
@@ -153,7 +171,11 @@ impl Control {
         }
         let (wanted, unsettled) = {
             let state = self.read();
-            let specs = vpc_specs(&state, &self.config().region);
+            let mut specs = vpc_specs(&state, &self.config().region);
+            let names = self.service_names.lock().unwrap_or_else(|e| e.into_inner());
+            for (vpc_id, spec) in specs.iter_mut() {
+                spec.service_names = names.get(vpc_id).cloned().unwrap_or_default();
+            }
             (specs, nat_gateways::unsettled(&state))
         };
         for (vpc_id, spec) in &wanted {

@@ -2,10 +2,13 @@
 //! subnets and groups to check, a network interface per balancer node, the instances
 //! registered as targets.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
+/// A balancer's name and its nodes' addresses, as the VPC resolver answers it.
+pub use network::ServiceName;
 
 /// EC2 refused or failed: its code and message, passed on to the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,4 +83,6 @@ pub trait Ec2: Send + Sync {
     async fn node_interfaces(&self) -> Result<Vec<(String, String)>, Ec2Refusal>;
     /// The instances named that exist (unknown IDs are left out).
     async fn instances(&self, ids: &[String]) -> Result<Vec<InstanceInfo>, Ec2Refusal>;
+    /// The balancers' names in each VPC (all of them, by VPC ID), for the VPC resolver.
+    fn publish_names(&self, names: BTreeMap<String, Vec<ServiceName>>);
 }

@@ -73,7 +73,7 @@ impl engine::Reconciler for BalancerReconciler {
         self.service.end_drains(&groups, &found, &health);
         self.service.publish_metrics(&balancers, &health).await;
         *self.service.health() = health;
-        self.service.publish_names(&balancers);
+        self.service.publish_names(ec2, &balancers);
     }
 
     async fn wait(&self) {
@@ -243,9 +243,23 @@ impl Elbv2 {
         }
     }
 
-    /// Writes every balancer's name in this server's block of the hosts file: an
-    /// internet-facing one's public addresses, an internal one's private ones.
-    fn publish_names(&self, balancers: &[LoadBalancer]) {
+    /// Gives every balancer's name to its VPC's resolver (its nodes' private addresses:
+    /// inside the VPC an internet-facing balancer is reached directly, not through its
+    /// public IPs), and writes them in this server's block of the hosts file (an
+    /// internet-facing one's public addresses, an internal one's private ones).
+    fn publish_names(&self, ec2: &dyn Ec2, balancers: &[LoadBalancer]) {
+        let mut in_vpcs: std::collections::BTreeMap<String, Vec<network::ServiceName>> =
+            Default::default();
+        for balancer in balancers {
+            in_vpcs
+                .entry(balancer.vpc_id.clone())
+                .or_default()
+                .push(network::ServiceName {
+                    name: balancer.dns_name.clone(),
+                    ips: balancer.nodes.iter().map(|n| n.private_ip).collect(),
+                });
+        }
+        ec2.publish_names(in_vpcs);
         let Some(path) = &self.hosts_file else {
             return;
         };

@@ -110,6 +110,7 @@ fn spec(rules: usize, members: usize) -> VpcSpec {
             egress: vec![all],
         }],
         dhcp_options: DhcpOptionsSpec::default(),
+        service_names: Vec::new(),
     }
 }
 

@@ -22,6 +22,18 @@ pub struct VpcSpec {
     pub network_acls: Vec<NetworkAclSpec>,
     /// What DHCP hands out besides addresses (the VPC's DHCP options set).
     pub dhcp_options: DhcpOptionsSpec,
+    /// Names services give their addresses in the VPC (a load balancer's `DNSName`), which
+    /// the resolver answers.
+    #[serde(default)]
+    pub service_names: Vec<ServiceName>,
+}
+
+/// A DNS name and its addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceName {
+    /// Lowercase letters, digits, dots and dashes.
+    pub name: String,
+    pub ips: Vec<Ipv4Addr>,
 }
 
 /// The options of a VPC's DHCP options set, as DHCP sends them (RFC 2132). Empty: only

@@ -346,6 +346,7 @@ fn spec() -> VpcSpec {
             egress: vec![allow_all(100)],
         }],
         dhcp_options: DhcpOptionsSpec::default(),
+        service_names: Vec::new(),
     }
 }
 

@@ -102,5 +102,6 @@ pub fn vpc_spec(state: &State, region: &str, vpc: &Vpc) -> VpcSpec {
         security_groups,
         network_acls,
         dhcp_options: state.dhcp_options_spec_of(vpc),
+        service_names: Vec::new(),
     }
 }

@@ -61,6 +61,7 @@ pub fn config(vpc: &VpcSpec, files: &Files) -> String {
             if vpc.dns_hostnames {
                 out.push_str(&host_records(vpc));
             }
+            out.push_str(&service_records(vpc));
         }
         _ => out.push_str("port=0\n"),
     }
@@ -154,6 +155,18 @@ fn host_records(vpc: &VpcSpec) -> String {
     out
 }
 
+/// `host-record=NAME,IP` per address of a service's name (a load balancer's `DNSName`),
+/// answered whatever `dns_hostnames` says, as AWS's resolver does.
+fn service_records(vpc: &VpcSpec) -> String {
+    let mut out = String::new();
+    for service in &vpc.service_names {
+        for ip in &service.ips {
+            let _ = writeln!(out, "host-record={},{ip}", service.name);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +207,10 @@ mod tests {
                 domain_name_servers: vec![NameServer::AmazonProvided],
                 ..DhcpOptionsSpec::default()
             },
+            service_names: vec![crate::ServiceName {
+                name: "web-1.us-east-1.elb.amazonaws.com".into(),
+                ips: vec!["10.0.1.20".parse().expect("ip")],
+            }],
         }
     }
 
@@ -222,9 +239,14 @@ mod tests {
         assert!(on.contains("dhcp-option=option:domain-name,\"ec2.internal\"\n"));
         assert!(!on.contains("port=0"));
 
+        assert!(on.contains("host-record=web-1.us-east-1.elb.amazonaws.com,10.0.1.20\n"));
+
+        // Without host names, services' names are still answered.
         let mut no_names = spec();
         no_names.dns_hostnames = false;
-        assert!(!config(&no_names, &files).contains("host-record"));
+        let no_names = config(&no_names, &files);
+        assert!(!no_names.contains("host-record=ip-"));
+        assert!(no_names.contains("host-record=web-1.us-east-1.elb.amazonaws.com,10.0.1.20\n"));
 
         let mut off = spec();
         off.dns_support = false;

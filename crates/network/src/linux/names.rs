@@ -136,6 +136,17 @@ pub fn check_spec(vpc: &VpcSpec) -> Result<()> {
         )));
     }
     check_dhcp_options(&vpc.dhcp_options)?;
+    for service in &vpc.service_names {
+        let name = &service.name;
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !ok {
+            return Err(Error::Invalid(format!("{name:?} is not a DNS name")));
+        }
+    }
     if vpc.cidrs.is_empty() {
         return Err(Error::Invalid(format!("{} has no CIDR", vpc.vpc_id)));
     }

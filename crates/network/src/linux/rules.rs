@@ -608,6 +608,7 @@ mod tests {
                 }],
             }],
             dhcp_options: Default::default(),
+            service_names: Vec::new(),
         }
     }
 
