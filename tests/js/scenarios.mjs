@@ -312,6 +312,9 @@ const scenarios = {
       duplicate,
       inUse,
       afterDelete,
+    };
+  },
+
   async parameters() {
     const path = `/js-${Date.now()}`;
     const put = await ssm.send(
