@@ -38,9 +38,14 @@ struct Period {
     group_requests: BTreeMap<String, u64>,
 }
 
-/// `later - earlier` for a counter, the whole of `later` when its HAProxy is a new one.
+/// `later - earlier` for a counter, the whole of `later` when its HAProxy is a new one: its
+/// process ID changed, or the counter went back (a replaced HAProxy's pid file may be read
+/// before the new one's counters are).
 fn since(later: u64, earlier: Option<u64>) -> u64 {
-    earlier.map_or(later, |e| later.saturating_sub(e))
+    match earlier {
+        Some(earlier) if earlier <= later => later - earlier,
+        _ => later,
+    }
 }
 
 fn add_node(period: &mut Period, now: &BalancerCounters, before: Option<&BalancerCounters>) {
@@ -311,5 +316,11 @@ mod tests {
         let mut restarted = Period::default();
         add_node(&mut restarted, &counters(8, 5), Some(&counters(7, 10)));
         assert_eq!(restarted.requests, 5);
+        let mut same_pid = Period::default();
+        add_node(&mut same_pid, &counters(7, 5), Some(&counters(7, 1000)));
+        assert_eq!(
+            same_pid.requests, 5,
+            "a counter that went back started again"
+        );
     }
 }
