@@ -141,23 +141,6 @@ def test_the_balancer_spreads_requests_routes_paths_and_answers_itself(web):
     assert all(i["PrivateIpAddress"] in answer for i in nodes), answer
 
 
-def test_weighted_forward_splits_traffic_by_weight(web):
-    elb, url = web["elb"], web["url"]
-    elb.modify_listener(ListenerArn=web["listener"], DefaultActions=[{"Type": "forward", "ForwardConfig": {
-        "TargetGroups": [{"TargetGroupArn": web["pages"], "Weight": 3}, {"TargetGroupArn": web["api"], "Weight": 1}]}}])
-    try:
-        # The new config is served once a request reaches the second group.
-        wait_for(lambda: any(b.startswith("other-of-") for b in bodies(url + "/", 5)), timeout=30)
-        counts = bodies(url + "/", 1000)
-        pages = sum(n for b, n in counts.items() if b and b.startswith("page-of-"))
-        others = sum(n for b, n in counts.items() if b and b.startswith("other-of-"))
-        assert pages + others == 1000, counts
-        assert abs(pages / 1000 - 0.75) <= 0.075, counts
-    finally:
-        elb.modify_listener(ListenerArn=web["listener"],
-                            DefaultActions=[{"Type": "forward", "TargetGroupArn": web["pages"]}])
-
-
 def test_cloudwatch_counts_the_requests_the_balancer_carried(cloud, web):  # noqa: F811
     cloudwatch = cloud.client("cloudwatch")
     suffix = web["balancer"]["LoadBalancerArn"].split(":loadbalancer/")[1]
@@ -185,6 +168,23 @@ def test_cloudwatch_counts_the_requests_the_balancer_carried(cloud, web):  # noq
     healthy = summed("HealthyHostCount", [{"Name": "TargetGroup", "Value": group_suffix},
                                          {"Name": "LoadBalancer", "Value": suffix}])
     assert healthy and healthy["Maximum"] == 2, healthy
+
+
+def test_weighted_forward_splits_traffic_by_weight(web):
+    elb, url = web["elb"], web["url"]
+    elb.modify_listener(ListenerArn=web["listener"], DefaultActions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": web["pages"], "Weight": 3}, {"TargetGroupArn": web["api"], "Weight": 1}]}}])
+    try:
+        # The new config is served once a request reaches the second group.
+        wait_for(lambda: any(b.startswith("other-of-") for b in bodies(url + "/", 5)), timeout=30)
+        counts = bodies(url + "/", 1000)
+        pages = sum(n for b, n in counts.items() if b and b.startswith("page-of-"))
+        others = sum(n for b, n in counts.items() if b and b.startswith("other-of-"))
+        assert pages + others == 1000, counts
+        assert abs(pages / 1000 - 0.75) <= 0.075, counts
+    finally:
+        elb.modify_listener(ListenerArn=web["listener"],
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": web["pages"]}])
 
 
 def state_of(elb, group, instance_id):
