@@ -124,6 +124,7 @@ impl Elbv2 {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let state = self.engine.read();
+            let users = crate::target_groups::users(&state);
             for balancer in balancers {
                 let mut period = Period::default();
                 for node in &balancer.nodes {
@@ -136,7 +137,7 @@ impl Elbv2 {
                         period
                             .group_requests
                             .contains_key(&group_backend_id(&g.arn))
-                            || crate::target_groups::users(&state)
+                            || users
                                 .get(&g.arn)
                                 .is_some_and(|lbs| lbs.contains(&balancer.arn))
                     })

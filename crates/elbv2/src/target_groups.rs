@@ -196,8 +196,12 @@ impl HealthChanges {
                     )?),
                 };
         }
-        if let Some(enabled) = self.enabled {
-            health.enabled = enabled;
+        if self.enabled == Some(false) {
+            // The data plane always checks its targets.
+            return Err(Elbv2Error::Unsupported(
+                "HealthCheckEnabled=false is not supported by nimbus: targets are always checked"
+                    .into(),
+            ));
         }
         if let Some(interval) = self.interval {
             health.interval_secs = in_range(interval, 5, 300, "Health check interval")?;

@@ -80,7 +80,7 @@ fn health_of(state: &str, reason: Option<(&str, &str)>) -> Value {
     health
 }
 
-fn reported(state: Option<TargetState>, checks_enabled: bool) -> Value {
+fn reported(state: Option<TargetState>) -> Value {
     match state {
         None => health_of(
             "initial",
@@ -88,10 +88,6 @@ fn reported(state: Option<TargetState>, checks_enabled: bool) -> Value {
                 "Elb.RegistrationInProgress",
                 "Target registration is in progress",
             )),
-        ),
-        Some(_) if !checks_enabled => health_of(
-            "unavailable",
-            Some(("Target.HealthCheckDisabled", "Health checks are disabled")),
         ),
         Some(TargetState::Initial) => health_of(
             "initial",
@@ -268,7 +264,7 @@ impl Elbv2 {
                         Some(("Target.NotRegistered", "Target is not registered to the target group")),
                     )
                 } else if draining {
-                    reported(Some(TargetState::Draining), true)
+                    reported(Some(TargetState::Draining))
                 } else if !in_use {
                     health_of(
                         "unused",
@@ -290,7 +286,7 @@ impl Elbv2 {
                         )),
                     )
                 } else {
-                    reported(seen, group.health.enabled)
+                    reported(seen)
                 };
                 let mut description = json!({
                     "Target": { "Id": target.id, "Port": target.port },
